@@ -1,0 +1,122 @@
+"""What plugin code imports: the per-plugin :class:`Context` and the :class:`Result` it returns.
+
+The SDK is deliberately tiny and has no dependency on the kernel: it runs inside the sandboxed
+worker, and everything it can do travels to the kernel as a JSON-RPC notification through the
+``Channel`` the worker hands in. That keeps plugin code testable with a fake channel.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["Channel", "Context", "Result", "ResultError", "normalize_result"]
+
+RESULT_KEYS = frozenset({"data", "text", "renderer"})
+
+# The id of the kernel request being served, so progress() can say which call it extends.
+current_call_id: contextvars.ContextVar[int | str | None] = contextvars.ContextVar(
+    "deeting_current_call_id", default=None
+)
+
+
+@dataclass
+class Result:
+    """A tool's answer: ``data`` for the renderer (JSON), ``text`` for the model."""
+
+    data: Any = None
+    text: str | None = None
+    renderer: str | None = None
+
+
+class ResultError(ValueError):
+    """A plugin returned something that is not a Result, a result dict, a str or None."""
+
+
+class Channel(Protocol):
+    """How a Context reaches the kernel; the worker implements it over RPC."""
+
+    def notify(self, method: str, params: dict[str, Any]) -> None: ...
+
+
+class Context:
+    """Everything a plugin may touch besides its own code: folders, log, streams, progress."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        data_dir: Path,
+        cache_dir: Path,
+        channel: Channel,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.data_dir = Path(data_dir)
+        self.cache_dir = Path(cache_dir)
+        self.log = log or logging.getLogger(f"plugin.{name}")
+        self._channel = channel
+
+    def push_stream(
+        self, topic: str, payload: Mapping[str, Any], renderer: str | None = None
+    ) -> None:
+        """Send live data to the UI at any time (not only during a call)."""
+        if not isinstance(topic, str) or not topic:
+            raise ValueError("push_stream: topic must be a non-empty string")
+        if not isinstance(payload, Mapping):
+            raise TypeError(f"push_stream: payload must be a dict, not {type(payload).__name__}")
+        self._channel.notify(
+            "stream", {"topic": topic, "payload": dict(payload), "renderer": renderer}
+        )
+
+    def progress(self, fraction: float | None, message: str = "") -> None:
+        """Report progress on the current call; it also extends that call's deadline."""
+        if fraction is not None:
+            if not isinstance(fraction, int | float) or math.isnan(fraction):
+                raise ValueError("progress: fraction must be a number between 0 and 1, or None")
+            fraction = min(1.0, max(0.0, float(fraction)))
+        self._channel.notify(
+            "progress", {"call": current_call_id.get(), "fraction": fraction, "message": message}
+        )
+
+
+def normalize_result(value: Any) -> dict[str, Any]:
+    """Turn whatever ``invoke`` returned into ``{"data", "text", "renderer"}``.
+
+    Being strict here gives plugin authors a precise message instead of a card that
+    silently shows nothing.
+    """
+    if value is None:
+        return {"data": None, "text": None, "renderer": None}
+    if isinstance(value, Result):
+        out = {"data": value.data, "text": value.text, "renderer": value.renderer}
+    elif isinstance(value, str):
+        out = {"data": None, "text": value, "renderer": None}
+    elif isinstance(value, Mapping):
+        extra = sorted(str(k) for k in value if k not in RESULT_KEYS)
+        if extra:
+            raise ResultError(
+                f"invoke returned a dict with unknown keys {extra}; "
+                "return Result(data=..., text=...) or a dict with only data, text, renderer"
+            )
+        out = {
+            "data": value.get("data"),
+            "text": value.get("text"),
+            "renderer": value.get("renderer"),
+        }
+    else:
+        raise ResultError(
+            f"invoke returned {type(value).__name__}; return a Result, a dict, a str or None"
+        )
+    if out["text"] is not None and not isinstance(out["text"], str):
+        raise ResultError(f"Result.text must be a str, not {type(out['text']).__name__}")
+    if out["renderer"] is not None and not isinstance(out["renderer"], str):
+        raise ResultError(f"Result.renderer must be a str, not {type(out['renderer']).__name__}")
+    return out
