@@ -77,6 +77,9 @@ class Peer:
         self._next_id = 1
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        #: Called with the id of every response that arrives, even one whose future was
+        #: already failed locally; a supervisor uses it to see a cancelled call wind down.
+        self.on_response: Callable[[int], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -130,6 +133,11 @@ class Peer:
             future.set_exception(RpcError(CANCELLED, reason))
         if not self.closed:
             self.notify(CANCEL_METHOD, {"id": request_id})
+
+    def is_pending(self, request_id: int) -> bool:
+        """True while no response to ``request_id`` has arrived (even if its future was
+        already failed locally, e.g. by a deadline)."""
+        return request_id in self._pending
 
     @property
     def pending_count(self) -> int:
@@ -266,6 +274,8 @@ class Peer:
         if future is None:
             self._protocol_error(f"response to unknown request id {request_id!r}")
             return
+        if self.on_response is not None:
+            self.on_response(request_id)
         if future.done():
             return
         if "error" in message:

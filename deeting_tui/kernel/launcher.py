@@ -1,0 +1,141 @@
+"""How a worker process comes to exist: pipes, fds, session, and exit detection.
+
+The supervisor only needs "a process with two pipe ends and a way to learn that it ended";
+keeping that here lets the forkserver and the plain exec path be swapped and measured
+against each other without touching supervision logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+WORKER_MODULE = "deeting_tui.sandbox.worker"
+
+
+@dataclass
+class WorkerProcess:
+    """A started worker, seen from the kernel: its pid, our pipe ends, its exit."""
+
+    pid: int
+    read_fd: int  # kernel reads the worker's messages here
+    write_fd: int  # kernel writes requests here
+    exited: asyncio.Future[int] = field(repr=False)  # resolves to the wait status
+    _kill: Callable[[], None] = field(repr=False)
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group; harmless if it is already gone."""
+        self._kill()
+
+
+def describe_exit(status: int) -> str:
+    """'exited with code 3' / 'was killed by signal 9 (SIGKILL)' from a wait status."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown"
+        return f"was killed by signal {number} ({name})"
+    if os.WIFEXITED(status):
+        return f"exited with code {os.WEXITSTATUS(status)}"
+    return f"ended with wait status {status}"
+
+
+class Launcher(Protocol):
+    async def spawn(self, log_fd: int, env: dict[str, str]) -> WorkerProcess: ...
+
+    def close(self) -> None: ...
+
+
+def _pipes() -> tuple[int, int, int, int]:
+    """(kernel_read, worker_write, worker_read, kernel_write); kernel ends close-on-exec."""
+    to_kernel_r, to_kernel_w = os.pipe()
+    to_worker_r, to_worker_w = os.pipe()
+    return to_kernel_r, to_kernel_w, to_worker_r, to_worker_w
+
+
+class ExecLauncher:
+    """``python -m deeting_tui.sandbox.worker`` per worker: simple, no shared parent state."""
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+
+    async def spawn(self, log_fd: int, env: dict[str, str]) -> WorkerProcess:
+        kernel_r, worker_w, worker_r, kernel_w = _pipes()
+        try:
+            process = subprocess.Popen(
+                [
+                    self.python,
+                    "-m",
+                    WORKER_MODULE,
+                    "--rpc",
+                    f"{worker_r},{worker_w}",
+                    "--parent",
+                    str(os.getpid()),
+                ],
+                pass_fds=(worker_r, worker_w),
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (kernel_r, kernel_w):
+                os.close(fd)
+            raise
+        finally:
+            os.close(worker_r)
+            os.close(worker_w)
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[int] = loop.create_future()
+        pidfd = os.pidfd_open(process.pid)
+
+        def on_exit() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            _, status = os.waitpid(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if not exited.done():
+                exited.set_result(status)
+
+        loop.add_reader(pidfd, on_exit)
+
+        def kill() -> None:
+            if exited.done():
+                return
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                os.kill(process.pid, signal.SIGKILL)
+
+        return WorkerProcess(process.pid, kernel_r, kernel_w, exited, kill)
+
+    def close(self) -> None:
+        pass
+
+
+def worker_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker starts with: enough to run Python, no secrets.
+
+    API keys and tokens in the kernel's environment are none of a plugin's business.
+    """
+    source = os.environ if base is None else base
+    keep = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "PYTHONPATH", "DEETING_DEBUG")
+    env = {key: source[key] for key in keep if key in source}
+    # The worker imports deeting_tui from wherever the kernel did, installed or not.
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

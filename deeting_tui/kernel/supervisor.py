@@ -1,0 +1,475 @@
+"""The parent side of one plugin worker: start, handshake, calls with deadlines, restarts.
+
+Whatever a plugin does — raise, exit, hang, scribble on the pipe, eat memory — costs that
+plugin and never the kernel: the call in flight gets one clear error, the worker is killed
+and restarted with backoff, and a crash loop disables the plugin with a message saying how
+to re-enable it. Deadlines are timers on the event loop, not wrapper tasks, because the
+invoke round trip is the kernel's hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deeting_tui.rpc.errors import (
+    CALL_TIMEOUT,
+    CONNECTION_CLOSED,
+    NOT_READY,
+    WORKER_CRASHED,
+    RpcError,
+)
+from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
+
+from .launcher import Launcher, WorkerProcess, describe_exit, worker_environment
+
+log = logging.getLogger("deeting.supervisor")
+
+LOG_ROTATE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass
+class WorkerConfig:
+    """What a worker needs to know about its plugin; sent in the ``initialize`` request."""
+
+    name: str
+    version: str
+    root: Path
+    data_dir: Path
+    cache_dir: Path
+    tmp_dir: Path
+    log_path: Path
+    scopes: list[str] = field(default_factory=list)
+    call_timeout: float = 30.0
+    memory_mb: int = 1024
+
+
+@dataclass
+class SupervisionPolicy:
+    """Timing knobs; tests shrink them, the product keeps the defaults."""
+
+    start_timeout: float = 10.0
+    kill_grace: float = 1.0  # how long a cancelled call may take to stop before a kill
+    stop_grace: float = 1.0
+    backoff_base: float = 0.2
+    backoff_max: float = 10.0
+    crash_limit: int = 3
+    crash_window: float = 300.0
+
+
+class CrashLoopGuard:
+    """Remembers recent crashes; trips when ``limit`` fall within ``window`` seconds."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._crashes: deque[float] = deque()
+
+    def record(self) -> int:
+        """Record a crash; return how many fall inside the window, this one included."""
+        now = self._clock()
+        self._crashes.append(now)
+        while self._crashes and self._crashes[0] <= now - self.window:
+            self._crashes.popleft()
+        return len(self._crashes)
+
+    @property
+    def tripped(self) -> bool:
+        return len(self._crashes) >= self.limit
+
+    def reset(self) -> None:
+        self._crashes.clear()
+
+
+class WorkerStartError(Exception):
+    """The worker could not be started or did not complete the handshake."""
+
+
+@dataclass
+class SupervisorHooks:
+    """How a supervisor reports to the kernel; every hook is optional."""
+
+    on_stream: Callable[[str, dict[str, Any]], None] | None = None
+    on_progress: Callable[[str, dict[str, Any]], None] | None = None
+    on_notice: Callable[[str, str], None] | None = None  # crash / restart messages
+    on_disabled: Callable[[str, str], None] | None = None
+    on_restarted: Callable[[Supervisor], Awaitable[None]] | None = None
+
+
+class Supervisor:
+    """Owns one plugin's worker process for as long as the plugin is enabled."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        launcher: Launcher,
+        hooks: SupervisorHooks | None = None,
+        policy: SupervisionPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.launcher = launcher
+        self.hooks = hooks or SupervisorHooks()
+        self.policy = policy or SupervisionPolicy()
+        self.guard = CrashLoopGuard(self.policy.crash_limit, self.policy.crash_window, clock)
+        # stopped | starting | ready | cancelling | ending | restarting | disabled | stopping
+        self.state = "stopped"
+        self.pid: int | None = None
+        self.hooks_defined: list[str] = []
+        self.last_ready_seconds: float | None = None
+        self.disabled_reason: str | None = None
+        self._process: WorkerProcess | None = None
+        self._peer: Peer | None = None
+        self._generation = 0
+        self._ready = asyncio.Event()
+        self._end_reason: asyncio.Future[str] | None = None
+        self._progress: dict[int, float] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._restart_task: asyncio.Task[None] | None = None
+        self._winding_down: set[int] = set()  # cancelled calls the worker has yet to end
+
+    # -- starting ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Spawn and handshake; raises WorkerStartError with the reason on failure."""
+        if self.state in ("ready", "starting"):
+            return
+        self.disabled_reason = None
+        await self._spawn()
+
+    async def _spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.state = "starting"
+        self._generation += 1
+        generation = self._generation
+        began = time.perf_counter()
+        _rotate_log(self.config.log_path)
+        log_fd = os.open(self.config.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            process = await self.launcher.spawn(log_fd, worker_environment())
+        except OSError as exc:
+            self.state = "stopped"
+            raise WorkerStartError(f"could not start a worker for '{self.name}': {exc}") from None
+        finally:
+            os.close(log_fd)
+        self._process = process
+        self.pid = process.pid
+        self._end_reason = loop.create_future()
+        peer = Peer(
+            process.read_fd,
+            process.write_fd,
+            notification_handler=self._on_notification,
+            on_close=lambda: self._on_eof(generation),
+            on_protocol_error=lambda why: self._on_garbage(generation, why),
+        )
+        self._peer = peer
+        self._winding_down.clear()
+        peer.on_response = self._on_response
+        peer.start()
+        process.exited.add_done_callback(lambda f: self._on_exit(generation, f))
+        try:
+            reply = await self._handshake(peer)
+        except BaseException as exc:
+            self._abandon(generation, "did not start")
+            reason = await self._reason_for(generation, exc)
+            self.state = "stopped"
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise WorkerStartError(f"plugin '{self.name}' failed to start: {reason}") from None
+        self.hooks_defined = list(reply.get("hooks", [])) if isinstance(reply, dict) else []
+        self.last_ready_seconds = time.perf_counter() - began
+        self.state = "ready"
+        self._ready.set()
+
+    async def _handshake(self, peer: Peer) -> Any:
+        c = self.config
+        params = {
+            "name": c.name,
+            "version": c.version,
+            "root": str(c.root),
+            "data_dir": str(c.data_dir),
+            "cache_dir": str(c.cache_dir),
+            "tmp_dir": str(c.tmp_dir),
+            "scopes": c.scopes,
+            "limits": {"memory_mb": c.memory_mb, "open_files": 256},
+            "kernel_pid": os.getpid(),
+        }
+        for folder in (c.data_dir, c.cache_dir, c.tmp_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return await asyncio.wait_for(peer.request("initialize", params), self.policy.start_timeout)
+
+    async def _reason_for(self, generation: int, exc: BaseException) -> str:
+        if isinstance(exc, RpcError) and exc.code != CONNECTION_CLOSED:
+            return exc.message
+        if isinstance(exc, TimeoutError):
+            return f"no handshake within {self.policy.start_timeout:g} s"
+        if self._end_reason is not None and generation == self._generation:
+            with contextlib.suppress(TimeoutError):
+                reason = await asyncio.wait_for(asyncio.shield(self._end_reason), 2.0)
+                return f"the worker {reason} (see {self.config.log_path})"
+        return str(exc) or type(exc).__name__
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("invoke", {"tool": tool, "args": args})
+        return result
+
+    async def request(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
+        """One call with a deadline (progress notifications extend it)."""
+        timeout = self.config.call_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        if self.state != "ready":
+            await self._wait_ready(timeout)
+        peer, generation = self._peer, self._generation
+        assert peer is not None
+        request_id, future = peer.request_future(method, params)
+        self._timers[request_id] = loop.call_at(
+            loop.time() + timeout, self._deadline, generation, request_id, future, timeout, method
+        )
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if peer.is_pending(request_id):
+                self._cancel_in_worker(generation, request_id)
+            raise
+        except RpcError as exc:
+            if exc.code == CONNECTION_CLOSED:
+                reason = await self._reason_for(generation, exc)
+                raise RpcError(
+                    WORKER_CRASHED,
+                    f"plugin '{self.name}' crashed during {method}: {reason}",
+                ) from None
+            raise
+        finally:
+            timer = self._timers.pop(request_id, None)
+            if timer is not None:
+                timer.cancel()
+            self._progress.pop(request_id, None)
+
+    def send_event(self, topic: str, payload: dict[str, Any]) -> None:
+        """A broadcast event, as a notification: nobody waits for plugins on the clock."""
+        if self.state in ("ready", "cancelling") and self._peer is not None:
+            self._peer.notify("event", {"topic": topic, "payload": payload})
+
+    async def _wait_ready(self, timeout: float) -> None:
+        """Wait out a start, restart or cancellation; fail fast when nothing will come."""
+        if self.state == "disabled":
+            raise RpcError(NOT_READY, self.disabled_reason or f"plugin '{self.name}' is disabled")
+        if self.state in ("stopped", "stopping"):
+            raise RpcError(NOT_READY, f"plugin '{self.name}' is not running")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            raise RpcError(
+                NOT_READY, f"plugin '{self.name}' did not become ready within {timeout:g} s"
+            ) from None
+        if self.state != "ready":
+            raise RpcError(NOT_READY, self.disabled_reason or f"plugin '{self.name}' stopped")
+
+    def _deadline(
+        self,
+        generation: int,
+        request_id: int,
+        future: asyncio.Future[Any],
+        timeout: float,
+        method: str,
+    ) -> None:
+        if future.done():
+            return
+        loop = asyncio.get_running_loop()
+        last_progress = self._progress.get(request_id)
+        if last_progress is not None and last_progress + timeout > loop.time():
+            self._timers[request_id] = loop.call_at(
+                last_progress + timeout,
+                self._deadline,
+                generation,
+                request_id,
+                future,
+                timeout,
+                method,
+            )
+            return
+        what = "the call" if method != "invoke" else "the tool call"
+        future.set_exception(
+            RpcError(
+                CALL_TIMEOUT,
+                f"plugin '{self.name}' did not answer {what} ({method}) within {timeout:g} s; "
+                "it was cancelled",
+            )
+        )
+        self._cancel_in_worker(generation, request_id)
+
+    def _cancel_in_worker(self, generation: int, request_id: int) -> None:
+        """Ask the worker to stop a call; hold new calls until it has, or kill it.
+
+        A plugin stuck in sync code cannot even read the cancel, so new calls wait for the
+        outcome instead of queueing behind it and failing when the worker is killed.
+        """
+        peer = self._peer
+        if generation != self._generation or peer is None or peer.closed:
+            return
+        peer.notify(CANCEL_METHOD, {"id": request_id})
+        self._winding_down.add(request_id)
+        if self.state == "ready":
+            self.state = "cancelling"
+            self._ready.clear()
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.policy.kill_grace, self._kill_if_stuck, generation, request_id)
+
+    def _on_response(self, request_id: int) -> None:
+        self._winding_down.discard(request_id)
+        if self.state == "cancelling" and not self._winding_down:
+            self.state = "ready"
+            self._ready.set()
+
+    def _kill_if_stuck(self, generation: int, request_id: int) -> None:
+        peer = self._peer
+        if generation != self._generation or peer is None or not peer.is_pending(request_id):
+            return
+        self._abandon(generation, f"ignored a cancelled call for {self.policy.kill_grace:g} s")
+
+    # -- notifications from the worker ------------------------------------------------------
+
+    def _on_notification(self, method: str, params: Any) -> None:
+        if not isinstance(params, dict):
+            return
+        if method == "stream" and self.hooks.on_stream is not None:
+            self.hooks.on_stream(self.name, params)
+        elif method == "progress":
+            call = params.get("call")
+            if isinstance(call, int) and call in self._timers:
+                self._progress[call] = asyncio.get_running_loop().time()
+            if self.hooks.on_progress is not None:
+                self.hooks.on_progress(self.name, params)
+
+    # -- endings -----------------------------------------------------------------------------
+
+    def _on_garbage(self, generation: int, why: str) -> None:
+        log.warning("plugin %s: protocol error: %s", self.name, why)
+        self._abandon(generation, f"wrote garbage on its RPC pipe ({why}) and was killed")
+
+    def _on_eof(self, generation: int) -> None:
+        if generation == self._generation and self._process is not None:
+            # A worker that closed its pipe is done for, whether or not it has exited yet.
+            if self.state in ("ready", "cancelling"):
+                self.state = "ending"
+                self._ready.clear()
+            self._process.kill()
+
+    def _abandon(self, generation: int, reason: str) -> None:
+        """Kill this generation's worker, remembering why (the first reason wins)."""
+        if generation != self._generation or self._process is None:
+            return
+        if self._end_reason is not None and not self._end_reason.done():
+            self._end_reason.set_result(reason)
+        if self.state in ("ready", "cancelling"):
+            self.state = "ending"  # new calls wait for the restart instead of failing
+            self._ready.clear()
+        self._process.kill()
+
+    def _on_exit(self, generation: int, exited: asyncio.Future[int]) -> None:
+        if generation != self._generation:
+            return
+        status = exited.result()
+        reason = describe_exit(status)
+        if self._end_reason is not None and not self._end_reason.done():
+            self._end_reason.set_result(reason)
+        elif self._end_reason is not None:
+            reason = self._end_reason.result()
+        if self._peer is not None:
+            self._peer.close()
+        self._ready.clear()
+        self.pid = None
+        if self.state in ("stopping", "stopped", "starting"):
+            return
+        self._crashed(reason)
+
+    def _crashed(self, reason: str) -> None:
+        count = self.guard.record()
+        notice = f"plugin '{self.name}' worker {reason}"
+        if self.guard.tripped:
+            minutes = self.policy.crash_window / 60
+            self.disabled_reason = (
+                f"plugin '{self.name}' crashed {count} times in {minutes:g} minutes and was "
+                f"disabled (last: worker {reason}) — after fixing it, run: "
+                f"deeting plugin enable {self.name}"
+            )
+            self.state = "disabled"
+            self._ready.set()  # wake waiters so they see the disabled state
+            self._ready = asyncio.Event()
+            log.error("%s", self.disabled_reason)
+            if self.hooks.on_disabled is not None:
+                self.hooks.on_disabled(self.name, self.disabled_reason)
+            return
+        delay = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (count - 1))
+        log.warning("%s; restarting in %.1f s", notice, delay)
+        if self.hooks.on_notice is not None:
+            self.hooks.on_notice(self.name, f"{notice}; restarting it")
+        self.state = "restarting"
+        self._restart_task = asyncio.get_running_loop().create_task(self._restart(delay))
+
+    async def _restart(self, delay: float) -> None:
+        await asyncio.sleep(delay)  # backoff, not synchronisation
+        if self.state != "restarting":
+            return
+        try:
+            await self._spawn()
+            if self.hooks.on_restarted is not None:
+                await self.hooks.on_restarted(self)
+        except (WorkerStartError, RpcError) as exc:
+            message = exc.message if isinstance(exc, RpcError) else str(exc)
+            log.warning("plugin %s: restart failed: %s", self.name, message)
+            if self.state == "ready":
+                self._abandon(self._generation, f"failed after restart: {message}")
+            else:
+                self._crashed(message)
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Ask the worker to shut down; kill it if it does not within the grace period."""
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+        previous = self.state
+        self.state = "stopping" if previous != "disabled" else "disabled"
+        self._ready.clear()
+        process, peer = self._process, self._peer
+        if process is not None and not process.exited.done():
+            if previous in ("ready", "cancelling") and peer is not None and not peer.closed:
+                with contextlib.suppress(RpcError, TimeoutError):
+                    await asyncio.wait_for(peer.request("shutdown"), self.policy.stop_grace)
+                peer.close()  # EOF tells a worker that missed the request to exit
+            try:
+                await asyncio.wait_for(asyncio.shield(process.exited), self.policy.stop_grace)
+            except TimeoutError:
+                process.kill()
+                await process.exited
+        if peer is not None:
+            peer.close()
+        if self.state == "stopping":
+            self.state = "stopped"
+        self.pid = None
+
+    def kill_now(self) -> None:
+        """Synchronous last resort at interpreter exit."""
+        if self._process is not None:
+            self.state = "stopped"
+            self._process.kill()
+
+
+def _rotate_log(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))

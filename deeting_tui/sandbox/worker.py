@@ -1,0 +1,306 @@
+"""The child side of a plugin: one process per enabled plugin, serving JSON-RPC on pipe fds.
+
+Order matters and is fixed here: the kernel's ``initialize`` request carries the limits, so
+the worker sets rlimits, then applies the OS sandbox (hook point for the sandbox issue), and
+only then imports plugin code — nothing the plugin runs ever executes unconfined. The
+plugin's stdout/stderr are the plugin's log file (set up by the launcher before this module
+runs), so a stray ``print`` can never corrupt the protocol, which lives on separate fds.
+
+Sync plugin functions run inline on the event loop (the cheapest path, and a hung one is the
+supervisor's job to kill); async ones run as tasks so they can be cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import os
+import resource
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from deeting_tui.rpc.errors import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    NOT_READY,
+    OUT_OF_MEMORY,
+    PLUGIN_ERROR,
+    RpcError,
+)
+from deeting_tui.rpc.peer import Peer
+from deeting_tui.sandbox.plugin_import import import_plugin_module
+from deeting_tui.sdk import Context, ResultError, current_call_id, normalize_result
+
+#: Hooks a plugin may define besides ``invoke``; each may be sync or async.
+LIFECYCLE_HOOKS = ("activate", "deactivate", "postinstall", "preuninstall", "preupgrade")
+OPTIONAL_FUNCTIONS = (*LIFECYCLE_HOOKS, "postupgrade", "on_event", "invoke")
+OPEN_FILES_LIMIT = 256
+
+#: The fd the worker answers the kernel on; fault tests write garbage onto it on purpose.
+RPC_WRITE_FD: int | None = None
+
+log = logging.getLogger("deeting.worker")
+
+
+def set_parent_death_signal(parent_pid: int) -> None:
+    """Die with the kernel even if it is SIGKILLed while this worker is stuck in plugin code.
+
+    The pipe EOF only helps a worker that is reading; PR_SET_PDEATHSIG covers a busy one. The
+    getppid check closes the race where the parent died before the prctl took effect.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # lazy: only Linux needs it, and it costs start-up time elsewhere
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def set_rlimits(memory_mb: int, open_files: int = OPEN_FILES_LIMIT) -> None:
+    """Soft = hard so plugin code cannot raise them back; RLIMIT_DATA, not RLIMIT_AS, which
+    would break thread creation."""
+
+    def cap(which: int, value: int) -> None:
+        soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+    cap(resource.RLIMIT_DATA, memory_mb * 1024 * 1024)
+    cap(resource.RLIMIT_NOFILE, open_files)
+    cap(resource.RLIMIT_CORE, 0)
+
+
+def apply_os_sandbox(init: dict[str, Any]) -> None:
+    """Hook point for the OS sandbox (no_new_privs, Landlock, seccomp), computed from the
+    granted scopes in ``init["scopes"]``. It must run before any plugin import and before any
+    thread exists; the sandbox issue fills it in. Until then scopes are enforced by the
+    kernel's grant check only."""
+
+
+class WorkerServer:
+    """Serves one plugin's module over a Peer."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.peer = Peer(
+            read_fd,
+            write_fd,
+            request_handler=self._handle,
+            notification_handler=self._on_notification,
+            on_close=self._on_close,
+            on_protocol_error=lambda why: log.warning("rpc from kernel: %s", why),
+            blocking_writes=True,
+            request_id_var=current_call_id,
+        )
+        self.module: ModuleType | None = None
+        self.ctx: Context | None = None
+        self.stopped: asyncio.Future[None] | None = None
+
+    async def serve(self) -> None:
+        self.stopped = asyncio.get_running_loop().create_future()
+        self.peer.start()
+        await self.stopped
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _handle(self, method: str, params: Any, request_id: int | str) -> Any:
+        if method == "initialize":
+            return self._initialize(params)
+        if method == "shutdown":
+            asyncio.get_running_loop().call_soon(self._stop)
+            return {}
+        if self.module is None or self.ctx is None:
+            raise RpcError(NOT_READY, "the worker has not been initialised")
+        if method == "invoke":
+            if not isinstance(params, dict) or not isinstance(params.get("tool"), str):
+                raise RpcError(INVALID_PARAMS, "invoke needs {tool: str, args: object}")
+            args = params.get("args") or {}
+            if not isinstance(args, dict):
+                raise RpcError(INVALID_PARAMS, "invoke args must be an object")
+            return self._call("invoke", (params["tool"], args), normalize_result)
+        if method == "on_event":
+            topic, payload = _event_params(params)
+            return self._call("on_event", (topic, payload), lambda r: {"handled": r is True})
+        if method == "postupgrade":
+            state = params.get("state") if isinstance(params, dict) else None
+            return self._call("postupgrade", (state if isinstance(state, dict) else {},), _none)
+        if method == "preupgrade":
+            return self._call(
+                "preupgrade", (), lambda r: {"state": r if isinstance(r, dict) else {}}
+            )
+        if method in LIFECYCLE_HOOKS:
+            return self._call(method, (), _none)
+        raise RpcError(METHOD_NOT_FOUND, f"method not found: {method}")
+
+    def _on_notification(self, method: str, params: Any) -> None:
+        if method != "event" or self.module is None:
+            return
+        try:
+            topic, payload = _event_params(params)
+        except RpcError as exc:
+            log.warning("bad event notification: %s", exc.message)
+            return
+        try:
+            outcome = self._call("on_event", (topic, payload), _none)
+        except RpcError as exc:
+            log.warning("on_event(%s) failed: %s", topic, exc.message)
+            return
+        if inspect.isawaitable(outcome):
+            task = asyncio.ensure_future(outcome)
+            task.add_done_callback(_log_event_failure)
+
+    def _call(self, name: str, args: tuple[Any, ...], shape: Any) -> Any:
+        """Run a plugin function, sync inline or async as a task, and shape its result."""
+        assert self.module is not None and self.ctx is not None
+        fn = getattr(self.module, name, None)
+        if fn is None:
+            if name == "invoke":
+                raise RpcError(METHOD_NOT_FOUND, "the plugin's src/index.py defines no invoke()")
+            return shape(None)
+        try:
+            outcome = fn(self.ctx, *args)
+        except BaseException as exc:
+            raise _plugin_error(name, exc) from None
+        if inspect.isawaitable(outcome):
+            return _finish_async(name, outcome, shape)
+        return _shaped(name, outcome, shape)
+
+    # -- handshake ---------------------------------------------------------------------------
+
+    def _initialize(self, init: Any) -> dict[str, Any]:
+        if self.module is not None:
+            raise RpcError(INVALID_PARAMS, "already initialised")
+        if not isinstance(init, dict) or not isinstance(init.get("root"), str):
+            raise RpcError(INVALID_PARAMS, "initialize needs {root, name, version, ...}")
+        limits = init.get("limits") or {}
+        set_rlimits(int(limits.get("memory_mb", 1024)), int(limits.get("open_files", 256)))
+        apply_os_sandbox(init)
+        _configure_logging()
+        root = Path(init["root"])
+        data_dir = Path(init["data_dir"])
+        cache_dir = Path(init["cache_dir"])
+        for folder in (data_dir, cache_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        if init.get("tmp_dir"):
+            os.environ["TMPDIR"] = str(init["tmp_dir"])
+        os.chdir(data_dir)
+        name = str(init.get("name", "plugin"))
+        self.ctx = Context(
+            name=name,
+            version=str(init.get("version", "0")),
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            channel=self.peer,
+            log=logging.getLogger(f"plugin.{name}"),
+        )
+        try:
+            self.module = import_plugin_module(root / "src")
+        except BaseException as exc:
+            raise _plugin_error("import of src/index.py", exc) from None
+        hooks = [f for f in OPTIONAL_FUNCTIONS if callable(getattr(self.module, f, None))]
+        return {"pid": os.getpid(), "hooks": hooks}
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    def _on_close(self) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.stopped is not None and not self.stopped.done():
+            self.stopped.set_result(None)
+
+
+def _none(_result: Any) -> dict[str, Any]:
+    return {}
+
+
+def _event_params(params: Any) -> tuple[str, dict[str, Any]]:
+    if not isinstance(params, dict) or not isinstance(params.get("topic"), str):
+        raise RpcError(INVALID_PARAMS, "an event needs {topic: str, payload: object}")
+    payload = params.get("payload")
+    return params["topic"], payload if isinstance(payload, dict) else {}
+
+
+def _shaped(name: str, outcome: Any, shape: Any) -> Any:
+    try:
+        return shape(outcome)
+    except ResultError as exc:
+        raise RpcError(PLUGIN_ERROR, str(exc)) from None
+
+
+async def _finish_async(name: str, outcome: Any, shape: Any) -> Any:
+    try:
+        result = await outcome
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        raise _plugin_error(name, exc) from None
+    return _shaped(name, result, shape)
+
+
+def _plugin_error(where: str, exc: BaseException) -> RpcError:
+    """Log the traceback to the plugin's log; send the kernel one clear line."""
+    if isinstance(exc, MemoryError):
+        log.error("%s ran out of memory", where)
+        return RpcError(OUT_OF_MEMORY, f"{where} ran out of memory (the plugin's memory limit)")
+    if isinstance(exc, RpcError):
+        return exc
+    log.error("%s raised:\n%s", where, "".join(traceback.format_exception(exc)).rstrip())
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, SystemExit):
+        detail = f"called sys.exit({exc.code!r})"
+    return RpcError(PLUGIN_ERROR, detail, {"type": type(exc).__name__})
+
+
+def _log_event_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.warning("on_event failed: %s", getattr(exc, "message", exc))
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def serve(read_fd: int, write_fd: int) -> None:
+    """Serve until the kernel closes the pipe or asks for shutdown."""
+    global RPC_WRITE_FD
+    RPC_WRITE_FD = write_fd
+    server = WorkerServer(read_fd, write_fd)
+    asyncio.run(server.serve())
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m deeting_tui.sandbox.worker")
+    parser.add_argument("--rpc", required=True, help="READ_FD,WRITE_FD inherited from the kernel")
+    parser.add_argument("--parent", type=int, default=0, help="the kernel's pid")
+    options = parser.parse_args(argv)
+    read_fd, write_fd = (int(part) for part in options.rpc.split(","))
+    set_parent_death_signal(options.parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the kernel's
+    serve(read_fd, write_fd)
+
+
+if __name__ == "__main__":
+    # Re-import under the real name so plugins (and fault tests) see one module.
+    from deeting_tui.sandbox import worker as _worker
+
+    _worker.main()
