@@ -1,0 +1,214 @@
+"""``deeting``: argument parsing and the composition root (the only place that wires
+providers, front ends and the kernel together).
+
+Errors reach the user as one line on stderr saying what to do; tracebacks only with
+``DEETING_DEBUG=1``. Exit codes: 0 success, 1 failure, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from deeting_tui import __version__
+
+PROVIDERS = ("offline", "anthropic", "openai")
+
+DESCRIPTION = """\
+Deeting — a terminal AI shell whose every ability is a sandboxed plugin.
+
+  deeting --script FILE|-  [--json]   run messages headless, one per line
+  deeting plugin …                    install and manage plugins
+"""
+
+EPILOG = """\
+script lines: blank lines and '#' comments are skipped; '/image PATH' sends an image;
+'/TOOL key=value …' calls a tool directly; anything else is a user message.
+environment: DEETING_HOME holds all config, data and cache; DEETING_DEBUG=1 shows
+tracebacks.
+"""
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2)."""
+
+
+class CliError(Exception):
+    """A command failed (exit code 1); the message is shown as is."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deeting",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"deeting {__version__}")
+    parser.add_argument(
+        "--script", metavar="FILE", help="run FILE ('-' for stdin) headless, one message per line"
+    )
+    parser.add_argument("--json", action="store_true", help="with --script: JSON Lines events")
+    parser.add_argument("--session", metavar="ID", help="continue session ID instead of a new one")
+    parser.add_argument(
+        "--provider", choices=PROVIDERS, help="who answers free text (default: offline)"
+    )
+    parser.add_argument("--model", metavar="M", help="model name for the provider")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_plugin_commands(commands)
+    return parser
+
+
+def _add_plugin_commands(commands: Any) -> None:
+    plugin = commands.add_parser(
+        "plugin",
+        help="install and manage plugins",
+        description="Install, enable, inspect and remove plugins.",
+    )
+    sub = plugin.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = sub.add_parser("list", help="installed plugins and their state")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    install = sub.add_parser(
+        "install",
+        help="install from a folder (a local, dev install) or a zip",
+        description="Validate, copy into the plugins folder, run postinstall, and enable "
+        "when every permission it declares is granted.",
+    )
+    install.add_argument("source", metavar="SOURCE", help="plugin folder or .zip")
+    install.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="grant one declared permission (repeatable)",
+    )
+    install.add_argument("--yes", "-y", action="store_true", help="grant every declared permission")
+    install.add_argument(
+        "--force", action="store_true", help="reinstall even if this version is installed"
+    )
+    for action, text in (
+        ("enable", "start a plugin and route to it (checks grants, runs activate)"),
+        ("disable", "stop a plugin (runs deactivate); it stays installed"),
+        ("uninstall", "remove a plugin's code, data and cache (runs preuninstall)"),
+    ):
+        sub.add_parser(action, help=text, description=text).add_argument("name", metavar="NAME")
+    info = sub.add_parser("info", help="everything about one installed plugin")
+    info.add_argument("name", metavar="NAME")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    for action, text in (
+        ("grant", "grant a permission the plugin declares (enables it when complete)"),
+        ("revoke", "take a permission back (disables the plugin if it needs it)"),
+    ):
+        cmd = sub.add_parser(action, help=text, description=text)
+        cmd.add_argument("name", metavar="NAME")
+        cmd.add_argument("scope", metavar="SCOPE", help="e.g. network:api.example.com")
+    new = sub.add_parser("new", help="scaffold a new plugin folder")
+    new.add_argument("name", metavar="NAME")
+    new.add_argument("--dir", metavar="DIR", default=".", help="parent folder (default: .)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("deeting: interrupted", file=sys.stderr)
+        return 130
+    except UsageError as exc:
+        print(f"deeting: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("DEETING_DEBUG") == "1":
+            traceback.print_exc()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if not isinstance(exc, CliError) and not _is_known(exc):
+            message = f"{type(exc).__name__}: {message} (DEETING_DEBUG=1 shows the traceback)"
+        print(f"deeting: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _is_known(exc: Exception) -> bool:
+    from deeting_tui.kernel.installed import StateFileError
+    from deeting_tui.kernel.loader import PluginError
+    from deeting_tui.kernel.paths import ConfigError
+    from deeting_tui.kernel.permissions import GrantStoreError
+    from deeting_tui.kernel.session import SessionStoreError
+
+    known = (PluginError, ConfigError, GrantStoreError, StateFileError, SessionStoreError)
+    return isinstance(exc, known)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "plugin":
+        from deeting_tui.plugin_commands import run_plugin_command
+
+        return asyncio.run(run_plugin_command(args))
+    if args.json and not args.script:
+        raise UsageError("--json needs --script (the chat has no JSON mode)")
+    if args.script:
+        return _run_script(args)
+    print(build_parser().format_help())
+    print("The chat (Textual) is not built yet; use: deeting --script FILE|-")
+    return 0
+
+
+def _run_script(args: argparse.Namespace) -> int:
+    if args.script == "-":
+        lines: Any = sys.stdin
+    else:
+        path = Path(args.script)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise UsageError(f"--script {args.script}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--script {args.script}: cannot read: {exc}") from None
+    return asyncio.run(_script_main(args, lines))
+
+
+async def _script_main(args: argparse.Namespace, lines: Any) -> int:
+    from deeting_tui.headless import run_script
+    from deeting_tui.kernel.session import SessionNotFound
+
+    kernel = make_kernel(args.provider, args.model)
+    try:
+        for problem in await kernel.start():
+            print(f"deeting: warning: {' '.join(problem.split())}", file=sys.stderr)
+        try:
+            return await run_script(
+                kernel,
+                lines,
+                session_id=args.session,
+                out=sys.stdout.buffer,
+                err=sys.stderr,
+                json_mode=args.json,
+            )
+        except SessionNotFound as exc:
+            raise UsageError(f"--session {args.session}: {exc}") from None
+    finally:
+        await kernel.shutdown()
+
+
+def make_kernel(provider: str | None = None, model: str | None = None) -> Any:
+    """Compose a kernel from the environment: paths, config, assistant."""
+    from deeting_tui.kernel.kernel import Kernel
+    from deeting_tui.kernel.paths import load_config, resolve_paths
+
+    paths = resolve_paths()
+    config = load_config(paths)
+    return Kernel(paths, config=config, assistant=make_assistant(provider or config.provider, model))
+
+
+def make_assistant(provider: str | None, model: str | None) -> Any:
+    if provider in (None, "offline"):
+        from deeting_tui.llm.offline import OfflineAssistant
+
+        return OfflineAssistant()
+    raise UsageError(
+        f"provider '{provider}' is not available in this version; use --provider offline"
+    )

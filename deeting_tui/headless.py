@@ -1,0 +1,74 @@
+"""``deeting --script``: one user message per line, results on stdout, errors on stderr.
+
+A thin front end: it feeds lines to ``Kernel.submit`` and prints the kernel's events, so it
+behaves exactly as the chat does. Plain mode prints each reply's text; ``--json`` prints one
+JSON object per event (JSON Lines), each with its ``type`` and ``session_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import IO, Any
+
+import orjson
+
+from deeting_tui.kernel.kernel import Kernel
+
+JSON_EVENT_TYPES = frozenset({"reply", "tool_call", "tool_result", "stream", "error"})
+
+
+class ScriptPrinter:
+    """Turns kernel events into the script mode's output formats."""
+
+    def __init__(self, out: IO[bytes], err: IO[str], json_mode: bool) -> None:
+        self.out = out
+        self.err = err
+        self.json_mode = json_mode
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if self.json_mode:
+            if kind in JSON_EVENT_TYPES:
+                self.out.write(orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+            if kind == "error":
+                self._error_line(event)
+        elif kind == "reply":
+            self.out.write(event["text"].encode() + b"\n")
+        elif kind == "error":
+            self._error_line(event)
+
+    def _error_line(self, event: dict[str, Any]) -> None:
+        message = " ".join(str(event.get("message", "")).split())
+        self.err.write(f"error: {message}\n")
+
+
+def script_lines(lines: Iterable[str]) -> Iterable[str]:
+    """Blank lines and ``#`` comments are skipped (DESIGN §4)."""
+    for raw in lines:
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            yield line
+
+
+async def run_script(
+    kernel: Kernel,
+    lines: Iterable[str],
+    *,
+    session_id: str | None,
+    out: IO[bytes],
+    err: IO[str],
+    json_mode: bool,
+) -> int:
+    """Run every line; 0 when all succeeded, 1 when any failed."""
+    session = kernel.open_session(session_id)
+    remove = kernel.add_listener(ScriptPrinter(out, err, json_mode))
+    failed = False
+    try:
+        for line in script_lines(lines):
+            turn = await kernel.submit(session.id, line)
+            failed = failed or turn.failed
+            out.flush()
+            err.flush()
+    finally:
+        remove()
+    return 1 if failed else 0

@@ -1,0 +1,63 @@
+"""The small interface between the kernel and whatever answers free text (offline or an LLM).
+
+The kernel never imports a provider: the CLI wires one in. An assistant gets the turn's
+text, the tools it may use, a way to call them and a way to reply — nothing else of the
+kernel, so providers stay swappable and testable with a fake turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    """What an assistant (and a help text) knows about a tool."""
+
+    name: str
+    plugin: str
+    description: str
+    parameters: dict[str, Any] = field(compare=False)
+    trigger: str | None = None  # the plugin's trigger regex, when it routes to this tool
+
+
+@dataclass
+class ToolOutcome:
+    ok: bool
+    tool: str
+    plugin: str | None
+    data: Any = None
+    text: str | None = None
+    renderer: str | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+    def summary(self) -> str:
+        """The text a person (or model) sees for this outcome."""
+        if not self.ok:
+            return f"error: {self.error}"
+        if self.text:
+            return self.text
+        if self.data is not None:
+            import orjson
+
+            return orjson.dumps(self.data).decode()
+        return "(no output)"
+
+
+@dataclass
+class AssistantTurn:
+    session_id: str
+    text: str
+    tools: list[ToolInfo]
+    call_tool: Callable[[str, dict[str, Any]], Awaitable[ToolOutcome]]
+    reply: Callable[[str], None]
+    fail: Callable[[str], None]  # report an error for this turn (it then counts as failed)
+
+
+class Assistant(Protocol):
+    name: str
+
+    async def respond(self, turn: AssistantTurn) -> None: ...

@@ -1,0 +1,409 @@
+"""The Kernel: bus, sessions, permissions and plugin lifecycle wired behind one async API.
+
+Both front ends (headless script mode and the Textual UI) drive the same few calls —
+``open_session``, ``submit``, ``call_tool`` — and observe the same event stream through
+listeners, so behaviour added here reaches both. Every event is stored in the session as it
+happens, before any listener sees it: a crash after that loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import contextvars
+import logging
+import mimetypes
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deeting_tui.rpc.errors import RpcError
+
+from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
+from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
+from .bus import EventBus
+from .installed import InstalledStore
+from .launcher import ExecLauncher, Launcher
+from .loader import Loader, PluginError, PluginRuntime
+from .paths import Config, Paths
+from .permissions import GrantStore
+from .session import SessionInfo, SessionStore
+from .supervisor import SupervisionPolicy, Supervisor, SupervisorHooks
+from .tools import ToolConflict, ToolIndex, argument_problems
+
+log = logging.getLogger("deeting.kernel")
+
+ASSISTANT_PRIORITY = -1_000_000  # the assistant answers only what nothing else claimed
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+_STREAM_TOPIC = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Turn:
+    """One user message and everything it caused; ``failed`` decides the exit code."""
+
+    session_id: str
+    failed: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+_current_turn: contextvars.ContextVar[Turn | None] = contextvars.ContextVar(
+    "deeting_turn", default=None
+)
+
+
+class Kernel:
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        config: Config | None = None,
+        assistant: Assistant | None = None,
+        launcher: Launcher | None = None,
+        policy: SupervisionPolicy | None = None,
+    ) -> None:
+        self.paths = paths
+        self.config = config or Config()
+        self.bus = EventBus()
+        self.sessions = SessionStore(paths.sessions_db)
+        self.grants = GrantStore(paths.grants_file)
+        self.installed = InstalledStore(paths.plugin_state_file)
+        self.tools = ToolIndex()
+        self.launcher = launcher or ExecLauncher()
+        self.loader = Loader(
+            paths, self.installed, self.grants, self.launcher, self._hooks_for, self, policy
+        )
+        self.assistant = assistant
+        self.active_session: str | None = None
+        self._listeners: list[Listener] = []
+        self._call_seq = 0
+        self._ticker: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        if assistant is not None:
+            self.bus.subscribe(
+                "user.message", self._assistant_handler, priority=ASSISTANT_PRIORITY
+            )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, *, plugins: bool = True, ticker: bool = True) -> list[str]:
+        """Restore enabled plugins; returns one message per plugin that failed to start."""
+        problems = await self.loader.start_enabled() if plugins else []
+        if ticker:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        return problems
+
+    async def shutdown(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await self.loader.shutdown()
+        self.launcher.close()
+        self.sessions.close()
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def open_session(self, session_id: str | None = None) -> SessionInfo:
+        """Continue ``session_id`` (SessionNotFound if unknown) or start a new session."""
+        info = self.sessions.get(session_id) if session_id else self.sessions.create()
+        self.active_session = info.id
+        return info
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def submit(self, session_id: str, text: str) -> Turn:
+        """Handle one line from the user: ``/image``, ``/TOOL …`` or a message."""
+        turn = Turn(session_id)
+        token = _current_turn.set(turn)
+        self.active_session = session_id
+        try:
+            text = text.strip()
+            self._emit(session_id, "user", {"text": text})
+            command = split_command(text)
+            if command is not None and command[0] == "image":
+                await self._submit_image(session_id, command[1])
+            elif command is not None and self.tools.get(command[0]) is not None:
+                await self._direct_call(session_id, *command)
+            elif command is not None and self.assistant is None:
+                self.error(session_id, f"unknown tool '/{command[0]}' — {self._known_tools()}")
+            else:
+                handled = await self.bus.publish(
+                    "user.message", {"text": text, "session_id": session_id}
+                )
+                if not handled:
+                    self.error(session_id, "nothing handled the message (no assistant)")
+        finally:
+            _current_turn.reset(token)
+        return turn
+
+    async def _direct_call(self, session_id: str, tool: str, rest: str) -> None:
+        entry = self.tools.get(tool)
+        assert entry is not None
+        try:
+            args = parse_arguments(rest, entry.spec.parameters)
+        except ArgumentError as exc:
+            self.error(session_id, f"/{tool}: {exc}")
+            return
+        await self.call_tool(session_id, tool, args, reply=True)
+
+    async def _submit_image(self, session_id: str, path_text: str) -> None:
+        path = Path(path_text).expanduser()
+        try:
+            size = path.stat().st_size
+            if size > MAX_IMAGE_BYTES:
+                raise ValueError(f"{size} bytes is over the {MAX_IMAGE_BYTES >> 20} MiB limit")
+            data = path.read_bytes()
+        except (OSError, ValueError) as exc:
+            self.error(session_id, f"/image {path_text}: {getattr(exc, 'strerror', None) or exc}")
+            return
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        payload = {
+            "path": str(path),
+            "mime": mime,
+            "bytes_b64": base64.b64encode(data).decode(),
+            "session_id": session_id,
+        }
+        if not await self.bus.publish("user.image", payload):
+            self.error(session_id, f"/image {path_text}: no plugin handles images")
+
+    async def call_tool(
+        self, session_id: str, tool: str, args: dict[str, Any], *, reply: bool = False
+    ) -> ToolOutcome:
+        """Validate, record, route to the plugin's worker, record the result."""
+        entry = self.tools.get(tool)
+        if entry is None:
+            outcome = ToolOutcome(False, tool, None, error=f"unknown tool '{tool}'")
+            self.error(session_id, f"unknown tool '{tool}' — {self._known_tools()}")
+            return outcome
+        runtime = self.loader.runtimes.get(entry.plugin)
+        self._call_seq += 1
+        call_id = f"c{self._call_seq}"
+        self._emit(
+            session_id,
+            "tool_call",
+            {"call_id": call_id, "tool": tool, "plugin": entry.plugin, "args": args},
+        )
+        started = time.perf_counter()
+        problems = argument_problems(entry, args)
+        if problems:
+            outcome = ToolOutcome(False, tool, entry.plugin, error="invalid arguments: " + "; ".join(problems))
+        elif runtime is None:
+            outcome = ToolOutcome(False, tool, entry.plugin, error=f"plugin '{entry.plugin}' is not running")
+        else:
+            outcome = await self._invoke(runtime.supervisor, tool, args)
+        outcome.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        if outcome.ok and outcome.renderer is None:
+            outcome.renderer = runtime.spec.renderer if runtime else None
+        self._emit(
+            session_id,
+            "tool_result",
+            {
+                "call_id": call_id,
+                "tool": tool,
+                "plugin": entry.plugin,
+                "ok": outcome.ok,
+                "data": outcome.data,
+                "text": outcome.text,
+                "renderer": outcome.renderer,
+                "error": outcome.error,
+                "duration_ms": outcome.duration_ms,
+            },
+        )
+        if not outcome.ok:
+            self.error(session_id, f"{tool}: {outcome.error}", plugin=entry.plugin)
+        elif reply:
+            self.reply(session_id, outcome.summary())
+        return outcome
+
+    async def _invoke(self, supervisor: Supervisor, tool: str, args: dict[str, Any]) -> ToolOutcome:
+        try:
+            result = await supervisor.invoke(tool, args)
+        except RpcError as exc:
+            return ToolOutcome(False, tool, supervisor.name, error=exc.message)
+        return ToolOutcome(
+            True,
+            tool,
+            supervisor.name,
+            data=result.get("data"),
+            text=result.get("text"),
+            renderer=result.get("renderer"),
+        )
+
+    def reply(self, session_id: str, text: str) -> None:
+        self._emit(session_id, "reply", {"text": text})
+
+    def error(self, session_id: str | None, message: str, **extra: Any) -> None:
+        turn = _current_turn.get()
+        if turn is not None:
+            turn.failed = True
+            turn.errors.append(message)
+        session_id = session_id or self.active_session
+        if session_id is None:
+            log.error("%s", message)
+            return
+        self._emit(session_id, "error", {"message": message, **extra})
+
+    def _emit(self, session_id: str, kind: str, fields: dict[str, Any]) -> None:
+        self.sessions.append(session_id, kind, fields)
+        event = {"type": kind, "session_id": session_id, **fields}
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed")
+
+    def _known_tools(self) -> str:
+        names = self.tools.names()
+        return "known tools: " + ", ".join(names) if names else "no tools are installed"
+
+    def tool_infos(self) -> list[ToolInfo]:
+        return self.tools.infos()
+
+    # -- the assistant -----------------------------------------------------------------------
+
+    async def _assistant_handler(self, topic: str, payload: dict[str, Any]) -> bool:
+        assert self.assistant is not None
+        session_id = payload["session_id"]
+
+        async def call(tool: str, args: dict[str, Any]) -> ToolOutcome:
+            return await self.call_tool(session_id, tool, args)
+
+        turn = AssistantTurn(
+            session_id=session_id,
+            text=payload["text"],
+            tools=self.tool_infos(),
+            call_tool=call,
+            reply=lambda text: self.reply(session_id, text),
+            fail=lambda message: self.error(session_id, message),
+        )
+        try:
+            await self.assistant.respond(turn)
+        except Exception as exc:
+            log.exception("assistant failed")
+            self.error(session_id, f"assistant ({self.assistant.name}) failed: {exc}")
+        return True
+
+    # -- wiring enabled plugins (the Loader calls these) -------------------------------------
+
+    def attach(self, runtime: PluginRuntime) -> None:
+        spec = runtime.spec
+        try:
+            self.tools.add_plugin(spec)
+        except ToolConflict as exc:
+            raise PluginError(str(exc)) from None
+        subs = []
+        if spec.trigger is not None:
+            subs.append(
+                self.bus.subscribe(
+                    "user.message",
+                    self._trigger_handler(spec.name, spec.trigger.tool, spec.trigger.pattern),
+                    priority=spec.trigger.priority,
+                    owner=spec.name,
+                )
+            )
+        for event in spec.events:
+            subs.append(
+                self.bus.subscribe(
+                    event.topic,
+                    self._event_handler(runtime.supervisor),
+                    priority=event.priority,
+                    owner=spec.name,
+                )
+            )
+        runtime.wiring = list(subs)
+
+    def detach(self, runtime: PluginRuntime) -> None:
+        self.bus.unsubscribe_owner(runtime.spec.name)
+        self.tools.remove_plugin(runtime.spec.name)
+        runtime.wiring = []
+
+    def _trigger_handler(self, plugin: str, tool: str, pattern: re.Pattern[str]) -> Any:
+        async def handle(topic: str, payload: dict[str, Any]) -> bool:
+            match = pattern.search(payload["text"])
+            if match is None:
+                return False
+            entry = self.tools.get(tool)
+            if entry is None:
+                return False
+            args = trigger_arguments(match, entry.spec.parameters)
+            await self.call_tool(payload["session_id"], tool, args, reply=True)
+            return True
+
+        return handle
+
+    def _event_handler(self, supervisor: Supervisor) -> Any:
+        async def handle(topic: str, payload: dict[str, Any]) -> bool | None:
+            if topic in ("user.message", "user.image"):
+                try:
+                    result = await supervisor.request("on_event", {"topic": topic, "payload": payload})
+                except RpcError as exc:
+                    log.warning("plugin %s: on_event(%s) failed: %s", supervisor.name, topic, exc)
+                    return False
+                return bool(isinstance(result, dict) and result.get("handled"))
+            supervisor.send_event(topic, payload)
+            return None
+
+        return handle
+
+    # -- reports from supervisors -----------------------------------------------------------
+
+    def _hooks_for(self, name: str) -> SupervisorHooks:
+        return SupervisorHooks(
+            on_stream=self._on_stream,
+            on_notice=lambda plugin, message: self._publish_soon(
+                "plugin.crashed", {"plugin": plugin, "message": message}
+            ),
+            on_disabled=self._on_disabled,
+            on_restarted=self._reactivate,
+        )
+
+    def _on_stream(self, plugin: str, params: dict[str, Any]) -> None:
+        topic, payload = params.get("topic"), params.get("payload")
+        if not isinstance(topic, str) or not _STREAM_TOPIC.fullmatch(topic):
+            log.warning("plugin %s: stream with a bad topic %r dropped", plugin, topic)
+            return
+        renderer = params.get("renderer")
+        if renderer is None and plugin in self.loader.runtimes:
+            renderer = self.loader.runtimes[plugin].spec.renderer
+        event = {"plugin": plugin, "topic": topic, "payload": payload, "renderer": renderer}
+        if self.active_session is not None:
+            self._emit(self.active_session, "stream", event)
+        self._publish_soon(f"stream.{topic}", event)
+
+    def _on_disabled(self, plugin: str, message: str) -> None:
+        self.loader.forget_runtime(plugin)
+        self.installed.set_enabled(plugin, False, message)
+        self.error(None, message, plugin=plugin)
+        self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})
+
+    async def _reactivate(self, supervisor: Supervisor) -> None:
+        if "activate" in supervisor.hooks_defined:
+            await supervisor.request("activate")
+
+    def _publish_soon(self, topic: str, payload: dict[str, Any]) -> None:
+        if not self.bus.has_subscribers(topic):
+            return
+        task = asyncio.get_running_loop().create_task(self.bus.publish(topic, payload))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _tick_forever(self) -> None:
+        interval = self.config.tick_interval
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at += interval
+            if self.bus.has_subscribers("system.tick"):
+                await self.bus.publish("system.tick", {"ts": time.time()})

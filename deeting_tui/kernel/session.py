@@ -1,0 +1,355 @@
+"""Chat sessions and their history, persisted in SQLite as they happen.
+
+Every user message, reply, tool call, tool result, stream and error is appended to its
+session the moment it occurs and committed at once, so a crash (of a plugin, or of Deeting
+itself) loses nothing already shown. The store runs in WAL mode with ``synchronous=NORMAL``:
+a commit is durable against a process crash and costs no fsync (only checkpoints sync), which
+keeps appends cheap enough for the hot path. Two processes may open the same file; writers
+take the write lock up front (``BEGIN IMMEDIATE``) and wait for each other up to a timeout.
+
+Each session numbers its events 1, 2, 3, … (``seq``). Sessions are ordered by when they last
+changed, by an operation counter rather than the wall clock, so "the latest session" is
+well defined even when the clock is coarse or steps backwards.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "EVENT_KINDS",
+    "SCHEMA_VERSION",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionNotFound",
+    "SessionStore",
+    "SessionStoreError",
+]
+
+EVENT_KINDS = ("user", "reply", "tool_call", "tool_result", "stream", "error")
+_KINDS = frozenset(EVENT_KINDS)
+
+#: Stored in ``PRAGMA user_version``; bump it and add a migration step when the schema changes.
+SCHEMA_VERSION = 1
+
+#: How long one store waits for another (thread or process) holding the write lock.
+BUSY_TIMEOUT_S = 10.0
+
+_SCHEMA = """
+CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY,
+    created     REAL NOT NULL,
+    updated     REAL NOT NULL,
+    touched     INTEGER NOT NULL,   -- operation counter: orders sessions by last change
+    title       TEXT,
+    event_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_by_touched ON sessions (touched);
+CREATE TABLE events (
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    seq        INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    ts         REAL NOT NULL,
+    payload    TEXT NOT NULL,       -- a JSON object
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+"""
+
+_SESSION_COLUMNS = "id, created, updated, title, event_count"
+_NEXT_TOUCH = "(SELECT COALESCE(MAX(touched), 0) + 1 FROM sessions)"
+_CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
+
+
+class SessionStoreError(Exception):
+    """The session store cannot be opened or used; the message says what to do."""
+
+
+class SessionNotFound(SessionStoreError):
+    """No session has the given id."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"no session {session_id!r}")
+        self.session_id = session_id
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: str
+    created: float
+    updated: float
+    title: str | None
+    event_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    seq: int
+    session_id: str
+    kind: str
+    ts: float
+    payload: dict[str, Any]
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in _KINDS:
+        raise ValueError(f"unknown event kind {kind!r}: expected one of {', '.join(EVENT_KINDS)}")
+
+
+class SessionStore:
+    """The sessions of one Deeting home, in one SQLite file. Safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SessionStoreError(
+                f"cannot create the folder for the session store {self.path}: {exc}"
+            ) from exc
+        try:
+            # isolation_level=None: no implicit transactions; every write below says BEGIN.
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from exc
+        try:
+            self._setup(conn)
+        except SessionStoreError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._open_error(exc) from exc
+        self._conn = conn
+
+    def _open_error(self, exc: sqlite3.Error) -> SessionStoreError:
+        if getattr(exc, "sqlite_errorcode", None) in _CORRUPT_CODES:
+            return SessionStoreError(
+                f"the session store {self.path} is damaged or not an SQLite database ({exc}) — "
+                f"move it away (mv {self.path} {self.path}.broken) and Deeting starts a new one"
+            )
+        return SessionStoreError(f"cannot open the session store {self.path}: {exc}")
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        # The first statement that reads the file; a non-database fails here.
+        conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        version = self._schema_version(conn)
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have just created it.
+            version = self._schema_version(conn)
+            if version == 0:
+                tables = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                ).fetchone()[0]
+                if tables:
+                    raise SessionStoreError(
+                        f"{self.path} is an SQLite database but not a Deeting session store — "
+                        "move it away and Deeting starts a new one"
+                    )
+                # Statement by statement: executescript() would COMMIT the transaction first.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise SessionStoreError(
+                f"the session store {self.path} has schema version {version}, newer than this "
+                f"Deeting understands ({SCHEMA_VERSION}) — upgrade Deeting, or move the file away"
+            )
+        return version
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, with SQLite errors turned into SessionStoreError."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise SessionStoreError(f"the session store {self.path} is closed")
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise SessionStoreError(f"session store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: takes the database write lock at once, commits on success."""
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _info(row: tuple[Any, ...]) -> SessionInfo:
+        return SessionInfo(row[0], row[1], row[2], row[3], row[4])
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def create(self, title: str | None = None) -> SessionInfo:
+        now = time.time()
+        with self._write() as conn:
+            for _ in range(8):
+                session_id = secrets.token_hex(6)
+                try:
+                    conn.execute(
+                        "INSERT INTO sessions (id, created, updated, touched, title) "
+                        f"VALUES (?, ?, ?, {_NEXT_TOUCH}, ?)",
+                        (session_id, now, now, title),
+                    )
+                except sqlite3.IntegrityError:
+                    continue  # an id collision: astronomically rare, but cheap to survive
+                return SessionInfo(session_id, now, now, title, 0)
+        raise SessionStoreError("could not find a free session id")  # pragma: no cover
+
+    def exists(self, session_id: str) -> bool:
+        with self._db() as conn:
+            row = conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row is not None
+
+    def get(self, session_id: str) -> SessionInfo:
+        with self._db() as conn:
+            row = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+        if row is None:
+            raise SessionNotFound(session_id)
+        return self._info(row)
+
+    def latest(self) -> SessionInfo | None:
+        """The session that changed last (created, or appended to), or None."""
+        sessions = self.list_sessions(limit=1)
+        return sessions[0] if sessions else None
+
+    def list_sessions(self, limit: int = 50) -> list[SessionInfo]:
+        """Sessions, most recently changed first."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        with self._db() as conn:
+            rows = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY touched DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [self._info(row) for row in rows]
+
+    def rename(self, session_id: str, title: str | None) -> None:
+        """Set (or with None, clear) a session's title. Does not count as a change for latest()."""
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE sessions SET title = ? WHERE id = ?", (title, session_id))
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id)
+
+    def delete(self, session_id: str) -> None:
+        """Remove a session and all its events."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+            cursor = conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id)
+
+    # -- events --------------------------------------------------------------------------
+
+    def append(self, session_id: str, kind: str, payload: dict[str, Any]) -> int:
+        """Store one event now (committed before this returns); return its ``seq``."""
+        _check_kind(kind)
+        if not isinstance(payload, dict):
+            raise TypeError(f"event payload must be a dict, not {type(payload).__name__}")
+        data = orjson.dumps(payload).decode()  # TypeError for values that are not JSON
+        now = time.time()
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE sessions SET event_count = event_count + 1, updated = ?, "
+                f"touched = {_NEXT_TOUCH} WHERE id = ?",
+                (now, session_id),
+            )
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id)
+            seq = int(
+                conn.execute(
+                    "SELECT event_count FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone()[0]
+            )
+            conn.execute(
+                "INSERT INTO events (session_id, seq, kind, ts, payload) VALUES (?, ?, ?, ?, ?)",
+                (session_id, seq, kind, now, data),
+            )
+        return seq
+
+    def events(
+        self, session_id: str, kinds: Iterable[str] | None = None, after_seq: int = 0
+    ) -> list[SessionEvent]:
+        """A session's events in order, optionally only some kinds, only those after a seq."""
+        sql = "SELECT seq, kind, ts, payload FROM events WHERE session_id = ? AND seq > ?"
+        args: list[Any] = [session_id, after_seq]
+        if kinds is not None:
+            wanted = sorted(set(kinds))
+            for kind in wanted:
+                _check_kind(kind)
+            sql += f" AND kind IN ({', '.join('?' * len(wanted))})" if wanted else " AND 0"
+            args.extend(wanted)
+        sql += " ORDER BY seq"
+        with self._db() as conn:
+            conn.execute("BEGIN")  # one snapshot for the existence check and the rows
+            try:
+                found = conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,))
+                if found.fetchone() is None:
+                    raise SessionNotFound(session_id)
+                rows = conn.execute(sql, args).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return [
+            SessionEvent(seq, session_id, kind, ts, orjson.loads(payload))
+            for seq, kind, ts, payload in rows
+        ]
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database. Idempotent; any later use raises SessionStoreError."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> SessionStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,76 @@
+"""The tool index: which enabled plugin serves which tool, and argument validation.
+
+Tool names are global (the model and ``/TOOL`` see one flat list), so a second plugin that
+brings an existing name is refused at enable time instead of shadowing the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from deeting_tui.plugin.manifest import PluginSpec, ToolSpec
+
+from .assistant import ToolInfo
+
+
+class ToolConflict(Exception):
+    pass
+
+
+@dataclass
+class ToolEntry:
+    plugin: str
+    spec: ToolSpec
+    validator: Draft202012Validator
+    info: ToolInfo
+
+
+class ToolIndex:
+    def __init__(self) -> None:
+        self._tools: dict[str, ToolEntry] = {}
+
+    def add_plugin(self, spec: PluginSpec) -> None:
+        for tool in spec.tools:
+            owner = self._tools.get(tool.name)
+            if owner is not None and owner.plugin != spec.name:
+                raise ToolConflict(
+                    f"'{spec.name}' brings tool '{tool.name}', which '{owner.plugin}' already "
+                    f"provides — disable one: deeting plugin disable {owner.plugin}"
+                )
+        trigger_tool = spec.trigger.tool if spec.trigger else None
+        for tool in spec.tools:
+            info = ToolInfo(
+                name=tool.name,
+                plugin=spec.name,
+                description=tool.description,
+                parameters=tool.parameters,
+                trigger=spec.trigger.regex if spec.trigger and tool.name == trigger_tool else None,
+            )
+            self._tools[tool.name] = ToolEntry(
+                spec.name, tool, Draft202012Validator(tool.parameters), info
+            )
+
+    def remove_plugin(self, name: str) -> None:
+        for tool in [t for t, e in self._tools.items() if e.plugin == name]:
+            del self._tools[tool]
+
+    def get(self, tool: str) -> ToolEntry | None:
+        return self._tools.get(tool)
+
+    def infos(self) -> list[ToolInfo]:
+        return [self._tools[name].info for name in sorted(self._tools)]
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+
+def argument_problems(entry: ToolEntry, args: dict[str, Any]) -> list[str]:
+    """Every schema violation, each as 'where: what'."""
+    problems = []
+    for error in sorted(entry.validator.iter_errors(args), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in error.path)
+        problems.append(f"{where}: {error.message}" if where else error.message)
+    return problems

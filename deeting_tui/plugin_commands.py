@@ -1,0 +1,249 @@
+"""``deeting plugin …``: the lifecycle commands, printed for people (or ``--json``).
+
+Each command builds a kernel without starting the enabled plugins (a CLI call must not
+spin up every worker), does its one step through the Loader, and shuts down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.paths import load_config, resolve_paths
+from deeting_tui.kernel.permissions import missing_scopes
+from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+
+
+async def run_plugin_command(args: argparse.Namespace) -> int:
+    if args.action == "new":
+        return _new(args)
+    paths = resolve_paths()
+    kernel = Kernel(paths, config=load_config(paths))
+    try:
+        handler = _HANDLERS[args.action]
+        return await handler(kernel, args)
+    finally:
+        await kernel.shutdown()
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _fail(message: str) -> int:
+    print(f"deeting: error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+def _ask_on_tty(name: str, scope: Scope) -> bool:
+    answer = input(f"Grant '{scope}' to '{name}'? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
+    source = Path(args.source).expanduser()
+    ask = _ask_on_tty if sys.stdin.isatty() and not args.yes else None
+    report = await kernel.loader.install(
+        source, grant=args.grant, yes=args.yes, force=args.force, ask=ask
+    )
+    spec = report.spec
+    kind = "a local dev install from a folder" if report.dev else "from an archive"
+    _say(f"installed {spec.name} {spec.version} ({kind})")
+    if report.granted:
+        _say("granted: " + ", ".join(str(s) for s in report.granted))
+    if report.enabled:
+        tools = ", ".join(t.name for t in spec.tools)
+        _say(f"enabled {spec.name} — tools: {tools}")
+        return 0
+    return _fail(f"installed '{spec.name}' but did not enable it: {report.problem}")
+
+
+async def _enable(kernel: Kernel, args: argparse.Namespace) -> int:
+    runtime = await kernel.loader.enable(args.name)
+    _say(f"enabled {args.name} {runtime.spec.version}")
+    return 0
+
+
+async def _disable(kernel: Kernel, args: argparse.Namespace) -> int:
+    record = kernel.loader.record(args.name)
+    if not record.enabled:
+        _say(f"{args.name} is already disabled")
+        return 0
+    await kernel.loader.disable(args.name)
+    _say(f"disabled {args.name}")
+    return 0
+
+
+async def _uninstall(kernel: Kernel, args: argparse.Namespace) -> int:
+    record = await kernel.loader.uninstall(args.name)
+    _say(f"uninstalled {record.name} {record.version} (code, data and cache removed)")
+    return 0
+
+
+def _declared(kernel: Kernel, name: str, text: str) -> Scope:
+    spec = kernel.loader.spec(name)
+    try:
+        scope = parse_scope(text)
+    except ScopeError as exc:
+        raise PluginError(f"{text}: {exc}") from None
+    if scope not in spec.permissions:
+        declared = ", ".join(str(s) for s in spec.permissions) or "nothing"
+        raise PluginError(f"'{name}' does not ask for '{scope}' (it declares: {declared})")
+    return scope
+
+
+async def _grant(kernel: Kernel, args: argparse.Namespace) -> int:
+    scope = _declared(kernel, args.name, args.scope)
+    added = kernel.grants.grant(args.name, [scope])
+    _say(f"granted '{scope}' to {args.name}" if added else f"{args.name} already has '{scope}'")
+    record = kernel.loader.record(args.name)
+    spec = kernel.loader.spec(args.name)
+    missing = missing_scopes(spec.permissions, kernel.grants.granted(args.name))
+    if missing:
+        _say(f"{args.name} still needs: " + ", ".join(str(s) for s in missing))
+    elif not record.enabled:
+        await kernel.loader.enable(args.name)
+        _say(f"enabled {args.name}")
+    return 0
+
+
+async def _revoke(kernel: Kernel, args: argparse.Namespace) -> int:
+    scope = _declared(kernel, args.name, args.scope)
+    if not kernel.grants.revoke(args.name, scope):
+        _say(f"{args.name} did not have '{scope}'")
+        return 0
+    _say(f"revoked '{scope}' from {args.name}")
+    record = kernel.loader.record(args.name)
+    if record.enabled:
+        reason = f"permission '{scope}' was revoked"
+        await kernel.loader.disable(args.name, reason=reason)
+        _say(f"disabled {args.name} ({reason}; grant it again to re-enable)")
+    return 0
+
+
+def _state(kernel: Kernel, name: str) -> str:
+    record = kernel.loader.record(name)
+    if record.enabled:
+        return "enabled"
+    if record.disabled_reason and "not granted" in record.disabled_reason:
+        return "needs grant"
+    return "disabled"
+
+
+async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
+    records = kernel.installed.all()
+    rows = []
+    for record in records:
+        rows.append(
+            {
+                "name": record.name,
+                "version": record.version,
+                "state": _state(kernel, record.name),
+                "enabled": record.enabled,
+                "dev": record.dev,
+                "source": record.source,
+                "reason": record.disabled_reason,
+            }
+        )
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps({"plugins": rows}, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    if not rows:
+        _say("no plugins installed — install one with: deeting plugin install PATH")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        origin = "dev" if r["dev"] else "zip"
+        line = f"{r['name']:<{width}}  {r['version']:<10} {r['state']:<12} {origin}"
+        if r["reason"] and not r["enabled"]:
+            line += f"  ({' '.join(str(r['reason']).split())})"
+        _say(line)
+    return 0
+
+
+async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
+    record = kernel.loader.record(args.name)
+    spec = kernel.loader.spec(args.name)
+    granted = kernel.grants.granted(args.name)
+    missing = missing_scopes(spec.permissions, granted)
+    paths = kernel.paths
+    info: dict[str, Any] = {
+        "name": spec.name,
+        "version": spec.version,
+        "description": spec.description,
+        "author": spec.author,
+        "license": spec.license,
+        "state": _state(kernel, args.name),
+        "reason": record.disabled_reason,
+        "source": record.source,
+        "dev": record.dev,
+        "permissions": [
+            {"scope": str(s), "granted": s not in missing} for s in spec.permissions
+        ],
+        "tools": [{"name": t.name, "description": t.description} for t in spec.tools],
+        "trigger": (
+            {
+                "regex": spec.trigger.regex,
+                "tool": spec.trigger.tool,
+                "priority": spec.trigger.priority,
+            }
+            if spec.trigger
+            else None
+        ),
+        "renderer": spec.renderer,
+        "events": [{"topic": e.topic, "priority": e.priority} for e in spec.events],
+        "code": str(paths.plugin_code(spec.name, spec.version)),
+        "data_dir": str(paths.plugin_data(spec.name)),
+        "cache_dir": str(paths.plugin_cache(spec.name)),
+        "log": str(paths.plugin_log(spec.name)),
+    }
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    _say(f"{spec.name} {spec.version} — {spec.description}".rstrip(" —"))
+    _say(f"  state:       {info['state']}" + (f" ({record.disabled_reason})" if info["reason"] and not record.enabled else ""))
+    _say(f"  source:      {record.source}" + (" (dev install)" if record.dev else ""))
+    perms = ", ".join(
+        f"{p['scope']}{'' if p['granted'] else ' (not granted)'}" for p in info["permissions"]
+    )
+    _say(f"  permissions: {perms or 'none'}")
+    for tool in spec.tools:
+        _say(f"  tool:        {tool.name} — {tool.description.strip().splitlines()[0]}")
+    if spec.trigger:
+        _say(f"  trigger:     {spec.trigger.regex} → {spec.trigger.tool} (priority {spec.trigger.priority})")
+    for event in spec.events:
+        _say(f"  event:       {event.topic} (priority {event.priority})")
+    if spec.renderer:
+        _say(f"  renderer:    {spec.renderer}")
+    _say(f"  data:        {info['data_dir']}")
+    _say(f"  log:         {info['log']}")
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from deeting_tui.plugin.scaffold import scaffold
+
+    try:
+        folder = scaffold(args.name, Path(args.dir) / args.name)
+    except ValueError as exc:
+        return _fail(str(exc))
+    _say(f"created {folder} — try: deeting plugin install {folder}")
+    return 0
+
+
+_HANDLERS = {
+    "install": _install,
+    "enable": _enable,
+    "disable": _disable,
+    "uninstall": _uninstall,
+    "grant": _grant,
+    "revoke": _revoke,
+    "list": _list,
+    "info": _info,
+}
