@@ -376,6 +376,9 @@ class Supervisor:
         if self.state in ("ready", "cancelling"):
             self.state = "ending"  # new calls wait for the restart instead of failing
             self._ready.clear()
+        if self._peer is not None:
+            # Nothing more from this worker is trusted, not even answers already buffered.
+            self._peer.close()
         self._process.kill()
 
     def _on_exit(self, generation: int, exited: asyncio.Future[int]) -> None:

@@ -1,0 +1,30 @@
+"""Fixtures: a fresh DEETING_HOME per test and a kernel with fast supervision timings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from support import FAST_POLICY
+
+from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.kernel.paths import resolve_paths
+from deeting_tui.llm.offline import OfflineAssistant
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "home"
+    monkeypatch.setenv("DEETING_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+async def kernel(home: Path) -> AsyncIterator[Kernel]:
+    k = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
+    await k.start(ticker=False)
+    try:
+        yield k
+    finally:
+        await k.shutdown()
