@@ -201,7 +201,9 @@ def make_kernel(provider: str | None = None, model: str | None = None) -> Any:
 
     paths = resolve_paths()
     config = load_config(paths)
-    return Kernel(paths, config=config, assistant=make_assistant(provider or config.provider, model))
+    return Kernel(
+        paths, config=config, assistant=make_assistant(provider or config.provider, model)
+    )
 
 
 def make_assistant(provider: str | None, model: str | None) -> Any:

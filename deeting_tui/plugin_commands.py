@@ -138,7 +138,7 @@ def _state(kernel: Kernel, name: str) -> str:
 
 async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
     records = kernel.installed.all()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for record in records:
         rows.append(
             {
@@ -183,9 +183,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "reason": record.disabled_reason,
         "source": record.source,
         "dev": record.dev,
-        "permissions": [
-            {"scope": str(s), "granted": s not in missing} for s in spec.permissions
-        ],
+        "permissions": [{"scope": str(s), "granted": s not in missing} for s in spec.permissions],
         "tools": [{"name": t.name, "description": t.description} for t in spec.tools],
         "trigger": (
             {
@@ -207,7 +205,10 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
         return 0
     _say(f"{spec.name} {spec.version} — {spec.description}".rstrip(" —"))
-    _say(f"  state:       {info['state']}" + (f" ({record.disabled_reason})" if info["reason"] and not record.enabled else ""))
+    _say(
+        f"  state:       {info['state']}"
+        + (f" ({record.disabled_reason})" if info["reason"] and not record.enabled else "")
+    )
     _say(f"  source:      {record.source}" + (" (dev install)" if record.dev else ""))
     perms = ", ".join(
         f"{p['scope']}{'' if p['granted'] else ' (not granted)'}" for p in info["permissions"]
@@ -216,7 +217,8 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     for tool in spec.tools:
         _say(f"  tool:        {tool.name} — {tool.description.strip().splitlines()[0]}")
     if spec.trigger:
-        _say(f"  trigger:     {spec.trigger.regex} → {spec.trigger.tool} (priority {spec.trigger.priority})")
+        trigger = spec.trigger
+        _say(f"  trigger:     {trigger.regex} → {trigger.tool} (priority {trigger.priority})")
     for event in spec.events:
         _say(f"  event:       {event.topic} (priority {event.priority})")
     if spec.renderer:

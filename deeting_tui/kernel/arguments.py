@@ -76,8 +76,7 @@ def parse_arguments(rest: str, parameters: dict[str, Any]) -> dict[str, Any]:
         key, sep, value = token.partition("=")
         if not sep or not key:
             raise ArgumentError(
-                f"expected key=value, got {token!r} — quote values with spaces: "
-                'key="two words"'
+                f'expected key=value, got {token!r} — quote values with spaces: key="two words"'
             )
         if key in args:
             raise ArgumentError(f"argument {key!r} given twice")

@@ -86,9 +86,7 @@ class Kernel:
         self._ticker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         if assistant is not None:
-            self.bus.subscribe(
-                "user.message", self._assistant_handler, priority=ASSISTANT_PRIORITY
-            )
+            self.bus.subscribe("user.message", self._assistant_handler, priority=ASSISTANT_PRIORITY)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -197,9 +195,13 @@ class Kernel:
         started = time.perf_counter()
         problems = argument_problems(entry, args)
         if problems:
-            outcome = ToolOutcome(False, tool, entry.plugin, error="invalid arguments: " + "; ".join(problems))
+            outcome = ToolOutcome(
+                False, tool, entry.plugin, error="invalid arguments: " + "; ".join(problems)
+            )
         elif runtime is None:
-            outcome = ToolOutcome(False, tool, entry.plugin, error=f"plugin '{entry.plugin}' is not running")
+            outcome = ToolOutcome(
+                False, tool, entry.plugin, error=f"plugin '{entry.plugin}' is not running"
+            )
         else:
             outcome = await self._invoke(runtime.supervisor, tool, args)
         outcome.duration_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -346,7 +348,9 @@ class Kernel:
         async def handle(topic: str, payload: dict[str, Any]) -> bool | None:
             if topic in ("user.message", "user.image"):
                 try:
-                    result = await supervisor.request("on_event", {"topic": topic, "payload": payload})
+                    result = await supervisor.request(
+                        "on_event", {"topic": topic, "payload": payload}
+                    )
                 except RpcError as exc:
                     log.warning("plugin %s: on_event(%s) failed: %s", supervisor.name, topic, exc)
                     return False

@@ -228,7 +228,9 @@ class Loader:
     ) -> list[Scope]:
         to_grant = list(spec.permissions) if yes else list(requested)
         if not yes and ask is not None:
-            for scope in missing_scopes(spec.permissions, [*self.grants.granted(spec.name), *to_grant]):
+            for scope in missing_scopes(
+                spec.permissions, [*self.grants.granted(spec.name), *to_grant]
+            ):
                 if ask(spec.name, scope):
                     to_grant.append(scope)
         if to_grant:

@@ -38,10 +38,11 @@ def help_text(tools: list[ToolInfo]) -> str:
     for tool in tools:
         params = tool.parameters.get("properties") or {}
         required = set(tool.parameters.get("required") or [])
-        usage = " ".join(
-            f"{name}=…" if name in required else f"[{name}=…]" for name in params
+        usage = " ".join(f"{name}=…" if name in required else f"[{name}=…]" for name in params)
+        lines.append(
+            f"  /{tool.name} {usage}".rstrip()
+            + f" — {_first_line(tool.description)} ({tool.plugin})"
         )
-        lines.append(f"  /{tool.name} {usage}".rstrip() + f" — {_first_line(tool.description)} ({tool.plugin})")
         if tool.trigger:
             lines.append(f"      trigger: {tool.trigger}")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -70,7 +71,7 @@ def set_rlimits(memory_mb: int, open_files: int = OPEN_FILES_LIMIT) -> None:
     would break thread creation."""
 
     def cap(which: int, value: int) -> None:
-        soft, hard = resource.getrlimit(which)
+        _soft, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(which, (value, value))
@@ -282,10 +283,8 @@ def serve(read_fd: int, write_fd: int) -> None:
     server = WorkerServer(read_fd, write_fd)
     asyncio.run(server.serve())
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,16 @@ from support import HOSTILE, OFFICIAL, events_of
 
 from deeting_tui.kernel.kernel import Kernel
 
-FAULT_THEN_OK = ["user", "tool_call", "tool_result", "error", "user", "tool_call", "tool_result", "reply"]
+FAULT_THEN_OK = [
+    "user",
+    "tool_call",
+    "tool_result",
+    "error",
+    "user",
+    "tool_call",
+    "tool_result",
+    "reply",
+]
 
 
 async def _install_faulty(kernel: Kernel) -> None:
