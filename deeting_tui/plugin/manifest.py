@@ -1,0 +1,368 @@
+"""kimai.json + package.json + llm-tool.yaml + src/index.py → a checked :class:`PluginSpec`.
+
+The same checker serves the kernel (install), CI (lint) and the registry builder, so a plugin
+is refused for the same reasons everywhere. It reports every problem at once: an author fixing
+a manifest should not have to run the linter once per mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from deeting_tui.plugin._schema import human_errors, type_name, validator
+from deeting_tui.plugin._tools import parse_tools
+from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+
+__all__ = [
+    "EventSubscription",
+    "Limits",
+    "ManifestError",
+    "PluginSpec",
+    "Problem",
+    "ToolSpec",
+    "TriggerSpec",
+    "check_plugin",
+    "load_plugin",
+]
+
+KIMAI, PACKAGE, TOOLS, ENTRY = "kimai.json", "package.json", "llm-tool.yaml", "src/index.py"
+MAX_MANIFEST_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a plugin, located by file and field so an author can go fix it."""
+
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.file, self.field, self.message) if part)
+
+
+class ManifestError(Exception):
+    """A plugin was refused; ``problems`` lists every reason, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    regex: str
+    tool: str
+    priority: int = 50
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """Compiled once; the bus tries it against every user message."""
+        return re.compile(self.regex)
+
+
+@dataclass(frozen=True)
+class EventSubscription:
+    topic: str
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Limits:
+    call_timeout: float = 30.0
+    memory_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    root: Path
+    name: str
+    version: str
+    description: str
+    author: str
+    license: str
+    permissions: tuple[Scope, ...]
+    trigger: TriggerSpec | None
+    renderer: str | None
+    events: tuple[EventSubscription, ...]
+    tools: tuple[ToolSpec, ...]
+    limits: Limits
+    manifest: dict[str, Any] = field(compare=False, hash=False, repr=False)
+
+    def tool(self, name: str) -> ToolSpec | None:
+        return next((tool for tool in self.tools if tool.name == name), None)
+
+
+def load_plugin(path: Path) -> PluginSpec:
+    """The checked spec, or :class:`ManifestError` carrying every problem found."""
+    spec, problems = check_plugin(path)
+    if spec is None:
+        raise ManifestError(problems)
+    return spec
+
+
+def check_plugin(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
+    """Check a plugin folder; the spec is None exactly when the problem list is not empty."""
+    root = Path(path)
+    if not root.is_dir():
+        why = "is not a directory" if root.exists() else "does not exist"
+        hint = "a plugin is a folder holding kimai.json, package.json, llm-tool.yaml, src/"
+        return None, [Problem("", "", f"{root} {why}: {hint}")]
+    return _Checker(root).run()
+
+
+class _Checker:
+    """One pass over one folder, accumulating problems instead of raising."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[Problem] = []
+        self.escaped: set[str] = set()
+
+    def add(self, file: str, where: str, message: str) -> None:
+        self.problems.append(Problem(file, where, message))
+
+    def run(self) -> tuple[PluginSpec | None, list[Problem]]:
+        self.check_symlinks()
+        kimai = self.check_kimai()
+        package = self.check_package(kimai)
+        tools = self.check_tools()
+        trigger = self.check_trigger(kimai, tools)
+        self.check_entry()
+        if self.problems or kimai is None:
+            return None, self.problems
+        spec = _build(self.root, kimai, package or {}, tools or [], trigger)
+        return spec, []
+
+    def check_symlinks(self) -> None:
+        """A link out of the folder would let a plugin ship (or read at install) foreign files."""
+        real_root = self.root.resolve()
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            for name in [*dirnames, *filenames]:
+                entry = Path(dirpath, name)
+                if entry.is_symlink() and not entry.resolve().is_relative_to(real_root):
+                    rel = entry.relative_to(self.root).as_posix()
+                    self.escaped.add(rel)
+                    self.add(rel, "", "symlink points outside the plugin")
+
+    def read(self, rel: str, missing: str) -> str | None:
+        path = self.root / rel
+        if rel in self.escaped:
+            return None
+        if not path.exists():
+            self.add(rel, "", f"missing — {missing}")
+            return None
+        if not path.is_file():
+            self.add(rel, "", "must be a file, not a folder")
+            return None
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            self.add(rel, "", f"too large: over {MAX_MANIFEST_BYTES} bytes")
+            return None
+        try:
+            return path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            self.add(rel, "", f"cannot be read as UTF-8 text: {error}")
+            return None
+
+    def read_json(self, rel: str, missing: str) -> dict[str, Any] | None:
+        text = self.read(rel, missing)
+        if text is None:
+            return None
+        duplicates: list[str] = []
+        try:
+            document = json.loads(
+                text,
+                object_pairs_hook=lambda pairs: _no_duplicates(pairs, duplicates),
+                parse_constant=_refuse_constant,
+            )
+        except json.JSONDecodeError as error:
+            self.add(
+                rel, "", f"not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
+            )
+            return None
+        except ValueError as error:
+            self.add(rel, "", f"not valid JSON: {error}")
+            return None
+        for key in duplicates:
+            self.add(rel, "", f"duplicate key {key!r}: JSON keys must be unique")
+        if not isinstance(document, dict):
+            self.add(rel, "", f"must be a JSON object, not {type_name(document)}")
+            return None
+        return document
+
+    def check_kimai(self) -> dict[str, Any] | None:
+        kimai = self.read_json(KIMAI, "the plugin's manifest (name, version, permissions…)")
+        if kimai is None:
+            return None
+        for where, message in human_errors(validator("kimai.schema.json").iter_errors(kimai)):
+            self.add(KIMAI, where, message)
+        self.check_permissions(kimai.get("permissions"))
+        return kimai
+
+    def check_permissions(self, permissions: object) -> None:
+        if not isinstance(permissions, list):
+            return
+        seen: dict[Scope, int] = {}
+        for index, text in enumerate(permissions):
+            if not isinstance(text, str):
+                continue  # the schema has already said so
+            try:
+                scope = parse_scope(text)
+            except ScopeError as error:
+                self.add(KIMAI, f"permissions[{index}]", str(error))
+                continue
+            if scope in seen:
+                message = f"{str(scope)!r} is listed twice (also permissions[{seen[scope]}])"
+                self.add(KIMAI, f"permissions[{index}]", message)
+            seen.setdefault(scope, index)
+
+    def check_package(self, kimai: dict[str, Any] | None) -> dict[str, Any] | None:
+        package = self.read_json(
+            PACKAGE, "npm metadata: name and version, the same as kimai.json's"
+        )
+        if package is None or kimai is None:
+            return package
+        for key in ("name", "version"):
+            expected, actual = kimai.get(key), package.get(key)
+            if not isinstance(expected, str):
+                continue  # kimai.json's own problem, reported there
+            if actual is None:
+                self.add(PACKAGE, key, f"missing (should be {expected!r}, as in kimai.json)")
+            elif actual != expected:
+                self.add(PACKAGE, key, f"{actual!r} does not match kimai.json's {expected!r}")
+        return package
+
+    def check_tools(self) -> list[dict[str, Any]] | None:
+        """The tools, or None when llm-tool.yaml has problems (so later checks do not pile on)."""
+        text = self.read(TOOLS, "the plugin's tools for the model (OpenAI function-calling spec)")
+        if text is None:
+            return None
+        parsed = parse_tools(text)
+        for where, message in parsed.problems:
+            self.add(TOOLS, where, message)
+        return None if parsed.problems else parsed.tools
+
+    def check_trigger(
+        self, kimai: dict[str, Any] | None, tools: list[dict[str, Any]] | None
+    ) -> TriggerSpec | None:
+        trigger = kimai.get("trigger") if kimai else None
+        if not isinstance(trigger, dict) or not isinstance(trigger.get("regex"), str):
+            return None
+        try:
+            pattern = re.compile(trigger["regex"])
+        except re.error as error:
+            self.add(KIMAI, "trigger.regex", f"bad regex: {error}")
+            pattern = None
+        if tools is None:
+            return None  # llm-tool.yaml's problems are reported; naming its tools would guess
+        tool = self.trigger_tool(trigger, tools)
+        if tool is None:
+            return None
+        if pattern is not None:
+            self.check_groups(pattern, tool)
+        priority = trigger.get("priority", 50)
+        if not isinstance(priority, int | float) or isinstance(priority, bool):
+            priority = 50  # the schema has said so; no spec is built from this document
+        return TriggerSpec(trigger["regex"], tool["name"], int(priority))
+
+    def trigger_tool(
+        self, trigger: dict[str, Any], tools: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        name = trigger.get("tool")
+        if name is None:
+            if not tools:
+                self.add(KIMAI, "trigger", "there is no tool in llm-tool.yaml to route messages to")
+            return tools[0] if tools else None
+        tool = next((tool for tool in tools if tool["name"] == name), None)
+        if tool is None and isinstance(name, str):
+            names = ", ".join(tool["name"] for tool in tools) or "none"
+            self.add(
+                KIMAI, "trigger.tool", f"{name!r} is not a tool in llm-tool.yaml (tools: {names})"
+            )
+        return tool
+
+    def check_groups(self, pattern: re.Pattern[str], tool: dict[str, Any]) -> None:
+        """Named groups become arguments by name, so each must be one the tool accepts."""
+        properties = tool["parameters"].get("properties")
+        if not isinstance(properties, dict) or not properties:
+            return
+        for group in pattern.groupindex:
+            if group not in properties:
+                known = ", ".join(properties)
+                where = f"tool {tool['name']!r} (its parameters: {known})"
+                message = f"group {group!r} is not a parameter of {where}"
+                self.add(KIMAI, "trigger.regex", message)
+
+    def check_entry(self) -> None:
+        if ENTRY in self.escaped:
+            return
+        if not (self.root / ENTRY).is_file():
+            self.add(ENTRY, "", "missing — the plugin's entry point")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            duplicates.append(key)
+        document[key] = value
+    return document
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _build(
+    root: Path,
+    kimai: dict[str, Any],
+    package: dict[str, Any],
+    tools: list[dict[str, Any]],
+    trigger: TriggerSpec | None,
+) -> PluginSpec:
+    """Only called once every check has passed, so the documents have the schema's shape."""
+    limits = kimai.get("limits", {})
+    return PluginSpec(
+        root=root,
+        name=kimai["name"],
+        version=kimai["version"],
+        description=_text(kimai, package, "description"),
+        author=_text(kimai, package, "author"),
+        license=_text(kimai, package, "license"),
+        permissions=tuple(parse_scope(text) for text in kimai.get("permissions", [])),
+        trigger=trigger,
+        renderer=kimai.get("renderer"),
+        events=tuple(
+            EventSubscription(event["topic"], int(event.get("priority", 0)))
+            for event in kimai.get("events", [])
+        ),
+        tools=tuple(
+            ToolSpec(tool["name"], tool["description"], tool["parameters"]) for tool in tools
+        ),
+        limits=Limits(
+            call_timeout=float(limits.get("call_timeout", 30.0)),
+            memory_mb=int(limits.get("memory_mb", 1024)),
+        ),
+        manifest=kimai,
+    )
+
+
+def _text(kimai: dict[str, Any], package: dict[str, Any], key: str) -> str:
+    """kimai.json wins; package.json fills in (npm's author may be ``{name, email}``)."""
+    value = kimai.get(key, package.get(key, ""))
+    if isinstance(value, dict):
+        value = value.get("name", "")
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,92 @@
+"""``deeting plugin new NAME``: a working plugin to start from.
+
+The scaffold is a teaching example as much as a template, so it uses every file of the package
+contract once, and it is checked by the same checker as any plugin (a test makes sure).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["scaffold"]
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+_TOOLS = """\
+# The tools the model may call, in OpenAI's function-calling shape (one tool, or a list).
+- name: hello
+  description: Greet someone by name.
+  parameters:
+    type: object
+    properties:
+      name:
+        type: string
+        description: Who to greet.
+    required: [name]
+"""
+
+_INDEX = '''\
+"""The {name} plugin. The kernel calls invoke() when the model (or a trigger) uses a tool."""
+
+from deeting_tui.sdk import Result
+
+
+def invoke(ctx, tool, args):
+    if tool == "hello":
+        greeting = f"Hello, {{args['name']}}!"
+        return Result(data={{"greeting": greeting}}, text=greeting)
+    raise ValueError(f"{name} has no tool {{tool!r}}")
+'''
+
+_README = """\
+# {name}
+
+A Deeting plugin. Try it: type `hello Ada` in the chat, or ask the assistant to greet someone.
+
+- `kimai.json`: the manifest (permissions, trigger, renderer, events)
+- `llm-tool.yaml`: the tools the model can call
+- `src/index.py`: the code; `invoke(ctx, tool, args)` returns a `Result`
+
+Check it with `python ci/lint.py {name}`; install it with `deeting plugin install ./{name}`.
+"""
+
+
+def scaffold(name: str, dest: Path) -> Path:
+    """Write a new plugin folder at ``dest`` and return it; refuses to overwrite anything."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid plugin name: use lowercase letters, digits and '-', "
+            "starting with a letter or digit, at most 64 characters (like my-plugin)"
+        )
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ValueError(f"{dest} already exists and is not empty; choose a new folder")
+    for rel, text in _files(name).items():
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return dest
+
+
+def _files(name: str) -> dict[str, str]:
+    meta = {"name": name, "version": "0.1.0", "description": f"The {name} plugin"}
+    package = {**meta, "author": "", "license": "MIT"}
+    kimai = {
+        **meta,
+        "permissions": [],
+        "trigger": {"regex": "^hello (?P<name>.+)$", "tool": "hello", "priority": 50},
+    }
+    return {
+        "package.json": _json(package),
+        "kimai.json": _json(kimai),
+        "llm-tool.yaml": _TOOLS,
+        "src/index.py": _INDEX.format(name=name),
+        "README.md": _README.format(name=name),
+    }
+
+
+def _json(document: Mapping[str, object]) -> str:
+    return json.dumps(document, indent=2) + "\n"
