@@ -27,7 +27,7 @@ from .arguments import ArgumentError, parse_arguments, split_command, trigger_ar
 from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
 from .bus import EventBus
 from .installed import InstalledStore
-from .launcher import ExecLauncher, Launcher
+from .launcher import Launcher, default_launcher
 from .loader import Loader, PluginError, PluginRuntime
 from .paths import Config, Paths
 from .permissions import GrantStore
@@ -75,7 +75,7 @@ class Kernel:
         self.grants = GrantStore(paths.grants_file)
         self.installed = InstalledStore(paths.plugin_state_file)
         self.tools = ToolIndex()
-        self.launcher = launcher or ExecLauncher()
+        self.launcher = launcher or default_launcher(paths.logs_dir / "forkserver.log")
         self.loader = Loader(
             paths, self.installed, self.grants, self.launcher, self._hooks_for, self, policy
         )

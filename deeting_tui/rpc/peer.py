@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -70,9 +72,14 @@ class Peer:
         self._blocking_writes = blocking_writes
         self._request_id_var = request_id_var
         self._write_lock = threading.Lock()
-        self._wbuf: list[bytes] = []
+        # Unsent output. Partly written chunks are kept as memoryviews: slicing bytes would copy
+        # the rest of a large frame on every partial write (quadratic in the frame size).
+        self._wbuf: deque[bytes | memoryview] = deque()
         self._wbuf_size = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        # Requests cancelled here whose (one, late) response is still to come: it is dropped
+        # quietly instead of being reported as a response to an unknown id.
+        self._cancelled: set[int] = set()
         self._tasks: dict[RequestId, asyncio.Task[Any]] = {}
         self._next_id = 1
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,6 +96,10 @@ class Peer:
         os.set_blocking(self._read_fd, False)
         if not self._blocking_writes:
             os.set_blocking(self._write_fd, False)
+        elif self._write_fd != self._read_fd:
+            # An inherited fd may be non-blocking; a blocking writer would then take EAGAIN
+            # for a lost connection.
+            os.set_blocking(self._write_fd, True)
         self._loop.add_reader(self._read_fd, self._on_readable)
 
     def close(self) -> None:
@@ -129,9 +140,12 @@ class Peer:
     def cancel(self, request_id: int, reason: str = "cancelled") -> None:
         """Tell the other side to stop working on a request, and fail it here now."""
         future = self._pending.pop(request_id, None)
-        if future is not None and not future.done():
+        if future is None:
+            return  # already answered (or unknown): nothing to cancel, no response to expect
+        if not future.done():
             future.set_exception(RpcError(CANCELLED, reason))
         if not self.closed:
+            self._cancelled.add(request_id)
             self.notify(CANCEL_METHOD, {"id": request_id})
 
     def is_pending(self, request_id: int) -> bool:
@@ -168,11 +182,11 @@ class Peer:
             self._schedule_lost()
             return
         if written < len(data):
-            self._queue(data[written:])
+            self._queue(memoryview(data)[written:])
             assert self._loop is not None
             self._loop.add_writer(self._write_fd, self._on_writable)
 
-    def _queue(self, data: bytes) -> None:
+    def _queue(self, data: bytes | memoryview) -> None:
         self._wbuf.append(data)
         self._wbuf_size += len(data)
         if self._wbuf_size > MAX_WRITE_BUFFER:
@@ -191,9 +205,9 @@ class Peer:
                 return
             self._wbuf_size -= written
             if written < len(chunk):
-                self._wbuf[0] = chunk[written:]
+                self._wbuf[0] = memoryview(chunk)[written:]
                 return
-            self._wbuf.pop(0)
+            self._wbuf.popleft()
         assert self._loop is not None
         self._loop.remove_writer(self._write_fd)
 
@@ -270,8 +284,18 @@ class Peer:
 
     def _on_response(self, message: dict[str, Any]) -> None:
         request_id = message.get("id")
-        future = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+        # Our ids are ints; a bool is an int to Python (True == 1) but not to JSON.
+        if isinstance(request_id, bool) or not isinstance(request_id, int):
+            self._protocol_error(f"response to unknown request id {request_id!r}")
+            return
+        future = self._pending.pop(request_id, None)
         if future is None:
+            if request_id in self._cancelled:
+                # The one late answer to a request cancel() failed here: expected, not an error.
+                self._cancelled.discard(request_id)
+                if self.on_response is not None:
+                    self.on_response(request_id)
+                return
             self._protocol_error(f"response to unknown request id {request_id!r}")
             return
         if self.on_response is not None:
@@ -323,12 +347,13 @@ class Peer:
             assert self._loop is not None
             task = self._loop.create_task(_await(outcome), context=ctx)
             self._tasks[request_id] = task
-            task.add_done_callback(lambda t, rid=request_id: self._on_task_done(rid, t))
+            task.add_done_callback(functools.partial(self._on_task_done, request_id))
         else:
             self._reply_result(request_id, outcome)
 
     def _on_task_done(self, request_id: RequestId, task: asyncio.Task[Any]) -> None:
-        self._tasks.pop(request_id, None)
+        if self._tasks.get(request_id) is task:  # a reused id may belong to a newer task
+            del self._tasks[request_id]
         if task.cancelled():
             self._reply_error(request_id, CANCELLED, "cancelled")
             return
@@ -389,6 +414,7 @@ class Peer:
             with contextlib.suppress(OSError):
                 os.close(fd)
         pending, self._pending = self._pending, {}
+        self._cancelled.clear()
         for future in pending.values():
             if not future.done():
                 future.set_exception(RpcError(error.code, error.message))

@@ -1,0 +1,333 @@
+"""``python -m bench [--quick] [--json]``: run every benchmark once and report.
+
+Exit status 0 whatever the verdicts (this is a report, not a gate); 1 when a benchmark could
+not run at all; 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .common import REPO_ROOT, Latency, Sizes, reap_children
+from .floor import asyncio_floor, blocking_floor
+from .invoke import invoke_latency
+from .mcp_peer import mcp_latency
+from .ready import Ready, ready_times
+from .throughput import Throughput, script_throughput
+
+#: The targets, in one place.
+FLOOR_FACTOR_MAX = 1.5
+MCP_SPEEDUP_MIN = 10.0
+READY_MS_MAX = 50.0
+MESSAGES_PER_S_MIN = 1000.0
+
+
+@dataclass
+class Verdict:
+    target: str
+    measured: str
+    limit: str
+    passed: bool
+    value: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "value": round(self.value, 3),
+            "limit": self.limit,
+            "pass": self.passed,
+        }
+
+
+def machine_info() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for package in ("deeting", "orjson", "mcp"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small N (for the smoke test)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document only")
+    options = parser.parse_args(argv)
+    sizes = Sizes.quick() if options.quick else Sizes()
+    os.chdir(REPO_ROOT)  # children run `python -m bench.*`
+    # SIGTERM should clean up like Ctrl-C does: children reaped, temp dirs removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    info = machine_info()
+    say = (lambda *_: None) if options.json else _printer()
+    say(_machine_lines(info, options.quick))
+
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+
+    def run(key: str, label: str, fn: Callable[[], Any]) -> Any:
+        say(f"running: {label} ...")
+        began = time.perf_counter()
+        try:
+            value = fn()
+        except Exception as exc:
+            errors[key] = f"{type(exc).__name__}: {exc}"
+            if os.environ.get("DEETING_DEBUG"):
+                traceback.print_exc()
+            say(f"  ERROR: {errors[key]}")
+            return None
+        say(f"  done in {time.perf_counter() - began:.1f} s")
+        results[key] = value
+        return value
+
+    try:
+        run(
+            "floor_asyncio",
+            "floor, asyncio parent",
+            lambda: asyncio_floor(sizes.invoke_n, sizes.invoke_warmup),
+        )
+        run(
+            "floor_blocking",
+            "floor, blocking parent",
+            lambda: blocking_floor(sizes.invoke_n, sizes.invoke_warmup),
+        )
+        run(
+            "invoke",
+            "invoke through the Supervisor",
+            lambda: invoke_latency(sizes.invoke_n, sizes.invoke_warmup),
+        )
+        run("mcp", "mcp SDK peer", lambda: mcp_latency(sizes.mcp_n, sizes.mcp_warmup))
+        run(
+            "ready",
+            f"worker start-to-ready x{sizes.ready_starts}",
+            lambda: ready_times(sizes.ready_starts),
+        )
+        run(
+            "throughput",
+            f"deeting --script, {sizes.script_messages} messages",
+            lambda: script_throughput(sizes.script_messages, sizes.startup_runs),
+        )
+    finally:
+        reap_children()
+
+    verdicts = judge(results)
+    document = {
+        "machine": info,
+        "quick": options.quick,
+        "sizes": sizes.__dict__,
+        "results": _results_json(results),
+        "targets": [v.as_json() for v in verdicts],
+        "errors": errors,
+    }
+    if options.json:
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print()
+        print(_results_table(results))
+        print()
+        print(_verdict_table(verdicts))
+        for key, message in errors.items():
+            print(f"error in {key}: {message}")
+    return 1 if errors else 0
+
+
+def judge(results: dict[str, Any]) -> list[Verdict]:
+    verdicts = []
+    invoke: Latency | None = results.get("invoke")
+    floor: Latency | None = results.get("floor_asyncio")
+    mcp: Latency | None = results.get("mcp")
+    if invoke and floor:
+        factor = invoke.p50_us / floor.p50_us
+        verdicts.append(
+            Verdict(
+                "invoke p50 <= 1.5x floor p50 (asyncio)",
+                f"{factor:.2f}x ({invoke.p50_us:.0f} / {floor.p50_us:.0f} us)",
+                f"<= {FLOOR_FACTOR_MAX:g}x",
+                factor <= FLOOR_FACTOR_MAX,
+                factor,
+            )
+        )
+    if invoke and mcp:
+        speedup = mcp.p50_us / invoke.p50_us
+        verdicts.append(
+            Verdict(
+                "invoke p50 >= 10x faster than mcp p50",
+                f"{speedup:.1f}x ({mcp.p50_us:.0f} / {invoke.p50_us:.0f} us)",
+                f">= {MCP_SPEEDUP_MIN:g}x",
+                speedup >= MCP_SPEEDUP_MIN,
+                speedup,
+            )
+        )
+    for ready in results.get("ready") or []:
+        verdicts.append(
+            Verdict(
+                f"worker ready p50 <= 50 ms ({ready.launcher})",
+                f"{ready.p50_ms:.1f} ms",
+                f"<= {READY_MS_MAX:g} ms",
+                ready.p50_ms <= READY_MS_MAX,
+                ready.p50_ms,
+            )
+        )
+    throughput: Throughput | None = results.get("throughput")
+    if throughput:
+        rate = throughput.steady_per_s
+        verdicts.append(
+            Verdict(
+                "messages/s, --script excl. start-up",
+                f"{rate:.0f}/s",
+                f">= {MESSAGES_PER_S_MIN:g}/s",
+                rate >= MESSAGES_PER_S_MIN,
+                rate,
+            )
+        )
+        stored = throughput.user_events
+        verdicts.append(
+            Verdict(
+                "session holds every user message",
+                f"{stored} of {throughput.messages}",
+                f"= {throughput.messages}",
+                stored == throughput.messages,
+                stored,
+            )
+        )
+    return verdicts
+
+
+def _results_json(results: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in results.items():
+        if isinstance(value, list):
+            out[key] = {item.launcher: item.as_json() for item in value}
+        else:
+            out[key] = value.as_json()
+    return out
+
+
+def _printer() -> Callable[[str], None]:
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    return say
+
+
+def _machine_lines(info: dict[str, Any], quick: bool) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    return "\n".join(
+        [
+            "Deeting benchmark"
+            + (" (--quick: small N, figures are indicative only)" if quick else ""),
+            f"  cpu:      {info['cpu_count']} logical ({info['cpus_usable']} usable), "
+            f"{info['cpu_model']}",
+            f"  python:   {info['implementation']} {info['python']} on {info['platform']}",
+            f"  packages: {versions}",
+            "",
+        ]
+    )
+
+
+def _results_table(results: dict[str, Any]) -> str:
+    rows = [("round trip (one call in flight)", "n", "p50", "p99", "mean")]
+    for key in ("invoke", "floor_asyncio", "floor_blocking", "mcp"):
+        item: Latency | None = results.get(key)
+        if item is not None:
+            rows.append(
+                (
+                    item.name,
+                    str(len(item.samples)),
+                    f"{item.p50_us:.1f} us",
+                    f"{item.p99_us:.1f} us",
+                    f"{item.mean_us:.1f} us",
+                )
+            )
+    ready: list[Ready] = results.get("ready") or []
+    if ready:
+        rows.append(("", "", "", "", ""))
+        rows.append(("worker start-to-ready", "n", "p50", "max", "mean"))
+        for item in ready:
+            data = item.as_json()
+            rows.append(
+                (
+                    f"launcher: {item.launcher}",
+                    str(data["n"]),
+                    f"{data['p50_ms']:.1f} ms",
+                    f"{data['max_ms']:.1f} ms",
+                    f"{data['mean_ms']:.1f} ms",
+                )
+            )
+    throughput: Throughput | None = results.get("throughput")
+    if throughput:
+        rows.append(("", "", "", "", ""))
+        rows.append(("deeting --script (trigger-routed, persisted)", "value", "", "", ""))
+        rows.append(
+            (
+                f"{throughput.messages} messages, end to end",
+                f"{throughput.total_s:.3f} s",
+                f"{throughput.end_to_end_per_s:.0f}/s",
+                "",
+                "",
+            )
+        )
+        rows.append(("1-message run (start-up)", f"{throughput.startup_s:.3f} s", "", "", ""))
+        rows.append(
+            ("messages/s excluding start-up", f"{throughput.steady_per_s:.0f}/s", "", "", "")
+        )
+        rows.append(("user events in the session DB", str(throughput.user_events), "", "", ""))
+    return _table(rows)
+
+
+def _verdict_table(verdicts: list[Verdict]) -> str:
+    rows = [("target", "measured", "limit", "verdict")]
+    rows += [(v.target, v.measured, v.limit, "PASS" if v.passed else "FAIL") for v in verdicts]
+    return _table(rows)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        if not any(row):
+            lines.append("")
+            continue
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if row[1] in ("n", "value", "measured"):
+            lines.append("-" * len(lines[-1]))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        reap_children()
+        sys.exit(130)

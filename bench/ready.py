@@ -1,0 +1,68 @@
+"""Worker start-to-ready: spawn → ``initialize`` reply (``Supervisor.last_ready_seconds``)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deeting_tui.kernel.supervisor import Supervisor
+
+from .common import percentile
+from .invoke import worker_config
+from .launchers import available_launchers, close_launcher
+
+
+@dataclass
+class Ready:
+    launcher: str
+    samples: list[float]
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.samples, 50) * 1e3
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.samples) * 1e3
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "n": len(self.samples),
+            "p50_ms": round(self.p50_ms, 2),
+            "mean_ms": round(statistics.fmean(self.samples) * 1e3, 2),
+            "max_ms": round(self.max_ms, 2),
+        }
+
+
+async def _ready(name: str, factory: Any, starts: int) -> Ready:
+    launcher = factory()
+    samples = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="deeting-bench-") as tmp:
+            config = worker_config(Path(tmp))
+            # One unmeasured start: the first exec pays cold page-cache misses, and a
+            # forkserver (if any) starts its server on first use.
+            for i in range(starts + 1):
+                supervisor = Supervisor(config, launcher)
+                try:
+                    await supervisor.start()
+                    assert supervisor.last_ready_seconds is not None
+                    if i:
+                        samples.append(supervisor.last_ready_seconds)
+                finally:
+                    await supervisor.stop()
+                    supervisor.kill_now()
+    finally:
+        await close_launcher(launcher)
+    return Ready(name, samples)
+
+
+def ready_times(starts: int) -> list[Ready]:
+    return [
+        asyncio.run(_ready(name, factory, starts))
+        for name, factory in available_launchers().items()
+    ]

@@ -1,0 +1,69 @@
+"""Smoke test for ``python -m bench``: it runs, and reports every figure as a positive number.
+
+Targets are deliberately not asserted: timings depend on the machine, and a test suite must
+not fail because CI is slow. ``python -m bench`` itself prints PASS/FAIL.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("mcp", reason="the bench extra (mcp) is not installed")
+
+
+def _numbers(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{path}.{key}")
+    else:
+        yield path, value
+
+
+def test_bench_quick_json_reports_every_figure() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+
+    assert report["errors"] == {}
+    assert report["machine"]["cpu_count"] > 0
+    assert report["machine"]["python"]
+
+    results = report["results"]
+    for key in ("invoke", "floor_asyncio", "floor_blocking", "mcp"):
+        assert key in results, key
+        for figure in ("p50_us", "p99_us", "mean_us", "n"):
+            assert figure in results[key], (key, figure)
+    assert "exec" in results["ready"]
+    for key in (
+        "total_s",
+        "startup_s",
+        "end_to_end_msgs_per_s",
+        "msgs_per_s_excl_startup",
+        "user_events_stored",
+    ):
+        assert key in results["throughput"]
+    figures = list(_numbers(results))
+    assert len(figures) >= 4 * 4 + 4 + 6
+    for path, value in figures:
+        assert isinstance(value, int | float) and not isinstance(value, bool), path
+        assert value > 0, f"{path} = {value}"
+    # Persistence is a fact, not a timing: every scripted message must be stored.
+    throughput = results["throughput"]
+    assert throughput["user_events_stored"] == throughput["messages"]
+
+    targets = report["targets"]
+    assert targets and all(isinstance(t["pass"], bool) for t in targets)
