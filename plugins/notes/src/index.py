@@ -1,0 +1,114 @@
+"""notes: save, list and search short notes (storage in handler.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from deeting_tui.sdk import Context, Result
+
+try:
+    from .handler import (
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+        MAX_QUERY,
+        MAX_TEXT,
+        NoteBook,
+        preview,
+        summary,
+        table,
+    )
+except ImportError:  # imported as a plain module, with src/ on sys.path
+    from handler import (  # type: ignore[no-redef]
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+        MAX_QUERY,
+        MAX_TEXT,
+        NoteBook,
+        preview,
+        summary,
+        table,
+    )
+
+#: tool -> the arguments it accepts
+TOOLS: dict[str, tuple[str, ...]] = {
+    "note_add": ("text",),
+    "note_list": ("limit",),
+    "note_search": ("query",),
+}
+
+
+def invoke(ctx: Context, tool: str, args: dict[str, Any]) -> Result:
+    _check_args(tool, args)
+    if tool == "note_add":
+        return _add(NoteBook(ctx.data_dir), _text(tool, args, "text", MAX_TEXT))
+    if tool == "note_list":
+        return _list(NoteBook(ctx.data_dir), _limit(args.get("limit")))
+    return _search(NoteBook(ctx.data_dir), _text(tool, args, "query", MAX_QUERY))
+
+
+def _add(book: NoteBook, text: str) -> Result:
+    note = book.load().add(text, time.time())
+    return Result(
+        data=note.as_dict(),
+        text=f"Saved note #{note.id}: {preview(note.text)}",
+        renderer="key-value",
+    )
+
+
+def _list(book: NoteBook, limit: int) -> Result:
+    notes = book.load().recent(limit)
+    total = len(book.notes)
+    if not notes:
+        return Result(data=table([]), text="No notes yet.", renderer="table")
+    shown = f", newest {len(notes)} shown" if len(notes) < total else ""
+    heading = f"{total} note{'s' * (total != 1)}{shown}:"
+    return Result(data=table(notes), text=f"{heading}\n{summary(notes)}", renderer="table")
+
+
+def _search(book: NoteBook, query: str) -> Result:
+    matches = book.load().search(query)
+    if not matches:
+        return Result(data=table([]), text=f"No notes match {query!r}.", renderer="table")
+    total = len(matches)
+    matches = matches[:MAX_LIMIT]
+    shown = f", newest {len(matches)} shown" if len(matches) < total else ""
+    heading = f"{total} note{'s' * (total != 1)} match {query!r}{shown}:"
+    return Result(data=table(matches), text=f"{heading}\n{summary(matches)}", renderer="table")
+
+
+def _check_args(tool: str, args: Any) -> None:
+    if tool not in TOOLS:
+        raise ValueError(f"notes has no tool {tool!r} (tools: {', '.join(TOOLS)})")
+    if not isinstance(args, dict):
+        raise ValueError(f"{tool}: arguments must be an object")
+    unknown = sorted(set(args) - set(TOOLS[tool]))
+    if unknown:
+        expected = ", ".join(TOOLS[tool])
+        raise ValueError(f"{tool}: unknown argument(s) {', '.join(unknown)} (expected: {expected})")
+
+
+def _text(tool: str, args: dict[str, Any], name: str, longest: int) -> str:
+    value = args.get(name)
+    if value is None:
+        raise ValueError(f"{tool}: missing argument {name!r}")
+    if not isinstance(value, str):
+        raise ValueError(f"{tool}: {name} must be a string, not {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{tool}: {name} is empty")
+    if len(value) > longest:
+        raise ValueError(f"{tool}: {name} is too long ({len(value)} characters, at most {longest})")
+    return value
+
+
+def _limit(value: Any) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"note_list: limit must be a whole number, not {value!r}")
+    if not 1 <= value <= MAX_LIMIT:
+        raise ValueError(f"note_list: limit must be between 1 and {MAX_LIMIT}, not {value}")
+    return value
