@@ -18,9 +18,9 @@ from deeting_tui.kernel.launcher import ExecLauncher, Launcher
 def available_launchers() -> dict[str, Callable[[], Launcher]]:
     """name -> factory, for every launcher this checkout has (exec first)."""
     found: dict[str, Callable[[], Launcher]] = {"exec": ExecLauncher}
-    forkserver: Any = getattr(launcher_module, "ForkserverLauncher", None)
-    if forkserver is not None:
-        found["forkserver"] = forkserver
+    from deeting_tui.kernel.forkserver_client import ForkserverLauncher
+
+    found["forkserver"] = ForkserverLauncher
     return found
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from deeting_tui.kernel.forkserver_client import ForkserverLauncher
 from deeting_tui.kernel.launcher import (
     ExecLauncher,
-    ForkserverLauncher,
     Launcher,
     WorkerProcess,
     default_launcher,
@@ -344,7 +344,8 @@ KERNEL_SCRIPT = textwrap.dedent(
     """
     import asyncio, json, os, sys, tempfile
     from pathlib import Path
-    from deeting_tui.kernel.launcher import ForkserverLauncher, worker_environment
+    from deeting_tui.kernel.forkserver_client import ForkserverLauncher
+    from deeting_tui.kernel.launcher import worker_environment
     from deeting_tui.rpc.peer import Peer
 
     async def main():
