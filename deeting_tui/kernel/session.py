@@ -289,18 +289,14 @@ class SessionStore:
         data = orjson.dumps(payload).decode()  # TypeError for values that are not JSON
         now = time.time()
         with self._write() as conn:
-            cursor = conn.execute(
+            row = conn.execute(
                 "UPDATE sessions SET event_count = event_count + 1, updated = ?, "
-                f"touched = {_NEXT_TOUCH} WHERE id = ?",
+                f"touched = {_NEXT_TOUCH} WHERE id = ? RETURNING event_count",
                 (now, session_id),
-            )
-            if cursor.rowcount == 0:
+            ).fetchone()
+            if row is None:
                 raise SessionNotFound(session_id)
-            seq = int(
-                conn.execute(
-                    "SELECT event_count FROM sessions WHERE id = ?", (session_id,)
-                ).fetchone()[0]
-            )
+            seq = int(row[0])
             conn.execute(
                 "INSERT INTO events (session_id, seq, kind, ts, payload) VALUES (?, ?, ?, ?, ?)",
                 (session_id, seq, kind, now, data),
