@@ -9,7 +9,7 @@ from deeting_tui.sdk import Context, Result
 try:
     from .handler import evaluate, format_number, rounded
 except ImportError:  # imported as a plain module, with src/ on sys.path
-    from handler import evaluate, format_number, rounded  # type: ignore[no-redef]
+    from handler import evaluate, format_number, rounded  # type: ignore[no-redef,import-not-found]
 
 TOOLS = ("calc",)
 

@@ -21,7 +21,7 @@ try:
         split_label,
     )
 except ImportError:  # imported as a plain module, with src/ on sys.path
-    from handler import (  # type: ignore[no-redef]
+    from handler import (  # type: ignore[no-redef,import-not-found]
         LATE_AFTER,
         MAX_LABEL,
         TimerBook,

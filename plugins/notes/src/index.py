@@ -19,7 +19,7 @@ try:
         table,
     )
 except ImportError:  # imported as a plain module, with src/ on sys.path
-    from handler import (  # type: ignore[no-redef]
+    from handler import (  # type: ignore[no-redef,import-not-found]
         DEFAULT_LIMIT,
         MAX_LIMIT,
         MAX_QUERY,
