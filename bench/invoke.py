@@ -35,7 +35,6 @@ async def running_supervisor(launcher: Launcher, home: Path):  # type: ignore[no
         yield supervisor
     finally:
         await supervisor.stop()
-        supervisor.kill_now()
 
 
 async def _invoke(n: int, warmup: int) -> tuple[str, list[float]]:

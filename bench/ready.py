@@ -55,7 +55,6 @@ async def _ready(name: str, factory: Any, starts: int) -> Ready:
                         samples.append(supervisor.last_ready_seconds)
                 finally:
                     await supervisor.stop()
-                    supervisor.kill_now()
     finally:
         await close_launcher(launcher)
     return Ready(name, samples)

@@ -304,31 +304,24 @@ class Kernel:
             self.tools.add_plugin(spec)
         except ToolConflict as exc:
             raise PluginError(str(exc)) from None
-        subs = []
         if spec.trigger is not None:
-            subs.append(
-                self.bus.subscribe(
-                    "user.message",
-                    self._trigger_handler(spec.name, spec.trigger.tool, spec.trigger.pattern),
-                    priority=spec.trigger.priority,
-                    owner=spec.name,
-                )
+            self.bus.subscribe(
+                "user.message",
+                self._trigger_handler(spec.name, spec.trigger.tool, spec.trigger.pattern),
+                priority=spec.trigger.priority,
+                owner=spec.name,
             )
         for event in spec.events:
-            subs.append(
-                self.bus.subscribe(
-                    event.topic,
-                    self._event_handler(runtime.supervisor),
-                    priority=event.priority,
-                    owner=spec.name,
-                )
+            self.bus.subscribe(
+                event.topic,
+                self._event_handler(runtime.supervisor),
+                priority=event.priority,
+                owner=spec.name,
             )
-        runtime.wiring = list(subs)
 
     def detach(self, runtime: PluginRuntime) -> None:
         self.bus.unsubscribe_owner(runtime.spec.name)
         self.tools.remove_plugin(runtime.spec.name)
-        runtime.wiring = []
 
     def _trigger_handler(self, plugin: str, tool: str, pattern: re.Pattern[str]) -> Any:
         async def handle(topic: str, payload: dict[str, Any]) -> bool:

@@ -12,8 +12,8 @@ import logging
 import secrets
 import shutil
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -50,7 +50,6 @@ class PluginRuntime:
 
     spec: PluginSpec
     supervisor: Supervisor
-    wiring: list[object] = field(default_factory=list)  # what the kernel registered for it
 
 
 class Wiring(Protocol):
@@ -117,7 +116,7 @@ class Loader:
         self,
         source: Path,
         *,
-        grant: list[str] = (),  # type: ignore[assignment]
+        grant: Sequence[str] = (),
         yes: bool = False,
         force: bool = False,
         ask: AskGrant | None = None,
@@ -159,7 +158,7 @@ class Loader:
             )
         return spec
 
-    def _requested_grants(self, spec: PluginSpec, grant: list[str]) -> list[Scope]:
+    def _requested_grants(self, spec: PluginSpec, grant: Sequence[str]) -> list[Scope]:
         requested = []
         for text in grant:
             try:

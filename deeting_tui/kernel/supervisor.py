@@ -464,12 +464,6 @@ class Supervisor:
             self.state = "stopped"
         self.pid = None
 
-    def kill_now(self) -> None:
-        """Synchronous last resort at interpreter exit."""
-        if self._process is not None:
-            self.state = "stopped"
-            self._process.kill()
-
 
 def _rotate_log(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

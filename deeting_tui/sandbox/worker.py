@@ -173,7 +173,7 @@ class WorkerServer:
             raise _plugin_error(name, exc) from None
         if inspect.isawaitable(outcome):
             return _finish_async(name, outcome, shape)
-        return _shaped(name, outcome, shape)
+        return _shaped(outcome, shape)
 
     # -- handshake ---------------------------------------------------------------------------
 
@@ -231,7 +231,7 @@ def _event_params(params: Any) -> tuple[str, dict[str, Any]]:
     return params["topic"], payload if isinstance(payload, dict) else {}
 
 
-def _shaped(name: str, outcome: Any, shape: Any) -> Any:
+def _shaped(outcome: Any, shape: Any) -> Any:
     try:
         return shape(outcome)
     except ResultError as exc:
@@ -245,7 +245,7 @@ async def _finish_async(name: str, outcome: Any, shape: Any) -> Any:
         raise
     except BaseException as exc:
         raise _plugin_error(name, exc) from None
-    return _shaped(name, result, shape)
+    return _shaped(result, shape)
 
 
 def _plugin_error(where: str, exc: BaseException) -> RpcError:
