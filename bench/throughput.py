@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -19,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from deeting_tui.kernel.session import SessionStore
 
 from .common import TRIVIAL_PLUGIN, reap, spawn_child
 
@@ -96,15 +97,10 @@ def _run(args: list[str], home: Path, *, timeout: float = 300.0) -> float:
 
 
 def user_events_in_latest_session(db: Path) -> int:
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = connection.execute(
-            "SELECT COUNT(*) FROM events WHERE kind = 'user' AND session_id = "
-            "(SELECT id FROM sessions ORDER BY touched DESC LIMIT 1)"
-        ).fetchone()
-    finally:
-        connection.close()
-    return int(row[0])
+    """Counted through the kernel's own store, so the check follows its schema."""
+    with SessionStore(db) as store:
+        latest = store.latest()
+        return len(store.events(latest.id, kinds=["user"])) if latest else 0
 
 
 def script_throughput(messages: int, startup_runs: int) -> Throughput:

@@ -3,7 +3,8 @@
 Both front ends (headless script mode and the Textual UI) drive the same few calls —
 ``open_session``, ``submit``, ``call_tool`` — and observe the same event stream through
 listeners, so behaviour added here reaches both. Every event is stored in the session as it
-happens, before any listener sees it: a crash after that loses nothing.
+happens: committed at the event loop's next pause, before the kernel waits for anything, and
+at the latest when the turn that caused it ends (see journal.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .arguments import ArgumentError, parse_arguments, split_command, trigger_ar
 from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
 from .bus import EventBus
 from .installed import InstalledStore
+from .journal import SessionJournal
 from .launcher import Launcher, default_launcher
 from .loader import Loader, PluginError, PluginRuntime
 from .paths import Config, Paths
@@ -72,6 +74,7 @@ class Kernel:
         self.config = config or Config()
         self.bus = EventBus()
         self.sessions = SessionStore(paths.sessions_db)
+        self.journal = SessionJournal(self.sessions, self._history_lost)
         self.grants = GrantStore(paths.grants_file)
         self.installed = InstalledStore(paths.plugin_state_file)
         self.tools = ToolIndex()
@@ -104,6 +107,7 @@ class Kernel:
                 await self._ticker
         await self.loader.shutdown()
         self.launcher.close()
+        self.journal.flush()
         self.sessions.close()
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
@@ -143,6 +147,7 @@ class Kernel:
                     self.error(session_id, "nothing handled the message (no assistant)")
         finally:
             _current_turn.reset(token)
+            self.journal.flush()
         return turn
 
     async def _direct_call(self, session_id: str, tool: str, rest: str) -> None:
@@ -226,6 +231,7 @@ class Kernel:
             self.error(session_id, f"{tool}: {outcome.error}", plugin=entry.plugin)
         elif reply:
             self.reply(session_id, outcome.summary())
+        self.journal.flush()
         return outcome
 
     async def _invoke(self, supervisor: Supervisor, tool: str, args: dict[str, Any]) -> ToolOutcome:
@@ -257,8 +263,18 @@ class Kernel:
         self._emit(session_id, "error", {"message": message, **extra})
 
     def _emit(self, session_id: str, kind: str, fields: dict[str, Any]) -> None:
-        self.sessions.append(session_id, kind, fields)
-        event = {"type": kind, "session_id": session_id, **fields}
+        self.journal.record(session_id, kind, fields)
+        self._notify({"type": kind, "session_id": session_id, **fields})
+
+    def _history_lost(self, session_id: str, message: str) -> None:
+        """Shown, not stored: the store is what just failed."""
+        turn = _current_turn.get()
+        if turn is not None:
+            turn.failed = True
+            turn.errors.append(message)
+        self._notify({"type": "error", "session_id": session_id, "message": message})
+
+    def _notify(self, event: dict[str, Any]) -> None:
         for listener in list(self._listeners):
             try:
                 listener(event)

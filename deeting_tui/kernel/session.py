@@ -7,9 +7,13 @@ a commit is durable against a process crash and costs no fsync (only checkpoints
 keeps appends cheap enough for the hot path. Two processes may open the same file; writers
 take the write lock up front (``BEGIN IMMEDIATE``) and wait for each other up to a timeout.
 
-Each session numbers its events 1, 2, 3, … (``seq``). Sessions are ordered by when they last
-changed, by an operation counter rather than the wall clock, so "the latest session" is
-well defined even when the clock is coarse or steps backwards.
+Each session numbers its events 1, 2, 3, … (``seq``). An append is one INSERT (the seq is
+computed inside it, under the write lock) and touches nothing else: a session's event count,
+last change and place in the "most recent" order are read from its last event instead of
+being kept up to date in the sessions table, which would cost a second page write per event
+on the hot path of every message. Recency is the wall clock (last event, else creation; ties
+go to the session created later), so a clock stepped backwards can misorder "latest" but
+never loses or reorders events.
 """
 
 from __future__ import annotations
@@ -30,32 +34,31 @@ import orjson
 __all__ = [
     "EVENT_KINDS",
     "SCHEMA_VERSION",
+    "EncodedEvent",
     "SessionEvent",
     "SessionInfo",
     "SessionNotFound",
     "SessionStore",
     "SessionStoreError",
+    "encode",
 ]
 
 EVENT_KINDS = ("user", "reply", "tool_call", "tool_result", "stream", "error")
 _KINDS = frozenset(EVENT_KINDS)
 
-#: Stored in ``PRAGMA user_version``; bump it and add a migration step when the schema changes.
-SCHEMA_VERSION = 1
+#: Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the
+#: schema changes.
+SCHEMA_VERSION = 2
 
 #: How long one store waits for another (thread or process) holding the write lock.
 BUSY_TIMEOUT_S = 10.0
 
 _SCHEMA = """
 CREATE TABLE sessions (
-    id          TEXT PRIMARY KEY,
-    created     REAL NOT NULL,
-    updated     REAL NOT NULL,
-    touched     INTEGER NOT NULL,   -- operation counter: orders sessions by last change
-    title       TEXT,
-    event_count INTEGER NOT NULL DEFAULT 0
+    id      TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    title   TEXT
 );
-CREATE INDEX sessions_by_touched ON sessions (touched);
 CREATE TABLE events (
     session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
     seq        INTEGER NOT NULL,
@@ -66,8 +69,29 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 """
 
-_SESSION_COLUMNS = "id, created, updated, title, event_count"
-_NEXT_TOUCH = "(SELECT COALESCE(MAX(touched), 0) + 1 FROM sessions)"
+#: Version N → N + 1, each run inside the upgrade's write transaction.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 kept event_count / updated / touched in the sessions row, rewritten on every append.
+    1: (
+        "DROP INDEX IF EXISTS sessions_by_touched",
+        "ALTER TABLE sessions DROP COLUMN touched",
+        "ALTER TABLE sessions DROP COLUMN updated",
+        "ALTER TABLE sessions DROP COLUMN event_count",
+    ),
+}
+
+# A session's last event, found through the primary key (no scan of its events).
+_LAST_EVENT = "(SELECT {col} FROM events WHERE session_id = s.id ORDER BY seq DESC LIMIT 1)"
+_SESSION_SELECT = (
+    "SELECT s.id, s.created, "
+    f"COALESCE({_LAST_EVENT.format(col='ts')}, s.created) AS updated, s.title, "
+    f"COALESCE({_LAST_EVENT.format(col='seq')}, 0) FROM sessions AS s"
+)
+_APPEND = (
+    "INSERT INTO events (session_id, seq, kind, ts, payload) "
+    "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE session_id = ? "
+    "RETURNING seq"
+)
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 
 
@@ -101,9 +125,27 @@ class SessionEvent:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """An event checked and serialised by :func:`encode`, ready to be stored."""
+
+    session_id: str
+    kind: str
+    ts: float
+    payload: str
+
+
 def _check_kind(kind: str) -> None:
     if kind not in _KINDS:
         raise ValueError(f"unknown event kind {kind!r}: expected one of {', '.join(EVENT_KINDS)}")
+
+
+def encode(kind: str, payload: dict[str, Any]) -> str:
+    """Check an event and serialise its payload; raises for a bad kind or non-JSON values."""
+    _check_kind(kind)
+    if not isinstance(payload, dict):
+        raise TypeError(f"event payload must be a dict, not {type(payload).__name__}")
+    return orjson.dumps(payload).decode()  # TypeError for values that are not JSON
 
 
 class SessionStore:
@@ -169,6 +211,11 @@ class SessionStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            else:
+                # An older store: upgraded in place, in this one transaction (all or nothing).
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -225,9 +272,8 @@ class SessionStore:
                 session_id = secrets.token_hex(6)
                 try:
                     conn.execute(
-                        "INSERT INTO sessions (id, created, updated, touched, title) "
-                        f"VALUES (?, ?, ?, {_NEXT_TOUCH}, ?)",
-                        (session_id, now, now, title),
+                        "INSERT INTO sessions (id, created, title) VALUES (?, ?, ?)",
+                        (session_id, now, title),
                     )
                 except sqlite3.IntegrityError:
                     continue  # an id collision: astronomically rare, but cheap to survive
@@ -241,9 +287,7 @@ class SessionStore:
 
     def get(self, session_id: str) -> SessionInfo:
         with self._db() as conn:
-            row = conn.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-            ).fetchone()
+            row = conn.execute(f"{_SESSION_SELECT} WHERE s.id = ?", (session_id,)).fetchone()
         if row is None:
             raise SessionNotFound(session_id)
         return self._info(row)
@@ -259,7 +303,7 @@ class SessionStore:
             raise ValueError(f"limit must be at least 1, not {limit}")
         with self._db() as conn:
             rows = conn.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY touched DESC LIMIT ?",
+                f"{_SESSION_SELECT} ORDER BY updated DESC, s.rowid DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [self._info(row) for row in rows]
@@ -283,25 +327,26 @@ class SessionStore:
 
     def append(self, session_id: str, kind: str, payload: dict[str, Any]) -> int:
         """Store one event now (committed before this returns); return its ``seq``."""
-        _check_kind(kind)
-        if not isinstance(payload, dict):
-            raise TypeError(f"event payload must be a dict, not {type(payload).__name__}")
-        data = orjson.dumps(payload).decode()  # TypeError for values that are not JSON
-        now = time.time()
+        return self.append_encoded(
+            [EncodedEvent(session_id, kind, time.time(), encode(kind, payload))]
+        )[0]
+
+    def append_encoded(self, events: list[EncodedEvent]) -> list[int]:
+        """Store several events in one transaction (all or none); return their ``seq``s."""
+        seqs = []
         with self._write() as conn:
-            row = conn.execute(
-                "UPDATE sessions SET event_count = event_count + 1, updated = ?, "
-                f"touched = {_NEXT_TOUCH} WHERE id = ? RETURNING event_count",
-                (now, session_id),
-            ).fetchone()
-            if row is None:
-                raise SessionNotFound(session_id)
-            seq = int(row[0])
-            conn.execute(
-                "INSERT INTO events (session_id, seq, kind, ts, payload) VALUES (?, ?, ?, ?, ?)",
-                (session_id, seq, kind, now, data),
-            )
-        return seq
+            for event in events:
+                try:
+                    row = conn.execute(
+                        _APPEND,
+                        (event.session_id, event.kind, event.ts, event.payload, event.session_id),
+                    )
+                    seqs.append(int(row.fetchone()[0]))
+                except sqlite3.IntegrityError as exc:
+                    if "FOREIGN KEY" not in str(exc):  # the events → sessions key: no session
+                        raise
+                    raise SessionNotFound(event.session_id) from None
+        return seqs
 
     def events(
         self, session_id: str, kinds: Iterable[str] | None = None, after_seq: int = 0

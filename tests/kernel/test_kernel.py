@@ -163,3 +163,36 @@ async def test_image_without_a_handler_is_an_error(kernel: Kernel, tmp_path: Pat
     assert turn.failed and "no plugin handles images" in turn.errors[0]
     turn = await kernel.submit(session.id, f"/image {tmp_path / 'missing.png'}")
     assert turn.failed and "No such file" in turn.errors[0]
+
+
+async def test_a_turn_is_in_the_store_when_submit_returns(kernel: Kernel) -> None:
+    from deeting_tui.kernel.session import SessionStore
+
+    await kernel.loader.install(GOOD)
+    session = kernel.open_session()
+    await kernel.submit(session.id, "echo stored")
+    with SessionStore(kernel.sessions.path) as other_process_view:
+        kinds = [e.kind for e in other_process_view.events(session.id)]
+    assert kinds == ["user", "tool_call", "tool_result", "reply"]
+
+
+async def test_history_that_cannot_be_saved_fails_the_turn_visibly(
+    kernel: Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deeting_tui.kernel.session import SessionStoreError
+
+    await kernel.loader.install(GOOD)
+    session = kernel.open_session()
+    seen = events_of(kernel)
+
+    def disk_full(events: object) -> list[int]:
+        raise SessionStoreError("database or disk is full")
+
+    monkeypatch.setattr(kernel.sessions, "append_encoded", disk_full)
+    turn = await kernel.submit(session.id, "echo lost")
+    assert turn.failed
+    assert any("could not be saved" in message for message in turn.errors)
+    errors = [e for e in seen if e["type"] == "error"]
+    assert errors and "database or disk is full" in errors[0]["message"]
+    replies = [e["text"] for e in seen if e["type"] == "reply"]
+    assert replies == ["lost"]  # the work itself went on

@@ -280,3 +280,50 @@ def test_two_processes_append_to_the_same_session(db_path: Path) -> None:
         events = store.events(s.id)
         assert [e.seq for e in events] == list(range(1, 401))
         assert sum(e.payload["who"] == "child" for e in events) == 200
+
+
+def test_same_clock_tick_orders_by_creation(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import deeting_tui.kernel.session as session_module
+
+    monkeypatch.setattr(session_module.time, "time", lambda: 1_000_000.0)
+    a, b, c = store.create(), store.create(), store.create()
+    assert [s.id for s in store.list_sessions()] == [c.id, b.id, a.id]
+
+
+_V1_SCHEMA = """
+CREATE TABLE sessions (id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
+    touched INTEGER NOT NULL, title TEXT, event_count INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX sessions_by_touched ON sessions (touched);
+CREATE TABLE events (session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, kind TEXT NOT NULL, ts REAL NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)) WITHOUT ROWID;
+INSERT INTO sessions VALUES ('aaaaaaaaaaaa', 100.0, 300.0, 3, 'old chat', 2);
+INSERT INTO sessions VALUES ('bbbbbbbbbbbb', 200.0, 200.0, 2, NULL, 0);
+INSERT INTO events VALUES ('aaaaaaaaaaaa', 1, 'user', 250.0, '{"text": "hi"}');
+INSERT INTO events VALUES ('aaaaaaaaaaaa', 2, 'reply', 300.0, '{"text": "hello"}');
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_store_is_upgraded_in_place(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    conn.executescript(_V1_SCHEMA)
+    conn.close()
+    with SessionStore(db_path) as store:
+        assert store.list_sessions() == [
+            SessionInfo("aaaaaaaaaaaa", 100.0, 300.0, "old chat", 2),
+            SessionInfo("bbbbbbbbbbbb", 200.0, 200.0, None, 0),
+        ]
+        assert [e.payload["text"] for e in store.events("aaaaaaaaaaaa")] == ["hi", "hello"]
+        assert store.append("bbbbbbbbbbbb", "user", {"text": "new"}) == 1
+        assert store.latest().id == "bbbbbbbbbbbb"  # type: ignore[union-attr]
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(sessions)")]
+        assert columns == ["id", "created", "title"]
+    finally:
+        conn.close()
