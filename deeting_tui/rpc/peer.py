@@ -83,6 +83,7 @@ class Peer:
         self._tasks: dict[RequestId, asyncio.Task[Any]] = {}
         self._next_id = 1
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._reading_in_loop = False
         self.closed = False
         #: Called with the id of every response that arrives, even one whose future was
         #: already failed locally; a supervisor uses it to see a cancelled call wind down.
@@ -90,17 +91,46 @@ class Peer:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Begin reading; call from inside the running loop."""
-        self._loop = asyncio.get_running_loop()
-        os.set_blocking(self._read_fd, False)
+    def start(
+        self, loop: asyncio.AbstractEventLoop | None = None, *, read_in_loop: bool = True
+    ) -> None:
+        """Begin serving. Without ``loop``, call from inside the running loop.
+
+        ``read_in_loop=False`` leaves reading to :meth:`read_blocking` until
+        :meth:`set_read_in_loop` says otherwise: a worker whose loop has nothing to do waits in
+        a plain blocking read, which wakes faster than an event loop's poll.
+        """
+        self._loop = loop or asyncio.get_running_loop()
         if not self._blocking_writes:
             os.set_blocking(self._write_fd, False)
         elif self._write_fd != self._read_fd:
             # An inherited fd may be non-blocking; a blocking writer would then take EAGAIN
             # for a lost connection.
             os.set_blocking(self._write_fd, True)
-        self._loop.add_reader(self._read_fd, self._on_readable)
+        self._reading_in_loop = not read_in_loop  # so the call below sets the fd up either way
+        self.set_read_in_loop(read_in_loop)
+
+    def set_read_in_loop(self, enabled: bool) -> None:
+        """Read through the event loop (non-blocking fd) or through :meth:`read_blocking`."""
+        assert self._loop is not None, "Peer.start() was not called"
+        if self.closed or enabled == self._reading_in_loop:
+            return
+        if enabled:
+            os.set_blocking(self._read_fd, False)
+            self._loop.add_reader(self._read_fd, self._on_readable)
+        else:
+            if self._read_fd == self._write_fd and not self._blocking_writes:
+                raise ValueError("blocking reads on the fd that also takes non-blocking writes")
+            self._loop.remove_reader(self._read_fd)
+            os.set_blocking(self._read_fd, True)
+        self._reading_in_loop = enabled
+
+    def read_blocking(self) -> None:
+        """Wait for input outside the event loop and dispatch all of it (or see the close)."""
+        if self._reading_in_loop:
+            raise RuntimeError("the event loop is reading this peer; set_read_in_loop(False)")
+        if not self.closed:
+            self._on_readable()
 
     def close(self) -> None:
         """Stop, fail every pending request, close both fds."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -599,3 +600,53 @@ async def test_blocking_writes_from_a_thread(make_pair: MakePair) -> None:
     assert got == list(range(count + 1))
     # the blocking side answers requests from the loop thread too
     assert await kernel.request("echo", {"ok": 1}) == {"ok": 1}
+
+
+def test_blocking_reads_outside_the_loop_serve_requests_and_see_the_close() -> None:
+    """The worker's idle mode: the loop is not running, the peer reads in a blocking call."""
+    to_peer_r, to_peer_w = os.pipe()
+    from_peer_r, from_peer_w = os.pipe()
+    closed: list[bool] = []
+    loop = asyncio.new_event_loop()
+    try:
+        peer = Peer(
+            to_peer_r,
+            from_peer_w,
+            request_handler=echo,
+            on_close=lambda: closed.append(True),
+            blocking_writes=True,
+        )
+        peer.start(loop, read_in_loop=False)
+        assert os.get_blocking(to_peer_r)
+        request = {"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"x": 1}}
+        os.write(to_peer_w, orjson.dumps(request) + b"\n")
+        peer.read_blocking()
+        assert orjson.loads(os.read(from_peer_r, 65536)) == {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "result": {"x": 1},
+        }
+        peer.set_read_in_loop(True)  # and back: the fd is non-blocking while the loop reads
+        assert not os.get_blocking(to_peer_r)
+        with pytest.raises(RuntimeError, match="the event loop is reading"):
+            peer.read_blocking()
+        peer.set_read_in_loop(False)
+        os.close(to_peer_w)
+        peer.read_blocking()
+        assert closed == [True] and peer.closed
+    finally:
+        loop.close()
+        os.close(from_peer_r)
+
+
+def test_blocking_reads_refuse_an_fd_shared_with_non_blocking_writes() -> None:
+    left, right = socket.socketpair()
+    loop = asyncio.new_event_loop()
+    try:
+        peer = Peer(left.fileno(), left.fileno())
+        with pytest.raises(ValueError, match="blocking reads"):
+            peer.start(loop, read_in_loop=False)
+    finally:
+        loop.close()
+        left.close()
+        right.close()
