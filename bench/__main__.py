@@ -24,6 +24,7 @@ import orjson
 from .common import REPO_ROOT, Latency, Sizes, reap_children
 from .floor import asyncio_floor, blocking_floor
 from .invoke import invoke_latency
+from .launchers import default_launcher_name
 from .mcp_peer import mcp_latency
 from .ready import Ready, ready_times
 from .throughput import Throughput, script_throughput
@@ -186,10 +187,14 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
                 speedup,
             )
         )
+    # The target is for the launcher the kernel uses; the other is in the table for comparison.
+    chosen = default_launcher_name()
     for ready in results.get("ready") or []:
+        if ready.launcher != chosen:
+            continue
         verdicts.append(
             Verdict(
-                f"worker ready p50 <= 50 ms ({ready.launcher})",
+                f"worker ready p50 <= 50 ms ({ready.launcher}, the default)",
                 f"{ready.p50_ms:.1f} ms",
                 f"<= {READY_MS_MAX:g} ms",
                 ready.p50_ms <= READY_MS_MAX,

@@ -33,7 +33,15 @@ def default_launcher() -> tuple[str, Launcher]:
     return launcher_name(chosen), chosen
 
 
+def default_launcher_name() -> str:
+    """The name of the launcher the kernel would use (nothing is started to find out)."""
+    name, launcher = default_launcher()
+    launcher.close()
+    return name
+
+
 def launcher_name(launcher: Any) -> str:
+    launcher = getattr(launcher, "active", launcher)  # a FallbackLauncher: the one in use
     for name, factory in available_launchers().items():
         if inspect.isclass(factory) and isinstance(launcher, factory):
             return name

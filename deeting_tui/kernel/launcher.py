@@ -8,14 +8,19 @@ against each other without touching supervision logic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+log = logging.getLogger("deeting.launcher")
 
 WORKER_MODULE = "deeting_tui.sandbox.worker"
 FORKSERVER_MODULE = "deeting_tui.sandbox.forkserver"
@@ -96,19 +101,7 @@ class ExecLauncher:
         finally:
             os.close(worker_r)
             os.close(worker_w)
-        loop = asyncio.get_running_loop()
-        exited: asyncio.Future[int] = loop.create_future()
-        pidfd = os.pidfd_open(process.pid)
-
-        def on_exit() -> None:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            _, status = os.waitpid(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
-            if not exited.done():
-                exited.set_result(status)
-
-        loop.add_reader(pidfd, on_exit)
+        exited = _watch_exit(process)
 
         def kill() -> None:
             if exited.done():
@@ -126,8 +119,79 @@ class ExecLauncher:
         pass
 
 
+def _watch_exit(process: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+    """A future for the wait status: a pidfd in the loop on Linux, a waiting thread elsewhere."""
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def report(status: int) -> None:
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if not exited.done():
+            exited.set_result(status)
+
+    if hasattr(os, "pidfd_open"):
+        pidfd = os.pidfd_open(process.pid)
+
+        def on_exit() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            report(os.waitpid(process.pid, 0)[1])
+
+        loop.add_reader(pidfd, on_exit)
+    else:
+
+        def wait() -> None:
+            status = os.waitpid(process.pid, 0)[1]
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(report, status)
+
+        threading.Thread(target=wait, name=f"wait-{process.pid}", daemon=True).start()
+    return exited
+
+
+class FallbackLauncher:
+    """The forkserver, falling back to exec for good if it cannot start or spawn.
+
+    A forkserver that fails (a broken interpreter path, a platform quirk, a crash on start)
+    must not leave plugins unable to run: workers then start the slow way, with exactly the
+    same environment and sandbox, and the reason is logged once.
+    """
+
+    def __init__(self, primary: Launcher, fallback: Launcher) -> None:
+        self._primary: Launcher | None = primary
+        self._fallback = fallback
+        #: Why the primary was given up, or None while it is in use.
+        self.fallback_reason: str | None = None
+
+    @property
+    def active(self) -> Launcher:
+        return self._primary if self._primary is not None else self._fallback
+
+    async def spawn(self, log_fd: int, env: dict[str, str]) -> WorkerProcess:
+        primary = self._primary
+        if primary is not None:
+            try:
+                return await primary.spawn(log_fd, env)
+            except OSError as exc:
+                self.fallback_reason = str(exc)
+                self._primary = None
+                primary.close()
+                log.warning(
+                    "the forkserver failed (%s); workers start with exec from now on "
+                    "(slower start, same sandbox)",
+                    exc,
+                )
+        return await self._fallback.spawn(log_fd, env)
+
+    def close(self) -> None:
+        if self._primary is not None:
+            self._primary.close()
+        self._fallback.close()
+
+
 def default_launcher(log_path: Path | None = None) -> Launcher:
-    """The forkserver on Linux unless ``DEETING_LAUNCHER=exec``; exec everywhere else."""
+    """The forkserver on Linux unless ``DEETING_LAUNCHER=exec`` (exec if it fails); exec
+    everywhere else."""
     if (
         sys.platform.startswith("linux")
         and os.environ.get("DEETING_LAUNCHER", "") != "exec"
@@ -135,7 +199,7 @@ def default_launcher(log_path: Path | None = None) -> Launcher:
     ):
         from .forkserver_client import ForkserverLauncher  # avoids a module cycle
 
-        return ForkserverLauncher(log_path=log_path)
+        return FallbackLauncher(ForkserverLauncher(log_path=log_path), ExecLauncher())
     return ExecLauncher()
 
 

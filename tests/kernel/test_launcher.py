@@ -23,6 +23,7 @@ import pytest
 from deeting_tui.kernel.forkserver_client import ForkserverLauncher
 from deeting_tui.kernel.launcher import (
     ExecLauncher,
+    FallbackLauncher,
     Launcher,
     WorkerProcess,
     default_launcher,
@@ -145,10 +146,14 @@ class Harness:
                 await running.exit_status()
 
 
-@pytest.fixture(params=["exec", "forkserver"])
-async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+@pytest.fixture(params=["exec", "exec-without-pidfd", "forkserver"])
+async def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Harness]:
     launcher: Launcher
-    if request.param == "exec":
+    if request.param.startswith("exec"):
+        if request.param == "exec-without-pidfd":  # e.g. macOS: exits seen by a waiting thread
+            monkeypatch.delattr(os, "pidfd_open")
         launcher = ExecLauncher()
     else:
         # The forkserver itself holds a kernel secret: workers must still not see it.
@@ -336,8 +341,39 @@ async def test_default_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEETING_LAUNCHER", "exec")
     assert isinstance(default_launcher(), ExecLauncher)
     monkeypatch.delenv("DEETING_LAUNCHER")
-    expected = ForkserverLauncher if sys.platform.startswith("linux") else ExecLauncher
-    assert isinstance(default_launcher(), expected)
+    chosen = default_launcher()
+    if sys.platform.startswith("linux"):
+        assert isinstance(chosen, FallbackLauncher)
+        assert isinstance(chosen.active, ForkserverLauncher)
+    else:
+        assert isinstance(chosen, ExecLauncher)
+    chosen.close()
+
+
+@pytest.mark.parametrize(
+    ("python", "reason"),
+    [
+        ("/nonexistent/python3", "No such file or directory"),  # cannot even start
+        ("/bin/false", "the forkserver exited"),  # starts, dies at once
+    ],
+)
+async def test_a_failing_forkserver_falls_back_to_exec(
+    tmp_path: Path, python: str, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    launcher = FallbackLauncher(ForkserverLauncher(python, spawn_timeout=TIMEOUT), ExecLauncher())
+    h = Harness(launcher, tmp_path)
+    try:
+        first = await h.start()
+        assert (await first.invoke("x"))["text"] == "hello"
+        assert isinstance(launcher.active, ExecLauncher)
+        assert launcher.fallback_reason is not None and reason in launcher.fallback_reason
+        assert "workers start with exec from now on" in caplog.text
+        second = await h.start()  # no second attempt at the forkserver
+        assert (await second.invoke("x"))["text"] == "hello"
+        assert caplog.text.count("the forkserver failed") == 1
+    finally:
+        await h.stop_all()
+        launcher.close()
 
 
 KERNEL_SCRIPT = textwrap.dedent(
