@@ -40,6 +40,14 @@ class LineBuffer:
         self._discarded = 0
 
     def feed(self, data: bytes) -> list[bytes | Oversized]:
+        if (
+            not self._parts
+            and not self._discarding
+            and data[:1] == b"{"
+            and data.find(b"\n") == len(data) - 1
+            and len(data) <= self.max_bytes
+        ):
+            return [data[:-1]]  # the usual case: exactly one whole message
         frames: list[bytes | Oversized] = []
         start = 0
         while True:

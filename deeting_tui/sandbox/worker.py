@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import resource
@@ -40,7 +39,7 @@ from deeting_tui.rpc.errors import (
     PLUGIN_ERROR,
     RpcError,
 )
-from deeting_tui.rpc.peer import Peer
+from deeting_tui.rpc.peer import Peer, is_awaitable
 from deeting_tui.sandbox.plugin_import import import_plugin_module
 from deeting_tui.sdk import Context, ResultError, current_call_id, normalize_result
 
@@ -189,7 +188,7 @@ class WorkerServer:
         except RpcError as exc:
             log.warning("on_event(%s) failed: %s", topic, exc.message)
             return
-        if inspect.isawaitable(outcome):
+        if is_awaitable(outcome):
             assert self.loop is not None
             task = self.loop.create_task(_await(outcome))
             task.add_done_callback(_log_event_failure)
@@ -206,7 +205,7 @@ class WorkerServer:
             outcome = fn(self.ctx, *args)
         except BaseException as exc:
             raise _plugin_error(name, exc) from None
-        if inspect.isawaitable(outcome):
+        if is_awaitable(outcome):
             return _finish_async(name, outcome, shape)
         return _shaped(outcome, shape)
 
