@@ -27,6 +27,7 @@ from .invoke import invoke_latency
 from .launchers import default_launcher_name
 from .mcp_peer import mcp_latency
 from .ready import Ready, ready_times
+from .sandbox import SandboxCost, sandbox_cost
 from .throughput import Throughput, script_throughput
 
 #: The targets, in one place.
@@ -34,6 +35,8 @@ FLOOR_FACTOR_MAX = 1.5
 MCP_SPEEDUP_MIN = 10.0
 READY_MS_MAX = 50.0
 MESSAGES_PER_S_MIN = 1000.0
+SANDBOX_OVERHEAD_MAX = 0.05
+SANDBOX_APPLY_MS_MAX = 10.0
 
 
 @dataclass
@@ -132,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
             lambda: ready_times(sizes.ready_starts),
         )
         run(
+            "sandbox",
+            "invoke with and without the OS sandbox",
+            lambda: sandbox_cost(sizes.invoke_n, sizes.invoke_warmup, sizes.ready_starts),
+        )
+        run(
             "throughput",
             f"deeting --script, {sizes.script_messages} messages",
             lambda: script_throughput(sizes.script_messages, sizes.startup_runs),
@@ -199,6 +207,27 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
                 f"<= {READY_MS_MAX:g} ms",
                 ready.p50_ms <= READY_MS_MAX,
                 ready.p50_ms,
+            )
+        )
+    sandbox: SandboxCost | None = results.get("sandbox")
+    if sandbox:
+        verdicts.append(
+            Verdict(
+                "sandboxed invoke p50 within 5% of unsandboxed",
+                f"{(sandbox.overhead - 1) * 100:+.1f}% ({sandbox.sandboxed.p50_us:.0f} / "
+                f"{sandbox.unsandboxed.p50_us:.0f} us)",
+                f"<= +{SANDBOX_OVERHEAD_MAX * 100:g}%",
+                sandbox.overhead <= 1 + SANDBOX_OVERHEAD_MAX,
+                sandbox.overhead,
+            )
+        )
+        verdicts.append(
+            Verdict(
+                "sandbox apply p50 <= 10 ms",
+                f"{sandbox.apply_p50_ms:.2f} ms",
+                f"<= {SANDBOX_APPLY_MS_MAX:g} ms",
+                sandbox.apply_p50_ms <= SANDBOX_APPLY_MS_MAX,
+                sandbox.apply_p50_ms,
             )
         )
     throughput: Throughput | None = results.get("throughput")
@@ -287,6 +316,30 @@ def _results_table(results: dict[str, Any]) -> str:
                     f"{data['mean_ms']:.1f} ms",
                 )
             )
+    sandbox: SandboxCost | None = results.get("sandbox")
+    if sandbox:
+        rows.append(("", "", "", "", ""))
+        rows.append((f"OS sandbox ({sandbox.level})", "n", "p50", "p99", "mean"))
+        for item in (sandbox.sandboxed, sandbox.unsandboxed):
+            rows.append(
+                (
+                    item.name,
+                    str(len(item.samples)),
+                    f"{item.p50_us:.1f} us",
+                    f"{item.p99_us:.1f} us",
+                    f"{item.mean_us:.1f} us",
+                )
+            )
+        cost = sandbox.as_json()["apply_ms"]
+        rows.append(
+            (
+                "applying it, in the worker",
+                str(cost["n"]),
+                f"{cost['p50']:.2f} ms",
+                f"{cost['max']:.2f} ms",
+                f"{cost['mean']:.2f} ms",
+            )
+        )
     throughput: Throughput | None = results.get("throughput")
     if throughput:
         rows.append(("", "", "", "", ""))

@@ -119,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deeting: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`deeting plugin info x | head`): not an error worth a word.
+        # Point stdout at /dev/null so the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except UsageError as exc:
         print(f"deeting: {exc}", file=sys.stderr)
         return 2

@@ -200,6 +200,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "data_dir": str(paths.plugin_data(spec.name)),
         "cache_dir": str(paths.plugin_cache(spec.name)),
         "log": str(paths.plugin_log(spec.name)),
+        "sandbox": sandbox_summary(granted),
     }
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
@@ -214,6 +215,10 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         f"{p['scope']}{'' if p['granted'] else ' (not granted)'}" for p in info["permissions"]
     )
     _say(f"  permissions: {perms or 'none'}")
+    box = info["sandbox"]
+    _say(f"  sandbox:     {box['level']}")
+    _say(f"               network: {box['network']}; files: {box['files']}")
+    _say(f"               programs: {box['programs']}")
     for tool in spec.tools:
         _say(f"  tool:        {tool.name} — {tool.description.strip().splitlines()[0]}")
     if spec.trigger:
@@ -226,6 +231,24 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     _say(f"  data:        {info['data_dir']}")
     _say(f"  log:         {info['log']}")
     return 0
+
+
+def sandbox_summary(granted: list[Scope]) -> dict[str, str]:
+    """What this machine holds the plugin to, in words (no worker is started to find out)."""
+    from deeting_tui.sandbox.policy import network_hosts
+    from deeting_tui.sandbox.probe import probe
+
+    hosts = network_hosts(granted)
+    if hosts is None:
+        network = "any host"
+    elif hosts:
+        network = "only " + ", ".join(hosts) + " (through a checking proxy)"
+    else:
+        network = "none"
+    extra = [str(s) for s in granted if s.kind in ("filesystem", "gpu")]
+    files = "its own folders" + (" + " + ", ".join(extra) if extra else "")
+    programs = "may run programs" if any(s.kind == "shell" for s in granted) else "none"
+    return {"level": probe().level, "network": network, "files": files, "programs": programs}
 
 
 def _new(args: argparse.Namespace) -> int:

@@ -56,8 +56,12 @@ def test_bench_quick_json_reports_every_figure() -> None:
         "user_events_stored",
     ):
         assert key in results["throughput"]
+    sandbox = results["sandbox"]
+    assert sandbox.pop("level").startswith(("enforced", "partial", "guard-rail"))
+    for key in ("sandboxed", "unsandboxed", "overhead", "apply_ms"):
+        assert key in sandbox, key
     figures = list(_numbers(results))
-    assert len(figures) >= 4 * 4 + 4 + 6
+    assert len(figures) >= 4 * 4 + 4 + 6 + 4 * 2 + 4
     for path, value in figures:
         assert isinstance(value, int | float) and not isinstance(value, bool), path
         assert value > 0, f"{path} = {value}"

@@ -15,6 +15,8 @@ CORE_MODULES = [
     "deeting_tui.rpc.peer",
     "deeting_tui.sdk",
     "deeting_tui.sandbox.worker",
+    "deeting_tui.sandbox.enforce",
+    "deeting_tui.kernel.netproxy",
     "deeting_tui.llm.offline",
     "deeting_tui.headless",
     "deeting_tui.cli",

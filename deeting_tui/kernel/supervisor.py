@@ -28,8 +28,10 @@ from deeting_tui.rpc.errors import (
     RpcError,
 )
 from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
+from deeting_tui.sandbox.policy import network_hosts
 
 from .launcher import Launcher, WorkerProcess, describe_exit, worker_environment
+from .netproxy import HostProxy
 
 log = logging.getLogger("deeting.supervisor")
 
@@ -50,6 +52,8 @@ class WorkerConfig:
     scopes: list[str] = field(default_factory=list)
     call_timeout: float = 30.0
     memory_mb: int = 1024
+    #: Only benchmarks turn this off, to measure what the OS sandbox costs.
+    sandbox: bool = True
 
 
 @dataclass
@@ -127,7 +131,11 @@ class Supervisor:
         self.pid: int | None = None
         self.hooks_defined: list[str] = []
         self.last_ready_seconds: float | None = None
+        #: What the worker reported applying: level, landlock ABI, seccomp, network, exec.
+        self.sandbox: dict[str, Any] | None = None
         self.disabled_reason: str | None = None
+        # A plugin granted only some hosts reaches them through this; it outlives restarts.
+        self._proxy: HostProxy | None = None
         self._process: WorkerProcess | None = None
         self._peer: Peer | None = None
         self._generation = 0
@@ -187,9 +195,23 @@ class Supervisor:
                 raise
             raise WorkerStartError(f"plugin '{self.name}' failed to start: {reason}") from None
         self.hooks_defined = list(reply.get("hooks", [])) if isinstance(reply, dict) else []
+        sandbox = reply.get("sandbox") if isinstance(reply, dict) else None
+        self.sandbox = sandbox if isinstance(sandbox, dict) else None
         self.last_ready_seconds = time.perf_counter() - began
         self.state = "ready"
         self._ready.set()
+
+    async def _proxy_port(self) -> int | None:
+        hosts = network_hosts(self.config.scopes)
+        if not hosts:
+            return None  # any host (no proxy needed) or none at all
+        if self._proxy is None:
+            self._proxy = HostProxy(self.name, hosts, on_denied=self._on_proxy_denied)
+            await self._proxy.start()
+        return self._proxy.port
+
+    def _on_proxy_denied(self, target: str, reason: str) -> None:
+        log.warning("plugin %s: proxy refused %s: %s", self.name, target, reason)
 
     async def _handshake(self, peer: Peer) -> Any:
         c = self.config
@@ -203,6 +225,9 @@ class Supervisor:
             "scopes": c.scopes,
             "limits": {"memory_mb": c.memory_mb, "open_files": 256},
             "kernel_pid": os.getpid(),
+            "home": str(Path.home()),
+            "sandbox": c.sandbox,
+            "proxy_port": await self._proxy_port(),
         }
         for folder in (c.data_dir, c.cache_dir, c.tmp_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -463,6 +488,9 @@ class Supervisor:
         if self.state == "stopping":
             self.state = "stopped"
         self.pid = None
+        if self._proxy is not None:
+            proxy, self._proxy = self._proxy, None
+            await proxy.close()
 
 
 def _rotate_log(path: Path) -> None:

@@ -58,6 +58,10 @@ PRELOAD = (
     "deeting_tui.sdk",
     "deeting_tui.sandbox.plugin_import",
     "deeting_tui.sandbox.worker",
+    "deeting_tui.sandbox.enforce",
+    "deeting_tui.sandbox.landlock",
+    "deeting_tui.sandbox.seccomp",
+    "deeting_tui.sandbox.probe",
 )
 
 SPAWN_FDS = 3  # worker read fd, worker write fd, log fd
@@ -77,6 +81,12 @@ def preload() -> None:
     import ctypes
 
     ctypes.CDLL(None, use_errno=True)
+    # What this machine's kernel offers does not change: probe once, every worker inherits it.
+    from deeting_tui.sandbox.policy import python_installation
+    from deeting_tui.sandbox.probe import probe
+
+    probe()
+    python_installation()  # sysconfig's first call is the slowest part of planning a sandbox
 
 
 def encode(message: dict[str, Any]) -> bytes:

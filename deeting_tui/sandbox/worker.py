@@ -36,10 +36,12 @@ from deeting_tui.rpc.errors import (
     METHOD_NOT_FOUND,
     NOT_READY,
     OUT_OF_MEMORY,
+    PERMISSION_DENIED,
     PLUGIN_ERROR,
     RpcError,
 )
 from deeting_tui.rpc.peer import Peer, is_awaitable
+from deeting_tui.sandbox.guard import SandboxDenied
 from deeting_tui.sandbox.plugin_import import import_plugin_module
 from deeting_tui.sdk import Context, ResultError, current_call_id, normalize_result
 
@@ -47,6 +49,8 @@ from deeting_tui.sdk import Context, ResultError, current_call_id, normalize_res
 LIFECYCLE_HOOKS = ("activate", "deactivate", "postinstall", "preuninstall", "preupgrade")
 OPTIONAL_FUNCTIONS = (*LIFECYCLE_HOOKS, "postupgrade", "on_event", "invoke")
 OPEN_FILES_LIMIT = 256
+FILE_SIZE_LIMIT_MB = 4096
+CPU_LIMIT_S = 6 * 3600
 
 #: The fd the worker answers the kernel on; fault tests write garbage onto it on purpose.
 RPC_WRITE_FD: int | None = None
@@ -71,9 +75,15 @@ def set_parent_death_signal(parent_pid: int) -> None:
         os._exit(0)
 
 
-def set_rlimits(memory_mb: int, open_files: int = OPEN_FILES_LIMIT) -> None:
+def set_rlimits(
+    memory_mb: int,
+    open_files: int = OPEN_FILES_LIMIT,
+    file_size_mb: int = FILE_SIZE_LIMIT_MB,
+    cpu_seconds: int = CPU_LIMIT_S,
+) -> None:
     """Soft = hard so plugin code cannot raise them back; RLIMIT_DATA, not RLIMIT_AS, which
-    would break thread creation."""
+    would break thread creation. RLIMIT_CPU counts the worker's whole life, so it is only a
+    backstop against a runaway that somehow escapes the per-call deadlines."""
 
     def cap(which: int, value: int) -> None:
         _soft, hard = resource.getrlimit(which)
@@ -83,14 +93,22 @@ def set_rlimits(memory_mb: int, open_files: int = OPEN_FILES_LIMIT) -> None:
 
     cap(resource.RLIMIT_DATA, memory_mb * 1024 * 1024)
     cap(resource.RLIMIT_NOFILE, open_files)
+    cap(resource.RLIMIT_FSIZE, file_size_mb * 1024 * 1024)
+    cap(resource.RLIMIT_CPU, cpu_seconds)
     cap(resource.RLIMIT_CORE, 0)
 
 
-def apply_os_sandbox(init: dict[str, Any]) -> None:
-    """Hook point for the OS sandbox (no_new_privs, Landlock, seccomp), computed from the
-    granted scopes in ``init["scopes"]``. It must run before any plugin import and before any
-    thread exists; the sandbox issue fills it in. Until then scopes are enforced by the
-    kernel's grant check only."""
+def apply_os_sandbox(init: dict[str, Any]) -> dict[str, Any]:
+    """The OS sandbox for the granted scopes (see sandbox/enforce.py); before any plugin
+    import and before any thread exists. Returns what was applied, for the handshake."""
+    from deeting_tui.sandbox.enforce import SandboxError, enforce
+
+    if init.get("sandbox") is False:
+        return {"level": "off (benchmark)"}
+    try:
+        return enforce(init, str(init.get("name", "plugin"))).as_json()
+    except SandboxError as exc:
+        raise RpcError(PERMISSION_DENIED, str(exc)) from None
 
 
 class WorkerServer:
@@ -217,16 +235,24 @@ class WorkerServer:
         if not isinstance(init, dict) or not isinstance(init.get("root"), str):
             raise RpcError(INVALID_PARAMS, "initialize needs {root, name, version, ...}")
         limits = init.get("limits") or {}
-        set_rlimits(int(limits.get("memory_mb", 1024)), int(limits.get("open_files", 256)))
-        apply_os_sandbox(init)
-        _configure_logging()
         root = Path(init["root"])
         data_dir = Path(init["data_dir"])
         cache_dir = Path(init["cache_dir"])
-        for folder in (data_dir, cache_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        if init.get("tmp_dir"):
-            os.environ["TMPDIR"] = str(init["tmp_dir"])
+        tmp_dir = Path(init["tmp_dir"]) if init.get("tmp_dir") else None
+        # Before the sandbox: its rules name these folders, and Landlock skips missing paths.
+        for folder in (data_dir, cache_dir, tmp_dir):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+        set_rlimits(
+            int(limits.get("memory_mb", 1024)),
+            int(limits.get("open_files", OPEN_FILES_LIMIT)),
+            int(limits.get("file_size_mb", FILE_SIZE_LIMIT_MB)),
+            int(limits.get("cpu_s", CPU_LIMIT_S)),
+        )
+        sandbox = apply_os_sandbox(init)
+        _configure_logging()
+        if tmp_dir is not None:
+            os.environ["TMPDIR"] = str(tmp_dir)
         os.chdir(data_dir)
         name = str(init.get("name", "plugin"))
         self.ctx = Context(
@@ -242,7 +268,7 @@ class WorkerServer:
         except BaseException as exc:
             raise _plugin_error("import of src/index.py", exc) from None
         hooks = [f for f in OPTIONAL_FUNCTIONS if callable(getattr(self.module, f, None))]
-        return {"pid": os.getpid(), "hooks": hooks}
+        return {"pid": os.getpid(), "hooks": hooks, "sandbox": sandbox}
 
     # -- teardown ----------------------------------------------------------------------------
 
@@ -315,6 +341,8 @@ def _plugin_error(where: str, exc: BaseException) -> RpcError:
         return RpcError(OUT_OF_MEMORY, f"{where} ran out of memory (the plugin's memory limit)")
     if isinstance(exc, RpcError):
         return exc
+    if isinstance(exc, SandboxDenied):  # already in the denial log, and the message says it all
+        return RpcError(PERMISSION_DENIED, str(exc))
     log.error("%s raised:\n%s", where, "".join(traceback.format_exception(exc)).rstrip())
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, SystemExit):

@@ -207,3 +207,43 @@ def test_official_plugins_through_script_mode(home: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].endswith("1024") and "buy milk" in result.stdout
+
+
+def test_info_prints_the_sandbox_level_and_what_it_allows(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deeting_tui.sandbox.probe import probe
+
+    needs_net = HOSTILE / "needs-net"
+    assert cli(capsys, "plugin", "install", str(needs_net), "--yes")[0] == 0
+    code, out, _ = cli(capsys, "plugin", "info", "needs-net")
+    assert code == 0
+    assert f"sandbox:     {probe().level}" in out
+    assert "network: only api.example.com (through a checking proxy)" in out
+    assert "programs: may run programs" in out
+    code, out, _ = cli(capsys, "plugin", "info", "needs-net", "--json")
+    sandbox = orjson.loads(out)["sandbox"]
+    assert sandbox["level"] == probe().level and sandbox["files"] == "its own folders"
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error(home: Path) -> None:
+    """`deeting plugin info x | head -1`: the reader is gone; deeting exits quietly."""
+    import os
+    import subprocess
+    import sys
+
+    run_deeting("plugin", "install", str(GOOD), "--yes", home=home)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, like a reader that already quit
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "deeting_tui", "plugin", "info", "echo-fixture"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "DEETING_HOME": str(home)},
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b""

@@ -1,0 +1,146 @@
+"""Applies a worker's sandbox, in the one order that leaves no gap, before plugin code runs.
+
+rlimits are set by the worker just before this. Then: ``no_new_privs`` (so no setuid program
+can lift anything, and unprivileged Landlock/seccomp are allowed) → Landlock (files, TCP
+ports, signal and abstract-socket scopes) → seccomp with thread sync (socket, exec and escape
+hatches) → the audit-hook guard (friendly errors, denial log). Landlock restricts the calling
+thread only, so the worker must still be single-threaded here; this is checked, not assumed.
+
+A layer the machine lacks (the capability probe says so) is skipped and the level says so;
+a layer the machine has but that fails to apply stops the worker — running a plugin less
+confined than reported would be worse than not running it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .guard import Guard
+from .policy import NETWORK_ANY, NETWORK_NONE, SandboxPlan, plan_sandbox
+from .probe import Capabilities, probe
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be applied as planned; the worker must not run the plugin."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the worker is actually held to; reported to the kernel in the handshake."""
+
+    level: str
+    landlock_abi: int
+    seccomp: bool
+    network: str
+    exec_allowed: bool
+    milliseconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "landlock_abi": self.landlock_abi,
+            "seccomp": self.seccomp,
+            "network": self.network,
+            "exec": self.exec_allowed,
+            "ms": round(self.milliseconds, 3),
+        }
+
+
+def plan_for(init: dict[str, Any]) -> SandboxPlan:
+    """The plan for the ``initialize`` parameters the kernel sent."""
+    scopes = init.get("scopes") or []
+    tmp_dir = init.get("tmp_dir")
+    proxy_port = init.get("proxy_port")
+    kernel_pid = init.get("kernel_pid")
+    return plan_sandbox(
+        [s for s in scopes if isinstance(s, str)],
+        root=Path(init["root"]),
+        data_dir=Path(init["data_dir"]),
+        cache_dir=Path(init["cache_dir"]),
+        tmp_dir=Path(tmp_dir) if isinstance(tmp_dir, str) else None,
+        home=Path(init.get("home") or Path.home()),
+        pid=os.getpid(),
+        proxy_port=proxy_port if isinstance(proxy_port, int) else None,
+        kernel_pid=kernel_pid if isinstance(kernel_pid, int) else None,
+    )
+
+
+def enforce(init: dict[str, Any], plugin: str) -> Applied:
+    """Apply every available layer for this plugin's grants; raise SandboxError on failure."""
+    began = time.perf_counter()
+    plan = plan_for(init)
+    caps = probe()
+    landlock_abi = 0
+    seccomp_on = False
+    if caps.landlock_abi or caps.seccomp:
+        _require_single_thread()
+        from . import landlock, seccomp  # only where they can apply
+
+        try:
+            seccomp.set_no_new_privs()
+            if caps.landlock_abi:
+                landlock_abi = landlock.apply(_landlock_rules(plan, landlock))
+            if caps.seccomp:
+                seccomp.apply(_seccomp_policy(plan, seccomp))
+                seccomp_on = True
+        except (OSError, landlock.LandlockError, seccomp.SeccompError) as exc:
+            raise SandboxError(f"the OS sandbox could not be applied: {exc}") from exc
+    if plan.proxy_port is not None:
+        url = f"http://127.0.0.1:{plan.proxy_port}"
+        for name in PROXY_VARIABLES:
+            os.environ[name] = url
+        os.environ["NO_PROXY"] = os.environ["no_proxy"] = ""
+    Guard(plugin, plan).install()
+    level = Capabilities(
+        caps.platform, landlock_abi, seccomp_on, caps.no_new_privs, caps.root
+    ).level
+    return Applied(
+        level,
+        landlock_abi,
+        seccomp_on,
+        plan.network,
+        plan.exec_allowed,
+        (time.perf_counter() - began) * 1000,
+    )
+
+
+def _require_single_thread() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    threads = len(os.listdir("/proc/self/task"))
+    if threads != 1:
+        raise SandboxError(
+            f"the worker has {threads} threads before its sandbox is applied; Landlock would "
+            "leave the others unconfined"
+        )
+
+
+def _landlock_rules(plan: SandboxPlan, landlock: Any) -> Any:
+    if plan.network == NETWORK_ANY:
+        ports: tuple[int, ...] | None = None
+    elif plan.proxy_port is not None:
+        ports = (plan.proxy_port,)
+    else:
+        ports = ()
+    return landlock.LandlockRules(
+        read=plan.read,
+        read_exec=plan.read_exec,
+        write=plan.write,
+        devices=plan.devices,
+        tcp_connect_ports=ports,
+        tcp_bind_ports=None if plan.network == NETWORK_ANY else (),
+        scope_signals=True,
+        scope_abstract_unix=True,
+    )
+
+
+def _seccomp_policy(plan: SandboxPlan, seccomp: Any) -> Any:
+    network = {NETWORK_NONE: "none", NETWORK_ANY: "any"}.get(plan.network, "stream")
+    return seccomp.SeccompPolicy(network=network, exec_allowed=plan.exec_allowed)

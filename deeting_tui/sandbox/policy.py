@@ -1,0 +1,198 @@
+"""What a plugin's granted scopes mean for the OS: paths, network mode, exec, devices.
+
+One pure function turns scopes into a :class:`SandboxPlan`; the worker hands the plan to
+Landlock, seccomp and the audit-hook guard, and the kernel uses the same reading of the scopes
+to decide whether a plugin needs a host-checking proxy. Keeping the mapping here, away from
+the syscalls, makes it testable everywhere and keeps the layers in agreement.
+
+The baseline (no scope at all) is what the interpreter needs to run and import: the Python
+installation and system libraries (read + execute), the plugin's own code, its data, cache
+and private temp folders (read + write), a few harmless device files, time-zone data, and
+its own ``/proc`` entry. Everything else is a scope.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import sys
+import sysconfig
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deeting_tui.plugin.scopes import Scope, ScopeError, expand_path, parse_scope
+
+__all__ = [
+    "NETWORK_ANY",
+    "NETWORK_NONE",
+    "NETWORK_PROXY",
+    "SandboxPlan",
+    "network_hosts",
+    "plan_sandbox",
+]
+
+NETWORK_NONE = "none"  # no socket() at all
+NETWORK_PROXY = "proxy"  # TCP to the kernel's host-checking proxy only
+NETWORK_ANY = "any"
+
+SYSTEM_LIBRARIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
+SYSTEM_BINARIES = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/libexec")
+BASE_READ = (
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/usr/share/zoneinfo",
+    "/usr/share/locale",
+)
+BASE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+NETWORK_READ = (
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+    "/etc/host.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/ssl",
+    "/etc/pki",
+    "/etc/ca-certificates",
+    "/usr/share/ca-certificates",
+)
+GPU_DEVICE_PATTERNS = ("/dev/nvidia*", "/dev/dri")
+GPU_READ = ("/sys/class/drm", "/sys/devices", "/sys/bus/pci", "/proc/driver/nvidia")
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    """The concrete allowances for one worker; paths are absolute strings."""
+
+    read: tuple[str, ...]
+    read_exec: tuple[str, ...]
+    write: tuple[str, ...]
+    devices: tuple[str, ...]
+    network: str  # NETWORK_NONE, NETWORK_PROXY or NETWORK_ANY
+    proxy_port: int | None
+    proxy_hosts: tuple[str, ...]
+    exec_allowed: bool
+    kernel_pid: int | None = None
+
+    def allows_read(self, path: str) -> bool:
+        return _under(path, (*self.read, *self.read_exec, *self.write, *self.devices))
+
+    def allows_write(self, path: str) -> bool:
+        return _under(path, (*self.write, *self.devices))
+
+
+def _parsed(scopes: Iterable[str | Scope]) -> list[Scope]:
+    out = []
+    for scope in scopes:
+        try:
+            out.append(scope if isinstance(scope, Scope) else parse_scope(scope))
+        except ScopeError:
+            continue  # the grant store only holds parsed scopes; never widen on junk
+    return out
+
+
+def network_hosts(scopes: Iterable[str | Scope]) -> tuple[str, ...] | None:
+    """None: any host (a bare ``network`` grant); else the granted hosts (maybe none)."""
+    hosts = []
+    for scope in _parsed(scopes):
+        if scope.kind != "network":
+            continue
+        if scope.target is None:
+            return None
+        hosts.append(scope.target)
+    return tuple(dict.fromkeys(hosts))
+
+
+def plan_sandbox(
+    scopes: Sequence[str | Scope],
+    *,
+    root: Path,
+    data_dir: Path,
+    cache_dir: Path,
+    tmp_dir: Path | None,
+    home: Path,
+    pid: int,
+    proxy_port: int | None = None,
+    kernel_pid: int | None = None,
+) -> SandboxPlan:
+    """The allowances the granted ``scopes`` give a worker whose process id is ``pid``."""
+    parsed = _parsed(scopes)
+    kinds = {scope.kind for scope in parsed}
+    read: list[str] = [*BASE_READ, f"/proc/{pid}", "/proc/self", "/proc/thread-self"]
+    read_exec: list[str] = [*python_installation(), *SYSTEM_LIBRARIES, str(root)]
+    write: list[str] = [str(data_dir), str(cache_dir)]
+    if tmp_dir is not None:
+        write.append(str(tmp_dir))
+    devices: list[str] = list(BASE_DEVICES)
+
+    hosts = network_hosts(parsed)
+    if hosts is None:
+        network = NETWORK_ANY
+    elif hosts and proxy_port is not None:
+        network = NETWORK_PROXY
+    else:
+        network = NETWORK_NONE  # hosts granted but no proxy to reach them through: nothing
+    if network != NETWORK_NONE:
+        read.extend(NETWORK_READ)
+
+    for scope in parsed:
+        if scope.kind != "filesystem":
+            continue
+        if scope.target is None:
+            write.append("/")
+        else:
+            target = str(expand_path(scope.target, home))
+            (write if scope.mode == "write" else read).append(target)
+
+    exec_allowed = "shell" in kinds
+    if exec_allowed:
+        # System programs, and the interpreter itself (a plugin may start Python again).
+        read_exec.extend((*SYSTEM_BINARIES, sys.prefix, sys.base_prefix))
+        read_exec.append(str(Path(sys.executable).resolve().parent))
+        read.append("/etc")
+    if "gpu" in kinds:
+        for pattern in GPU_DEVICE_PATTERNS:
+            devices.extend(sorted(glob.glob(pattern)))
+        read.extend(GPU_READ)
+
+    return SandboxPlan(
+        read=_unique(read),
+        read_exec=_unique(read_exec),
+        write=_unique(write),
+        devices=_unique(devices),
+        network=network,
+        proxy_port=proxy_port if network == NETWORK_PROXY else None,
+        proxy_hosts=hosts if network == NETWORK_PROXY and hosts else (),
+        exec_allowed=exec_allowed,
+        kernel_pid=kernel_pid,
+    )
+
+
+@functools.cache
+def python_installation() -> tuple[str, ...]:
+    """Where the interpreter imports from: the standard library, lib-dynload, site-packages
+    (of the venv and of the base installation) and the folder of this package. Deliberately
+    not ``sys.path`` as a whole: its first entry may be the current directory, even ``/``."""
+    found: list[str] = []
+    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        paths = sysconfig.get_paths(vars=scheme_vars)
+        found.extend(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib"))
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if isinstance(libdir, str):
+        found.append(libdir)
+    found.append(str(Path(__file__).resolve().parents[1]))  # deeting_tui, also when editable
+    return tuple(found)
+
+
+def _unique(paths: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(Path(p)) for p in paths if p))
+
+
+def _under(path: str, roots: Iterable[str]) -> bool:
+    for root in roots:
+        if path == root or root == "/" or path.startswith(root.rstrip("/") + "/"):
+            return True
+    return False
