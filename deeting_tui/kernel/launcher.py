@@ -23,6 +23,7 @@ from typing import Protocol
 log = logging.getLogger("deeting.launcher")
 
 WORKER_MODULE = "deeting_tui.sandbox.worker"
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 FORKSERVER_MODULE = "deeting_tui.sandbox.forkserver"
 
 
@@ -206,11 +207,27 @@ def default_launcher(log_path: Path | None = None) -> Launcher:
 def worker_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a worker starts with: enough to run Python, no secrets.
 
-    API keys and tokens in the kernel's environment are none of a plugin's business.
+    API keys and tokens in the kernel's environment are none of a plugin's business, and
+    neither is the rest of the user's shell: only the locale and time zone pass, HOME (which
+    ``~`` in filesystem scopes means), and a fixed PATH of system folders for plugins granted
+    ``shell``. The worker adds proxy variables itself when its scopes need them.
     """
     source = os.environ if base is None else base
-    keep = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "PYTHONPATH", "DEETING_DEBUG")
+    keep = (
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "LC_MESSAGES",
+        "LC_NUMERIC",
+        "LC_TIME",
+        "TZ",
+        "HOME",
+        "PYTHONPATH",
+        "DEETING_DEBUG",
+    )
     env = {key: source[key] for key in keep if key in source}
+    env["PATH"] = SYSTEM_PATH
     # The worker imports deeting_tui from wherever the kernel did, installed or not.
     package_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)

@@ -431,3 +431,29 @@ def test_sigkilled_kernel_takes_forkserver_and_workers_with_it(tmp_path: Path) -
         if kernel.poll() is None:
             kernel.kill()
             kernel.wait()
+
+
+def test_worker_environment_keeps_locale_and_home_only() -> None:
+    shell = {
+        "PATH": "/home/u/bin:/opt/evil:/usr/bin",
+        "HOME": "/home/u",
+        "LANG": "de_DE.UTF-8",
+        "LC_TIME": "en_GB.UTF-8",
+        "TZ": "Europe/Berlin",
+        "ANTHROPIC_API_KEY": SECRET,
+        "GITHUB_TOKEN": SECRET,
+        "SSH_AUTH_SOCK": "/tmp/ssh-agent.sock",
+        "AWS_PROFILE": "prod",
+        "EDITOR": "vim",
+    }
+    env = worker_environment(shell)
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"  # not the user's
+    assert {k: env[k] for k in ("HOME", "LANG", "LC_TIME", "TZ")} == {
+        k: shell[k] for k in ("HOME", "LANG", "LC_TIME", "TZ")
+    }
+    for leaked in ("ANTHROPIC_API_KEY", "GITHUB_TOKEN", "SSH_AUTH_SOCK", "AWS_PROFILE", "EDITOR"):
+        assert leaked not in env
+    assert set(env) <= {
+        "PATH", "HOME", "LANG", "LC_TIME", "TZ", "PYTHONPATH",
+        "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
+    }  # fmt: skip
