@@ -151,9 +151,14 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
                 "reason": record.disabled_reason,
             }
         )
+    from deeting_tui.sandbox.probe import probe
+
+    caps = probe()
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps({"plugins": rows}, option=orjson.OPT_INDENT_2) + b"\n")
+        document = {"sandbox": caps.as_json(), "plugins": rows}
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         return 0
+    _say(f"sandbox: {caps.level}" + (" (running as root)" if caps.root else ""))
     if not rows:
         _say("no plugins installed — install one with: deeting plugin install PATH")
         return 0

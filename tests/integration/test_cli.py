@@ -6,6 +6,7 @@ signals, exit codes seen by a shell) run ``python -m deeting_tui`` as a subproce
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -224,6 +225,12 @@ def test_info_prints_the_sandbox_level_and_what_it_allows(
     code, out, _ = cli(capsys, "plugin", "info", "needs-net", "--json")
     sandbox = orjson.loads(out)["sandbox"]
     assert sandbox["level"] == probe().level and sandbox["files"] == "its own folders"
+    # The capability probe, in the plugin list (the CLI's plugin manager).
+    code, out, _ = cli(capsys, "plugin", "list")
+    assert out.splitlines()[0].startswith(f"sandbox: {probe().level}")
+    code, out, _ = cli(capsys, "plugin", "list", "--json")
+    listed = orjson.loads(out)["sandbox"]
+    assert listed["landlock_abi"] == probe().landlock_abi and listed["root"] == (os.getuid() == 0)
 
 
 def test_output_cut_short_by_the_reader_is_not_an_error(home: Path) -> None:
