@@ -38,6 +38,81 @@ install_official_plugins() {
     done
 }
 
+# tests/sandbox/test_unprivileged.py re-runs the escape suite as an unprivileged user, who cannot
+# reach /root (where our interpreter may live) nor anything else private to root. So it gets its
+# own venv, "the kit": made from a system Python that others can run, at a world-readable place,
+# with the libraries that suite needs pinned to the versions in $VENV. Built as root on Linux only.
+KIT="${DEETING_UNPRIV_KIT:-/var/tmp/deeting-unpriv-kit}"
+KIT_PACKAGES=(orjson pyyaml jsonschema pynacl platformdirs httpx cffi pytest pytest-asyncio)
+# Exits 0 if this Python is 3.11+, can make venvs, and others can run it and read its stdlib.
+KIT_PYTHON_CHECK='
+import os, sys, sysconfig
+if sys.version_info < (3, 11):
+    sys.exit(1)
+import ensurepip, venv
+def reachable(path):
+    path = os.path.realpath(path)
+    if os.stat(path).st_mode & 0o005 != 0o005:
+        return False
+    while path != "/":
+        path = os.path.dirname(path)
+        if not os.stat(path).st_mode & 0o001:
+            return False
+    return True
+sys.exit(not (reachable(sys.executable) and reachable(sysconfig.get_paths()["stdlib"])))
+'
+# Every distribution in $VENV as name==version (not deeting itself): the kit's constraints.
+KIT_PINS='
+import importlib.metadata as m
+pins = {f"{d.name}=={d.version}" for d in m.distributions()}
+print("\n".join(sorted(p for p in pins if not p.lower().startswith("deeting=="))))
+'
+
+unprivileged_kit() {
+    if [ "$(uname -s)" != Linux ] || [ "$(id -u)" != 0 ]; then
+        return 0
+    fi
+    local base="" candidate
+    for candidate in /usr/bin/python3 /usr/local/bin/python3 /usr/bin/python3.1[1-9] \
+        /usr/local/bin/python3.1[1-9]; do
+        if [ -x "$candidate" ] && "$candidate" -c "$KIT_PYTHON_CHECK" 2>/dev/null; then
+            base="$(readlink -f "$candidate")"
+            break
+        fi
+    done
+    if [ -z "$base" ]; then
+        export DEETING_UNPRIV_SKIP="dev.sh found no Python 3.11+ outside /root that others can run"
+        echo "dev.sh: $DEETING_UNPRIV_SKIP; the unprivileged escape run will be skipped" >&2
+        return 0
+    fi
+    # Root runs pip in there: only in a directory that is ours (or new), never through a link.
+    if [ -L "$KIT" ] || { [ -e "$KIT" ] && { [ "$(stat -c %u "$KIT")" != 0 ] ||
+        { [ -n "$(ls -A "$KIT")" ] && [ ! -e "$KIT/.deeting-unpriv-kit" ]; }; }; }; then
+        echo "dev.sh: $KIT exists and is not a root-owned deeting kit; not touching it" >&2
+        export DEETING_UNPRIV_SKIP="$KIT is not a root-owned deeting kit (set DEETING_UNPRIV_KIT)"
+        return 0
+    fi
+    local pins
+    pins="$("$VENV/bin/python" -c "$KIT_PINS")"
+    local stamp="$KIT/.deeting-kit-$(printf '%s\n' "$base" "${KIT_PACKAGES[*]}" "$pins" |
+        sha256sum | cut -c1-16)"
+    if [ ! -e "$stamp" ]; then
+        if [ ! -x "$KIT/bin/python" ] || [ "$(readlink -f "$KIT/bin/python")" != "$base" ]; then
+            "$base" -m venv --clear "$KIT"
+        fi
+        touch "$KIT/.deeting-unpriv-kit"
+        printf '%s\n' "$pins" >"$KIT/constraints.txt"
+        "$KIT/bin/python" -m pip install --quiet --disable-pip-version-check \
+            -c "$KIT/constraints.txt" --upgrade pip
+        "$KIT/bin/python" -m pip install --quiet --disable-pip-version-check \
+            -c "$KIT/constraints.txt" "${KIT_PACKAGES[@]}"
+        chmod -R a+rX "$KIT"
+        rm -f "$KIT"/.deeting-kit-*
+        touch "$stamp"
+    fi
+    export DEETING_UNPRIV_PYTHON="$KIT/bin/python"
+}
+
 cmd="${1:-run}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -48,6 +123,7 @@ case "$cmd" in
         ;;
     test)
         setup "dev,bench"
+        unprivileged_kit
         "$VENV/bin/ruff" check deeting_tui ci plugins tests bench
         "$VENV/bin/ruff" format --check deeting_tui ci plugins tests bench
         "$VENV/bin/mypy" deeting_tui
