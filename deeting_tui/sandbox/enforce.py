@@ -23,6 +23,7 @@ from typing import Any
 from .guard import Guard
 from .policy import NETWORK_ANY, NETWORK_NONE, SandboxPlan, plan_sandbox
 from .probe import Capabilities, probe
+from .tunnel import install_tunnels
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")
 
@@ -98,6 +99,8 @@ def enforce(init: dict[str, Any], plugin: str) -> Applied:
             os.environ[name] = url
         os.environ["NO_PROXY"] = os.environ["no_proxy"] = ""
     Guard(plugin, plan).install()
+    if plan.proxy_port is not None:
+        install_tunnels(plugin, plan.proxy_port)
     level = Capabilities(
         caps.platform, landlock_abi, seccomp_on, caps.no_new_privs, caps.root
     ).level

@@ -26,7 +26,7 @@ from deeting_tui.sandbox.probe import probe
 ESCAPE = HOSTILE / "escape"
 SECRET_KEY = "sk-ant-escape-test-secret"
 
-NETWORK = ("tcp", "raw_socket", "udp", "unix", "ctypes_connect")
+NETWORK = ("tcp", "asyncio_tcp", "raw_socket", "udp", "unix", "ctypes_connect")
 PROGRAMS = (
     "subprocess",
     "os_system",
@@ -60,7 +60,7 @@ class World:
 
     def args(self, what: str, kernel_pid: int) -> dict[str, Any]:
         args: dict[str, Any] = {"what": what}
-        if what in ("tcp", "raw_socket", "ctypes_connect"):
+        if what in ("tcp", "asyncio_tcp", "raw_socket", "ctypes_connect"):
             args["port"] = self.tcp_port
         elif what == "udp":
             args["port"] = self.udp_port
@@ -218,5 +218,13 @@ async def test_a_host_grant_reaches_that_host_only(
         "attempt", {"what": "proxy_get", "url": f"http://localhost:{port}/"}
     )
     assert not other["data"]["ok"] and "403" in other["data"]["detail"]
+    # Plain TCP clients reach the granted host too, tunnelled through the proxy; nothing else
+    # does: not another host, not UDP, not UNIX sockets, not code that goes around socket.py.
     direct = await _attempts(supervisor, world, NETWORK)
-    assert {what for what, r in direct.items() if r["ok"]} == set(), direct
+    assert {what for what, r in direct.items() if r["ok"]} == {"tcp", "asyncio_tcp"}, direct
+    elsewhere = await supervisor.invoke(
+        "attempt", {"what": "tcp", "host": "127.0.0.2", "port": world.tcp_port}
+    )
+    assert not elsewhere["data"]["ok"]
+    assert "may not connect to 127.0.0.2" in elsewhere["data"]["detail"]
+    assert "403" in elsewhere["data"]["detail"]

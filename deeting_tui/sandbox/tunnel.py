@@ -1,0 +1,83 @@
+"""Transparent tunnels for plugins granted only some hosts.
+
+Such a worker may open TCP connections to one place only: its proxy on loopback (Landlock
+allows that one port). HTTP libraries find the proxy through ``HTTPS_PROXY``; everything else
+— ``socket.create_connection``, ``http.client``, asyncio streams, database drivers — would
+simply fail. So in these workers ``socket.socket.connect`` is wrapped: a TCP connect to any
+other address connects to the proxy instead and asks it for ``CONNECT host:port``; the proxy
+checks the host against the grants, and on success the socket is a byte-for-byte tunnel to
+that host. This is a convenience, not a boundary: code that goes around it (``_socket``,
+ctypes) meets Landlock, which still allows the proxy's port only.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from .guard import SandboxDenied
+
+HANDSHAKE_TIMEOUT_S = 30.0
+MAX_REPLY_BYTES = 16 * 1024
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class TunnelRefused(SandboxDenied):
+    """The proxy would not open the tunnel (the host is not granted, or it cannot be reached)."""
+
+
+def install_tunnels(plugin: str, proxy_port: int) -> None:
+    """Route this worker's TCP connects through its proxy (once; before plugin import)."""
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+
+    def through_proxy(sock: socket.socket, address: Any) -> bool:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return False
+        if not isinstance(address, tuple) or len(address) < 2:
+            return False
+        host, port = address[0], address[1]
+        if host in _LOOPBACK and port == proxy_port:
+            return False
+        timeout = sock.gettimeout()
+        # Non-blocking sockets (asyncio) get a short blocking handshake: the proxy is local.
+        sock.settimeout(timeout or HANDSHAKE_TIMEOUT_S)
+        try:
+            original_connect(sock, ("127.0.0.1", proxy_port))
+            target = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+            sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+            status = _read_reply(sock)
+        finally:
+            sock.settimeout(timeout)
+        if not status.startswith(("HTTP/1.1 200", "HTTP/1.0 200")):
+            raise TunnelRefused(
+                f"plugin '{plugin}' may not connect to {target}: its proxy said {status}"
+            )
+        return True
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not through_proxy(self, address):
+            original_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        try:
+            if through_proxy(self, address):
+                return 0
+        except OSError as exc:
+            return exc.errno or 1
+        return original_connect_ex(self, address)
+
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
+
+
+def _read_reply(sock: socket.socket) -> str:
+    """The proxy's status line; reads byte by byte up to the blank line, so not one byte of
+    the tunnelled stream is taken from the caller."""
+    reply = bytearray()
+    while not reply.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte or len(reply) > MAX_REPLY_BYTES:
+            raise ConnectionError("the plugin's proxy closed the connection during CONNECT")
+        reply += byte
+    return bytes(reply).partition(b"\r\n")[0].decode("latin-1").strip()
