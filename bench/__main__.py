@@ -22,11 +22,9 @@ from typing import Any
 import orjson
 
 from .common import REPO_ROOT, Latency, Sizes, reap_children
-from .floor import asyncio_floor, blocking_floor
-from .invoke import invoke_latency
 from .launchers import default_launcher_name
-from .mcp_peer import mcp_latency
 from .ready import Ready, ready_times
+from .roundtrip import roundtrips
 from .sandbox import SandboxCost, sandbox_cost
 from .throughput import Throughput, script_throughput
 
@@ -113,22 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         return value
 
     try:
-        run(
-            "floor_asyncio",
-            "floor, asyncio parent",
-            lambda: asyncio_floor(sizes.invoke_n, sizes.invoke_warmup),
+        trips = run(
+            "roundtrip",
+            "round trips: deeting invoke, both floors and mcp, taking turns",
+            lambda: roundtrips(
+                sizes.invoke_n, sizes.invoke_warmup, sizes.mcp_n, sizes.mcp_warmup, errors
+            ),
         )
-        run(
-            "floor_blocking",
-            "floor, blocking parent",
-            lambda: blocking_floor(sizes.invoke_n, sizes.invoke_warmup),
-        )
-        run(
-            "invoke",
-            "invoke through the Supervisor",
-            lambda: invoke_latency(sizes.invoke_n, sizes.invoke_warmup),
-        )
-        run("mcp", "mcp SDK peer", lambda: mcp_latency(sizes.mcp_n, sizes.mcp_warmup))
+        if trips is not None:
+            results.pop("roundtrip")
+            results.update(trips)
         run(
             "ready",
             f"worker start-to-ready x{sizes.ready_starts}",

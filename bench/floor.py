@@ -1,7 +1,7 @@
 """The floor: a raw NDJSON echo over inherited os.pipe fds, with no protocol on top.
 
 The child reads a line, ``orjson.loads`` it, ``orjson.dumps`` a reply of the same shape the
-worker sends and writes it back. Two parents drive it:
+worker sends and writes it back. Two parents drive it (see roundtrip.py):
 
 - ``asyncio``: the kernel's machinery shape — ``loop.add_reader`` on a non-blocking fd, one
   future per request in a dict keyed by id, replies split on newlines — so the difference to
@@ -19,12 +19,11 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from typing import Any
 
 import orjson
 
-from .common import Latency, closing_fds, python, reap, spawn_child
+from .common import closing_fds, python, reap, spawn_child
 
 
 def request_bytes(request_id: int) -> bytes:
@@ -124,53 +123,6 @@ class AsyncEchoClient:
 
     def close(self) -> None:
         self.loop.remove_reader(self.read_fd)
-
-
-async def _asyncio_floor(n: int, warmup: int) -> list[float]:
-    with EchoChild() as child:
-        client = AsyncEchoClient(child.read_fd, child.write_fd)
-        try:
-            for _ in range(warmup):
-                await client.call()
-            samples = []
-            clock = time.perf_counter
-            for _ in range(n):
-                began = clock()
-                await client.call()
-                samples.append(clock() - began)
-        finally:
-            client.close()
-    return samples
-
-
-def asyncio_floor(n: int, warmup: int) -> Latency:
-    return Latency("floor (asyncio pipe echo)", asyncio.run(_asyncio_floor(n, warmup)))
-
-
-def blocking_floor(n: int, warmup: int) -> Latency:
-    samples = []
-    with EchoChild() as child:
-        buffer = b""
-
-        def call(request_id: int) -> bytes:
-            nonlocal buffer
-            os.write(child.write_fd, request_bytes(request_id))
-            while b"\n" not in buffer:
-                data = os.read(child.read_fd, 256 * 1024)
-                if not data:
-                    raise ConnectionError("echo child closed the pipe")
-                buffer += data
-            line, buffer = buffer.split(b"\n", 1)
-            return line
-
-        for i in range(warmup):
-            orjson.loads(call(i))
-        clock = time.perf_counter
-        for i in range(n):
-            began = clock()
-            orjson.loads(call(i))
-            samples.append(clock() - began)
-    return Latency("floor (blocking pipe echo)", samples)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .common import Latency, child_env, python
@@ -33,7 +34,9 @@ def serve() -> None:
     server.run("stdio")
 
 
-async def _mcp(n: int, warmup: int) -> list[float]:
+@contextlib.asynccontextmanager
+async def mcp_session() -> AsyncIterator[Any]:
+    """A ready ClientSession to the trivial server, its reply checked once."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -49,20 +52,25 @@ async def _mcp(n: int, warmup: int) -> list[float]:
             ClientSession(read, write) as session,
         ):
             await session.initialize()
-            for i in range(warmup):
-                await session.call_tool("ping", {"n": i})
             check = await session.call_tool("ping", {"n": 7})
             if check.is_error or check.structured_content not in (
                 {"pong": 7},
                 {"result": {"pong": 7}},
             ):
                 raise RuntimeError(f"unexpected reply from the mcp server: {check!r}")
-            samples = []
-            clock = time.perf_counter
-            for i in range(n):
-                began = clock()
-                await session.call_tool("ping", {"n": i})
-                samples.append(clock() - began)
+            yield session
+
+
+async def _mcp(n: int, warmup: int) -> list[float]:
+    async with mcp_session() as session:
+        for i in range(warmup):
+            await session.call_tool("ping", {"n": i})
+        samples = []
+        clock = time.perf_counter
+        for i in range(n):
+            began = clock()
+            await session.call_tool("ping", {"n": i})
+            samples.append(clock() - began)
     return samples
 
 
