@@ -240,7 +240,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
 
 def sandbox_summary(granted: list[Scope]) -> dict[str, str]:
     """What this machine holds the plugin to, in words (no worker is started to find out)."""
-    from deeting_tui.sandbox.policy import network_hosts
+    from deeting_tui.plugin.scopes import network_hosts
     from deeting_tui.sandbox.probe import probe
 
     hosts = network_hosts(granted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,32 @@ def test_worker_does_not_import_the_kernel() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("kernel", ("deeting_tui.sandbox", "deeting_tui.ui", "deeting_tui.llm")),
+        ("sandbox", ("deeting_tui.kernel", "deeting_tui.ui", "deeting_tui.llm")),
+        ("rpc", ("deeting_tui.kernel", "deeting_tui.sandbox", "deeting_tui.plugin")),
+        ("plugin", ("deeting_tui.kernel", "deeting_tui.sandbox", "deeting_tui.rpc")),
+    ],
+)
+def test_layers_import_only_downwards(package: str, forbidden: tuple[str, ...]) -> None:
+    """DESIGN §1's arrows: kernel → plugin, rpc; sandbox → rpc, plugin, sdk; never back."""
+    root = Path(__file__).resolve().parents[1] / "deeting_tui" / package
+    for module in sorted(root.rglob("*.py")):
+        bad = sorted(m for m in _imports(module) if m.startswith(forbidden))
+        assert not bad, f"{module.relative_to(root.parents[1])} imports {bad}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deeting_tui.plugin.scopes import network_hosts
 from deeting_tui.rpc.errors import (
     CALL_TIMEOUT,
     CONNECTION_CLOSED,
@@ -28,7 +29,6 @@ from deeting_tui.rpc.errors import (
     RpcError,
 )
 from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
-from deeting_tui.sandbox.policy import network_hosts
 
 from .launcher import Launcher, WorkerProcess, describe_exit, worker_environment
 from .netproxy import HostProxy

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SCOPE_KINDS", "Scope", "ScopeError", "covers", "expand_path", "parse_scope"]
+__all__ = [
+    "SCOPE_KINDS",
+    "Scope",
+    "ScopeError",
+    "covers",
+    "expand_path",
+    "network_hosts",
+    "parse_scope",
+    "parsed_scopes",
+]
 
 SCOPE_KINDS = ("network", "filesystem", "shell", "gpu")
 FILESYSTEM_MODES = ("read", "write")
@@ -197,3 +207,26 @@ def expand_path(path: str, home: Path | None = None) -> Path:
         base = home if home is not None else Path.home()
         return base / path[2:] if len(path) > 2 else base
     return Path(path)
+
+
+def parsed_scopes(scopes: Iterable[str | Scope]) -> list[Scope]:
+    """Scopes as Scope objects; text that does not parse is dropped (it can never widen)."""
+    out = []
+    for scope in scopes:
+        try:
+            out.append(scope if isinstance(scope, Scope) else parse_scope(scope))
+        except ScopeError:
+            continue  # the grant store only holds parsed scopes; never widen on junk
+    return out
+
+
+def network_hosts(scopes: Iterable[str | Scope]) -> tuple[str, ...] | None:
+    """None: any host (a bare ``network`` grant); else the granted hosts (maybe none)."""
+    hosts = []
+    for scope in parsed_scopes(scopes):
+        if scope.kind != "network":
+            continue
+        if scope.target is None:
+            return None
+        hosts.append(scope.target)
+    return tuple(dict.fromkeys(hosts))

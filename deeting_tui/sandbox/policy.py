@@ -21,14 +21,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deeting_tui.plugin.scopes import Scope, ScopeError, expand_path, parse_scope
+from deeting_tui.plugin.scopes import Scope, expand_path, network_hosts, parsed_scopes
 
 __all__ = [
     "NETWORK_ANY",
     "NETWORK_NONE",
     "NETWORK_PROXY",
     "SandboxPlan",
-    "network_hosts",
     "plan_sandbox",
 ]
 
@@ -84,28 +83,6 @@ class SandboxPlan:
         return _under(path, (*self.write, *self.devices))
 
 
-def _parsed(scopes: Iterable[str | Scope]) -> list[Scope]:
-    out = []
-    for scope in scopes:
-        try:
-            out.append(scope if isinstance(scope, Scope) else parse_scope(scope))
-        except ScopeError:
-            continue  # the grant store only holds parsed scopes; never widen on junk
-    return out
-
-
-def network_hosts(scopes: Iterable[str | Scope]) -> tuple[str, ...] | None:
-    """None: any host (a bare ``network`` grant); else the granted hosts (maybe none)."""
-    hosts = []
-    for scope in _parsed(scopes):
-        if scope.kind != "network":
-            continue
-        if scope.target is None:
-            return None
-        hosts.append(scope.target)
-    return tuple(dict.fromkeys(hosts))
-
-
 def plan_sandbox(
     scopes: Sequence[str | Scope],
     *,
@@ -119,7 +96,7 @@ def plan_sandbox(
     kernel_pid: int | None = None,
 ) -> SandboxPlan:
     """The allowances the granted ``scopes`` give a worker whose process id is ``pid``."""
-    parsed = _parsed(scopes)
+    parsed = parsed_scopes(scopes)
     kinds = {scope.kind for scope in parsed}
     read: list[str] = [*BASE_READ, f"/proc/{pid}", "/proc/self", "/proc/thread-self"]
     read_exec: list[str] = [*python_installation(), *SYSTEM_LIBRARIES, str(root)]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from deeting_tui.plugin.scopes import network_hosts
 from deeting_tui.sandbox.guard import Guard, SandboxDenied
 from deeting_tui.sandbox.policy import (
     NETWORK_ANY,
     NETWORK_NONE,
     NETWORK_PROXY,
     SandboxPlan,
-    network_hosts,
     plan_sandbox,
     python_installation,
 )
