@@ -8,11 +8,18 @@ other address connects to the proxy instead and asks it for ``CONNECT host:port`
 checks the host against the grants, and on success the socket is a byte-for-byte tunnel to
 that host. This is a convenience, not a boundary: code that goes around it (``_socket``,
 ctypes) meets Landlock, which still allows the proxy's port only.
+
+The worker has no DNS (no UDP), so host names are resolved the way tun2socks does it: for a
+name, ``getaddrinfo`` answers with a stand-in address from the reserved 240.0.0.0/4 range,
+and a connect to a stand-in asks the proxy for the name itself — which then resolves it, and
+checks it against the grants by name.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import threading
 from typing import Any
 
 from .guard import SandboxDenied
@@ -20,6 +27,7 @@ from .guard import SandboxDenied
 HANDSHAKE_TIMEOUT_S = 30.0
 MAX_REPLY_BYTES = 16 * 1024
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_STAND_IN_BASE = int(ipaddress.IPv4Address("240.0.0.1"))
 
 
 class TunnelRefused(SandboxDenied):
@@ -30,6 +38,25 @@ def install_tunnels(plugin: str, proxy_port: int) -> None:
     """Route this worker's TCP connects through its proxy (once; before plugin import)."""
     original_connect = socket.socket.connect
     original_connect_ex = socket.socket.connect_ex
+    original_getaddrinfo = socket.getaddrinfo
+    lock = threading.Lock()
+    names: dict[str, str] = {}  # stand-in address -> host name
+    stand_ins: dict[str, str] = {}  # host name -> stand-in address
+
+    def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, *args: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if not isinstance(name, str) or not name or _is_address(name):
+            return original_getaddrinfo(host, port, family, type, *args)
+        if family not in (0, socket.AF_INET) or type not in (0, socket.SOCK_STREAM):
+            return original_getaddrinfo(host, port, family, type, *args)
+        name = name.lower().rstrip(".")
+        with lock:  # asyncio resolves in executor threads
+            if name not in stand_ins:
+                address = str(ipaddress.IPv4Address(_STAND_IN_BASE + len(stand_ins)))
+                stand_ins[name], names[address] = address, name
+            stand_in = stand_ins[name]
+        tcp = socket.IPPROTO_TCP
+        return [(socket.AF_INET, socket.SOCK_STREAM, tcp, "", (stand_in, _port(port)))]
 
     def through_proxy(sock: socket.socket, address: Any) -> bool:
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
@@ -39,6 +66,7 @@ def install_tunnels(plugin: str, proxy_port: int) -> None:
         host, port = address[0], address[1]
         if host in _LOOPBACK and port == proxy_port:
             return False
+        host = names.get(host, host)
         timeout = sock.gettimeout()
         # Non-blocking sockets (asyncio) get a short blocking handshake: the proxy is local.
         sock.settimeout(timeout or HANDSHAKE_TIMEOUT_S)
@@ -67,8 +95,24 @@ def install_tunnels(plugin: str, proxy_port: int) -> None:
             return exc.errno or 1
         return original_connect_ex(self, address)
 
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
     socket.socket.connect = connect  # type: ignore[method-assign,assignment]
     socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
+
+
+def _port(port: Any) -> int:
+    if isinstance(port, int):
+        return port
+    text = port.decode() if isinstance(port, bytes) else str(port or 0)
+    return int(text) if text.isdigit() else socket.getservbyname(text, "tcp")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _read_reply(sock: socket.socket) -> str:

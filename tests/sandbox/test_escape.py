@@ -228,3 +228,19 @@ async def test_a_host_grant_reaches_that_host_only(
     assert not elsewhere["data"]["ok"]
     assert "may not connect to 127.0.0.2" in elsewhere["data"]["detail"]
     assert "403" in elsewhere["data"]["detail"]
+
+
+@enforced
+async def test_a_name_grant_reaches_that_name_with_plain_tcp_clients(
+    kernel: Kernel, world: World, tmp_path: Path
+) -> None:
+    """The worker has no DNS: names get stand-in addresses and the proxy resolves them."""
+    supervisor = await _install(kernel, tmp_path, ["network:localhost"])
+    for what in ("tcp", "asyncio_tcp"):
+        by_name = await supervisor.invoke(
+            "attempt", {"what": what, "host": "localhost", "port": world.tcp_port}
+        )
+        assert by_name["data"]["ok"], by_name["data"]
+    by_address = await supervisor.invoke("attempt", {"what": "tcp", "port": world.tcp_port})
+    assert not by_address["data"]["ok"]  # 127.0.0.1 itself was not granted, only the name
+    assert "may not connect to 127.0.0.1" in by_address["data"]["detail"]
