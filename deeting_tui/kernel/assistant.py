@@ -55,6 +55,8 @@ class AssistantTurn:
     call_tool: Callable[[str, dict[str, Any]], Awaitable[ToolOutcome]]
     reply: Callable[[str], None]
     fail: Callable[[str], None]  # report an error for this turn (it then counts as failed)
+    #: The session so far, before this message: (kind, payload) of each stored event.
+    history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 class Assistant(Protocol):

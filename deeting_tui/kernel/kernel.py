@@ -181,13 +181,26 @@ class Kernel:
             self.error(session_id, f"/image {path_text}: no plugin handles images")
 
     async def call_tool(
-        self, session_id: str, tool: str, args: dict[str, Any], *, reply: bool = False
+        self,
+        session_id: str,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        reply: bool = False,
+        report_errors: bool = True,
     ) -> ToolOutcome:
-        """Validate, record, route to the plugin's worker, record the result."""
+        """Validate, record, route to the plugin's worker, record the result.
+
+        ``report_errors=False`` is for calls a model made: their failures go back to the
+        model as results it can act on, and do not fail the user's turn by themselves.
+        """
         entry = self.tools.get(tool)
         if entry is None:
-            outcome = ToolOutcome(False, tool, None, error=f"unknown tool '{tool}'")
-            self.error(session_id, f"unknown tool '{tool}' — {self._known_tools()}")
+            outcome = ToolOutcome(
+                False, tool, None, error=f"unknown tool '{tool}' — {self._known_tools()}"
+            )
+            if report_errors:
+                self.error(session_id, outcome.error or "")
             return outcome
         runtime = self.loader.runtimes.get(entry.plugin)
         self._call_seq += 1
@@ -227,9 +240,9 @@ class Kernel:
                 "duration_ms": outcome.duration_ms,
             },
         )
-        if not outcome.ok:
+        if not outcome.ok and report_errors:
             self.error(session_id, f"{tool}: {outcome.error}", plugin=entry.plugin)
-        elif reply:
+        elif outcome.ok and reply:
             self.reply(session_id, outcome.summary())
         self.journal.flush()
         return outcome
@@ -248,8 +261,8 @@ class Kernel:
             renderer=result.get("renderer"),
         )
 
-    def reply(self, session_id: str, text: str) -> None:
-        self._emit(session_id, "reply", {"text": text})
+    def reply(self, session_id: str, text: str, **extra: Any) -> None:
+        self._emit(session_id, "reply", {"text": text, **extra})
 
     def error(self, session_id: str | None, message: str, **extra: Any) -> None:
         turn = _current_turn.get()
@@ -295,15 +308,19 @@ class Kernel:
         session_id = payload["session_id"]
 
         async def call(tool: str, args: dict[str, Any]) -> ToolOutcome:
-            return await self.call_tool(session_id, tool, args)
+            return await self.call_tool(session_id, tool, args, report_errors=False)
 
+        # Which model answered, on each of its replies (--json shows it; the chat will too).
+        model = getattr(self.assistant, "model", None)
+        by = {"provider": self.assistant.name, **({"model": model} if model else {})}
         turn = AssistantTurn(
             session_id=session_id,
             text=payload["text"],
             tools=self.tool_infos(),
             call_tool=call,
-            reply=lambda text: self.reply(session_id, text),
+            reply=lambda text: self.reply(session_id, text, **by),
             fail=lambda message: self.error(session_id, message),
+            history=self._history_before_this_message(session_id),
         )
         try:
             await self.assistant.respond(turn)
@@ -311,6 +328,13 @@ class Kernel:
             log.exception("assistant failed")
             self.error(session_id, f"assistant ({self.assistant.name}) failed: {exc}")
         return True
+
+    def _history_before_this_message(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+        self.journal.flush()
+        events = [(e.kind, e.payload) for e in self.sessions.events(session_id)]
+        if events and events[-1][0] == "user":
+            events.pop()  # the message being answered: the assistant gets it as turn.text
+        return events
 
     # -- wiring enabled plugins (the Loader calls these) -------------------------------------
 

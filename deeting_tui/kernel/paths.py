@@ -113,4 +113,9 @@ def load_config(paths: Paths) -> Config:
     for key in ("provider", "model"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{path}: {key} must be a string")
+    providers = ("offline", "anthropic", "openai")
+    if "provider" in data and data["provider"] not in providers:
+        raise ConfigError(
+            f"{path}: provider {data['provider']!r} is not one of {', '.join(providers)}"
+        )
     return Config(float(tick), data.get("provider"), data.get("model"))

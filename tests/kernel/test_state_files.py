@@ -50,6 +50,7 @@ def test_config_values_and_errors(tmp_path: Path) -> None:
         ("colour = 1", "unknown key 'colour'"),
         ("tick_interval = ", "not valid TOML"),
         ("provider = 3", "provider must be a string"),
+        ('provider = "gpt"', "provider 'gpt' is not one of offline, anthropic, openai"),
     ]:
         paths.config_file.write_text(bad)
         with pytest.raises(ConfigError, match=message):

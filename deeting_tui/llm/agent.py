@@ -1,0 +1,189 @@
+"""The agent loop: the model sees the tools, asks for calls, the kernel runs them, repeat.
+
+Every tool call gets a result the model can read — plugin errors, timeouts, missing grants,
+unknown tools and arguments that are not JSON come back as error results instead of ending
+the turn — and the plugin's structured data reaches the user through the kernel's events
+(renderers), while the model gets the plugin's text, or a marked, truncated summary of the
+data when the plugin gave none. A user message costs at most MAX_MODEL_CALLS model calls;
+the last one may not call tools, so the turn always ends in words. A provider failure is
+retried only before its first byte (after that, output has been shown and a retry would
+repeat it), then reported as one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from deeting_tui.kernel.assistant import AssistantTurn, ToolOutcome
+
+from .model import (
+    Message,
+    Provider,
+    ProviderError,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    TurnDone,
+)
+from .tools import Toolbox, build_toolbox, safe_name, system_prompt
+
+MAX_MODEL_CALLS = 8
+RETRY_DELAYS_S = (0.5, 1.0, 2.0)
+SUMMARY_CHARS = 2000
+HISTORY_EVENTS = 400  # the tail of a long session that is sent back to the model
+
+SUMMARY_MARK = "[the tool returned no text; a summary of its data]"
+
+
+class LLMAssistant:
+    """An Assistant (kernel/assistant.py) backed by a model Provider."""
+
+    def __init__(self, provider: Provider, *, retry_delays: Sequence[float] = RETRY_DELAYS_S):
+        self.provider = provider
+        self.name = provider.name
+        self.model = provider.model
+        self.retry_delays = tuple(retry_delays)
+
+    async def respond(self, turn: AssistantTurn) -> None:
+        toolbox = build_toolbox(turn.tools)
+        system = system_prompt(turn.tools)
+        messages = [*history_messages(turn.history), Message("user", turn.text)]
+        for number in range(1, MAX_MODEL_CALLS + 1):
+            last = number == MAX_MODEL_CALLS or not toolbox.specs
+            try:
+                done = await self._complete(system, messages, toolbox, last)
+            except ProviderError as exc:
+                turn.fail(f"{self.name} ({self.model}): {exc.message}")
+                return
+            if done.text:
+                turn.reply(done.text)
+            if not done.tool_calls:
+                if not done.text:
+                    turn.fail(f"{self.name} ({self.model}) gave an empty answer")
+                return
+            if last:
+                turn.fail(
+                    f"{self.name} ({self.model}) still asked for tools after "
+                    f"{MAX_MODEL_CALLS} model calls; stopped"
+                )
+                return
+            messages.append(Message("assistant", done.text, tool_calls=done.tool_calls))
+            results = await asyncio.gather(
+                *(self._run(call, toolbox, turn) for call in done.tool_calls)
+            )
+            messages.append(Message("user", tool_results=tuple(results)))
+
+    async def _complete(
+        self, system: str, messages: list[Message], toolbox: Toolbox, last: bool
+    ) -> TurnDone:
+        for attempt in range(len(self.retry_delays) + 1):
+            started = False
+            try:
+                stream = self.provider.stream(
+                    system=system,
+                    messages=messages,
+                    tools=list(toolbox.specs),
+                    tool_choice="none" if last else "auto",
+                )
+                async for event in stream:
+                    started = True
+                    if isinstance(event, TurnDone):
+                        return event
+                    if isinstance(event, TextDelta):
+                        pass  # the chat streams these (UI issue); headless prints the reply
+                raise ProviderError("the response ended before it was complete", kind="protocol")
+            except ProviderError as exc:
+                if started or not exc.retryable or attempt == len(self.retry_delays):
+                    raise
+            await asyncio.sleep(self.retry_delays[attempt])  # backoff before a retry
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run(self, call: ToolCall, toolbox: Toolbox, turn: AssistantTurn) -> ToolResult:
+        if call.arguments_error:
+            return ToolResult(call.id, f"error: invalid arguments: {call.arguments_error}", True)
+        name = toolbox.kernel_name(call.name) or call.name  # the kernel names unknown tools
+        outcome = await turn.call_tool(name, call.arguments)
+        if not outcome.ok:
+            return ToolResult(call.id, f"error: {outcome.error}", True)
+        return ToolResult(call.id, text_for_model(outcome))
+
+
+def text_for_model(outcome: ToolOutcome) -> str:
+    """The plugin's text; without one, a compact, truncated and marked summary of its data."""
+    if outcome.text:
+        return outcome.text
+    if outcome.data is None:
+        return "(the tool returned nothing)"
+    try:
+        compact = orjson.dumps(outcome.data).decode()
+    except TypeError:
+        compact = repr(outcome.data)
+    if len(compact) > SUMMARY_CHARS:
+        compact = compact[:SUMMARY_CHARS] + f"… ({len(compact) - SUMMARY_CHARS} more characters)"
+    return f"{SUMMARY_MARK} {compact}"
+
+
+def history_messages(events: Iterable[tuple[str, dict[str, Any]]]) -> list[Message]:
+    """A session's stored events as the conversation so far.
+
+    Tool calls routed by triggers or ``/TOOL`` appear as the assistant's calls too: the
+    model should know they happened. Calls without a stored result (a crash in between) get
+    one saying so, and the conversation is made to start with the user and alternate, as the
+    APIs require.
+    """
+    messages: list[Message] = []
+    pending: dict[str, ToolCall] = {}
+
+    def add(message: Message) -> None:
+        if messages and messages[-1].role == message.role:
+            previous = messages.pop()
+            text = "\n".join(t for t in (previous.text, message.text) if t)
+            message = Message(
+                message.role,
+                text,
+                previous.tool_calls + message.tool_calls,
+                previous.tool_results + message.tool_results,
+            )
+        messages.append(message)
+
+    def close_pending() -> None:
+        if pending:
+            missing = tuple(ToolResult(i, "error: no result was recorded", True) for i in pending)
+            pending.clear()
+            add(Message("user", tool_results=missing))
+
+    for kind, payload in list(events)[-HISTORY_EVENTS:]:
+        if kind == "user":
+            close_pending()
+            add(Message("user", str(payload.get("text", ""))))
+        elif kind == "reply":
+            close_pending()
+            add(Message("assistant", str(payload.get("text", ""))))
+        elif kind == "tool_call":
+            call_id = str(payload.get("call_id"))
+            args = payload.get("args")
+            call = ToolCall(
+                call_id, safe_name(str(payload.get("tool"))), args if isinstance(args, dict) else {}
+            )
+            pending[call_id] = call
+            add(Message("assistant", tool_calls=(call,)))
+        elif kind == "tool_result":
+            call_id = str(payload.get("call_id"))
+            if pending.pop(call_id, None) is None:
+                continue
+            if payload.get("ok"):
+                content = text_for_model(
+                    ToolOutcome(True, "", None, data=payload.get("data"), text=payload.get("text"))
+                )
+                add(Message("user", tool_results=(ToolResult(call_id, content),)))
+            else:
+                error = f"error: {payload.get('error')}"
+                add(Message("user", tool_results=(ToolResult(call_id, error, True),)))
+    close_pending()
+    while messages and messages[0].role != "user":
+        messages.pop(0)
+    return messages
