@@ -55,10 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="with --script: JSON Lines events")
     parser.add_argument("--session", metavar="ID", help="continue session ID instead of a new one")
+    parser.add_argument("--provider", choices=PROVIDERS, help=_provider_help())
     parser.add_argument(
-        "--provider", choices=PROVIDERS, help="who answers free text (default: offline)"
+        "--model", metavar="M", help="model for the provider (default: config.toml, else its own)"
     )
-    parser.add_argument("--model", metavar="M", help="model name for the provider")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_plugin_commands(commands)
     return parser
@@ -204,19 +204,26 @@ def make_kernel(provider: str | None = None, model: str | None = None) -> Any:
     """Compose a kernel from the environment: paths, config, assistant."""
     from deeting_tui.kernel.kernel import Kernel
     from deeting_tui.kernel.paths import load_config, resolve_paths
+    from deeting_tui.llm.select import build_assistant, choose
 
     paths = resolve_paths()
     config = load_config(paths)
-    return Kernel(
-        paths, config=config, assistant=make_assistant(provider or config.provider, model)
-    )
+    choice = choose(provider, model, config.provider, config.model)
+    return Kernel(paths, config=config, assistant=build_assistant(choice))
 
 
-def make_assistant(provider: str | None, model: str | None) -> Any:
-    if provider in (None, "offline"):
-        from deeting_tui.llm.offline import OfflineAssistant
+def _provider_help() -> str:
+    """The flag's help, with the provider that would answer right now and why."""
+    from deeting_tui.kernel.paths import ConfigError, load_config, resolve_paths
+    from deeting_tui.llm.select import choose
 
-        return OfflineAssistant()
-    raise UsageError(
-        f"provider '{provider}' is not available in this version; use --provider offline"
+    try:
+        config = load_config(resolve_paths())
+        now = choose(None, None, config.provider, config.model).describe()
+    except (ConfigError, ValueError, OSError) as exc:
+        now = f"unknown: {exc}"
+    return (
+        "who answers free text; default: config.toml's provider, else anthropic when "
+        "ANTHROPIC_API_KEY is set, openai when OPENAI_BASE_URL or OPENAI_API_KEY is, "
+        f"else offline (now: {now})"
     )

@@ -17,7 +17,14 @@ from deeting_tui.llm.offline import OfflineAssistant
 def _no_model_provider_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys or base URLs in the developer's shell must not turn the offline default into a
     real API call; tests that want a provider set these themselves."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_PROFILE",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -29,9 +29,13 @@ def events_of(k: Kernel) -> list[dict[str, Any]]:
 
 
 def run_deeting(
-    *args: str, home: Path, stdin: str | None = None, timeout: float = 60
+    *args: str,
+    home: Path,
+    stdin: str | None = None,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEETING_HOME": str(home)}
+    env = {**os.environ, **(env or {}), "DEETING_HOME": str(home)}
     env.pop("DEETING_DEBUG", None)
     return subprocess.run(
         [*DEETING, *args],

@@ -57,6 +57,8 @@ class AssistantTurn:
     fail: Callable[[str], None]  # report an error for this turn (it then counts as failed)
     #: The session so far, before this message: (kind, payload) of each stored event.
     history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Text as it streams in, before the reply it becomes (shown live, not stored).
+    partial: Callable[[str], None] | None = None
 
 
 class Assistant(Protocol):

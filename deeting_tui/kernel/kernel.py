@@ -107,6 +107,10 @@ class Kernel:
                 await self._ticker
         await self.loader.shutdown()
         self.launcher.close()
+        close_assistant = getattr(self.assistant, "aclose", None)
+        if close_assistant is not None:
+            with contextlib.suppress(Exception):  # a provider's close must not lose the session
+                await close_assistant()
         self.journal.flush()
         self.sessions.close()
 
@@ -321,6 +325,9 @@ class Kernel:
             reply=lambda text: self.reply(session_id, text, **by),
             fail=lambda message: self.error(session_id, message),
             history=self._history_before_this_message(session_id),
+            partial=lambda text: self._notify(
+                {"type": "reply_delta", "session_id": session_id, "text": text, **by}
+            ),
         )
         try:
             await self.assistant.respond(turn)

@@ -48,6 +48,12 @@ class LLMAssistant:
         self.model = provider.model
         self.retry_delays = tuple(retry_delays)
 
+    async def aclose(self) -> None:
+        """Close the provider's connections (the kernel calls this at shutdown)."""
+        close = getattr(self.provider, "aclose", None)
+        if close is not None:
+            await close()
+
     async def respond(self, turn: AssistantTurn) -> None:
         toolbox = build_toolbox(turn.tools)
         system = system_prompt(turn.tools)
@@ -55,7 +61,7 @@ class LLMAssistant:
         for number in range(1, MAX_MODEL_CALLS + 1):
             last = number == MAX_MODEL_CALLS or not toolbox.specs
             try:
-                done = await self._complete(system, messages, toolbox, last)
+                done = await self._complete(system, messages, toolbox, last, turn)
             except ProviderError as exc:
                 turn.fail(f"{self.name} ({self.model}): {exc.message}")
                 return
@@ -78,7 +84,12 @@ class LLMAssistant:
             messages.append(Message("user", tool_results=tuple(results)))
 
     async def _complete(
-        self, system: str, messages: list[Message], toolbox: Toolbox, last: bool
+        self,
+        system: str,
+        messages: list[Message],
+        toolbox: Toolbox,
+        last: bool,
+        turn: AssistantTurn,
     ) -> TurnDone:
         for attempt in range(len(self.retry_delays) + 1):
             started = False
@@ -93,8 +104,8 @@ class LLMAssistant:
                     started = True
                     if isinstance(event, TurnDone):
                         return event
-                    if isinstance(event, TextDelta):
-                        pass  # the chat streams these (UI issue); headless prints the reply
+                    if isinstance(event, TextDelta) and turn.partial is not None:
+                        turn.partial(event.text)  # live text; the reply follows at TurnDone
                 raise ProviderError("the response ended before it was complete", kind="protocol")
             except ProviderError as exc:
                 if started or not exc.retryable or attempt == len(self.retry_delays):

@@ -54,12 +54,18 @@ def test_no_arguments_explains_script_mode(home: Path, capsys: pytest.CaptureFix
     assert code == 0 and "deeting --script" in out
 
 
+def test_unknown_provider_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--provider", "gpt", "--script", "-"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'gpt'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--json"], "--json needs --script"),
         (["--script", "/no/such/file.txt"], "no such file"),
-        (["--provider", "anthropic", "--script", "-"], "not available"),
     ],
 )
 def test_bad_usage_exits_2(

@@ -103,8 +103,11 @@ async def test_a_tool_round_trip(llm_kernel: tuple[Kernel, Scripted]) -> None:
     seen = events_of(kernel)
     turn = await kernel.submit(session.id, "what is 2 plus 3?")
     assert not turn.failed, turn.errors
-    kinds = [e["type"] for e in seen]
+    deltas = [e["text"] for e in seen if e["type"] == "reply_delta"]
+    assert deltas == ["Let me add.", "2 + 3 = 5."]  # streamed live, not stored
+    kinds = [e["type"] for e in seen if e["type"] != "reply_delta"]
     assert kinds == ["user", "reply", "tool_call", "tool_result", "reply"]
+    seen = [e for e in seen if e["type"] != "reply_delta"]
     assert seen[2]["args"] == {"a": 2, "b": 3} and seen[3]["data"] == {"sum": 5}
     assert seen[-1] == {
         "type": "reply",
