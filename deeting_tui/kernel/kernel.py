@@ -33,6 +33,7 @@ from .launcher import Launcher, default_launcher
 from .loader import Loader, PluginError, PluginRuntime
 from .paths import Config, Paths
 from .permissions import GrantStore
+from .renderers import PayloadSchemas
 from .session import SessionInfo, SessionStore
 from .supervisor import SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolIndex, argument_problems
@@ -69,8 +70,10 @@ class Kernel:
         assistant: Assistant | None = None,
         launcher: Launcher | None = None,
         policy: SupervisionPolicy | None = None,
+        payload_schemas: PayloadSchemas | None = None,
     ) -> None:
         self.paths = paths
+        self.payload_schemas = payload_schemas or PayloadSchemas()
         self.config = config or Config()
         self.bus = EventBus()
         self.sessions = SessionStore(paths.sessions_db)
@@ -229,6 +232,7 @@ class Kernel:
         outcome.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if outcome.ok and outcome.renderer is None:
             outcome.renderer = runtime.spec.renderer if runtime else None
+        unfit = self.payload_schemas.problem(outcome.renderer, outcome.data) if outcome.ok else None
         self._emit(
             session_id,
             "tool_result",
@@ -242,8 +246,11 @@ class Kernel:
                 "renderer": outcome.renderer,
                 "error": outcome.error,
                 "duration_ms": outcome.duration_ms,
+                **({"renderer_error": unfit} if unfit else {}),
             },
         )
+        if unfit:  # an error card instead of a renderer tripping over the data
+            self.error(session_id, f"{tool}: {unfit}", plugin=entry.plugin)
         if not outcome.ok and report_errors:
             self.error(session_id, f"{tool}: {outcome.error}", plugin=entry.plugin)
         elif outcome.ok and reply:

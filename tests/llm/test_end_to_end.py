@@ -106,3 +106,52 @@ def test_messages_api_auth_error_is_one_line(installed: Path) -> None:
     assert done.returncode == 1 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "401" in lines[0] and "ANTHROPIC_API_KEY" in lines[0], lines
+
+
+def test_ctrl_c_stops_a_waiting_model_call_cleanly(installed: Path) -> None:
+    """Ctrl-C while the model has not answered: exit 130, one line, the session kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from support import REPO
+
+    from deeting_tui.kernel.session import SessionStore
+
+    fake = FakeOpenAI([Reply.never()])
+    with fake.running_in_thread() as server:
+        env = {**os.environ, "DEETING_HOME": str(installed), "OPENAI_BASE_URL": server.base_url}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deeting_tui", "--script", "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+            text=True,
+        )
+        try:
+            assert process.stdin is not None
+            process.stdin.write("tell me something\n")
+            process.stdin.flush()
+            deadline = time.monotonic() + 30
+            while not fake.requests:  # wait for the request to reach the model server
+                assert time.monotonic() < deadline, "the model was never asked"
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.01)
+            process.send_signal(signal.SIGINT)
+            _out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, err
+    assert err.strip() == "deeting: interrupted" and "Traceback" not in err
+    with SessionStore(installed / "data" / "sessions.sqlite3") as store:
+        latest = store.latest()
+        assert latest is not None
+        assert [e.payload["text"] for e in store.events(latest.id, kinds=["user"])] == [
+            "tell me something"
+        ]

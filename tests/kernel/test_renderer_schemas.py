@@ -1,0 +1,78 @@
+"""A plugin's data that does not fit its renderer's payload schema is an error card."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+from support import FAST_POLICY, FIXTURES, events_of
+
+from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.kernel.paths import resolve_paths
+from deeting_tui.kernel.renderers import PayloadSchemas
+from deeting_tui.llm.offline import OfflineAssistant
+
+
+def _renderers(tmp_path: Path) -> Path:
+    folder = tmp_path / "renderers"
+    (folder / "sum-card").mkdir(parents=True)
+    schema = {
+        "type": "object",
+        "properties": {"sum": {"type": "integer"}},
+        "required": ["sum"],
+    }
+    (folder / "sum-card" / "schema.json").write_bytes(orjson.dumps(schema))
+    (folder / "broken").mkdir()
+    (folder / "broken" / "schema.json").write_text("{not json")
+    return folder
+
+
+def test_payload_schemas(tmp_path: Path) -> None:
+    schemas = PayloadSchemas([_renderers(tmp_path)])
+    assert schemas.problem("sum-card", {"sum": 5}) is None
+    assert schemas.problem("sum-card", {"sum": 5.5}) == (
+        "data does not fit the 'sum-card' renderer: sum: 5.5 is not of type 'integer'"
+    )
+    assert "'sum' is a required property" in (schemas.problem("sum-card", {}) or "")
+    assert schemas.problem("no-schema-here", {"anything": 1}) is None
+    assert schemas.problem(None, {"x": 1}) is None and schemas.problem("sum-card", None) is None
+    assert schemas.problem("../escape", {}) is None
+    assert "renderer's" in (schemas.problem("broken", {}) or "") and "is broken" in (
+        schemas.problem("broken", {}) or ""
+    )
+
+
+async def test_unfit_data_is_an_error_card_and_the_kernel_goes_on(
+    home: Path, tmp_path: Path
+) -> None:
+    plugin = tmp_path / "good"
+    shutil.copytree(FIXTURES / "good_plugin", plugin)
+    kimai = orjson.loads((plugin / "kimai.json").read_bytes())
+    kimai["renderer"] = "sum-card"
+    (plugin / "kimai.json").write_bytes(orjson.dumps(kimai))
+    kernel = Kernel(
+        resolve_paths(),
+        assistant=OfflineAssistant(),
+        policy=FAST_POLICY,
+        payload_schemas=PayloadSchemas([_renderers(tmp_path)]),
+    )
+    await kernel.start(ticker=False)
+    try:
+        report = await kernel.loader.install(plugin)
+        assert report.enabled, report.problem
+        session = kernel.open_session()
+        seen = events_of(kernel)
+        fits = await kernel.submit(session.id, "/add a=2 b=3")
+        assert not fits.failed
+        unfit = await kernel.submit(session.id, "/add a=2 b=3.5")  # 5.5 is no integer
+        assert unfit.failed
+        results = [e for e in seen if e["type"] == "tool_result"]
+        assert "renderer_error" not in results[0]
+        assert results[1]["renderer_error"].startswith("data does not fit the 'sum-card'")
+        errors = [e["message"] for e in seen if e["type"] == "error"]
+        assert errors == [
+            "add: data does not fit the 'sum-card' renderer: sum: 5.5 is not of type 'integer'"
+        ]
+    finally:
+        await kernel.shutdown()
