@@ -18,7 +18,12 @@ from jsonschema import Draft202012Validator
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "plugins"
 SCHEMAS = ROOT / "deeting_tui" / "plugin" / "schemas"
-OFFICIAL = ("calc", "notes", "clock")
+OFFICIAL = ("calc", "notes", "clock", "sysinfo", "weather")
+#: What each official plugin may ask for — and nothing else (its README says why).
+PERMISSIONS = {
+    "sysinfo": ["filesystem:read:/proc"],
+    "weather": ["network:api.open-meteo.com", "network:geocoding-api.open-meteo.com"],
+}
 FILES = ("package.json", "kimai.json", "llm-tool.yaml", "src/index.py", "src/handler.py")
 ALLOWED_IMPORTS = ("deeting_tui.sdk", "handler")
 
@@ -47,7 +52,7 @@ def test_package_and_manifest_agree(name: str) -> None:
     assert package["version"] == kimai["version"] == "1.0.0"
     assert package["author"] == "Deeting" and package["license"] == "MIT"
     assert package["description"] and package["description"] == kimai["description"]
-    assert kimai.get("permissions", []) == []
+    assert kimai.get("permissions", []) == PERMISSIONS.get(name, [])
 
 
 @pytest.mark.parametrize("name", OFFICIAL)
