@@ -158,8 +158,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         raise UsageError("--json needs --script (the chat has no JSON mode)")
     if args.script:
         return _run_script(args)
-    print(build_parser().format_help())
-    print("The chat (Textual) is not built yet; use: deeting --script FILE|-")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(build_parser().format_help())
+        print("The chat needs a terminal; without one, use: deeting --script FILE|-")
+        return 0
+    return _run_chat(args)
+
+
+def _run_chat(args: argparse.Namespace) -> int:
+    from deeting_tui.ui.app import DeetingApp
+
+    DeetingApp(make_kernel(args.provider, args.model), session_id=args.session).run()
     return 0
 
 

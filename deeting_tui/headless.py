@@ -7,6 +7,8 @@ JSON object per event (JSON Lines), each with its ``type`` and ``session_id``.
 
 from __future__ import annotations
 
+import io
+import shutil
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -18,12 +20,17 @@ JSON_EVENT_TYPES = frozenset({"reply", "tool_call", "tool_result", "stream", "er
 
 
 class ScriptPrinter:
-    """Turns kernel events into the script mode's output formats."""
+    """Turns kernel events into the script mode's output formats.
 
-    def __init__(self, out: IO[bytes], err: IO[str], json_mode: bool) -> None:
+    On a terminal (``cards=True``), plain mode also draws each tool result as the chat's card
+    (the same renderer functions); piped output stays the bare reply text of DESIGN §4.
+    """
+
+    def __init__(self, out: IO[bytes], err: IO[str], json_mode: bool, cards: bool = False) -> None:
         self.out = out
         self.err = err
         self.json_mode = json_mode
+        self.cards = cards and not json_mode
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -34,8 +41,21 @@ class ScriptPrinter:
                 self._error_line(event)
         elif kind == "reply":
             self.out.write(event["text"].encode() + b"\n")
+        elif kind == "tool_result" and self.cards and event.get("ok"):
+            self._card(event)
         elif kind == "error":
             self._error_line(event)
+
+    def _card(self, event: dict[str, Any]) -> None:
+        from rich.console import Console  # only on a terminal: keeps piped runs lean
+
+        from deeting_tui.render import render
+
+        buffer = io.StringIO()
+        width = shutil.get_terminal_size((100, 24)).columns
+        console = Console(file=buffer, width=width, force_terminal=True, color_system="auto")
+        console.print(render(event.get("renderer"), event.get("data"), text=event.get("text")))
+        self.out.write(buffer.getvalue().encode())
 
     def _error_line(self, event: dict[str, Any]) -> None:
         message = " ".join(str(event.get("message", "")).split())
@@ -61,7 +81,8 @@ async def run_script(
 ) -> int:
     """Run every line; 0 when all succeeded, 1 when any failed."""
     session = kernel.open_session(session_id)
-    remove = kernel.add_listener(ScriptPrinter(out, err, json_mode))
+    cards = hasattr(out, "isatty") and out.isatty()
+    remove = kernel.add_listener(ScriptPrinter(out, err, json_mode, cards=cards))
     failed = False
     try:
         for line in script_lines(lines):

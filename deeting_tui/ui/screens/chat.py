@@ -1,0 +1,148 @@
+"""The chat: the conversation, anchored to its end, and the input line.
+
+Kernel events arrive as KernelEvent messages; this screen turns them into widgets. A turn
+runs as a named worker, so Esc can cancel it (the kernel then cancels the model stream and
+every pending tool call). Plugin streams are coalesced to at most 30 redraws a second.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Markdown
+
+from ..messages import KernelEvent
+from ..widgets.transcript import AssistantReply, ErrorLine, LiveCard, ToolCallBlock, UserLine
+
+if TYPE_CHECKING:
+    from ..app import DeetingApp
+
+STREAM_REDRAW_S = 1 / 30
+
+
+class ChatScreen(Screen[None]):
+    CSS_PATH = "chat.tcss"
+    BINDINGS = [
+        Binding(
+            "escape", "cancel_turn", "Cancel", id="chat.cancel", tooltip="Stop the running turn"
+        ),
+        Binding("up", "history(-1)", "Previous", show=False, id="chat.history_back"),
+        Binding("down", "history(1)", "Next", show=False, id="chat.history_forward"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stream: Any = None  # the MarkdownStream of the reply being written
+        self._reply: AssistantReply | None = None
+        self._history: list[str] = []
+        self._history_at = 0
+        self._live: dict[str, LiveCard] = {}
+        self._pending_streams: dict[str, dict[str, Any]] = {}
+
+    @property
+    def deeting(self) -> DeetingApp:
+        from ..app import DeetingApp
+
+        assert isinstance(self.app, DeetingApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield VerticalScroll(id="transcript")
+        yield Input(placeholder="Message, or /TOOL key=value — Esc cancels", id="prompt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#transcript", VerticalScroll).anchor()
+        self.set_interval(STREAM_REDRAW_S, self._redraw_streams)
+        self.query_one("#prompt", Input).focus()
+
+    # -- input -------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#prompt")
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.value = ""
+        if not text:
+            return
+        self._history.append(text)
+        self._history_at = len(self._history)
+        if text == "/new":
+            self.deeting.new_session()
+            self.query_one("#transcript", VerticalScroll).remove_children()
+            return
+        self.run_turn(text)
+
+    @work(group="turn", exclusive=True, exit_on_error=False)
+    async def run_turn(self, text: str) -> None:
+        await self.deeting.submit(text)
+
+    def action_cancel_turn(self) -> None:
+        self.workers.cancel_group(self, "turn")
+
+    def action_history(self, step: int) -> None:
+        if not self._history:
+            return
+        self._history_at = max(0, min(len(self._history), self._history_at + step))
+        prompt = self.query_one("#prompt", Input)
+        prompt.value = (
+            self._history[self._history_at] if self._history_at < len(self._history) else ""
+        )
+        prompt.cursor_position = len(prompt.value)
+
+    # -- kernel events -----------------------------------------------------------------------
+
+    @on(KernelEvent)
+    async def _kernel_event(self, message: KernelEvent) -> None:
+        event = message.event
+        kind = event["type"]
+        transcript = self.query_one("#transcript", VerticalScroll)
+        if kind == "user":
+            await self._end_reply()
+            await transcript.mount(UserLine(event["text"]))
+        elif kind == "reply_delta":
+            if self._reply is None:
+                self._reply = AssistantReply()
+                await transcript.mount(self._reply)
+                self._stream = Markdown.get_stream(self._reply)
+            await self._stream.write(event["text"])
+        elif kind == "reply":
+            if self._reply is None:
+                await transcript.mount(AssistantReply(event["text"]))
+            await self._end_reply()
+        elif kind == "tool_call":
+            await self._end_reply()
+            block = ToolCallBlock(
+                event["call_id"], event["tool"], event.get("plugin"), event["args"]
+            )
+            await transcript.mount(block)
+        elif kind == "tool_result":
+            blocks = transcript.query(f"#call-{event['call_id']}")
+            if blocks:
+                blocks.first(ToolCallBlock).finish(event)
+        elif kind == "error":
+            await self._end_reply()
+            await transcript.mount(ErrorLine(str(event.get("message", ""))))
+        elif kind == "stream":
+            key = f"{event.get('plugin')}:{event.get('topic')}"
+            self._pending_streams[key] = event
+
+    async def _end_reply(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.stop()
+        self._reply = None
+
+    async def _redraw_streams(self) -> None:
+        pending, self._pending_streams = self._pending_streams, {}
+        for key, event in pending.items():
+            card = self._live.get(key)
+            if card is None:
+                card = self._live[key] = LiveCard()
+                await self.query_one("#transcript", VerticalScroll).mount(card)
+            card.show(event.get("renderer"), event.get("payload"), str(event.get("topic")))
