@@ -18,6 +18,7 @@ from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.sandbox.policy import describe_grants
 
 
 async def run_plugin_command(args: argparse.Namespace) -> int:
@@ -205,7 +206,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "data_dir": str(paths.plugin_data(spec.name)),
         "cache_dir": str(paths.plugin_cache(spec.name)),
         "log": str(paths.plugin_log(spec.name)),
-        "sandbox": sandbox_summary(granted),
+        "sandbox": describe_grants(granted),
     }
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
@@ -236,24 +237,6 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     _say(f"  data:        {info['data_dir']}")
     _say(f"  log:         {info['log']}")
     return 0
-
-
-def sandbox_summary(granted: list[Scope]) -> dict[str, str]:
-    """What this machine holds the plugin to, in words (no worker is started to find out)."""
-    from deeting_tui.plugin.scopes import network_hosts
-    from deeting_tui.sandbox.probe import probe
-
-    hosts = network_hosts(granted)
-    if hosts is None:
-        network = "any host"
-    elif hosts:
-        network = "only " + ", ".join(hosts) + " (through a checking proxy)"
-    else:
-        network = "none"
-    extra = [str(s) for s in granted if s.kind in ("filesystem", "gpu")]
-    files = "its own folders" + (" + " + ", ".join(extra) if extra else "")
-    programs = "may run programs" if any(s.kind == "shell" for s in granted) else "none"
-    return {"level": probe().level, "network": network, "files": files, "programs": programs}
 
 
 def _new(args: argparse.Namespace) -> int:

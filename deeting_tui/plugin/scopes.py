@@ -230,3 +230,23 @@ def network_hosts(scopes: Iterable[str | Scope]) -> tuple[str, ...] | None:
             return None
         hosts.append(scope.target)
     return tuple(dict.fromkeys(hosts))
+
+
+def explain(scope: Scope) -> tuple[str, str]:
+    """What granting ``scope`` lets a plugin do, in plain words, and a risk level
+    (``low``, ``medium``, ``high``) for dialogs to colour."""
+    if scope.kind == "network":
+        if scope.target is None:
+            return "network: may connect to any host on the internet", "high"
+        return f"network: {scope.target} — may connect to this host only", "medium"
+    if scope.kind == "filesystem":
+        if scope.target is None:
+            return "filesystem: may read and change every file you can", "high"
+        if scope.mode == "write":
+            return f"filesystem: {scope.target} — may read, change and delete files here", "high"
+        return f"filesystem: {scope.target} — may read files here", "medium"
+    if scope.kind == "shell":
+        return "shell: may run programs (they stay inside the plugin's sandbox)", "high"
+    if scope.kind == "gpu":
+        return "gpu: may use the graphics card", "low"
+    return str(scope), "high"

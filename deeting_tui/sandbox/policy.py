@@ -28,6 +28,7 @@ __all__ = [
     "NETWORK_NONE",
     "NETWORK_PROXY",
     "SandboxPlan",
+    "describe_grants",
     "plan_sandbox",
 ]
 
@@ -173,3 +174,21 @@ def _under(path: str, roots: Iterable[str]) -> bool:
         if path == root or root == "/" or path.startswith(root.rstrip("/") + "/"):
             return True
     return False
+
+
+def describe_grants(granted: Iterable[Scope]) -> dict[str, str]:
+    """What this machine holds the plugin to, in words (no worker is started to find out)."""
+    from .probe import probe
+
+    granted = list(granted)
+    hosts = network_hosts(granted)
+    if hosts is None:
+        network = "any host"
+    elif hosts:
+        network = "only " + ", ".join(hosts) + " (through a checking proxy)"
+    else:
+        network = "none"
+    extra = [str(s) for s in granted if s.kind in ("filesystem", "gpu")]
+    files = "its own folders" + (" + " + ", ".join(extra) if extra else "")
+    programs = "may run programs" if any(s.kind == "shell" for s in granted) else "none"
+    return {"level": probe().level, "network": network, "files": files, "programs": programs}

@@ -76,6 +76,11 @@ class ChatScreen(Screen[None]):
             self.deeting.new_session()
             self.query_one("#transcript", VerticalScroll).remove_children()
             return
+        if text == "/plugins":
+            from .plugins import PluginManager
+
+            self.app.push_screen(PluginManager(self.deeting.kernel))
+            return
         self.run_turn(text)
 
     @work(group="turn", exclusive=True, exit_on_error=False)

@@ -1,0 +1,54 @@
+"""Asking the user for permissions: a modal that answers True (allow) or False (deny).
+
+Pushed with ``push_screen_wait`` from a worker, so the code that needs the decision simply
+awaits it (STYLE §5). Fully keyboard-driven: a/y allow, d/n/Esc deny.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from deeting_tui.plugin.scopes import Scope, explain
+
+RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
+
+
+class PermissionDialog(ModalScreen[bool]):
+    CSS_PATH = "permission.tcss"
+    BINDINGS = [
+        Binding("a,y", "decide(True)", "Allow", id="permission.allow"),
+        Binding("d,n,escape", "decide(False)", "Deny", id="permission.deny"),
+    ]
+
+    def __init__(self, plugin: str, scopes: list[Scope]) -> None:
+        super().__init__()
+        self.plugin = plugin
+        self.scopes = scopes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"'{self.plugin}' asks for:", id="title")
+            for scope in self.scopes:
+                words, risk = explain(scope)
+                yield Static(Text("• " + words, style=RISK_STYLE[risk]), classes="scope")
+            yield Static(
+                "The OS sandbox holds the plugin to exactly these. You can revoke them later.",
+                id="note",
+            )
+            with Horizontal(id="buttons"):
+                yield Button("Allow (a)", variant="warning", id="allow")
+                yield Button("Deny (d)", variant="primary", id="deny")
+
+    def on_mount(self) -> None:
+        self.query_one("#deny", Button).focus()  # the safe choice has the focus
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "allow")
+
+    def action_decide(self, allow: bool) -> None:
+        self.dismiss(allow)
