@@ -7,9 +7,12 @@ that changed last, as DESIGN §3 asks.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from textual.app import App
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
 
 from deeting_tui.kernel.kernel import Kernel
 
@@ -26,6 +29,7 @@ class DeetingApp(App[None]):
         self.session_id = session_id
         self.problems: list[str] = []
         self._remove_listener: Any = None
+        self.chat: ChatScreen
 
     async def on_mount(self) -> None:
         self.problems = await self.kernel.start()
@@ -40,7 +44,8 @@ class DeetingApp(App[None]):
 
         self._remove_listener = self.kernel.add_listener(forward)
         await self.push_screen(chat)
-        self._update_subtitle()
+        self.chat = chat
+        await self.open_session(self.session_id)
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
 
@@ -53,9 +58,41 @@ class DeetingApp(App[None]):
         assert self.session_id is not None
         await self.kernel.submit(self.session_id, text)
 
-    def new_session(self) -> None:
-        self.session_id = self.kernel.open_session().id
+    async def open_session(self, session_id: str) -> None:
+        """Make ``session_id`` current and show what it holds."""
+        self.session_id = self.kernel.open_session(session_id).id
+        stored = [
+            {"type": e.kind, "session_id": e.session_id, **e.payload}
+            for e in self.kernel.sessions.events(self.session_id)
+        ]
+        await self.chat.show_session(stored)
         self._update_subtitle()
+
+    @work(group="sessions", exclusive=True, exit_on_error=False)
+    async def action_sessions(self) -> None:
+        from .screens.sessions import SessionList
+
+        chosen = await self.push_screen_wait(SessionList())
+        if chosen is not None:
+            await self.open_session(chosen)
+        elif self.kernel.sessions.exists(self.session_id or ""):
+            self._update_subtitle()
+        else:  # the current session was deleted
+            await self.open_session(self.kernel.open_session().id)
+
+    async def action_new_session(self) -> None:
+        await self.open_session(self.kernel.open_session().id)
+
+    def action_plugins(self) -> None:
+        from .screens.plugins import PluginManager
+
+        self.push_screen(PluginManager(self.kernel))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("New session", "Start an empty conversation", self.action_new_session)
+        yield SystemCommand("Sessions", "Open or delete a conversation", self.action_sessions)
+        yield SystemCommand("Plugins", "Enable, disable, grant permissions", self.action_plugins)
 
     def _update_subtitle(self) -> None:
         assistant = self.kernel.assistant

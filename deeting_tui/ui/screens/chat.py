@@ -24,6 +24,18 @@ if TYPE_CHECKING:
 
 STREAM_REDRAW_S = 1 / 30
 
+HELP = """**Commands**
+
+- `/TOOL key=value …` — call a plugin's tool directly (see `/plugins` for the tools)
+- `/image PATH` — send an image to the plugins that take images
+- `/plugins` — installed plugins: enable, disable, grant permissions
+- `/sessions` — stored conversations: open or delete one
+- `/new` — start a new session
+- `/help` — this list
+
+Esc cancels the running turn; ↑/↓ walk your earlier messages; Ctrl+P opens the command palette.
+"""
+
 
 class ChatScreen(Screen[None]):
     CSS_PATH = "chat.tcss"
@@ -62,6 +74,15 @@ class ChatScreen(Screen[None]):
         self.set_interval(STREAM_REDRAW_S, self._redraw_streams)
         self.query_one("#prompt", Input).focus()
 
+    async def show_session(self, events: list[dict[str, Any]]) -> None:
+        """Start over with a stored conversation (resume, or open from the session list)."""
+        await self._end_reply()
+        self._live.clear()
+        await self.query_one("#transcript", VerticalScroll).remove_children()
+        for event in events:
+            if event["type"] != "stream":  # old live cards would only show their last frame
+                self.post_message(KernelEvent(event))
+
     # -- input -------------------------------------------------------------------------------
 
     @on(Input.Submitted, "#prompt")
@@ -73,13 +94,18 @@ class ChatScreen(Screen[None]):
         self._history.append(text)
         self._history_at = len(self._history)
         if text == "/new":
-            self.deeting.new_session()
-            self.query_one("#transcript", VerticalScroll).remove_children()
+            self.run_worker(self.deeting.action_new_session(), group="session", exclusive=True)
             return
         if text == "/plugins":
             from .plugins import PluginManager
 
             self.app.push_screen(PluginManager(self.deeting.kernel))
+            return
+        if text == "/sessions":
+            self.deeting.action_sessions()
+            return
+        if text in ("/help", "/?"):
+            self.post_message(KernelEvent({"type": "reply", "text": HELP}))
             return
         self.run_turn(text)
 
