@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from deeting_tui.sandbox.plugin_import import PACKAGE_NAME, import_plugin_module
+from deeting_tui.sandbox.plugin_import import import_plugin_module
 from deeting_tui.sdk import Context, normalize_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,30 +67,11 @@ def write_proc(root: Path, **files: str) -> Path:
     return root
 
 
-class FakeChannel:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        self.sent.append((method, params))
-
-    def streams(self) -> list[dict[str, Any]]:
-        return [params for method, params in self.sent if method == "stream"]
-
-
-def _purge() -> None:
-    for name in [m for m in sys.modules if m == PACKAGE_NAME or m.startswith(PACKAGE_NAME + ".")]:
-        del sys.modules[name]
-
-
 @pytest.fixture
-def plugin() -> Iterator[ModuleType]:
-    """A freshly imported src/index.py (no window left over from another test)."""
-    saved = list(sys.path)
-    _purge()
-    yield import_plugin_module(SRC)
-    _purge()
-    sys.path[:] = saved
+def plugin(load_plugin: Any) -> ModuleType:
+    """A freshly imported src/index.py (conftest's load_plugin)."""
+    module: ModuleType = load_plugin("sysinfo")
+    return module
 
 
 @pytest.fixture
@@ -101,19 +80,9 @@ def handler(plugin: ModuleType) -> ModuleType:
 
 
 @pytest.fixture
-def channel() -> FakeChannel:
-    return FakeChannel()
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, channel: FakeChannel) -> Context:
-    return Context(
-        name="sysinfo",
-        version="1.0.0",
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "cache",
-        channel=channel,
-    )
+def ctx(make_ctx: Any) -> Context:
+    context: Context = make_ctx("sysinfo")
+    return context
 
 
 @pytest.fixture
@@ -375,7 +344,7 @@ def advance(root: Path, busy: int, idle: int) -> None:
 
 
 def test_ticks_stream_cpu_and_memory(
-    plugin: ModuleType, ctx: Context, channel: FakeChannel, fake_proc: Path, clock: Clock
+    plugin: ModuleType, ctx: Context, channel: Any, fake_proc: Path, clock: Clock
 ) -> None:
     assert plugin.on_event(ctx, "system.tick", {"ts": 1.0}) is False  # the baseline: no push
     assert channel.streams() == []
@@ -401,7 +370,7 @@ def test_ticks_stream_cpu_and_memory(
 
 
 def test_at_most_one_push_per_tick_and_bursts_coalesce(
-    plugin: ModuleType, ctx: Context, channel: FakeChannel, fake_proc: Path, clock: Clock
+    plugin: ModuleType, ctx: Context, channel: Any, fake_proc: Path, clock: Clock
 ) -> None:
     plugin.on_event(ctx, "system.tick", {})
     clock.now += 1.0
@@ -415,7 +384,7 @@ def test_at_most_one_push_per_tick_and_bursts_coalesce(
 
 
 def test_the_window_keeps_the_last_sixty_points(
-    plugin: ModuleType, ctx: Context, channel: FakeChannel, fake_proc: Path, clock: Clock
+    plugin: ModuleType, ctx: Context, channel: Any, fake_proc: Path, clock: Clock
 ) -> None:
     plugin.on_event(ctx, "system.tick", {})
     for busy in range(70):
@@ -430,7 +399,7 @@ def test_the_window_keeps_the_last_sixty_points(
 def test_a_broken_proc_pauses_the_card_and_logs_once(
     plugin: ModuleType,
     ctx: Context,
-    channel: FakeChannel,
+    channel: Any,
     fake_proc: Path,
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
@@ -450,13 +419,13 @@ def test_a_broken_proc_pauses_the_card_and_logs_once(
     assert channel.streams()
 
 
-def test_other_topics_are_ignored(plugin: ModuleType, ctx: Context, channel: FakeChannel) -> None:
+def test_other_topics_are_ignored(plugin: ModuleType, ctx: Context, channel: Any) -> None:
     assert plugin.on_event(ctx, "user.message", {"text": "hi"}) is False
     assert channel.sent == []
 
 
 def test_payloads_fit_the_renderer_schemas(
-    plugin: ModuleType, ctx: Context, channel: FakeChannel, fake_proc: Path, clock: Clock
+    plugin: ModuleType, ctx: Context, channel: Any, fake_proc: Path, clock: Clock
 ) -> None:
     """The kernel checks data against each renderer's schema; a misfit is an error card."""
     jsonschema = pytest.importorskip("jsonschema")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import socket
-import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from deeting_tui.sandbox.plugin_import import PACKAGE_NAME, import_plugin_module
+from deeting_tui.sandbox.plugin_import import import_plugin_module
 from deeting_tui.sdk import Context, normalize_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,19 +108,6 @@ BAD_REQUEST = {
 }
 
 
-class FakeChannel:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        self.sent.append((method, params))
-
-
-def _purge() -> None:
-    for name in [m for m in sys.modules if m == PACKAGE_NAME or m.startswith(PACKAGE_NAME + ".")]:
-        del sys.modules[name]
-
-
 @pytest.fixture(autouse=True)
 def no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
@@ -149,12 +135,10 @@ def only_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def plugin() -> Iterator[ModuleType]:
-    saved = list(sys.path)
-    _purge()
-    yield import_plugin_module(SRC)
-    _purge()
-    sys.path[:] = saved
+def plugin(load_plugin: Any) -> ModuleType:
+    """A freshly imported src/index.py (conftest's load_plugin)."""
+    module: ModuleType = load_plugin("weather")
+    return module
 
 
 @pytest.fixture
@@ -163,19 +147,9 @@ def handler(plugin: ModuleType) -> ModuleType:
 
 
 @pytest.fixture
-def channel() -> FakeChannel:
-    return FakeChannel()
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, channel: FakeChannel) -> Context:
-    return Context(
-        name="weather",
-        version="1.0.0",
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "cache",
-        channel=channel,
-    )
+def ctx(make_ctx: Any) -> Context:
+    context: Context = make_ctx("weather")
+    return context
 
 
 class Canned:
@@ -272,7 +246,7 @@ def test_days_cuts_the_forecast(plugin: ModuleType, ctx: Context, canned: Canned
 
 
 def test_the_progress_is_reported(
-    plugin: ModuleType, ctx: Context, canned: Canned, channel: FakeChannel
+    plugin: ModuleType, ctx: Context, canned: Canned, channel: Any
 ) -> None:
     call(plugin, ctx, location="Paris")
     messages = [params["message"] for method, params in channel.sent if method == "progress"]
