@@ -23,8 +23,14 @@ from .screens.chat import ChatScreen
 class DeetingApp(App[None]):
     TITLE = "Deeting"
 
-    def __init__(self, kernel: Kernel, *, session_id: str | None = None) -> None:
+    def __init__(self, kernel: Kernel | None = None, *, session_id: str | None = None) -> None:
+        """Without a kernel, one is composed as the CLI does (config, provider from the
+        environment): that is what ``textual run --dev deeting_tui.ui.app:DeetingApp`` uses."""
         super().__init__()
+        if kernel is None:
+            from deeting_tui.cli import make_kernel
+
+            kernel = make_kernel()
         self.kernel = kernel
         self.session_id = session_id
         self.problems: list[str] = []

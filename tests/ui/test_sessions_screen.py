@@ -96,3 +96,12 @@ async def test_new_help_and_the_command_palette(app: DeetingApp) -> None:
         assert "/sessions" in app.chat.query(AssistantReply).last().source
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"New session", "Sessions", "Plugins"} <= set(titles)
+
+
+async def test_the_app_composes_its_own_kernel_for_textual_run(home: Path) -> None:
+    """`textual run --dev deeting_tui.ui.app:DeetingApp` constructs the class bare."""
+    bare = DeetingApp()
+    assert bare.kernel.paths.data_dir.is_relative_to(home)
+    async with bare.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert bare.session_id is not None and "offline" in bare.sub_title
