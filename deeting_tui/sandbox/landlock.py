@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from . import syscalls
+
 # Same numbers on x86_64 (arch/x86/entry/syscalls/syscall_64.tbl) and aarch64
 # (include/uapi/asm-generic/unistd.h): syscalls added after 5.1 share one numbering.
 NR_LANDLOCK_CREATE_RULESET = 444
@@ -135,23 +137,6 @@ def _platform_supported() -> bool:
     )
 
 
-def _libc() -> Any:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _syscall(libc: Any, number: int, *args: Any) -> tuple[int, int]:
-    """Returns (result, errno); errno is only meaningful when the result is -1."""
-    import ctypes
-
-    ctypes.set_errno(0)
-    result = int(libc.syscall(ctypes.c_long(number), *args))
-    return result, ctypes.get_errno()
-
-
 def abi_version() -> int:
     """The highest Landlock ABI the kernel offers, or 0 when Landlock cannot be used here.
 
@@ -163,8 +148,8 @@ def abi_version() -> int:
     try:
         import ctypes
 
-        libc = _libc()
-        result, _ = _syscall(
+        libc = syscalls.libc()
+        result, _ = syscalls.syscall(
             libc,
             NR_LANDLOCK_CREATE_RULESET,
             ctypes.c_void_p(None),
@@ -277,9 +262,9 @@ def apply(rules: LandlockRules) -> int:
             scoped |= SCOPE_ABSTRACT_UNIX_SOCKET
     port_grants = _port_grants(rules) if handled_net else {}
 
-    libc = _libc()
+    libc = syscalls.libc()
     ruleset = ctypes.create_string_buffer(_RULESET_ATTR.pack(handled_fs, handled_net, scoped))
-    ruleset_fd, err = _syscall(
+    ruleset_fd, err = syscalls.syscall(
         libc,
         NR_LANDLOCK_CREATE_RULESET,
         ruleset,
@@ -293,7 +278,7 @@ def apply(rules: LandlockRules) -> int:
             _add_path_rule(libc, ruleset_fd, path, rights)
         for port, rights in port_grants.items():
             attr = ctypes.create_string_buffer(_NET_PORT_ATTR.pack(rights & handled_net, port))
-            result, err = _syscall(
+            result, err = syscalls.syscall(
                 libc,
                 NR_LANDLOCK_ADD_RULE,
                 ctypes.c_int(ruleset_fd),
@@ -307,7 +292,7 @@ def apply(rules: LandlockRules) -> int:
             set_no_new_privs()
         except SeccompError as exc:
             raise LandlockError(exc.errno or errno.EPERM, f"landlock: {exc.strerror}") from exc
-        result, err = _syscall(
+        result, err = syscalls.syscall(
             libc, NR_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset_fd), ctypes.c_uint32(0)
         )
         if result != 0:
@@ -329,7 +314,7 @@ def _add_path_rule(libc: Any, ruleset_fd: int, path: str, rights: int) -> None:
         if rights == 0:  # the kernel answers ENOMSG to an empty rule
             return
         attr = ctypes.create_string_buffer(_PATH_BENEATH_ATTR.pack(rights, fd))
-        result, err = _syscall(
+        result, err = syscalls.syscall(
             libc,
             NR_LANDLOCK_ADD_RULE,
             ctypes.c_int(ruleset_fd),

@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from . import syscalls
+
 PR_GET_SECCOMP = 21
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
@@ -254,28 +256,11 @@ def _machine() -> str | None:
     return machine if machine in _ARCHES else None
 
 
-def _libc() -> Any:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _syscall(libc: Any, number: int, *args: Any) -> tuple[int, int]:
-    """Returns (result, errno); errno is only meaningful when the result is -1."""
-    import ctypes
-
-    ctypes.set_errno(0)
-    result = int(libc.syscall(ctypes.c_long(number), *args))
-    return result, ctypes.get_errno()
-
-
 def _prctl(libc: Any, machine: str, option: int, arg: int = 0) -> tuple[int, int]:
     import ctypes
 
     zero = ctypes.c_ulong(0)
-    return _syscall(
+    return syscalls.syscall(
         libc, _NR_PRCTL[machine], ctypes.c_int(option), ctypes.c_ulong(arg), zero, zero, zero
     )
 
@@ -293,7 +278,7 @@ def set_no_new_privs() -> None:
     machine = _machine()
     if machine is None:
         raise SeccompError(errno.ENOSYS, "no_new_privs: unsupported platform")
-    result, err = _prctl(_libc(), machine, PR_SET_NO_NEW_PRIVS, 1)
+    result, err = _prctl(syscalls.libc(), machine, PR_SET_NO_NEW_PRIVS, 1)
     if result != 0:
         raise SeccompError(err, f"prctl(PR_SET_NO_NEW_PRIVS) failed: {_describe_errno(err)}")
 
@@ -304,7 +289,7 @@ def no_new_privs_supported() -> bool:
     if machine is None:
         return False
     try:
-        result, _ = _prctl(_libc(), machine, PR_GET_NO_NEW_PRIVS)
+        result, _ = _prctl(syscalls.libc(), machine, PR_GET_NO_NEW_PRIVS)
     except Exception:
         return False
     return result >= 0
@@ -321,13 +306,13 @@ def available() -> bool:
     try:
         import ctypes
 
-        libc = _libc()
+        libc = syscalls.libc()
         mode, _ = _prctl(libc, machine, PR_GET_SECCOMP)
         if mode < 0:  # EINVAL: kernel built without CONFIG_SECCOMP
             return False
         for action in (SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS):
             action_word = ctypes.c_uint32(action)
-            result, _ = _syscall(
+            result, _ = syscalls.syscall(
                 libc,
                 _NR_SECCOMP[machine],
                 ctypes.c_uint(SECCOMP_GET_ACTION_AVAIL),
@@ -471,8 +456,8 @@ def apply(policy: SeccompPolicy) -> None:
     fprog = SockFprog(len(program), instructions)
 
     set_no_new_privs()
-    result, err = _syscall(
-        _libc(),
+    result, err = syscalls.syscall(
+        syscalls.libc(),
         _NR_SECCOMP[machine],
         ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
         ctypes.c_uint(SECCOMP_FILTER_FLAG_TSYNC),
