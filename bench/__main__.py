@@ -284,15 +284,7 @@ def _results_table(results: dict[str, Any]) -> str:
     for key in ("invoke", "floor_asyncio", "floor_blocking", "mcp"):
         item: Latency | None = results.get(key)
         if item is not None:
-            rows.append(
-                (
-                    item.name,
-                    str(len(item.samples)),
-                    f"{item.p50_us:.1f} us",
-                    f"{item.p99_us:.1f} us",
-                    f"{item.mean_us:.1f} us",
-                )
-            )
+            rows.append(_latency_row(item))
     ready: list[Ready] = results.get("ready") or []
     if ready:
         rows.append(("", "", "", "", ""))
@@ -312,16 +304,7 @@ def _results_table(results: dict[str, Any]) -> str:
     if sandbox:
         rows.append(("", "", "", "", ""))
         rows.append((f"OS sandbox ({sandbox.level})", "n", "p50", "p99", "mean"))
-        for item in (sandbox.sandboxed, sandbox.unsandboxed):
-            rows.append(
-                (
-                    item.name,
-                    str(len(item.samples)),
-                    f"{item.p50_us:.1f} us",
-                    f"{item.p99_us:.1f} us",
-                    f"{item.mean_us:.1f} us",
-                )
-            )
+        rows += [_latency_row(sandbox.sandboxed), _latency_row(sandbox.unsandboxed)]
         cost = sandbox.as_json()["apply_ms"]
         rows.append(
             (
@@ -351,6 +334,16 @@ def _results_table(results: dict[str, Any]) -> str:
         )
         rows.append(("user events in the session DB", str(throughput.user_events), "", "", ""))
     return _table(rows)
+
+
+def _latency_row(item: Latency) -> tuple[str, ...]:
+    return (
+        item.name,
+        str(len(item.samples)),
+        f"{item.p50_us:.1f} us",
+        f"{item.p99_us:.1f} us",
+        f"{item.mean_us:.1f} us",
+    )
 
 
 def _verdict_table(verdicts: list[Verdict]) -> str:
