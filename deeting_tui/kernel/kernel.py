@@ -35,7 +35,7 @@ from .paths import Config, Paths
 from .permissions import GrantStore
 from .renderers import PayloadSchemas
 from .session import SessionInfo, SessionStore
-from .supervisor import SupervisionPolicy, Supervisor, SupervisorHooks
+from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolIndex, argument_problems
 
 log = logging.getLogger("deeting.kernel")
@@ -228,7 +228,22 @@ class Kernel:
                 False, tool, entry.plugin, error=f"plugin '{entry.plugin}' is not running"
             )
         else:
-            outcome = await self._invoke(runtime.supervisor, tool, args)
+
+            def progress(fraction: float | None, message: str) -> None:
+                # Shown, not stored: a progress bar is only true while its call runs.
+                self._notify(
+                    {
+                        "type": "progress",
+                        "session_id": session_id,
+                        "call_id": call_id,
+                        "tool": tool,
+                        "plugin": entry.plugin,
+                        "fraction": fraction,
+                        "message": message,
+                    }
+                )
+
+            outcome = await self._invoke(runtime.supervisor, tool, args, progress)
         outcome.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if outcome.ok and outcome.renderer is None:
             outcome.renderer = runtime.spec.renderer if runtime else None
@@ -258,9 +273,15 @@ class Kernel:
         self.journal.flush()
         return outcome
 
-    async def _invoke(self, supervisor: Supervisor, tool: str, args: dict[str, Any]) -> ToolOutcome:
+    async def _invoke(
+        self,
+        supervisor: Supervisor,
+        tool: str,
+        args: dict[str, Any],
+        progress: ProgressListener | None = None,
+    ) -> ToolOutcome:
         try:
-            result = await supervisor.invoke(tool, args)
+            result = await supervisor.invoke(tool, args, progress)
         except RpcError as exc:
             return ToolOutcome(False, tool, supervisor.name, error=exc.message)
         return ToolOutcome(
@@ -412,9 +433,7 @@ class Kernel:
     def _hooks_for(self, name: str) -> SupervisorHooks:
         return SupervisorHooks(
             on_stream=self._on_stream,
-            on_notice=lambda plugin, message: self._publish_soon(
-                "plugin.crashed", {"plugin": plugin, "message": message}
-            ),
+            on_notice=self._on_notice,
             on_disabled=self._on_disabled,
             on_restarted=self._reactivate,
         )
@@ -432,10 +451,16 @@ class Kernel:
             self._emit(self.active_session, "stream", event)
         self._publish_soon(f"stream.{topic}", event)
 
+    def _on_notice(self, plugin: str, message: str) -> None:
+        # Listeners hear it too (not stored): a front end shows the crash and the restart.
+        self._notify({"type": "plugin_notice", "plugin": plugin, "message": message})
+        self._publish_soon("plugin.crashed", {"plugin": plugin, "message": message})
+
     def _on_disabled(self, plugin: str, message: str) -> None:
         self.loader.forget_runtime(plugin)
         self.installed.set_enabled(plugin, False, message)
         self.error(None, message, plugin=plugin)
+        self._notify({"type": "plugin_notice", "plugin": plugin, "message": message})
         self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})
 
     async def _reactivate(self, supervisor: Supervisor) -> None:

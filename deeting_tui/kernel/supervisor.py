@@ -94,6 +94,31 @@ class CrashLoopGuard:
         self._crashes.clear()
 
 
+#: Hears one call's progress: fraction done (None when unknown) and a short message.
+ProgressListener = Callable[[float | None, str], None]
+
+#: Longest progress message passed on; a plugin's word, shown on one line.
+MAX_PROGRESS_MESSAGE = 200
+
+
+def _progress_report(params: dict[str, Any]) -> tuple[float | None, str] | None:
+    """A worker's progress params as (fraction, message), or None when malformed.
+
+    The SDK checks these in the plugin, but the pipe is the trust boundary: a bad report is
+    dropped (it still extended the deadline, as any sign of life does).
+    """
+    fraction, message = params.get("fraction"), params.get("message", "")
+    if fraction is not None:
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            return None
+        if not 0.0 <= fraction <= 1.0:  # NaN fails this too
+            return None
+        fraction = float(fraction)
+    if not isinstance(message, str):
+        return None
+    return fraction, " ".join(message.split())[:MAX_PROGRESS_MESSAGE]
+
+
 class WorkerStartError(Exception):
     """The worker could not be started or did not complete the handshake."""
 
@@ -103,7 +128,6 @@ class SupervisorHooks:
     """How a supervisor reports to the kernel; every hook is optional."""
 
     on_stream: Callable[[str, dict[str, Any]], None] | None = None
-    on_progress: Callable[[str, dict[str, Any]], None] | None = None
     on_notice: Callable[[str, str], None] | None = None  # crash / restart messages
     on_disabled: Callable[[str, str], None] | None = None
     on_restarted: Callable[[Supervisor], Awaitable[None]] | None = None
@@ -142,6 +166,7 @@ class Supervisor:
         self._ready = asyncio.Event()
         self._end_reason: asyncio.Future[str] | None = None
         self._progress: dict[int, float] = {}
+        self._progress_listeners: dict[int, ProgressListener] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._restart_task: asyncio.Task[None] | None = None
         self._winding_down: set[int] = set()  # cancelled calls the worker has yet to end
@@ -246,12 +271,27 @@ class Supervisor:
 
     # -- calls -------------------------------------------------------------------------------
 
-    async def invoke(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("invoke", {"tool": tool, "args": args})
+    async def invoke(
+        self, tool: str, args: dict[str, Any], progress: ProgressListener | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "invoke", {"tool": tool, "args": args}, progress=progress
+        )
         return result
 
-    async def request(self, method: str, params: Any = None, timeout: float | None = None) -> Any:
-        """One call with a deadline (progress notifications extend it)."""
+    async def request(
+        self,
+        method: str,
+        params: Any = None,
+        timeout: float | None = None,
+        progress: ProgressListener | None = None,
+    ) -> Any:
+        """One call with a deadline (progress notifications extend it).
+
+        ``progress`` hears this call's well-formed progress reports, and only this call's:
+        the worker names the request it is serving, so reports of concurrent calls never
+        cross.
+        """
         timeout = self.config.call_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         if self.state != "ready":
@@ -259,6 +299,8 @@ class Supervisor:
         peer, generation = self._peer, self._generation
         assert peer is not None
         request_id, future = peer.request_future(method, params)
+        if progress is not None:
+            self._progress_listeners[request_id] = progress
         self._timers[request_id] = loop.call_at(
             loop.time() + timeout, self._deadline, generation, request_id, future, timeout, method
         )
@@ -281,6 +323,7 @@ class Supervisor:
             if timer is not None:
                 timer.cancel()
             self._progress.pop(request_id, None)
+            self._progress_listeners.pop(request_id, None)
 
     def send_event(self, topic: str, payload: dict[str, Any]) -> None:
         """A broadcast event, as a notification: nobody waits for plugins on the clock."""
@@ -373,10 +416,13 @@ class Supervisor:
             self.hooks.on_stream(self.name, params)
         elif method == "progress":
             call = params.get("call")
-            if isinstance(call, int) and call in self._timers:
-                self._progress[call] = asyncio.get_running_loop().time()
-            if self.hooks.on_progress is not None:
-                self.hooks.on_progress(self.name, params)
+            if not isinstance(call, int) or call not in self._timers:
+                return  # not a call of ours that is still running
+            self._progress[call] = asyncio.get_running_loop().time()
+            listener = self._progress_listeners.get(call)
+            report = _progress_report(params)
+            if listener is not None and report is not None:
+                listener(*report)
 
     # -- endings -----------------------------------------------------------------------------
 

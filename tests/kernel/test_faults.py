@@ -85,11 +85,27 @@ async def test_plugin_output_goes_to_its_log_not_the_protocol(kernel: Kernel) ->
     assert "this goes to stdout" in log and "and this to stderr" in log
 
 
-async def test_progress_extends_the_deadline(kernel: Kernel) -> None:
+async def test_progress_extends_the_deadline_and_reaches_listeners_unstored(
+    kernel: Kernel,
+) -> None:
     await _install_faulty(kernel)  # call_timeout 1.5 s; the slow tool takes 2 s with progress
     session = kernel.open_session()
+    seen = events_of(kernel)
     turn = await kernel.submit(session.id, "fault slow")
     assert not turn.failed, turn.errors
+    call = next(e for e in seen if e["type"] == "tool_call")
+    progress = [e for e in seen if e["type"] == "progress"]
+    assert [(e["fraction"], e["message"]) for e in progress] == [
+        (0.0, "step 0"),
+        (0.25, "step 1"),
+        (0.5, "step 2"),
+        (0.75, "step 3"),
+    ]
+    assert {e["call_id"] for e in progress} == {call["call_id"]}
+    assert {(e["tool"], e["plugin"], e["session_id"]) for e in progress} == {
+        ("fault", "faulty", session.id)
+    }
+    assert "progress" not in _kinds(kernel, session.id)  # a bar is only true while it runs
 
 
 async def test_stream_events_are_stored_in_the_session(kernel: Kernel) -> None:

@@ -7,12 +7,18 @@ import asyncio
 import contextlib
 import os
 import signal
+from typing import Any
 
+import pytest
 from support import HOSTILE
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.launcher import describe_exit
-from deeting_tui.kernel.supervisor import CrashLoopGuard
+from deeting_tui.kernel.supervisor import (
+    MAX_PROGRESS_MESSAGE,
+    CrashLoopGuard,
+    _progress_report,
+)
 
 
 def test_crash_loop_guard_counts_only_inside_the_window() -> None:
@@ -59,3 +65,24 @@ async def test_failed_postinstall_leaves_nothing_behind(kernel: Kernel) -> None:
     assert kernel.installed.get("bad-postinstall") is None
     assert not (kernel.paths.plugins_dir / "versions" / "bad-postinstall").exists()
     assert not kernel.paths.plugin_data("bad-postinstall").exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "report"),
+    [
+        ({"fraction": 0.5, "message": "half"}, (0.5, "half")),
+        ({"fraction": None}, (None, "")),
+        ({"fraction": 1, "message": "  many\n  lines\tjoined "}, (1.0, "many lines joined")),
+        ({"fraction": 0, "message": "x" * 500}, (0.0, "x" * MAX_PROGRESS_MESSAGE)),
+        ({"fraction": 1.5}, None),
+        ({"fraction": -0.1}, None),
+        ({"fraction": float("nan")}, None),
+        ({"fraction": True}, None),
+        ({"fraction": "0.5"}, None),
+        ({"fraction": 0.5, "message": 7}, None),
+    ],
+)
+def test_progress_reports_from_the_pipe_are_checked(
+    params: dict[str, Any], report: tuple[float | None, str] | None
+) -> None:
+    assert _progress_report(params) == report
