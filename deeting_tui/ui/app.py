@@ -8,16 +8,22 @@ that changed last, as DESIGN §3 asks.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from textual import work
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.screen import Screen
 
+from deeting_tui.kernel.health import health_line
 from deeting_tui.kernel.kernel import Kernel
 
 from .messages import KernelEvent
 from .screens.chat import ChatScreen
+
+#: How often the header re-reads plugin health (a restart that succeeds sends no event).
+STATUS_REFRESH_S = 2.0
 
 
 class DeetingApp(App[None]):
@@ -54,6 +60,7 @@ class DeetingApp(App[None]):
         await self.open_session(self.session_id)
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
+        self.set_interval(STATUS_REFRESH_S, self.update_status)  # restarts end silently
 
     async def on_unmount(self) -> None:
         if self._remove_listener is not None:
@@ -72,7 +79,7 @@ class DeetingApp(App[None]):
             for e in self.kernel.sessions.events(self.session_id)
         ]
         await self.chat.show_session(stored)
-        self._update_subtitle()
+        self.update_status()
 
     @work(group="sessions", exclusive=True, exit_on_error=False)
     async def action_sessions(self) -> None:
@@ -82,7 +89,7 @@ class DeetingApp(App[None]):
         if chosen is not None:
             await self.open_session(chosen)
         elif self.kernel.sessions.exists(self.session_id or ""):
-            self._update_subtitle()
+            self.update_status()
         else:  # the current session was deleted
             await self.open_session(self.kernel.open_session().id)
 
@@ -94,18 +101,47 @@ class DeetingApp(App[None]):
 
         self.push_screen(PluginManager(self.kernel))
 
+    def action_help(self) -> None:
+        self.chat.show_help()
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("New session", "Start an empty conversation", self.action_new_session)
-        yield SystemCommand("Sessions", "Open or delete a conversation", self.action_sessions)
-        yield SystemCommand("Plugins", "Enable, disable, grant permissions", self.action_plugins)
+        yield SystemCommand(
+            "Sessions", "Open, rename or delete a conversation", self.action_sessions
+        )
+        yield SystemCommand(
+            "Plugins", "Install, enable, disable, grant, uninstall", self.action_plugins
+        )
+        yield SystemCommand("Help", "Commands and keys of the chat", self.action_help)
+        yield from screen_commands(screen)
 
-    def _update_subtitle(self) -> None:
+    def update_status(self) -> None:
+        """The header's second line: session, who answers, and how the plugins are."""
         assistant = self.kernel.assistant
         who = getattr(assistant, "name", "offline")
         model = getattr(assistant, "model", None)
-        running = len(self.kernel.loader.runtimes)
         self.sub_title = (
             f"session {self.session_id} · {who}{' ' + model if model else ''} · "
-            f"{running} plugin{'s' if running != 1 else ''} running"
+            f"{health_line(self.kernel)}"
+        )
+
+
+def screen_commands(screen: Screen[Any]) -> Iterable[SystemCommand]:
+    """The palette lists what the screen's footer offers, so every action is in both.
+
+    Actions the screen says do not apply now (``check_action``) are left out.
+    """
+    seen: set[str] = set()
+    for binding in screen.BINDINGS:
+        if not isinstance(binding, Binding) or not binding.show or binding.action in seen:
+            continue
+        if binding.action.startswith("app.") or screen.check_action(binding.action, ()) is False:
+            continue
+        seen.add(binding.action)
+        help_text = (
+            binding.tooltip or f"{binding.description} ({binding.key_display or binding.key})"
+        )
+        yield SystemCommand(
+            binding.description, help_text, partial(screen.run_action, binding.action)
         )

@@ -16,6 +16,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Markdown
 
+from ..completion import SlashSuggester, ToolParameters
 from ..messages import KernelEvent
 from ..widgets.transcript import AssistantReply, ErrorLine, LiveCard, ToolCallBlock, UserLine
 
@@ -33,7 +34,8 @@ HELP = """**Commands**
 - `/new` — start a new session
 - `/help` — this list
 
-Esc cancels the running turn; ↑/↓ walk your earlier messages; Ctrl+P opens the command palette.
+Esc cancels the running turn; ↑/↓ walk your earlier messages; → accepts the greyed-out
+completion of a command, tool, argument name or path; Ctrl+P opens the command palette.
 """
 
 
@@ -66,12 +68,16 @@ class ChatScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield VerticalScroll(id="transcript")
-        yield Input(placeholder="Message, or /TOOL key=value — Esc cancels", id="prompt")
+        yield Input(
+            placeholder="Message, or /TOOL key=value (→ completes) — Esc cancels",
+            id="prompt",
+            suggester=SlashSuggester(self._tool_parameters),
+        )
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#transcript", VerticalScroll).anchor()
-        self.set_interval(STREAM_REDRAW_S, self._redraw_streams)
+        self.stream_timer = self.set_interval(STREAM_REDRAW_S, self._redraw_streams)
         self.query_one("#prompt", Input).focus()
 
     async def show_session(self, events: list[dict[str, Any]]) -> None:
@@ -82,6 +88,15 @@ class ChatScreen(Screen[None]):
         for event in events:
             if event["type"] != "stream":  # old live cards would only show their last frame
                 self.post_message(KernelEvent(event))
+
+    def _tool_parameters(self) -> ToolParameters:
+        """Each enabled tool's parameter names, required ones first, for completion."""
+        tools: dict[str, list[str]] = {}
+        for info in self.deeting.kernel.tool_infos():
+            properties = list(info.parameters.get("properties", {}))
+            required = [p for p in info.parameters.get("required", []) if p in properties]
+            tools[info.name] = required + [p for p in properties if p not in required]
+        return tools
 
     # -- input -------------------------------------------------------------------------------
 
@@ -105,9 +120,15 @@ class ChatScreen(Screen[None]):
             self.deeting.action_sessions()
             return
         if text in ("/help", "/?"):
-            self.post_message(KernelEvent({"type": "reply", "text": HELP}))
+            self.show_help()
             return
         self.run_turn(text)
+
+    def show_help(self) -> None:
+        self.post_message(KernelEvent({"type": "reply", "text": HELP}))
+
+    def on_screen_resume(self) -> None:
+        self.deeting.update_status()  # back from the plugin manager: states may have changed
 
     @work(group="turn", exclusive=True, exit_on_error=False)
     async def run_turn(self, text: str) -> None:
@@ -155,7 +176,14 @@ class ChatScreen(Screen[None]):
         elif kind == "tool_result":
             blocks = transcript.query(f"#call-{event['call_id']}")
             if blocks:
-                blocks.first(ToolCallBlock).finish(event)
+                await blocks.first(ToolCallBlock).finish(event)
+        elif kind == "progress":
+            blocks = transcript.query(f"#call-{event['call_id']}")
+            if blocks:
+                await blocks.first(ToolCallBlock).progress(event["fraction"], event["message"])
+        elif kind == "plugin_notice":
+            self.notify(str(event.get("message", "")), severity="warning", timeout=8)
+            self.deeting.update_status()
         elif kind == "error":
             await self._end_reply()
             await transcript.mount(ErrorLine(str(event.get("message", ""))))
@@ -173,7 +201,9 @@ class ChatScreen(Screen[None]):
         pending, self._pending_streams = self._pending_streams, {}
         for key, event in pending.items():
             card = self._live.get(key)
+            fresh = card is None
             if card is None:
                 card = self._live[key] = LiveCard()
-                await self.query_one("#transcript", VerticalScroll).mount(card)
             card.show(event.get("renderer"), event.get("payload"), str(event.get("topic")))
+            if fresh:  # drawn before it is shown: never an empty frame
+                await self.query_one("#transcript", VerticalScroll).mount(card)

@@ -5,13 +5,15 @@ Widgets only host what the kernel said and what the renderers drew; no decisions
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Collapsible, Markdown, Static
+from textual.timer import Timer
+from textual.widgets import Collapsible, Markdown, ProgressBar, Static
 
 from deeting_tui.render import render
 
@@ -43,35 +45,96 @@ class ErrorLine(Static):
 
 
 class ToolCallBlock(Vertical):
-    """One tool call: its arguments, then its duration and result card (collapsible)."""
+    """One tool call: a spinner and the time it has run, a progress bar when the plugin
+    reports progress, then the duration and a collapsible body with arguments and card."""
 
     DEFAULT_CSS = """
     ToolCallBlock { height: auto; margin: 0 0 0 2; }
     ToolCallBlock > .status { color: $text-muted; }
+    ToolCallBlock > .status.-done { color: $success; }
     ToolCallBlock > .status.-failed { color: $error; }
+    ToolCallBlock > ProgressBar { margin: 0 0 0 2; height: 1; }
+    ToolCallBlock > .progress-message { color: $text-muted; margin: 0 0 0 2; }
+    ToolCallBlock Collapsible { margin: 0; padding: 0; border: none; }
     """
+
+    SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+    SPIN_INTERVAL_S = 0.1
 
     def __init__(self, call_id: str, tool: str, plugin: str | None, args: dict[str, Any]) -> None:
         super().__init__(id=f"call-{call_id}")
         self.tool = tool
         self.plugin = plugin
         self.args = args
+        self.started = time.monotonic()
+        self.done = False
+        self._frame = 0
+        self._spinner: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        args = orjson.dumps(self.args).decode()
-        yield Static(Text(f"⚙ {self.tool} {args}  running…"), classes="status")
+        yield Static(self._running_line(), classes="status")
 
-    def finish(self, result: dict[str, Any]) -> None:
+    def on_mount(self) -> None:
+        if not self.done:
+            self._spinner = self.set_interval(self.SPIN_INTERVAL_S, self._spin)
+
+    def _running_line(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        line = Text(f"{self.SPINNER[self._frame % len(self.SPINNER)]} {self.tool} ")
+        line.append(_short_args(self.args), style="dim")
+        line.append(f"  {elapsed:.1f} s" if elapsed >= 1 else "  running…")
+        return line
+
+    def _spin(self) -> None:
+        self._frame += 1
+        self.query_one(".status", Static).update(self._running_line())
+
+    async def progress(self, fraction: float | None, message: str) -> None:
+        """Show the plugin's latest progress report (fraction None: amount unknown)."""
+        if self.done:
+            return
+        bars = self.query(ProgressBar)
+        if bars:
+            bar = bars.first(ProgressBar)
+            label = self.query_one(".progress-message", Static)
+        else:
+            bar = ProgressBar(total=None, show_eta=False)
+            label = Static("", classes="progress-message")
+            await self.mount(bar, label)
+        if fraction is None:
+            bar.update(total=None)
+        else:
+            bar.update(total=100, progress=round(fraction * 100, 1))
+        label.update(Text(message))
+        label.display = bool(message)
+
+    async def finish(self, result: dict[str, Any]) -> None:
+        self.done = True
+        if self._spinner is not None:
+            self._spinner.stop()
+        await self.query(ProgressBar).remove()
+        await self.query(".progress-message").remove()
         status = self.query_one(".status", Static)
-        took = f"{result.get('duration_ms', 0):.0f} ms"
+        took = _duration(result.get("duration_ms", 0))
         if result.get("ok"):
-            status.update(Text(f"⚙ {self.tool}  ✓ {took}"))
+            status.add_class("-done")
+            status.update(Text(f"✓ {self.tool}  {took}"))
             card = render(result.get("renderer"), result.get("data"), text=result.get("text"))
-            body = Collapsible(Static(card), title=f"{self.tool} result", collapsed=False)
-            self.mount(body)
+            arguments = Static(Text(_short_args(self.args, limit=2000), style="dim"))
+            body = Collapsible(arguments, Static(card), title="result", collapsed=False)
+            await self.mount(body)
         else:
             status.add_class("-failed")
-            status.update(Text(f"⚙ {self.tool}  ✗ {took}: {result.get('error')}"))
+            status.update(Text(f"✗ {self.tool}  {took}: {result.get('error')}"))
+
+
+def _short_args(args: dict[str, Any], limit: int = 60) -> str:
+    text = " ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in args.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
 class LiveCard(Static):
