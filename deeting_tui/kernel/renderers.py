@@ -16,9 +16,11 @@ from typing import Any
 
 import orjson
 
+from deeting_tui.resources import core_renderers_dir
+
 SCHEMA_FILE = "schema.json"
-#: The core renderers, next to the package in a checkout (the UI issue adds their faces).
-CORE_RENDERERS = Path(__file__).resolve().parents[2] / "renderers"
+#: The core renderers' folders (in a checkout, or the copy inside an installed wheel).
+CORE_RENDERERS = core_renderers_dir()
 
 
 class PayloadSchemas:

@@ -19,6 +19,8 @@ from rich.measure import Measurement
 from rich.segment import Segment
 from rich.text import Text
 
+from deeting_tui.resources import core_renderers_dir
+
 from .base import PayloadError, clean
 from .basic import error_face, markdown_face, notice_face, progress_face, text_face
 from .charts import chart_face
@@ -27,9 +29,9 @@ from .search import search_face
 from .tables import key_value_face, table_face
 from .weather import weather_face
 
-#: The core renderers' folders (schema.json, example.json, later the browser face), beside the
-#: package in a checkout; the kernel's PayloadSchemas reads the schemas from the same place.
-RENDERERS_DIR = Path(__file__).resolve().parents[2] / "renderers"
+#: The core renderers' folders (schema.json, example.json, later the browser face), in a
+#: checkout or inside an installed wheel; the kernel's PayloadSchemas reads the same place.
+RENDERERS_DIR = core_renderers_dir()
 
 #: A face: the payload and the width in cells to a Rich renderable. Pure: no I/O, no clock.
 Draw = Callable[[Any, int], RenderableType]
