@@ -31,21 +31,28 @@ def help_text(tools: list[ToolInfo]) -> str:
             "I'm the offline assistant and no plugins are enabled yet. Install one with: "
             "deeting plugin install PATH"
         )
+    # Markdown that reads as plain text too: the chat renders it, --script prints it.
     lines = [
         "I'm the offline assistant: I don't understand free text, but I can run tools.",
-        "Call one with /TOOL key=value …, or write a message that matches a trigger:",
+        "Call one with `/TOOL key=value …`, or write a message that matches a trigger:",
+        "",
     ]
     for tool in tools:
         params = tool.parameters.get("properties") or {}
         required = set(tool.parameters.get("required") or [])
         usage = " ".join(f"{name}=…" if name in required else f"[{name}=…]" for name in params)
-        lines.append(
-            f"  /{tool.name} {usage}".rstrip()
-            + f" — {_first_line(tool.description)} ({tool.plugin})"
-        )
+        call = f"/{tool.name} {usage}".rstrip()
+        lines.append(f"- {_code(call)} — {_first_line(tool.description)} ({tool.plugin})")
         if tool.trigger:
-            lines.append(f"      trigger: {tool.trigger}")
+            lines.append(f"  trigger: {_code(tool.trigger)}")
     return "\n".join(lines)
+
+
+def _code(text: str) -> str:
+    """A Markdown code span, so a regex's ``<name>`` or ``*`` is shown, not interpreted."""
+    fence = "``" if "`" in text else "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _first_line(text: str) -> str:
