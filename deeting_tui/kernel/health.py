@@ -42,11 +42,15 @@ def health_counts(kernel: Kernel) -> Counter[str]:
 
 
 def health_line(kernel: Kernel) -> str:
-    """E.g. ``3 plugins running · 1 crashed · 1 needs consent``; disabled ones go unsaid."""
+    """E.g. ``3 plugins running · 1 crashed · 2 awaiting consent``; disabled ones go unsaid."""
     counts = health_counts(kernel)
     running = counts["enabled"]
     parts = [f"{running} plugin{'s' if running != 1 else ''} running"]
-    for state in ("restarting", "crashed", "needs consent"):
+    for state, said in (
+        ("restarting", "restarting"),
+        ("crashed", "crashed"),
+        ("needs consent", "awaiting consent"),
+    ):
         if counts[state]:
-            parts.append(f"{counts[state]} {state}")
+            parts.append(f"{counts[state]} {said}")
     return " · ".join(parts)

@@ -28,6 +28,13 @@ STATUS_REFRESH_S = 2.0
 
 class DeetingApp(App[None]):
     TITLE = "Deeting"
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="app.help", tooltip="Commands and keys of the chat"),
+        Binding("f2", "plugins", "Plugins", id="app.plugins", tooltip="Manage plugins"),
+        Binding("f3", "sessions", "Sessions", id="app.sessions", tooltip="Stored conversations"),
+        Binding("ctrl+n", "new_session", "New", id="app.new_session", tooltip="New session"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
 
     def __init__(self, kernel: Kernel | None = None, *, session_id: str | None = None) -> None:
         """Without a kernel, one is composed as the CLI does (config, provider from the
@@ -104,16 +111,25 @@ class DeetingApp(App[None]):
     def action_help(self) -> None:
         self.chat.show_help()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Screen switches only from the chat: not over a dialog, nor twice."""
+        if action in ("help", "plugins", "sessions", "new_session"):
+            return isinstance(self.screen, ChatScreen)
+        return True
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("New session", "Start an empty conversation", self.action_new_session)
-        yield SystemCommand(
-            "Sessions", "Open, rename or delete a conversation", self.action_sessions
-        )
-        yield SystemCommand(
-            "Plugins", "Install, enable, disable, grant, uninstall", self.action_plugins
-        )
-        yield SystemCommand("Help", "Commands and keys of the chat", self.action_help)
+        if isinstance(screen, ChatScreen):
+            yield SystemCommand(
+                "New session", "Start an empty conversation", self.action_new_session
+            )
+            yield SystemCommand(
+                "Sessions", "Open, rename or delete a conversation", self.action_sessions
+            )
+            yield SystemCommand(
+                "Plugins", "Install, enable, disable, grant, uninstall", self.action_plugins
+            )
+            yield SystemCommand("Help", "Commands and keys of the chat", self.action_help)
         yield from screen_commands(screen)
 
     def update_status(self) -> None:
@@ -122,8 +138,7 @@ class DeetingApp(App[None]):
         who = getattr(assistant, "name", "offline")
         model = getattr(assistant, "model", None)
         self.sub_title = (
-            f"session {self.session_id} · {who}{' ' + model if model else ''} · "
-            f"{health_line(self.kernel)}"
+            f"{self.session_id} · {who}{' ' + model if model else ''} · {health_line(self.kernel)}"
         )
 
 

@@ -17,7 +17,7 @@ async def test_states_and_the_health_line(kernel: Kernel) -> None:
     assert plugin_state(kernel, "echo-fixture") == "enabled"
     assert plugin_state(kernel, "weather") == "needs consent"
     assert plugin_state(kernel, "calc") == "disabled"
-    assert health_line(kernel) == "1 plugin running · 1 needs consent"
+    assert health_line(kernel) == "1 plugin running · 1 awaiting consent"
 
 
 async def test_a_crash_loop_reads_as_crashed(kernel: Kernel) -> None:

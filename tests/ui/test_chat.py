@@ -74,7 +74,7 @@ async def test_a_trigger_message_shows_the_tool_block_and_its_result(
         assert status.startswith("✓ echo  ") and status.endswith(" ms")
         assert not block.query(ProgressBar)
         assert _texts(app, AssistantReply) == ["hello there"]
-        assert "session" in app.sub_title and "scripted test-model" in app.sub_title
+        assert str(app.session_id) in app.sub_title and "scripted test-model" in app.sub_title
 
 
 async def test_model_reply_streams_and_tools_run(setup: tuple[DeetingApp, Scripted]) -> None:
@@ -286,3 +286,29 @@ async def test_every_footer_action_is_in_the_command_palette(
         await _send(pilot, "/help")
         assert "/TOOL key=value" in _texts(app, AssistantReply)[-1]
         assert isinstance(app.screen, ChatScreen)
+
+
+async def test_function_keys_switch_screens_only_from_the_chat(
+    setup: tuple[DeetingApp, Scripted],
+) -> None:
+    from deeting_tui.ui.screens.plugins import PluginManager
+
+    app, _provider = setup
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, PluginManager)
+        await pilot.press("f2")  # not a second manager on top of the first
+        await pilot.press("ctrl+n")  # nor a new session behind it
+        await pilot.pause()
+        assert len(app.screen_stack) == 3  # default screen, chat, manager
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert not {"New session", "Sessions", "Plugins", "Help"} & titles
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ChatScreen)
+        before = app.session_id
+        await pilot.press("ctrl+n")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.session_id != before
