@@ -42,10 +42,9 @@ def health_counts(kernel: Kernel) -> Counter[str]:
 
 
 def health_line(kernel: Kernel) -> str:
-    """E.g. ``3 plugins running · 1 crashed · 2 awaiting consent``; disabled ones go unsaid."""
+    """E.g. ``3 running · 1 crashed · 2 awaiting consent``; disabled ones go unsaid."""
     counts = health_counts(kernel)
-    running = counts["enabled"]
-    parts = [f"{running} plugin{'s' if running != 1 else ''} running"]
+    parts = [f"{counts['enabled']} running"]
     for state, said in (
         ("restarting", "restarting"),
         ("crashed", "crashed"),

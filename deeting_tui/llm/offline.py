@@ -44,7 +44,7 @@ def help_text(tools: list[ToolInfo]) -> str:
         call = f"/{tool.name} {usage}".rstrip()
         lines.append(f"- {_code(call)} — {_first_line(tool.description)} ({tool.plugin})")
         if tool.trigger:
-            lines.append(f"  trigger: {_code(tool.trigger)}")
+            lines.append(f"  - trigger: {_code(tool.trigger)}")
     return "\n".join(lines)
 
 

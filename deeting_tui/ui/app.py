@@ -133,13 +133,17 @@ class DeetingApp(App[None]):
         yield from screen_commands(screen)
 
     def update_status(self) -> None:
-        """The header's second line: session, who answers, and how the plugins are."""
+        """Who answers and how the plugins are, in the header; the session under the input.
+
+        The header has room for ~58 characters at 80 columns, so the session id (needed
+        for ``--session``) sits in the input's frame instead of crowding plugin health out.
+        """
         assistant = self.kernel.assistant
         who = getattr(assistant, "name", "offline")
         model = getattr(assistant, "model", None)
-        self.sub_title = (
-            f"{self.session_id} · {who}{' ' + model if model else ''} · {health_line(self.kernel)}"
-        )
+        self.sub_title = f"{who}{' ' + model if model else ''} · {health_line(self.kernel)}"
+        if self.session_id is not None and hasattr(self, "chat"):
+            self.chat.show_session_id(self.session_id)
 
 
 def screen_commands(screen: Screen[Any]) -> Iterable[SystemCommand]:

@@ -9,7 +9,7 @@ from deeting_tui.kernel.kernel import Kernel
 
 
 async def test_states_and_the_health_line(kernel: Kernel) -> None:
-    assert health_line(kernel) == "0 plugins running"
+    assert health_line(kernel) == "0 running"
     await kernel.loader.install(FIXTURES / "good_plugin")
     await kernel.loader.install(OFFICIAL / "weather")  # asks for network: not granted
     await kernel.loader.install(OFFICIAL / "calc")
@@ -17,7 +17,7 @@ async def test_states_and_the_health_line(kernel: Kernel) -> None:
     assert plugin_state(kernel, "echo-fixture") == "enabled"
     assert plugin_state(kernel, "weather") == "needs consent"
     assert plugin_state(kernel, "calc") == "disabled"
-    assert health_line(kernel) == "1 plugin running · 1 awaiting consent"
+    assert health_line(kernel) == "1 running · 1 awaiting consent"
 
 
 async def test_a_crash_loop_reads_as_crashed(kernel: Kernel) -> None:
@@ -26,7 +26,7 @@ async def test_a_crash_loop_reads_as_crashed(kernel: Kernel) -> None:
     for _ in range(3):
         await kernel.submit(session.id, "fault exit")
     assert plugin_state(kernel, "faulty") == "crashed"
-    assert health_line(kernel) == "0 plugins running · 1 crashed"
+    assert health_line(kernel) == "0 running · 1 crashed"
 
 
 async def test_a_damaged_install_reads_as_crashed(kernel: Kernel) -> None:

@@ -74,7 +74,9 @@ async def test_a_trigger_message_shows_the_tool_block_and_its_result(
         assert status.startswith("✓ echo  ") and status.endswith(" ms")
         assert not block.query(ProgressBar)
         assert _texts(app, AssistantReply) == ["hello there"]
-        assert str(app.session_id) in app.sub_title and "scripted test-model" in app.sub_title
+        assert app.sub_title == "scripted test-model · 1 running"
+        prompt = app.chat.query_one("#prompt", Input)
+        assert prompt.border_subtitle == f"session {app.session_id}"
 
 
 async def test_model_reply_streams_and_tools_run(setup: tuple[DeetingApp, Scripted]) -> None:
@@ -262,7 +264,7 @@ async def test_plugin_notices_are_notified_and_the_header_counts_plugins(
     app, _provider = setup
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert "1 plugin running" in app.sub_title
+        assert app.sub_title.endswith(" · 1 running")
         _post(
             app,
             {

@@ -124,6 +124,9 @@ class ChatScreen(Screen[None]):
             return
         self.run_turn(text)
 
+    def show_session_id(self, session_id: str) -> None:
+        self.query_one("#prompt", Input).border_subtitle = f"session {session_id}"
+
     def show_help(self) -> None:
         self.post_message(KernelEvent({"type": "reply", "text": HELP}))
 
