@@ -12,7 +12,7 @@ import logging
 import secrets
 import shutil
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -70,6 +70,31 @@ class InstallReport:
 
 
 AskGrant = Callable[[str, Scope], bool]
+"""The CLI's prompt: one question per missing scope, answered synchronously."""
+AskGrants = Callable[[str, list[Scope]], Awaitable[Collection[Scope]]]
+"""A consent dialog: every missing scope at once; answers with the ones the user allows."""
+OnStep = Callable[[str, float], None]
+"""Install progress: what is happening now and the fraction done (0.0 … 1.0)."""
+
+INSTALL_STEPS = ("unpacking", "validating", "copying", "postinstall", "permissions", "starting")
+
+
+@dataclass
+class GrantReport:
+    """What granting changed: scopes newly added, what is still missing, whether it started."""
+
+    added: list[Scope]
+    missing: list[Scope]
+    enabled: bool = False
+
+
+@dataclass
+class RevokeReport:
+    """What revoking changed; ``disabled`` when the plugin was running and had to stop."""
+
+    revoked: bool
+    disabled: bool = False
+    reason: str | None = None
 
 
 class Loader:
@@ -120,15 +145,32 @@ class Loader:
         yes: bool = False,
         force: bool = False,
         ask: AskGrant | None = None,
+        ask_all: AskGrants | None = None,
+        on_step: OnStep | None = None,
     ) -> InstallReport:
+        """Install from a folder (a dev install) or a zip, grant, and start.
+
+        Consent comes from ``--grant``/``yes``, then from ``ask`` (the CLI: one scope at a
+        time) or ``ask_all`` (a dialog: every missing scope at once). ``on_step`` hears each
+        step of :data:`INSTALL_STEPS` as it starts, then ``("done", 1.0)``.
+        """
+        steps = _progress(on_step)
+        if ask_all is None and ask is not None:
+            ask_all = _one_by_one(ask)
         staging_root = self.paths.plugins_dir / ".staging"
         staging_root.mkdir(parents=True, exist_ok=True)
         stage = staging_root / secrets.token_hex(6)
         try:
+            steps("unpacking")
             root, dev = self._unpack(source, stage)
+            steps("validating")
             spec = self._validated(root, source)
             requested = self._requested_grants(spec, grant)
-            return await self._install_from(spec, source, dev, requested, yes, force, ask, stage)
+            report = await self._install_from(
+                spec, source, dev, requested, (yes, ask_all), force, stage, steps
+            )
+            steps("done")
+            return report
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -179,10 +221,10 @@ class Loader:
         source: Path,
         dev: bool,
         requested: list[Scope],
-        yes: bool,
+        consent: tuple[bool, AskGrants | None],
         force: bool,
-        ask: AskGrant | None,
         stage: Path,
+        steps: Callable[[str], None],
     ) -> InstallReport:
         existing = self.installed.get(spec.name)
         if existing is not None and not force:
@@ -193,6 +235,7 @@ class Loader:
             )
         if existing is not None:
             await self.uninstall(spec.name, keep_data=True)
+        steps("copying")
         target = self.paths.plugin_code(spec.name, spec.version)
         copy = stage / "copy"
         shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
@@ -201,6 +244,7 @@ class Loader:
             shutil.rmtree(target)
         copy.rename(target)
         installed_spec = load_plugin(target)
+        steps("postinstall")
         try:
             await self._run_hook(installed_spec, "postinstall")
         except PluginError:
@@ -210,11 +254,13 @@ class Loader:
             if existing is None:
                 self._remove_data(spec.name)
             raise
-        granted = self._settle_grants(installed_spec, requested, yes, ask)
+        steps("permissions")
+        granted = await self._settle_grants(installed_spec, requested, consent)
         self.installed.put(
             InstalledPlugin(spec.name, spec.version, str(source.resolve()), dev, enabled=False)
         )
         report = InstallReport(installed_spec, dev, granted, enabled=False)
+        steps("starting")
         try:
             await self.enable(spec.name)
             report.enabled = True
@@ -222,19 +268,43 @@ class Loader:
             report.problem = str(exc)
         return report
 
-    def _settle_grants(
-        self, spec: PluginSpec, requested: list[Scope], yes: bool, ask: AskGrant | None
+    async def _settle_grants(
+        self, spec: PluginSpec, requested: list[Scope], consent: tuple[bool, AskGrants | None]
     ) -> list[Scope]:
+        yes, ask_all = consent
         to_grant = list(spec.permissions) if yes else list(requested)
-        if not yes and ask is not None:
-            for scope in missing_scopes(
-                spec.permissions, [*self.grants.granted(spec.name), *to_grant]
-            ):
-                if ask(spec.name, scope):
-                    to_grant.append(scope)
+        missing = missing_scopes(spec.permissions, [*self.grants.granted(spec.name), *to_grant])
+        if missing and not yes and ask_all is not None:
+            allowed = await ask_all(spec.name, missing)
+            to_grant += [scope for scope in missing if scope in allowed]  # never more than asked
         if to_grant:
             self.grants.grant(spec.name, to_grant)
         return to_grant
+
+    # -- grant / revoke ----------------------------------------------------------------------
+
+    async def grant(self, name: str, scopes: Sequence[Scope]) -> GrantReport:
+        """Grant scopes the user agreed to; a plugin left wanting nothing is started (as
+        ``deeting plugin grant`` does). A start failure raises PluginError, grants kept."""
+        record = self.record(name)
+        added = self.grants.grant(name, scopes)
+        spec = self.spec(name)
+        report = GrantReport(added, missing_scopes(spec.permissions, self.grants.granted(name)))
+        if not report.missing and not record.enabled and name not in self.runtimes:
+            await self.enable(name)
+            report.enabled = True
+        return report
+
+    async def revoke(self, name: str, scope: Scope) -> RevokeReport:
+        """Take a scope back; a running plugin is stopped at once (its sandbox was built with
+        the scope) and stays disabled, with the reason, until it is granted again."""
+        record = self.record(name)
+        report = RevokeReport(self.grants.revoke(name, scope))
+        if report.revoked and (record.enabled or name in self.runtimes):
+            report.reason = f"permission '{scope}' was revoked"
+            await self.disable(name, reason=report.reason)
+            report.disabled = True
+        return report
 
     # -- enable / disable --------------------------------------------------------------------
 
@@ -370,6 +440,26 @@ class Loader:
             raise PluginError(f"'{spec.name}' {hook} failed: {_one_line(message)}") from None
         finally:
             await supervisor.stop()
+
+
+def _progress(on_step: OnStep | None) -> Callable[[str], None]:
+    """Turn step names into fractions of INSTALL_STEPS for ``on_step`` (a no-op without one)."""
+
+    def step(label: str) -> None:
+        if on_step is not None:
+            done = INSTALL_STEPS.index(label) if label in INSTALL_STEPS else len(INSTALL_STEPS)
+            on_step(label, done / len(INSTALL_STEPS))
+
+    return step
+
+
+def _one_by_one(ask: AskGrant) -> AskGrants:
+    """The CLI's per-scope prompt, seen as a dialog that is shown every scope at once."""
+
+    async def ask_all(name: str, scopes: list[Scope]) -> list[Scope]:
+        return [scope for scope in scopes if ask(name, scope)]
+
+    return ask_all
 
 
 def _one_line(text: str) -> str:
