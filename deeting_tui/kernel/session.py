@@ -22,6 +22,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,18 +33,24 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "CONVERSATION_KINDS",
     "EVENT_KINDS",
     "SCHEMA_VERSION",
+    "TITLE_MAX",
     "EncodedEvent",
     "SessionEvent",
     "SessionInfo",
     "SessionNotFound",
     "SessionStore",
     "SessionStoreError",
+    "clean_title",
     "encode",
 ]
 
 EVENT_KINDS = ("user", "reply", "tool_call", "tool_result", "stream", "error")
+#: What a conversation is made of, without plugins' live data: a plugin streaming once a second
+#: stores 3,600 frames an hour, which neither the model's history nor a resumed chat shows.
+CONVERSATION_KINDS = tuple(kind for kind in EVENT_KINDS if kind != "stream")
 _KINDS = frozenset(EVENT_KINDS)
 
 #: Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the
@@ -94,6 +101,11 @@ _APPEND = (
 )
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 
+#: A title longer than this is cut (it is a one-line label, not a note).
+TITLE_MAX = 200
+# Bidi embeddings, overrides and isolates: they would reorder the text around a title.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 class SessionStoreError(Exception):
     """The session store cannot be opened or used; the message says what to do."""
@@ -138,6 +150,22 @@ class EncodedEvent:
 def _check_kind(kind: str) -> None:
     if kind not in _KINDS:
         raise ValueError(f"unknown event kind {kind!r}: expected one of {', '.join(EVENT_KINDS)}")
+
+
+def clean_title(title: str | None) -> str | None:
+    """A title fit for a one-line label: whitespace runs (tabs, newlines) become one space,
+    control characters (escape sequences' ESC, bell, bidi overrides) go, at most
+    ``TITLE_MAX`` characters are kept; None when nothing is left (the first message shows)."""
+    if title is None:
+        return None
+    kept = []
+    for char in title:
+        if char.isspace():
+            kept.append(" ")
+        elif unicodedata.category(char) != "Cc" and char not in _BIDI_CONTROLS:
+            kept.append(char)
+    cleaned = " ".join("".join(kept).split())[:TITLE_MAX].rstrip()
+    return cleaned or None
 
 
 def encode(kind: str, payload: dict[str, Any]) -> str:
@@ -266,6 +294,7 @@ class SessionStore:
     # -- sessions ------------------------------------------------------------------------
 
     def create(self, title: str | None = None) -> SessionInfo:
+        title = clean_title(title)
         now = time.time()
         with self._write() as conn:
             for _ in range(8):
@@ -309,7 +338,9 @@ class SessionStore:
         return [self._info(row) for row in rows]
 
     def rename(self, session_id: str, title: str | None) -> None:
-        """Set (or with None, clear) a session's title. Does not count as a change for latest()."""
+        """Set a session's title (cleaned by :func:`clean_title`); None, or a title with
+        nothing left after cleaning, clears it. Does not count as a change for latest()."""
+        title = clean_title(title)
         with self._write() as conn:
             cursor = conn.execute("UPDATE sessions SET title = ? WHERE id = ?", (title, session_id))
             if cursor.rowcount == 0:
