@@ -1,13 +1,19 @@
-"""The plugin manager and the permission dialog, through Pilot on the real kernel."""
+"""The plugin manager and the permission dialog, through Pilot on the real kernel: states,
+enable/disable with consent, the details pane, and which actions the footer offers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 from support import FAST_POLICY, FIXTURES, OFFICIAL
-from textual.widgets import DataTable
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Markdown, Static
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.paths import resolve_paths
@@ -15,9 +21,11 @@ from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.plugin.scopes import explain, parse_scope
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.permission import PermissionDialog
+from deeting_tui.ui.screens.plugin_details import PluginDetails, tail
 from deeting_tui.ui.screens.plugins import PluginManager
 
 SIZE = (110, 34)
+DEADLINE_S = 10.0
 
 
 @pytest.fixture
@@ -31,20 +39,47 @@ async def app(home: Path) -> AsyncIterator[DeetingApp]:
     yield DeetingApp(kernel)
 
 
-async def _open_manager(pilot: object, app: DeetingApp) -> PluginManager:
-    await pilot.click("#prompt")  # type: ignore[attr-defined]
+async def _open_manager(pilot: Pilot[Any], app: DeetingApp) -> PluginManager:
+    await pilot.click("#prompt")
     for char in "/plugins":
-        await pilot.press(char)  # type: ignore[attr-defined]
-    await pilot.press("enter")  # type: ignore[attr-defined]
-    await pilot.pause()  # type: ignore[attr-defined]
+        await pilot.press(char)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, PluginManager), "the plugin manager")
     assert isinstance(app.screen, PluginManager)
     return app.screen
+
+
+async def until(pilot: Pilot[Any], done: Callable[[], bool], what: str) -> None:
+    """Let the app run until ``done()``; a hang fails the test instead of stalling it."""
+
+    async def wait() -> None:
+        while not done():
+            await pilot.pause()
+
+    try:
+        await asyncio.wait_for(wait(), DEADLINE_S)
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")
+
+
+async def settled(app: DeetingApp, group: str) -> None:
+    """Wait for one group's workers (never one blocked on a dialog: that would deadlock)."""
+    workers = [w for w in app.workers if w.group == group]
+    await asyncio.wait_for(app.workers.wait_for_complete(workers), DEADLINE_S)
 
 
 def _states(manager: PluginManager) -> dict[str, str]:
     table = manager.query_one("#plugins", DataTable)
     rows = (table.get_row_at(i) for i in range(table.row_count))
     return {str(row[0]): str(row[2]) for row in rows}
+
+
+def _plain(widget: Static) -> str:
+    console = Console(file=StringIO(), width=200, color_system=None)
+    console.print(widget.content)
+    out = console.file
+    assert isinstance(out, StringIO)
+    return out.getvalue()
 
 
 async def test_enabling_asks_for_consent_and_deny_changes_nothing(app: DeetingApp) -> None:
@@ -83,6 +118,87 @@ async def test_allow_grants_exactly_what_was_asked_and_enables(app: DeetingApp) 
         assert _states(manager)["weather"] == "disabled"
         await pilot.press("escape")
         assert not isinstance(app.screen, PluginManager)
+
+
+async def test_details_follow_the_cursor_with_readme_tools_and_log(app: DeetingApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        manager = await _open_manager(pilot, app)
+        details = manager.query_one("#details", PluginDetails)
+        readme = details.query_one("#readme", Markdown)
+        summary = details.query_one("#summary", Static)
+        await until(pilot, lambda: "known-good plugin" in readme.source, "echo's README")
+        text = _plain(summary)
+        assert "echo-fixture 1.0.0 — Echoes text back" in text
+        assert "/echo — Repeat the given text back, unchanged." in text
+        assert "/add — Add two numbers" in text
+        assert "^echo (?P<text>.+)$ → /echo (priority 50)" in text
+        assert "installed   a local dev install from a folder" in text and "sandbox" in text
+        files = _plain(details.query_one("#files", Static))
+        assert str(FIXTURES / "good_plugin") in files
+        assert str(app.kernel.paths.plugin_log("echo-fixture")) in files
+
+        log = app.kernel.paths.plugin_log("echo-fixture")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as out:
+            out.writelines(f"line {i}\n" for i in range(30))
+        await pilot.press("r")  # or wait a poll
+        shown = _plain(details.query_one("#log", Static)).splitlines()
+        assert shown[-20:] == [f"line {i}" for i in range(10, 30)] and "line 9" not in shown
+
+        await pilot.press("down")  # weather: the details change with the cursor
+        await until(pilot, lambda: "Open-Meteo" in readme.source, "weather's README")
+        text = _plain(summary)
+        assert "weather 1.0.0" in text and "state       needs consent" in text
+        assert "✗ network: api.open-meteo.com — may connect to this host only" in text
+        assert "renderer    weather-cards" in text
+        assert _plain(details.query_one("#log", Static)) == "the log is empty\n"  # its own log
+
+
+async def test_the_footer_offers_only_what_applies(app: DeetingApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        manager = await _open_manager(pilot, app)
+
+        def offered() -> set[str]:
+            actions = ("enable", "disable", "grants", "uninstall", "install")
+            return {a for a in actions if manager.check_action(a, ())}
+
+        assert offered() == {"disable", "grants", "uninstall", "install"}  # echo: running
+        await pilot.press("down")
+        assert offered() == {"enable", "grants", "uninstall", "install"}  # weather: stopped
+        footer_keys = {key for key, b in manager.active_bindings.items() if b.enabled}
+        assert "e" in footer_keys and "d" not in footer_keys
+        for name in ("echo-fixture", "weather"):
+            await app.kernel.loader.uninstall(name)
+        manager.refresh_table()
+        await pilot.pause()
+        assert offered() == {"install"}  # nothing to act on but installing one
+        assert "press i to install" in _plain(manager.query_one("#summary", Static)).lower()
+
+
+async def test_at_80x24_the_table_and_the_details_both_show(app: DeetingApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        manager = await _open_manager(pilot, app)
+        table = manager.query_one("#plugins", DataTable)
+        details = manager.query_one("#details", PluginDetails)
+        assert table.region.height >= 3 and details.region.height >= 8
+        assert details.region.y >= table.region.bottom  # below the table, not over it
+
+
+async def test_when_wide_the_details_sit_beside_the_table(app: DeetingApp) -> None:
+    async with app.run_test(size=(160, 40)) as pilot:
+        manager = await _open_manager(pilot, app)
+        table = manager.query_one("#plugins", DataTable)
+        details = manager.query_one("#details", PluginDetails)
+        assert details.region.x >= table.region.right  # side by side when wide
+
+
+def test_the_log_tail_reads_only_the_end(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100_000)))
+    assert tail(log) == [f"line {i}" for i in range(99_980, 100_000)]
+    assert tail(tmp_path / "none.log") is None
+    (tmp_path / "empty.log").write_text("")
+    assert tail(tmp_path / "empty.log") == []
 
 
 def test_scopes_are_explained_with_a_risk() -> None:

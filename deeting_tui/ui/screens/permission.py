@@ -1,7 +1,8 @@
 """Asking the user for permissions: a modal that answers True (allow) or False (deny).
 
 Pushed with ``push_screen_wait`` from a worker, so the code that needs the decision simply
-awaits it (STYLE §5). Fully keyboard-driven: a/y allow, d/n/Esc deny.
+awaits it (STYLE §5). Fully keyboard-driven: a/y allow, d/n/Esc deny. The same dialog serves
+enabling, installing and granting one scope; ``intro`` says which, and what denying means.
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ class PermissionDialog(ModalScreen[bool]):
         Binding("d,n,escape", "decide(False)", "Deny", id="permission.deny"),
     ]
 
-    def __init__(self, plugin: str, scopes: list[Scope]) -> None:
+    def __init__(self, plugin: str, scopes: list[Scope], *, intro: str | None = None) -> None:
         super().__init__()
         self.plugin = plugin
         self.scopes = scopes
+        self.intro = intro
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(f"'{self.plugin}' asks for:", id="title")
+            if self.intro:
+                yield Static(self.intro, id="intro", markup=False)
             for scope in self.scopes:
                 words, risk = explain(scope)
                 yield Static(Text("• " + words, style=RISK_STYLE[risk]), classes="scope")

@@ -1,45 +1,94 @@
-"""The plugin manager: every installed plugin with its state, permissions and sandbox; enable,
-disable and grant without leaving the chat. All decisions are the kernel's (Loader, grants);
-this screen shows them and asks the user where consent is needed."""
+"""The plugin manager: every installed plugin with its state and permissions, and everything
+about the highlighted one; enable, disable, grant, revoke, install and uninstall without leaving
+the chat. All decisions are the kernel's (Loader, grants); this screen shows them and asks the
+user where consent is needed. Modals do the multi-step work (grants.py, install.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header
 
-from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.permissions import missing_scopes
-from deeting_tui.sandbox.policy import describe_grants
+from deeting_tui.kernel.health import plugin_state
+from deeting_tui.kernel.installed import StateFileError
+from deeting_tui.kernel.loader import InstallReport, PluginError
+from deeting_tui.kernel.permissions import GrantStoreError, missing_scopes
 
+from .confirm import ConfirmDialog
+from .grants import GrantsDialog
+from .install import InstallDialog, install_summary
 from .permission import PermissionDialog
+from .plugin_details import STATE_STYLE, PluginDetails
 
 if TYPE_CHECKING:
     from deeting_tui.kernel.kernel import Kernel
 
+log = logging.getLogger("deeting.ui")
+
+POLL_SECONDS = 1.0  # how often a crash, a restart or new log lines show up unasked
+FOR_A_PLUGIN = {"enable", "disable", "grants", "uninstall"}  # need a highlighted plugin
+
 
 class PluginManager(Screen[None]):
     CSS_PATH = "plugins.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]  # side by side when wide
     BINDINGS = [
         Binding(
             "e", "enable", "Enable", id="plugins.enable", tooltip="Grant what it asks, start it"
         ),
-        Binding("d", "disable", "Disable", id="plugins.disable"),
-        Binding("escape", "app.pop_screen", "Back", id="plugins.back"),
+        Binding("d", "disable", "Disable", id="plugins.disable", tooltip="Stop its worker"),
+        Binding(
+            "g",
+            "grants",
+            "Permissions",
+            id="plugins.grants",
+            tooltip="Grant or revoke single permissions",
+        ),
+        Binding(
+            "i",
+            "install",
+            "Install",
+            id="plugins.install",
+            tooltip="Install a plugin from a folder or a .zip",
+        ),
+        Binding(
+            "u",
+            "uninstall",
+            "Uninstall",
+            id="plugins.uninstall",
+            tooltip="Remove its code, data, cache, log and grants",
+        ),
+        Binding(
+            "r",
+            "reload",
+            "Refresh",
+            id="plugins.refresh",
+            tooltip="Re-read states, details and the log",
+            show=False,
+        ),
+        Binding("escape", "back", "Back", id="plugins.back", tooltip="Back to the chat"),
     ]
 
     def __init__(self, kernel: Kernel) -> None:
         super().__init__()
         self.kernel = kernel
+        self.busy = False  # a lifecycle step is running: no second one on top of it
+        self._seen: Any = None  # what the table last showed, to redraw only on change
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="plugins", cursor_type="row", zebra_stripes=True)
-        yield Static(id="details")
+        with Container(id="body"):
+            yield DataTable(id="plugins", cursor_type="row", zebra_stripes=True)
+            yield PluginDetails(self.kernel, id="details")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -47,79 +96,191 @@ class PluginManager(Screen[None]):
         table.add_columns("plugin", "version", "state", "permissions")
         self.refresh_table()
         table.focus()
+        self.set_interval(POLL_SECONDS, self._poll)
 
-    def refresh_table(self) -> None:
+    # -- what is shown -----------------------------------------------------------------------
+
+    def refresh_table(self, select: str | None = None) -> None:
+        """Redraw every row from the kernel; the cursor stays on (or moves to) a plugin."""
         table = self.query_one("#plugins", DataTable)
-        selected = self._selected()
+        selected = select or self._selected()
         table.clear()
         for record in self.kernel.installed.all():
-            spec = self.kernel.loader.spec(record.name)
+            try:
+                spec = self.kernel.loader.spec(record.name)
+            except PluginError:  # a damaged copy: listed, so it can be uninstalled
+                damaged = Text("damaged", "bold red")
+                table.add_row(record.name, record.version, damaged, "?", key=record.name)
+                continue
             granted = self.kernel.grants.granted(record.name)
             missing = missing_scopes(spec.permissions, granted)
-            if record.name in self.kernel.loader.runtimes:
-                state = "enabled"
-            elif missing:
-                state = "needs consent"
-            elif record.disabled_reason:
-                state = "crashed" if "crash" in record.disabled_reason else "disabled"
-            else:
-                state = "disabled"
-            perms = ", ".join(str(s) for s in spec.permissions) or "none"
-            table.add_row(record.name, record.version, state, perms, key=record.name)
+            state = plugin_state(self.kernel, record.name)
+            perms = Text(", ".join(str(s) for s in spec.permissions) or "none")
+            if missing:
+                perms = Text(", ").join(
+                    Text(str(s), style="yellow" if s in missing else "") for s in spec.permissions
+                )
+            table.add_row(
+                record.name,
+                record.version,
+                Text(state, style=STATE_STYLE[state]),
+                perms,
+                key=record.name,
+            )
         if selected is not None and selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected))  # stay on the same plugin
+            table.move_cursor(row=table.get_row_index(selected))
+        self._seen = self._snapshot()
         self._show_details()
 
     @on(DataTable.RowHighlighted)
     def _show_details(self) -> None:
-        name = self._selected()
-        details = self.query_one("#details", Static)
-        if name is None:
-            details.update("No plugins installed — install one with: deeting plugin install PATH")
-            return
-        spec = self.kernel.loader.spec(name)
-        box = describe_grants(self.kernel.grants.granted(name))
-        tools = "\n".join(
-            f"  /{t.name} — {t.description.strip().splitlines()[0]}" for t in spec.tools
-        )
-        details.update(
-            f"{spec.name} {spec.version} — {spec.description}\n"
-            f"sandbox: {box['level']} · network: {box['network']} · files: {box['files']} · "
-            f"programs: {box['programs']}\ntools:\n{tools}"
-        )
+        self.query_one("#details", PluginDetails).show(self._selected())
+        self.refresh_bindings()
 
     def _selected(self) -> str | None:
-        table = self.query_one("#plugins", DataTable)
-        if table.row_count == 0:
+        table = self.query_one_optional("#plugins", DataTable)
+        if table is None or table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         return str(key.value)
 
-    @work(group="plugins", exclusive=True, exit_on_error=False)
+    def _snapshot(self) -> Any:
+        """Cheap fingerprint of everything the table shows (no manifest is read)."""
+        running, grants = self.kernel.loader.runtimes, self.kernel.grants
+        return [
+            (
+                r.name,
+                r.version,
+                r.enabled,
+                r.disabled_reason,
+                r.name in running,
+                tuple(grants.granted(r.name)),
+            )
+            for r in self.kernel.installed.all()
+        ]
+
+    def _poll(self) -> None:
+        """Catch what happens behind the screen's back: a crash loop, a CLI in another
+        terminal, new log lines."""
+        if self.busy:
+            return
+        if self._snapshot() != self._seen:
+            self.refresh_table()
+        else:
+            self.query_one("#details", PluginDetails).refresh_log()
+
+    def action_reload(self) -> None:
+        self.query_one("#details", PluginDetails).name_shown = None  # re-read it all
+        self.refresh_table()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide what does not apply to the highlighted plugin; grey out all changes while one
+        is running."""
+        if action in ("install", "back"):
+            return None if self.busy else True
+        if action not in FOR_A_PLUGIN:
+            return True
+        name = self._selected()
+        if name is None:
+            return False
+        running = name in self.kernel.loader.runtimes
+        if (action == "enable" and running) or (action == "disable" and not running):
+            return False
+        return None if self.busy else True
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _working(self) -> AsyncIterator[None]:
+        """One lifecycle step at a time; its error becomes a notification, never a crash."""
+        self.busy = True
+        self.refresh_bindings()
+        try:
+            yield
+        except (PluginError, GrantStoreError, StateFileError) as exc:
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
+        except OSError as exc:
+            self.notify(
+                f"{exc} — check the disk space and the permissions of {self.kernel.paths.data_dir}",
+                severity="error",
+                markup=False,
+            )
+        except Exception as exc:  # a bug: say so, keep the app, leave the trace in the log
+            log.exception("plugin manager")
+            self.notify(f"unexpected error: {exc!r}", severity="error", markup=False)
+        finally:
+            self.busy = False
+            if self.is_attached:
+                self.refresh_table()
+
+    @work(group="plugins", exit_on_error=False)
     async def action_enable(self) -> None:
         name = self._selected()
         if name is None:
             return
-        spec = self.kernel.loader.spec(name)
-        missing = missing_scopes(spec.permissions, self.kernel.grants.granted(name))
-        if missing:
-            if not await self.app.push_screen_wait(PermissionDialog(name, missing)):
-                self.notify(f"{name} stays disabled: permissions not granted")
-                return
-            self.kernel.grants.grant(name, missing)
-        try:
+        async with self._working():
+            spec = self.kernel.loader.spec(name)
+            missing = missing_scopes(spec.permissions, self.kernel.grants.granted(name))
+            if missing:
+                if not await self.app.push_screen_wait(PermissionDialog(name, missing)):
+                    self.notify(f"{name} stays disabled: permissions not granted", markup=False)
+                    return
+                self.kernel.grants.grant(name, missing)
             await self.kernel.loader.enable(name)
-        except PluginError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
-        else:
-            self.notify(f"enabled {name}")
-        self.refresh_table()
+            self.notify(f"enabled {name}", markup=False)
 
-    @work(group="plugins", exclusive=True, exit_on_error=False)
+    @work(group="plugins", exit_on_error=False)
     async def action_disable(self) -> None:
         name = self._selected()
         if name is None or name not in self.kernel.loader.runtimes:
             return
-        await self.kernel.loader.disable(name)
-        self.notify(f"disabled {name}")
-        self.refresh_table()
+        async with self._working():
+            await self.kernel.loader.disable(name)
+            self.notify(f"disabled {name}", markup=False)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_grants(self) -> None:
+        name = self._selected()
+        if name is None:
+            return
+        try:
+            self.kernel.loader.spec(name)  # a damaged copy has no scopes to show
+        except PluginError as exc:
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
+            return
+        self.app.push_screen(GrantsDialog(self.kernel, name), lambda _: self.refresh_table())
+
+    @work(group="plugins", exit_on_error=False)
+    async def action_uninstall(self) -> None:
+        name = self._selected()
+        if name is None:
+            return
+        async with self._working():
+            version = self.kernel.loader.record(name).version
+            question = (
+                f"Uninstall {name} {version}? Its code, data, cache, log and permissions "
+                "are removed."
+            )
+            if not await self.app.push_screen_wait(ConfirmDialog(question)):
+                return
+            record = await self.kernel.loader.uninstall(name)
+            self.notify(
+                f"uninstalled {record.name} {record.version} (code, data, cache removed)",
+                markup=False,
+            )
+
+    def action_install(self) -> None:
+        self.app.push_screen(InstallDialog(self.kernel), self._installed)
+
+    def _installed(self, report: InstallReport | None) -> None:
+        if report is None:
+            return
+        name = report.spec.name
+        missing = missing_scopes(report.spec.permissions, self.kernel.grants.granted(name))
+        message, warn = install_summary(report, missing)
+        self.notify(
+            message, severity="warning" if warn else "information", timeout=10, markup=False
+        )
+        self.refresh_table(select=name)

@@ -1,0 +1,154 @@
+"""Grant or revoke one permission of one plugin: the TUI's ``deeting plugin grant|revoke``.
+
+Every scope the plugin declares (and any it still holds but no longer declares) is a line in a
+selection list, ticked when granted, worded by ``explain`` and coloured by risk. Ticking asks
+for consent with the usual PermissionDialog first; unticking revokes at once, and a running
+plugin is stopped, as the CLI does (its sandbox was built with the scope). The list is rebuilt
+from the grant store after every change, so it never shows a state the kernel does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+from deeting_tui.kernel.health import plugin_state
+from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.permissions import missing_scopes
+from deeting_tui.plugin.scopes import Scope, covers, explain, parse_scope
+
+from .permission import RISK_STYLE, PermissionDialog
+from .plugin_details import STATE_STYLE
+
+if TYPE_CHECKING:
+    from deeting_tui.kernel.kernel import Kernel
+
+
+class GrantsDialog(ModalScreen[None]):
+    CSS_PATH = "grants.tcss"
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="grants.close", tooltip="Back to the plugins"),
+    ]
+
+    def __init__(self, kernel: Kernel, plugin: str) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.plugin = plugin
+        self._one_at_a_time = asyncio.Lock()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"Permissions of '{self.plugin}'", id="title")
+            yield Static(id="state")
+            yield SelectionList[str](id="scopes")
+            yield Static(
+                "Space or Enter toggles. Granting asks you first; revoking stops a running "
+                "plugin until you grant again.",
+                id="note",
+            )
+            with Horizontal(id="buttons"):
+                yield Button("Close (Esc)", variant="primary", id="close")
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.query_one("#scopes", SelectionList).focus()
+
+    def reload(self) -> None:
+        """Rebuild the list from the grant store; the highlight stays on the same line."""
+        scopes_list: SelectionList[str] = self.query_one("#scopes", SelectionList)
+        highlighted = scopes_list.highlighted
+        spec = self.kernel.loader.spec(self.plugin)
+        granted = self.kernel.grants.granted(self.plugin)
+        missing = missing_scopes(spec.permissions, granted)
+        rows: list[Selection[str]] = []
+        for scope in spec.permissions:
+            rows.append(Selection(self._prompt(scope, granted), str(scope), scope not in missing))
+        for scope in granted:  # held but no longer declared (an upgrade dropped it)
+            if scope not in spec.permissions:
+                prompt = self._prompt(scope, granted).append(" (no longer asked for)", "dim")
+                rows.append(Selection(prompt, str(scope), True))
+        scopes_list.clear_options()
+        scopes_list.add_options(rows)
+        if rows:
+            scopes_list.highlighted = min(highlighted or 0, len(rows) - 1)
+        state = plugin_state(self.kernel, self.plugin)
+        text = Text.assemble(("state: ", "bold"), (state, STATE_STYLE[state]))
+        if not rows:
+            text.append(" — it asks for no permissions: only its own folders", style="dim")
+        self.query_one("#state", Static).update(text)
+
+    def _prompt(self, scope: Scope, granted: list[Scope]) -> Text:
+        words, risk = explain(scope)
+        prompt = Text(words, style=RISK_STYLE[risk])
+        broader = next((g for g in granted if g != scope and covers(g, scope)), None)
+        if scope not in granted and broader is not None:
+            prompt.append(f" (covered by '{broader}')", style="dim")
+        return prompt
+
+    @on(SelectionList.SelectionToggled)
+    def _toggled(self, event: SelectionList.SelectionToggled[str]) -> None:
+        value = event.selection.value
+        self._apply(parse_scope(value), value in event.selection_list.selected)
+
+    @work(group="grants", exit_on_error=False)
+    async def _apply(self, scope: Scope, grant: bool) -> None:
+        async with self._one_at_a_time:
+            try:
+                if grant:
+                    await self._grant(scope)
+                else:
+                    await self._revoke(scope)
+            except (PluginError, OSError) as exc:  # OSError: the grant store could not be written
+                self.notify(str(exc), severity="error", timeout=10, markup=False)
+            finally:
+                if self.is_attached:
+                    self.reload()
+
+    async def _grant(self, scope: Scope) -> None:
+        name = self.plugin
+        intro = "Deny keeps things as they are."
+        if not await self.app.push_screen_wait(PermissionDialog(name, [scope], intro=intro)):
+            self.notify(f"did not grant '{scope}' to {name}", markup=False)
+            return
+        report = await self.kernel.loader.grant(name, [scope])
+        message = (
+            f"granted '{scope}' to {name}" if report.added else f"{name} already has '{scope}'"
+        )
+        if report.missing:
+            message += " — it still needs: " + ", ".join(str(s) for s in report.missing)
+        elif report.enabled:
+            message += f" — enabled {name}"
+        self.notify(message, markup=False)
+
+    async def _revoke(self, scope: Scope) -> None:
+        name = self.plugin
+        report = await self.kernel.loader.revoke(name, scope)
+        if not report.revoked:
+            broader = [g for g in self.kernel.grants.granted(name) if covers(g, scope)]
+            hint = f": '{broader[0]}' covers it — revoke that instead" if broader else ""
+            self.notify(f"{name} did not have '{scope}'{hint}", severity="warning", markup=False)
+            return
+        message = f"revoked '{scope}' from {name}"
+        if report.disabled:
+            message += f" — disabled {name} ({report.reason}; grant it again to re-enable)"
+        self.notify(message, markup=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Leaving mid-change would cancel the worker between the grant store and the loader.
+        return None if action == "close" and self._one_at_a_time.locked() else True
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if self.check_action("close", ()):
+            self.action_close()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,256 @@
+"""The details pane of the plugin manager: what a plugin is, what it may do, what it said lately.
+
+Everything ``deeting plugin info`` prints, plus the README rendered as Markdown and the tail of
+the plugin's log, so a user can judge a plugin (and see why it crashed) without leaving the
+chat. The text is built by pure functions over the kernel's records; the widget only hosts it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import Markdown, Static
+
+from deeting_tui.kernel.health import plugin_state
+from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.permissions import missing_scopes
+from deeting_tui.plugin.manifest import PluginSpec
+from deeting_tui.plugin.scopes import Scope, explain
+from deeting_tui.sandbox.policy import describe_grants
+
+from .permission import RISK_STYLE
+
+if TYPE_CHECKING:
+    from deeting_tui.kernel.kernel import Kernel
+
+LOG_LINES = 20
+README_LIMIT = 200_000  # characters; a README is documentation, not a data dump
+STATE_STYLE = {
+    "enabled": "bold green",
+    "restarting": "bold yellow",
+    "needs consent": "bold yellow",
+    "crashed": "bold red",
+    "disabled": "dim",
+}
+
+
+def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
+    """A two-column grid (label, value) that wraps with a hanging indent at any width; what a
+    user decides on (state, permissions, sandbox, tools) first, where things live last."""
+    record = kernel.loader.record(name)
+    granted = kernel.grants.granted(name)
+    state = plugin_state(kernel, name)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    title = Text.assemble((f"{spec.name} {spec.version}", "bold"))
+    if spec.description:
+        title.append(f" — {spec.description}")
+    grid.add_row("", title)
+    state_text = Text.assemble((state, STATE_STYLE[state]))
+    reason = " ".join((record.disabled_reason or "").split())
+    if reason and state != "enabled" and "not granted" not in reason:  # ✗ below says that
+        state_text.append(f" ({reason})", style="dim")
+    if state == "needs consent":
+        state_text.append(" — press e to allow all and start it, g to choose", style="dim")
+    grid.add_row("state", state_text)
+    grid.add_row("permissions", _scopes(spec, granted))
+    box = describe_grants(granted)
+    grid.add_row("sandbox", Text(box["level"]))
+    for what in ("network", "files", "programs"):
+        grid.add_row(f"  {what}", Text(box[what]))
+    grid.add_row("tools", _tools(spec))
+    if spec.trigger:
+        trigger = spec.trigger
+        grid.add_row(
+            "trigger", Text(f"{trigger.regex} → /{trigger.tool} (priority {trigger.priority})")
+        )
+    if spec.events:
+        events = ", ".join(f"{e.topic} (priority {e.priority})" for e in spec.events)
+        grid.add_row("events", Text(events))
+    if spec.renderer:
+        grid.add_row("renderer", Text(spec.renderer))
+    kind = "a local dev install from a folder" if record.dev else "from an archive"
+    grid.add_row("installed", Text(kind))
+    if spec.author or spec.license:
+        grid.add_row("author", Text(" · ".join(p for p in (spec.author, spec.license) if p)))
+    return grid
+
+
+def where(kernel: Kernel, name: str) -> RenderableType:
+    """Where it came from and where it lives: for debugging, so after the README."""
+    paths = kernel.paths
+    record = kernel.loader.record(name)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("source", Text(_short(record.source)))
+    grid.add_row("code", Text(_short(paths.plugin_code(name, record.version))))
+    grid.add_row("data", Text(_short(paths.plugin_data(name))))
+    grid.add_row("cache", Text(_short(paths.plugin_cache(name))))
+    grid.add_row("log", Text(_short(paths.plugin_log(name))))
+    return grid
+
+
+def _scopes(spec: PluginSpec, granted: list[Scope]) -> Text:
+    missing = missing_scopes(spec.permissions, granted)
+    text = Text()
+    for scope in spec.permissions:
+        words, risk = explain(scope)
+        text.append("✗ " if scope in missing else "✓ ", "yellow" if scope in missing else "green")
+        text.append(words, style=RISK_STYLE[risk])
+        text.append(" (not granted)\n" if scope in missing else "\n", style="dim")
+    text.rstrip()
+    return text or Text("none — it only has its own folders")
+
+
+def _tools(spec: PluginSpec) -> Text:
+    text = Text()
+    for tool in spec.tools:
+        words = " ".join(tool.description.split())
+        text.append(f"/{tool.name}", style="bold cyan")
+        text.append(f" — {words}\n" if words else "\n")
+    text.rstrip()
+    return text or Text("none")
+
+
+def _short(path: str | Path) -> str:
+    """A path under the user's home as ~/…: shorter, and the same on every machine."""
+    text = str(path)
+    home = str(Path.home())
+    return "~" + text[len(home) :] if text == home or text.startswith(home + "/") else text
+
+
+def read_readme(spec: PluginSpec) -> str | None:
+    """The installed copy's README.md (never the source folder, which may have moved on)."""
+    try:
+        text = (spec.root / "README.md").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return text[:README_LIMIT] if text.strip() else None
+
+
+def tail(path: Path, lines: int = LOG_LINES, chunk: int = 64 * 1024) -> list[str] | None:
+    """The last ``lines`` lines of a log, reading only its end; None when there is no log."""
+    try:
+        with path.open("rb") as log:
+            size = log.seek(0, 2)
+            log.seek(max(0, size - chunk))
+            data = log.read()
+    except OSError:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    found = text.splitlines()
+    if size > chunk and found:
+        found = found[1:]  # the first line was cut by the seek
+    return found[-lines:]
+
+
+class PluginDetails(VerticalScroll, can_focus=True):
+    """Scrollable details of one plugin; ``show`` swaps the plugin, ``refresh_log`` re-reads
+    the log only when the file changed (the screen polls it, so a crash shows up live)."""
+
+    class _ReadmeWanted(Message):
+        """Markdown updates run one at a time, in this widget's queue, latest text wins."""
+
+    def __init__(self, kernel: Kernel, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.kernel = kernel
+        self.name_shown: str | None = None
+        self._readme: str | None = None
+        self._log_key: tuple[str, float, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="summary")
+        yield Static("README", id="readme-heading", classes="heading")
+        yield Markdown(id="readme")
+        yield Static("Files", id="files-heading", classes="heading")
+        yield Static(id="files")
+        yield Static(id="log-heading", classes="heading")
+        yield Static(id="log")
+
+    def show(self, name: str | None) -> None:
+        summary_widget = self.query_one("#summary", Static)
+        changed = name != self.name_shown
+        self.name_shown = name
+        if name is None:
+            summary_widget.update(
+                "No plugins installed. Press i to install one from a folder or a .zip "
+                "(or run: deeting plugin install PATH)."
+            )
+            self._set_readme(None)
+            self._show_files(None)
+            self._show_log(None)
+            return
+        try:
+            spec = self.kernel.loader.spec(name)
+        except PluginError as exc:  # a damaged copy: say how to repair it, show what is left
+            summary_widget.update(Text(str(exc), style="bold red"))
+            self._set_readme(None)
+        else:
+            summary_widget.update(summary(self.kernel, name, spec))
+            self._set_readme(read_readme(spec))
+        self._show_files(name)
+        if changed:
+            self.scroll_home(animate=False)
+        self.refresh_log()
+
+    def refresh_log(self) -> None:
+        """Re-read the log tail if the file changed since it was last shown."""
+        if self.name_shown is None:
+            return
+        path = self.kernel.paths.plugin_log(self.name_shown)
+        try:
+            stat = path.stat()
+            key = (self.name_shown, stat.st_mtime, stat.st_size)
+        except OSError:
+            key = (self.name_shown, 0.0, -1)
+        if key != self._log_key:
+            self._log_key = key
+            self._show_log(path)
+
+    def _show_files(self, name: str | None) -> None:
+        files = self.query_one("#files", Static)
+        files.display = self.query_one("#files-heading").display = name is not None
+        if name is not None:
+            files.update(where(self.kernel, name))
+
+    def _show_log(self, path: Path | None) -> None:
+        heading = self.query_one("#log-heading", Static)
+        body = self.query_one("#log", Static)
+        heading.display = body.display = path is not None
+        if path is None:
+            return
+        lines = tail(path)
+        heading.update(f"Log — its last {LOG_LINES} lines")
+        if lines is None:
+            body.update(Text("no log yet: the plugin has not run", style="dim"))
+        elif not lines:
+            body.update(Text("the log is empty", style="dim"))
+        else:
+            body.update(Text.from_ansi("\n".join(lines), no_wrap=False))
+
+    def _set_readme(self, text: str | None) -> None:
+        heading = self.query_one("#readme-heading", Static)
+        readme = self.query_one("#readme", Markdown)
+        heading.display = readme.display = text is not None
+        if text != self._readme:
+            self._readme = text
+            self.post_message(self._ReadmeWanted())
+
+    @on(_ReadmeWanted)
+    async def _update_readme(self) -> None:
+        # Markdown.update is not safe to overlap (each call removes the blocks it saw when
+        # called); handlers run in order, and a stale request finds the text already current.
+        readme = self.query_one("#readme", Markdown)
+        text = self._readme or ""
+        if readme.source != text:
+            await readme.update(text)
