@@ -34,7 +34,7 @@ from .loader import Loader, PluginError, PluginRuntime
 from .paths import Config, Paths
 from .permissions import GrantStore
 from .renderers import PayloadSchemas
-from .session import SessionInfo, SessionStore
+from .session import CONVERSATION_KINDS, SessionInfo, SessionStore
 from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolIndex, argument_problems
 
@@ -366,7 +366,8 @@ class Kernel:
 
     def _history_before_this_message(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
         self.journal.flush()
-        events = [(e.kind, e.payload) for e in self.sessions.events(session_id)]
+        stored = self.sessions.events(session_id, kinds=CONVERSATION_KINDS)
+        events = [(e.kind, e.payload) for e in stored]
         if events and events[-1][0] == "user":
             events.pop()  # the message being answered: the assistant gets it as turn.text
         return events

@@ -18,6 +18,7 @@ from textual.screen import Screen
 
 from deeting_tui.kernel.health import health_line
 from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.kernel.session import CONVERSATION_KINDS
 
 from .messages import KernelEvent
 from .screens.chat import ChatScreen
@@ -83,8 +84,8 @@ class DeetingApp(App[None]):
         self.session_id = self.kernel.open_session(session_id).id
         stored = [
             {"type": e.kind, "session_id": e.session_id, **e.payload}
-            for e in self.kernel.sessions.events(self.session_id)
-        ]
+            for e in self.kernel.sessions.events(self.session_id, kinds=CONVERSATION_KINDS)
+        ]  # without streams: a resumed live card would only show its last frame
         await self.chat.show_session(stored)
         self.update_status()
 

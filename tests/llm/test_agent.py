@@ -202,6 +202,21 @@ async def test_the_session_history_goes_to_the_model(llm_kernel: tuple[Kernel, S
     assert any(m.text == "first" for m in history if m.role == "assistant")
 
 
+async def test_plugin_streams_stay_out_of_the_history(llm_kernel: tuple[Kernel, Scripted]) -> None:
+    """A live card's frames are stored (they are the session's record) but are not part of
+    the conversation: an hour of a once-a-second stream must not reach the model."""
+    kernel, provider = llm_kernel
+    session = kernel.open_session()
+    provider.responses = [said("first"), said("second")]
+    await kernel.submit(session.id, "hello")
+    for tick in range(50):
+        kernel.sessions.append(session.id, "stream", {"plugin": "p", "topic": "t", "payload": tick})
+    await kernel.submit(session.id, "again")
+    assert len(kernel.sessions.events(session.id, kinds=["stream"])) == 50
+    history = provider.requests[1]["messages"]
+    assert [m.text for m in history] == ["hello", "first", "again"]
+
+
 def test_history_repairs_what_a_crash_left() -> None:
     events = [
         ("reply", {"text": "orphan reply before any user message"}),

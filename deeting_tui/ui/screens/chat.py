@@ -86,8 +86,7 @@ class ChatScreen(Screen[None]):
         self._live.clear()
         await self.query_one("#transcript", VerticalScroll).remove_children()
         for event in events:
-            if event["type"] != "stream":  # old live cards would only show their last frame
-                self.post_message(KernelEvent(event))
+            self.post_message(KernelEvent(event))
 
     def _tool_parameters(self) -> ToolParameters:
         """Each enabled tool's parameter names, required ones first, for completion."""
