@@ -38,6 +38,24 @@ install_official_plugins() {
     done
 }
 
+# tests/integration/test_tmux_chat.py drives the real chat in tmux (skipped without it). As root
+# with apt-get (CI's clean Debian), install it when missing: quietly, never asking; the package
+# lists are refreshed only when the first try fails.
+ensure_tmux() {
+    command -v tmux >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 tmux)
+        if "${apt[@]}" >/dev/null 2>&1 </dev/null ||
+            { apt-get update -qq </dev/null >/dev/null && "${apt[@]}" >/dev/null </dev/null; }; then
+            return 0
+        fi
+        echo "dev.sh: could not install tmux; the end-to-end chat test will be skipped" >&2
+    else
+        echo "dev.sh: tmux is missing, so the end-to-end chat test will be skipped" \
+            "(install tmux, e.g. apt-get install tmux, or run ./dev.sh test as root)" >&2
+    fi
+}
+
 # tests/sandbox/test_unprivileged.py re-runs the escape suite as an unprivileged user, who cannot
 # reach /root (where our interpreter may live) nor anything else private to root. So it gets its
 # own venv, "the kit": made from a system Python that others can run, at a world-readable place,
@@ -124,6 +142,7 @@ case "$cmd" in
     test)
         setup "dev,bench"
         unprivileged_kit
+        ensure_tmux
         "$VENV/bin/ruff" check deeting_tui ci plugins tests bench
         "$VENV/bin/ruff" format --check deeting_tui ci plugins tests bench
         "$VENV/bin/mypy" deeting_tui
