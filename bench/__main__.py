@@ -27,6 +27,7 @@ from .ready import Ready, ready_times
 from .roundtrip import roundtrips
 from .sandbox import SandboxCost, sandbox_cost
 from .throughput import Throughput, script_throughput
+from .ui import UiFigures, UiSizes, ui_figures
 
 #: The targets, in one place.
 FLOOR_FACTOR_MAX = 1.5
@@ -136,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             f"deeting --script, {sizes.script_messages} messages",
             lambda: script_throughput(sizes.script_messages, sizes.startup_runs),
         )
+        run(
+            "ui",
+            "the chat: launch to first frame, key latency under a stream flood",
+            lambda: ui_figures(UiSizes.quick() if options.quick else UiSizes()),
+        )
     finally:
         reap_children()
 
@@ -244,6 +250,9 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
                 stored,
             )
         )
+    ui: UiFigures | None = results.get("ui")
+    if ui:
+        verdicts += [Verdict(*verdict) for verdict in ui.verdicts()]
     return verdicts
 
 
@@ -333,6 +342,10 @@ def _results_table(results: dict[str, Any]) -> str:
             ("messages/s excluding start-up", f"{throughput.steady_per_s:.0f}/s", "", "", "")
         )
         rows.append(("user events in the session DB", str(throughput.user_events), "", "", ""))
+    ui: UiFigures | None = results.get("ui")
+    if ui:
+        rows.append(("", "", "", "", ""))
+        rows += ui.rows()
     return _table(rows)
 
 

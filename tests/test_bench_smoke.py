@@ -6,6 +6,7 @@ not fail because CI is slow. ``python -m bench`` itself prints PASS/FAIL.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-pytest.importorskip("mcp", reason="the bench extra (mcp) is not installed")
+needs_mcp = pytest.mark.skipif(
+    importlib.util.find_spec("mcp") is None, reason="the bench extra (mcp) is not installed"
+)
 
 
 def _numbers(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -28,6 +31,7 @@ def _numbers(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
+@needs_mcp
 def test_bench_quick_json_reports_every_figure() -> None:
     process = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json"],
@@ -56,6 +60,7 @@ def test_bench_quick_json_reports_every_figure() -> None:
         "user_events_stored",
     ):
         assert key in results["throughput"]
+    assert {"launch", "launch_baseline_textual", "flood"} <= results["ui"].keys()
     sandbox = results["sandbox"]
     assert sandbox.pop("level").startswith(("enforced", "partial", "guard-rail"))
     for key in ("sandboxed", "unsandboxed", "overhead", "apply_ms"):
@@ -71,3 +76,34 @@ def test_bench_quick_json_reports_every_figure() -> None:
 
     targets = report["targets"]
     assert targets and all(isinstance(t["pass"], bool) for t in targets)
+
+
+def test_bench_ui_quick_json_reports_every_figure() -> None:
+    """``python -m bench.ui``: the chat's launch and key latency, as positive numbers."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.ui", "--quick", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+
+    for key in ("launch", "launch_baseline_textual"):
+        launch = report[key]
+        assert launch["n"] >= 1
+        assert launch["alt_screen_p50_ms"] <= launch["first_frame_p50_ms"]
+        assert launch["first_frame_p50_ms"] <= launch["first_frame_max_ms"]
+    flood = report["flood"]
+    for key in ("keys_idle", "keys_flood"):
+        keys = flood[key]
+        assert keys["keys_handled"] == keys["keys_sent"], (key, keys)  # no key lost
+        assert keys["p50_ms"] <= keys["p95_ms"] <= keys["max_ms"]
+    # Every update the plugin pushed reached the chat, and the card was drawn, coalesced.
+    assert flood["updates_seen"] == flood["updates_asked"]
+    assert 0 < flood["card_frames_painted"] <= flood["updates_seen"]
+    figures = list(_numbers(report))
+    assert len(figures) >= 2 * 4 + 6 + 2 * 5
+    for path, value in figures:
+        assert isinstance(value, int | float) and not isinstance(value, bool), path
+        assert value > 0, f"{path} = {value}"
