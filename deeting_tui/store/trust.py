@@ -1,0 +1,448 @@
+"""The registry's trust rules, as pure functions over bytes, keys and one clock reading.
+
+Like python-tuf's trusted metadata set, nothing here fetches or writes: the client (and
+``registry_tools``, which signs) hand in bytes and get a verified object or a TrustError
+whose message says what was wrong. Fetching, caps and deadlines are ``fetch.py``'s.
+
+Formats (spec version 1). ``root.json`` and ``registry.json`` are envelopes::
+
+    {"signed": "<a JSON document, as text>", "signatures": [{"keyid": "…", "sig": "<hex>"}]}
+
+Signatures are Ed25519 over the exact UTF-8 bytes of the ``signed`` text: nothing is
+re-serialised before checking, so no two parsers can disagree about what was signed.
+A threshold counts distinct public keys with a good signature: a signature repeated, or one
+key listed under two ids, counts once. Artifacts carry their own signatures over
+``name@version:sha256:length``, checked against the same keys and threshold.
+
+The root names the keys and the threshold. A new root must be version N+1 and be signed by
+a threshold of the old root's keys *and* of its own (key rotation). A registry must be
+signed by a threshold of the current root's keys, be unexpired, and never go below the
+highest version this client has seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import SigningKey, VerifyKey
+
+__all__ = [
+    "SPEC_VERSION",
+    "Artifact",
+    "Registry",
+    "Root",
+    "TrustError",
+    "artifact_message",
+    "envelope",
+    "format_time",
+    "key_id",
+    "parse_root",
+    "plugin_name_problem",
+    "signatures_for",
+    "verify_artifact",
+    "verify_new_root",
+    "verify_registry",
+    "verify_root",
+    "version_key",
+]
+
+SPEC_VERSION = 1
+ROOT_TYPE = "deeting-root"
+REGISTRY_TYPE = "deeting-registry"
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+SEMVER_RE = re.compile(
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
+)
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+KEYID_RE = re.compile(r"[0-9a-f]{8,64}")
+
+
+class TrustError(Exception):
+    """A document or artifact failed a check; the message names which and why."""
+
+
+# -- small pure helpers -------------------------------------------------------------------
+
+
+def key_id(public: bytes) -> str:
+    """The id ``keys.py`` gives a key: its SHA-256, so ids are stable and checkable."""
+    return hashlib.sha256(public).hexdigest()
+
+
+def format_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def version_key(version: str) -> tuple[Any, ...]:
+    """SemVer 2 precedence: a pre-release sorts before its release; build metadata is
+    ignored. ``version`` must be valid SemVer (the manifest schema and the registry parser
+    make sure)."""
+    match = SEMVER_RE.fullmatch(version)
+    if match is None:
+        raise ValueError(f"{version!r} is not a SemVer version")
+    major, minor, patch, pre, _build = match.groups()
+    release = (int(major), int(minor), int(patch))
+    if pre is None:
+        return (*release, 1, ())
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
+    return (*release, 0, parts)
+
+
+def plugin_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a plugin (it becomes a folder name), or None."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        return (
+            f"{name!r} is not a valid plugin name (lowercase letters, digits and '-', "
+            "at most 64 characters)"
+        )
+    return None
+
+
+def artifact_message(name: str, version: str, sha256: str, length: int) -> bytes:
+    return f"{name}@{version}:{sha256}:{length}".encode()
+
+
+def signatures_for(message: bytes, signing_keys: Iterable[SigningKey]) -> list[dict[str, str]]:
+    out = []
+    for signing_key in signing_keys:
+        public = bytes(signing_key.verify_key)
+        out.append({"keyid": key_id(public), "sig": signing_key.sign(message).signature.hex()})
+    return out
+
+
+def envelope(signed: Mapping[str, Any], signing_keys: Iterable[SigningKey]) -> bytes:
+    """Serialise ``signed`` once, sign those bytes, and wrap both (what the tools publish)."""
+    text = orjson.dumps(dict(signed), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+    body = {"signed": text.decode(), "signatures": signatures_for(text, signing_keys)}
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+# -- documents ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Root:
+    version: int
+    expires: datetime
+    keys: Mapping[str, bytes]  # keyid → raw Ed25519 public key
+    threshold: int
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    version: str
+    url: str
+    sha256: str
+    length: int
+    signatures: tuple[tuple[str, bytes], ...]
+    description: str
+    permissions: tuple[str, ...]
+
+    @property
+    def message(self) -> bytes:
+        return artifact_message(self.name, self.version, self.sha256, self.length)
+
+
+@dataclass(frozen=True)
+class Registry:
+    version: int
+    expires: datetime
+    root_version: int
+    plugins: Mapping[str, Mapping[str, Artifact]]  # name → version → artifact
+    raw: bytes = field(repr=False)
+
+    def latest(self, name: str) -> Artifact | None:
+        versions = self.plugins.get(name)
+        if not versions:
+            return None
+        newest = max(versions, key=version_key)
+        return versions[newest]
+
+    def find(self, name: str, version: str | None = None) -> Artifact:
+        if name not in self.plugins:
+            raise TrustError(f"the registry has no plugin '{name}'")
+        if version is None:
+            found = self.latest(name)
+            assert found is not None
+            return found
+        if version not in self.plugins[name]:
+            known = ", ".join(sorted(self.plugins[name], key=version_key))
+            raise TrustError(f"the registry has no '{name}' {version} (it has: {known})")
+        return self.plugins[name][version]
+
+
+def _open_envelope(raw: bytes, what: str) -> tuple[bytes, list[tuple[str, bytes]], Any]:
+    try:
+        outer = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise TrustError(f"{what} is not JSON ({exc})") from None
+    if not isinstance(outer, dict) or set(outer) != {"signed", "signatures"}:
+        raise TrustError(f"{what} is not a signed envelope ('signed' and 'signatures')")
+    text, listed = outer["signed"], outer["signatures"]
+    if not isinstance(text, str) or not isinstance(listed, list):
+        raise TrustError(f"{what}: 'signed' must be text and 'signatures' a list")
+    signatures = _signature_list(listed, what)
+    signed = text.encode()
+    try:
+        document = orjson.loads(signed)
+    except orjson.JSONDecodeError as exc:
+        raise TrustError(f"{what}: the signed text is not JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise TrustError(f"{what}: the signed text is not a JSON object")
+    return signed, signatures, document
+
+
+def _signature_list(listed: Sequence[Any], what: str) -> list[tuple[str, bytes]]:
+    out = []
+    for item in listed[:64]:  # more than any threshold needs; the rest are ignored
+        if not isinstance(item, dict):
+            raise TrustError(f"{what}: a signature is not an object")
+        keyid, sig = item.get("keyid"), item.get("sig")
+        if not isinstance(keyid, str) or not isinstance(sig, str):
+            raise TrustError(f"{what}: a signature needs text 'keyid' and 'sig'")
+        try:
+            out.append((keyid, bytes.fromhex(sig)))
+        except ValueError:
+            raise TrustError(f"{what}: signature by {keyid[:12]} is not hex") from None
+    return out
+
+
+def _check_threshold(
+    message: bytes,
+    signatures: Sequence[tuple[str, bytes]],
+    keys: Mapping[str, bytes],
+    threshold: int,
+    what: str,
+) -> None:
+    good: set[bytes] = set()  # distinct public keys, not ids: one key counts once
+    for keyid, sig in signatures:
+        public = keys.get(keyid)
+        if public is None or public in good:
+            continue
+        try:
+            VerifyKey(public).verify(message, sig)
+        except (BadSignatureError, CryptoError, ValueError, TypeError):
+            continue
+        good.add(public)
+    if len(good) < threshold:
+        raise TrustError(
+            f"{what}: {len(good)} valid signature{'s' if len(good) != 1 else ''} from trusted "
+            f"keys, {threshold} needed — it was not signed by the registry's keys, or was "
+            "changed after signing"
+        )
+
+
+def _field(document: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = document.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise TrustError(f"{what}: '{key}' is missing or malformed")
+    return value
+
+
+def _time(document: Mapping[str, Any], what: str) -> datetime:
+    text = _field(document, "expires", str, what)
+    try:
+        when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise TrustError(f"{what}: 'expires' must look like 2027-01-31T00:00:00Z") from None
+    return when
+
+
+def _check_type(document: Mapping[str, Any], expected: str, what: str) -> None:
+    if document.get("_type") != expected:
+        raise TrustError(f"{what}: not a {expected} document (_type {document.get('_type')!r})")
+    if document.get("spec_version") != SPEC_VERSION:
+        raise TrustError(
+            f"{what}: spec version {document.get('spec_version')!r} is not {SPEC_VERSION} — "
+            "update deeting"
+        )
+
+
+def parse_root(raw: bytes, what: str = "root.json") -> tuple[Root, bytes, list[tuple[str, bytes]]]:
+    """Structure only; signatures are the callers' (initial trust or rotation)."""
+    signed, signatures, document = _open_envelope(raw, what)
+    _check_type(document, ROOT_TYPE, what)
+    version = _field(document, "version", int, what)
+    threshold = _field(document, "threshold", int, what)
+    listed = _field(document, "keys", dict, what)
+    keys: dict[str, bytes] = {}
+    for keyid, entry in listed.items():
+        if not KEYID_RE.fullmatch(keyid) or not isinstance(entry, dict):
+            raise TrustError(f"{what}: key id {keyid!r} is malformed")
+        if entry.get("keytype") != "ed25519" or not isinstance(entry.get("public"), str):
+            raise TrustError(f"{what}: key {keyid[:12]} is not an ed25519 key")
+        try:
+            public = bytes.fromhex(entry["public"])
+        except ValueError:
+            raise TrustError(f"{what}: key {keyid[:12]} is not hex") from None
+        if len(public) != 32:
+            raise TrustError(f"{what}: key {keyid[:12]} is not 32 bytes")
+        keys[keyid] = public
+    if version < 1 or threshold < 1:
+        raise TrustError(f"{what}: version and threshold must be at least 1")
+    if threshold > len(set(keys.values())):
+        raise TrustError(
+            f"{what}: threshold {threshold} is more than its {len(set(keys.values()))} "
+            "distinct keys"
+        )
+    root = Root(version, _time(document, what), keys, threshold, raw)
+    return root, signed, signatures
+
+
+def verify_root(raw: bytes, *, now: datetime, what: str = "root.json") -> Root:
+    """A root trusted out of band (pinned by the user): it must still sign itself."""
+    root, signed, signatures = parse_root(raw, what)
+    _check_threshold(signed, signatures, root.keys, root.threshold, what)
+    if root.expires <= now:
+        raise TrustError(f"{what} expired at {format_time(root.expires)}")
+    return root
+
+
+def verify_new_root(trusted: Root, raw: bytes, *, what: str = "the new root") -> Root:
+    """Rotation: version N+1, signed by a threshold of the old keys and of the new ones.
+
+    Expiry is checked on the last root of a chain only (by the caller), as in TUF: an
+    expired intermediate root may still vouch for its successor.
+    """
+    new, signed, signatures = parse_root(raw, what)
+    if new.version != trusted.version + 1:
+        raise TrustError(
+            f"{what} has version {new.version}; only {trusted.version + 1} can follow the "
+            f"trusted root {trusted.version}"
+        )
+    _check_threshold(
+        signed, signatures, trusted.keys, trusted.threshold, f"{what} (old root's keys)"
+    )
+    _check_threshold(signed, signatures, new.keys, new.threshold, f"{what} (its own keys)")
+    return new
+
+
+def verify_registry(
+    raw: bytes,
+    root: Root,
+    *,
+    now: datetime,
+    seen_version: int = 0,
+    seen_raw: bytes | None = None,
+    what: str = "registry.json",
+) -> Registry:
+    """Signatures first (nothing unsigned is even parsed further), then rollback, expiry,
+    and every entry's shape."""
+    signed, signatures, document = _open_envelope(raw, what)
+    _check_threshold(signed, signatures, root.keys, root.threshold, what)
+    _check_type(document, REGISTRY_TYPE, what)
+    version = _field(document, "version", int, what)
+    if version < seen_version:
+        raise TrustError(
+            f"{what} version {version} is older than version {seen_version} already seen — "
+            "refusing a rollback (a stale mirror, or someone replaying an old registry)"
+        )
+    if version == seen_version and seen_raw is not None and seen_raw != raw:
+        raise TrustError(
+            f"{what} version {version} differs from the copy already seen with that version "
+            "— the registry must raise its version when it changes"
+        )
+    expires = _time(document, what)
+    if expires <= now:
+        raise TrustError(
+            f"{what} expired at {format_time(expires)} — the registry has not been "
+            "re-signed; refusing stale data (a freeze attack, or an unmaintained registry)"
+        )
+    root_version = document.get("root_version", root.version)
+    if not isinstance(root_version, int) or isinstance(root_version, bool):
+        raise TrustError(f"{what}: 'root_version' is malformed")
+    plugins = _plugins(_field(document, "plugins", dict, what), what)
+    return Registry(version, expires, root_version, plugins, raw)
+
+
+def _plugins(listed: Mapping[str, Any], what: str) -> dict[str, dict[str, Artifact]]:
+    out: dict[str, dict[str, Artifact]] = {}
+    for name, entry in listed.items():
+        problem = plugin_name_problem(name)
+        if problem:
+            raise TrustError(f"{what}: {problem}")
+        where = f"{what}: plugin '{name}'"
+        if not isinstance(entry, dict):
+            raise TrustError(f"{where} is not an object")
+        description = entry.get("description", "")
+        permissions = entry.get("permissions", [])
+        if not isinstance(description, str) or not isinstance(permissions, list):
+            raise TrustError(f"{where}: description or permissions malformed")
+        if not all(isinstance(p, str) for p in permissions):
+            raise TrustError(f"{where}: permissions must be text")
+        versions = _field(entry, "versions", dict, where)
+        out[name] = {}
+        for version, item in versions.items():
+            out[name][version] = _artifact(
+                name, version, item, description, tuple(permissions), f"{where} {version}"
+            )
+        if not out[name]:
+            raise TrustError(f"{where} lists no versions")
+    return out
+
+
+def _artifact(
+    name: str,
+    version: str,
+    item: Any,
+    description: str,
+    permissions: tuple[str, ...],
+    where: str,
+) -> Artifact:
+    if not isinstance(version, str) or not SEMVER_RE.fullmatch(version):
+        raise TrustError(f"{where}: not a SemVer version")
+    if not isinstance(item, dict):
+        raise TrustError(f"{where} is not an object")
+    sha256 = _field(item, "sha256", str, where)
+    if not SHA256_RE.fullmatch(sha256):
+        raise TrustError(f"{where}: sha256 must be 64 lowercase hex digits")
+    length = _field(item, "length", int, where)
+    if length <= 0:
+        raise TrustError(f"{where}: length must be positive")
+    url = _field(item, "url", str, where)
+    signatures = tuple(_signature_list(_field(item, "signatures", list, where), where))
+    item_description = item.get("description", description)
+    item_permissions = item.get("permissions", permissions)
+    if not isinstance(item_description, str) or not isinstance(item_permissions, list | tuple):
+        raise TrustError(f"{where}: description or permissions malformed")
+    return Artifact(
+        name,
+        version,
+        url,
+        sha256,
+        length,
+        signatures,
+        item_description,
+        tuple(str(p) for p in item_permissions),
+    )
+
+
+def verify_artifact(data: bytes, artifact: Artifact, root: Root) -> None:
+    """Length, then hash, then the artifact's own signatures (defence in depth)."""
+    label = f"{artifact.name} {artifact.version}"
+    if len(data) != artifact.length:
+        raise TrustError(
+            f"{label}: download is {len(data)} bytes, the registry says {artifact.length}"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != artifact.sha256:
+        raise TrustError(
+            f"{label}: sha256 {digest[:16]}… does not match the registry's "
+            f"{artifact.sha256[:16]}… — the download was altered or is another file"
+        )
+    _check_threshold(
+        artifact.message, artifact.signatures, root.keys, root.threshold, f"{label} artifact"
+    )
