@@ -66,6 +66,7 @@ SEMVER_RE = re.compile(
 )
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 KEYID_RE = re.compile(r"[0-9a-f]{8,64}")
+MAX_VERSION_LENGTH = 64
 
 
 class TrustError(Exception):
@@ -205,6 +206,16 @@ def _open_envelope(raw: bytes, what: str) -> tuple[bytes, list[tuple[str, bytes]
     return signed, signatures, document
 
 
+def _signed_text(raw: bytes) -> bytes | None:
+    """What an envelope's signatures cover (two copies with the same text are the same
+    document, whatever signatures or outer spacing they carry); None if it is not one."""
+    try:
+        text = orjson.loads(raw).get("signed")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return text.encode() if isinstance(text, str) else None
+
+
 def _signature_list(listed: Sequence[Any], what: str) -> list[tuple[str, bytes]]:
     out = []
     for item in listed[:64]:  # more than any threshold needs; the rest are ignored
@@ -264,10 +275,10 @@ def _time(document: Mapping[str, Any], what: str) -> datetime:
 def _check_type(document: Mapping[str, Any], expected: str, what: str) -> None:
     if document.get("_type") != expected:
         raise TrustError(f"{what}: not a {expected} document (_type {document.get('_type')!r})")
-    if document.get("spec_version") != SPEC_VERSION:
+    spec_version = document.get("spec_version")
+    if type(spec_version) is not int or spec_version != SPEC_VERSION:  # not true, not 1.0
         raise TrustError(
-            f"{what}: spec version {document.get('spec_version')!r} is not {SPEC_VERSION} — "
-            "update deeting"
+            f"{what}: spec version {spec_version!r} is not {SPEC_VERSION} — update deeting"
         )
 
 
@@ -350,7 +361,7 @@ def verify_registry(
             f"{what} version {version} is older than version {seen_version} already seen — "
             "refusing a rollback (a stale mirror, or someone replaying an old registry)"
         )
-    if version == seen_version and seen_raw is not None and seen_raw != raw:
+    if version == seen_version and seen_raw is not None and _signed_text(seen_raw) != signed:
         raise TrustError(
             f"{what} version {version} differs from the copy already seen with that version "
             "— the registry must raise its version when it changes"
@@ -386,8 +397,9 @@ def _plugins(listed: Mapping[str, Any], what: str) -> dict[str, dict[str, Artifa
         versions = _field(entry, "versions", dict, where)
         out[name] = {}
         for version, item in versions.items():
+            shown = version if version.isprintable() and len(version) <= 64 else repr(version)
             out[name][version] = _artifact(
-                name, version, item, description, tuple(permissions), f"{where} {version}"
+                name, version, item, description, tuple(permissions), f"{where} {shown[:80]}"
             )
         if not out[name]:
             raise TrustError(f"{where} lists no versions")
@@ -404,6 +416,8 @@ def _artifact(
 ) -> Artifact:
     if not isinstance(version, str) or not SEMVER_RE.fullmatch(version):
         raise TrustError(f"{where}: not a SemVer version")
+    if len(version) > MAX_VERSION_LENGTH:  # it becomes a folder name
+        raise TrustError(f"{where}: version longer than {MAX_VERSION_LENGTH} characters")
     if not isinstance(item, dict):
         raise TrustError(f"{where} is not an object")
     sha256 = _field(item, "sha256", str, where)
@@ -413,11 +427,15 @@ def _artifact(
     if length <= 0:
         raise TrustError(f"{where}: length must be positive")
     url = _field(item, "url", str, where)
+    if not url.strip():
+        raise TrustError(f"{where}: 'url' is empty")
     signatures = tuple(_signature_list(_field(item, "signatures", list, where), where))
     item_description = item.get("description", description)
     item_permissions = item.get("permissions", permissions)
     if not isinstance(item_description, str) or not isinstance(item_permissions, list | tuple):
         raise TrustError(f"{where}: description or permissions malformed")
+    if not all(isinstance(p, str) for p in item_permissions):
+        raise TrustError(f"{where}: permissions must be text")
     return Artifact(
         name,
         version,
