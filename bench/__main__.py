@@ -24,6 +24,7 @@ import orjson
 from .common import REPO_ROOT, Latency, Sizes, reap_children
 from .launchers import default_launcher_name
 from .ready import Ready, ready_times
+from .registry import RegistryFigures, RegistrySizes, registry_figures
 from .roundtrip import roundtrips
 from .sandbox import SandboxCost, sandbox_cost
 from .throughput import Throughput, script_throughput
@@ -142,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             "the chat: launch to first frame, key latency under a stream flood",
             lambda: ui_figures(UiSizes.quick() if options.quick else UiSizes()),
         )
+        registry_sizes = RegistrySizes.quick() if options.quick else RegistrySizes()
+        run(
+            "registry",
+            f"verifying a signed {registry_sizes.plugins}-plugin registry, against the floor",
+            lambda: registry_figures(registry_sizes),
+        )
     finally:
         reap_children()
 
@@ -253,6 +260,9 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     ui: UiFigures | None = results.get("ui")
     if ui:
         verdicts += [Verdict(*verdict) for verdict in ui.verdicts()]
+    registry: RegistryFigures | None = results.get("registry")
+    if registry:
+        verdicts += [Verdict(*verdict) for verdict in registry.verdicts()]
     return verdicts
 
 
@@ -346,6 +356,10 @@ def _results_table(results: dict[str, Any]) -> str:
     if ui:
         rows.append(("", "", "", "", ""))
         rows += ui.rows()
+    registry: RegistryFigures | None = results.get("registry")
+    if registry:
+        rows.append(("", "", "", "", ""))
+        rows += registry.rows()
     return _table(rows)
 
 

@@ -61,6 +61,7 @@ def test_bench_quick_json_reports_every_figure() -> None:
     ):
         assert key in results["throughput"]
     assert {"launch", "launch_baseline_textual", "flood"} <= results["ui"].keys()
+    assert {"verify", "floor", "floor_with_parse", "ratio_to_floor"} <= results["registry"].keys()
     sandbox = results["sandbox"]
     assert sandbox.pop("level").startswith(("enforced", "partial", "guard-rail"))
     for key in ("sandboxed", "unsandboxed", "overhead", "apply_ms"):
@@ -104,6 +105,34 @@ def test_bench_ui_quick_json_reports_every_figure() -> None:
     assert 0 < flood["card_frames_painted"] <= flood["updates_seen"]
     figures = list(_numbers(report))
     assert len(figures) >= 2 * 4 + 6 + 2 * 5
+    for path, value in figures:
+        assert isinstance(value, int | float) and not isinstance(value, bool), path
+        assert value > 0, f"{path} = {value}"
+
+
+def test_bench_registry_quick_json_reports_every_figure() -> None:
+    """``python -m bench.registry``: verifying a signed 1,000-plugin registry, and its floor."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.registry", "--quick", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+
+    assert (report["plugins"], report["versions_per_plugin"]) == (1000, 3)
+    # Realistic entries: each version's URL, hash, length and signature take hundreds of bytes.
+    assert report["registry_bytes"] > 1000 * 3 * 300
+    for key in ("verify", "floor", "floor_with_parse"):
+        timing = report[key]
+        assert timing["n"] >= 1
+        assert timing["p50_ms"] <= timing["max_ms"], (key, timing)
+    assert report["ratio_to_floor"] == pytest.approx(
+        report["verify"]["p50_ms"] / report["floor"]["p50_ms"], rel=0.01
+    )
+    figures = list(_numbers(report))
+    assert len(figures) == 4 + 3 * 4 + 1
     for path, value in figures:
         assert isinstance(value, int | float) and not isinstance(value, bool), path
         assert value > 0, f"{path} = {value}"
