@@ -143,8 +143,8 @@ case "$cmd" in
         setup "dev,bench"
         unprivileged_kit
         ensure_tmux
-        "$VENV/bin/ruff" check deeting_tui ci plugins tests bench
-        "$VENV/bin/ruff" format --check deeting_tui ci plugins tests bench
+        "$VENV/bin/ruff" check deeting_tui ci registry_tools plugins tests bench
+        "$VENV/bin/ruff" format --check deeting_tui ci registry_tools plugins tests bench
         "$VENV/bin/mypy" deeting_tui
         exec "$VENV/bin/python" -m pytest -q "$@" </dev/null
         ;;
