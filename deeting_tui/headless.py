@@ -7,9 +7,14 @@ JSON object per event (JSON Lines), each with its ``type`` and ``session_id``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import os
 import shutil
-from collections.abc import Iterable
+import stat
+import threading
+from collections.abc import AsyncIterator, Iterable
 from typing import IO, Any
 
 import orjson
@@ -70,6 +75,46 @@ def script_lines(lines: Iterable[str]) -> Iterable[str]:
             yield line
 
 
+async def _lines_off_the_loop(lines: Iterable[str]) -> AsyncIterator[str]:
+    """The script's lines, read so that waiting for the next one never blocks the loop.
+
+    A pipe or a terminal can keep the reader waiting for minutes, and meanwhile the kernel
+    must go on (plugin streams, a hot upgrade made by ``deeting plugin upgrade`` elsewhere).
+    Such input is read by a daemon thread (so Ctrl-C or the end of the run never waits for
+    it); a regular file or a list is read in place, which is faster.
+    """
+    if not _may_block(lines):
+        for line in script_lines(lines):
+            yield line
+        return
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue(maxsize=1024)
+
+    def read() -> None:
+        try:
+            for line in script_lines(lines):
+                asyncio.run_coroutine_threadsafe(queue.put(line), loop).result()
+            item: str | BaseException | None = None
+        except BaseException as exc:  # handed to the loop, raised there
+            item = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+            asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+
+    threading.Thread(target=read, name="deeting-script-reader", daemon=True).start()
+    while (item := await queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _may_block(lines: Iterable[str]) -> bool:
+    try:
+        fileno = lines.fileno()  # type: ignore[attr-defined]
+        return not stat.S_ISREG(os.fstat(fileno).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 async def run_script(
     kernel: Kernel,
     lines: Iterable[str],
@@ -85,7 +130,7 @@ async def run_script(
     remove = kernel.add_listener(ScriptPrinter(out, err, json_mode, cards=cards))
     failed = False
     try:
-        for line in script_lines(lines):
+        async for line in _lines_off_the_loop(lines):
             turn = await kernel.submit(session.id, line)
             failed = failed or turn.failed
             out.flush()
