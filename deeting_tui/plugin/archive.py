@@ -85,6 +85,7 @@ def _checked_entries(
         raise ArchiveError(f"too many entries: {len(infos)} (at most {limits.max_files})")
     entries: list[tuple[str, zipfile.ZipInfo]] = []
     seen: dict[str, bool] = {}  # normalised name → is a directory
+    folded: dict[str, str] = {}  # casefolded name → the name it was first seen as
     total = 0
     for info in infos:
         name = _safe_name(info.filename)
@@ -94,6 +95,7 @@ def _checked_entries(
             raise ArchiveError(f"{info.filename!r}: a file with no name")
         _check_kind(info)
         _check_unique(name, info.is_dir(), seen)
+        _check_case(name, folded)
         if not info.is_dir():
             _check_size(info, limits)
             total += info.file_size
@@ -129,6 +131,11 @@ def _check_kind(info: zipfile.ZipInfo) -> None:
         raise ArchiveError(f"{info.filename!r}: not a regular file or folder")
     if stat.S_ISDIR(mode) != info.is_dir():
         raise ArchiveError(f"{info.filename!r}: the entry's type and its name disagree")
+    if mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX):
+        raise ArchiveError(
+            f"{info.filename!r}: mode {stat.S_IMODE(mode):o} has a setuid, setgid or sticky "
+            "bit; a plugin archive has no use for one"
+        )
 
 
 def _check_unique(name: str, is_dir: bool, seen: dict[str, bool]) -> None:
@@ -144,6 +151,17 @@ def _check_unique(name: str, is_dir: bool, seen: dict[str, bool]) -> None:
             raise ArchiveError(f"{name!r}: {parent!r} is both a file and a folder")
         seen[parent] = True
     seen[name] = is_dir
+
+
+def _check_case(name: str, folded: dict[str, str]) -> None:
+    """On a case-insensitive file system (macOS, Windows) two such names are one file, and
+    which content wins depends on order: refuse the pair everywhere, so a plugin unpacks the
+    same on every machine."""
+    parents = [str(p) for p in PurePosixPath(name).parents if str(p) != "."]
+    for path in (name, *parents):
+        first = folded.setdefault(path.casefold(), path)
+        if first != path:
+            raise ArchiveError(f"{name!r}: {path!r} differs from {first!r} only in letter case")
 
 
 def _check_size(info: zipfile.ZipInfo, limits: ArchiveLimits) -> None:

@@ -143,6 +143,23 @@ def test_duplicates_and_file_folder_clashes(tmp_path: Path) -> None:
     refuse(tmp_path, make_zip(tmp_path / "d.zip", [("a/b", b"1"), ("a/./b", b"2")]), "duplicate")
 
 
+def test_names_that_differ_only_in_case(tmp_path: Path) -> None:
+    refuse(
+        tmp_path, make_zip(tmp_path / "a.zip", [("README.md", b"1"), ("readme.MD", b"2")]), "case"
+    )
+    refuse(tmp_path, make_zip(tmp_path / "b.zip", [("p/a", b"1"), ("P/b", b"2")]), "'P' differs")
+    root = extract_zip(
+        make_zip(tmp_path / "c.zip", [("p/a", b"1"), ("p/A2", b"2")]), tmp_path / "x"
+    )
+    assert sorted(f.name for f in root.iterdir()) == ["A2", "a"]
+
+
+@pytest.mark.parametrize("bits", [stat.S_ISUID, stat.S_ISGID, stat.S_ISVTX])
+def test_setuid_setgid_and_sticky_modes(tmp_path: Path, bits: int) -> None:
+    zip_path = make_zip(tmp_path / "p.zip", [(entry("run.py", stat.S_IFREG | bits | 0o777), b"")])
+    refuse(tmp_path, zip_path, "setuid, setgid or sticky")
+
+
 def test_harmless_spellings_are_normalised(tmp_path: Path) -> None:
     entries: Entries = [(entry("./", stat.S_IFDIR | 0o755), b""), ("./p/a", b"1"), ("p//b", b"2")]
     root = extract_zip(make_zip(tmp_path / "p.zip", entries), tmp_path / "out")
