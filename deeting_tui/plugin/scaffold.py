@@ -28,6 +28,14 @@ _TOOLS = """\
     required: [name]
 """
 
+_EXAMPLES = """\
+# Example calls: `python ci/smoke.py {name}` runs each in the sandboxed worker and checks the
+# result (the registry's CI refuses a plugin with a tool no example calls).
+- tool: hello
+  arguments: {{name: Ada}}
+  expect: {{summary_contains: "Hello, Ada!"}}
+"""
+
 _INDEX = '''\
 """The {name} plugin. The kernel calls invoke() when the model (or a trigger) uses a tool."""
 
@@ -49,8 +57,10 @@ A Deeting plugin. Try it: type `hello Ada` in the chat, or ask the assistant to 
 - `kimai.json`: the manifest (permissions, trigger, renderer, events)
 - `llm-tool.yaml`: the tools the model can call
 - `src/index.py`: the code; `invoke(ctx, tool, args)` returns a `Result`
+- `examples.yaml`: example calls, run by `python ci/smoke.py {name}` in the real sandbox
 
-Check it with `python ci/lint.py {name}`; install it with `deeting plugin install ./{name}`.
+Check it with `python ci/lint.py {name}`, `python ci/scan.py {name}` and
+`python ci/smoke.py {name}`; install it with `deeting plugin install ./{name}`.
 """
 
 
@@ -83,6 +93,7 @@ def _files(name: str) -> dict[str, str]:
         "package.json": _json(package),
         "kimai.json": _json(kimai),
         "llm-tool.yaml": _TOOLS,
+        "examples.yaml": _EXAMPLES.format(name=name),
         "src/index.py": _INDEX.format(name=name),
         "README.md": _README.format(name=name),
     }

@@ -303,3 +303,14 @@ def test_runs_as_a_script_from_the_checkout() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "ok   plugins/calc (calc@1.0.0, 3 calls)"
+
+
+def test_a_scaffolded_plugin_passes_the_whole_pipeline(tmp_path: Path) -> None:
+    """`deeting plugin new` gives authors something the registry's CI accepts as it is."""
+    from ci.scan import scan_path
+    from deeting_tui.plugin.scaffold import scaffold
+
+    root = scaffold("greeter", tmp_path / "greeter")
+    assert scan_path(root).ok
+    (report,) = smoke_paths([root])
+    assert report.ok, report

@@ -18,7 +18,8 @@ def test_scaffold_passes_the_checker(tmp_path: Path) -> None:
     assert spec is not None and spec.name == "my-plugin" and spec.version == "0.1.0"
     assert [tool.name for tool in spec.tools] == ["hello"]
     assert "name" in spec.tools[0].parameters["properties"]
-    for rel in ("package.json", "kimai.json", "llm-tool.yaml", "src/index.py", "README.md"):
+    files = ("package.json", "kimai.json", "llm-tool.yaml", "examples.yaml", "src/index.py")
+    for rel in (*files, "README.md"):
         assert (root / rel).is_file()
 
 
