@@ -1,15 +1,36 @@
-"""The persisted record of installed plugins: version, source, enabled — restored at start."""
+"""The persisted record of installed plugins: version, source, enabled — restored at start.
+
+state.json is also the *active pointer*: the version recorded for a plugin is the one that
+runs. The CLI updater and a running chat are two processes sharing it, so every change is a
+read-modify-write under a short file lock (neither loses the other's update), written
+atomically, and a running kernel can :meth:`InstalledStore.reload` to see a pointer another
+process swapped.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from .atomic import write_json_atomic
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not Linux or macOS: no cross-process lock
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("deeting.installed")
+
+#: What a cheap ``stat`` says about state.json; a change means someone wrote it.
+FileSignature = tuple[int, int, int, int]
 
 
 class StateFileError(Exception):
@@ -25,6 +46,20 @@ class InstalledPlugin:
     enabled: bool = False
     installed_at: float = 0.0
     disabled_reason: str | None = None  # why the kernel disabled it (crash loop, grants)
+    previous: str | None = None  # the version kept on disk for rollback
+
+
+def file_signature(path: Path) -> FileSignature | None:
+    """(mtime, size, inode, ctime) of ``path``, or None when it does not exist.
+
+    Atomic writes replace the file, so the inode changes too: two writes of the same size
+    within one clock tick still look different.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
 class InstalledStore:
@@ -55,24 +90,94 @@ class InstalledStore:
             self.path, {"plugins": {n: asdict(p) for n, p in sorted(self._plugins.items())}}
         )
 
+    def reload(self) -> None:
+        """Re-read state.json (another process may have swapped a pointer).
+
+        A damaged file raises StateFileError and the copy in memory is kept, so a running
+        kernel goes on with what it knew.
+        """
+        self._plugins = self._load()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold state.json's lock file; a no-op where there is no ``fcntl``."""
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _change(self, change: Callable[[dict[str, InstalledPlugin]], bool]) -> None:
+        """Apply ``change`` to the latest state on disk and write it, under the lock.
+
+        A damaged file is not re-read but overwritten with what this process knows (and
+        logged): it is ours, and the write repairs it. ``change`` returns False when it
+        found nothing to do, and nothing is written.
+        """
+        with self._locked():
+            try:
+                self.reload()
+            except StateFileError as exc:
+                log.warning("%s — rewriting it from memory", exc)
+            if change(self._plugins):
+                self._save()
+
+    # -- queries -----------------------------------------------------------------------------
+
     def all(self) -> list[InstalledPlugin]:
         return [self._plugins[name] for name in sorted(self._plugins)]
 
     def get(self, name: str) -> InstalledPlugin | None:
         return self._plugins.get(name)
 
+    def signature(self) -> FileSignature | None:
+        return file_signature(self.path)
+
+    # -- changes -----------------------------------------------------------------------------
+
     def put(self, plugin: InstalledPlugin) -> None:
         if not plugin.installed_at:
             plugin.installed_at = time.time()
-        self._plugins[plugin.name] = plugin
-        self._save()
+
+        def change(plugins: dict[str, InstalledPlugin]) -> bool:
+            plugins[plugin.name] = plugin
+            return True
+
+        self._change(change)
 
     def set_enabled(self, name: str, enabled: bool, reason: str | None = None) -> None:
-        plugin = self._plugins[name]
-        plugin.enabled = enabled
-        plugin.disabled_reason = None if enabled else reason
-        self._save()
+        """Record enabled/disabled; a no-op for a plugin another process has removed."""
+
+        def change(plugins: dict[str, InstalledPlugin]) -> bool:
+            plugin = plugins.get(name)
+            if plugin is None:
+                return False
+            plugin.enabled = enabled
+            plugin.disabled_reason = None if enabled else reason
+            return True
+
+        self._change(change)
+
+    def set_version(self, name: str, version: str, previous: str | None) -> InstalledPlugin:
+        """Swap the active pointer: one atomic write of ``version`` and ``previous``.
+
+        Raises KeyError when ``name`` is not installed (any more).
+        """
+        swapped: list[InstalledPlugin] = []
+
+        def change(plugins: dict[str, InstalledPlugin]) -> bool:
+            plugin = plugins[name]
+            plugins[name] = replace(plugin, version=version, previous=previous)
+            swapped.append(plugins[name])
+            return True
+
+        self._change(change)
+        return swapped[0]
 
     def remove(self, name: str) -> None:
-        if self._plugins.pop(name, None) is not None:
-            self._save()
+        self._change(lambda plugins: plugins.pop(name, None) is not None)

@@ -5,6 +5,9 @@ Both front ends (headless script mode and the Textual UI) drive the same few cal
 listeners, so behaviour added here reaches both. Every event is stored in the session as it
 happens: committed at the event loop's next pause, before the kernel waits for anything, and
 at the latest when the turn that caused it ends (see journal.py).
+
+A running kernel also follows state.json: a version swapped in by ``deeting plugin upgrade``
+in another terminal is hot-switched to without a dropped call (see upgrade.py).
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import logging
 import mimetypes
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deeting_tui.rpc.errors import RpcError
+from deeting_tui.plugin.manifest import PluginSpec
+from deeting_tui.rpc.errors import NOT_READY, RpcError
 
 from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
 from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
@@ -30,19 +34,22 @@ from .bus import EventBus
 from .installed import InstalledStore
 from .journal import SessionJournal
 from .launcher import Launcher, default_launcher
-from .loader import Loader, PluginError, PluginRuntime
+from .loader import AskGrants, Loader, PluginError, PluginRuntime
 from .paths import Config, Paths
 from .permissions import GrantStore
 from .renderers import PayloadSchemas
 from .session import CONVERSATION_KINDS, SessionInfo, SessionStore
 from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolIndex, argument_problems
+from .upgrade import PointerFollower, UpgradeReport, upgrade_notice
 
 log = logging.getLogger("deeting.kernel")
 
 ASSISTANT_PRIORITY = -1_000_000  # the assistant answers only what nothing else claimed
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _STREAM_TOPIC = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+#: How many times a call refused by a replaced worker (never sent) moves to its successor.
+MAX_HANDOFFS = 3
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -90,24 +97,45 @@ class Kernel:
         self._listeners: list[Listener] = []
         self._call_seq = 0
         self._ticker: asyncio.Task[None] | None = None
+        self.follower: PointerFollower | None = None
+        self._following: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         if assistant is not None:
             self.bus.subscribe("user.message", self._assistant_handler, priority=ASSISTANT_PRIORITY)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, *, plugins: bool = True, ticker: bool = True) -> list[str]:
-        """Restore enabled plugins; returns one message per plugin that failed to start."""
+    async def start(
+        self, *, plugins: bool = True, ticker: bool = True, follow: bool = True
+    ) -> list[str]:
+        """Restore enabled plugins; returns one message per plugin that failed to start.
+
+        With ``follow`` (and ``plugins``), the kernel then keeps its running plugins on
+        what state.json says as other processes change it (see :class:`PointerFollower`).
+        """
         problems = await self.loader.start_enabled() if plugins else []
+        loop = asyncio.get_running_loop()
         if ticker:
-            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+            self._ticker = loop.create_task(self._tick_forever())
+        if plugins and follow:
+            self.follower = PointerFollower(
+                self.loader,
+                self.paths.grants_file,
+                reload_grants=self._reload_grants,
+                notify=self._plugin_notice,
+            )
+            self._following = loop.create_task(self.follower.run())
         return problems
 
     async def shutdown(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        if self.follower is not None:
+            self.follower.close()
+        for task in (self._following, self._ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._following = self._ticker = None
         await self.loader.shutdown()
         self.launcher.close()
         close_assistant = getattr(self.assistant, "aclose", None)
@@ -280,10 +308,18 @@ class Kernel:
         args: dict[str, Any],
         progress: ProgressListener | None = None,
     ) -> ToolOutcome:
-        try:
-            result = await supervisor.invoke(tool, args, progress)
-        except RpcError as exc:
-            return ToolOutcome(False, tool, supervisor.name, error=exc.message)
+        handoffs = 0
+        while True:
+            try:
+                result = await supervisor.invoke(tool, args, progress)
+                break
+            except RpcError as exc:
+                successor = self._successor(supervisor)
+                if exc.code != NOT_READY or successor is None or handoffs >= MAX_HANDOFFS:
+                    return ToolOutcome(False, tool, supervisor.name, error=exc.message)
+                # An upgrade replaced this worker before the call was sent: the new one
+                # serves it, and the caller never sees the switch.
+                supervisor, handoffs = successor, handoffs + 1
         return ToolOutcome(
             True,
             tool,
@@ -292,6 +328,12 @@ class Kernel:
             text=result.get("text"),
             renderer=result.get("renderer"),
         )
+
+    def _successor(self, supervisor: Supervisor) -> Supervisor | None:
+        runtime = self.loader.runtimes.get(supervisor.name)
+        if runtime is None or runtime.supervisor is supervisor:
+            return None
+        return runtime.supervisor
 
     def reply(self, session_id: str, text: str, **extra: Any) -> None:
         self._emit(session_id, "reply", {"text": text, **extra})
@@ -380,24 +422,33 @@ class Kernel:
             self.tools.add_plugin(spec)
         except ToolConflict as exc:
             raise PluginError(str(exc)) from None
-        if spec.trigger is not None:
-            self.bus.subscribe(
-                "user.message",
-                self._trigger_handler(spec.name, spec.trigger.tool, spec.trigger.pattern),
-                priority=spec.trigger.priority,
-                owner=spec.name,
-            )
-        for event in spec.events:
-            self.bus.subscribe(
-                event.topic,
-                self._event_handler(runtime.supervisor),
-                priority=event.priority,
-                owner=spec.name,
-            )
+        for pattern, handler, priority in self._subscriptions(spec):
+            self.bus.subscribe(pattern, handler, priority=priority, owner=spec.name)
 
     def detach(self, runtime: PluginRuntime) -> None:
         self.bus.unsubscribe_owner(runtime.spec.name)
         self.tools.remove_plugin(runtime.spec.name)
+
+    def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
+        """A hot upgrade's switch: no await, so no call or publish sees neither version."""
+        name = new.spec.name
+        self.tools.remove_plugin(name)
+        try:
+            self.tools.add_plugin(new.spec)
+        except ToolConflict as exc:
+            self.tools.add_plugin(old.spec)  # it was there a moment ago: cannot conflict
+            raise PluginError(str(exc)) from None
+        # Publishes already under way finish with the old handlers; later ones see the new.
+        self.bus.replace_owner(name, self._subscriptions(new.spec))
+
+    def _subscriptions(self, spec: PluginSpec) -> list[tuple[str, Any, int]]:
+        subscriptions: list[tuple[str, Any, int]] = []
+        if spec.trigger is not None:
+            handler = self._trigger_handler(spec.name, spec.trigger.tool, spec.trigger.pattern)
+            subscriptions.append(("user.message", handler, spec.trigger.priority))
+        for event in spec.events:
+            subscriptions.append((event.topic, self._event_handler(spec.name), event.priority))
+        return subscriptions
 
     def _trigger_handler(self, plugin: str, tool: str, pattern: re.Pattern[str]) -> Any:
         async def handle(topic: str, payload: dict[str, Any]) -> bool:
@@ -413,8 +464,14 @@ class Kernel:
 
         return handle
 
-    def _event_handler(self, supervisor: Supervisor) -> Any:
+    def _event_handler(self, plugin: str) -> Any:
+        """Delivers to whichever worker serves ``plugin`` now (an upgrade may switch it)."""
+
         async def handle(topic: str, payload: dict[str, Any]) -> bool | None:
+            runtime = self.loader.runtimes.get(plugin)
+            if runtime is None:
+                return False
+            supervisor = runtime.supervisor
             if topic in ("user.message", "user.image"):
                 try:
                     result = await supervisor.request(
@@ -428,6 +485,41 @@ class Kernel:
             return None
 
         return handle
+
+    # -- upgrades ----------------------------------------------------------------------------
+
+    async def upgrade_plugin(
+        self,
+        name: str,
+        version: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask_all: AskGrants | None = None,
+        allow_downgrade: bool = False,
+    ) -> UpgradeReport:
+        """Loader.upgrade, told to the front ends as a ``plugin_notice``."""
+        report = await self.loader.upgrade(
+            name, version, grant=grant, yes=yes, ask_all=ask_all, allow_downgrade=allow_downgrade
+        )
+        self._plugin_notice(name, upgrade_notice(report))
+        return report
+
+    async def rollback_plugin(
+        self, name: str, *, ask_all: AskGrants | None = None
+    ) -> UpgradeReport:
+        report = await self.loader.rollback(name, ask_all=ask_all)
+        self._plugin_notice(name, upgrade_notice(report))
+        return report
+
+    def _reload_grants(self) -> None:
+        """grants.json changed on disk (another process granted or revoked): read it anew.
+        A damaged file raises GrantStoreError and the grants in memory stay."""
+        self.grants = GrantStore(self.paths.grants_file)
+        self.loader.grants = self.grants
+
+    def _plugin_notice(self, plugin: str | None, message: str) -> None:
+        self._notify({"type": "plugin_notice", "plugin": plugin, "message": message})
 
     # -- reports from supervisors -----------------------------------------------------------
 
@@ -454,14 +546,14 @@ class Kernel:
 
     def _on_notice(self, plugin: str, message: str) -> None:
         # Listeners hear it too (not stored): a front end shows the crash and the restart.
-        self._notify({"type": "plugin_notice", "plugin": plugin, "message": message})
+        self._plugin_notice(plugin, message)
         self._publish_soon("plugin.crashed", {"plugin": plugin, "message": message})
 
     def _on_disabled(self, plugin: str, message: str) -> None:
         self.loader.forget_runtime(plugin)
         self.installed.set_enabled(plugin, False, message)
         self.error(None, message, plugin=plugin)
-        self._notify({"type": "plugin_notice", "plugin": plugin, "message": message})
+        self._plugin_notice(plugin, message)
         self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})
 
     async def _reactivate(self, supervisor: Supervisor) -> None:

@@ -2,24 +2,28 @@
 
 Every step either completes or leaves things as they were: installs are staged and renamed
 into place, a failing ``postinstall`` rolls the copy back, and the persisted state only
-changes after the step it records has succeeded.
+changes after the step it records has succeeded. Upgrades and rollbacks (upgrade.py) build
+on the same steps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import shutil
 import zipfile
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import ManifestError, PluginSpec, check_plugin, load_plugin
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.plugin.versions import SEMVER_RE
 from deeting_tui.rpc.errors import RpcError
 
 from .installed import InstalledPlugin, InstalledStore
@@ -34,10 +38,14 @@ from .supervisor import (
     WorkerStartError,
 )
 
+if TYPE_CHECKING:
+    from .upgrade import Upgrader, UpgradeReport
+
 log = logging.getLogger("deeting.loader")
 
 HOOK_TIMEOUT = 30.0
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
+PLUGIN_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 class PluginError(Exception):
@@ -58,6 +66,11 @@ class Wiring(Protocol):
     def attach(self, runtime: PluginRuntime) -> None: ...
 
     def detach(self, runtime: PluginRuntime) -> None: ...
+
+    def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
+        """Move routes and subscriptions from ``old`` to ``new`` in one synchronous step
+        (a hot upgrade); raises PluginError, with ``old`` still wired, if ``new`` cannot be."""
+        ...
 
 
 @dataclass
@@ -116,6 +129,9 @@ class Loader:
         self.wiring = wiring
         self.policy = policy
         self.runtimes: dict[str, PluginRuntime] = {}
+        #: Old versions a hot upgrade replaced, finishing their calls before they stop.
+        self.retiring: list[PluginRuntime] = []
+        self._locks: dict[str, asyncio.Lock] = {}
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -134,6 +150,29 @@ class Loader:
             raise PluginError(
                 f"installed copy of '{name}' is damaged ({first}) — reinstall it with --force"
             ) from None
+
+    def code_spec(self, name: str, version: str) -> PluginSpec:
+        """Check the code put in place at ``versions/NAME/VERSION`` (by the registry client,
+        or kept by an earlier upgrade): a valid plugin whose manifest says this very name and
+        version. Touches nothing; the folder stays where it is whatever the outcome."""
+        check_name_and_version(name, version)
+        code = self.paths.plugin_code(name, version)
+        if not code.is_dir():
+            raise PluginError(
+                f"{code}: no such folder — the code of '{name}' {version} must be in place "
+                f"first (reinstall it: deeting plugin install {name}@{version})"
+            )
+        spec = self._validated(code, code)
+        if (spec.name, spec.version) != (name, version):
+            raise PluginError(
+                f"{code}: its manifest says '{spec.name}' {spec.version}, not '{name}' "
+                f"{version} — the code does not match what was asked for; download it again"
+            )
+        return spec
+
+    def lock(self, name: str) -> asyncio.Lock:
+        """One lifecycle change at a time per plugin (an upgrade, a follow, a stop)."""
+        return self._locks.setdefault(name, asyncio.Lock())
 
     # -- install -----------------------------------------------------------------------------
 
@@ -165,7 +204,7 @@ class Loader:
             root, dev = self._unpack(source, stage)
             steps("validating")
             spec = self._validated(root, source)
-            requested = self._requested_grants(spec, grant)
+            requested = self.requested_grants(spec, grant)
             report = await self._install_from(
                 spec, source, dev, requested, (yes, ask_all), force, stage, steps
             )
@@ -173,6 +212,48 @@ class Loader:
             return report
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+    async def install_prepared(
+        self,
+        name: str,
+        version: str,
+        source: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask: AskGrant | None = None,
+        ask_all: AskGrants | None = None,
+        on_step: OnStep | None = None,
+    ) -> InstallReport:
+        """Install code the registry client already verified, extracted and fsynced at
+        ``versions/NAME/VERSION``: validate, postinstall, grants (as :meth:`install`), record,
+        enable. On PluginError nothing is recorded and the folder is left to the caller;
+        an installed ``name`` is refused (that is an upgrade).
+        """
+        steps = _progress(on_step)
+        if ask_all is None and ask is not None:
+            ask_all = _one_by_one(ask)
+        check_name_and_version(name, version)
+        existing = self.installed.get(name)
+        if existing is not None:
+            raise PluginError(
+                f"'{name}' {existing.version} is already installed — to change its version "
+                f"run: deeting plugin upgrade {name}"
+            )
+        steps("validating")
+        spec = self.code_spec(name, version)
+        requested = self.requested_grants(spec, grant)
+        report = await self._settle_install(
+            spec,
+            source,
+            False,
+            requested,
+            (yes, ask_all),
+            steps,
+            undo=lambda: self._remove_data(name),
+        )
+        steps("done")
+        return report
 
     def _unpack(self, source: Path, stage: Path) -> tuple[Path, bool]:
         if source.is_dir():
@@ -200,7 +281,7 @@ class Loader:
             )
         return spec
 
-    def _requested_grants(self, spec: PluginSpec, grant: Sequence[str]) -> list[Scope]:
+    def requested_grants(self, spec: PluginSpec, grant: Sequence[str]) -> list[Scope]:
         requested = []
         for text in grant:
             try:
@@ -243,23 +324,40 @@ class Loader:
         if target.exists():  # debris of an interrupted earlier install
             shutil.rmtree(target)
         copy.rename(target)
-        installed_spec = load_plugin(target)
-        steps("postinstall")
-        try:
-            await self._run_hook(installed_spec, "postinstall")
-        except PluginError:
+
+        def undo() -> None:
             shutil.rmtree(target, ignore_errors=True)
             with contextlib.suppress(OSError):
                 target.parent.rmdir()
             if existing is None:
                 self._remove_data(spec.name)
+
+        return await self._settle_install(
+            load_plugin(target), str(source.resolve()), dev, requested, consent, steps, undo
+        )
+
+    async def _settle_install(
+        self,
+        spec: PluginSpec,
+        source: str,
+        dev: bool,
+        requested: list[Scope],
+        consent: tuple[bool, AskGrants | None],
+        steps: Callable[[str], None],
+        undo: Callable[[], None],
+    ) -> InstallReport:
+        """The steps after the code is in place: postinstall (``undo`` on failure), grants,
+        the record, and a start whose failure is reported, not raised."""
+        steps("postinstall")
+        try:
+            await self._run_hook(spec, "postinstall")
+        except PluginError:
+            undo()
             raise
         steps("permissions")
-        granted = await self._settle_grants(installed_spec, requested, consent)
-        self.installed.put(
-            InstalledPlugin(spec.name, spec.version, str(source.resolve()), dev, enabled=False)
-        )
-        report = InstallReport(installed_spec, dev, granted, enabled=False)
+        granted = await self._settle_grants(spec, requested, consent)
+        self.installed.put(InstalledPlugin(spec.name, spec.version, source, dev, enabled=False))
+        report = InstallReport(spec, dev, granted, enabled=False)
         steps("starting")
         try:
             await self.enable(spec.name)
@@ -268,15 +366,23 @@ class Loader:
             report.problem = str(exc)
         return report
 
-    async def _settle_grants(
+    async def consented(
         self, spec: PluginSpec, requested: list[Scope], consent: tuple[bool, AskGrants | None]
     ) -> list[Scope]:
+        """The scopes to grant: all declared with ``yes``, else ``--grant``'s plus what the
+        dialog allows of the rest. Asks only about scopes not granted yet; records nothing."""
         yes, ask_all = consent
         to_grant = list(spec.permissions) if yes else list(requested)
         missing = missing_scopes(spec.permissions, [*self.grants.granted(spec.name), *to_grant])
         if missing and not yes and ask_all is not None:
             allowed = await ask_all(spec.name, missing)
             to_grant += [scope for scope in missing if scope in allowed]  # never more than asked
+        return to_grant
+
+    async def _settle_grants(
+        self, spec: PluginSpec, requested: list[Scope], consent: tuple[bool, AskGrants | None]
+    ) -> list[Scope]:
+        to_grant = await self.consented(spec, requested, consent)
         if to_grant:
             self.grants.grant(spec.name, to_grant)
         return to_grant
@@ -317,7 +423,7 @@ class Loader:
         except PermissionMissing as exc:
             self.installed.set_enabled(name, False, str(exc))
             raise PluginError(str(exc)) from None
-        supervisor = self._supervisor(spec)
+        supervisor = self.supervisor_for(spec)
         try:
             await supervisor.start()
             if "activate" in supervisor.hooks_defined:
@@ -330,7 +436,7 @@ class Loader:
         try:
             self.wiring.attach(runtime)
         except PluginError:
-            await self._deactivate(runtime)
+            await self.deactivate(runtime)
             raise
         self.runtimes[name] = runtime
         self.installed.set_enabled(name, True)
@@ -341,11 +447,11 @@ class Loader:
         runtime = self.runtimes.pop(name, None)
         if runtime is not None:
             self.wiring.detach(runtime)
-            await self._deactivate(runtime)
+            await self.deactivate(runtime)
         if persist and (record.enabled or reason):
             self.installed.set_enabled(name, False, reason)
 
-    async def _deactivate(self, runtime: PluginRuntime) -> None:
+    async def deactivate(self, runtime: PluginRuntime) -> None:
         supervisor = runtime.supervisor
         if supervisor.state == "ready" and "deactivate" in supervisor.hooks_defined:
             try:
@@ -360,6 +466,63 @@ class Loader:
         if runtime is not None:
             self.wiring.detach(runtime)
         return runtime
+
+    async def stop_running(self, name: str) -> bool:
+        """Stop a running plugin without recording anything: another process already changed
+        its record (disabled or uninstalled it). False when it was not running."""
+        async with self.lock(name):
+            runtime = self.runtimes.pop(name, None)
+            if runtime is None:
+                return False
+            self.wiring.detach(runtime)
+            await self.deactivate(runtime)
+            return True
+
+    # -- upgrade (see upgrade.py) ------------------------------------------------------------
+
+    async def upgrade(
+        self,
+        name: str,
+        version: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask: AskGrant | None = None,
+        ask_all: AskGrants | None = None,
+        allow_downgrade: bool = False,
+    ) -> UpgradeReport:
+        """Make ``version`` (already at ``versions/NAME/VERSION``) the active one, hot when
+        the plugin runs. Scopes it adds need consent; refused, nothing changes."""
+        return await self._upgrader().upgrade(
+            name,
+            version,
+            grant=grant,
+            yes=yes,
+            ask_all=_one_by_one(ask) if ask_all is None and ask is not None else ask_all,
+            allow_downgrade=allow_downgrade,
+        )
+
+    async def rollback(
+        self,
+        name: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask: AskGrant | None = None,
+        ask_all: AskGrants | None = None,
+    ) -> UpgradeReport:
+        """Go back to the version the last upgrade kept; it becomes the kept one in turn."""
+        return await self._upgrader().rollback(
+            name,
+            grant=grant,
+            yes=yes,
+            ask_all=_one_by_one(ask) if ask_all is None and ask is not None else ask_all,
+        )
+
+    def _upgrader(self) -> Upgrader:
+        from .upgrade import Upgrader  # upgrade.py builds on this module, not the reverse
+
+        return Upgrader(self)
 
     # -- uninstall ---------------------------------------------------------------------------
 
@@ -408,12 +571,22 @@ class Loader:
         for name in list(self.runtimes):
             runtime = self.runtimes.pop(name)
             self.wiring.detach(runtime)
-            await self._deactivate(runtime)
+            await self.deactivate(runtime)
+        while self.retiring:  # an upgrade cut short while its old version was draining
+            await self.deactivate(self.retiring.pop())
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _supervisor(self, spec: PluginSpec) -> Supervisor:
+    def supervisor_for(
+        self,
+        spec: PluginSpec,
+        scopes: Sequence[Scope] | None = None,
+        hooks: SupervisorHooks | None = None,
+    ) -> Supervisor:
+        """A (not yet started) supervisor for ``spec``, sandboxed to ``scopes`` (default:
+        what is granted now) and reporting through ``hooks`` (default: the kernel's)."""
         p = self.paths
+        granted = self.grants.granted(spec.name) if scopes is None else scopes
         config = WorkerConfig(
             name=spec.name,
             version=spec.version,
@@ -422,15 +595,16 @@ class Loader:
             cache_dir=p.plugin_cache(spec.name),
             tmp_dir=p.plugin_tmp(spec.name),
             log_path=p.plugin_log(spec.name),
-            scopes=[str(s) for s in self.grants.granted(spec.name)],
+            scopes=[str(s) for s in granted],
             call_timeout=spec.limits.call_timeout,
             memory_mb=spec.limits.memory_mb,
         )
-        return Supervisor(config, self.launcher, self.hooks_for(spec.name), self.policy)
+        hooks = self.hooks_for(spec.name) if hooks is None else hooks
+        return Supervisor(config, self.launcher, hooks, self.policy)
 
     async def _run_hook(self, spec: PluginSpec, hook: str) -> None:
         """Run a one-off lifecycle hook in a short-lived worker, if the plugin defines it."""
-        supervisor = self._supervisor(spec)
+        supervisor = self.supervisor_for(spec)
         try:
             await supervisor.start()
             if hook in supervisor.hooks_defined:
@@ -440,6 +614,17 @@ class Loader:
             raise PluginError(f"'{spec.name}' {hook} failed: {_one_line(message)}") from None
         finally:
             await supervisor.stop()
+
+
+def check_name_and_version(name: str, version: str) -> None:
+    """Both become folder names under versions/: refuse anything but a plugin name and a
+    SemVer version before any path is built from them."""
+    if not isinstance(name, str) or not PLUGIN_NAME_RE.fullmatch(name):
+        raise PluginError(
+            f"{name!r} is not a plugin name (lowercase letters, digits and '-', at most 64)"
+        )
+    if not isinstance(version, str) or not SEMVER_RE.fullmatch(version):
+        raise PluginError(f"{version!r} is not a SemVer version (like 1.2.3)")
 
 
 def _progress(on_step: OnStep | None) -> Callable[[str], None]:

@@ -170,6 +170,7 @@ class Supervisor:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._restart_task: asyncio.Task[None] | None = None
         self._winding_down: set[int] = set()  # cancelled calls the worker has yet to end
+        self._idle: asyncio.Event | None = None  # set when the last call in flight ends
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -324,6 +325,21 @@ class Supervisor:
                 timer.cancel()
             self._progress.pop(request_id, None)
             self._progress_listeners.pop(request_id, None)
+            if not self._timers and self._idle is not None:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is in flight: a hot upgrade lets the old worker finish what it
+        started before stopping it. False when calls are still running after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._timers:
+            idle = self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(idle.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return not self._timers
+        return True
 
     def send_event(self, topic: str, payload: dict[str, Any]) -> None:
         """A broadcast event, as a notification: nobody waits for plugins on the clock."""
@@ -534,6 +550,10 @@ class Supervisor:
         if self.state == "stopping":
             self.state = "stopped"
         self.pid = None
+        # Wake calls still waiting for this worker to be ready: it never will be, and they
+        # fail fast (NOT_READY, never sent) instead of at their deadline.
+        waiting, self._ready = self._ready, asyncio.Event()
+        waiting.set()
         if self._proxy is not None:
             proxy, self._proxy = self._proxy, None
             await proxy.close()

@@ -33,6 +33,8 @@ import orjson
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
+from deeting_tui.plugin.versions import SEMVER_RE, version_key
+
 __all__ = [
     "SPEC_VERSION",
     "Artifact",
@@ -58,12 +60,6 @@ ROOT_TYPE = "deeting-root"
 REGISTRY_TYPE = "deeting-registry"
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-SEMVER_RE = re.compile(
-    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
-    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
-)
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 KEYID_RE = re.compile(r"[0-9a-f]{8,64}")
 MAX_VERSION_LENGTH = 64
@@ -83,21 +79,6 @@ def key_id(public: bytes) -> str:
 
 def format_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def version_key(version: str) -> tuple[Any, ...]:
-    """SemVer 2 precedence: a pre-release sorts before its release; build metadata is
-    ignored. ``version`` must be valid SemVer (the manifest schema and the registry parser
-    make sure)."""
-    match = SEMVER_RE.fullmatch(version)
-    if match is None:
-        raise ValueError(f"{version!r} is not a SemVer version")
-    major, minor, patch, pre, _build = match.groups()
-    release = (int(major), int(minor), int(patch))
-    if pre is None:
-        return (*release, 1, ())
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return (*release, 0, parts)
 
 
 def plugin_name_problem(name: object) -> str | None:

@@ -1,0 +1,415 @@
+"""Upgrades: make another version of an installed plugin the active one, hot while it runs.
+
+Seed §2, Upgrade: the new version's worker starts beside the old one; ``preupgrade`` on the
+old hands its state to ``postupgrade`` on the new; routes and subscriptions switch in one
+synchronous step, so no call ever finds no route; calls already sent to the old worker
+finish there; then it stops. Anything failing before the switch stops the new worker and
+leaves the old one serving with the pointer unchanged.
+
+The pointer is state.json. ``deeting plugin upgrade`` in another terminal swaps it, and a
+running kernel follows (:class:`PointerFollower`), so an upgrade reaches a live chat or a
+``deeting --script`` run without dropping a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deeting_tui.plugin.manifest import PluginSpec
+from deeting_tui.plugin.scopes import Scope
+from deeting_tui.plugin.versions import SEMVER_RE, version_key
+from deeting_tui.rpc.errors import RpcError
+
+from .installed import FileSignature, StateFileError, file_signature
+from .loader import (
+    HOOK_TIMEOUT,
+    AskGrants,
+    Loader,
+    PluginError,
+    PluginRuntime,
+    check_name_and_version,
+)
+from .permissions import GrantStoreError, missing_scopes
+from .supervisor import SupervisorHooks, WorkerStartError
+
+log = logging.getLogger("deeting.upgrade")
+
+#: How long the old worker may take, beyond its own call deadline, to finish its calls.
+DRAIN_GRACE = 5.0
+#: How often a running kernel looks at state.json (one stat; cheap).
+FOLLOW_INTERVAL = 0.5
+
+
+@dataclass
+class UpgradeReport:
+    """What an upgrade, rollback or follow did."""
+
+    name: str
+    old: str
+    new: str
+    hot: bool  # a running worker was replaced without a pause
+    added_scopes: list[Scope] = field(default_factory=list)  # granted for the new version
+    pruned: list[str] = field(default_factory=list)  # older versions removed from disk
+    drained: bool = True  # False: calls on the old worker outlived the drain timeout
+
+
+class Upgrader:
+    """Upgrade, roll back and follow for one Loader; keeps no state of its own."""
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+
+    async def upgrade(
+        self,
+        name: str,
+        version: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask_all: AskGrants | None = None,
+        allow_downgrade: bool = False,
+        fix: str | None = None,
+    ) -> UpgradeReport:
+        check_name_and_version(name, version)
+        loader = self.loader
+        async with loader.lock(name):
+            old = loader.record(name).version
+            if version == old:
+                raise PluginError(f"'{name}' {version} is already the active version")
+            if version_key(version) < version_key(old) and not allow_downgrade:
+                raise PluginError(
+                    f"'{name}' {version} is older than the installed {old} — pass "
+                    f"--allow-downgrade to go back to it (or run: deeting plugin rollback {name})"
+                )
+            spec = loader.code_spec(name, version)
+            fix = fix or f"deeting plugin upgrade {name}@{version}"
+            to_grant, added = await self._consent(spec, old, grant, yes, ask_all, fix)
+
+            def commit() -> None:
+                if to_grant:
+                    loader.grants.grant(name, to_grant)
+                loader.installed.set_version(name, version, previous=old)
+
+            runtime = loader.runtimes.get(name)
+            report = UpgradeReport(name, old, version, hot=runtime is not None, added_scopes=added)
+            if runtime is not None:
+                scopes = [*loader.grants.granted(name), *to_grant]
+                report.drained = await self._hot_swap(runtime, spec, scopes, commit)
+            else:
+                try:
+                    commit()
+                except (OSError, KeyError) as exc:
+                    raise PluginError(f"could not record '{name}' {version}: {exc}") from None
+            report.pruned = prune_versions(loader.paths.plugins_dir, name, keep={version, old})
+            return report
+
+    async def rollback(
+        self,
+        name: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask_all: AskGrants | None = None,
+    ) -> UpgradeReport:
+        record = self.loader.record(name)
+        if record.previous is None:
+            raise PluginError(
+                f"'{name}' has no previous version to roll back to (an upgrade keeps one) — "
+                f"install another with: deeting plugin upgrade {name}@VERSION --allow-downgrade"
+            )
+        fix = f"deeting plugin upgrade {name}@{record.previous} --allow-downgrade"
+        return await self.upgrade(
+            name,
+            record.previous,
+            grant=grant,
+            yes=yes,
+            ask_all=ask_all,
+            allow_downgrade=True,
+            fix=fix,
+        )
+
+    async def follow(self, name: str) -> UpgradeReport | None:
+        """Hot-switch a running plugin to the version state.json records. Consent was the
+        updater's job: scopes not granted here refuse the switch (the old one runs on)."""
+        loader = self.loader
+        async with loader.lock(name):
+            runtime = loader.runtimes.get(name)
+            record = loader.installed.get(name)
+            if runtime is None or record is None or runtime.spec.version == record.version:
+                return None
+            old, version = runtime.spec.version, record.version
+            spec = loader.code_spec(name, version)
+            missing = missing_scopes(spec.permissions, loader.grants.granted(name))
+            if missing:
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise PluginError(
+                    f"'{name}' {version} needs permission '{missing[0]}'{more}, not granted; "
+                    f"{old} keeps running — run: deeting plugin grant {name} {missing[0]}"
+                )
+            drained = await self._hot_swap(runtime, spec, None, None)
+            return UpgradeReport(name, old, version, hot=True, drained=drained)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def _consent(
+        self,
+        spec: PluginSpec,
+        old: str,
+        grant: Sequence[str],
+        yes: bool,
+        ask_all: AskGrants | None,
+        fix: str,
+    ) -> tuple[list[Scope], list[Scope]]:
+        """(scopes to grant, scopes the new version adds); raises, recording nothing, when
+        an added scope is not agreed to."""
+        loader = self.loader
+        requested = loader.requested_grants(spec, grant)
+        granted = loader.grants.granted(spec.name)
+        added = missing_scopes(spec.permissions, granted)
+        if not added:
+            return [], []
+        to_grant = await loader.consented(spec, requested, (yes, ask_all))
+        denied = missing_scopes(spec.permissions, [*granted, *to_grant])
+        if denied:
+            noun = "permission" if len(denied) == 1 else "permissions"
+            listed = ", ".join(f"'{s}'" for s in denied)
+            flags = " ".join(f"--grant {s}" for s in denied)
+            raise PluginError(
+                f"'{spec.name}' {spec.version} needs {noun} {listed}, not granted; the old "
+                f"version ({old}) stays active — grant with: {fix} {flags}"
+            )
+        return to_grant, added
+
+    async def _hot_swap(
+        self,
+        runtime: PluginRuntime,
+        spec: PluginSpec,
+        scopes: Sequence[Scope] | None,
+        commit: Callable[[], None] | None,
+    ) -> bool:
+        """Start ``spec`` beside ``runtime``, hand state over, switch, record (``commit``),
+        drain and stop the old worker. Returns whether the old worker's calls all finished."""
+        loader, name = self.loader, spec.name
+        old = runtime.spec.version
+        hooks = loader.hooks_for(name)
+        # Until it takes over, the new worker reports nothing but streams: a crash of it
+        # must not disable (or restart) the plugin the old worker still serves.
+        candidate = loader.supervisor_for(spec, scopes, SupervisorHooks(on_stream=hooks.on_stream))
+        step = "starting it"
+        try:
+            await candidate.start()
+            state = await self._preupgrade(runtime)
+            if "postupgrade" in candidate.hooks_defined:
+                step = "postupgrade"
+                await candidate.request("postupgrade", {"state": state}, timeout=HOOK_TIMEOUT)
+            if "activate" in candidate.hooks_defined:
+                step = "activate"
+                await candidate.request("activate", timeout=HOOK_TIMEOUT)
+        except (WorkerStartError, RpcError, _PreupgradeFailed) as exc:
+            await candidate.stop()
+            if isinstance(exc, _PreupgradeFailed):
+                step = "preupgrade (in the old version)"
+            message = exc.message if isinstance(exc, RpcError) else str(exc)
+            raise PluginError(
+                f"could not upgrade '{name}' to {spec.version}: {step} failed: "
+                f"{_one_line(message)} — {old} keeps running"
+            ) from None
+        except BaseException:
+            await candidate.stop()
+            raise
+        new = PluginRuntime(spec, candidate)
+        # The switch: nothing is awaited from here until the old runtime is retiring, so
+        # every call and publish sees exactly one version of the plugin.
+        problem = self._switch(runtime, new, commit)
+        if problem is not None:
+            await loader.deactivate(new)
+            raise PluginError(f"could not upgrade '{name}' to {spec.version}: {problem}")
+        candidate.hooks = hooks
+        runtime.supervisor.hooks = SupervisorHooks(on_stream=hooks.on_stream)
+        loader.retiring.append(runtime)
+        try:
+            timeout = runtime.spec.limits.call_timeout + DRAIN_GRACE
+            drained = await runtime.supervisor.wait_idle(timeout)
+            if not drained:
+                log.warning("plugin %s %s: calls still running after %g s", name, old, timeout)
+        finally:
+            # Listed until it has stopped: a shutdown that cancels this still stops it.
+            await loader.deactivate(runtime)
+            with contextlib.suppress(ValueError):
+                loader.retiring.remove(runtime)
+        return drained
+
+    async def _preupgrade(self, runtime: PluginRuntime) -> dict[str, Any]:
+        supervisor = runtime.supervisor
+        if "preupgrade" not in supervisor.hooks_defined:
+            return {}
+        try:
+            reply = await supervisor.request("preupgrade", timeout=HOOK_TIMEOUT)
+        except RpcError as exc:
+            raise _PreupgradeFailed(exc.message) from None
+        state = reply.get("state") if isinstance(reply, dict) else None
+        return state if isinstance(state, dict) else {}
+
+    def _switch(
+        self, old: PluginRuntime, new: PluginRuntime, commit: Callable[[], None] | None
+    ) -> str | None:
+        """Routes, subscriptions, the runtime table and the pointer, in one synchronous
+        step; on a problem everything is put back and the reason returned."""
+        loader, name = self.loader, new.spec.name
+        if loader.runtimes.get(name) is not old:
+            return f"'{name}' was stopped or replaced meanwhile; nothing changed"
+        try:
+            loader.wiring.swap(old, new)
+        except PluginError as exc:
+            return f"{exc} — {old.spec.version} keeps running"
+        loader.runtimes[name] = new
+        if commit is not None:
+            try:
+                commit()
+            except (OSError, KeyError, StateFileError) as exc:
+                loader.wiring.swap(new, old)
+                loader.runtimes[name] = old
+                return f"could not record it ({exc}) — {old.spec.version} keeps running"
+        return None
+
+
+class _PreupgradeFailed(Exception):
+    """The old version's ``preupgrade`` failed: the message is the plugin's error."""
+
+
+def prune_versions(plugins_dir: Path, name: str, keep: set[str]) -> list[str]:
+    """Remove the code of versions other than ``keep`` (current and previous); only folders
+    named like a version, so nothing an updater is staging beside them is touched."""
+    folder = plugins_dir / "versions" / name
+    if not folder.is_dir():
+        return []
+    pruned = []
+    for child in sorted(folder.iterdir()):
+        if child.name in keep or not SEMVER_RE.fullmatch(child.name):
+            continue
+        if child.is_symlink() or not child.is_dir():
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+        pruned.append(child.name)
+    return pruned
+
+
+Notify = Callable[[str | None, str], None]
+"""Tells the front ends (plugin name or None, one-line message)."""
+
+
+class PointerFollower:
+    """Keeps a running kernel on what state.json and grants.json say.
+
+    Another process (``deeting plugin upgrade``, ``rollback``, ``install``, ``disable``,
+    ``uninstall``, ``grant``) changes these files; a stat every ``interval`` seconds notices,
+    and the running plugins are brought in line: a new recorded version is hot-switched to,
+    a plugin newly recorded enabled is started, one disabled or removed is stopped. Every
+    failure is told through ``notify`` (and the log), never raised.
+    """
+
+    def __init__(
+        self,
+        loader: Loader,
+        grants_file: Path,
+        *,
+        reload_grants: Callable[[], None],
+        notify: Notify,
+        interval: float = FOLLOW_INTERVAL,
+    ) -> None:
+        self.loader = loader
+        self.grants_file = grants_file
+        self.reload_grants = reload_grants
+        self.notify = notify
+        self.interval = interval
+        self._state_sig: FileSignature | None = loader.installed.signature()
+        self._grants_sig: FileSignature | None = file_signature(grants_file)
+        self._enabled = {r.name: r.enabled for r in loader.installed.all()}
+        self._failed: dict[str, str] = {}  # plugin → version a follow failed for
+        self._closed = False
+
+    async def run(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.interval)  # the polling period, not synchronisation
+            if self._closed:
+                break
+            try:
+                await self.check()
+            except Exception:  # a bug here must not end the kernel's following for good
+                log.exception("following state.json failed")
+
+    def close(self) -> None:
+        """End :meth:`run` at its next turn. The kernel also cancels it; this flag makes sure
+        it ends even if a cancellation is swallowed deep inside a step (3.11's ``wait_for``
+        can return a result that raced with a cancel)."""
+        self._closed = True
+
+    async def check(self) -> None:
+        """One look at the files; reconciles only when one of them changed."""
+        grants_sig = file_signature(self.grants_file)
+        grants_changed = grants_sig != self._grants_sig
+        if grants_changed:
+            self._grants_sig = grants_sig
+            self._failed.clear()  # a grant may be what a failed follow was waiting for
+            try:
+                self.reload_grants()
+            except GrantStoreError as exc:
+                self.notify(None, f"{exc} (the grants in memory are kept)")
+        state_sig = self.loader.installed.signature()
+        if state_sig == self._state_sig and not grants_changed:
+            return
+        self._state_sig = state_sig
+        try:
+            self.loader.installed.reload()
+        except StateFileError as exc:
+            self.notify(None, f"{exc} (running plugins are left as they are)")
+            return
+        await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        loader = self.loader
+        records = {r.name: r for r in loader.installed.all()}
+        was_enabled, self._enabled = self._enabled, {n: r.enabled for n, r in records.items()}
+        for name in list(loader.runtimes):
+            record = records.get(name)
+            if record is None or not record.enabled:
+                if await loader.stop_running(name):
+                    why = "uninstalled" if record is None else "disabled"
+                    self.notify(name, f"stopped {name}: it was {why} elsewhere")
+            elif self._failed.get(name) != record.version:
+                await self._follow(name, record.version)
+        for name, record in records.items():
+            if record.enabled and not was_enabled.get(name) and name not in loader.runtimes:
+                try:
+                    await loader.enable(name)
+                except PluginError as exc:
+                    self.notify(name, str(exc))
+                else:
+                    self.notify(name, f"started {name} {record.version}")
+
+    async def _follow(self, name: str, version: str) -> None:
+        try:
+            report = await Upgrader(self.loader).follow(name)
+        except PluginError as exc:
+            self._failed[name] = version
+            log.warning("%s", exc)
+            self.notify(name, str(exc))
+            return
+        if report is not None:
+            self._failed.pop(name, None)
+            self.notify(name, upgrade_notice(report))
+
+
+def upgrade_notice(report: UpgradeReport) -> str:
+    return f"upgraded {report.name} {report.old} → {report.new}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
