@@ -61,7 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_plugin_commands(commands)
+    _add_registry_commands(commands)
     return parser
+
+
+def _add_registry_commands(commands: Any) -> None:
+    registry = commands.add_parser(
+        "registry",
+        help="the signed plugin registry",
+        description="Fetch and verify the signed plugin index.",
+    )
+    sub = registry.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sync = sub.add_parser(
+        "sync",
+        help="fetch and verify the registry, list available updates",
+        description="Conditional GET of registry.json; checks signatures against the pinned "
+        "root (following key rotations), expiry, and that the version never goes back.",
+    )
+    sync.add_argument("--url", metavar="URL", help="registry.json URL (http(s) or file://)")
+    sync.add_argument(
+        "--root",
+        metavar="FILE",
+        help="pin this root.json (the registry's keys), got from its maintainers",
+    )
 
 
 def _add_plugin_commands(commands: Any) -> None:
@@ -75,11 +97,17 @@ def _add_plugin_commands(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     install = sub.add_parser(
         "install",
-        help="install from a folder (a local, dev install) or a zip",
-        description="Validate, copy into the plugins folder, run postinstall, and enable "
-        "when every permission it declares is granted.",
+        help="install from the registry, a folder (a local, dev install) or a zip",
+        description="Verify (registry: signature, length, hash), unpack, validate, put in "
+        "place atomically, run postinstall, and enable when every permission it declares is "
+        "granted.",
     )
-    install.add_argument("source", metavar="SOURCE", help="plugin folder or .zip")
+    install.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a registry name (weather, weather@1.2.0; after `deeting registry sync`), "
+        "a plugin folder, or a .zip",
+    )
     install.add_argument(
         "--grant",
         action="append",
@@ -107,6 +135,29 @@ def _add_plugin_commands(commands: Any) -> None:
         cmd = sub.add_parser(action, help=text, description=text)
         cmd.add_argument("name", metavar="NAME")
         cmd.add_argument("scope", metavar="SCOPE", help="e.g. network:api.example.com")
+    upgrade = sub.add_parser(
+        "upgrade",
+        help="upgrade registry plugins (all with updates, or one)",
+        description="Download, verify and put the new version in place beside the old, then "
+        "swap; running deeting sessions switch their worker without losing the chat. The "
+        "previous version is kept for: deeting plugin rollback NAME.",
+    )
+    upgrade.add_argument(
+        "name", nargs="?", metavar="NAME[@VERSION]", help="one plugin (default: every update)"
+    )
+    upgrade.add_argument(
+        "--allow-downgrade", action="store_true", help="accept a version older than installed"
+    )
+    upgrade.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="grant a permission the new version adds (repeatable)",
+    )
+    upgrade.add_argument("--yes", "-y", action="store_true", help="grant every added permission")
+    text = "go back to the version kept by the last upgrade"
+    sub.add_parser("rollback", help=text, description=text).add_argument("name", metavar="NAME")
     new = sub.add_parser("new", help="scaffold a new plugin folder")
     new.add_argument("name", metavar="NAME")
     new.add_argument("--dir", metavar="DIR", default=".", help="parent folder (default: .)")
@@ -144,8 +195,16 @@ def _is_known(exc: Exception) -> bool:
     from deeting_tui.kernel.paths import ConfigError
     from deeting_tui.kernel.permissions import GrantStoreError
     from deeting_tui.kernel.session import SessionStoreError
+    from deeting_tui.store.errors import StoreError
 
-    known = (PluginError, ConfigError, GrantStoreError, StateFileError, SessionStoreError)
+    known = (
+        PluginError,
+        ConfigError,
+        GrantStoreError,
+        StateFileError,
+        SessionStoreError,
+        StoreError,
+    )
     return isinstance(exc, known)
 
 
@@ -154,6 +213,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from deeting_tui.plugin_commands import run_plugin_command
 
         return asyncio.run(run_plugin_command(args))
+    if args.command == "registry":
+        from deeting_tui.plugin_commands import with_kernel
+        from deeting_tui.registry_commands import run_registry_command
+
+        return asyncio.run(with_kernel(run_registry_command, args))
     if args.json and not args.script:
         raise UsageError("--json needs --script (the chat has no JSON mode)")
     if args.script:

@@ -8,26 +8,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from deeting_tui import registry_commands
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.registry_commands import split_source
 from deeting_tui.sandbox.policy import describe_grants
 
 
 async def run_plugin_command(args: argparse.Namespace) -> int:
     if args.action == "new":
         return _new(args)
+    return await with_kernel(_HANDLERS[args.action], args)
+
+
+async def with_kernel(
+    handler: Callable[[Kernel, argparse.Namespace], Awaitable[int]], args: argparse.Namespace
+) -> int:
+    """Run one command on a kernel that starts no plugin worker, and shut it down."""
     paths = resolve_paths()
     kernel = Kernel(paths, config=load_config(paths))
     try:
-        handler = _HANDLERS[args.action]
         return await handler(kernel, args)
     finally:
         await kernel.shutdown()
@@ -49,6 +58,11 @@ def _ask_on_tty(name: str, scope: Scope) -> bool:
 
 async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
     source = Path(args.source).expanduser()
+    from_registry = split_source(args.source)
+    if from_registry is not None and not source.exists():
+        if args.force:
+            raise PluginError("--force is for folder and zip installs; use: deeting plugin upgrade")
+        return await registry_commands.install(kernel, args, *from_registry)
     ask = _ask_on_tty if sys.stdin.isatty() and not args.yes else None
     report = await kernel.loader.install(
         source, grant=args.grant, yes=args.yes, force=args.force, ask=ask
@@ -252,6 +266,8 @@ def _new(args: argparse.Namespace) -> int:
 
 _HANDLERS = {
     "install": _install,
+    "upgrade": registry_commands.upgrade,
+    "rollback": registry_commands.rollback,
     "enable": _enable,
     "disable": _disable,
     "uninstall": _uninstall,

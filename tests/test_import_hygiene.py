@@ -21,6 +21,8 @@ CORE_MODULES = [
     "deeting_tui.llm.offline",
     "deeting_tui.headless",
     "deeting_tui.cli",
+    "deeting_tui.store.client",
+    "deeting_tui.registry_commands",
 ]
 
 

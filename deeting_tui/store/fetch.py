@@ -165,11 +165,13 @@ class _Limits:
     def total(self, announced: int | None) -> int | None:
         return self.exact if self.exact is not None else announced
 
-    def announced_problem(self, size: int, subject: str) -> str | None:
-        if size > self.max_bytes:
-            return f"{subject} {size} bytes, over the {self.max_bytes}-byte cap"
+    def announced_problem(self, size: int, subject: str) -> tuple[str, str] | None:
+        """A wrong length is the registry's business before it is the cap's: the signed
+        length says more about what happened (another file) than the cap does."""
         if self.exact is not None and size != self.exact:
-            return f"{subject} {size} bytes, but exactly {self.exact} were expected"
+            return f"{subject} {size} bytes, but exactly {self.exact} were expected", LENGTH_HINT
+        if size > self.max_bytes:
+            return f"{subject} {size} bytes, over the {self.max_bytes}-byte cap", TOO_BIG_HINT
         return None
 
     def running_problem(self, received: int) -> tuple[str, str] | None:
@@ -234,8 +236,7 @@ async def _read_file(url: str, what: str, limits: _Limits, on_progress: Progress
             raise FetchError(what, url, reason, "point the URL at a file")
         problem = limits.announced_problem(info.st_size, "the file is")
         if problem is not None:
-            hint = LENGTH_HINT if info.st_size <= limits.max_bytes else TOO_BIG_HINT
-            raise FetchError(what, url, problem, hint)
+            raise FetchError(what, url, *problem)
         body = _Body(what, url, limits, info.st_size)
         while chunk := _read_chunk(fd, path, what, url):
             body.add(chunk, on_progress)
@@ -348,8 +349,7 @@ async def _read_body(response: httpx.Response, url: str, req: _Request) -> bytes
     if announced is not None:
         problem = req.limits.announced_problem(announced, "the server announces")
         if problem is not None:
-            hint = LENGTH_HINT if announced <= req.limits.max_bytes else TOO_BIG_HINT
-            raise FetchError(req.what, url, problem, hint)
+            raise FetchError(req.what, url, *problem)
     body = _Body(req.what, url, req.limits, announced)
     async for chunk in _raw_chunks(response):
         body.add(chunk, req.on_progress)

@@ -1,0 +1,174 @@
+"""``deeting registry sync`` and the registry side of ``deeting plugin install|upgrade|rollback``.
+
+Printed for people: what was verified, what changed, what to run next. Downloads show a Rich
+progress bar on stderr. Every refusal is a StoreError (or the Loader's PluginError) whose
+message the CLI prints as one line, exit status 1, with nothing changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deeting_tui.plugin.scopes import Scope
+from deeting_tui.store.client import RegistryClient, SyncReport, split_source
+from deeting_tui.store.errors import StoreError
+from deeting_tui.store.trust import format_time
+
+if TYPE_CHECKING:
+    from deeting_tui.kernel.kernel import Kernel
+    from deeting_tui.kernel.loader import AskGrants
+
+__all__ = ["install", "rollback", "run_registry_command", "split_source", "upgrade"]
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _ask_all(yes: bool) -> AskGrants | None:
+    """On a terminal, one question per scope; elsewhere none (headless never prompts)."""
+    if yes or not sys.stdin.isatty():
+        return None
+
+    async def ask(name: str, scopes: list[Scope]) -> list[Scope]:
+        allowed = []
+        for scope in scopes:
+            answer = input(f"Grant '{scope}' to '{name}'? [y/N] ")
+            if answer.strip().lower() in ("y", "yes"):
+                allowed.append(scope)
+        return allowed
+
+    return ask
+
+
+@asynccontextmanager
+async def _download_bar() -> AsyncIterator[Callable[[str, int, int | None], None]]:
+    """A Rich progress bar per download, on stderr (stdout stays for results)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
+    console = Console(stderr=True)
+    tasks: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=not console.is_terminal,
+        disable=not console.is_terminal,
+    ) as bar:
+
+        def update(what: str, done: int, total: int | None) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield update
+
+
+# -- registry sync ----------------------------------------------------------------------------
+
+
+async def run_registry_command(kernel: Kernel, args: argparse.Namespace) -> int:
+    client = RegistryClient(kernel.paths)
+    root = Path(args.root).expanduser() if args.root else None
+    async with _download_bar() as progress:
+        report = await client.sync(kernel.loader, args.url, root, on_progress=progress)
+    _print_sync(report)
+    return 0
+
+
+def _print_sync(report: SyncReport) -> None:
+    if report.root_pinned:
+        _say("pinned the registry root given with --root")
+    if report.rotated_to is not None:
+        _say(f"the registry rotated its keys: now trusting root version {report.rotated_to}")
+    state = "not modified" if report.not_modified else "verified"
+    _say(
+        f"registry {report.version} from {report.url} ({state}): {report.plugins} plugin"
+        f"{'s' if report.plugins != 1 else ''}, valid until {format_time(report.expires)}"
+    )
+    if not report.updates:
+        _say("installed plugins are up to date")
+        return
+    for update in report.updates:
+        _say(f"update available: {update.name} {update.installed} → {update.available}")
+    _say("upgrade with: deeting plugin upgrade [NAME]")
+
+
+# -- plugin install / upgrade / rollback --------------------------------------------------------
+
+
+async def install(kernel: Kernel, args: argparse.Namespace, name: str, version: str | None) -> int:
+    client = RegistryClient(kernel.paths)
+    async with _download_bar() as progress:
+        report = await client.install(
+            kernel.loader,
+            name,
+            version,
+            grant=args.grant,
+            yes=args.yes,
+            ask_all=_ask_all(args.yes),
+            on_progress=progress,
+        )
+    spec = report.spec
+    _say(f"installed {spec.name} {spec.version} from the registry (verified)")
+    if report.granted:
+        _say("granted: " + ", ".join(str(s) for s in report.granted))
+    if report.enabled:
+        _say(f"enabled {spec.name} — tools: {', '.join(t.name for t in spec.tools)}")
+        return 0
+    print(
+        f"deeting: error: installed '{spec.name}' but did not enable it: {report.problem}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+async def upgrade(kernel: Kernel, args: argparse.Namespace) -> int:
+    client = RegistryClient(kernel.paths)
+    if args.name:
+        target = split_source(args.name)
+        if target is None:
+            raise StoreError(f"{args.name!r}: expected a plugin NAME or NAME@VERSION")
+        targets = [target]
+    else:
+        targets = [(u.name, None) for u in client.updates(kernel.loader, client.registry())]
+        if not targets:
+            _say("installed plugins are up to date (as of the last: deeting registry sync)")
+            return 0
+    async with _download_bar() as progress:
+        for name, version in targets:
+            report = await client.upgrade(
+                kernel.loader,
+                name,
+                version,
+                allow_downgrade=args.allow_downgrade,
+                grant=args.grant,
+                yes=args.yes,
+                ask_all=_ask_all(args.yes),
+                on_progress=progress,
+            )
+            if report is None:
+                _say(f"{name} is already at that version")
+                continue
+            _say(f"upgraded {name} {report.old} → {report.new} (previous version kept)")
+    return 0
+
+
+async def rollback(kernel: Kernel, args: argparse.Namespace) -> int:
+    report = await RegistryClient(kernel.paths).rollback(kernel.loader, args.name)
+    _say(f"rolled {args.name} back {report.old} → {report.new}")
+    return 0
