@@ -39,7 +39,10 @@ class ScriptPrinter:
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
-        if self.json_mode:
+        if kind == "plugin_notice":  # a crash, a restart, an upgrade made elsewhere: say it
+            message = " ".join(str(event.get("message", "")).split())
+            self.err.write(f"notice: {message}\n")
+        elif self.json_mode:
             if kind in JSON_EVENT_TYPES:
                 self.out.write(orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS) + b"\n")
             if kind == "error":

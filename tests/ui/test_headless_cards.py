@@ -35,3 +35,14 @@ def test_no_cards_when_piped_or_in_json_mode() -> None:
     ScriptPrinter(lines, io.StringIO(), json_mode=True, cards=True)(RESULT)
     (line,) = lines.getvalue().decode().splitlines()
     assert json.loads(line)["type"] == "tool_result"
+
+
+def test_plugin_notices_go_to_stderr_in_both_modes() -> None:
+    """An upgrade made elsewhere, a crash or a refused follow: said on stderr, never mixed
+    into stdout (whose JSON Lines carry only the contract's event types)."""
+    notice = {"type": "plugin_notice", "plugin": "calc", "message": "upgraded calc\n1.0 → 1.1"}
+    for json_mode in (False, True):
+        out, err = io.BytesIO(), io.StringIO()
+        ScriptPrinter(out, err, json_mode=json_mode)(notice)
+        assert out.getvalue() == b""
+        assert err.getvalue() == "notice: upgraded calc 1.0 → 1.1\n"
