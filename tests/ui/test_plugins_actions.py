@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from registry_support import TestRegistry, zip_plugin
 from support import FAST_POLICY, FIXTURES, OFFICIAL
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, SelectionList
@@ -17,6 +18,7 @@ from textual.widgets import DataTable, Input, ProgressBar, SelectionList
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.store.client import RegistryClient
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.confirm import ConfirmDialog
 from deeting_tui.ui.screens.grants import GrantsDialog
@@ -160,14 +162,14 @@ async def test_uninstall_asks_first_and_no_keeps_everything(app: DeetingApp, not
     async with app.run_test(size=SIZE) as pilot:
         manager = await _manager(pilot, app)
         before = _installed(app)
-        await pilot.press("u")  # echo-fixture, the first row
+        await pilot.press("x")  # echo-fixture, the first row
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
         await pilot.press("n")
         await settled(app, "plugins")
         assert _installed(app) == before and code.is_dir() and not notes
         assert "echo-fixture" in app.kernel.loader.runtimes
 
-        await pilot.press("u")
+        await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
         await pilot.press("y")
         await settled(app, "plugins")
@@ -256,7 +258,7 @@ async def test_bad_paths_and_invalid_plugins_change_nothing(
         manager = await _manager(pilot, app)
         before = _installed(app)
         cases = [
-            ("", "type the path of a plugin folder or a .zip first"),
+            ("", "type a registry name, or the path of a plugin folder or a .zip"),
             (tmp_path / "missing", "no such folder or zip"),
             (not_a_zip, "not a plugin folder or a zip archive"),
             (FIXTURES / "bad_plugins" / "bad_scope", "not a valid plugin"),
@@ -290,3 +292,80 @@ async def test_paths_complete_from_the_folder(tmp_path: Path) -> None:
     assert await suggest(f"{tmp_path}/.h") == f"{tmp_path}/.hidden/"
     assert await suggest(f"{tmp_path}/zzz") is None
     assert await suggest(f"{tmp_path}/nope/x") is None
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def registry(app: DeetingApp, tmp_path: Path) -> TestRegistry:
+    """A synced registry: upgrade-fixture 1.0.0 installed from it, 3.0.0 (which asks for
+    filesystem:read:/proc) published since; echo-fixture 2.0.0 listed, not installed."""
+    made = TestRegistry(tmp_path / "registry")
+    made.add("1.0.0", name="upgrade-fixture", data=zip_plugin(FIXTURES / "upgrade_v1"))
+    made.publish()
+    client = RegistryClient(app.kernel.paths)
+    await client.sync(app.kernel.loader, made.url, made.root_file)
+    await client.install(app.kernel.loader, "upgrade-fixture")
+    await app.kernel.loader.shutdown()
+    made.add("3.0.0", name="upgrade-fixture", data=zip_plugin(FIXTURES / "upgrade_v3_more_scopes"))
+    made.add("2.0.0")
+    made.publish()
+    await client.sync(app.kernel.loader)
+    return made
+
+
+async def test_upgrade_from_the_registry_asks_for_the_new_scope(
+    app: DeetingApp, notes: Notes, registry: TestRegistry
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        manager = await _manager(pilot, app)
+        table = manager.query_one("#plugins", DataTable)
+        await until(pilot, lambda: table.row_count == 3, "the table")
+        table.move_cursor(row=table.get_row_index("upgrade-fixture"))
+        await pilot.pause()
+        version = table.get_row("upgrade-fixture")[1]
+        assert str(version) == "1.0.0 → 3.0.0"
+        assert manager.check_action("upgrade", ()) is True
+        assert "upgrade-fixture" in app.kernel.loader.runtimes
+
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, PermissionDialog), "consent")
+        assert isinstance(app.screen, PermissionDialog)
+        assert [str(s) for s in app.screen.scopes] == ["filesystem:read:/proc"]
+        await pilot.press("d")  # deny: the old version keeps running
+        await until(pilot, lambda: app.screen is manager and not manager.busy, "the manager")
+        assert notes[-1][0] == "error" and "the old version (1.0.0) stays active" in notes[-1][1]
+        assert app.kernel.loader.record("upgrade-fixture").version == "1.0.0"
+        assert "upgrade-fixture" in app.kernel.loader.runtimes
+
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, PermissionDialog), "consent")
+        await pilot.press("a")
+        await until(pilot, lambda: app.screen is manager and not manager.busy, "the manager")
+        assert notes[-1] == (
+            "information",
+            "upgraded upgrade-fixture 1.0.0 → 3.0.0 without a pause",
+        )
+        record = app.kernel.loader.record("upgrade-fixture")
+        assert (record.version, record.previous) == ("3.0.0", "1.0.0")
+        assert str(table.get_row("upgrade-fixture")[1]) == "3.0.0"
+        assert manager.check_action("upgrade", ()) is False  # nothing newer now
+
+
+async def test_install_by_name_from_the_registry(
+    app: DeetingApp, notes: Notes, registry: TestRegistry
+) -> None:
+    await app.kernel.loader.uninstall("echo-fixture")
+    async with app.run_test(size=SIZE) as pilot:
+        manager = await _manager(pilot, app)
+        await _install(pilot, app, "echo-fixture")
+        await until(pilot, lambda: app.screen is manager, "the manager")
+        assert "installed echo-fixture 2.0.0 (from an archive) and enabled it" in notes[-1][1]
+        record = app.kernel.loader.record("echo-fixture")
+        assert not record.dev and record.source.startswith("registry ")
+        # A name the registry does not have: a notification, and the dialog stays.
+        dialog = await _install(pilot, app, "nothing-like-it")
+        await until(pilot, lambda: not dialog.installing, "the refusal")
+        assert app.screen is dialog
+        assert notes[-1][0] == "error" and "no plugin 'nothing-like-it'" in notes[-1][1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,8 @@ from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Static
 
 from deeting_tui.kernel.loader import InstallReport, PluginError
 from deeting_tui.plugin.scopes import Scope
+from deeting_tui.store.client import RegistryClient, split_source
+from deeting_tui.store.errors import StoreError
 
 from .permission import PermissionDialog
 
@@ -95,7 +97,8 @@ class InstallDialog(ModalScreen[InstallReport | None]):
         with Vertical(id="dialog"):
             yield Label("Install a plugin", id="title")
             yield Static(
-                "A plugin folder (a local dev install) or a .zip archive. → accepts a completion.",
+                "A registry name (weather, weather@1.2.0 — after `deeting registry sync`), a "
+                "plugin folder (a local dev install) or a .zip. → accepts a completion.",
                 id="hint",
             )
             yield Input(
@@ -126,11 +129,18 @@ class InstallDialog(ModalScreen[InstallReport | None]):
         text = self.query_one("#path", Input).value.strip()
         if not text:
             self.notify(
-                "type the path of a plugin folder or a .zip first", severity="error", markup=False
+                "type a registry name, or the path of a plugin folder or a .zip, first",
+                severity="error",
+                markup=False,
             )
             return
         self._set_installing(True)
-        self._install(Path(text).expanduser(), self.query_one("#force", Checkbox).value)
+        source = Path(text).expanduser()
+        from_registry = split_source(text)
+        if from_registry is not None and not source.exists():
+            self._install_from_registry(*from_registry)
+        else:
+            self._install(source, self.query_one("#force", Checkbox).value)
 
     @on(Button.Pressed, "#cancel")
     def _cancel_button(self) -> None:
@@ -142,26 +152,49 @@ class InstallDialog(ModalScreen[InstallReport | None]):
 
     @work(group="install", exit_on_error=False)
     async def _install(self, source: Path, force: bool) -> None:
-        try:
-            report = await self.kernel.loader.install(
+        await self._attempt(
+            str(source),
+            lambda: self.kernel.loader.install(
                 source, force=force, ask_all=self._consent, on_step=self._on_step
-            )
-        except PluginError as exc:
+            ),
+        )
+
+    @work(group="install", exit_on_error=False)
+    async def _install_from_registry(self, name: str, version: str | None) -> None:
+        """Download with a byte count on the bar, verify, then the same steps as a zip."""
+        await self._attempt(
+            name,
+            lambda: RegistryClient(self.kernel.paths).install(
+                self.kernel.loader,
+                name,
+                version,
+                ask_all=self._consent,
+                on_progress=self._on_download,
+                on_step=lambda label, fraction: self._on_step(label, 0.5 + fraction / 2),
+            ),
+        )
+
+    async def _attempt(self, label: str, install: Callable[[], Awaitable[InstallReport]]) -> None:
+        """Run one install; success dismisses with its report, a failure is a notification
+        and the dialog stays, with the input, so it can be corrected."""
+        try:
+            report = await install()
+        except (PluginError, StoreError) as exc:
             self.notify(str(exc), severity="error", timeout=12, markup=False)
-            self._set_installing(False)
-            return
         except OSError as exc:  # a disk problem while copying: say which file and why
-            self.notify(
-                f"{source}: install failed: {exc}", severity="error", timeout=12, markup=False
-            )
-            self._set_installing(False)
-            return
+            message = f"{label}: install failed: {exc}"
+            self.notify(message, severity="error", timeout=12, markup=False)
         except Exception as exc:  # a bug: say so, keep the dialog usable, trace in the log
-            log.exception("install %s", source)
-            self.notify(f"{source}: unexpected error: {exc!r}", severity="error", markup=False)
-            self._set_installing(False)
+            log.exception("install %s", label)
+            self.notify(f"{label}: unexpected error: {exc!r}", severity="error", markup=False)
+        else:
+            self.dismiss(report)
             return
-        self.dismiss(report)
+        self._set_installing(False)
+
+    def _on_download(self, what: str, done: int, total: int | None) -> None:
+        fraction = done / total if total else 0.0
+        self.post_message(self.Step(f"downloading {what} ({done // 1024} kB)", fraction / 2))
 
     async def _consent(self, name: str, scopes: list[Scope]) -> Collection[Scope]:
         intro = "Deny installs it without starting it; grant later with g in the plugin manager."

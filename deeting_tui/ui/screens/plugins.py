@@ -22,6 +22,9 @@ from deeting_tui.kernel.health import plugin_state
 from deeting_tui.kernel.installed import StateFileError
 from deeting_tui.kernel.loader import InstallReport, PluginError
 from deeting_tui.kernel.permissions import GrantStoreError, missing_scopes
+from deeting_tui.plugin.scopes import Scope
+from deeting_tui.store.client import RegistryClient
+from deeting_tui.store.errors import StoreError
 
 from .confirm import ConfirmDialog
 from .grants import GrantsDialog
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("deeting.ui")
 
 POLL_SECONDS = 1.0  # how often a crash, a restart or new log lines show up unasked
-FOR_A_PLUGIN = {"enable", "disable", "grants", "uninstall"}  # need a highlighted plugin
+FOR_A_PLUGIN = {"enable", "disable", "grants", "upgrade", "uninstall"}  # need a plugin
 
 
 class PluginManager(Screen[None]):
@@ -62,6 +65,13 @@ class PluginManager(Screen[None]):
         ),
         Binding(
             "u",
+            "upgrade",
+            "Upgrade",
+            id="plugins.upgrade",
+            tooltip="Install the newest version from the registry; the chat keeps running",
+        ),
+        Binding(
+            "x,delete",
             "uninstall",
             "Uninstall",
             id="plugins.uninstall",
@@ -83,6 +93,7 @@ class PluginManager(Screen[None]):
         self.kernel = kernel
         self.busy = False  # a lifecycle step is running: no second one on top of it
         self._seen: Any = None  # what the table last showed, to redraw only on change
+        self.updates: dict[str, str] = {}  # plugin → newer version in the synced registry
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,6 +116,7 @@ class PluginManager(Screen[None]):
         table = self.query_one("#plugins", DataTable)
         selected = select or self._selected()
         table.clear()
+        self.updates = available_updates(self.kernel)
         for record in self.kernel.installed.all():
             try:
                 spec = self.kernel.loader.spec(record.name)
@@ -120,9 +132,12 @@ class PluginManager(Screen[None]):
                 perms = Text(", ").join(
                     Text(str(s), style="yellow" if s in missing else "") for s in spec.permissions
                 )
+            version = Text(record.version)
+            if record.name in self.updates:
+                version.append(f" → {self.updates[record.name]}", style="bold cyan")
             table.add_row(
                 record.name,
-                record.version,
+                version,
                 Text(state, style=STATE_STYLE[state]),
                 perms,
                 key=record.name,
@@ -186,6 +201,8 @@ class PluginManager(Screen[None]):
         running = name in self.kernel.loader.runtimes
         if (action == "enable" and running) or (action == "disable" and not running):
             return False
+        if action == "upgrade" and name not in self.updates:
+            return False
         return None if self.busy else True
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -197,7 +214,7 @@ class PluginManager(Screen[None]):
         self.refresh_bindings()
         try:
             yield
-        except (PluginError, GrantStoreError, StateFileError) as exc:
+        except (PluginError, GrantStoreError, StateFileError, StoreError) as exc:
             self.notify(str(exc), severity="error", timeout=10, markup=False)
         except OSError as exc:
             self.notify(
@@ -271,6 +288,24 @@ class PluginManager(Screen[None]):
                 markup=False,
             )
 
+    @work(group="plugins", exit_on_error=False)
+    async def action_upgrade(self) -> None:
+        name = self._selected()
+        if name is None or name not in self.updates:
+            return
+        async with self._working():
+            report = await RegistryClient(self.kernel.paths).upgrade(
+                self.kernel.loader, name, ask_all=self._upgrade_consent
+            )
+            if report is not None:
+                how = "without a pause" if report.hot else "(it was not running)"
+                self.notify(f"upgraded {name} {report.old} → {report.new} {how}", markup=False)
+
+    async def _upgrade_consent(self, name: str, scopes: list[Scope]) -> list[Scope]:
+        intro = "The new version asks for more. Deny keeps the current version running."
+        allowed = await self.app.push_screen_wait(PermissionDialog(name, scopes, intro=intro))
+        return scopes if allowed else []
+
     def action_install(self) -> None:
         self.app.push_screen(InstallDialog(self.kernel), self._installed)
 
@@ -284,3 +319,14 @@ class PluginManager(Screen[None]):
             message, severity="warning" if warn else "information", timeout=10, markup=False
         )
         self.refresh_table(select=name)
+
+
+def available_updates(kernel: Kernel) -> dict[str, str]:
+    """Newer versions in the last synced registry (none when there is none, or it no longer
+    verifies: the plugin manager then simply offers no upgrade)."""
+    client = RegistryClient(kernel.paths)
+    try:
+        registry = client.registry()
+    except StoreError:
+        return {}
+    return {u.name: u.available for u in client.updates(kernel.loader, registry)}
