@@ -22,14 +22,18 @@ runs it with the others.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import hashlib
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -112,6 +116,9 @@ class RegistryFigures:
     verify: Timing
     floor: Timing
     floor_parsed: Timing
+    sync: Timing | None = None  # a no-change `deeting registry sync`, end to end
+    get_304: Timing | None = None  # its baseline: one conditional GET, nothing else
+    sync_requests: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -128,6 +135,15 @@ class RegistryFigures:
             "floor": self.floor.as_json(),
             "floor_with_parse": self.floor_parsed.as_json(),
             "ratio_to_floor": round(self.ratio, 2),
+            **(
+                {
+                    "no_change_sync": self.sync.as_json(),
+                    "conditional_get": self.get_304.as_json(),
+                    "no_change_sync_requests": len(self.sync_requests),
+                }
+                if self.sync and self.get_304
+                else {}
+            ),
         }
 
     def rows(self) -> list[tuple[str, ...]]:
@@ -142,6 +158,23 @@ class RegistryFigures:
             self.floor.row(),
             self.floor_parsed.row(),
             ("verify_registry / floor, p50", f"{self.ratio:.1f}x", "", "", ""),
+            *(
+                [
+                    ("", "", "", "", ""),
+                    ("no-change sync (loopback HTTP, ETag)", "n", "p50", "max", "mean"),
+                    self.sync.row(),
+                    self.get_304.row(),
+                    (
+                        "requests per no-change sync",
+                        str(len(self.sync_requests)),
+                        " ".join(f"{m} {p} {s}" for m, p, s in self.sync_requests),
+                        "",
+                        "",
+                    ),
+                ]
+                if self.sync and self.get_304
+                else []
+            ),
         ]
 
     def verdicts(self) -> list[tuple[str, str, str, bool, float]]:
@@ -154,7 +187,20 @@ class RegistryFigures:
                 f"<= {VERIFY_MS_MAX:g} ms",
                 p50 <= VERIFY_MS_MAX,
                 p50,
-            )
+            ),
+            *(
+                [
+                    (
+                        "a no-change sync costs one conditional request",
+                        ", ".join(f"{m} {p} -> {s}" for m, p, s in self.sync_requests),
+                        "= 1 (304)",
+                        [status for _m, _p, status in self.sync_requests] == [304],
+                        float(len(self.sync_requests)),
+                    )
+                ]
+                if self.sync
+                else []
+            ),
         ]
 
 
@@ -267,9 +313,53 @@ def registry_figures(sizes: RegistrySizes) -> RegistryFigures:
                 timings[index].samples.append(elapsed)
         order = order[1:] + order[:1]
     verify, floor_timing, parsed = timings
-    return RegistryFigures(
+    figures = RegistryFigures(
         sizes.plugins, sizes.versions, len(raw), build_s, verify, floor_timing, parsed
     )
+    asyncio.run(_no_change_sync(figures, raw, key, max(3, sizes.runs // 5)))
+    return figures
+
+
+async def _no_change_sync(figures: RegistryFigures, raw: bytes, key: SigningKey, runs: int) -> None:
+    """``RegistryClient.sync`` against a loopback server when nothing changed, counting the
+    requests it makes; the baseline is one conditional GET of the same file with httpx."""
+    import httpx
+
+    from deeting_tui.kernel.installed import InstalledStore
+    from deeting_tui.kernel.paths import resolve_paths
+    from deeting_tui.store.client import RegistryClient
+    from registry_tools import serve
+
+    with tempfile.TemporaryDirectory(prefix="deeting-bench-registry-") as tmp:
+        site, home = Path(tmp) / "site", Path(tmp) / "home"
+        site.mkdir()
+        (site / "registry.json").write_bytes(raw)
+        root_file = site / "root.json"
+        root_file.write_bytes(root_for(key).raw)
+        paths = resolve_paths({"DEETING_HOME": str(home)})
+        loader = SimpleNamespace(installed=InstalledStore(paths.plugin_state_file))
+        client = RegistryClient(paths, clock=lambda: NOW)
+        with serve.start(site) as server:
+            url = server.url + "registry.json"
+            await client.sync(loader, url, root_file)  # type: ignore[arg-type]
+            etag = client.files.meta().etag or ""
+            sync, get = Timing("deeting registry sync (no change)", []), Timing("", [])
+            get.name = "baseline: one conditional GET (httpx)"
+            async with httpx.AsyncClient(trust_env=False) as http:
+                for _ in range(runs):
+                    server.server.served.clear()
+                    began = time.perf_counter()
+                    report = await client.sync(loader)  # type: ignore[arg-type]
+                    sync.samples.append(time.perf_counter() - began)
+                    if not report.not_modified:
+                        raise RuntimeError("a no-change sync fetched the registry again")
+                    figures.sync_requests = list(server.server.served)
+                    began = time.perf_counter()
+                    answer = await http.get(url, headers={"If-None-Match": etag})
+                    get.samples.append(time.perf_counter() - began)
+                    if answer.status_code != 304:
+                        raise RuntimeError(f"the baseline GET got {answer.status_code}")
+    figures.sync, figures.get_304 = sync, get
 
 
 # -- the section ------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ class RegistryHTTPServer(ThreadingHTTPServer):
         self.root = directory.resolve()
         self.log_requests = log_requests
         self._etags: dict[tuple[int, int, int, int], str] = {}
+        #: Every request answered, as (method, path, status): what a sync really cost.
+        self.served: list[tuple[str, str, int]] = []
         self._etag_lock = threading.Lock()
         if ":" in host:
             self.address_family = socket.AF_INET6
@@ -139,6 +141,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(HTTPStatus.NOT_FOUND, "no such file")
             return None
         return real
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        status = int(code) if str(code).isdigit() else 0
+        with self.server._etag_lock:
+            self.server.served.append((self.command or "", self.path, status))
+        super().log_request(code, size)
 
     def _fail(self, status: HTTPStatus, why: str) -> None:
         self.send_error(status, why)

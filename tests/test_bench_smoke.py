@@ -131,8 +131,12 @@ def test_bench_registry_quick_json_reports_every_figure() -> None:
     assert report["ratio_to_floor"] == pytest.approx(
         report["verify"]["p50_ms"] / report["floor"]["p50_ms"], rel=0.01
     )
+    # A no-change sync through the real client makes exactly one request (answered 304).
+    assert report["no_change_sync_requests"] == 1
+    for key in ("no_change_sync", "conditional_get"):
+        assert report[key]["n"] >= 1
     figures = list(_numbers(report))
-    assert len(figures) == 4 + 3 * 4 + 1
+    assert len(figures) == 4 + 5 * 4 + 1 + 1
     for path, value in figures:
         assert isinstance(value, int | float) and not isinstance(value, bool), path
         assert value > 0, f"{path} = {value}"
