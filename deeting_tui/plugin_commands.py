@@ -179,12 +179,17 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        origin = "dev" if r["dev"] else "zip"
+        origin = "dev" if r["dev"] else _origin(str(r["source"]))
         line = f"{r['name']:<{width}}  {r['version']:<10} {r['state']:<12} {origin}"
         if r["reason"] and not r["enabled"]:
             line += f"  ({' '.join(str(r['reason']).split())})"
         _say(line)
     return 0
+
+
+def _origin(source: str) -> str:
+    """Where a non-dev install came from, in one word: the registry, or a zip."""
+    return "registry" if source.startswith("registry ") else "zip"
 
 
 async def _info(kernel: Kernel, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,6 +140,8 @@ def user(home: Path, published: Published) -> Path:
 
 def test_install_upgrade_rollback_through_deeting(user: Path, published: Published) -> None:
     assert calc_says(user) == "2+3 = 5"
+    listed = deeting(user, "plugin", "list").stdout
+    assert re.search(r"^calc\s+1\.0\.0\s+enabled\s+registry$", listed, re.MULTILINE), listed
     # Nothing new: the sync is one conditional request, answered 304.
     published.served.clear()
     done = deeting(user, "registry", "sync")
