@@ -194,3 +194,21 @@ async def test_a_damaged_state_file(cli_kernel: Kernel, registry: TestRegistry) 
     (cli_kernel.paths.data_dir / "registry" / "state.json").write_text("{not json")
     with pytest.raises(StoreError, match=r"state\.json is damaged.*remove the folder"):
         await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader)
+
+
+async def test_an_expired_registry_is_refused_even_when_the_server_says_304(
+    cli_kernel: Kernel, registry: TestRegistry
+) -> None:
+    """A freeze: the server keeps answering "not modified" to an index that has expired."""
+    from registry_tools import serve
+
+    home = cli_kernel.paths.config_dir
+    with serve.start(registry.folder) as server:
+        url = server.url + "registry.json"
+        await client_at(home).sync(cli_kernel.loader, url, registry.root_file)
+        before = stored(home)
+        server.server.served.clear()
+        with pytest.raises(StoreError, match="expired at"):
+            await client_at(home, days=31).sync(cli_kernel.loader)
+        assert server.server.served == [("GET", "/registry.json", 304)]
+    assert stored(home) == before
