@@ -83,6 +83,11 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[int(rank) - 1]
 
 
+def percentile_ms(samples: list[float], pct: float) -> float:
+    """The same, for samples in seconds, in milliseconds."""
+    return percentile(samples, pct) * 1e3
+
+
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for bench children: ours, with the repository importable."""
     env = dict(os.environ)

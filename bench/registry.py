@@ -41,7 +41,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from deeting_tui.store import trust
 
-from .common import percentile
+from .common import percentile_ms
 
 #: Target (issue 6, point 7).
 VERIFY_MS_MAX = 100.0
@@ -73,10 +73,6 @@ class RegistrySizes:
         return cls(plugins=1000, versions=3, runs=5, warmup=1)
 
 
-def _ms(samples: list[float], pct: float) -> float:
-    return percentile(samples, pct) * 1e3
-
-
 @dataclass
 class Timing:
     """Seconds per run of one way of reading the registry."""
@@ -86,13 +82,13 @@ class Timing:
 
     @property
     def p50_ms(self) -> float:
-        return _ms(self.samples, 50)
+        return percentile_ms(self.samples, 50)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "n": len(self.samples),
             "p50_ms": round(self.p50_ms, 3),
-            "max_ms": round(_ms(self.samples, 100), 3),
+            "max_ms": round(percentile_ms(self.samples, 100), 3),
             "mean_ms": round(statistics.fmean(self.samples) * 1e3, 3),
         }
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from .common import BENCH_DIR, REPO_ROOT, child_env, closing_fds, percentile, reap, spawn_child
+from .common import BENCH_DIR, REPO_ROOT, child_env, closing_fds, percentile_ms, reap, spawn_child
 from .throughput import deeting_executable
 
 STREAMER_PLUGIN = BENCH_DIR / "plugins" / "streamer"
@@ -91,10 +91,6 @@ class UiSizes:
         return cls(launch_runs=2, flood_updates=200, flood_seconds=1.0, key_interval=0.05)
 
 
-def _ms(samples: list[float], pct: float) -> float:
-    return percentile(samples, pct) * 1e3
-
-
 @dataclass
 class Launch:
     """Seconds from exec to the alternate screen (Textual's driver up) and to the frame."""
@@ -106,9 +102,9 @@ class Launch:
     def as_json(self) -> dict[str, Any]:
         return {
             "n": len(self.painted),
-            "alt_screen_p50_ms": round(_ms(self.started, 50), 1),
-            "first_frame_p50_ms": round(_ms(self.painted, 50), 1),
-            "first_frame_max_ms": round(_ms(self.painted, 100), 1),
+            "alt_screen_p50_ms": round(percentile_ms(self.started, 50), 1),
+            "first_frame_p50_ms": round(percentile_ms(self.painted, 50), 1),
+            "first_frame_max_ms": round(percentile_ms(self.painted, 100), 1),
         }
 
 
@@ -123,9 +119,9 @@ class Keys:
         return {
             "keys_sent": self.sent,
             "keys_handled": len(self.samples),
-            "p50_ms": round(_ms(self.samples, 50), 3),
-            "p95_ms": round(_ms(self.samples, 95), 3),
-            "max_ms": round(_ms(self.samples, 100), 3),
+            "p50_ms": round(percentile_ms(self.samples, 50), 3),
+            "p95_ms": round(percentile_ms(self.samples, 95), 3),
+            "max_ms": round(percentile_ms(self.samples, 100), 3),
         }
 
 
@@ -179,9 +175,9 @@ class UiFigures:
                 (
                     launch.name,
                     str(len(launch.painted)),
-                    f"{_ms(launch.painted, 50):.0f} ms",
-                    f"{_ms(launch.painted, 100):.0f} ms",
-                    f"{_ms(launch.started, 50):.0f} ms",
+                    f"{percentile_ms(launch.painted, 50):.0f} ms",
+                    f"{percentile_ms(launch.painted, 100):.0f} ms",
+                    f"{percentile_ms(launch.started, 50):.0f} ms",
                 )
             )
         flood = self.flood
@@ -225,10 +221,10 @@ class UiFigures:
 
     def verdicts(self) -> list[tuple[str, str, str, bool, float]]:
         """(target, measured, limit, passed, value), for the report's verdict table."""
-        launch = _ms(self.deeting.painted, 50) / 1e3
-        alone = _ms(self.textual.painted, 50) / 1e3
+        launch = percentile_ms(self.deeting.painted, 50) / 1e3
+        alone = percentile_ms(self.textual.painted, 50) / 1e3
         flooded = self.flood.flooded
-        worst = _ms(flooded.samples, 100)
+        worst = percentile_ms(flooded.samples, 100)
         handled = len(flooded.samples)
         return [
             (
@@ -240,7 +236,7 @@ class UiFigures:
             ),
             (
                 f"key latency max under {self.flood.updates} updates/{self.flood.seconds:g} s",
-                f"{worst:.1f} ms (p95 {_ms(flooded.samples, 95):.1f})",
+                f"{worst:.1f} ms (p95 {percentile_ms(flooded.samples, 95):.1f})",
                 f"<= {KEY_MS_MAX:g} ms",
                 worst <= KEY_MS_MAX and handled == flooded.sent,
                 worst,

@@ -3,9 +3,8 @@ revoke, uninstall, and install from a folder or a zip with consent, progress and
 
 from __future__ import annotations
 
-import asyncio
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from registry_support import TestRegistry, zip_plugin
 from support import FAST_POLICY, FIXTURES, OFFICIAL
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, SelectionList
+from ui_support import settled, until
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.paths import resolve_paths
@@ -27,7 +27,6 @@ from deeting_tui.ui.screens.permission import PermissionDialog
 from deeting_tui.ui.screens.plugins import PluginManager
 
 SIZE = (110, 34)
-DEADLINE_S = 10.0
 API, GEO = "network:api.open-meteo.com", "network:geocoding-api.open-meteo.com"
 Notes = list[tuple[str, str]]
 
@@ -55,23 +54,6 @@ def notes(app: DeetingApp) -> Notes:
 
     app.notify = record  # type: ignore[method-assign]
     return seen
-
-
-async def until(pilot: Pilot[Any], done: Callable[[], bool], what: str) -> None:
-    async def wait() -> None:
-        while not done():
-            await pilot.pause()
-
-    try:
-        await asyncio.wait_for(wait(), DEADLINE_S)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
-
-
-async def settled(app: DeetingApp, group: str) -> None:
-    """Wait for one group's workers (never one blocked on a dialog: that would deadlock)."""
-    workers = [w for w in app.workers if w.group == group]
-    await asyncio.wait_for(app.workers.wait_for_complete(workers), DEADLINE_S)
 
 
 async def _manager(pilot: Pilot[Any], app: DeetingApp) -> PluginManager:

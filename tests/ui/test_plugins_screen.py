@@ -3,8 +3,7 @@ enable/disable with consent, the details pane, and which actions the footer offe
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from rich.console import Console
 from support import FAST_POLICY, FIXTURES, OFFICIAL
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Markdown, Static
+from ui_support import until
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.paths import resolve_paths
@@ -25,7 +25,6 @@ from deeting_tui.ui.screens.plugin_details import PluginDetails, tail
 from deeting_tui.ui.screens.plugins import PluginManager
 
 SIZE = (110, 34)
-DEADLINE_S = 10.0
 
 
 @pytest.fixture
@@ -47,25 +46,6 @@ async def _open_manager(pilot: Pilot[Any], app: DeetingApp) -> PluginManager:
     await until(pilot, lambda: isinstance(app.screen, PluginManager), "the plugin manager")
     assert isinstance(app.screen, PluginManager)
     return app.screen
-
-
-async def until(pilot: Pilot[Any], done: Callable[[], bool], what: str) -> None:
-    """Let the app run until ``done()``; a hang fails the test instead of stalling it."""
-
-    async def wait() -> None:
-        while not done():
-            await pilot.pause()
-
-    try:
-        await asyncio.wait_for(wait(), DEADLINE_S)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
-
-
-async def settled(app: DeetingApp, group: str) -> None:
-    """Wait for one group's workers (never one blocked on a dialog: that would deadlock)."""
-    workers = [w for w in app.workers if w.group == group]
-    await asyncio.wait_for(app.workers.wait_for_complete(workers), DEADLINE_S)
 
 
 def _states(manager: PluginManager) -> dict[str, str]:

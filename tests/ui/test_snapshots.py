@@ -40,6 +40,7 @@ import pytest
 from support import FAST_POLICY, FIXTURES, OFFICIAL
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
+from ui_support import DEADLINE_S, until
 
 import deeting_tui.kernel.journal as journal_module
 import deeting_tui.kernel.session as session_module
@@ -67,7 +68,6 @@ NOW = float(calendar.timegm((2026, 3, 14, 9, 26, 0, 0, 0, 0)))
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 
 #: A hang in a step fails the test after this long instead of stalling the run.
-DEADLINE_S = 10.0
 
 SnapCompare = Callable[..., bool]
 Steps = Callable[[Pilot[Any]], Awaitable[None]]
@@ -164,19 +164,6 @@ def make_app(prepare: Callable[[Kernel], Awaitable[None]] | None = None) -> Deet
 
 
 # -- driving the app --------------------------------------------------------------------------
-
-
-async def until(pilot: Pilot[Any], done: Callable[[], bool], what: str) -> None:
-    """Let the app run until ``done()``; fails (never hangs) after DEADLINE_S."""
-
-    async def wait() -> None:
-        while not done():
-            await pilot.pause()
-
-    try:
-        await asyncio.wait_for(wait(), DEADLINE_S)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
 
 
 async def settle(pilot: Pilot[Any]) -> None:
