@@ -260,8 +260,8 @@ class Loader:
             return source, True
         if not source.exists():
             raise PluginError(
-                f"{source}: no such folder or zip — installing by registry name comes with "
-                "`deeting registry sync`; pass a plugin folder or a .zip"
+                f"{source}: no such folder or zip — pass a plugin folder, a .zip, or a "
+                "registry name (NAME or NAME@VERSION, after: deeting registry sync)"
             )
         if not zipfile.is_zipfile(source):
             raise PluginError(f"{source}: not a plugin folder or a zip archive")
