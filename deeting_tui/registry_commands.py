@@ -91,7 +91,14 @@ async def run_registry_command(kernel: Kernel, args: argparse.Namespace) -> int:
 
 
 def _print_sync(report: SyncReport) -> None:
-    if report.root_pinned:
+    if report.root_on_first_use:
+        print(
+            "deeting: warning: trusting the registry's own root.json on first use (its keys "
+            "sign everything from now on); to pin one got from its maintainers instead, "
+            "pass --root FILE",
+            file=sys.stderr,
+        )
+    elif report.root_pinned:
         _say("pinned the registry root given with --root")
     if report.rotated_to is not None:
         _say(f"the registry rotated its keys: now trusting root version {report.rotated_to}")

@@ -85,6 +85,7 @@ class SyncReport:
     not_modified: bool
     rotated_to: int | None = None
     root_pinned: bool = False
+    root_on_first_use: bool = False  # pinned from the registry's own server, not --root
     updates: list[Update] = field(default_factory=list)
 
 
@@ -114,13 +115,16 @@ class RegistryClient:
         with self._locked():
             now = self.clock()  # one reading for every expiry check of this sync
             meta = self._meta()
-            new_root_bytes = self._read_root_file(root_file) if root_file else None
-            trusted = self._trusted_root(new_root_bytes)
             url = url or meta.url
             if url is None:
                 raise StoreError(
                     "no registry URL yet — pass it once: deeting registry sync --url URL"
                 )
+            new_root_bytes = self._read_root_file(root_file) if root_file else None
+            first_use = new_root_bytes is None and self._read_pinned() is None
+            if first_use:
+                new_root_bytes = await self._root_on_first_use(url, on_progress)
+            trusted = self._trusted_root(new_root_bytes)
             stored = self._stored_registry()
             etag = meta.etag if (meta.url == url and stored is not None) else None
             fetched = await self._fetch(
@@ -162,6 +166,7 @@ class RegistryClient:
                 not_modified=fetched.not_modified,
                 rotated_to=chain[-1].version if chain else None,
                 root_pinned=new_root_bytes is not None,
+                root_on_first_use=first_use,
                 updates=self.updates(loader, registry),
             )
 
@@ -172,6 +177,26 @@ class RegistryClient:
             return root_file.read_bytes()
         except OSError as exc:
             raise StoreError(f"--root {root_file}: cannot read it ({exc.strerror})") from None
+
+    async def _root_on_first_use(self, url: str, on_progress: Progress | None) -> bytes:
+        """The root.json beside the registry, pinned as SSH pins a host key: what it says is
+        trusted from now on, and every later root must be signed by its keys. The user is
+        told, and --root pins one got out of band instead."""
+        root_url = self._resolve(url, "root.json")
+        try:
+            fetched = await fetch(
+                root_url,
+                what="root.json",
+                max_bytes=self.limits.root_max_bytes,
+                deadline_s=self.limits.index_deadline_s,
+            )
+        except FetchError as exc:
+            raise StoreError(
+                f"no registry root is pinned yet and {exc} — get the registry's root.json "
+                "from its maintainers and run: deeting registry sync --url URL --root root.json"
+            ) from None
+        assert fetched.body is not None
+        return fetched.body
 
     def _trusted_root(self, new_root: bytes | None) -> Root:
         """The root to start from: the one passed with --root (the user pins it now), else

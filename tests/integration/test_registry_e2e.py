@@ -314,3 +314,14 @@ def test_an_upgrade_during_a_running_script_session(user: Path, published: Publi
     # The session holds every call and result, in order, in one session.
     session_ids = {r["session_id"] for r in results}
     assert len(session_ids) == 1
+
+
+def test_a_first_sync_without_root_says_it_trusts_on_first_use(
+    home: Path, published: Published
+) -> None:
+    done = deeting(home, "registry", "sync", "--url", published.registry_url)
+    assert done.returncode == 0, done.stderr
+    assert "trusting the registry's own root.json on first use" in done.stderr
+    assert "--root FILE" in done.stderr and "registry 1 from" in done.stdout
+    again = deeting(home, "registry", "sync")
+    assert again.returncode == 0 and again.stderr == ""

@@ -30,8 +30,31 @@ async def refused(kernel: Kernel, registry: TestRegistry, *words: str, days: flo
     assert stored(kernel.paths.config_dir) == before
 
 
-async def test_the_first_sync_needs_a_root(cli_kernel: Kernel, registry: TestRegistry) -> None:
+async def test_without_root_the_first_sync_trusts_the_registrys_own_root(
+    cli_kernel: Kernel, registry: TestRegistry
+) -> None:
+    report = await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader, registry.url)
+    assert report.root_on_first_use and report.version == 1
+    assert stored(cli_kernel.paths.config_dir)["root.json"] == registry.root_bytes
+    # From then on that root is the anchor: a root.json swapped on the server changes nothing.
+    registry.make_root([SigningKey.generate()], 1, signers=[SigningKey.generate()])
+    again = await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader)
+    assert not again.root_on_first_use
+    assert stored(cli_kernel.paths.config_dir)["root.json"] == registry.root_bytes
+
+
+async def test_a_first_sync_with_no_root_anywhere(
+    cli_kernel: Kernel, registry: TestRegistry
+) -> None:
+    registry.root_file.unlink()
     with pytest.raises(StoreError, match=r"no registry root is pinned yet.*--root"):
+        await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader, registry.url)
+    assert stored(cli_kernel.paths.config_dir) == {}
+    # A root.json that does not verify (signed by a key it does not list) is refused too.
+    registry.root_file.write_bytes(
+        registry.make_root(registry.keys, 1, signers=[SigningKey.generate()])
+    )
+    with pytest.raises(StoreError, match="0 valid signatures"):
         await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader, registry.url)
     assert stored(cli_kernel.paths.config_dir) == {}
 
