@@ -123,7 +123,7 @@ class RegistryClient:
             new_root_bytes = self._read_root_file(root_file) if root_file else None
             first_use = new_root_bytes is None and self._read_pinned() is None
             if first_use:
-                new_root_bytes = await self._root_on_first_use(url, on_progress)
+                new_root_bytes = await self._root_on_first_use(url)
             trusted = self._trusted_root(new_root_bytes)
             stored = self._stored_registry()
             etag = meta.etag if (meta.url == url and stored is not None) else None
@@ -178,7 +178,7 @@ class RegistryClient:
         except OSError as exc:
             raise StoreError(f"--root {root_file}: cannot read it ({exc.strerror})") from None
 
-    async def _root_on_first_use(self, url: str, on_progress: Progress | None) -> bytes:
+    async def _root_on_first_use(self, url: str) -> bytes:
         """The root.json beside the registry, pinned as SSH pins a host key: what it says is
         trusted from now on, and every later root must be signed by its keys. The user is
         told, and --root pins one got out of band instead."""
