@@ -14,14 +14,13 @@ from typing import Any
 
 import orjson
 
-from deeting_tui import registry_commands
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
-from deeting_tui.registry_commands import split_source
 from deeting_tui.sandbox.policy import describe_grants
+from deeting_tui.store.names import split_source
 
 
 async def run_plugin_command(args: argparse.Namespace) -> int:
@@ -62,6 +61,8 @@ async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
     if from_registry is not None and not source.exists():
         if args.force:
             raise PluginError("--force is for folder and zip installs; use: deeting plugin upgrade")
+        from deeting_tui import registry_commands  # the client's imports, only when used
+
         return await registry_commands.install(kernel, args, *from_registry)
     ask = _ask_on_tty if sys.stdin.isatty() and not args.yes else None
     report = await kernel.loader.install(
@@ -269,10 +270,22 @@ def _new(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _upgrade(kernel: Kernel, args: argparse.Namespace) -> int:
+    from deeting_tui import registry_commands
+
+    return await registry_commands.upgrade(kernel, args)
+
+
+async def _rollback(kernel: Kernel, args: argparse.Namespace) -> int:
+    from deeting_tui import registry_commands
+
+    return await registry_commands.rollback(kernel, args)
+
+
 _HANDLERS = {
     "install": _install,
-    "upgrade": registry_commands.upgrade,
-    "rollback": registry_commands.rollback,
+    "upgrade": _upgrade,
+    "rollback": _rollback,
     "enable": _enable,
     "disable": _disable,
     "uninstall": _uninstall,

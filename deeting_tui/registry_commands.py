@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeting_tui.plugin.scopes import Scope
-from deeting_tui.store.client import RegistryClient, SyncReport, split_source
+from deeting_tui.store.client import RegistryClient, SyncReport
 from deeting_tui.store.errors import StoreError
+from deeting_tui.store.names import split_source
 from deeting_tui.store.trust import format_time
 
 if TYPE_CHECKING:
     from deeting_tui.kernel.kernel import Kernel
     from deeting_tui.kernel.loader import AskGrants
 
-__all__ = ["install", "rollback", "run_registry_command", "split_source", "upgrade"]
+__all__ = ["install", "rollback", "run_registry_command", "upgrade"]
 
 
 def _say(text: str) -> None:

@@ -73,3 +73,14 @@ def test_layers_import_only_downwards(package: str, forbidden: tuple[str, ...]) 
     for module in sorted(root.rglob("*.py")):
         bad = sorted(m for m in _imports(module) if m.startswith(forbidden))
         assert not bad, f"{module.relative_to(root.parents[1])} imports {bad}"
+
+
+def test_plugin_commands_load_the_registry_client_only_when_used() -> None:
+    """`deeting plugin list|enable|…` must not pay for httpx and PyNaCl (about 100 ms)."""
+    code = (
+        "import sys, deeting_tui.plugin_commands\n"
+        "heavy = ('httpx', 'nacl', 'deeting_tui.store.client')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

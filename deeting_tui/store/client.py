@@ -13,7 +13,6 @@ installed state) and hot-upgrade their workers; this module never talks to them.
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -47,10 +46,7 @@ from .trust import (
 if TYPE_CHECKING:
     from deeting_tui.kernel.loader import AskGrants, Loader, OnStep
 
-__all__ = ["Limits", "RegistryClient", "StoreError", "SyncReport", "Update", "split_source"]
-
-#: What a registry SOURCE looks like (a path never does: it has no '/' and no '.zip').
-_REQUIREMENT = re.compile(r"(?P<name>[a-z0-9][a-z0-9-]{0,63})(?:@(?P<version>[0-9][^\s/]*))?")
+__all__ = ["Limits", "RegistryClient", "StoreError", "SyncReport", "Update"]
 
 #: Root expiry is checked on the last root of a chain only; earlier ones are read with this.
 _NO_EXPIRY_CHECK = datetime(1970, 1, 1, tzinfo=UTC)
@@ -456,12 +452,6 @@ class RegistryClient:
             return self.files.registry()
         except RegistryStateError as exc:
             raise StoreError(str(exc)) from None
-
-
-def split_source(text: str) -> tuple[str, str | None] | None:
-    """``weather`` → (weather, None); ``weather@1.2.0`` → (weather, 1.2.0); else None."""
-    match = _REQUIREMENT.fullmatch(text)
-    return (match["name"], match["version"]) if match else None
 
 
 def _signed_document(raw: bytes | None) -> dict[str, Any] | None:

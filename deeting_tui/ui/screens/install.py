@@ -26,8 +26,9 @@ from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Static
 
 from deeting_tui.kernel.loader import InstallReport, PluginError
 from deeting_tui.plugin.scopes import Scope
-from deeting_tui.store.client import RegistryClient, split_source
+from deeting_tui.store.client import RegistryClient
 from deeting_tui.store.errors import StoreError
+from deeting_tui.store.names import split_source
 
 from .permission import PermissionDialog
 
