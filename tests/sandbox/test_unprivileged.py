@@ -1,10 +1,11 @@
-"""The escape suite again, as an unprivileged user.
+"""The escape suites again, as an unprivileged user.
 
 Root gets past things a plugin's user does not, so when the tests run as root this test runs
-test_escape.py once more as the system user deeting-sbx and requires every escape test to run
-and pass. The user cannot reach /root (our interpreter may live there), so it uses "the kit": a
-venv made from a system Python, with the same library versions, that ``./dev.sh test`` builds.
-Run by a non-root user, the normal run already is the unprivileged run, so this test skips."""
+every ``tests/sandbox/test_escape*.py`` once more as the system user deeting-sbx and requires
+every escape test to run and pass (none may skip). The user cannot reach /root (our interpreter
+may live there), so it uses "the kit": a venv made from a system Python, with the same library
+versions, that ``./dev.sh test`` builds. Run by a non-root user, the normal run already is the
+unprivileged run, so this test skips."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ from deeting_tui.sandbox.probe import probe
 
 USER = "deeting-sbx"
 KIT = Path(os.environ.get("DEETING_UNPRIV_KIT", "/var/tmp/deeting-unpriv-kit"))
-SUITE = "tests/sandbox/test_escape.py"
-COPIED = ("deeting_tui", "tests", "pyproject.toml")  # all test_escape.py and its conftests use
+SUITES = tuple(
+    sorted(str(p.relative_to(REPO)) for p in (REPO / "tests" / "sandbox").glob("test_escape*.py"))
+)
+SUITE = " ".join(SUITES)  # for messages
+COPIED = ("deeting_tui", "tests", "plugins", "renderers", "pyproject.toml")  # what the suites use
 TIMEOUT = 300
 
 
@@ -78,9 +82,9 @@ def _open_to_all(top: Path) -> None:
 
 
 def _collected() -> int:
-    """How many tests test_escape.py holds, counted by root's own pytest."""
+    """How many tests the escape suites hold, counted by root's own pytest."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", SUITE],
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *SUITES],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -179,7 +183,7 @@ def test_the_escape_suite_passes_as_an_unprivileged_user() -> None:
             "no:cacheprovider",
             f"--basetemp={home / 't'}",
             f"--junitxml={report}",
-            SUITE,
+            *SUITES,
         )
         shown = output[-20000:]
         assert code == 0, f"{SUITE} failed as {USER} (exit {code}):\n{shown}"
