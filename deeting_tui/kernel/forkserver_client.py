@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import signal
 import socket
@@ -22,6 +23,8 @@ from typing import Any
 import orjson
 
 from .launcher import FORKSERVER_MODULE, WorkerProcess, _pipes, worker_environment
+
+log = logging.getLogger("deeting.forkserver")
 
 
 @dataclass
@@ -316,7 +319,22 @@ class ForkserverLauncher:
             os.close(kernel_r)
             os.close(kernel_w)
             raise
-        return WorkerProcess(worker.pid, kernel_r, kernel_w, worker.exited, worker.kill)
+
+        def contain(folder: str) -> None:
+            self._contain(server, worker.pid, folder)
+
+        return WorkerProcess(worker.pid, kernel_r, kernel_w, worker.exited, worker.kill, contain)
+
+    def _contain(self, server: _Forkserver, pid: int, folder: str) -> None:
+        """Tell the forkserver a worker's cgroup (one small packet; dropped, with a warning,
+        in the unlikely case the socket's buffer is full)."""
+        if not server.alive:
+            return
+        message = orjson.dumps({"op": "cgroup", "pid": pid, "path": folder})
+        try:
+            server.control.send(message)
+        except BlockingIOError:
+            log.warning("forkserver busy: worker %d's cgroup not passed on", pid)
 
     async def _send(self, server: _Forkserver, payload: bytes, fds: list[int]) -> None:
         async with server.send_lock:

@@ -8,7 +8,6 @@ against each other without touching supervision logic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -20,11 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from deeting_tui import procgroup
+
 log = logging.getLogger("deeting.launcher")
 
 WORKER_MODULE = "deeting_tui.sandbox.worker"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 FORKSERVER_MODULE = "deeting_tui.sandbox.forkserver"
+REAPER_MODULE = "deeting_tui.kernel.reaper"
 
 
 @dataclass
@@ -36,10 +38,21 @@ class WorkerProcess:
     write_fd: int  # kernel writes requests here
     exited: asyncio.Future[int] = field(repr=False)  # resolves to the wait status
     _kill: Callable[[], None] = field(repr=False)
+    #: Tells the worker's reaper (forkserver, or the exec launcher's reaper process) the
+    #: worker's cgroup v2 folder, to ``cgroup.kill`` should the kernel die first.
+    _contain: Callable[[str], None] | None = field(default=None, repr=False)
 
     def kill(self) -> None:
         """SIGKILL the worker's whole process group; harmless if it is already gone."""
         self._kill()
+
+    def contain(self, cgroup_folder: str) -> None:
+        """The worker now lives in this cgroup v2 folder (best effort: never raises)."""
+        if self._contain is not None:
+            try:
+                self._contain(cgroup_folder)
+            except OSError as exc:
+                log.warning("worker %d: its reaper was not told its cgroup: %s", self.pid, exc)
 
 
 def describe_exit(status: int) -> str:
@@ -69,11 +82,97 @@ def _pipes() -> tuple[int, int, int, int]:
     return to_kernel_r, to_kernel_w, to_worker_r, to_worker_w
 
 
-class ExecLauncher:
-    """``python -m deeting_tui.sandbox.worker`` per worker: simple, no shared parent state."""
+class GroupReaper:
+    """The kernel's handle on its reaper process (``deeting_tui.kernel.reaper``).
+
+    Started on first use; told each worker's process group as it starts and ends, so that
+    if the kernel dies, even by SIGKILL, every group still running is killed. A reaper that
+    died is restarted on the next message, with every group it should hold.
+    """
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
+        self.groups: set[int] = set()
+        self.cgroups: dict[int, str] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._fd = -1
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def add(self, pgid: int) -> None:
+        self.groups.add(pgid)
+        self._send(f"+{pgid}\n".encode())
+
+    def remove(self, pgid: int) -> None:
+        self.groups.discard(pgid)
+        self.cgroups.pop(pgid, None)
+        self._send(f"-{pgid}\n".encode())
+
+    def contain(self, pgid: int, cgroup_folder: str) -> None:
+        if pgid in self.groups and "\n" not in cgroup_folder:
+            self.cgroups[pgid] = cgroup_folder
+            self._send(f"={pgid} {cgroup_folder}\n".encode())
+
+    def _send(self, line: bytes) -> None:
+        if self._fd < 0:
+            self._start()
+            return  # a fresh reaper was told every group already
+        try:
+            os.write(self._fd, line)
+        except BrokenPipeError:
+            log.warning("the worker reaper exited; starting another")
+            self.close()
+            self._start()
+
+    def _start(self) -> None:
+        read_end, write_end = os.pipe()
+        try:
+            self._process = subprocess.Popen(
+                [self.python, "-m", REAPER_MODULE, str(os.getpid())],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=worker_environment(),
+                start_new_session=True,
+                cwd="/",
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._fd = write_end
+        lines = [f"+{pgid}\n" for pgid in self.groups]
+        lines += [f"={pgid} {folder}\n" for pgid, folder in self.cgroups.items()]
+        if lines:
+            os.write(write_end, "".join(lines).encode())
+
+    def close(self) -> None:
+        """EOF: the reaper kills what it still holds (nothing, after a clean shutdown), exits."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._process is not None:
+            process, self._process = self._process, None
+            try:
+                process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class ExecLauncher:
+    """``python -m deeting_tui.sandbox.worker`` per worker: simple, no shared parent state.
+
+    The kernel is each worker's parent, so it is the one that empties a worker's process
+    group before reaping it; a :class:`GroupReaper` covers the kernel's own death.
+    """
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+        self.reaper = GroupReaper(python)
 
     async def spawn(self, log_fd: int, env: dict[str, str]) -> WorkerProcess:
         kernel_r, worker_w, worker_r, kernel_w = _pipes()
@@ -102,7 +201,11 @@ class ExecLauncher:
         finally:
             os.close(worker_r)
             os.close(worker_w)
-        exited = _watch_exit(process)
+        try:
+            self.reaper.add(process.pid)
+        except OSError as exc:  # no reaper: the worker still dies with us, its group might not
+            log.warning("could not start the worker reaper: %s", exc)
+        exited = _watch_exit(process, self.reaper)
 
         def kill() -> None:
             if exited.done():
@@ -114,39 +217,60 @@ class ExecLauncher:
             except PermissionError:
                 os.kill(process.pid, signal.SIGKILL)
 
-        return WorkerProcess(process.pid, kernel_r, kernel_w, exited, kill)
+        def contain(folder: str) -> None:
+            self.reaper.contain(process.pid, folder)
+
+        return WorkerProcess(process.pid, kernel_r, kernel_w, exited, kill, contain)
 
     def close(self) -> None:
-        pass
+        self.reaper.close()
 
 
-def _watch_exit(process: subprocess.Popen[bytes]) -> asyncio.Future[int]:
-    """A future for the wait status: a pidfd in the loop on Linux, a waiting thread elsewhere."""
+def _watch_exit(process: subprocess.Popen[bytes], reaper: GroupReaper) -> asyncio.Future[int]:
+    """A future for the wait status: a pidfd in the loop on Linux, a waiting thread elsewhere.
+
+    Either way the worker's process group is emptied before the leader is reaped (see
+    ``deeting_tui.procgroup``), in a thread: waiting for a group to die must not stall the
+    loop.
+    """
     loop = asyncio.get_running_loop()
     exited: asyncio.Future[int] = loop.create_future()
+    pid = process.pid
 
-    def report(status: int) -> None:
+    def end_group() -> None:
+        """The leader has exited, unreaped, so ``pid`` still names its group: empty it."""
+        if sys.platform.startswith("linux"):
+            survivors = procgroup.kill_group(pid)
+            if survivors:
+                log.error("worker %d: its process group still has %s after SIGKILL", pid, survivors)
+
+    def reap() -> None:
+        reaper.remove(pid)
+        status = os.waitpid(pid, 0)[1]
         process.returncode = os.waitstatus_to_exitcode(status)
         if not exited.done():
             exited.set_result(status)
 
     if hasattr(os, "pidfd_open"):
-        pidfd = os.pidfd_open(process.pid)
+        pidfd = os.pidfd_open(pid)
 
         def on_exit() -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-            report(os.waitpid(process.pid, 0)[1])
+            loop.run_in_executor(None, end_group).add_done_callback(lambda _: reap())
 
         loop.add_reader(pidfd, on_exit)
     else:
 
         def wait() -> None:
-            status = os.waitpid(process.pid, 0)[1]
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                loop.call_soon_threadsafe(report, status)
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+            end_group()
+            try:
+                loop.call_soon_threadsafe(reap)
+            except RuntimeError:  # a closed loop: nobody is waiting any more; just reap
+                os.waitpid(pid, 0)
 
-        threading.Thread(target=wait, name=f"wait-{process.pid}", daemon=True).start()
+        threading.Thread(target=wait, name=f"wait-{pid}", daemon=True).start()
     return exited
 
 

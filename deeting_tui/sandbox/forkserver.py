@@ -13,12 +13,22 @@ one JSON message per packet:
 * server → kernel: ``{"op": "spawned", "id": N, "pid": PID}`` with a pidfd for the worker
   attached (so the kernel can wait for and signal it without pid-reuse races), or
   ``{"op": "error", "id": N, "message": ...}``;
-* server → kernel: ``{"op": "exited", "pid": PID, "status": WAIT_STATUS}`` once per worker.
+* server → kernel: ``{"op": "exited", "pid": PID, "status": WAIT_STATUS}`` once per worker;
+* kernel → server: ``{"op": "cgroup", "pid": PID, "path": DIR}``: the worker's cgroup v2
+  folder, where the kernel made one, for the server to ``cgroup.kill`` if the kernel dies
+  (no reply).
 
-EOF on the socket (the kernel closed it or died) makes the server SIGKILL every worker's
-process group, reap them and exit. The server never starts a thread — no event loop runs
-in it, no pool — so a forked worker is single-threaded and can still apply Landlock and
-seccomp before anything else runs in it.
+The server is the reaper of every worker it starts. When a worker's leader exits, for
+whatever reason (a graceful stop included), the server SIGKILLs the worker's whole process
+group (and its cgroup, when the kernel made one) and waits until the group is empty *before*
+reaping the leader, so a daemon the plugin left
+behind never outlives its worker and the group's id cannot be reused meanwhile. It runs in
+its own session, so Ctrl-C, SIGHUP or ``kill -9 -PGID`` aimed at the kernel's group do not
+take it down first; when the kernel is gone — EOF on the socket, or SIGTERM/SIGHUP (its
+parent-death signal is SIGTERM, which it catches) — it kills every worker's group, reaps
+them and exits. The server never starts a thread — no event loop runs in it, no pool — so a
+forked worker is single-threaded and can still apply Landlock and seccomp before anything
+else runs in it.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from typing import Any
 
 import orjson
 
+from deeting_tui import procgroup
 from deeting_tui.sandbox import worker
 
 #: Imported once in the server so that forked workers start warm. Libraries only.
@@ -96,25 +107,32 @@ def encode(message: dict[str, Any]) -> bytes:
 class ForkServer:
     """The single-threaded loop: spawn requests in, spawned/exited replies out."""
 
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: socket.socket, wakeup: int | None = None) -> None:
         self.control = control
+        self.wakeup = wakeup  # readable when SIGTERM/SIGHUP arrived: the kernel is gone
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, int] = {}  # pid -> pidfd
+        self.cgroups: dict[int, str] = {}  # pid -> its cgroup v2 folder, if the kernel made one
 
     # -- loop --------------------------------------------------------------------------------
 
     def run(self) -> None:
         self.selector.register(self.control, selectors.EVENT_READ, None)
+        if self.wakeup is not None:
+            self.selector.register(self.wakeup, selectors.EVENT_READ, 0)
         try:
-            while True:
+            going = False
+            while not going:
                 for key, _events in self.selector.select():
                     if key.data is None:
                         if not self._on_control():
                             return
+                    elif key.data == 0:
+                        going = True  # told to go, after what else is ready this round
                     else:
                         self._reap(key.data)
         finally:
-            self.shutdown()
+            self.shutdown()  # kills every worker's cgroup and group
 
     def _on_control(self) -> bool:
         """Handle one request; False when the kernel is gone."""
@@ -132,6 +150,10 @@ class ForkServer:
             if not isinstance(request, dict):
                 raise ValueError("a request must be an object")
             request_id = request.get("id")
+            if request.get("op") == "cgroup":
+                _close_all(fds)
+                self._note_cgroup(request.get("pid"), request.get("path"))
+                return True
             if request.get("op") != "spawn":
                 raise ValueError(f"unknown op {request.get('op')!r}")
             env = request.get("env")
@@ -151,6 +173,11 @@ class ForkServer:
         finally:
             _close_all(fds)
         return self._send({"op": "spawned", "id": request_id, "pid": pid}, [pidfd])
+
+    def _note_cgroup(self, pid: Any, path: Any) -> None:
+        """Remember a live worker's cgroup folder (anything else is ignored: no reply)."""
+        if pid in self.children and isinstance(path, str) and path.startswith("/"):
+            self.cgroups[pid] = path.replace("\0", "")
 
     def _send(self, message: dict[str, Any], fds: list[int] | None = None) -> bool:
         """Blocking send; False when the kernel is gone."""
@@ -213,11 +240,16 @@ class ForkServer:
         # later closes an fd number the worker has reused.
         self.selector.close()
         self.control.close()
+        if self.wakeup is not None:
+            signal.set_wakeup_fd(-1)
+            with contextlib.suppress(OSError):
+                os.close(self.wakeup)
         for pidfd in self.children.values():
             with contextlib.suppress(OSError):
                 os.close(pidfd)
         self.children.clear()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the kernel's
         os.environ.clear()
         os.environ.update(env)
@@ -231,20 +263,29 @@ class ForkServer:
         worker.serve(read_fd, write_fd)
 
     def _reap(self, pid: int) -> None:
+        """The leader exited: empty its group, then reap it (never the other way round)."""
         pidfd = self.children.pop(pid)
+        cgroup = self.cgroups.pop(pid, None)
+        if cgroup is not None:  # the kernel empties and removes it too, if it is still there
+            procgroup.kill_cgroup(cgroup)
         self.selector.unregister(pidfd)
+        _end_group(pid)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
         self._send({"op": "exited", "pid": pid, "status": status})
 
     def shutdown(self) -> None:
-        """Kill every worker's process group, reap them, release everything."""
-        for pid in self.children:
+        """Kill every worker's cgroup and process group, reap them, release everything."""
+        for path in self.cgroups.values():
+            procgroup.kill_cgroup(path)
+        self.cgroups.clear()
+        for pid in self.children:  # all groups at once first: none waits for another's turn
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)  # not yet in its own group (setsid not run yet)
         for pid, pidfd in self.children.items():
+            _end_group(pid)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             with contextlib.suppress(OSError):
@@ -253,6 +294,18 @@ class ForkServer:
         with contextlib.suppress(Exception):
             self.selector.close()
         self.control.close()
+
+
+def _end_group(pid: int) -> None:
+    """SIGKILL the worker's process group and wait for it to empty; the leader itself is
+    still unreaped, so ``pid`` names this group and no other."""
+    survivors = procgroup.kill_group(pid)
+    if survivors:
+        print(
+            f"forkserver: worker {pid}'s process group still has {survivors} after SIGKILL",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def close_fds_except(keep: set[int]) -> None:
@@ -301,14 +354,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control", type=int, required=True, help="the inherited socket fd")
     parser.add_argument("--parent", type=int, default=0, help="the kernel's pid")
     options = parser.parse_args(argv)
-    worker.set_parent_death_signal(options.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    wakeup = _catch_goodbyes()
+    # SIGTERM, not SIGKILL, when the kernel dies: caught, so the workers' groups go first.
+    worker.set_parent_death_signal(options.parent, signal.SIGTERM)
     control = socket.socket(fileno=options.control)
     control.setblocking(True)
     preload()
     gc.collect()
     gc.freeze()  # the preloaded heap stays shared with workers instead of copied on write
-    ForkServer(control).run()
+    ForkServer(control, wakeup).run()
+
+
+def _catch_goodbyes() -> int:
+    """SIGTERM and SIGHUP make the loop's wake-up fd readable instead of killing the server
+    outright; returns the fd to watch. No handler code runs mid-spawn: the loop decides."""
+    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(write_end)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda _signum, _frame: None)
+    return read_end
 
 
 if __name__ == "__main__":

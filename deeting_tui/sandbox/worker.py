@@ -58,11 +58,13 @@ RPC_WRITE_FD: int | None = None
 log = logging.getLogger("deeting.worker")
 
 
-def set_parent_death_signal(parent_pid: int) -> None:
+def set_parent_death_signal(parent_pid: int, signum: int = signal.SIGKILL) -> None:
     """Die with the kernel even if it is SIGKILLed while this worker is stuck in plugin code.
 
     The pipe EOF only helps a worker that is reading; PR_SET_PDEATHSIG covers a busy one. The
-    getppid check closes the race where the parent died before the prctl took effect.
+    getppid check closes the race where the parent died before the prctl took effect. The
+    forkserver asks for a signal it can catch instead, so it can kill its workers' process
+    groups before it goes.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -70,8 +72,11 @@ def set_parent_death_signal(parent_pid: int) -> None:
 
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    libc.prctl(pr_set_pdeathsig, int(signum), 0, 0, 0)
     if parent_pid and os.getppid() != parent_pid:
+        if signum != signal.SIGKILL:
+            os.kill(os.getpid(), signum)  # the parent is gone already: act as if told so
+            return
         os._exit(0)
 
 

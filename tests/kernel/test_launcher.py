@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from deeting_tui import procgroup
 from deeting_tui.kernel.forkserver_client import ForkserverLauncher
 from deeting_tui.kernel.launcher import (
     ExecLauncher,
@@ -66,6 +67,15 @@ PLUGIN = textwrap.dedent(
         if tool == "sleep":
             ctx.progress(0.0, "sleeping")
             time.sleep(3600)
+        if tool == "daemon":  # a child left behind, in the worker's process group
+            child = os.fork()
+            if child == 0:
+                try:
+                    os.closerange(3, 65536)
+                    time.sleep(3600)
+                finally:
+                    os._exit(0)
+            return {"data": {"pid": child}}
         raise ValueError(tool)
     """
 )
@@ -252,6 +262,20 @@ async def test_worker_has_its_own_session_one_thread_and_no_stray_fds(harness: H
     assert info["fds"]["1"] == info["fds"]["2"] == str(worker.log_path)
 
 
+async def test_a_worker_that_ends_on_its_own_takes_its_process_group_with_it(
+    harness: Harness,
+) -> None:
+    """A graceful end (EOF, shutdown) used to leave the group alone: a daemon outlived it."""
+    worker = await harness.start()
+    daemon = (await worker.invoke("daemon"))["data"]["pid"]
+    assert os.getpgid(daemon) == worker.process.pid
+    worker.peer.close()  # EOF: the worker exits by itself, no kill
+    status = await worker.exit_status()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    gone = await asyncio.to_thread(procgroup.wait_exited, [daemon], time.monotonic() + TIMEOUT)
+    assert gone == []
+
+
 async def test_several_workers_at_once(harness: Harness) -> None:
     workers = await asyncio.gather(*(harness.start() for _ in range(4)))
     assert len({w.process.pid for w in workers}) == 4
@@ -398,9 +422,11 @@ KERNEL_SCRIPT = textwrap.dedent(
             "data_dir": str(tmp / "data"), "cache_dir": str(tmp / "cache"),
             "tmp_dir": str(tmp / "tmp"), "limits": {"memory_mb": 512},
         })
+        daemon = await peer.request("invoke", {"tool": "daemon", "args": {}})
         call = asyncio.ensure_future(peer.request("invoke", {"tool": "sleep", "args": {}}))
         await sleeping.wait()  # the plugin is now stuck in time.sleep, not reading its pipe
-        print(json.dumps({"worker": process.pid, "forkserver": launcher.server_pid}), flush=True)
+        print(json.dumps({"worker": process.pid, "forkserver": launcher.server_pid,
+                          "daemon": daemon["data"]["pid"]}), flush=True)
         await call
 
     asyncio.run(main())
@@ -408,7 +434,8 @@ KERNEL_SCRIPT = textwrap.dedent(
 )
 
 
-def test_sigkilled_kernel_takes_forkserver_and_workers_with_it(tmp_path: Path) -> None:
+def _kernel_with_a_daemon(tmp_path: Path) -> tuple[dict[str, int], subprocess.Popen[bytes]]:
+    """A kernel process whose forkserver worker left a daemon in its group; their pids."""
     h_root = tmp_path / "plugin"
     (h_root / "src").mkdir(parents=True)
     (h_root / "src" / "index.py").write_text(PLUGIN)
@@ -416,21 +443,85 @@ def test_sigkilled_kernel_takes_forkserver_and_workers_with_it(tmp_path: Path) -
         [sys.executable, "-c", KERNEL_SCRIPT, str(h_root), str(tmp_path)],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert kernel.stdout is not None
+        ready, _, _ = select.select([kernel.stdout], [], [], 30)
+        assert ready, "the kernel script did not report its pids"
+        pids: dict[str, int] = json.loads(kernel.stdout.readline())
+    except BaseException:
+        kernel.kill()
+        kernel.wait()
+        raise
+    assert os.getsid(pids["worker"]) == pids["worker"] == os.getpgid(pids["daemon"])
+    return pids, kernel
+
+
+def test_sigkilled_kernel_takes_forkserver_workers_and_their_groups_with_it(
+    tmp_path: Path,
+) -> None:
+    pids, kernel = _kernel_with_a_daemon(tmp_path)
+    try:
+        # The whole process group of the kernel, as a closed terminal or kill -9 -PGID would:
+        # the forkserver is not in it, and empties every worker's group before it goes.
+        os.killpg(kernel.pid, signal.SIGKILL)
+        kernel.wait(TIMEOUT)
+        assert wait_gone([pids["worker"], pids["daemon"], pids["forkserver"]]) == []
+    finally:
+        if kernel.poll() is None:
+            kernel.kill()
+            kernel.wait()
+
+
+EXEC_KERNEL_SCRIPT = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from deeting_tui.kernel.launcher import GroupReaper
+
+    reaper = GroupReaper()
+    group = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
+                             start_new_session=True)
+    reaper.add(group.pid)
+    print(json.dumps({"group": group.pid, "reaper": reaper.pid}), flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def test_the_exec_reaper_kills_what_a_sigkilled_kernel_left() -> None:
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", EXEC_KERNEL_SCRIPT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         assert kernel.stdout is not None
         ready, _, _ = select.select([kernel.stdout], [], [], 30)
         assert ready, "the kernel script did not report its pids"
         pids = json.loads(kernel.stdout.readline())
-        worker, server = pids["worker"], pids["forkserver"]
-        assert os.getsid(worker) == worker
-        os.kill(kernel.pid, signal.SIGKILL)
+        reaper = pids["reaper"]
+        # In a session of its own: a signal to the kernel's group does not reach it.
+        assert os.getsid(reaper) == reaper != os.getsid(kernel.pid)
+        os.killpg(kernel.pid, signal.SIGKILL)
         kernel.wait(TIMEOUT)
-        assert wait_gone([worker, server]) == []
+        assert wait_gone([pids["group"], reaper]) == []
     finally:
         if kernel.poll() is None:
             kernel.kill()
             kernel.wait()
+
+
+def test_a_sigterm_makes_the_forkserver_kill_its_workers_groups_first(tmp_path: Path) -> None:
+    """SIGTERM (also its parent-death signal) is caught: the workers' groups go first."""
+    pids, kernel = _kernel_with_a_daemon(tmp_path)
+    try:
+        os.kill(pids["forkserver"], signal.SIGTERM)
+        assert wait_gone([pids["worker"], pids["daemon"], pids["forkserver"]]) == []
+    finally:
+        kernel.kill()
+        kernel.wait()
 
 
 def test_worker_environment_keeps_locale_and_home_only() -> None:
