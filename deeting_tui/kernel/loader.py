@@ -598,6 +598,10 @@ class Loader:
             scopes=[str(s) for s in granted],
             call_timeout=spec.limits.call_timeout,
             memory_mb=spec.limits.memory_mb,
+            tasks=spec.limits.tasks,
+            disk_mb=spec.limits.disk_mb,
+            cpu_percent=spec.limits.cpu_percent,
+            idle_cpu_percent=spec.limits.idle_cpu_percent,
         )
         hooks = self.hooks_for(spec.name) if hooks is None else hooks
         return Supervisor(config, self.launcher, hooks, self.policy)

@@ -54,6 +54,20 @@ class WorkerConfig:
     memory_mb: int = 1024
     #: Only benchmarks turn this off, to measure what the OS sandbox costs.
     sandbox: bool = True
+    # The rest of kimai.json's limits (see plugin.manifest.Limits for what each means).
+    tasks: int = 128
+    disk_mb: int = 512
+    cpu_percent: int = 100
+    idle_cpu_percent: int = 25
+
+    def limits(self) -> dict[str, Any]:
+        """The ``initialize`` request's limits: the worker sets its rlimits from these."""
+        return {
+            "memory_mb": self.memory_mb,
+            "tasks": self.tasks,
+            "disk_mb": self.disk_mb,
+            "open_files": 256,
+        }
 
 
 @dataclass
@@ -249,7 +263,7 @@ class Supervisor:
             "cache_dir": str(c.cache_dir),
             "tmp_dir": str(c.tmp_dir),
             "scopes": c.scopes,
-            "limits": {"memory_mb": c.memory_mb, "open_files": 256},
+            "limits": c.limits(),
             "kernel_pid": os.getpid(),
             "home": str(Path.home()),
             "sandbox": c.sandbox,

@@ -82,8 +82,20 @@ class EventSubscription:
 
 @dataclass(frozen=True)
 class Limits:
+    """What one plugin may use (kimai.json ``limits``; defaults here and in the schema).
+
+    Generous for real plugins, tight enough that a runaway stops long before the machine
+    does: memory counts every kind (private, shared, memfd) across all its processes; tasks
+    are processes and threads; disk is its data, cache and temp folders together; CPU is
+    in percent of one core, overall and while nothing asked the plugin to work.
+    """
+
     call_timeout: float = 30.0
     memory_mb: int = 1024
+    tasks: int = 128
+    disk_mb: int = 512
+    cpu_percent: int = 100
+    idle_cpu_percent: int = 25
 
 
 @dataclass(frozen=True)
@@ -352,11 +364,21 @@ def _build(
         tools=tuple(
             ToolSpec(tool["name"], tool["description"], tool["parameters"]) for tool in tools
         ),
-        limits=Limits(
-            call_timeout=float(limits.get("call_timeout", 30.0)),
-            memory_mb=int(limits.get("memory_mb", 1024)),
-        ),
+        limits=_limits(limits),
         manifest=kimai,
+    )
+
+
+def _limits(limits: dict[str, Any]) -> Limits:
+    """kimai.json's ``limits`` over the defaults (the schema has checked every value)."""
+    default = Limits()
+    return Limits(
+        call_timeout=float(limits.get("call_timeout", default.call_timeout)),
+        memory_mb=int(limits.get("memory_mb", default.memory_mb)),
+        tasks=int(limits.get("tasks", default.tasks)),
+        disk_mb=int(limits.get("disk_mb", default.disk_mb)),
+        cpu_percent=int(limits.get("cpu_percent", default.cpu_percent)),
+        idle_cpu_percent=int(limits.get("idle_cpu_percent", default.idle_cpu_percent)),
     )
 
 

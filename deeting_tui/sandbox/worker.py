@@ -49,8 +49,11 @@ from deeting_tui.sdk import Context, ResultError, current_call_id, normalize_res
 LIFECYCLE_HOOKS = ("activate", "deactivate", "postinstall", "preuninstall", "preupgrade")
 OPTIONAL_FUNCTIONS = (*LIFECYCLE_HOOKS, "postupgrade", "on_event", "invoke")
 OPEN_FILES_LIMIT = 256
-FILE_SIZE_LIMIT_MB = 4096
+FILE_SIZE_LIMIT_MB = 512  # the default disk quota (kimai.json limits.disk_mb)
 CPU_LIMIT_S = 6 * 3600
+MIB = 1024 * 1024
+THREAD_STACK_BYTES = 2 * MIB
+M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 
 #: The fd the worker answers the kernel on; fault tests write garbage onto it on purpose.
 RPC_WRITE_FD: int | None = None
@@ -86,9 +89,19 @@ def set_rlimits(
     file_size_mb: int = FILE_SIZE_LIMIT_MB,
     cpu_seconds: int = CPU_LIMIT_S,
 ) -> None:
-    """Soft = hard so plugin code cannot raise them back; RLIMIT_DATA, not RLIMIT_AS, which
-    would break thread creation. RLIMIT_CPU counts the worker's whole life, so it is only a
-    backstop against a runaway that somehow escapes the per-call deadlines."""
+    """Soft = hard so plugin code cannot raise them back.
+
+    Memory: RLIMIT_AS at ``memory_mb`` on top of the address space the worker already has,
+    because it counts every mapping — shared anonymous memory and memfd mappings too, which
+    RLIMIT_DATA does not see; RLIMIT_DATA (private data) stays as a second bound. So that
+    threads still start under an address-space limit, glibc keeps one malloc arena (each
+    extra one reserves 64 MiB) and thread stacks are THREAD_STACK_BYTES. Every process the
+    plugin starts inherits these; the kernel bounds their sum (cgroup or watchdog).
+
+    ``file_size_mb`` is the plugin's disk quota: no single file may outgrow it (EFBIG), the
+    kernel's watchdog bounds the folders' total. RLIMIT_CPU counts the worker's whole life,
+    so it is only a backstop against a runaway that somehow escapes the per-call deadlines.
+    """
 
     def cap(which: int, value: int) -> None:
         _soft, hard = resource.getrlimit(which)
@@ -96,11 +109,46 @@ def set_rlimits(
             value = min(value, hard)
         resource.setrlimit(which, (value, value))
 
-    cap(resource.RLIMIT_DATA, memory_mb * 1024 * 1024)
+    limit_threads_address_space()
+    cap(resource.RLIMIT_AS, memory_mb * MIB + address_space_in_use())
+    cap(resource.RLIMIT_DATA, memory_mb * MIB)
     cap(resource.RLIMIT_NOFILE, open_files)
-    cap(resource.RLIMIT_FSIZE, file_size_mb * 1024 * 1024)
+    cap(resource.RLIMIT_FSIZE, file_size_mb * MIB)
     cap(resource.RLIMIT_CPU, cpu_seconds)
     cap(resource.RLIMIT_CORE, 0)
+
+
+def address_space_in_use() -> int:
+    """Bytes of address space this process has mapped now (0 where /proc cannot say)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            pages = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * resource.getpagesize()
+
+
+def limit_threads_address_space() -> None:
+    """One malloc arena and small thread stacks, so an address-space limit leaves room for
+    threads: glibc reserves 64 MiB per extra arena and 8 MiB per default stack."""
+    import threading
+
+    threading.stack_size(THREAD_STACK_BYTES)
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mallopt(M_ARENA_MAX, 1)
+        # Threads that C libraries start take the process default, not threading's size.
+        attr = ctypes.create_string_buffer(128)  # pthread_attr_t is 56 bytes on x86-64
+        if libc.pthread_attr_init(attr) == 0:
+            libc.pthread_attr_setstacksize(attr, ctypes.c_size_t(THREAD_STACK_BYTES))
+            libc.pthread_setattr_default_np(attr)
+            libc.pthread_attr_destroy(attr)
+    except (OSError, AttributeError):  # not glibc: its defaults are smaller anyway
+        pass
 
 
 def apply_os_sandbox(init: dict[str, Any]) -> dict[str, Any]:
@@ -251,7 +299,7 @@ class WorkerServer:
         set_rlimits(
             int(limits.get("memory_mb", 1024)),
             int(limits.get("open_files", OPEN_FILES_LIMIT)),
-            int(limits.get("file_size_mb", FILE_SIZE_LIMIT_MB)),
+            int(limits.get("disk_mb", FILE_SIZE_LIMIT_MB)),
             int(limits.get("cpu_s", CPU_LIMIT_S)),
         )
         sandbox = apply_os_sandbox(init)

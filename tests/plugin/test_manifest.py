@@ -112,6 +112,12 @@ def test_not_a_directory(tmp_path: Path) -> None:
         ({"limits": {"call_timeout": 4000}}, "limits.call_timeout: must be at most 3600"),
         ({"limits": {"memory_mb": 8}}, "limits.memory_mb: must be at least 64, not 8"),
         ({"limits": {"memory_mb": 100.5}}, "limits.memory_mb: must be an integer"),
+        ({"limits": {"tasks": 4}}, "limits.tasks: must be at least 8, not 4"),
+        ({"limits": {"tasks": "many"}}, "limits.tasks: must be an integer, not a string"),
+        ({"limits": {"disk_mb": 0}}, "limits.disk_mb: must be at least 16, not 0"),
+        ({"limits": {"cpu_percent": 0}}, "limits.cpu_percent: must be at least 1, not 0"),
+        ({"limits": {"idle_cpu_percent": 7000}}, "limits.idle_cpu_percent: must be at most 6400"),
+        ({"limits": {"cpus": 2}}, "limits: unknown key 'cpus'"),
         ({"author": {"name": "x"}}, "author: must be a string, not an object"),
     ],
 )
@@ -126,7 +132,14 @@ def test_optional_fields_become_the_spec(make_plugin: MakePlugin) -> None:
             "permissions": ["network:api.example.com", "filesystem:read:~/notes"],
             "renderer": "echo-cards",
             "events": [{"topic": "system.tick"}, {"topic": "plugin.*", "priority": 5}],
-            "limits": {"call_timeout": 2.5, "memory_mb": 256},
+            "limits": {
+                "call_timeout": 2.5,
+                "memory_mb": 256,
+                "tasks": 32,
+                "disk_mb": 100,
+                "cpu_percent": 200,
+                "idle_cpu_percent": 5,
+            },
             "trigger": {"regex": "^echo (?P<text>.+)$"},
             "$schema": "https://deeting.dev/schemas/kimai.schema.json",
         }
@@ -138,7 +151,9 @@ def test_optional_fields_become_the_spec(make_plugin: MakePlugin) -> None:
     )
     assert spec.renderer == "echo-cards"
     assert spec.events == (EventSubscription("system.tick", 0), EventSubscription("plugin.*", 5))
-    assert spec.limits == Limits(call_timeout=2.5, memory_mb=256)
+    assert spec.limits == Limits(
+        2.5, 256, tasks=32, disk_mb=100, cpu_percent=200, idle_cpu_percent=5
+    )
     assert spec.trigger == TriggerSpec("^echo (?P<text>.+)$", "echo", 50)  # default: first tool
 
 
