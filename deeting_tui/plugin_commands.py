@@ -18,6 +18,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
+from deeting_tui.kernel.watchdog import describe_limits
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 from deeting_tui.sandbox.policy import describe_grants
 from deeting_tui.store.names import split_source
@@ -227,6 +228,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "cache_dir": str(paths.plugin_cache(spec.name)),
         "log": str(paths.plugin_log(spec.name)),
         "sandbox": describe_grants(granted),
+        "limits": describe_limits(spec.limits, kernel.confinement.cgroups),
     }
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
@@ -245,6 +247,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     _say(f"  sandbox:     {box['level']}")
     _say(f"               network: {box['network']}; files: {box['files']}")
     _say(f"               programs: {box['programs']}")
+    _say_limits(info["limits"])
     for tool in spec.tools:
         _say(f"  tool:        {tool.name} — {tool.description.strip().splitlines()[0]}")
     if spec.trigger:
@@ -257,6 +260,14 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     _say(f"  data:        {info['data_dir']}")
     _say(f"  log:         {info['log']}")
     return 0
+
+
+def _say_limits(limits: dict[str, str]) -> None:
+    """How the plugin's processes end with it, and each limit with what enforces it here."""
+    _say(f"  containment: {limits['containment']}")
+    lines = [f"{key} {value}" for key, value in limits.items() if key != "containment"]
+    for index, line in enumerate(lines):
+        _say(f"  {'limits:' if index == 0 else '':<13}{line}")
 
 
 def _new(args: argparse.Namespace) -> int:

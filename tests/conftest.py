@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from support import FAST_POLICY
 
+from deeting_tui.kernel.cgroups import Cgroups, sweep_stale
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
@@ -26,6 +27,14 @@ def _no_model_provider_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None
         "OPENAI_BASE_URL",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_cgroups_left_behind() -> Iterator[None]:
+    """Tests that SIGKILL a kernel leave its cgroups to the next kernel's sweep; the last
+    such test has no next kernel, so the session sweeps once at its end."""
+    yield
+    sweep_stale(Cgroups.detect())
 
 
 @pytest.fixture

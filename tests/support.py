@@ -10,6 +10,7 @@ from typing import Any
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.supervisor import SupervisionPolicy
+from deeting_tui.kernel.watchdog import WatchdogPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -19,6 +20,8 @@ DEETING = [sys.executable, "-m", "deeting_tui"]
 
 # Short grace and backoff so fault tests take milliseconds, not seconds; the logic is the same.
 FAST_POLICY = SupervisionPolicy(kill_grace=0.3, stop_grace=2.0, backoff_base=0.01)
+# The watchdog's rules with a short window, so limit tests take a second, not ten.
+FAST_WATCHDOG = WatchdogPolicy(interval=0.1, cpu_window=1.0, disk_interval=0.2, disk_after_call=0.0)
 
 
 def events_of(k: Kernel) -> list[dict[str, Any]]:

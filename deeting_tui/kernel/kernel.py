@@ -42,6 +42,7 @@ from .session import CONVERSATION_KINDS, SessionInfo, SessionStore
 from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolIndex, argument_problems
 from .upgrade import PointerFollower, UpgradeReport, upgrade_notice
+from .watchdog import Confinement
 
 log = logging.getLogger("deeting.kernel")
 
@@ -78,6 +79,7 @@ class Kernel:
         launcher: Launcher | None = None,
         policy: SupervisionPolicy | None = None,
         payload_schemas: PayloadSchemas | None = None,
+        confinement: Confinement | None = None,
     ) -> None:
         self.paths = paths
         self.payload_schemas = payload_schemas or PayloadSchemas()
@@ -89,14 +91,24 @@ class Kernel:
         self.installed = InstalledStore(paths.plugin_state_file)
         self.tools = ToolIndex()
         self.launcher = launcher or default_launcher(paths.logs_dir / "forkserver.log")
+        #: Cgroups and the resource watchdog for every worker (see watchdog.py).
+        self.confinement = confinement or Confinement()
         self.loader = Loader(
-            paths, self.installed, self.grants, self.launcher, self._hooks_for, self, policy
+            paths,
+            self.installed,
+            self.grants,
+            self.launcher,
+            self._hooks_for,
+            self,
+            policy,
+            confinement=self.confinement,
         )
         self.assistant = assistant
         self.active_session: str | None = None
         self._listeners: list[Listener] = []
         self._call_seq = 0
         self._ticker: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self.follower: PointerFollower | None = None
         self._following: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -113,8 +125,9 @@ class Kernel:
         With ``follow`` (and ``plugins``), the kernel then keeps its running plugins on
         what state.json says as other processes change it (see :class:`PointerFollower`).
         """
-        problems = await self.loader.start_enabled() if plugins else []
         loop = asyncio.get_running_loop()
+        self._watchdog = loop.create_task(self.confinement.run())
+        problems = await self.loader.start_enabled() if plugins else []
         if ticker:
             self._ticker = loop.create_task(self._tick_forever())
         if plugins and follow:
@@ -130,14 +143,15 @@ class Kernel:
     async def shutdown(self) -> None:
         if self.follower is not None:
             self.follower.close()
-        for task in (self._following, self._ticker):
+        for task in (self._following, self._ticker, self._watchdog):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._following = self._ticker = None
+        self._following = self._ticker = self._watchdog = None
         await self.loader.shutdown()
         self.launcher.close()
+        self.confinement.close()
         close_assistant = getattr(self.assistant, "aclose", None)
         if close_assistant is not None:
             with contextlib.suppress(Exception):  # a provider's close must not lose the session

@@ -37,9 +37,11 @@ from .supervisor import (
     WorkerConfig,
     WorkerStartError,
 )
+from .usage import disk_problem
 
 if TYPE_CHECKING:
     from .upgrade import Upgrader, UpgradeReport
+    from .watchdog import Confinement
 
 log = logging.getLogger("deeting.loader")
 
@@ -120,8 +122,10 @@ class Loader:
         hooks_for: Callable[[str], SupervisorHooks],
         wiring: Wiring,
         policy: SupervisionPolicy | None = None,
+        confinement: Confinement | None = None,
     ) -> None:
         self.paths = paths
+        self.confinement = confinement  # cgroups and the watchdog, for every worker
         self.installed = installed
         self.grants = grants
         self.launcher = launcher
@@ -423,6 +427,7 @@ class Loader:
         except PermissionMissing as exc:
             self.installed.set_enabled(name, False, str(exc))
             raise PluginError(str(exc)) from None
+        await self._check_disk(spec)
         supervisor = self.supervisor_for(spec)
         try:
             await supervisor.start()
@@ -441,6 +446,20 @@ class Loader:
         self.runtimes[name] = runtime
         self.installed.set_enabled(name, True)
         return runtime
+
+    async def _check_disk(self, spec: PluginSpec) -> None:
+        """A plugin stopped for filling its disk quota stays stopped until it is back under.
+        Checked when a disabled plugin is enabled (not at every start: walking big folders
+        would slow every kernel start, and the watchdog measures running plugins anyway)."""
+        record = self.installed.get(spec.name)
+        if record is not None and record.enabled:
+            return
+        p = self.paths
+        folders = (p.plugin_data(spec.name), p.plugin_cache(spec.name), p.plugin_tmp(spec.name))
+        problem = await asyncio.to_thread(disk_problem, spec.name, folders, spec.limits.disk_mb)
+        if problem is not None:
+            self.installed.set_enabled(spec.name, False, problem)
+            raise PluginError(problem)
 
     async def disable(self, name: str, *, reason: str | None = None, persist: bool = True) -> None:
         record = self.record(name)
@@ -604,7 +623,7 @@ class Loader:
             idle_cpu_percent=spec.limits.idle_cpu_percent,
         )
         hooks = self.hooks_for(spec.name) if hooks is None else hooks
-        return Supervisor(config, self.launcher, hooks, self.policy)
+        return Supervisor(config, self.launcher, hooks, self.policy, confinement=self.confinement)
 
     async def _run_hook(self, spec: PluginSpec, hook: str) -> None:
         """Run a one-off lifecycle hook in a short-lived worker, if the plugin defines it."""

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeting_tui.plugin.scopes import network_hosts
 from deeting_tui.rpc.errors import (
@@ -32,6 +32,9 @@ from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
 
 from .launcher import Launcher, WorkerProcess, describe_exit, worker_environment
 from .netproxy import HostProxy
+
+if TYPE_CHECKING:
+    from .watchdog import Confinement
 
 log = logging.getLogger("deeting.supervisor")
 
@@ -157,8 +160,11 @@ class Supervisor:
         hooks: SupervisorHooks | None = None,
         policy: SupervisionPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        confinement: Confinement | None = None,
     ) -> None:
         self.config = config
+        #: Cgroup and watchdog for each worker (kernel/watchdog.py); None: rlimits only.
+        self.confinement = confinement
         self.name = config.name
         self.launcher = launcher
         self.hooks = hooks or SupervisorHooks()
@@ -224,6 +230,7 @@ class Supervisor:
         self._winding_down.clear()
         peer.on_response = self._on_response
         peer.start()
+        self._confine(process, generation)  # before initialize: before any plugin code
         process.exited.add_done_callback(lambda f: self._on_exit(generation, f))
         try:
             reply = await self._handshake(peer)
@@ -495,7 +502,7 @@ class Supervisor:
             self._peer.close()
         self._ready.clear()
         self.pid = None
-        if self.state in ("stopping", "stopped", "starting"):
+        if self.state in ("stopping", "stopped", "starting", "disabled"):
             return
         self._crashed(reason)
 
@@ -538,6 +545,49 @@ class Supervisor:
                 self._abandon(self._generation, f"failed after restart: {message}")
             else:
                 self._crashed(message)
+
+    # -- resource limits (kernel/watchdog.py) ------------------------------------------------
+
+    def _confine(self, process: WorkerProcess, generation: int) -> None:
+        """Cgroup and watchdog for a worker that has not run plugin code yet. When the worker
+        ends, its cgroup is emptied and removed first; if the OS stopped it for a limit, that
+        is the reason its end is reported with."""
+        if self.confinement is None:
+            return
+        box = self.confinement.admit(self, process.pid, generation, process.contain)
+
+        def ended(_exited: asyncio.Future[int]) -> None:
+            reason = box.end()
+            pending = self._end_reason
+            if reason and generation == self._generation and pending and not pending.done():
+                pending.set_result(reason)
+
+        process.exited.add_done_callback(ended)  # runs before _on_exit: added first
+
+    @property
+    def activity(self) -> tuple[int, int]:
+        """(requests sent to this worker so far, requests it has yet to answer): how the
+        watchdog tells work done for a caller from work a plugin does on its own."""
+        peer = self._peer
+        return (peer.requests_sent, peer.pending_count) if peer is not None else (0, 0)
+
+    def stop_for_limit(self, generation: int, reason: str) -> None:
+        """Over a memory, task or CPU limit: kill this worker, with ``reason`` as its end
+        (the notice, restart and crash-loop rules of any other crash follow)."""
+        self._abandon(generation, reason)
+
+    def disable_for_limit(self, generation: int, reason: str) -> None:
+        """Over its disk quota: stop for good (no restart frees a byte), as a crash loop
+        does; ``reason`` says what to free and how to enable it again."""
+        if generation != self._generation or self.state in ("disabled", "stopping", "stopped"):
+            return
+        self.disabled_reason = reason
+        self.state = "disabled"
+        self._abandon(generation, reason)
+        self._ready.set()  # wake waiters so they see the disabled state
+        self._ready = asyncio.Event()
+        if self.hooks.on_disabled is not None:
+            self.hooks.on_disabled(self.name, reason)
 
     # -- stopping ----------------------------------------------------------------------------
 

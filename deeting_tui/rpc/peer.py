@@ -189,6 +189,12 @@ class Peer:
     def pending_count(self) -> int:
         return len(self._pending)
 
+    @property
+    def requests_sent(self) -> int:
+        """How many requests this peer has sent; a kernel watchdog tells a worker that works
+        for its callers from one that is busy on its own by whether this moved."""
+        return self._next_id - 1
+
     # -- writing --------------------------------------------------------------------------
 
     def _send(self, data: bytes) -> None:
