@@ -32,10 +32,14 @@ class SandboxDenied(PermissionError):
 class Guard:
     """Checks audit events against a plan; installed once per worker, never removed."""
 
-    def __init__(self, plugin: str, plan: SandboxPlan) -> None:
+    def __init__(
+        self, plugin: str, plan: SandboxPlan, report: Callable[[str], None] | None = None
+    ) -> None:
         self.plugin = plugin
         self.plan = plan
         self.denials = 0
+        self._report = report
+        self._reported: set[str] = set()
         self._busy = False  # logging a denial must not re-enter the hook
         self._handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {
             "socket.__new__": self._socket_new,
@@ -68,18 +72,26 @@ class Guard:
 
     def _deny(self, scope: str | None, what: str) -> None:
         self.denials += 1
+        if scope is None:
+            message = f"plugin '{self.plugin}' may not do this: {what}"
+        else:
+            message = (
+                f"plugin '{self.plugin}' has no '{scope}' permission: {what} — "
+                f"declare it in kimai.json; the user grants it with: "
+                f"deeting plugin grant {self.plugin} {scope}"
+            )
         self._busy = True
         try:
             log.warning("denied: %s (%s)", what, f"needs {scope}" if scope else "never allowed")
+            # The kernel tells the user (rate-limited there too); each refusal once from here,
+            # so a plugin looping over a refused call cannot flood the pipe.
+            key = f"{scope}|{what}"
+            if self._report is not None and key not in self._reported and len(self._reported) < 64:
+                self._reported.add(key)
+                self._report(message)
         finally:
             self._busy = False
-        if scope is None:
-            raise SandboxDenied(f"plugin '{self.plugin}' may not do this: {what}")
-        raise SandboxDenied(
-            f"plugin '{self.plugin}' has no '{scope}' permission: {what} — "
-            f"declare it in kimai.json; the user grants it with: "
-            f"deeting plugin grant {self.plugin} {scope}"
-        )
+        raise SandboxDenied(message)
 
     # -- network -----------------------------------------------------------------------------
 

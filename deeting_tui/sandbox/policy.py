@@ -76,6 +76,8 @@ class SandboxPlan:
     proxy_hosts: tuple[str, ...]
     exec_allowed: bool
     kernel_pid: int | None = None
+    #: Some filesystem scope is granted, so the plugin may watch files (inotify).
+    watch_files: bool = False
 
     def allows_read(self, path: str) -> bool:
         return _under(path, (*self.read, *self.read_exec, *self.write, *self.devices))
@@ -146,6 +148,7 @@ def plan_sandbox(
         proxy_hosts=hosts if network == NETWORK_PROXY and hosts else (),
         exec_allowed=exec_allowed,
         kernel_pid=kernel_pid,
+        watch_files="filesystem" in kinds,
     )
 
 
