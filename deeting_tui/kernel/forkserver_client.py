@@ -316,7 +316,9 @@ class ForkserverLauncher:
             os.close(kernel_r)
             os.close(kernel_w)
             raise
-        return WorkerProcess(worker.pid, kernel_r, kernel_w, worker.exited, worker.kill)
+        return WorkerProcess(
+            worker.pid, kernel_r, kernel_w, worker.exited, worker.kill, pidfd=worker.pidfd
+        )
 
     async def _send(self, server: _Forkserver, payload: bytes, fds: list[int]) -> None:
         async with server.send_lock:
