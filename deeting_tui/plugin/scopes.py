@@ -239,18 +239,18 @@ def explain(scope: Scope) -> tuple[str, str]:
     if scope.kind == "network":
         if scope.target is None:
             return (
-                "network: may connect to any address over IP (the internet, your local "
-                "network and services on this machine's ports) and listen for connections; "
-                "never local UNIX sockets (ssh-agent, docker, D-Bus)",
+                "network: may connect to any address over IP (the internet, your network, "
+                "this machine's ports) and listen for connections; never local UNIX "
+                "sockets (ssh-agent, docker, D-Bus)",
                 "high",
             )
         host, port = _split_port(scope.target)
         where = f"port {port}" if port is not None else "any port"
         literal = host.startswith("[") or _is_ipv4(host)
-        reach = "" if literal else " (its public addresses only)"
+        which = where if literal else f"public addresses, {where}"
         return (
-            f"network: {scope.target} — may open TCP connections to this host only{reach}, "
-            f"{where}, through Deeting's checking proxy; may not listen for connections",
+            f"network: {scope.target} — TCP connections to this host only ({which}), "
+            "through Deeting's proxy; no listening",
             "medium",
         )
     if scope.kind == "filesystem":

@@ -49,6 +49,8 @@ class Applied:
     milliseconds: float
     capabilities: str = "not dropped"
     namespaces: dict[str, Any] = field(default_factory=dict)
+    #: Milliseconds each step took (the benchmark reports what each layer costs).
+    steps: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class Applied:
             "capabilities": self.capabilities,
             "namespaces": self.namespaces,
             "ms": round(self.milliseconds, 3),
+            "steps": {name: round(ms, 3) for name, ms in self.steps.items()},
         }
 
 
@@ -94,6 +97,8 @@ def enforce(
     seccomp_on = False
     capabilities = "not dropped (no OS sandbox here)"
     entered = None
+    steps: dict[str, float] = {}
+    clock = _StepClock(steps)
     if caps.landlock_abi or caps.seccomp:
         _require_single_thread()
         from . import capabilities as capability_sets
@@ -101,10 +106,12 @@ def enforce(
 
         limits = init.get("limits") if isinstance(init.get("limits"), dict) else {}
         tasks = limits.get("tasks") if isinstance(limits, dict) else None
+        clock.lap("planning")
         entered = namespaces.enter(
             private_network=plan.network == NETWORK_PROXY,
             tasks=tasks if isinstance(tasks, int) and tasks > 0 else None,
         )
+        clock.lap("namespaces")
         if entered.listener is not None:
             # The proxy is this namespace's own listener now, whatever port it got.
             plan = replace(plan, proxy_port=entered.listener[1])
@@ -112,10 +119,13 @@ def enforce(
             seccomp.set_no_new_privs()
             if caps.landlock_abi:
                 landlock_abi = landlock.apply(_landlock_rules(plan, landlock))
+            clock.lap("landlock")
             capabilities = capability_sets.drop_all().describe()
+            clock.lap("capabilities")
             if caps.seccomp:
                 seccomp.apply(_seccomp_policy(plan, seccomp))
                 seccomp_on = True
+            clock.lap("seccomp")
         except (
             OSError,
             landlock.LandlockError,
@@ -131,6 +141,7 @@ def enforce(
     Guard(plugin, plan, report).install()
     if plan.proxy_port is not None:
         install_tunnels(plugin, plan.proxy_port)
+    clock.lap("guard")
     level = Capabilities(
         caps.platform, landlock_abi, seccomp_on, caps.no_new_privs, caps.root
     ).level
@@ -143,7 +154,21 @@ def enforce(
         (time.perf_counter() - began) * 1000,
         capabilities,
         entered.as_json() if entered is not None else {},
+        steps,
     )
+
+
+class _StepClock:
+    """Laps of perf_counter into ``steps`` (milliseconds per named step)."""
+
+    def __init__(self, steps: dict[str, float]) -> None:
+        self._steps = steps
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self._steps[name] = (now - self._last) * 1000
+        self._last = now
 
 
 def _require_single_thread() -> None:

@@ -23,6 +23,7 @@ log = logging.getLogger("deeting.sandbox")
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _INET = (socket.AF_INET, socket.AF_INET6)
+_AF_NETLINK = 16
 
 
 class SandboxDenied(PermissionError):
@@ -45,6 +46,7 @@ class Guard:
             "socket.__new__": self._socket_new,
             "socket.connect": self._socket_address,
             "socket.sendto": self._socket_address,
+            "socket.bind": self._socket_bind,
             "subprocess.Popen": self._exec,
             "os.system": self._exec,
             "os.exec": self._exec,
@@ -97,22 +99,34 @@ class Guard:
 
     def _socket_new(self, args: tuple[Any, ...]) -> None:
         # AF_UNIX passes here: socketpair() (asyncio's self-pipe) raises this very event, and
-        # seccomp refuses socket(AF_UNIX) itself without a network scope.
-        family, kind = args[1], args[2]
-        if self.plan.network == NETWORK_ANY or family == socket.AF_UNIX:
+        # seccomp refuses socket(AF_UNIX) itself, whatever is granted.
+        family, kind, proto = args[1], args[2], args[3] if len(args) > 3 else 0
+        if family == socket.AF_UNIX:
+            return
+        if self.plan.network == NETWORK_ANY:
+            if family not in (*_INET, _AF_NETLINK):
+                self._deny(None, f"opening a socket of family {family} (plugins get IP only)")
             return
         if self.plan.network == NETWORK_NONE:
             self._deny("network", "opening a network socket")
         if family in _INET and isinstance(kind, int) and kind & 0xF != socket.SOCK_STREAM:
             self._deny("network", "UDP and raw sockets (granted hosts are reached over TCP)")
+        if family in _INET and proto not in (0, socket.IPPROTO_TCP):
+            self._deny("network", f"protocol {proto} (granted hosts are reached over plain TCP)")
 
-    def _socket_address(self, args: tuple[Any, ...]) -> None:
+    def _socket_bind(self, args: tuple[Any, ...]) -> None:
         if self.plan.network == NETWORK_ANY:
             return
+        address = args[1] if len(args) > 1 else None
+        if isinstance(address, tuple):
+            self._deny("network", f"listening on {address[0]}:{address[1]} (binding a socket)")
+
+    def _socket_address(self, args: tuple[Any, ...]) -> None:
         address = args[1]
+        if self.plan.network == NETWORK_ANY and isinstance(address, tuple):
+            return
         if not isinstance(address, tuple) or len(address) < 2:
-            if self.plan.network == NETWORK_NONE:
-                self._deny("network", f"connecting to the UNIX socket {address!r}")
+            self._deny(None, f"connecting to the UNIX socket {address!r} (never allowed)")
             return
         host, port = address[0], address[1]
         if self.plan.network == NETWORK_NONE:

@@ -159,6 +159,13 @@ _ALWAYS_DENIED = (
     "msgsnd",
     "msgrcv",
     "msgctl",
+    # POSIX message queues: like System V IPC, they outlive their creator (/dev/mqueue).
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
     # Anonymous files: memory no folder quota sees.
     "memfd_create",
     "memfd_secret",
@@ -233,6 +240,7 @@ _X86_64 = _Arch(
         "sched_setparam": 142,
         "sched_setscheduler": 144,
         "vhangup": 153,
+        "modify_ldt": 154,
         "pivot_root": 155,
         "adjtimex": 159,
         "chroot": 161,
@@ -245,12 +253,20 @@ _X86_64 = _Arch(
         "reboot": 169,
         "sethostname": 170,
         "setdomainname": 171,
+        "iopl": 172,
+        "ioperm": 173,
         "init_module": 175,
         "delete_module": 176,
         "quotactl": 179,
         "sched_setaffinity": 203,
         "semtimedop": 220,
         "clock_settime": 227,
+        "mq_open": 240,
+        "mq_unlink": 241,
+        "mq_timedsend": 242,
+        "mq_timedreceive": 243,
+        "mq_notify": 244,
+        "mq_getsetattr": 245,
         "kexec_load": 246,
         "add_key": 248,
         "request_key": 249,
@@ -318,6 +334,12 @@ _AARCH64 = _Arch(
         "setdomainname": 162,
         "settimeofday": 170,
         "adjtimex": 171,
+        "mq_open": 180,
+        "mq_unlink": 181,
+        "mq_timedsend": 182,
+        "mq_timedreceive": 183,
+        "mq_notify": 184,
+        "mq_getsetattr": 185,
         "msgget": 186,
         "msgctl": 187,
         "msgrcv": 188,
@@ -543,6 +565,8 @@ def _rules(policy: SeccompPolicy, nr: dict[str, int]) -> list[tuple[int, Any]]:
     """(syscall number, how to decide it): an action, or a function emitting a block that
     looks at the arguments and ends in a return. Anything not listed is allowed."""
     rules: list[tuple[int, Any]] = [(nr[name], _DENY) for name in _ALWAYS_DENIED]
+    # x86 only: port I/O and the LDT (CAP_SYS_RAWIO, and old kernel attack surface).
+    rules += [(nr[name], _DENY) for name in ("iopl", "ioperm", "modify_ldt") if name in nr]
     if not policy.exec_allowed:
         rules += [(nr["execve"], _DENY), (nr["execveat"], _DENY)]
     if not policy.watch_files:

@@ -235,7 +235,7 @@ def test_the_consent_text_says_exactly_what_each_network_scope_allows() -> None:
     assert "listen" in anything and "UNIX" in anything
     host, risk = explain(parse_scope("network:api.example.com"))
     assert risk == "medium"
-    assert "api.example.com" in host and "TCP" in host and "not listen" in host
+    assert "api.example.com" in host and "TCP" in host and "no listening" in host
     port, _ = explain(parse_scope("network:api.example.com:443"))
     assert "port 443" in port
 

@@ -140,11 +140,14 @@ async def test_system_v_ipc_is_closed_and_nothing_is_left_behind(
     before = _shm_segments()
     read = await _try(supervisor, "shm_read", key=shared_secret)
     assert not read["ok"] and "secret" not in read["detail"], read
-    for what in ("shm_leave_behind", "sem", "msg"):
+    mqueues = set(os.listdir("/dev/mqueue")) if os.path.isdir("/dev/mqueue") else set()
+    for what in ("shm_leave_behind", "sem", "msg", "mqueue"):
         result = await _try(supervisor, what)
         assert not result["ok"], (what, result)
     await kernel.loader.disable("reach")
     assert _shm_segments() == before  # no segment of the plugin outlives it
+    if os.path.isdir("/dev/mqueue"):
+        assert set(os.listdir("/dev/mqueue")) == mqueues  # nor a POSIX message queue
 
 
 async def test_root_powers_are_gone_whoever_runs_deeting(kernel: Kernel, tmp_path: Path) -> None:
