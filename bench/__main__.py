@@ -12,6 +12,7 @@ import importlib.metadata
 import os
 import platform
 import signal
+import statistics
 import sys
 import time
 import traceback
@@ -21,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from .common import REPO_ROOT, Latency, Sizes, reap_children
+from .common import REPO_ROOT, Latency, Sizes, percentile, reap_children
 from .launchers import default_launcher_name
 from .ready import Ready, ready_times
 from .registry import RegistryFigures, RegistrySizes, registry_figures
@@ -203,7 +204,7 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     # The target is for the launcher the kernel uses; the other is in the table for comparison.
     chosen = default_launcher_name()
     for ready in results.get("ready") or []:
-        if ready.launcher != chosen:
+        if ready.launcher != chosen or ready.variant:
             continue
         verdicts.append(
             Verdict(
@@ -312,7 +313,7 @@ def _results_table(results: dict[str, Any]) -> str:
             data = item.as_json()
             rows.append(
                 (
-                    f"launcher: {item.launcher}",
+                    f"launcher: {item.launcher}" + (f", {item.variant}" if item.variant else ""),
                     str(data["n"]),
                     f"{data['p50_ms']:.1f} ms",
                     f"{data['max_ms']:.1f} ms",
@@ -334,6 +335,16 @@ def _results_table(results: dict[str, Any]) -> str:
                 f"{cost['mean']:.2f} ms",
             )
         )
+        for step, samples in sandbox.steps.items():
+            rows.append(
+                (
+                    f"  of which {step}",
+                    str(len(samples)),
+                    f"{percentile(samples, 50):.2f} ms",
+                    f"{max(samples):.2f} ms",
+                    f"{statistics.fmean(samples):.2f} ms",
+                )
+            )
     throughput: Throughput | None = results.get("throughput")
     if throughput:
         rows.append(("", "", "", "", ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from .launchers import available_launchers, close_launcher
 class Ready:
     launcher: str
     samples: list[float]
+    #: What else this start includes, if anything (its grants); "" for a plain worker.
+    variant: str = ""
 
     @property
     def p50_ms(self) -> float:
@@ -38,12 +41,17 @@ class Ready:
         }
 
 
-async def _ready(name: str, factory: Any, starts: int) -> Ready:
+#: A host grant: the worker also gets a network namespace with the proxy's listener, and
+#: the kernel takes that listener over. Measured separately so its cost is visible.
+HOST_GRANT = "network:example.com"
+
+
+async def _ready(name: str, factory: Any, starts: int, scopes: tuple[str, ...] = ()) -> Ready:
     launcher = factory()
     samples = []
     try:
         with tempfile.TemporaryDirectory(prefix="deeting-bench-") as tmp:
-            config = worker_config(Path(tmp))
+            config = dataclasses.replace(worker_config(Path(tmp)), scopes=list(scopes))
             # One unmeasured start: the first exec pays cold page-cache misses, and a
             # forkserver (if any) starts its server on first use.
             for i in range(starts + 1):
@@ -61,7 +69,11 @@ async def _ready(name: str, factory: Any, starts: int) -> Ready:
 
 
 def ready_times(starts: int) -> list[Ready]:
-    return [
-        asyncio.run(_ready(name, factory, starts))
-        for name, factory in available_launchers().items()
-    ]
+    launchers = available_launchers()
+    times = [asyncio.run(_ready(name, factory, starts)) for name, factory in launchers.items()]
+    if "forkserver" in launchers:
+        times.append(
+            asyncio.run(_ready("forkserver", launchers["forkserver"], starts, (HOST_GRANT,)))
+        )
+        times[-1].variant = f"with {HOST_GRANT} (network namespace)"
+    return times

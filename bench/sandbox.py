@@ -13,7 +13,7 @@ import dataclasses
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class SandboxCost:
     unsandboxed: Latency
     apply_ms: list[float]
     level: str
+    #: Milliseconds per step of applying it (namespaces, landlock, capabilities, ...).
+    steps: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def overhead(self) -> float:
@@ -53,6 +55,9 @@ class SandboxCost:
                 "p50": round(self.apply_p50_ms, 3),
                 "max": round(max(self.apply_ms), 3),
                 "mean": round(statistics.fmean(self.apply_ms), 3),
+            },
+            "steps_p50_ms": {
+                step: round(percentile(samples, 50), 3) for step, samples in self.steps.items()
             },
         }
 
@@ -92,11 +97,15 @@ async def _cost(n: int, warmup: int, starts: int) -> SandboxCost:
                 await on.stop()
                 await off.stop()
             apply_ms = []
+            steps: dict[str, list[float]] = {}
             for _ in range(starts):
                 fresh = Supervisor(base, launcher, policy=SupervisionPolicy())
                 try:
                     await fresh.start()
-                    apply_ms.append(float((fresh.sandbox or {}).get("ms", 0.0)))
+                    report = fresh.sandbox or {}
+                    apply_ms.append(float(report.get("ms", 0.0)))
+                    for step, ms in (report.get("steps") or {}).items():
+                        steps.setdefault(str(step), []).append(float(ms))
                 finally:
                     await fresh.stop()
     finally:
@@ -106,6 +115,7 @@ async def _cost(n: int, warmup: int, starts: int) -> SandboxCost:
         Latency("deeting invoke, sandbox off", samples[False]),
         apply_ms,
         level,
+        steps,
     )
 
 

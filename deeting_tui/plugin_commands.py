@@ -20,7 +20,7 @@ from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.kernel.watchdog import describe_limits
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
-from deeting_tui.sandbox.policy import describe_grants
+from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
 from deeting_tui.store.names import split_source
 
 
@@ -245,8 +245,8 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     _say(f"  permissions: {perms or 'none'}")
     box = info["sandbox"]
     _say(f"  sandbox:     {box['level']}")
-    _say(f"               network: {box['network']}; files: {box['files']}")
-    _say(f"               programs: {box['programs']}")
+    for layer in SANDBOX_LINES:
+        _say(f"    {layer + ':':<14}{box[layer]}")
     _say_limits(info["limits"])
     for tool in spec.tools:
         _say(f"  tool:        {tool.name} — {tool.description.strip().splitlines()[0]}")

@@ -323,7 +323,15 @@ class ForkserverLauncher:
         def contain(folder: str) -> None:
             self._contain(server, worker.pid, folder)
 
-        return WorkerProcess(worker.pid, kernel_r, kernel_w, worker.exited, worker.kill, contain)
+        return WorkerProcess(
+            worker.pid,
+            kernel_r,
+            kernel_w,
+            worker.exited,
+            worker.kill,
+            pidfd=worker.pidfd,
+            _contain=contain,
+        )
 
     def _contain(self, server: _Forkserver, pid: int, folder: str) -> None:
         """Tell the forkserver a worker's cgroup (one small packet; dropped, with a warning,

@@ -543,6 +543,7 @@ class Kernel:
             on_notice=self._on_notice,
             on_disabled=self._on_disabled,
             on_restarted=self._reactivate,
+            on_denial=self._plugin_notice,
         )
 
     def _on_stream(self, plugin: str, params: dict[str, Any]) -> None:

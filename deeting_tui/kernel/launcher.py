@@ -38,6 +38,8 @@ class WorkerProcess:
     write_fd: int  # kernel writes requests here
     exited: asyncio.Future[int] = field(repr=False)  # resolves to the wait status
     _kill: Callable[[], None] = field(repr=False)
+    #: A pidfd naming this very process (never a reused pid), or -1 to open one on demand.
+    pidfd: int = field(default=-1, repr=False)
     #: Tells the worker's reaper (forkserver, or the exec launcher's reaper process) the
     #: worker's cgroup v2 folder, to ``cgroup.kill`` should the kernel die first.
     _contain: Callable[[str], None] | None = field(default=None, repr=False)
@@ -53,6 +55,38 @@ class WorkerProcess:
                 self._contain(cgroup_folder)
             except OSError as exc:
                 log.warning("worker %d: its reaper was not told its cgroup: %s", self.pid, exc)
+
+    def take_fd(self, fd: int) -> int:
+        """A copy, in this process, of the worker's file descriptor ``fd`` (close-on-exec).
+
+        How the kernel takes over the proxy listener a worker made inside its private network
+        namespace. Raises OSError when the worker is gone or the machine refuses.
+        """
+        if self.exited.done():
+            raise ProcessLookupError(f"worker {self.pid} has exited")
+        if self.pidfd >= 0:
+            return pidfd_getfd(self.pidfd, fd)
+        pidfd = os.pidfd_open(self.pid)
+        try:
+            return pidfd_getfd(pidfd, fd)
+        finally:
+            os.close(pidfd)
+
+
+_NR_PIDFD_GETFD = 438  # the same on every architecture (added in 5.6)
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    """pidfd_getfd(2), which the standard library does not wrap."""
+    import ctypes  # only plugins with host grants get here
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    result = int(libc.syscall(ctypes.c_long(_NR_PIDFD_GETFD), pidfd, fd, 0))
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"pidfd_getfd: {os.strerror(err)}")
+    return result
 
 
 def describe_exit(status: int) -> str:
@@ -220,7 +254,7 @@ class ExecLauncher:
         def contain(folder: str) -> None:
             self.reaper.contain(process.pid, folder)
 
-        return WorkerProcess(process.pid, kernel_r, kernel_w, exited, kill, contain)
+        return WorkerProcess(process.pid, kernel_r, kernel_w, exited, kill, _contain=contain)
 
     def close(self) -> None:
         self.reaper.close()

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 from deeting_tui.plugin.scopes import parse_scope
 
+from .addresses import vet
+
 __all__ = ["MAX_HEADERS", "MAX_REQUEST_LINE", "HostProxy"]
 
 log = logging.getLogger("deeting.netproxy")
@@ -160,11 +162,17 @@ class HostProxy:
         self._plugin = plugin
         self._grant_texts = [_grant_text(host) for host in hosts]
         self._grants = [grant for text in self._grant_texts if (grant := _parse_grant(text))]
+        # The addresses the grants name literally: only these may be reached off the public
+        # internet (a name that resolves to a private address is refused, see addresses.py).
+        self._literals = [
+            grant.host.strip("[]") for grant in self._grants if _is_literal(grant.host)
+        ]
         self._on_denied = on_denied
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections
         self._server: asyncio.Server | None = None
+        self._adopted: set[asyncio.Server] = set()
         self._port: int | None = None
         self._closing = False
         self._active = 0
@@ -177,6 +185,22 @@ class HostProxy:
         self._port = int(self._server.sockets[0].getsockname()[1])
         log.debug("network proxy for %r on port %d", self._plugin, self._port)
         return self._port
+
+    async def adopt(self, listener: socket.socket) -> asyncio.Server:
+        """Serve a listening socket made elsewhere: the one a worker made inside its private
+        network namespace, taken over by the kernel. Its connections get exactly the same
+        checks as those on the loopback port."""
+        if self._closing:
+            listener.close()
+            raise RuntimeError(f"the network proxy for {self._plugin!r} is closed")
+        server = await asyncio.start_server(self._handle, sock=listener, limit=MAX_HEADERS)
+        self._adopted.add(server)
+        return server
+
+    def release(self, server: asyncio.Server) -> None:
+        """Stop serving an adopted listener (its worker is gone)."""
+        self._adopted.discard(server)
+        server.close()
 
     @property
     def port(self) -> int | None:
@@ -205,6 +229,8 @@ class HostProxy:
         self._closing = True
         if self._server is not None:
             self._server.close()
+        for adopted in list(self._adopted):
+            self.release(adopted)
         # Loop: a connection accepted just before the listener closed may register meanwhile.
         while self._tasks:
             tasks = list(self._tasks)
@@ -293,16 +319,38 @@ class HostProxy:
 
     async def _connect(self, target: _Target) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(target.connect_host, target.port),
-                self._connect_timeout,
-            )
+            async with asyncio.timeout(self._connect_timeout):
+                addresses = await self._addresses(target)
+                return await _open_first(addresses, target.port)
         except TimeoutError:
             raise _HttpError(
                 504, f"connecting to {target} took longer than {self._connect_timeout:g}s"
             ) from None
         except OSError as error:
             raise _HttpError(502, f"cannot connect to {target}: {_why(error)}") from None
+
+    async def _addresses(self, target: _Target) -> list[str]:
+        """Where to connect for ``target``: an IP literal as it is; a name resolved here and
+        each answer vetted (DNS rebinding: a name must not lead to the user's own machine or
+        network), so the connection goes to an address that was checked, not re-resolved."""
+        if _is_literal(target.host):
+            return [target.connect_host]
+        usable, why = vet(target.host, await resolve(target.host, target.port), self._literals)
+        if not usable:
+            raise self._refused(target, why or f"{target.host} did not resolve")
+        if why is not None:
+            log.info("plugin %r: %s (other answers used)", self._plugin, why)
+        return usable
+
+    def _refused(self, target: _Target, why: str) -> _HttpError:
+        message = f"plugin {self._plugin!r} may not connect to {target}: {why}"
+        log.info("%s", message)
+        if self._on_denied is not None:
+            try:
+                self._on_denied(str(target), message)
+            except Exception:
+                log.exception("on_denied callback failed for plugin %r", self._plugin)
+        return _HttpError(403, message)
 
     async def _tunnel(
         self,
@@ -372,6 +420,36 @@ class HostProxy:
                     if not data:
                         break
                     dropped += len(data)
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to for TCP, in the resolver's order, each once."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def _open_first(
+    addresses: list[str], port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to the first address that answers; the last error if none does."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            return await asyncio.open_connection(address, port)
+        except OSError as failed:
+            error = failed
+    raise error or OSError("no address to connect to")
+
+
+def _is_literal(host: str) -> bool:
+    """A canonical host (see _canonical_host) that is an IP address, not a name."""
+    if host.startswith("["):
+        return True
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _why(error: OSError) -> str:

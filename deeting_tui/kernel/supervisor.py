@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from deeting_tui.rpc.errors import (
 )
 from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
 
+from .denials import DenialReporter
 from .launcher import Launcher, WorkerProcess, describe_exit, worker_environment
 from .netproxy import HostProxy
 
@@ -148,6 +150,8 @@ class SupervisorHooks:
     on_notice: Callable[[str, str], None] | None = None  # crash / restart messages
     on_disabled: Callable[[str, str], None] | None = None
     on_restarted: Callable[[Supervisor], Awaitable[None]] | None = None
+    #: Something the plugin tried was refused (its grants, a limit): one line for the user.
+    on_denial: Callable[[str, str], None] | None = None
 
 
 class Supervisor:
@@ -180,6 +184,7 @@ class Supervisor:
         self.disabled_reason: str | None = None
         # A plugin granted only some hosts reaches them through this; it outlives restarts.
         self._proxy: HostProxy | None = None
+        self.denials = DenialReporter(config.name, config.log_path, self._tell_denial)
         self._process: WorkerProcess | None = None
         self._peer: Peer | None = None
         self._generation = 0
@@ -244,6 +249,15 @@ class Supervisor:
         self.hooks_defined = list(reply.get("hooks", [])) if isinstance(reply, dict) else []
         sandbox = reply.get("sandbox") if isinstance(reply, dict) else None
         self.sandbox = sandbox if isinstance(sandbox, dict) else None
+        try:
+            await self._adopt_listener(process, generation)
+        except OSError as exc:
+            self._abandon(generation, "did not start")
+            self.state = "stopped"
+            raise WorkerStartError(
+                f"plugin '{self.name}' failed to start: its network proxy could not be "
+                f"attached ({exc})"
+            ) from None
         self.last_ready_seconds = time.perf_counter() - began
         self.state = "ready"
         self._ready.set()
@@ -257,8 +271,29 @@ class Supervisor:
             await self._proxy.start()
         return self._proxy.port
 
+    async def _adopt_listener(self, process: WorkerProcess, generation: int) -> None:
+        """Serve the proxy listener the worker made in its private network namespace (its
+        only way out): take a copy of the socket from the worker and hand it to the proxy."""
+        namespaces = (self.sandbox or {}).get("namespaces")
+        fd = namespaces.get("listener_fd") if isinstance(namespaces, dict) else None
+        if not isinstance(fd, int) or isinstance(fd, bool) or self._proxy is None:
+            return
+        listener = socket.socket(fileno=process.take_fd(fd))
+        server = await self._proxy.adopt(listener)
+        proxy = self._proxy
+
+        def release(_exited: asyncio.Future[int]) -> None:
+            proxy.release(server)
+
+        process.exited.add_done_callback(release)
+
     def _on_proxy_denied(self, target: str, reason: str) -> None:
         log.warning("plugin %s: proxy refused %s: %s", self.name, target, reason)
+        self.denials.refused(reason)
+
+    def _tell_denial(self, message: str) -> None:
+        if self.hooks.on_denial is not None:
+            self.hooks.on_denial(self.name, message)
 
     async def _handshake(self, peer: Peer) -> Any:
         c = self.config
@@ -451,6 +486,10 @@ class Supervisor:
             return
         if method == "stream" and self.hooks.on_stream is not None:
             self.hooks.on_stream(self.name, params)
+        elif method == "denied":
+            message = params.get("message")
+            if isinstance(message, str) and message:
+                self.denials.refused(message, log=False)  # the worker's guard logged it
         elif method == "progress":
             call = params.get("call")
             if not isinstance(call, int) or call not in self._timers:

@@ -233,12 +233,26 @@ def network_hosts(scopes: Iterable[str | Scope]) -> tuple[str, ...] | None:
 
 
 def explain(scope: Scope) -> tuple[str, str]:
-    """What granting ``scope`` lets a plugin do, in plain words, and a risk level
-    (``low``, ``medium``, ``high``) for dialogs to colour."""
+    """What granting ``scope`` lets a plugin do, in plain words — exactly what the sandbox
+    then allows, no more and no less — and a risk level (``low``, ``medium``, ``high``)
+    for dialogs to colour."""
     if scope.kind == "network":
         if scope.target is None:
-            return "network: may connect to any host on the internet", "high"
-        return f"network: {scope.target} — may connect to this host only", "medium"
+            return (
+                "network: may connect to any address over IP (the internet, your network, "
+                "this machine's ports) and listen for connections; never local UNIX "
+                "sockets (ssh-agent, docker, D-Bus)",
+                "high",
+            )
+        host, port = _split_port(scope.target)
+        where = f"port {port}" if port is not None else "any port"
+        literal = host.startswith("[") or _is_ipv4(host)
+        which = where if literal else f"public addresses, {where}"
+        return (
+            f"network: {scope.target} — TCP connections to this host only ({which}), "
+            "through Deeting's proxy; no listening",
+            "medium",
+        )
     if scope.kind == "filesystem":
         if scope.target is None:
             return "filesystem: may read and change every file you can", "high"
@@ -246,7 +260,11 @@ def explain(scope: Scope) -> tuple[str, str]:
             return f"filesystem: {scope.target} — may read, change and delete files here", "high"
         return f"filesystem: {scope.target} — may read files here", "medium"
     if scope.kind == "shell":
-        return "shell: may run programs (they stay inside the plugin's sandbox)", "high"
+        return (
+            "shell: may run programs from the system folders; they stay inside the plugin's "
+            "sandbox, with its permissions and limits",
+            "high",
+        )
     if scope.kind == "gpu":
-        return "gpu: may use the graphics card", "low"
+        return "gpu: may use the graphics card (/dev/dri, /dev/nvidia*)", "low"
     return str(scope), "high"

@@ -1,10 +1,14 @@
 """Applies a worker's sandbox, in the one order that leaves no gap, before plugin code runs.
 
-rlimits are set by the worker just before this. Then: ``no_new_privs`` (so no setuid program
-can lift anything, and unprivileged Landlock/seccomp are allowed) → Landlock (files, TCP
-ports, signal and abstract-socket scopes) → seccomp with thread sync (socket, exec and escape
-hatches) → the audit-hook guard (friendly errors, denial log). Landlock restricts the calling
-thread only, so the worker must still be single-threaded here; this is checked, not assumed.
+rlimits are set by the worker just before this. Then: namespaces (a user namespace of its
+own when not root, so RLIMIT_NPROC counts this plugin only; a network namespace holding only
+the proxy's listener for host-limited network, see namespaces.py) → ``no_new_privs`` (so no
+setuid program can lift anything, and unprivileged Landlock/seccomp are allowed) → Landlock
+(files, TCP ports, signal and abstract-socket scopes) → every capability dropped
+(capabilities.py) → seccomp with thread sync (sockets, exec, other processes, IPC, sessions
+and escape hatches) → the audit-hook guard (friendly errors, denial log). Landlock and
+unshare act on the calling thread only, so the worker must still be single-threaded here;
+this is checked, not assumed.
 
 A layer the machine lacks (the capability probe says so) is skipped and the level says so;
 a layer the machine has but that fails to apply stops the worker — running a plugin less
@@ -16,12 +20,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .guard import Guard
-from .policy import NETWORK_ANY, NETWORK_NONE, SandboxPlan, plan_sandbox
+from .policy import NETWORK_ANY, NETWORK_NONE, NETWORK_PROXY, SandboxPlan, plan_sandbox
 from .probe import Capabilities, probe
 from .tunnel import install_tunnels
 
@@ -42,6 +47,10 @@ class Applied:
     network: str
     exec_allowed: bool
     milliseconds: float
+    capabilities: str = "not dropped"
+    namespaces: dict[str, Any] = field(default_factory=dict)
+    #: Milliseconds each step took (the benchmark reports what each layer costs).
+    steps: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -50,7 +59,10 @@ class Applied:
             "seccomp": self.seccomp,
             "network": self.network,
             "exec": self.exec_allowed,
+            "capabilities": self.capabilities,
+            "namespaces": self.namespaces,
             "ms": round(self.milliseconds, 3),
+            "steps": {name: round(ms, 3) for name, ms in self.steps.items()},
         }
 
 
@@ -73,34 +85,63 @@ def plan_for(init: dict[str, Any]) -> SandboxPlan:
     )
 
 
-def enforce(init: dict[str, Any], plugin: str) -> Applied:
-    """Apply every available layer for this plugin's grants; raise SandboxError on failure."""
+def enforce(
+    init: dict[str, Any], plugin: str, report: Callable[[str], None] | None = None
+) -> Applied:
+    """Apply every available layer for this plugin's grants; raise SandboxError on failure.
+    ``report`` hears each refusal the guard makes, for the kernel to tell the user."""
     began = time.perf_counter()
     plan = plan_for(init)
     caps = probe()
     landlock_abi = 0
     seccomp_on = False
+    capabilities = "not dropped (no OS sandbox here)"
+    entered = None
+    steps: dict[str, float] = {}
+    clock = _StepClock(steps)
     if caps.landlock_abi or caps.seccomp:
         _require_single_thread()
-        from . import landlock, seccomp  # only where they can apply
+        from . import capabilities as capability_sets
+        from . import landlock, namespaces, seccomp  # only where they can apply
 
+        limits = init.get("limits") if isinstance(init.get("limits"), dict) else {}
+        tasks = limits.get("tasks") if isinstance(limits, dict) else None
+        clock.lap("planning")
+        entered = namespaces.enter(
+            private_network=plan.network == NETWORK_PROXY,
+            tasks=tasks if isinstance(tasks, int) and tasks > 0 else None,
+        )
+        clock.lap("namespaces")
+        if entered.listener is not None:
+            # The proxy is this namespace's own listener now, whatever port it got.
+            plan = replace(plan, proxy_port=entered.listener[1])
         try:
             seccomp.set_no_new_privs()
             if caps.landlock_abi:
                 landlock_abi = landlock.apply(_landlock_rules(plan, landlock))
+            clock.lap("landlock")
+            capabilities = capability_sets.drop_all().describe()
+            clock.lap("capabilities")
             if caps.seccomp:
                 seccomp.apply(_seccomp_policy(plan, seccomp))
                 seccomp_on = True
-        except (OSError, landlock.LandlockError, seccomp.SeccompError) as exc:
+            clock.lap("seccomp")
+        except (
+            OSError,
+            landlock.LandlockError,
+            seccomp.SeccompError,
+            capability_sets.CapabilityError,
+        ) as exc:
             raise SandboxError(f"the OS sandbox could not be applied: {exc}") from exc
     if plan.proxy_port is not None:
         url = f"http://127.0.0.1:{plan.proxy_port}"
         for name in PROXY_VARIABLES:
             os.environ[name] = url
         os.environ["NO_PROXY"] = os.environ["no_proxy"] = ""
-    Guard(plugin, plan).install()
+    Guard(plugin, plan, report).install()
     if plan.proxy_port is not None:
         install_tunnels(plugin, plan.proxy_port)
+    clock.lap("guard")
     level = Capabilities(
         caps.platform, landlock_abi, seccomp_on, caps.no_new_privs, caps.root
     ).level
@@ -111,7 +152,23 @@ def enforce(init: dict[str, Any], plugin: str) -> Applied:
         plan.network,
         plan.exec_allowed,
         (time.perf_counter() - began) * 1000,
+        capabilities,
+        entered.as_json() if entered is not None else {},
+        steps,
     )
+
+
+class _StepClock:
+    """Laps of perf_counter into ``steps`` (milliseconds per named step)."""
+
+    def __init__(self, steps: dict[str, float]) -> None:
+        self._steps = steps
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self._steps[name] = (now - self._last) * 1000
+        self._last = now
 
 
 def _require_single_thread() -> None:
@@ -145,5 +202,10 @@ def _landlock_rules(plan: SandboxPlan, landlock: Any) -> Any:
 
 
 def _seccomp_policy(plan: SandboxPlan, seccomp: Any) -> Any:
-    network = {NETWORK_NONE: "none", NETWORK_ANY: "any"}.get(plan.network, "stream")
-    return seccomp.SeccompPolicy(network=network, exec_allowed=plan.exec_allowed)
+    network = {NETWORK_NONE: "none", NETWORK_ANY: "any"}.get(plan.network, "proxy")
+    return seccomp.SeccompPolicy(
+        network=network,
+        exec_allowed=plan.exec_allowed,
+        own_pid=os.getpid(),
+        watch_files=plan.watch_files,
+    )

@@ -72,7 +72,10 @@ PRELOAD = (
     "deeting_tui.sandbox.enforce",
     "deeting_tui.sandbox.landlock",
     "deeting_tui.sandbox.seccomp",
+    "deeting_tui.sandbox.capabilities",
+    "deeting_tui.sandbox.namespaces",
     "deeting_tui.sandbox.probe",
+    "fcntl",
 )
 
 SPAWN_FDS = 3  # worker read fd, worker write fd, log fd

@@ -23,6 +23,7 @@ log = logging.getLogger("deeting.sandbox")
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _INET = (socket.AF_INET, socket.AF_INET6)
+_AF_NETLINK = 16
 
 
 class SandboxDenied(PermissionError):
@@ -32,15 +33,20 @@ class SandboxDenied(PermissionError):
 class Guard:
     """Checks audit events against a plan; installed once per worker, never removed."""
 
-    def __init__(self, plugin: str, plan: SandboxPlan) -> None:
+    def __init__(
+        self, plugin: str, plan: SandboxPlan, report: Callable[[str], None] | None = None
+    ) -> None:
         self.plugin = plugin
         self.plan = plan
         self.denials = 0
+        self._report = report
+        self._reported: set[str] = set()
         self._busy = False  # logging a denial must not re-enter the hook
         self._handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {
             "socket.__new__": self._socket_new,
             "socket.connect": self._socket_address,
             "socket.sendto": self._socket_address,
+            "socket.bind": self._socket_bind,
             "subprocess.Popen": self._exec,
             "os.system": self._exec,
             "os.exec": self._exec,
@@ -68,39 +74,59 @@ class Guard:
 
     def _deny(self, scope: str | None, what: str) -> None:
         self.denials += 1
+        if scope is None:
+            message = f"plugin '{self.plugin}' may not do this: {what}"
+        else:
+            message = (
+                f"plugin '{self.plugin}' has no '{scope}' permission: {what} — "
+                f"declare it in kimai.json; the user grants it with: "
+                f"deeting plugin grant {self.plugin} {scope}"
+            )
         self._busy = True
         try:
             log.warning("denied: %s (%s)", what, f"needs {scope}" if scope else "never allowed")
+            # The kernel tells the user (rate-limited there too); each refusal once from here,
+            # so a plugin looping over a refused call cannot flood the pipe.
+            key = f"{scope}|{what}"
+            if self._report is not None and key not in self._reported and len(self._reported) < 64:
+                self._reported.add(key)
+                self._report(message)
         finally:
             self._busy = False
-        if scope is None:
-            raise SandboxDenied(f"plugin '{self.plugin}' may not do this: {what}")
-        raise SandboxDenied(
-            f"plugin '{self.plugin}' has no '{scope}' permission: {what} — "
-            f"declare it in kimai.json; the user grants it with: "
-            f"deeting plugin grant {self.plugin} {scope}"
-        )
+        raise SandboxDenied(message)
 
     # -- network -----------------------------------------------------------------------------
 
     def _socket_new(self, args: tuple[Any, ...]) -> None:
         # AF_UNIX passes here: socketpair() (asyncio's self-pipe) raises this very event, and
-        # seccomp refuses socket(AF_UNIX) itself without a network scope.
-        family, kind = args[1], args[2]
-        if self.plan.network == NETWORK_ANY or family == socket.AF_UNIX:
+        # seccomp refuses socket(AF_UNIX) itself, whatever is granted.
+        family, kind, proto = args[1], args[2], args[3] if len(args) > 3 else 0
+        if family == socket.AF_UNIX:
+            return
+        if self.plan.network == NETWORK_ANY:
+            if family not in (*_INET, _AF_NETLINK):
+                self._deny(None, f"opening a socket of family {family} (plugins get IP only)")
             return
         if self.plan.network == NETWORK_NONE:
             self._deny("network", "opening a network socket")
         if family in _INET and isinstance(kind, int) and kind & 0xF != socket.SOCK_STREAM:
             self._deny("network", "UDP and raw sockets (granted hosts are reached over TCP)")
+        if family in _INET and proto not in (0, socket.IPPROTO_TCP):
+            self._deny("network", f"protocol {proto} (granted hosts are reached over plain TCP)")
 
-    def _socket_address(self, args: tuple[Any, ...]) -> None:
+    def _socket_bind(self, args: tuple[Any, ...]) -> None:
         if self.plan.network == NETWORK_ANY:
             return
+        address = args[1] if len(args) > 1 else None
+        if isinstance(address, tuple):
+            self._deny("network", f"listening on {address[0]}:{address[1]} (binding a socket)")
+
+    def _socket_address(self, args: tuple[Any, ...]) -> None:
         address = args[1]
+        if self.plan.network == NETWORK_ANY and isinstance(address, tuple):
+            return
         if not isinstance(address, tuple) or len(address) < 2:
-            if self.plan.network == NETWORK_NONE:
-                self._deny("network", f"connecting to the UNIX socket {address!r}")
+            self._deny(None, f"connecting to the UNIX socket {address!r} (never allowed)")
             return
         host, port = address[0], address[1]
         if self.plan.network == NETWORK_NONE:

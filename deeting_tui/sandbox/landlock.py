@@ -79,8 +79,11 @@ _FILE_APPLICABLE_RIGHTS = (
 )
 
 _READ_RIGHTS = ACCESS_FS_READ_FILE | ACCESS_FS_READ_DIR
+# Never MAKE_CHAR or MAKE_BLOCK, whatever is granted: a device node made in a writable folder
+# (/dev/kmsg's numbers, a disk's) is a door to the device itself, not a file. Creating one
+# also needs CAP_MKNOD, which workers drop, but this layer must not rely on that one.
 _WRITE_RIGHTS = (
-    (_ALL_ABI1_FS_RIGHTS & ~ACCESS_FS_EXECUTE)
+    (_ALL_ABI1_FS_RIGHTS & ~(ACCESS_FS_EXECUTE | ACCESS_FS_MAKE_CHAR | ACCESS_FS_MAKE_BLOCK))
     | ACCESS_FS_REFER
     | ACCESS_FS_TRUNCATE
     | ACCESS_FS_IOCTL_DEV

@@ -20,6 +20,7 @@ import sysconfig
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deeting_tui.plugin.scopes import Scope, expand_path, network_hosts, parsed_scopes
 
@@ -27,10 +28,14 @@ __all__ = [
     "NETWORK_ANY",
     "NETWORK_NONE",
     "NETWORK_PROXY",
+    "SANDBOX_LINES",
     "SandboxPlan",
     "describe_grants",
     "plan_sandbox",
 ]
+
+#: The lines of describe_grants() a front end shows under "sandbox", in order.
+SANDBOX_LINES = ("network", "files", "programs", "processes", "capabilities", "ipc")
 
 NETWORK_NONE = "none"  # no socket() at all
 NETWORK_PROXY = "proxy"  # TCP to the kernel's host-checking proxy only
@@ -76,6 +81,8 @@ class SandboxPlan:
     proxy_hosts: tuple[str, ...]
     exec_allowed: bool
     kernel_pid: int | None = None
+    #: Some filesystem scope is granted, so the plugin may watch files (inotify).
+    watch_files: bool = False
 
     def allows_read(self, path: str) -> bool:
         return _under(path, (*self.read, *self.read_exec, *self.write, *self.devices))
@@ -146,6 +153,7 @@ def plan_sandbox(
         proxy_hosts=hosts if network == NETWORK_PROXY and hosts else (),
         exec_allowed=exec_allowed,
         kernel_pid=kernel_pid,
+        watch_files="filesystem" in kinds,
     )
 
 
@@ -177,18 +185,54 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 
 
 def describe_grants(granted: Iterable[Scope]) -> dict[str, str]:
-    """What this machine holds the plugin to, in words (no worker is started to find out)."""
+    """What this machine holds the plugin to, in words (no worker is started to find out):
+    the level, what each kind of grant reaches, and each layer that enforces it here."""
     from .probe import probe
 
+    caps = probe()
     granted = list(granted)
     hosts = network_hosts(granted)
     if hosts is None:
-        network = "any host"
+        network = "IP networking, any host, servers too; never UNIX sockets"
     elif hosts:
-        network = "only " + ", ".join(hosts) + " (through a checking proxy)"
+        network = "only " + ", ".join(hosts) + " over TCP, through a checking proxy"
+        if caps.network_namespaces:
+            network += " (its own network namespace: nothing else is reachable)"
+        else:
+            network += (
+                " (no private network namespace on this machine: the proxy's port number "
+                "on other addresses is not closed)"
+            )
     else:
         network = "none"
     extra = [str(s) for s in granted if s.kind in ("filesystem", "gpu")]
     files = "its own folders" + (" + " + ", ".join(extra) if extra else "")
     programs = "may run programs" if any(s.kind == "shell" for s in granted) else "none"
-    return {"level": probe().level, "network": network, "files": files, "programs": programs}
+    layers = _layers(caps)
+    return {
+        "level": caps.level,
+        "network": network,
+        "files": files,
+        "programs": programs,
+        **layers,
+    }
+
+
+def _layers(caps: Any) -> dict[str, str]:
+    """Which OS layer enforces what on this machine, one line each."""
+    if not (caps.landlock_abi or caps.seccomp):
+        none = "not on this machine (guard-rail only)"
+        return {"processes": none, "capabilities": none, "ipc": none}
+    if caps.seccomp:
+        processes = "its own only: no signals, limits, priorities or scheduling of others"
+        ipc = "no System V IPC, no memfd, no new sessions or process groups"
+    else:
+        processes = "signals scoped by Landlock; limits and priorities not filtered (no seccomp)"
+        ipc = "not filtered (no seccomp)"
+    if caps.root:
+        capabilities = "all dropped (bounding, ambient, permitted, effective, inheritable)"
+    elif caps.user_namespaces:
+        capabilities = "none held; a user namespace of its own, its task limit counted there"
+    else:
+        capabilities = "none held (not root); bounding set kept (no user namespaces here)"
+    return {"processes": processes, "capabilities": capabilities, "ipc": ipc}

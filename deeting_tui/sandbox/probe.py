@@ -13,7 +13,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from deeting_tui.sandbox import landlock, seccomp
+from deeting_tui.sandbox import landlock, seccomp, syscalls
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class Capabilities:
     seccomp: bool
     no_new_privs: bool
     root: bool
+    #: A worker can have a network namespace of its own (host grants: only the proxy).
+    network_namespaces: bool = False
+    #: An unprivileged worker can have a user namespace (its task limit, its capabilities).
+    user_namespaces: bool = False
 
     @property
     def level(self) -> str:
@@ -50,13 +54,43 @@ def probe() -> Capabilities:
         platform = _platform()
     except Exception:
         platform = sys.platform
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    user_ns = not root and _can_unshare(_CLONE_NEWUSER)
     return Capabilities(
         platform=platform,
         landlock_abi=landlock.abi_version(),
         seccomp=seccomp.available(),
         no_new_privs=seccomp.no_new_privs_supported(),
-        root=hasattr(os, "geteuid") and os.geteuid() == 0,
+        root=root,
+        network_namespaces=_can_unshare(_CLONE_NEWNET | (0 if root else _CLONE_NEWUSER)),
+        user_namespaces=user_ns,
     )
+
+
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+
+
+def _can_unshare(flags: int) -> bool:
+    """Whether this machine lets us unshare ``flags``: tried in a forked child that exits at
+    once, since a namespace cannot be left again. Never raises."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    try:
+        libc = syscalls.libc()
+        pid = os.fork()
+    except Exception:
+        return False
+    if pid == 0:  # the child: one syscall, no Python cleanup
+        try:
+            os._exit(0 if libc.unshare(flags) == 0 else 1)
+        finally:
+            os._exit(1)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return False
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def _landlock_features(abi: int) -> str:
@@ -97,4 +131,13 @@ def describe(caps: Capabilities) -> list[str]:
         seccomp_line,
         f"no_new_privs: {'available' if caps.no_new_privs else 'unavailable'}",
         root_line,
+        f"network namespaces: {'available' if caps.network_namespaces else 'refused here'}",
+        "user namespaces: "
+        + (
+            "not needed (root)"
+            if caps.root
+            else "available"
+            if caps.user_namespaces
+            else "refused here"
+        ),
     ]

@@ -52,6 +52,7 @@ _BPF_JSET_K = 0x05 | 0x40 | 0x00
 _BPF_AND_K = 0x04 | 0x50 | 0x00
 _BPF_RET_K = 0x06 | 0x00
 _BPF_MAX_JUMP = 255
+_BPF_MAX_INSTRUCTIONS = 4096
 
 _X32_SYSCALL_BIT = 0x40000000
 
@@ -64,13 +65,21 @@ CLONE_NEW_NAMESPACE_FLAGS = (
     | 0x20000000  # CLONE_NEWPID
     | 0x40000000  # CLONE_NEWNET
 )
+# A child whose parent is the worker's parent would be nobody's to reap or kill.
+CLONE_PARENT = 0x00008000
+_CLONE_REFUSED = CLONE_NEW_NAMESPACE_FLAGS | CLONE_PARENT
 _PERSONALITY_QUERY = 0xFFFFFFFF
 
-_AF_INET, _AF_INET6 = 2, 10
+_AF_INET, _AF_INET6, _AF_NETLINK = 2, 10, 16
+_NETLINK_ROUTE = 0
 _SOCK_STREAM = 1
 _SOCK_TYPE_FLAGS = 0o4000 | 0o2000000  # SOCK_NONBLOCK | SOCK_CLOEXEC
+_IPPROTO_TCP = 6
+_MSG_FASTOPEN = 0x20000000  # sendto/sendmsg that connects, past connect()'s checks
+_PRIO_PROCESS = 0
+_IOPRIO_WHO_PROCESS = 1
 
-NETWORK_MODES = ("none", "stream", "any")
+NETWORK_MODES = ("none", "proxy", "any")
 
 
 class _Arch:
@@ -82,15 +91,26 @@ class _Arch:
 
 
 _ALWAYS_DENIED = (
+    # Kernel attack surface and ways around the other layers.
     "io_uring_setup",
     "io_uring_enter",
     "io_uring_register",
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
+    "process_madvise",
+    "process_mrelease",
+    "pidfd_getfd",
+    "kcmp",
     "bpf",
     "perf_event_open",
     "userfaultfd",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "keyctl",
+    "add_key",
+    "request_key",
+    # The machine's configuration.
     "kexec_load",
     "kexec_file_load",
     "init_module",
@@ -102,27 +122,72 @@ _ALWAYS_DENIED = (
     "chroot",
     "unshare",
     "setns",
-    "open_by_handle_at",
-    "name_to_handle_at",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "acct",
-    "swapon",
-    "swapoff",
-    "reboot",
-    "syslog",
     "mount_setattr",
     "fsopen",
     "fsmount",
     "fspick",
     "move_mount",
     "open_tree",
-    "pidfd_getfd",
+    "acct",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "syslog",
+    "sethostname",
+    "setdomainname",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "quotactl",
+    "quotactl_fd",
+    "vhangup",
+    # Every process a plugin starts stays in its worker's process group, so that killing
+    # the group ends them all (no daemon outlives its plugin).
+    "setsid",
+    "setpgid",
+    # System V IPC outlives its creator and is shared by every process of the user.
+    "shmget",
+    "shmat",
+    "shmdt",
+    "shmctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    # POSIX message queues: like System V IPC, they outlive their creator (/dev/mqueue).
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+    # Anonymous files: memory no folder quota sees.
+    "memfd_create",
+    "memfd_secret",
+    # Watching other processes' file access (and, with permission events, blocking it).
+    "fanotify_init",
+    "fanotify_mark",
+)
+
+#: Syscalls that may only act on the calling process (or thread): their target is args[0].
+_SELF_ONLY = (
+    "prlimit64",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_setaffinity",
+    "sched_setattr",
+    "migrate_pages",
+    "move_pages",
 )
 
 # Syscalls added since 5.1 share one numbering on every architecture.
 _COMMON_NEW_SYSCALLS = {
+    "pidfd_send_signal": 424,
     "io_uring_setup": 425,
     "io_uring_enter": 426,
     "io_uring_register": 427,
@@ -133,7 +198,11 @@ _COMMON_NEW_SYSCALLS = {
     "fspick": 433,
     "clone3": 435,
     "pidfd_getfd": 438,
+    "process_madvise": 440,
     "mount_setattr": 442,
+    "quotactl_fd": 443,
+    "memfd_secret": 447,
+    "process_mrelease": 448,
 }
 
 # arch/x86/entry/syscalls/syscall_64.tbl
@@ -142,34 +211,88 @@ _X86_64 = _Arch(
     denies_x32=True,
     syscalls={
         **_COMMON_NEW_SYSCALLS,
+        "shmget": 29,
+        "shmat": 30,
+        "shmctl": 31,
         "socket": 41,
+        "connect": 42,
+        "accept": 43,
+        "sendto": 44,
+        "sendmsg": 46,
+        "bind": 49,
+        "listen": 50,
         "clone": 56,
         "execve": 59,
+        "semget": 64,
+        "semop": 65,
+        "semctl": 66,
+        "shmdt": 67,
+        "msgget": 68,
+        "msgsnd": 69,
+        "msgrcv": 70,
+        "msgctl": 71,
         "ptrace": 101,
         "syslog": 103,
+        "setpgid": 109,
+        "setsid": 112,
         "personality": 135,
+        "setpriority": 141,
+        "sched_setparam": 142,
+        "sched_setscheduler": 144,
+        "vhangup": 153,
+        "modify_ldt": 154,
         "pivot_root": 155,
+        "adjtimex": 159,
         "chroot": 161,
         "acct": 163,
+        "settimeofday": 164,
         "mount": 165,
         "umount2": 166,
         "swapon": 167,
         "swapoff": 168,
         "reboot": 169,
+        "sethostname": 170,
+        "setdomainname": 171,
+        "iopl": 172,
+        "ioperm": 173,
         "init_module": 175,
         "delete_module": 176,
+        "quotactl": 179,
+        "sched_setaffinity": 203,
+        "semtimedop": 220,
+        "clock_settime": 227,
+        "mq_open": 240,
+        "mq_unlink": 241,
+        "mq_timedsend": 242,
+        "mq_timedreceive": 243,
+        "mq_notify": 244,
+        "mq_getsetattr": 245,
         "kexec_load": 246,
         "add_key": 248,
         "request_key": 249,
         "keyctl": 250,
+        "ioprio_set": 251,
+        "inotify_init": 253,
+        "migrate_pages": 256,
         "unshare": 272,
+        "move_pages": 279,
+        "accept4": 288,
+        "inotify_init1": 294,
         "perf_event_open": 298,
+        "fanotify_init": 300,
+        "fanotify_mark": 301,
+        "prlimit64": 302,
         "name_to_handle_at": 303,
         "open_by_handle_at": 304,
+        "clock_adjtime": 305,
+        "sendmmsg": 307,
         "setns": 308,
         "process_vm_readv": 310,
         "process_vm_writev": 311,
+        "kcmp": 312,
         "finit_module": 313,
+        "sched_setattr": 314,
+        "memfd_create": 319,
         "kexec_file_load": 320,
         "bpf": 321,
         "execveat": 322,
@@ -177,26 +300,65 @@ _X86_64 = _Arch(
     },
 )
 
-# include/uapi/asm-generic/unistd.h (aarch64 has no legacy fork/open family).
+# include/uapi/asm-generic/unistd.h (aarch64 has no legacy fork/open/inotify_init family).
 _AARCH64 = _Arch(
     audit_arch=0xC00000B7,  # EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
     denies_x32=False,
     syscalls={
         **_COMMON_NEW_SYSCALLS,
+        "inotify_init1": 26,
+        "ioprio_set": 30,
         "umount2": 39,
         "mount": 40,
         "pivot_root": 41,
         "chroot": 51,
+        "vhangup": 58,
+        "quotactl": 60,
         "acct": 89,
         "personality": 92,
         "unshare": 97,
         "kexec_load": 104,
         "init_module": 105,
         "delete_module": 106,
+        "clock_settime": 112,
         "syslog": 116,
         "ptrace": 117,
+        "sched_setparam": 118,
+        "sched_setscheduler": 119,
+        "sched_setaffinity": 122,
+        "setpriority": 140,
         "reboot": 142,
+        "setpgid": 154,
+        "setsid": 157,
+        "sethostname": 161,
+        "setdomainname": 162,
+        "settimeofday": 170,
+        "adjtimex": 171,
+        "mq_open": 180,
+        "mq_unlink": 181,
+        "mq_timedsend": 182,
+        "mq_timedreceive": 183,
+        "mq_notify": 184,
+        "mq_getsetattr": 185,
+        "msgget": 186,
+        "msgctl": 187,
+        "msgrcv": 188,
+        "msgsnd": 189,
+        "semget": 190,
+        "semctl": 191,
+        "semtimedop": 192,
+        "semop": 193,
+        "shmget": 194,
+        "shmctl": 195,
+        "shmat": 196,
+        "shmdt": 197,
         "socket": 198,
+        "bind": 200,
+        "listen": 201,
+        "accept": 202,
+        "connect": 203,
+        "sendto": 206,
+        "sendmsg": 211,
         "add_key": 217,
         "request_key": 218,
         "keyctl": 219,
@@ -204,13 +366,24 @@ _AARCH64 = _Arch(
         "execve": 221,
         "swapon": 224,
         "swapoff": 225,
+        "migrate_pages": 238,
+        "move_pages": 239,
         "perf_event_open": 241,
+        "accept4": 242,
+        "prlimit64": 261,
+        "fanotify_init": 262,
+        "fanotify_mark": 263,
         "name_to_handle_at": 264,
         "open_by_handle_at": 265,
+        "clock_adjtime": 266,
         "setns": 268,
+        "sendmmsg": 269,
         "process_vm_readv": 270,
         "process_vm_writev": 271,
+        "kcmp": 272,
         "finit_module": 273,
+        "sched_setattr": 274,
+        "memfd_create": 279,
         "bpf": 280,
         "execveat": 281,
         "userfaultfd": 282,
@@ -231,21 +404,34 @@ class SeccompError(OSError):
 class SeccompPolicy:
     """What a worker may still do at the syscall level.
 
-    ``network``: "none" — socket() fails for every family, while socketpair() keeps working
-    because asyncio's self-pipe needs it; "stream" — socket() only for AF_INET/AF_INET6
-    SOCK_STREAM (TCP then goes through the proxy and Landlock's port rules; UDP, raw and UNIX
-    sockets are refused — Landlock cannot stop a connect() to a socket file); "any" — socket()
-    unrestricted.
+    ``network``: "none" — socket() fails for every family (socketpair() keeps working because
+    asyncio's self-pipe needs it), and bind, listen, connect and accept with it; "proxy" —
+    socket() only for TCP (AF_INET/AF_INET6, SOCK_STREAM, protocol 0 or IPPROTO_TCP: not
+    MPTCP, SCTP, UDP, raw or UNIX), client side only (no bind, listen or accept, no
+    MSG_FASTOPEN, which connects without passing connect()'s checks); where the connection
+    goes is then Landlock's and the private network namespace's business; "any" — IP
+    networking (AF_INET/AF_INET6 of any kind, and NETLINK_ROUTE to read the interfaces),
+    servers included, but never a UNIX socket: ssh-agent, docker.sock or D-Bus are not "the
+    network", and Landlock cannot stop a connect() to a socket file.
+
+    ``own_pid``: besides 0 ("myself"), the pid that the self-only syscalls (prlimit64,
+    setpriority, sched_set*, ioprio_set, migrate_pages, move_pages) may name. ``watch_files``:
+    inotify, for plugins granted some filesystem scope; without one there is nothing outside
+    its own folders it should learn about, not even when the kernel's files change.
     """
 
     network: str = "none"
     exec_allowed: bool = False
+    own_pid: int = 0
+    watch_files: bool = False
 
     def __post_init__(self) -> None:
         if self.network not in NETWORK_MODES:
             raise ValueError(
                 f"seccomp network mode must be one of {NETWORK_MODES}: {self.network!r}"
             )
+        if not 0 <= self.own_pid < 2**31:
+            raise ValueError(f"seccomp own_pid out of range: {self.own_pid}")
 
 
 def _machine() -> str | None:
@@ -332,6 +518,12 @@ class _Assembler:
     def __init__(self) -> None:
         self._code: list[tuple[int, int | str, int | str, int]] = []
         self._labels: dict[str, int] = {}
+        self._fresh = 0
+
+    def fresh(self, name: str) -> str:
+        """A label name not used before (each rule's block has its own)."""
+        self._fresh += 1
+        return f"{name}.{self._fresh}"
 
     def label(self, name: str) -> None:
         self._labels[name] = len(self._code)
@@ -366,62 +558,148 @@ class _Assembler:
         return offset
 
 
-def filter_program(policy: SeccompPolicy, machine: str) -> list[tuple[int, int, int, int]]:
-    """The BPF program for ``policy`` on ``machine``, as (code, jt, jf, k) instructions."""
-    arch = _ARCHES[machine]
-    nr = arch.syscalls
-    deny = SECCOMP_RET_ERRNO | errno.EPERM
-    asm = _Assembler()
+_ALLOW, _DENY = SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | errno.EPERM
 
+
+def _rules(policy: SeccompPolicy, nr: dict[str, int]) -> list[tuple[int, Any]]:
+    """(syscall number, how to decide it): an action, or a function emitting a block that
+    looks at the arguments and ends in a return. Anything not listed is allowed."""
+    rules: list[tuple[int, Any]] = [(nr[name], _DENY) for name in _ALWAYS_DENIED]
+    # x86 only: port I/O and the LDT (CAP_SYS_RAWIO, and old kernel attack surface).
+    rules += [(nr[name], _DENY) for name in ("iopl", "ioperm", "modify_ldt") if name in nr]
+    if not policy.exec_allowed:
+        rules += [(nr["execve"], _DENY), (nr["execveat"], _DENY)]
+    if not policy.watch_files:
+        rules += [(nr[name], _DENY) for name in ("inotify_init", "inotify_init1") if name in nr]
+    # clone3 hides its flags behind a pointer BPF cannot follow; ENOSYS makes glibc fall back
+    # to clone, whose flags we can check, so threads and subprocesses still work.
+    rules.append((nr["clone3"], SECCOMP_RET_ERRNO | errno.ENOSYS))
+    rules.append((nr["clone"], lambda asm: _flags_clear(asm, 0, _CLONE_REFUSED)))
+    rules.append((nr["personality"], lambda asm: _equals(asm, 0, (_PERSONALITY_QUERY,))))
+    own = policy.own_pid
+    rules += [(nr[name], lambda asm: _self_only(asm, 0, own)) for name in _SELF_ONLY]
+    rules.append((nr["setpriority"], lambda asm: _self_only(asm, 1, own, 0, _PRIO_PROCESS)))
+    rules.append((nr["ioprio_set"], lambda asm: _self_only(asm, 1, own, 0, _IOPRIO_WHO_PROCESS)))
+    rules += _network_rules(policy.network, nr)
+    return rules
+
+
+def _network_rules(mode: str, nr: dict[str, int]) -> list[tuple[int, Any]]:
+    servers = ("bind", "listen", "accept", "accept4")
+    if mode == "none":
+        return [(nr[name], _DENY) for name in ("socket", "connect", *servers)]
+    if mode == "proxy":
+        return [
+            (nr["socket"], _tcp_client_socket),
+            *((nr[name], _DENY) for name in servers),
+            (nr["sendto"], lambda asm: _flags_clear(asm, 3, _MSG_FASTOPEN)),
+            (nr["sendmsg"], lambda asm: _flags_clear(asm, 2, _MSG_FASTOPEN)),
+            (nr["sendmmsg"], lambda asm: _flags_clear(asm, 3, _MSG_FASTOPEN)),
+        ]
+    return [(nr["socket"], _ip_socket)]
+
+
+def _flags_clear(asm: _Assembler, arg: int, mask: int) -> None:
+    asm.load(_arg_low_word(arg))
+    deny = asm.fresh("deny")
+    asm.jset(mask, if_true=deny)
+    asm.ret(_ALLOW)
+    asm.label(deny)
+    asm.ret(_DENY)
+
+
+def _equals(asm: _Assembler, arg: int, values: tuple[int, ...]) -> None:
+    """Allow when the argument's low word is one of ``values`` (the kernel reads these
+    arguments as 32-bit ints, so the high word never matters to it)."""
+    asm.load(_arg_low_word(arg))
+    allow = asm.fresh("allow")
+    for value in values:
+        asm.jeq(value, if_true=allow)
+    asm.ret(_DENY)
+    asm.label(allow)
+    asm.ret(_ALLOW)
+
+
+def _self_only(
+    asm: _Assembler, arg: int, own_pid: int, kind_arg: int | None = None, kind: int = 0
+) -> None:
+    """Allow when ``args[arg]`` names this process (0, or its own pid) — and, for syscalls
+    that also say what kind of id that is, when ``args[kind_arg]`` is ``kind``."""
+    targets = (0, own_pid) if own_pid else (0,)
+    if kind_arg is None:
+        _equals(asm, arg, targets)
+        return
+    deny = asm.fresh("deny")
+    asm.load(_arg_low_word(kind_arg))
+    asm.jeq(kind, if_false=deny)
+    _equals(asm, arg, targets)
+    asm.label(deny)
+    asm.ret(_DENY)
+
+
+def _tcp_client_socket(asm: _Assembler) -> None:
+    deny = asm.fresh("deny")
+    kind = asm.fresh("kind")
+    asm.load(_arg_low_word(0))
+    asm.jeq(_AF_INET, if_true=kind)
+    asm.jeq(_AF_INET6, if_true=kind, if_false=deny)
+    asm.label(kind)
+    asm.load(_arg_low_word(1))
+    asm.and_(0xFFFFFFFF & ~_SOCK_TYPE_FLAGS)
+    asm.jeq(_SOCK_STREAM, if_false=deny)
+    _equals(asm, 2, (0, _IPPROTO_TCP))
+    asm.label(deny)
+    asm.ret(_DENY)
+
+
+def _ip_socket(asm: _Assembler) -> None:
+    deny = asm.fresh("deny")
+    allow = asm.fresh("allow")
+    netlink = asm.fresh("netlink")
+    asm.load(_arg_low_word(0))
+    asm.jeq(_AF_INET, if_true=allow)
+    asm.jeq(_AF_INET6, if_true=allow)
+    asm.jeq(_AF_NETLINK, if_true=netlink, if_false=deny)
+    asm.label(netlink)
+    asm.load(_arg_low_word(2))
+    asm.jeq(_NETLINK_ROUTE, if_true=allow, if_false=deny)
+    asm.label(allow)
+    asm.ret(_ALLOW)
+    asm.label(deny)
+    asm.ret(_DENY)
+
+
+def filter_program(policy: SeccompPolicy, machine: str) -> list[tuple[int, int, int, int]]:
+    """The BPF program for ``policy`` on ``machine``, as (code, jt, jf, k) instructions.
+
+    Shape: check the architecture (anything else is killed), refuse x32, then one
+    ``jeq nr`` per rule that skips over the rule's own block when the number differs. Every
+    block ends in a return and jumps only inside itself, so no jump is ever long, however
+    many rules there are; a syscall no rule names falls through to "allow".
+    """
+    arch = _ARCHES[machine]
+    asm = _Assembler()
     asm.load(_OFFSET_ARCH)
-    asm.jeq(arch.audit_arch, if_false="kill")
+    asm.jeq(arch.audit_arch, if_true=1)
+    asm.ret(SECCOMP_RET_KILL_PROCESS)
     asm.load(_OFFSET_NR)
     if arch.denies_x32:
         # x32 syscalls carry AUDIT_ARCH_X86_64 too; without this they would bypass the numbers.
-        asm.jset(_X32_SYSCALL_BIT, if_true="deny")
-    denied = list(_ALWAYS_DENIED)
-    if not policy.exec_allowed:
-        denied += ["execve", "execveat"]
-    if policy.network == "none":
-        denied.append("socket")
-    for name in denied:
-        asm.jeq(nr[name], if_true="deny")
-    # clone3 hides its flags behind a pointer BPF cannot follow; ENOSYS makes glibc fall back
-    # to clone, whose flags we can check, so threads and subprocesses still work.
-    asm.jeq(nr["clone3"], if_true="enosys")
-    asm.jeq(nr["clone"], if_true="clone")
-    asm.jeq(nr["personality"], if_true="personality")
-    if policy.network == "stream":
-        asm.jeq(nr["socket"], if_true="socket")
-    asm.ret(SECCOMP_RET_ALLOW)
-
-    asm.label("clone")
-    asm.load(_arg_low_word(0))  # flags are args[0] on both x86_64 and aarch64
-    asm.jset(CLONE_NEW_NAMESPACE_FLAGS, if_true="deny", if_false="allow")
-
-    asm.label("personality")
-    asm.load(_arg_low_word(0))
-    asm.jeq(_PERSONALITY_QUERY, if_true="allow", if_false="deny")
-
-    if policy.network == "stream":
-        asm.label("socket")
-        asm.load(_arg_low_word(0))
-        asm.jeq(_AF_INET, if_true="socket_type")
-        asm.jeq(_AF_INET6, if_true="socket_type", if_false="deny")
-        asm.label("socket_type")
-        asm.load(_arg_low_word(1))
-        asm.and_(0xFFFFFFFF & ~_SOCK_TYPE_FLAGS)
-        asm.jeq(_SOCK_STREAM, if_true="allow", if_false="deny")
-
-    asm.label("allow")
-    asm.ret(SECCOMP_RET_ALLOW)
-    asm.label("deny")
-    asm.ret(deny)
-    asm.label("enosys")
-    asm.ret(SECCOMP_RET_ERRNO | errno.ENOSYS)
-    asm.label("kill")
-    asm.ret(SECCOMP_RET_KILL_PROCESS)
-    return asm.assemble()
+        asm.jset(_X32_SYSCALL_BIT, if_false=1)
+        asm.ret(_DENY)
+    for number, action in _rules(policy, arch.syscalls):
+        skip = asm.fresh("next")
+        asm.jeq(number, if_false=skip)
+        if isinstance(action, int):
+            asm.ret(action)
+        else:
+            action(asm)
+        asm.label(skip)
+    asm.ret(_ALLOW)
+    program = asm.assemble()
+    if len(program) > _BPF_MAX_INSTRUCTIONS:
+        raise SeccompError(errno.E2BIG, f"seccomp: {len(program)} instructions is too many")
+    return program
 
 
 def apply(policy: SeccompPolicy) -> None:

@@ -74,13 +74,11 @@ def install_tunnels(plugin: str, proxy_port: int) -> None:
             original_connect(sock, ("127.0.0.1", proxy_port))
             target = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
             sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-            status = _read_reply(sock)
+            status, why = _read_reply(sock)
         finally:
             sock.settimeout(timeout)
         if not status.startswith(("HTTP/1.1 200", "HTTP/1.0 200")):
-            raise TunnelRefused(
-                f"plugin '{plugin}' may not connect to {target}: its proxy said {status}"
-            )
+            raise TunnelRefused(why or f"plugin '{plugin}' may not connect to {target}: {status}")
         return True
 
     def connect(self: socket.socket, address: Any) -> None:
@@ -115,13 +113,31 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def _read_reply(sock: socket.socket) -> str:
-    """The proxy's status line; reads byte by byte up to the blank line, so not one byte of
-    the tunnelled stream is taken from the caller."""
+def _read_reply(sock: socket.socket) -> tuple[str, str]:
+    """The proxy's status line, and for a refusal the proxy's one-line reason (its body).
+
+    Reads byte by byte up to the blank line, so not one byte of a tunnelled stream is taken
+    from the caller; only a refusal's body is read, and that connection is over anyway.
+    """
     reply = bytearray()
     while not reply.endswith(b"\r\n\r\n"):
         byte = sock.recv(1)
         if not byte or len(reply) > MAX_REPLY_BYTES:
             raise ConnectionError("the plugin's proxy closed the connection during CONNECT")
         reply += byte
-    return bytes(reply).partition(b"\r\n")[0].decode("latin-1").strip()
+    head = bytes(reply).decode("latin-1")
+    status = head.partition("\r\n")[0].strip()
+    if status.startswith(("HTTP/1.1 200", "HTTP/1.0 200")):
+        return status, ""
+    length = 0
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length" and value.strip().isdigit():
+            length = min(int(value.strip()), MAX_REPLY_BYTES)
+    body = bytearray()
+    while len(body) < length:
+        chunk = sock.recv(length - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return status, " ".join(body.decode("utf-8", "replace").split())

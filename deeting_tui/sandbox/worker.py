@@ -27,6 +27,7 @@ import resource
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -151,15 +152,18 @@ def limit_threads_address_space() -> None:
         pass
 
 
-def apply_os_sandbox(init: dict[str, Any]) -> dict[str, Any]:
+def apply_os_sandbox(
+    init: dict[str, Any], report: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """The OS sandbox for the granted scopes (see sandbox/enforce.py); before any plugin
-    import and before any thread exists. Returns what was applied, for the handshake."""
+    import and before any thread exists. Returns what was applied, for the handshake.
+    ``report`` hears each refusal the guard makes."""
     from deeting_tui.sandbox.enforce import SandboxError, enforce
 
     if init.get("sandbox") is False:
         return {"level": "off (benchmark)"}
     try:
-        return enforce(init, str(init.get("name", "plugin"))).as_json()
+        return enforce(init, str(init.get("name", "plugin")), report).as_json()
     except SandboxError as exc:
         raise RpcError(PERMISSION_DENIED, str(exc)) from None
 
@@ -302,7 +306,7 @@ class WorkerServer:
             int(limits.get("disk_mb", FILE_SIZE_LIMIT_MB)),
             int(limits.get("cpu_s", CPU_LIMIT_S)),
         )
-        sandbox = apply_os_sandbox(init)
+        sandbox = apply_os_sandbox(init, self._report_denial)
         _configure_logging()
         if tmp_dir is not None:
             os.environ["TMPDIR"] = str(tmp_dir)
@@ -322,6 +326,12 @@ class WorkerServer:
             raise _plugin_error("import of src/index.py", exc) from None
         hooks = [f for f in OPTIONAL_FUNCTIONS if callable(getattr(self.module, f, None))]
         return {"pid": os.getpid(), "hooks": hooks, "sandbox": sandbox}
+
+    def _report_denial(self, message: str) -> None:
+        """Tell the kernel what the guard refused, so the user hears of it even if the
+        plugin swallows the PermissionError."""
+        with contextlib.suppress(Exception):  # never let reporting break the refusal itself
+            self.peer.notify("denied", {"message": message})
 
     # -- teardown ----------------------------------------------------------------------------
 

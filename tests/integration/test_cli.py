@@ -226,8 +226,9 @@ def test_info_prints_the_sandbox_level_and_what_it_allows(
     code, out, _ = cli(capsys, "plugin", "info", "needs-net")
     assert code == 0
     assert f"sandbox:     {probe().level}" in out
-    assert "network: only api.example.com (through a checking proxy)" in out
-    assert "programs: may run programs" in out
+    assert "network:      only api.example.com over TCP, through a checking proxy" in out
+    assert "programs:     may run programs" in out
+    assert "capabilities: " in out and "processes:    its own only" in out
     code, out, _ = cli(capsys, "plugin", "info", "needs-net", "--json")
     sandbox = orjson.loads(out)["sandbox"]
     assert sandbox["level"] == probe().level and sandbox["files"] == "its own folders"

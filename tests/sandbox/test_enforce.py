@@ -41,11 +41,17 @@ try:
     out["socket"] = "ok"
 except PermissionError as exc:
     out["socket"] = str(exc)
+for name, code in params.get("then", {}).items():
+    try:
+        exec(code)
+        out[name] = "ok"
+    except OSError as exc:
+        out[name] = str(exc)
 print(json.dumps(out))
 """
 
 
-def _run(tmp_path: Path, **params: Any) -> dict[str, Any]:
+def _run(tmp_path: Path, scopes: tuple[str, ...] = (), **params: Any) -> dict[str, Any]:
     for name in ("data", "cache", "tmp"):
         (tmp_path / name).mkdir(exist_ok=True)
     params["init"] = {
@@ -53,8 +59,9 @@ def _run(tmp_path: Path, **params: Any) -> dict[str, Any]:
         "data_dir": str(tmp_path / "data"),
         "cache_dir": str(tmp_path / "cache"),
         "tmp_dir": str(tmp_path / "tmp"),
-        "scopes": [],
+        "scopes": list(scopes),
         "home": str(tmp_path),
+        "proxy_port": 9 if any(s.startswith("network:") for s in scopes) else None,
     }
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(params)],
@@ -101,3 +108,37 @@ def test_a_second_thread_is_refused_before_anything_applies(tmp_path: Path) -> N
     out = _run(tmp_path, thread=True)
     assert "2 threads before its sandbox is applied" in out["error"]
     assert out["socket"] == "ok"  # nothing was applied
+
+
+@needs_layers
+def test_the_guard_names_the_scope_for_what_seccomp_refuses(tmp_path: Path) -> None:
+    """A refused socket kind or a listener gets a sentence naming the missing scope, not a
+    bare EPERM; UNIX sockets are refused with any grant."""
+    then = {
+        "mptcp": "socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)",
+        "bind": "socket.socket().bind(('127.0.0.1', 0))",
+        "unix_connect": "socket.socketpair()[0].connect('/run/docker.sock')",
+    }
+    host = _run(tmp_path, scopes=("network:api.example.com",), then=then)
+    assert host["applied"]["network"] == "proxy"
+    assert "has no 'network' permission: protocol 262" in host["mptcp"]
+    assert "has no 'network' permission: listening on 127.0.0.1:0" in host["bind"]
+    assert "UNIX socket '/run/docker.sock' (never allowed)" in host["unix_connect"]
+    anything = _run(tmp_path, scopes=("network",), then=then)
+    assert anything["mptcp"] == "ok" and anything["bind"] == "ok"
+    assert "(never allowed)" in anything["unix_connect"]
+
+
+@needs_layers
+def test_the_report_says_what_the_namespaces_and_capabilities_are(tmp_path: Path) -> None:
+    out = _run(tmp_path, scopes=("network:api.example.com",))
+    applied = out["applied"]
+    assert applied["capabilities"] in (
+        "all dropped",
+        "none held (bounding set kept: no CAP_SETPCAP; no_new_privs blocks regaining)",
+    )
+    namespaces = applied["namespaces"]
+    if namespaces["net"]:
+        assert isinstance(namespaces["listener_fd"], int) and namespaces["listener_port"] > 0
+    else:
+        assert namespaces["notes"]  # and it says why not

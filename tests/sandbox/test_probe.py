@@ -66,7 +66,9 @@ def test_levels() -> None:
 
 
 def test_as_json_round_trips() -> None:
-    caps = Capabilities("linux-x86_64", 7, True, no_new_privs=True, root=True)
+    caps = Capabilities(
+        "linux-x86_64", 7, True, no_new_privs=True, root=True, network_namespaces=True
+    )
     data = json.loads(json.dumps(caps.as_json()))
     assert data == {
         "platform": "linux-x86_64",
@@ -74,6 +76,8 @@ def test_as_json_round_trips() -> None:
         "seccomp": True,
         "no_new_privs": True,
         "root": True,
+        "network_namespaces": True,
+        "user_namespaces": False,
         "level": "enforced: landlock 7 + seccomp",
     }
 
@@ -104,3 +108,19 @@ def test_importing_the_layers_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+@on_linux
+def test_namespace_availability_is_asked_without_entering_one() -> None:
+    code = (
+        "import os\n"
+        "from deeting_tui.sandbox.probe import probe\n"
+        "before = os.readlink('/proc/self/ns/net'), os.readlink('/proc/self/ns/user')\n"
+        "caps = probe()\n"
+        "after = os.readlink('/proc/self/ns/net'), os.readlink('/proc/self/ns/user')\n"
+        "print(before == after, caps.network_namespaces, caps.user_namespaces)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    same, net, user = done.stdout.split()
+    assert same == "True"  # probing forked a child; this process is where it was
+    assert net in ("True", "False") and user in ("True", "False")

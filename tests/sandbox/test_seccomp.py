@@ -83,18 +83,30 @@ def seccomp_data(nr: int, arch: int, *args: int) -> bytes:
 ARCHES = {"x86_64": seccomp._X86_64, "aarch64": seccomp._AARCH64}
 
 
-@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
-def test_filter_decisions(machine: str) -> None:
+def _decider(machine: str) -> Callable[..., int]:
     arch = ARCHES[machine]
-    nr = arch.syscalls
 
     def decide(policy: seccomp.SeccompPolicy, name_or_nr: str | int, *args: int) -> int:
-        number = nr[name_or_nr] if isinstance(name_or_nr, str) else name_or_nr
+        number = arch.syscalls[name_or_nr] if isinstance(name_or_nr, str) else name_or_nr
         program = seccomp.filter_program(policy, machine)
         return evaluate(program, seccomp_data(number, arch.audit_arch, *args))
 
+    return decide
+
+
+MACHINES = pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_VSOCK = 1, 2, 10, 16, 17, 40
+SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET = 1, 2, 3, 5
+CLOEXEC_NONBLOCK = 0o2000000 | 0o4000
+IPPROTO_TCP, IPPROTO_SCTP, IPPROTO_MPTCP = 6, 132, 262
+MSG_FASTOPEN = 0x20000000
+
+
+@MACHINES
+def test_filter_decisions(machine: str) -> None:
+    decide = _decider(machine)
     none = seccomp.SeccompPolicy("none", exec_allowed=False)
-    stream = seccomp.SeccompPolicy("stream", exec_allowed=True)
+    proxy = seccomp.SeccompPolicy("proxy", exec_allowed=True)
     anything = seccomp.SeccompPolicy("any", exec_allowed=True)
     getpid = 39 if machine == "x86_64" else 172
 
@@ -105,30 +117,137 @@ def test_filter_decisions(machine: str) -> None:
         assert decide(anything, name) == RET_EPERM, name
     assert decide(none, "execve") == RET_EPERM
     assert decide(none, "execveat") == RET_EPERM
-    assert decide(stream, "execve") == RET_ALLOW
+    assert decide(proxy, "execve") == RET_ALLOW
     assert decide(none, "clone3") == RET_ENOSYS
     assert decide(none, "clone", 0x003D0F00) == RET_ALLOW  # pthread_create's flags
+    assert decide(none, "clone", 0x01200011) == RET_ALLOW  # fork(): CHILD_SETTID|CLEARTID|SIGCHLD
     assert decide(none, "clone", 0x10000000 | 17) == RET_EPERM  # CLONE_NEWUSER | SIGCHLD
     assert decide(none, "clone", 0x40000000) == RET_EPERM  # CLONE_NEWNET
+    assert decide(none, "clone", 0x00008000 | 17) == RET_EPERM  # CLONE_PARENT: not ours to reap
     assert decide(none, "personality", 0xFFFFFFFF) == RET_ALLOW
     assert decide(none, "personality", 0x0040000) == RET_EPERM  # ADDR_NO_RANDOMIZE
-
-    af_unix, af_inet, af_inet6, af_netlink, af_packet = 1, 2, 10, 16, 17
-    stream_type, dgram, raw = 1, 2, 3
-    cloexec_nonblock = 0o2000000 | 0o4000
-    assert decide(stream, "socket", af_unix, stream_type) == RET_EPERM  # socket files: no
-    for family in (af_unix, af_inet, af_inet6):
-        assert decide(none, "socket", family, stream_type) == RET_EPERM
-    for family in (af_inet, af_inet6):
-        assert decide(stream, "socket", family, stream_type) == RET_ALLOW
-        assert decide(stream, "socket", family, stream_type | cloexec_nonblock) == RET_ALLOW
-        assert decide(stream, "socket", family, dgram | cloexec_nonblock) == RET_EPERM
-        assert decide(stream, "socket", family, raw) == RET_EPERM
-    assert decide(stream, "socket", af_netlink, stream_type) == RET_EPERM
-    assert decide(stream, "socket", af_packet, raw) == RET_EPERM
-    assert decide(anything, "socket", af_packet, raw) == RET_ALLOW
     if machine == "x86_64":
         assert decide(anything, 0x40000000 | getpid) == RET_EPERM  # x32 ABI
+
+
+@MACHINES
+def test_sockets_by_network_mode(machine: str) -> None:
+    decide = _decider(machine)
+    none = seccomp.SeccompPolicy("none")
+    proxy = seccomp.SeccompPolicy("proxy")
+    anything = seccomp.SeccompPolicy("any")
+    for family in (AF_UNIX, AF_INET, AF_INET6):
+        assert decide(none, "socket", family, SOCK_STREAM) == RET_EPERM
+    for name in ("bind", "listen", "connect", "accept", "accept4"):
+        assert decide(none, name, 3) == RET_EPERM, name
+
+    # Host grants: TCP clients only, so that the proxy is the only way out.
+    for family in (AF_INET, AF_INET6):
+        for proto in (0, IPPROTO_TCP):
+            assert decide(proxy, "socket", family, SOCK_STREAM, proto) == RET_ALLOW
+            assert decide(proxy, "socket", family, SOCK_STREAM | CLOEXEC_NONBLOCK, proto) == (
+                RET_ALLOW
+            )
+        for proto in (IPPROTO_MPTCP, IPPROTO_SCTP, 0x100000006):  # a high word changes nothing
+            expected = RET_ALLOW if proto == 0x100000006 else RET_EPERM
+            assert decide(proxy, "socket", family, SOCK_STREAM, proto) == expected, proto
+        for kind in (SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET, SOCK_DGRAM | CLOEXEC_NONBLOCK):
+            assert decide(proxy, "socket", family, kind) == RET_EPERM
+    for family in (AF_UNIX, AF_NETLINK, AF_PACKET, AF_VSOCK):
+        assert decide(proxy, "socket", family, SOCK_STREAM) == RET_EPERM
+    for name in ("bind", "listen", "accept", "accept4"):
+        assert decide(proxy, name, 3) == RET_EPERM, name
+    assert decide(proxy, "connect", 3) == RET_ALLOW
+    assert decide(proxy, "sendto", 3, 0, 10, 0) == RET_ALLOW
+    assert decide(proxy, "sendto", 3, 0, 10, MSG_FASTOPEN) == RET_EPERM
+    assert decide(proxy, "sendmsg", 3, 0, MSG_FASTOPEN | 0x40) == RET_EPERM
+    assert decide(proxy, "sendmmsg", 3, 0, 1, MSG_FASTOPEN) == RET_EPERM
+    assert decide(proxy, "sendmsg", 3, 0, 0x40) == RET_ALLOW  # MSG_DONTWAIT
+
+    # Plain network: IP of any kind, servers too; never a UNIX socket.
+    for family in (AF_INET, AF_INET6):
+        for kind in (SOCK_STREAM, SOCK_DGRAM, SOCK_RAW):
+            assert decide(anything, "socket", family, kind, IPPROTO_MPTCP) == RET_ALLOW
+    assert decide(anything, "socket", AF_NETLINK, SOCK_RAW, 0) == RET_ALLOW  # NETLINK_ROUTE
+    assert decide(anything, "socket", AF_NETLINK, SOCK_RAW, 4) == RET_EPERM  # SOCK_DIAG
+    for family in (AF_UNIX, AF_PACKET, AF_VSOCK):
+        assert decide(anything, "socket", family, SOCK_STREAM) == RET_EPERM
+    for name in ("bind", "listen", "connect", "accept4"):
+        assert decide(anything, name, 3) == RET_ALLOW, name
+    socketpair = 53 if machine == "x86_64" else 199  # asyncio's self-pipe needs it everywhere
+    for mode in (none, proxy, anything):
+        assert decide(mode, socketpair, AF_UNIX, SOCK_STREAM) == RET_ALLOW
+
+
+@MACHINES
+def test_other_processes_are_out_of_reach(machine: str) -> None:
+    decide = _decider(machine)
+    policy = seccomp.SeccompPolicy("none", own_pid=4242)
+    for name in seccomp._SELF_ONLY:
+        assert decide(policy, name, 0) == RET_ALLOW, name
+        assert decide(policy, name, 4242) == RET_ALLOW, name
+        assert decide(policy, name, 1) == RET_EPERM, name
+        assert decide(policy, name, 4243) == RET_EPERM, name
+        # The kernel reads a pid_t: the high word is not a way to smuggle another pid past.
+        assert decide(policy, name, (1 << 32) | 1) == RET_EPERM, name
+    prio_process, prio_pgrp, prio_user = 0, 1, 2
+    assert decide(policy, "setpriority", prio_process, 0, 10) == RET_ALLOW
+    assert decide(policy, "setpriority", prio_process, 4242, 10) == RET_ALLOW
+    assert decide(policy, "setpriority", prio_process, 1, 10) == RET_EPERM
+    assert decide(policy, "setpriority", prio_pgrp, 0, 10) == RET_EPERM
+    assert decide(policy, "setpriority", prio_user, 0, 10) == RET_EPERM
+    who_process, who_pgrp, who_user = 1, 2, 3
+    assert decide(policy, "ioprio_set", who_process, 0, 0) == RET_ALLOW
+    assert decide(policy, "ioprio_set", who_process, 77, 0) == RET_EPERM
+    assert decide(policy, "ioprio_set", who_pgrp, 0, 0) == RET_EPERM
+    assert decide(policy, "ioprio_set", who_user, 0, 0) == RET_EPERM
+    anyone = seccomp.SeccompPolicy("none")  # no own pid given: only 0 means "me"
+    assert decide(anyone, "prlimit64", 0) == RET_ALLOW
+    assert decide(anyone, "prlimit64", 4242) == RET_EPERM
+
+
+@MACHINES
+def test_inotify_only_with_a_filesystem_scope(machine: str) -> None:
+    decide = _decider(machine)
+    watching = seccomp.SeccompPolicy("none", watch_files=True)
+    blind = seccomp.SeccompPolicy("none")
+    names = [n for n in ("inotify_init", "inotify_init1") if n in ARCHES[machine].syscalls]
+    assert names
+    for name in names:
+        assert decide(watching, name, 0) == RET_ALLOW
+        assert decide(blind, name, 0) == RET_EPERM
+
+
+def _header_numbers(path: str) -> dict[str, int]:
+    import re
+
+    numbers: dict[str, int] = {}
+    with open(path) as header:
+        text = header.read()
+    raw = dict(re.findall(r"#define (__NR3264_\w+)\s+(\d+)", text))
+    for name, value in re.findall(r"#define __NR_(\w+)\s+(\w+)", text):
+        if value.isdigit():
+            numbers[name] = int(value)
+        elif value in raw:
+            numbers[name] = int(raw[value])
+    return numbers
+
+
+@pytest.mark.parametrize(
+    ("machine", "header"),
+    [
+        ("x86_64", "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"),
+        ("aarch64", "/usr/include/asm-generic/unistd.h"),
+    ],
+)
+def test_syscall_numbers_match_the_kernel_headers(machine: str, header: str) -> None:
+    if not os.path.exists(header):
+        pytest.skip(f"{header} is not installed (linux-libc-dev)")
+    known = _header_numbers(header)
+    ours = ARCHES[machine].syscalls
+    checked = {name: number for name, number in ours.items() if name in known}
+    assert len(checked) >= len(ours) - 2, sorted(set(ours) - set(known))
+    assert {name: known[name] for name in checked} == checked
 
 
 def test_policy_rejects_unknown_network_mode() -> None:
@@ -179,7 +298,7 @@ attempt("loop", event_loop)
 
 
 @needs_seccomp
-def test_network_stream_allows_only_stream_sockets(child: Child) -> None:
+def test_network_proxy_allows_only_tcp_client_sockets(child: Child) -> None:
     out = run(
         child,
         """
@@ -195,25 +314,58 @@ attempt("inet_dgram", lambda: make(socket.AF_INET, socket.SOCK_DGRAM))
 attempt("unix_dgram", lambda: make(socket.AF_UNIX, socket.SOCK_DGRAM))
 attempt("raw", lambda: make(socket.AF_INET, socket.SOCK_RAW))
 attempt("netlink", lambda: make(socket.AF_NETLINK, socket.SOCK_RAW))
+attempt("mptcp", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262).close())
+attempt("tcp_explicit", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM, 6).close())
+
+def listen_unbound():
+    with socket.socket() as s:
+        s.listen()
+
+def bind_any():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+
+attempt("listen", listen_unbound)
+attempt("bind", bind_any)
 """,
-        network="stream",
+        network="proxy",
     )
     assert out["inet_stream"] == "ok"
     assert out["inet_stream_nonblock"] == "ok"
     assert out["inet6_stream"] != "PermissionError"  # EAFNOSUPPORT where IPv6 is off
-    for name in ("unix_stream", "inet_dgram", "unix_dgram", "raw", "netlink"):
+    assert out["tcp_explicit"] == "ok"
+    for name in ("unix_stream", "inet_dgram", "unix_dgram", "raw", "netlink", "mptcp"):
         assert out[name] == "PermissionError", name
+    assert out["listen"] == "PermissionError"  # not even autobind on 0.0.0.0
+    assert out["bind"] == "PermissionError"
 
 
 @needs_seccomp
-def test_network_any_leaves_sockets_alone(child: Child) -> None:
+def test_network_any_is_ip_not_unix_sockets(child: Child) -> None:
     out = run(
         child,
-        'attempt("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close())\n',
+        """
+def serve():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+
+attempt("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close())
+attempt("server", serve)
+attempt("unix", lambda: socket.socket(socket.AF_UNIX).close())
+attempt("unix_dgram", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).close())
+attempt("socketpair", lambda: [s.close() for s in socket.socketpair()] and None)
+""",
         network="any",
         exec_allowed=True,
     )
-    assert out == {"udp": "ok"}
+    assert out == {
+        "udp": "ok",
+        "server": "ok",
+        "unix": "PermissionError",
+        "unix_dgram": "PermissionError",
+        "socketpair": "ok",
+    }
 
 
 EXEC = """
@@ -343,3 +495,82 @@ with open("/proc/self/status") as status:
 """
     )
     assert out == {"no_new_privs": "1"}
+
+
+@needs_seccomp
+def test_other_processes_ipc_and_sessions_are_refused_live(child: Child) -> None:
+    import resource
+
+    nr = seccomp._ARCHES[os.uname().machine].syscalls
+    parent = os.getpid()
+    before = (os.getpriority(os.PRIO_PROCESS, parent), resource.getrlimit(resource.RLIMIT_FSIZE))
+    out = child(
+        SYSCALL
+        + """
+import resource
+nr, parent = params["nr"], params["parent"]
+seccomp.apply(seccomp.SeccompPolicy("none", own_pid=os.getpid()))
+attempt("setsid", os.setsid)
+attempt("setpgid", lambda: os.setpgid(0, 0))
+attempt("prlimit_parent", lambda: resource.prlimit(parent, resource.RLIMIT_FSIZE, (1, 1)))
+attempt("prlimit_self", lambda: resource.prlimit(0, resource.RLIMIT_CORE, (0, 0)) and None)
+attempt("prlimit_own_pid", lambda: resource.prlimit(os.getpid(), resource.RLIMIT_CORE) and None)
+attempt("renice_parent", lambda: os.setpriority(os.PRIO_PROCESS, parent, 19))
+attempt("renice_group", lambda: os.setpriority(os.PRIO_PGRP, 0, 19))
+attempt("renice_user", lambda: os.setpriority(os.PRIO_USER, os.getuid(), 19))
+attempt("renice_self", lambda: os.setpriority(os.PRIO_PROCESS, 0, 1))
+attempt("affinity_parent", lambda: os.sched_setaffinity(parent, {0}))
+attempt("affinity_self", lambda: os.sched_setaffinity(0, os.sched_getaffinity(0)))
+attempt("idle_parent", lambda: os.sched_setscheduler(parent, os.SCHED_IDLE, os.sched_param(0)))
+results["ioprio_parent"] = syscall(nr["ioprio_set"], 1, parent, (3 << 13))
+results["ioprio_self"] = syscall(nr["ioprio_set"], 1, 0, (2 << 13) | 4)
+results["shmget"] = syscall(nr["shmget"], 0, 64 << 20, 0o1600)  # IPC_PRIVATE | IPC_CREAT
+results["semget"] = syscall(nr["semget"], 0, 1, 0o1600)
+results["msgget"] = syscall(nr["msgget"], 0, 0o1600)
+attempt("memfd", lambda: os.close(os.memfd_create("x")))
+results["fanotify"] = syscall(nr["fanotify_init"], 0, 0)
+attempt("inotify", lambda: os.close(os.inotify_init()) if hasattr(os, "inotify_init") else None)
+
+import ctypes  # libffi closures still work without memfd_create
+callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)
+results["ctypes_callback"] = callback(21)
+""",
+        nr=nr,
+        parent=parent,
+    )
+    for name in (
+        "setsid",
+        "setpgid",
+        "prlimit_parent",
+        "renice_parent",
+        "renice_group",
+        "renice_user",
+        "affinity_parent",
+        "idle_parent",
+        "memfd",
+    ):
+        assert out[name] == "PermissionError", (name, out[name])
+    for name in ("prlimit_self", "prlimit_own_pid", "renice_self", "affinity_self"):
+        assert out[name] == "ok", (name, out[name])
+    for name in ("ioprio_parent", "shmget", "semget", "msgget", "fanotify"):
+        assert out[name] == [-1, "EPERM"], (name, out[name])
+    assert out["ioprio_self"] == [0, None]
+    assert out["ctypes_callback"] == 42
+    after = (os.getpriority(os.PRIO_PROCESS, parent), resource.getrlimit(resource.RLIMIT_FSIZE))
+    assert after == before  # the test process itself was not touched
+
+
+@needs_seccomp
+def test_proxy_mode_refuses_tcp_fast_open(child: Child) -> None:
+    out = run(
+        child,
+        """
+def fast_open():
+    with socket.socket() as s:
+        s.sendto(b"GET / HTTP/1.0\\r\\n\\r\\n", 0x20000000, ("127.0.0.1", 9))
+
+attempt("sendto_fastopen", fast_open)
+""",
+        network="proxy",
+    )
+    assert out == {"sendto_fastopen": "PermissionError"}

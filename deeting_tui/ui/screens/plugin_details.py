@@ -24,7 +24,7 @@ from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope, explain
-from deeting_tui.sandbox.policy import describe_grants
+from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
 
 from .permission import RISK_STYLE
 
@@ -65,7 +65,7 @@ def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
     grid.add_row("permissions", _scopes(spec, granted))
     box = describe_grants(granted)
     grid.add_row("sandbox", Text(box["level"]))
-    for what in ("network", "files", "programs"):
+    for what in SANDBOX_LINES:
         grid.add_row(f"  {what}", Text(box[what]))
     grid.add_row("tools", _tools(spec))
     if spec.trigger:
