@@ -19,6 +19,7 @@ from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.kernel.watchdog import describe_limits
+from deeting_tui.plugin.manifest import Limits
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
 from deeting_tui.store.names import split_source
@@ -228,7 +229,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "cache_dir": str(paths.plugin_cache(spec.name)),
         "log": str(paths.plugin_log(spec.name)),
         "sandbox": describe_grants(granted),
-        "limits": describe_limits(spec.limits, kernel.confinement.cgroups),
+        "limits": _limits(kernel, spec.limits),
     }
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
@@ -260,6 +261,13 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     _say(f"  data:        {info['data_dir']}")
     _say(f"  log:         {info['log']}")
     return 0
+
+
+def _limits(kernel: Kernel, limits: Limits) -> dict[str, str]:
+    from deeting_tui.sandbox.probe import probe
+
+    cgroups = kernel.confinement.cgroups
+    return describe_limits(limits, cgroups, user_namespaces=probe().user_namespaces)
 
 
 def _say_limits(limits: dict[str, str]) -> None:

@@ -293,10 +293,13 @@ class Confinement:
             self.kernel_cgroups.close()
 
 
-def describe_limits(limits: Any, cgroups: Cgroups | None = None) -> dict[str, str]:
+def describe_limits(
+    limits: Any, cgroups: Cgroups | None = None, *, user_namespaces: bool = False
+) -> dict[str, str]:
     """Each limit of ``limits`` (plugin.manifest.Limits) with what enforces it on this
     machine, for ``deeting plugin info``; ``containment`` says how a worker's processes end
-    with it. Reads /proc, writes nothing."""
+    with it. ``user_namespaces``: the sandbox's probe found them (a worker not run by root
+    then counts its tasks under RLIMIT_NPROC in its own). Reads /proc, writes nothing."""
     cgroups = Cgroups.detect() if cgroups is None else cgroups
     where = cgroups.describe()
     window = f"{WatchdogPolicy().cpu_window:g} s average"
@@ -305,10 +308,10 @@ def describe_limits(limits: Any, cgroups: Cgroups | None = None) -> dict[str, st
         found = where.get(controller)
         return found if found is not None else fallback
 
-    if os.geteuid() == 0:
-        task_fallback = "watchdog"
-    else:
+    if os.geteuid() != 0 and user_namespaces:
         task_fallback = "RLIMIT_NPROC in its own user namespace + watchdog"
+    else:
+        task_fallback = "watchdog"  # root is exempt from RLIMIT_NPROC
     containment = (
         f"{where['containment']} + process group"
         if where["containment"]

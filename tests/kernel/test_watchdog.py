@@ -205,6 +205,11 @@ def test_plugin_info_names_each_limit_and_what_enforces_it(tmp_path: Path) -> No
     assert bare["memory_mb"] == "256 MiB (RLIMIT_AS per process + watchdog: all its processes)"
     assert bare["cpu_percent"] == "50% of a core (watchdog, 10 s average)"
     assert bare["disk_mb"] == "64 MiB (RLIMIT_FSIZE per file + watchdog: its folders)"
+    in_namespace = describe_limits(limits, Cgroups(), user_namespaces=True)["tasks"]
+    if os.geteuid() == 0:  # root is exempt from RLIMIT_NPROC
+        assert in_namespace == bare["tasks"] == "64 (watchdog)"
+    else:
+        assert in_namespace == "64 (RLIMIT_NPROC in its own user namespace + watchdog)"
     v2 = Hierarchy(2, frozenset({"memory"}), tmp_path)
     pids = Hierarchy(1, frozenset({"pids"}), tmp_path)
     full = describe_limits(limits, Cgroups(v2, {"memory": v2, "pids": pids}))
