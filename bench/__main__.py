@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from .common import REPO_ROOT, Latency, Sizes, percentile, reap_children
+from .confinement import ConfinementCost, confinement_cost
 from .launchers import default_launcher_name
 from .ready import Ready, ready_times
 from .registry import RegistryFigures, RegistrySizes, registry_figures
@@ -133,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             "sandbox",
             "invoke with and without the OS sandbox",
             lambda: sandbox_cost(sizes.invoke_n, sizes.invoke_warmup, sizes.ready_starts),
+        )
+        run(
+            "confinement",
+            "limits: a cgroup per worker, a watchdog sample",
+            lambda: confinement_cost(sizes.ready_starts),
         )
         run(
             "throughput",
@@ -271,7 +277,7 @@ def _results_json(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in results.items():
         if isinstance(value, list):
-            out[key] = {item.launcher: item.as_json() for item in value}
+            out[key] = {item.key: item.as_json() for item in value}
         else:
             out[key] = value.as_json()
     return out
@@ -345,6 +351,10 @@ def _results_table(results: dict[str, Any]) -> str:
                     f"{statistics.fmean(samples):.2f} ms",
                 )
             )
+    confinement: ConfinementCost | None = results.get("confinement")
+    if confinement:
+        rows.append(("", "", "", "", ""))
+        rows += confinement.rows()
     throughput: Throughput | None = results.get("throughput")
     if throughput:
         rows.append(("", "", "", "", ""))

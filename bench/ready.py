@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deeting_tui.kernel.supervisor import Supervisor
+from deeting_tui.kernel.watchdog import Confinement
 
 from .common import percentile
 from .invoke import worker_config
@@ -23,6 +24,11 @@ class Ready:
     samples: list[float]
     #: What else this start includes, if anything (its grants); "" for a plain worker.
     variant: str = ""
+
+    @property
+    def key(self) -> str:
+        """Its name in the JSON report: the launcher, and what else it includes."""
+        return f"{self.launcher} {self.variant}" if self.variant else self.launcher
 
     @property
     def p50_ms(self) -> float:
@@ -46,7 +52,13 @@ class Ready:
 HOST_GRANT = "network:example.com"
 
 
-async def _ready(name: str, factory: Any, starts: int, scopes: tuple[str, ...] = ()) -> Ready:
+async def _ready(
+    name: str,
+    factory: Any,
+    starts: int,
+    scopes: tuple[str, ...] = (),
+    confinement: Confinement | None = None,
+) -> Ready:
     launcher = factory()
     samples = []
     try:
@@ -55,7 +67,7 @@ async def _ready(name: str, factory: Any, starts: int, scopes: tuple[str, ...] =
             # One unmeasured start: the first exec pays cold page-cache misses, and a
             # forkserver (if any) starts its server on first use.
             for i in range(starts + 1):
-                supervisor = Supervisor(config, launcher)
+                supervisor = Supervisor(config, launcher, confinement=confinement)
                 try:
                     await supervisor.start()
                     assert supervisor.last_ready_seconds is not None
@@ -65,6 +77,8 @@ async def _ready(name: str, factory: Any, starts: int, scopes: tuple[str, ...] =
                     await supervisor.stop()
     finally:
         await close_launcher(launcher)
+        if confinement is not None:
+            confinement.close()
     return Ready(name, samples)
 
 
@@ -76,4 +90,14 @@ def ready_times(starts: int) -> list[Ready]:
             asyncio.run(_ready("forkserver", launchers["forkserver"], starts, (HOST_GRANT,)))
         )
         times[-1].variant = f"with {HOST_GRANT} (network namespace)"
+        # What the kernel really starts: each worker in its cgroups (where this machine lets
+        # us make them) and under the watchdog, before initialize.
+        confinement = Confinement()
+        where = confinement.cgroups.describe()
+        made = ", ".join(v for v in where.values() if v) or "no cgroups here"
+        confined = asyncio.run(
+            _ready("forkserver", launchers["forkserver"], starts, confinement=confinement)
+        )
+        confined.variant = f"confined ({made})"
+        times.append(confined)
     return times

@@ -66,6 +66,11 @@ def test_bench_quick_json_reports_every_figure() -> None:
     assert sandbox.pop("level").startswith(("enforced", "partial", "guard-rail"))
     for key in ("sandboxed", "unsandboxed", "overhead", "apply_ms"):
         assert key in sandbox, key
+    confinement = results["confinement"]
+    assert set(confinement.pop("mechanisms")) == {"containment", "pids", "memory", "cpu"}
+    if confinement["cgroup_per_worker_ms"] is None:  # no cgroups this user may make here
+        del confinement["cgroup_per_worker_ms"]
+    assert confinement["watchdog_sample_us"]["n"] > 0
     figures = list(_numbers(results))
     assert len(figures) >= 4 * 4 + 4 + 6 + 4 * 2 + 4
     for path, value in figures:
