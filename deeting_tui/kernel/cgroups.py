@@ -330,6 +330,18 @@ class WorkerCgroup:
                     return int(value)
         return 0
 
+    def tasks_refused(self) -> int:
+        """How many times pids.max refused a fork or a thread (``max`` in pids.events)."""
+        pids = self._in("pids")
+        if pids is None:
+            return 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in (pids[0] / "pids.events").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "max":
+                    return int(value)
+        return 0
+
     def kill(self, timeout: float = KILL_TIMEOUT) -> list[int]:
         """SIGKILL everything in it and wait until it is empty; returns survivors."""
         deadline = time.monotonic() + timeout

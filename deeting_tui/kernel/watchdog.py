@@ -53,6 +53,7 @@ class Watched(Protocol):
 
     name: str
     config: Any  # WorkerConfig: limits, folders, log path
+    denials: Any  # DenialReporter: bounds hit but not stopped for, told once, logged
 
     @property
     def activity(self) -> tuple[int, int]:
@@ -93,6 +94,7 @@ class Box:
         self.history: deque[usage.Usage] = deque()
         self.stopped = False  # a limit was hit: one notice per worker, not one per sample
         self.oom_seen = 0
+        self.refused_seen = 0  # forks and threads pids.max refused, as last seen
         self.last_disk = float("-inf")
         self.disk_sent = -1  # requests_sent at the last disk scan
         self.disk_cpu = -1.0
@@ -125,7 +127,9 @@ class Box:
         )
         if breach is not None:
             self.stop(breach)
-        elif self._disk_due(sample):
+            return
+        self._tell_refused_tasks()
+        if self._disk_due(sample):
             self.confinement.scan_disk(self, sample)
 
     def _killed_by_the_os(self) -> usage.Breach | None:
@@ -137,6 +141,20 @@ class Box:
             return None
         self.oom_seen = kills
         return _oom_breach(self.limits.memory_mb)
+
+    def _tell_refused_tasks(self) -> None:
+        """The pids cgroup refused a process or thread: the bound held and the plugin runs
+        on, but its user (and its log) hear which limit said no."""
+        if self.cgroup is None:
+            return
+        refused = self.cgroup.tasks_refused()
+        if refused > self.refused_seen:
+            self.refused_seen = refused
+            self.supervisor.denials.refused(
+                f"plugin '{self.supervisor.name}' was refused a new process or thread: it "
+                f"has reached limits.tasks ({self.limits.tasks}) — if it needs more, raise "
+                "limits.tasks in its kimai.json"
+            )
 
     def _disk_due(self, sample: usage.Usage) -> bool:
         if self.scanning:

@@ -178,6 +178,13 @@ def test_oom_kills_are_read_from_the_memory_controller(both: Cgroups) -> None:
     assert group.oom_kills() == 2
 
 
+def test_refused_tasks_are_read_from_the_pids_controller(both: Cgroups) -> None:
+    group = KernelCgroups(both).worker("calc", WorkerLimits(256, 64, 100))
+    assert group.tasks_refused() == 0
+    (group.folders[both.controllers["pids"]] / "pids.events").write_text("max 7\n")
+    assert group.tasks_refused() == 7
+
+
 def test_a_limit_that_cannot_be_written_leaves_no_folder(both: Cgroups, tmp_path: Path) -> None:
     kernel = KernelCgroups(both)
     kernel.worker("calc", WorkerLimits(256, 64, 100))  # makes the kernel's folders

@@ -138,6 +138,15 @@ class FakeSupervisor:
     in_flight: int = 0
     stops: list[tuple[int, str]] = field(default_factory=list)
     disables: list[tuple[int, str]] = field(default_factory=list)
+    told: list[str] = field(default_factory=list)
+
+    @property
+    def denials(self) -> FakeSupervisor:
+        return self
+
+    def refused(self, message: str) -> bool:
+        self.told.append(message)
+        return True
 
     @property
     def activity(self) -> tuple[int, int]:
@@ -196,6 +205,28 @@ async def test_over_the_disk_quota_disables_instead_of_restarting(tmp_path: Path
     assert fake.stops == [] and len(fake.disables) == 1
     assert "deeting plugin enable greedy" in fake.disables[0][1]
     assert "limits.disk_mb" in (tmp_path / "greedy.log").read_text()
+
+
+async def test_a_fork_the_pids_cgroup_refused_is_told_not_stopped(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    (pids / "cgroup.procs").write_text("")
+    cgroups = Cgroups.from_hierarchies([Hierarchy(1, frozenset({"pids"}), pids)], False)
+    confinement = Confinement(cgroups, WatchdogPolicy(disk_after_call=3600, disk_interval=3600))
+    fake = FakeSupervisor(_config(tmp_path, tasks=8))
+    box = confinement.admit(fake, pid=os.getpid(), generation=1)
+    assert box.cgroup is not None
+    events = next(iter(box.cgroup.folders.values())) / "pids.events"
+    events.write_text("max 0\n")
+    box.last_disk = float("inf")  # no disk scan in this test
+    box.observe(0.0, [_process()])
+    events.write_text("max 2\n")
+    box.observe(1.0, [_process()])
+    box.observe(2.0, [_process()])  # nothing new refused: nothing new said
+    assert fake.stops == [] and len(fake.told) == 1
+    assert "limits.tasks (8)" in fake.told[0]
+    box.cgroup.folders.clear()  # a fake folder: nothing to kill or remove
+    confinement.close()
 
 
 def test_plugin_info_names_each_limit_and_what_enforces_it(tmp_path: Path) -> None:

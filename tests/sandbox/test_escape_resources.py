@@ -174,7 +174,11 @@ async def test_512_tasks_fail_beyond_the_limit(world: World, what: str) -> None:
     taken = await world.take(what, n=512)
     assert taken["made"] < TASKS, taken
     assert taken["error"], taken
-    assert world.greedy.pid == pid and not world.notices.seen
+    if "pids" in world.kernel.confinement.cgroups.controllers:  # it tells which limit said no
+        notice = await world.notices.wait_for("limits.tasks")
+        assert "was refused a new process or thread" in notice
+    assert world.greedy.pid == pid and not world.notices.about("was stopped")
+    assert len(world.notices.about("limits.tasks")) <= 1
     await world.serves_on()
 
 
