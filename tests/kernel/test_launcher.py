@@ -517,6 +517,7 @@ def test_a_sigterm_makes_the_forkserver_kill_its_workers_groups_first(tmp_path: 
     """SIGTERM (also its parent-death signal) is caught: the workers' groups go first."""
     pids, kernel = _kernel_with_a_daemon(tmp_path)
     try:
+        os.kill(kernel.pid, signal.SIGSTOP)  # the kernel cannot clean up after the server
         os.kill(pids["forkserver"], signal.SIGTERM)
         assert wait_gone([pids["worker"], pids["daemon"], pids["forkserver"]]) == []
     finally:
