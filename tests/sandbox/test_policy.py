@@ -42,7 +42,11 @@ def test_no_scope_gives_only_the_baseline() -> None:
     p = plan()
     assert p.network == NETWORK_NONE and not p.exec_allowed and p.proxy_port is None
     assert p.write == (str(DATA), str(CACHE), str(TMP))
-    assert str(ROOT) in p.read_exec and "/proc/4242" in p.read
+    assert str(ROOT) in p.read_exec and "/proc/4242/status" in p.read
+    # Its own /proc entries, not the whole folder: no net/ (every socket of the machine's
+    # network, the paths of the user's UNIX sockets), no task/, mounts or root link.
+    assert not any(path in ("/proc/4242", "/proc/self", "/proc/thread-self") for path in p.read)
+    assert not any(path.endswith(("/net", "/task", "/mounts", "/root")) for path in p.read)
     assert set(python_installation()) <= set(p.read_exec)
     assert "/dev/null" in p.devices
     assert "/etc/resolv.conf" not in p.read and "/usr/bin" not in p.read_exec
