@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deeting_tui.plugin.manifest import PluginSpec
+from deeting_tui.plugin.triggers import TriggerPattern
 from deeting_tui.rpc.errors import NOT_READY, RpcError
 
 from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
@@ -450,7 +451,7 @@ class Kernel:
             subscriptions.append((event.topic, self._event_handler(spec.name), event.priority))
         return subscriptions
 
-    def _trigger_handler(self, plugin: str, tool: str, pattern: re.Pattern[str]) -> Any:
+    def _trigger_handler(self, plugin: str, tool: str, pattern: TriggerPattern) -> Any:
         async def handle(topic: str, payload: dict[str, Any]) -> bool:
             match = pattern.search(payload["text"])
             if match is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from deeting_tui.plugin._schema import human_errors, type_name, validator
 from deeting_tui.plugin._tools import parse_tools
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
 
 __all__ = [
     "EventSubscription",
@@ -69,9 +69,9 @@ class TriggerSpec:
     priority: int = 50
 
     @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        """Compiled once; the bus tries it against every user message."""
-        return re.compile(self.regex)
+    def pattern(self) -> TriggerPattern:
+        """Compiled once, by RE2 (linear time): the kernel tries it on every user message."""
+        return compile_trigger(self.regex)
 
 
 @dataclass(frozen=True)
@@ -262,9 +262,9 @@ class _Checker:
         if not isinstance(trigger, dict) or not isinstance(trigger.get("regex"), str):
             return None
         try:
-            pattern = re.compile(trigger["regex"])
-        except re.error as error:
-            self.add(KIMAI, "trigger.regex", f"bad regex: {error}")
+            pattern: TriggerPattern | None = compile_trigger(trigger["regex"])
+        except TriggerRegexError as error:
+            self.add(KIMAI, "trigger.regex", str(error))
             pattern = None
         if tools is None:
             return None  # llm-tool.yaml's problems are reported; naming its tools would guess
@@ -294,7 +294,7 @@ class _Checker:
             )
         return tool
 
-    def check_groups(self, pattern: re.Pattern[str], tool: dict[str, Any]) -> None:
+    def check_groups(self, pattern: TriggerPattern, tool: dict[str, Any]) -> None:
         """Named groups become arguments by name, so each must be one the tool accepts."""
         properties = tool["parameters"].get("properties")
         if not isinstance(properties, dict) or not properties:
