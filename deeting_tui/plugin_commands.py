@@ -35,10 +35,18 @@ async def with_kernel(
     """Run one command on a kernel that starts no plugin worker, and shut it down."""
     paths = resolve_paths()
     kernel = Kernel(paths, config=load_config(paths))
+    kernel.add_listener(_say_notices)
     try:
         return await handler(kernel, args)
     finally:
         await kernel.shutdown()
+
+
+def _say_notices(event: dict[str, Any]) -> None:
+    """What the kernel tells about a plugin while a command runs (a hook that missed its
+    deadline, say) goes to stderr, one line each."""
+    if event.get("type") == "plugin_notice":
+        print(f"deeting: {' '.join(str(event.get('message', '')).split())}", file=sys.stderr)
 
 
 def _say(text: str) -> None:

@@ -93,6 +93,7 @@ class Kernel:
         self.loader = Loader(
             paths, self.installed, self.grants, self.launcher, self._hooks_for, self, policy
         )
+        self.loader.on_notice = self._plugin_notice
         self.assistant = assistant
         self.active_session: str | None = None
         self._listeners: list[Listener] = []
@@ -559,7 +560,7 @@ class Kernel:
 
     async def _reactivate(self, supervisor: Supervisor) -> None:
         if "activate" in supervisor.hooks_defined:
-            await supervisor.request("activate")
+            await supervisor.run_hook("activate")
 
     def _publish_soon(self, topic: str, payload: dict[str, Any]) -> None:
         if not self.bus.has_subscribers(topic):
