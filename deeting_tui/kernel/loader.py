@@ -335,7 +335,15 @@ class Loader:
                 self._remove_data(spec.name)
 
         return await self._settle_install(
-            load_plugin(target), str(source.resolve()), dev, requested, consent, steps, undo
+            load_plugin(target),
+            str(source.resolve()),
+            dev,
+            requested,
+            consent,
+            steps,
+            undo,
+            # A reinstall keeps its place: ties of priority go to the plugin installed first.
+            installed_at=existing.installed_at if existing is not None else 0.0,
         )
 
     async def _settle_install(
@@ -347,9 +355,11 @@ class Loader:
         consent: tuple[bool, AskGrants | None],
         steps: Callable[[str], None],
         undo: Callable[[], None],
+        installed_at: float = 0.0,
     ) -> InstallReport:
         """The steps after the code is in place: postinstall (``undo`` on failure), grants,
-        the record, and a start whose failure is reported, not raised."""
+        the record (``installed_at`` 0: now), and a start whose failure is reported, not
+        raised."""
         steps("postinstall")
         try:
             await self._run_hook(spec, "postinstall")
@@ -358,7 +368,11 @@ class Loader:
             raise
         steps("permissions")
         granted = await self._settle_grants(spec, requested, consent)
-        self.installed.put(InstalledPlugin(spec.name, spec.version, source, dev, enabled=False))
+        self.installed.put(
+            InstalledPlugin(
+                spec.name, spec.version, source, dev, enabled=False, installed_at=installed_at
+            )
+        )
         report = InstallReport(spec, dev, granted, enabled=False)
         steps("starting")
         try:
