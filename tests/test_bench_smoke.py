@@ -159,4 +159,4 @@ def test_bench_triggers_quick_json_reports_every_figure() -> None:
             assert 0 <= row["p50_ms"] <= row["max_ms"], name
     assert "hostile-freezer, 41 chars" in report["rows"]
     assert report["old_engine_41_chars_s_extrapolated"] > 0
-    assert report["loop_worst_ms"] > 0 and report["loop_ms_max"] == 5.0
+    assert report["loop_worst_ms"] > 0 and report["loop_ms_max"] == 10.0

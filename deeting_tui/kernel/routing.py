@@ -43,7 +43,7 @@ ASSISTANT_PRIORITY = -1_000_000
 #: Longest message offered to triggers, in characters; a longer one skips them.
 MAX_TRIGGER_TEXT = 4096
 #: Longer messages are matched off the event loop.
-INLINE_MATCH_CHARS = 128
+INLINE_MATCH_CHARS = 64
 
 
 def clamp_priority(value: object, default: int = PRIORITY_MIN) -> int:
