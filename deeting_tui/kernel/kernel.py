@@ -43,6 +43,7 @@ from .renderers import PayloadSchemas
 from .routing import (
     ASSISTANT_PRIORITY,
     INLINE_MATCH_CHARS,
+    MAX_TRIGGER_TEXT,
     TRIGGER_BAND,
     Trigger,
     TriggerTable,
@@ -506,8 +507,8 @@ class Kernel:
     async def _route_triggers(self, topic: str, payload: dict[str, Any]) -> bool:
         """Offer the message to the triggers that match it, best first (routing.py)."""
         text, table = payload["text"], self.triggers
-        if not table or not isinstance(text, str):
-            return False
+        if not table or not isinstance(text, str) or len(text) > MAX_TRIGGER_TEXT:
+            return False  # too long for a command: on to the readers and the assistant
         inline = len(text) <= INLINE_MATCH_CHARS
         candidates = (
             table.candidates(text) if inline else await asyncio.to_thread(table.candidates, text)
