@@ -18,7 +18,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
-from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.plugin.scopes import Scope, ScopeError, explain, parse_scope, reads_user_input
 from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
 from deeting_tui.store.names import split_source
 
@@ -35,10 +35,18 @@ async def with_kernel(
     """Run one command on a kernel that starts no plugin worker, and shut it down."""
     paths = resolve_paths()
     kernel = Kernel(paths, config=load_config(paths))
+    kernel.add_listener(_say_notices)
     try:
         return await handler(kernel, args)
     finally:
         await kernel.shutdown()
+
+
+def _say_notices(event: dict[str, Any]) -> None:
+    """What the kernel tells about a plugin while a command runs (a hook that missed its
+    deadline, say) goes to stderr, one line each."""
+    if event.get("type") == "plugin_notice":
+        print(f"deeting: {' '.join(str(event.get('message', '')).split())}", file=sys.stderr)
 
 
 def _say(text: str) -> None:
@@ -50,8 +58,10 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _ask_on_tty(name: str, scope: Scope) -> bool:
-    answer = input(f"Grant '{scope}' to '{name}'? [y/N] ")
+def ask_on_tty(name: str, scope: Scope) -> bool:
+    """The terminal's question for one scope, saying what it allows in plain words."""
+    words, risk = explain(scope)
+    answer = input(f"'{name}' asks for {words} ({risk} risk). Grant '{scope}'? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -64,7 +74,7 @@ async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
         from deeting_tui import registry_commands  # the client's imports, only when used
 
         return await registry_commands.install(kernel, args, *from_registry)
-    ask = _ask_on_tty if sys.stdin.isatty() and not args.yes else None
+    ask = ask_on_tty if sys.stdin.isatty() and not args.yes else None
     report = await kernel.loader.install(
         source, grant=args.grant, yes=args.yes, force=args.force, ask=ask
     )
@@ -251,7 +261,12 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         trigger = spec.trigger
         _say(f"  trigger:     {trigger.regex} → {trigger.tool} (priority {trigger.priority})")
     for event in spec.events:
-        _say(f"  event:       {event.topic} (priority {event.priority})")
+        reads = (
+            " — reads what you type that no trigger takes (with 'messages')"
+            if reads_user_input(event.topic)
+            else ""
+        )
+        _say(f"  event:       {event.topic} (priority {event.priority}){reads}")
     if spec.renderer:
         _say(f"  renderer:    {spec.renderer}")
     _say(f"  data:        {info['data_dir']}")

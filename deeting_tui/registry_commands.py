@@ -37,12 +37,9 @@ def _ask_all(yes: bool) -> AskGrants | None:
         return None
 
     async def ask(name: str, scopes: list[Scope]) -> list[Scope]:
-        allowed = []
-        for scope in scopes:
-            answer = input(f"Grant '{scope}' to '{name}'? [y/N] ")
-            if answer.strip().lower() in ("y", "yes"):
-                allowed.append(scope)
-        return allowed
+        from deeting_tui.plugin_commands import ask_on_tty
+
+        return [scope for scope in scopes if ask_on_tty(name, scope)]
 
     return ask
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.plugin.scopes import network_hosts
+from deeting_tui.plugin.scopes import network_hosts, parse_scope
 from deeting_tui.sandbox.guard import Guard, SandboxDenied
 from deeting_tui.sandbox.policy import (
     NETWORK_ANY,
     NETWORK_NONE,
     NETWORK_PROXY,
     SandboxPlan,
+    describe_grants,
     plan_sandbox,
     python_installation,
 )
@@ -88,6 +89,12 @@ def test_shell_and_gpu() -> None:
 
 def test_junk_scopes_never_widen_anything() -> None:
     assert plan("netwrk", "filesystem:read:relative/path", "") == plan()
+
+
+def test_messages_opens_no_os_door() -> None:
+    """It is the kernel's consent for delivering what the user types, nothing else."""
+    assert plan("messages") == plan()
+    assert describe_grants([parse_scope("messages")]) == describe_grants([])
 
 
 def guard(*scopes: str, proxy_port: int | None = None) -> Guard:

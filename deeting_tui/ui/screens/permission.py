@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from deeting_tui.plugin.scopes import Scope, explain
+from deeting_tui.plugin.scopes import MESSAGES, Scope, explain
 
 RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
 
@@ -40,13 +40,19 @@ class PermissionDialog(ModalScreen[bool]):
             for scope in self.scopes:
                 words, risk = explain(scope)
                 yield Static(Text("• " + words, style=RISK_STYLE[risk]), classes="scope")
-            yield Static(
-                "The OS sandbox holds the plugin to exactly these. You can revoke them later.",
-                id="note",
-            )
+            yield Static(self._note(), id="note")
             with Horizontal(id="buttons"):
                 yield Button("Allow (a)", variant="warning", id="allow")
                 yield Button("Deny (d)", variant="primary", id="deny")
+
+    def _note(self) -> str:
+        if MESSAGES not in self.scopes:
+            return "The OS sandbox holds the plugin to exactly these. You can revoke them later."
+        return (
+            "The OS sandbox holds the plugin to exactly these; what you type reaches it only "
+            "with 'messages', after every plugin's trigger and before the assistant. You can "
+            "revoke them later."
+        )
 
     def on_mount(self) -> None:
         self.query_one("#deny", Button).focus()  # the safe choice has the focus

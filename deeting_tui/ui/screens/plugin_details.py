@@ -23,7 +23,7 @@ from deeting_tui.kernel.health import plugin_state
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.manifest import PluginSpec
-from deeting_tui.plugin.scopes import Scope, explain
+from deeting_tui.plugin.scopes import Scope, explain, reads_user_input
 from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
 
 from .permission import RISK_STYLE
@@ -74,7 +74,11 @@ def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
             "trigger", Text(f"{trigger.regex} → /{trigger.tool} (priority {trigger.priority})")
         )
     if spec.events:
-        events = ", ".join(f"{e.topic} (priority {e.priority})" for e in spec.events)
+        events = ", ".join(
+            f"{e.topic} (priority {e.priority}"
+            + (": reads what you type that no trigger takes)" if reads_user_input(e.topic) else ")")
+            for e in spec.events
+        )
         grid.add_row("events", Text(events))
     if spec.renderer:
         grid.add_row("renderer", Text(spec.renderer))
