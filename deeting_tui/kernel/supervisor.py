@@ -534,6 +534,9 @@ class Supervisor:
         elif method == "denied":
             message = params.get("message")
             if isinstance(message, str) and message:
+                # The worker's word: it may not pass for a message about another plugin.
+                if not message.startswith(f"plugin '{self.name}' "):
+                    message = f"plugin '{self.name}' reports a refusal: {message}"
                 self.denials.refused(message, log=False)  # the worker's guard logged it
         elif method == "progress":
             call = params.get("call")
