@@ -170,14 +170,18 @@ def _add_plugin_commands(commands: Any) -> None:
 class TerminalSafeLastResort(logging.Handler):
     """Python's handler of last resort (WARNING and up, written to whatever ``sys.stderr`` is
     at that moment, so the chat's capture of stderr still holds), with each record neutralised:
-    a kernel warning may quote a plugin (``deactivate failed: …``, a protocol error)."""
+    a kernel warning may quote a plugin (``deactivate failed: …``, a protocol error). The
+    message is kept to one line, so a plugin's newline cannot forge a line of its own."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(neutralise(self.format(record)) + "\n")
+            text = one_line(record.getMessage())
+            if record.exc_info:
+                text += "\n" + neutralise(logging.Formatter().formatException(record.exc_info))
+            sys.stderr.write(text + "\n")
         except Exception:
             self.handleError(record)
 
