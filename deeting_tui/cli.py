@@ -4,7 +4,7 @@ providers, front ends and the kernel together).
 Errors reach the user as one line on stderr saying what to do; tracebacks only with
 ``DEETING_DEBUG=1``. Exit codes: 0 success, 1 failure, 2 bad usage. An error or a warning may
 quote a plugin, so every line written here goes through the neutraliser first, and so do the
-kernel's log warnings (see :class:`TerminalSafeLastResort`).
+kernel's log warnings (``TerminalSafeLastResort``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deeting_tui import __version__
-from deeting_tui.terminal_text import neutralise, one_line
+from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise, one_line
 
 PROVIDERS = ("offline", "anthropic", "openai")
 
@@ -165,25 +165,6 @@ def _add_plugin_commands(commands: Any) -> None:
     new = sub.add_parser("new", help="scaffold a new plugin folder")
     new.add_argument("name", metavar="NAME")
     new.add_argument("--dir", metavar="DIR", default=".", help="parent folder (default: .)")
-
-
-class TerminalSafeLastResort(logging.Handler):
-    """Python's handler of last resort (WARNING and up, written to whatever ``sys.stderr`` is
-    at that moment, so the chat's capture of stderr still holds), with each record neutralised:
-    a kernel warning may quote a plugin (``deactivate failed: …``, a protocol error). The
-    message is kept to one line, so a plugin's newline cannot forge a line of its own."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = one_line(record.getMessage())
-            if record.exc_info:
-                text += "\n" + neutralise(logging.Formatter().formatException(record.exc_info))
-            sys.stderr.write(text + "\n")
-        except Exception:
-            self.handleError(record)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 from deeting_tui.sandbox.policy import describe_grants
 from deeting_tui.store.names import split_source
-from deeting_tui.terminal_text import neutralise, one_line, terminal_safe_json
+from deeting_tui.terminal_text import neutralise_line, one_line, terminal_safe_json
 
 
 async def run_plugin_command(args: argparse.Namespace) -> int:
@@ -47,9 +47,8 @@ async def with_kernel(
 
 
 def say(line: str) -> None:
-    """Print one line for people: neutralised, and kept on one line, so a newline in a plugin
-    string cannot forge the next line (a fake ``state: enabled``)."""
-    print(neutralise(line).replace("\n", " "), flush=True)
+    """Print one line for people, neutralised and kept on one line (``neutralise_line``)."""
+    print(neutralise_line(line), flush=True)
 
 
 def _fail(message: str) -> int:

@@ -42,17 +42,26 @@ Everything else, including newlines, tabs and any printable character, is kept a
 It is one compiled regular expression, applied in one left-to-right pass (``re.sub``): no
 pattern nests a repetition and every repeated class stops at the next ``ESC``, so the time is
 linear in the length whatever the input (ten megabytes, a million ``ESC`` bytes, an endless
-unterminated sequence). It imports nothing but ``re``, so the kernel, the CLI, the renderers
-and the UI can all use it.
+unterminated sequence). It imports nothing but the standard library, so the kernel, the CLI,
+the renderers, the UI and the plugin pipeline's tools can all use it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["neutralise", "neutralise_tree", "one_line", "terminal_safe_json"]
+__all__ = [
+    "TerminalSafeLastResort",
+    "neutralise",
+    "neutralise_line",
+    "neutralise_tree",
+    "one_line",
+    "terminal_safe_json",
+]
 
 # Every character that starts something to neutralise: a search skips to the next of these at
 # C speed, so clean text costs one fast scan. What follows the character decides what it is.
@@ -96,6 +105,13 @@ def one_line(text: str) -> str:
     """``text`` neutralised and on one line: each run of whitespace (newlines, tabs) becomes
     one space, and none leads or trails. For error lines, notices and titles."""
     return " ".join(neutralise(text).split())
+
+
+def neutralise_line(text: str) -> str:
+    """``text`` neutralised for one line of a listing: each newline becomes a space, other
+    spacing is kept (columns stay aligned), so a plugin's newline cannot forge the next line
+    (a fake ``ok`` or ``state: enabled``)."""
+    return neutralise(text).replace("\n", " ")
 
 
 def neutralise_tree(value: Any) -> Any:
@@ -148,3 +164,23 @@ def terminal_safe_json(data: bytes) -> bytes:
     bidi controls escaped as ``\\uXXXX``: the same JSON value, byte for byte once parsed, but
     nothing in it a terminal would act on. Linear time, like :func:`neutralise`."""
     return _JSON_UNSAFE.sub(_json_escape, data)
+
+
+class TerminalSafeLastResort(logging.Handler):
+    """Python's handler of last resort (WARNING and up, written to whatever ``sys.stderr`` is
+    at that moment, so the chat's capture of stderr still holds), with each record neutralised:
+    a kernel warning may quote a plugin (``deactivate failed: …``, a protocol error). The
+    message is kept to one line, so a plugin's newline cannot forge a line of its own. The
+    command-line front ends install it as ``logging.lastResort``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = one_line(record.getMessage())
+            if record.exc_info:
+                text += "\n" + neutralise(logging.Formatter().formatException(record.exc_info))
+            sys.stderr.write(text + "\n")
+        except Exception:
+            self.handleError(record)

@@ -17,8 +17,14 @@ import pytest
 from support import REPO
 from terminal_support import active
 
-from deeting_tui.cli import TerminalSafeLastResort
-from deeting_tui.terminal_text import neutralise, neutralise_tree, one_line, terminal_safe_json
+from deeting_tui.terminal_text import (
+    TerminalSafeLastResort,
+    neutralise,
+    neutralise_line,
+    neutralise_tree,
+    one_line,
+    terminal_safe_json,
+)
 
 R = "\N{REPLACEMENT CHARACTER}"
 
@@ -119,9 +125,11 @@ def test_huge_and_degenerate_input_is_handled_in_one_pass() -> None:
     assert neutralise(surrogates) == R * 1_000_000
 
 
-def test_one_line() -> None:
+def test_one_line_and_neutralise_line() -> None:
     assert one_line("  a\n\tb\r\nc\x1b]0;PWNED\x07  ") == "a b c"
     assert one_line("\x1b[2J\u202e") == ""
+    # A listing's line keeps its columns; a newline cannot start a forged line.
+    assert neutralise_line("ok  name\x1b[2J  1.0\rok  forged") == "ok  name  1.0 ok  forged"
 
 
 def test_neutralise_tree_cleans_every_string_and_keeps_the_original() -> None:
@@ -208,4 +216,4 @@ def test_the_neutraliser_depends_on_nothing() -> None:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
-    assert found <= {"__future__", "re", "collections.abc", "typing"}, found
+    assert found <= {"__future__", "collections.abc", "logging", "re", "sys", "typing"}, found
