@@ -89,6 +89,15 @@ async def test_a_reply_its_call_and_card(app: DeetingApp) -> None:
         assert_screen_safe(app, "a triggered reply")
 
 
+async def test_completion_offers_no_parameter_name_that_is_an_attack(app: DeetingApp) -> None:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.pause()
+        assert app.chat._tool_parameters() == {"misbehave": ["what"]}
+        app.chat.query_one("#prompt", Input).value = "/misbehave what=reply "
+        await pilot.pause()
+        assert_screen_safe(app, "the input line with its completion")
+
+
 async def test_an_error_and_the_failed_call(app: DeetingApp) -> None:
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await _send(pilot, "/misbehave what=fail")
