@@ -59,15 +59,16 @@ def screen_text(app: App[Any]) -> str:
 _TEXTUAL_OWN = re.compile(r"\x1b\[[0-9;]*[Hm]|\x1b\]8;[^\x07\x1b]*\x1b\\")
 
 
-def assert_screen_safe(app: App[Any], where: str) -> str:
+def assert_screen_safe(app: App[Any], where: str, *, payloads: bool = True) -> str:
     """Nothing on the screen can drive the terminal: no control or bidi character in any
     segment's text or hyperlink, nothing but Textual's own sequences in what is written, and
-    none of the attacks' payloads shown. Returns the screen's text, one line a row."""
+    (with ``payloads``) none of the attacks' payloads shown. Returns the screen's text, one
+    line a row."""
     written, rows = terminal_write(app)
     segments = [segment for row in rows for segment in row]
     links = [s.style.link for s in segments if s.style is not None and s.style.link]
     text = "\n".join("".join(s.text for s in row) for row in rows)
-    assert_terminal_safe(text, f"{where} (text)")
+    assert_terminal_safe(text, f"{where} (text)", payloads=payloads)
     assert_terminal_safe("\n".join(links), f"{where} (hyperlinks)")
     assert_terminal_safe(_TEXTUAL_OWN.sub("", written), f"{where} (written)", payloads=False)
     return text

@@ -30,6 +30,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.ui.app import DeetingApp
+from deeting_tui.ui.messages import KernelEvent
 from deeting_tui.ui.screens.grants import GrantsDialog
 from deeting_tui.ui.screens.install import InstallDialog
 from deeting_tui.ui.screens.permission import PermissionDialog
@@ -87,6 +88,26 @@ async def test_a_reply_its_call_and_card(app: DeetingApp) -> None:
         assert "✓ misbehave" in screen and f"{VISIBLE}cr" in screen and MARKUP in screen
         await _send(pilot, "termjack reply")  # the same through its trigger
         assert_screen_safe(app, "a triggered reply")
+
+
+async def test_a_streamed_reply_cut_inside_its_sequences(app: DeetingApp) -> None:
+    """A model's reply arrives in pieces (it may quote a plugin); a piece can end inside an
+    escape sequence. The kernel's events, as the chat receives them."""
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.pause()
+        session = app.session_id
+        pieces = [ATTACK[:8], ATTACK[8:30], ATTACK[30:47], ATTACK[47:]]  # cut mid-OSC, mid-CSI
+        for piece in pieces:
+            app.chat.post_message(
+                KernelEvent({"type": "reply_delta", "session_id": session, "text": piece})
+            )
+        app.chat.post_message(KernelEvent({"type": "reply", "session_id": session, "text": ""}))
+        await until(pilot, lambda: bool(app.chat.query(AssistantReply)), "the reply")
+        await pilot.pause()
+        # Each piece is neutralised alone: no ESC survives, but the tail of a sequence cut
+        # in two (";PWNED") shows as text, as terminal_text.py's docstring says.
+        screen = assert_screen_safe(app, "a streamed reply", payloads=False)
+        assert "title" in screen and "overwritten" in screen
 
 
 async def test_completion_offers_no_parameter_name_that_is_an_attack(app: DeetingApp) -> None:
