@@ -239,6 +239,7 @@ def test_cards_drawn_on_a_terminal_cannot_drive_it(installed: Path, tmp_path: Pa
             child.kill()
             child.wait()
     screen = assert_terminal_safe(bytes(written), "cards on a terminal")
-    assert_terminal_safe(stderr, "cards' stderr")
+    said = assert_terminal_safe(stderr, "cards' stderr")
+    assert "event listener failed" not in said, said  # e.g. Rich missing where the kernel runs
     assert child.returncode == 0
     assert screen.count(VISIBLE) >= 3, screen  # the reply, and the card's keys and values
