@@ -30,7 +30,7 @@ from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope, explain
 from deeting_tui.sandbox.policy import describe_grants
-from deeting_tui.terminal_text import neutralise, one_line
+from deeting_tui.terminal_text import neutralise, neutralise_line, one_line
 
 from .permission import RISK_STYLE
 
@@ -77,7 +77,7 @@ def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
     if spec.trigger:
         trigger = spec.trigger
         line = f"{trigger.regex} → /{trigger.tool} (priority {trigger.priority})"
-        grid.add_row("trigger", Text(one_line(line)))
+        grid.add_row("trigger", Text(neutralise_line(line)))  # a regex's spaces matter
     if spec.events:
         events = ", ".join(f"{e.topic} (priority {e.priority})" for e in spec.events)
         grid.add_row("events", Text(one_line(events)))
@@ -133,9 +133,8 @@ def _short(path: str | Path) -> str:
     installed from may be named anything, so the path is neutralised too."""
     text = str(path)
     home = str(Path.home())
-    return one_line(
-        "~" + text[len(home) :] if text == home or text.startswith(home + "/") else text
-    )
+    short = "~" + text[len(home) :] if text == home or text.startswith(home + "/") else text
+    return neutralise_line(short)
 
 
 def read_readme(spec: PluginSpec) -> str | None:
