@@ -22,7 +22,6 @@ import secrets
 import sqlite3
 import threading
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from types import TracebackType
 from typing import Any
 
 import orjson
+
+from deeting_tui.terminal_text import one_line
 
 __all__ = [
     "CONVERSATION_KINDS",
@@ -103,8 +104,6 @@ _CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 
 #: A title longer than this is cut (it is a one-line label, not a note).
 TITLE_MAX = 200
-# Bidi embeddings, overrides and isolates: they would reorder the text around a title.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class SessionStoreError(Exception):
@@ -153,18 +152,13 @@ def _check_kind(kind: str) -> None:
 
 
 def clean_title(title: str | None) -> str | None:
-    """A title fit for a one-line label: whitespace runs (tabs, newlines) become one space,
-    control characters (escape sequences' ESC, bell, bidi overrides) go, at most
-    ``TITLE_MAX`` characters are kept; None when nothing is left (the first message shows)."""
+    """A title fit for a one-line label: neutralised for the terminal (escape sequences and
+    bidi overrides go, other controls show as U+FFFD: see ``deeting_tui.terminal_text``),
+    whitespace runs (tabs, newlines) become one space, at most ``TITLE_MAX`` characters are
+    kept; None when nothing is left (the first message shows)."""
     if title is None:
         return None
-    kept = []
-    for char in title:
-        if char.isspace():
-            kept.append(" ")
-        elif unicodedata.category(char) != "Cc" and char not in _BIDI_CONTROLS:
-            kept.append(char)
-    cleaned = " ".join("".join(kept).split())[:TITLE_MAX].rstrip()
+    cleaned = one_line(title)[:TITLE_MAX].rstrip()
     return cleaned or None
 
 

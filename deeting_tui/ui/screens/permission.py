@@ -3,6 +3,7 @@
 Pushed with ``push_screen_wait`` from a worker, so the code that needs the decision simply
 awaits it (STYLE §5). Fully keyboard-driven: a/y allow, d/n/Esc deny. The same dialog serves
 enabling, installing and granting one scope; ``intro`` says which, and what denying means.
+A scope's path is the plugin's to choose, so its words are neutralised and never markup.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from deeting_tui.plugin.scopes import MESSAGES, Scope, explain
+from deeting_tui.terminal_text import one_line
 
 RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
 
@@ -34,12 +36,13 @@ class PermissionDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"'{self.plugin}' asks for:", id="title")
+            yield Label(Text(one_line(f"'{self.plugin}' asks for:")), id="title")
             if self.intro:
                 yield Static(self.intro, id="intro", markup=False)
             for scope in self.scopes:
                 words, risk = explain(scope)
-                yield Static(Text("• " + words, style=RISK_STYLE[risk]), classes="scope")
+                bullet = Text("• " + one_line(words), style=RISK_STYLE[risk])
+                yield Static(bullet, classes="scope")
             yield Static(self._note(), id="note")
             with Horizontal(id="buttons"):
                 yield Button("Allow (a)", variant="warning", id="allow")
