@@ -206,6 +206,10 @@ class EncodedEvent:
     topic: str = ""
     size: int = 0
 
+    def __post_init__(self) -> None:
+        if self.kind == "stream" and self.size <= 0:  # what the caps count, never unknown
+            object.__setattr__(self, "size", len(self.payload.encode()))
+
 
 def _check_kind(kind: str) -> None:
     if kind not in _KINDS:
@@ -252,7 +256,6 @@ def encode_event(
         text,
         plugin if isinstance(plugin, str) else "",
         topic if isinstance(topic, str) else "",
-        len(text.encode()),
     )
 
 

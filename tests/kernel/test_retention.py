@@ -19,6 +19,7 @@ from deeting_tui.kernel.retention import (
 )
 from deeting_tui.kernel.session import (
     SCHEMA_VERSION,
+    EncodedEvent,
     SessionStore,
     encode_event,
 )
@@ -246,3 +247,10 @@ def test_a_used_version_2_store_is_upgraded_trimmed_and_compacted(tmp_path: Path
         assert third == [(1, "user", None, None), (2, "stream", "", ""), (4, "user", None, None)]
     finally:
         conn.close()
+
+
+def test_a_stream_event_always_knows_its_size() -> None:
+    assert (
+        EncodedEvent("s", "stream", 0.0, '{"a":"é"}', "p", "t").size == 10
+    )  # bytes, not characters
+    assert EncodedEvent("s", "user", 0.0, '{"a":"é"}').size == 0  # only frames are counted
