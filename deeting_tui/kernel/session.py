@@ -479,13 +479,13 @@ class SessionStore:
         frames go as new ones arrive. So a burst costs no more writes than before the caps.
         """
         caps = self.stream_caps
-        dropped = batch_drops(
-            [
+        dropped: set[int] = set()
+        if any(e.kind == "stream" for e in events):
+            frames = [
                 (e.session_id, e.plugin, Frame(e.topic, e.size)) if e.kind == "stream" else None
                 for e in events
-            ],
-            caps,
-        )
+            ]
+            dropped = batch_drops(frames, caps)
         seqs = []
         written: dict[tuple[str, str], set[str]] = {}
         with self._write() as conn:

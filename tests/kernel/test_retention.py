@@ -159,6 +159,8 @@ def test_a_plugins_frames_over_all_sessions_are_capped_oldest_sessions_first(
         last_seq = store.events(first)[-1].seq
         assert last_seq == 1
         assert store.append(first, "user", {"text": "back again"}) == 12  # not 2: 2-11 were used
+        store.delete(first)  # its kept seq goes with it
+        assert not store.exists(first)
 
 
 # -- upgrading a used store ---------------------------------------------------------------------
