@@ -152,6 +152,10 @@ _APPEND = (
     "COALESCE((SELECT seq FROM seq_floors WHERE session_id = ?1), 0)) + 1, "
     "?2, ?3, ?4, ?5, ?6, ?7 FROM events WHERE session_id = ?1 RETURNING seq"
 )
+_APPEND_NEXT = (
+    "INSERT INTO events (session_id, seq, kind, ts, payload, plugin, topic, size) "
+    "VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)"
+)
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 
 #: A title longer than this is cut (it is a one-line label, not a note).
@@ -488,30 +492,36 @@ class SessionStore:
             dropped = batch_drops(frames, caps)
         seqs = []
         written: dict[tuple[str, str], set[str]] = {}
+        # A session's first event here finds its seq in SQL; the next ones follow it (the
+        # write lock is held, so nobody else numbers in between).
+        next_seq: dict[str, int] = {}
         with self._write() as conn:
             for index, event in enumerate(events):
                 if index in dropped:
                     seqs.append(0)
                     continue
                 stream = event.kind == "stream"
+                values = (
+                    event.session_id,
+                    event.kind,
+                    event.ts,
+                    event.payload,
+                    event.plugin if stream else None,
+                    event.topic if stream else None,
+                    event.size if stream else None,
+                )
                 try:
-                    row = conn.execute(
-                        _APPEND,
-                        (
-                            event.session_id,
-                            event.kind,
-                            event.ts,
-                            event.payload,
-                            event.plugin if stream else None,
-                            event.topic if stream else None,
-                            event.size if stream else None,
-                        ),
-                    )
-                    seqs.append(int(row.fetchone()[0]))
+                    seq = next_seq.get(event.session_id)
+                    if seq is None:
+                        seq = int(conn.execute(_APPEND, values).fetchone()[0])
+                    else:
+                        conn.execute(_APPEND_NEXT, (*values, seq))
                 except sqlite3.IntegrityError as exc:
                     if "FOREIGN KEY" not in str(exc):  # the events → sessions key: no session
                         raise
                     raise SessionNotFound(event.session_id) from None
+                seqs.append(seq)
+                next_seq[event.session_id] = seq + 1
                 if stream:
                     written.setdefault((event.session_id, event.plugin), set()).add(event.topic)
             for (session_id, plugin), topics in written.items():
