@@ -72,7 +72,7 @@ BUSY_TIMEOUT_S = 10.0
 WAL_SIZE_LIMIT = 8 * 1024 * 1024
 #: On opening, a file with at least this much in free pages, and more free than used, is
 #: compacted (VACUUM).
-RECLAIM_MIN_BYTES = 16 * 1024 * 1024
+RECLAIM_MIN_BYTES = 8 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE sessions (
