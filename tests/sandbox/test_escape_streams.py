@@ -238,3 +238,23 @@ def test_script_json_prints_each_accepted_frame_and_one_notice(tmp_path: Path) -
     notices = [line for line in done.stderr.splitlines() if line.startswith("notice:")]
     assert len(notices) == 1 and "256 KiB limit" in notices[0], done.stderr
     assert [e["text"] for e in events if e["type"] == "reply"] == ["sent 400 frames", "ok"]
+
+
+async def test_a_frame_over_the_rpc_limit_costs_the_worker_not_the_kernel(kernel: Kernel) -> None:
+    """Past 16 MiB a message is a protocol error: the worker is killed and restarted."""
+    supervisor = await _install(kernel)
+    session = kernel.open_session()
+    seen = events_of(kernel)
+    pid = supervisor.pid
+    outcome = await kernel.call_tool(
+        session.id, "flood", {"frames": 3, "sizes": [DEFAULT_MAX_MESSAGE_BYTES + 1]}
+    )
+    assert not outcome.ok and f"over the {DEFAULT_MAX_MESSAGE_BYTES}-byte limit" in str(
+        outcome.error
+    )
+    assert [e for e in seen if e["type"] == "stream"] == [] and _stored(kernel, session.id) == []
+    began = time.perf_counter()
+    turn = await kernel.submit(session.id, "/ok")  # served by the restarted worker
+    assert not turn.failed, turn.errors
+    assert time.perf_counter() - began < PROMPT_S
+    assert supervisor.pid != pid and supervisor.state == "ready"
