@@ -18,7 +18,6 @@ import contextlib
 import contextvars
 import logging
 import mimetypes
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +48,8 @@ from .routing import (
     TriggerTable,
     clamp_priority,
 )
-from .session import CONVERSATION_KINDS, SessionInfo, SessionStore
+from .session import CONVERSATION_KINDS, EncodedEvent, SessionInfo, SessionStore
+from .streams import StreamGate
 from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolIndex, argument_problems
 from .upgrade import PointerFollower, UpgradeReport, upgrade_notice
@@ -57,7 +57,6 @@ from .upgrade import PointerFollower, UpgradeReport, upgrade_notice
 log = logging.getLogger("deeting.kernel")
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-_STREAM_TOPIC = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 #: How many times a call refused by a replaced worker (never sent) moves to its successor.
 MAX_HANDOFFS = 3
 
@@ -95,6 +94,7 @@ class Kernel:
         self.bus = EventBus()
         self.sessions = SessionStore(paths.sessions_db)
         self.journal = SessionJournal(self.sessions, self._history_lost)
+        self.streams = StreamGate(notice=self._plugin_notice, log_path=paths.plugin_log)
         self.grants = GrantStore(paths.grants_file)
         self.installed = InstalledStore(paths.plugin_state_file)
         self.tools = ToolIndex()
@@ -156,6 +156,7 @@ class Kernel:
         if close_assistant is not None:
             with contextlib.suppress(Exception):  # a provider's close must not lose the session
                 await close_assistant()
+        self.streams.close()
         self.journal.flush()
         self.sessions.close()
 
@@ -596,17 +597,27 @@ class Kernel:
         )
 
     def _on_stream(self, plugin: str, params: dict[str, Any]) -> None:
-        topic, payload = params.get("topic"), params.get("payload")
-        if not isinstance(topic, str) or not _STREAM_TOPIC.fullmatch(topic):
-            log.warning("plugin %s: stream with a bad topic %r dropped", plugin, topic)
+        """A frame from a worker: checked (a bad one is dropped and said once, see
+        streams.py), then shown, stored as the stream's latest state, and published."""
+        runtime = self.loader.runtimes.get(plugin)
+        frame = self.streams.admit(plugin, params, runtime.spec.renderer if runtime else None)
+        if frame is None:
             return
-        renderer = params.get("renderer")
-        if renderer is None and plugin in self.loader.runtimes:
-            renderer = self.loader.runtimes[plugin].spec.renderer
-        event = {"plugin": plugin, "topic": topic, "payload": payload, "renderer": renderer}
-        if self.active_session is not None:
-            self._emit(self.active_session, "stream", event)
-        self._publish_soon(f"stream.{topic}", event)
+        session_id = self.active_session
+        if session_id is not None:
+            self.journal.record_encoded(
+                EncodedEvent(
+                    session_id,
+                    "stream",
+                    time.time(),
+                    frame.encoded,
+                    plugin,
+                    frame.topic,
+                    frame.size,
+                )
+            )
+            self._notify({"type": "stream", "session_id": session_id, **frame.event})
+        self._publish_soon(f"stream.{frame.topic}", frame.event)
 
     def _on_notice(self, plugin: str, message: str) -> None:
         # Listeners hear it too (not stored): a front end shows the crash and the restart.
