@@ -30,6 +30,7 @@ from .registry import RegistryFigures, RegistrySizes, registry_figures
 from .roundtrip import roundtrips
 from .sandbox import SandboxCost, sandbox_cost
 from .throughput import Throughput, script_throughput
+from .triggers import TriggerFigures, TriggerSizes, trigger_figures
 from .ui import UiFigures, UiSizes, ui_figures
 
 #: The targets, in one place.
@@ -156,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             f"verifying a signed {registry_sizes.plugins}-plugin registry, against the floor",
             lambda: registry_figures(registry_sizes),
         )
+        run(
+            "triggers",
+            "matching a message against 200 plugins' triggers (RE2 set), against str/re",
+            lambda: trigger_figures(TriggerSizes.quick() if options.quick else TriggerSizes()),
+        )
     finally:
         reap_children()
 
@@ -270,6 +276,9 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     registry: RegistryFigures | None = results.get("registry")
     if registry:
         verdicts += [Verdict(*verdict) for verdict in registry.verdicts()]
+    triggers: TriggerFigures | None = results.get("triggers")
+    if triggers:
+        verdicts += [Verdict(*verdict) for verdict in triggers.verdicts()]
     return verdicts
 
 
@@ -381,6 +390,10 @@ def _results_table(results: dict[str, Any]) -> str:
     if registry:
         rows.append(("", "", "", "", ""))
         rows += registry.rows()
+    triggers: TriggerFigures | None = results.get("triggers")
+    if triggers:
+        rows.append(("", "", "", "", ""))
+        rows += triggers.result_rows()
     return _table(rows)
 
 

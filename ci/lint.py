@@ -22,6 +22,7 @@ except ImportError:  # run as a script from a checkout: the repo root is this fi
 
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
+from deeting_tui.terminal_text import neutralise_line
 
 __all__ = ["lint_path", "main"]
 
@@ -63,11 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_plain(path: Path, spec: PluginSpec | None, problems: list[Problem]) -> None:
+    # A problem may quote the plugin's own strings: neutralised, on one line each.
     if spec is not None:
-        print(f"ok  {path} ({spec.name}@{spec.version})")
+        print(neutralise_line(f"ok  {path} ({spec.name}@{spec.version})"))
     for problem in problems:
         located = problem.file or problem.field  # else the message names the path itself
-        print(f"{path}: {problem}" if located else str(problem))
+        print(neutralise_line(f"{path}: {problem}" if located else str(problem)))
 
 
 def _as_json(path: Path, spec: PluginSpec | None, problems: list[Problem]) -> dict[str, object]:

@@ -42,6 +42,7 @@ except ImportError:  # run as a script from a checkout: the repo root is this fi
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.scopes import Scope, ScopeError, covers, parse_scope, parsed_scopes
 from deeting_tui.sandbox.policy import BASE_DEVICES
+from deeting_tui.terminal_text import neutralise_line
 
 __all__ = ["RULES", "Finding", "Rule", "ScanReport", "main", "scan_path", "scan_source"]
 
@@ -677,9 +678,9 @@ def _print_plain(report: ScanReport) -> None:
         notes = [f"{report.files} file{'s' * (report.files != 1)}"]
         if report.suppressed:
             notes.append(f"{len(report.suppressed)} suppressed")
-        print(f"ok  {report.path} ({', '.join(notes)})")
-    for finding in report.findings:
-        print(f"{report.path}: {finding}")
+        print(neutralise_line(f"ok  {report.path} ({', '.join(notes)})"))
+    for finding in report.findings:  # may quote the plugin's code: neutralised, one line each
+        print(neutralise_line(f"{report.path}: {finding}"))
 
 
 def _as_json(report: ScanReport) -> dict[str, object]:

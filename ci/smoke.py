@@ -30,6 +30,7 @@ import asyncio
 import errno
 import ipaddress
 import json
+import logging
 import sys
 import tempfile
 import zipfile
@@ -52,6 +53,7 @@ from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.kernel.renderers import PayloadSchemas
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
+from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise_line
 
 __all__ = [
     "EXAMPLES_FILE",
@@ -372,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("smoke.py: error: give at least one plugin folder or zip", file=sys.stderr)
         return 2
+    logging.lastResort = TerminalSafeLastResort()  # the kernel's warnings quote the plugin
     reports = smoke_paths(args.paths, network=args.network)
     if args.json:
         print(json.dumps({"plugins": [_as_json(report) for report in reports]}, indent=2))
@@ -391,14 +394,19 @@ def _print_plain(report: SmokeReport) -> None:
             expected = " (expected)" if example.error else ""
             said = f"error{expected}: {call.summary.removeprefix('error: ')}"
         where = f"{report.path}: [{example.index}] {example.tool}"
-        print(f"{status} {where} {call.duration_ms:.1f} ms, {_short(said, 100)}")
+        _say(f"{status} {where} {call.duration_ms:.1f} ms, {_short(said, 100)}")
         for problem in call.problems:
-            print(f"{report.path}: {problem}")
+            _say(f"{report.path}: {problem}")
     for problem in report.problems:
-        print(f"{report.path}: {problem}")
+        _say(f"{report.path}: {problem}")
     if report.ok and report.spec is not None:
         calls = f"{len(report.calls)} call{'s' * (len(report.calls) != 1)}"
-        print(f"ok   {report.path} ({report.spec.name}@{report.spec.version}, {calls})")
+        _say(f"ok   {report.path} ({report.spec.name}@{report.spec.version}, {calls})")
+
+
+def _say(line: str) -> None:
+    """A plugin's results and errors are its own words: neutralised, on one line each."""
+    print(neutralise_line(line))
 
 
 def _problem_json(problem: Problem) -> dict[str, str]:

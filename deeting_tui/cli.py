@@ -2,13 +2,16 @@
 providers, front ends and the kernel together).
 
 Errors reach the user as one line on stderr saying what to do; tracebacks only with
-``DEETING_DEBUG=1``. Exit codes: 0 success, 1 failure, 2 bad usage.
+``DEETING_DEBUG=1``. Exit codes: 0 success, 1 failure, 2 bad usage. An error or a warning may
+quote a plugin, so every line written here goes through the neutraliser first, and so do the
+kernel's log warnings (``TerminalSafeLastResort``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import traceback
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deeting_tui import __version__
+from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise, one_line
 
 PROVIDERS = ("offline", "anthropic", "openai")
 
@@ -164,6 +168,7 @@ def _add_plugin_commands(commands: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.lastResort = TerminalSafeLastResort()
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -177,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except UsageError as exc:
-        print(f"deeting: {exc}", file=sys.stderr)
+        print(f"deeting: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:
         if os.environ.get("DEETING_DEBUG") == "1":
-            traceback.print_exc()
-        message = " ".join(str(exc).split()) or type(exc).__name__
+            sys.stderr.write(neutralise(traceback.format_exc()))
+        message = one_line(str(exc)) or type(exc).__name__
         if not isinstance(exc, CliError) and not _is_known(exc):
             message = f"{type(exc).__name__}: {message} (DEETING_DEBUG=1 shows the traceback)"
         print(f"deeting: error: {message}", file=sys.stderr)
@@ -257,7 +262,7 @@ async def _script_main(args: argparse.Namespace, lines: Any) -> int:
     kernel = make_kernel(args.provider, args.model)
     try:
         for problem in await kernel.start():
-            print(f"deeting: warning: {' '.join(problem.split())}", file=sys.stderr)
+            print(f"deeting: warning: {one_line(problem)}", file=sys.stderr)
         try:
             return await run_script(
                 kernel,

@@ -3,6 +3,12 @@
 A thin front end: it feeds lines to ``Kernel.submit`` and prints the kernel's events, so it
 behaves exactly as the chat does. Plain mode prints each reply's text; ``--json`` prints one
 JSON object per event (JSON Lines), each with its ``type`` and ``session_id``.
+
+Plain text and stderr lines carry plugin text, so each goes through the neutraliser
+(``deeting_tui.terminal_text``): a reply cannot retitle the terminal, write the clipboard or
+clear the screen. ``--json`` keeps the plugin's strings exact: orjson escapes C0 controls, and
+``terminal_safe_json`` spells C1 and bidi controls as ``\\uXXXX`` too, which a JSON parser reads
+back as the very same strings.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import IO, Any
 import orjson
 
 from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.terminal_text import neutralise, one_line, terminal_safe_json
 
 JSON_EVENT_TYPES = frozenset({"reply", "tool_call", "tool_result", "stream", "error"})
 
@@ -40,15 +47,15 @@ class ScriptPrinter:
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "plugin_notice":  # a crash, a restart, an upgrade made elsewhere: say it
-            message = " ".join(str(event.get("message", "")).split())
-            self.err.write(f"notice: {message}\n")
+            self.err.write(f"notice: {one_line(str(event.get('message', '')))}\n")
         elif self.json_mode:
             if kind in JSON_EVENT_TYPES:
-                self.out.write(orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+                line = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+                self.out.write(terminal_safe_json(line) + b"\n")
             if kind == "error":
                 self._error_line(event)
         elif kind == "reply":
-            self.out.write(event["text"].encode() + b"\n")
+            self.out.write(neutralise(str(event["text"])).encode() + b"\n")
         elif kind == "tool_result" and self.cards and event.get("ok"):
             self._card(event)
         elif kind == "error":
@@ -66,8 +73,7 @@ class ScriptPrinter:
         self.out.write(buffer.getvalue().encode())
 
     def _error_line(self, event: dict[str, Any]) -> None:
-        message = " ".join(str(event.get("message", "")).split())
-        self.err.write(f"error: {message}\n")
+        self.err.write(f"error: {one_line(str(event.get('message', '')))}\n")
 
 
 def script_lines(lines: Iterable[str]) -> Iterable[str]:

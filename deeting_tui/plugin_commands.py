@@ -2,6 +2,10 @@
 
 Each command builds a kernel without starting the enabled plugins (a CLI call must not
 spin up every worker), does its one step through the Loader, and shuts down.
+
+Manifest strings (description, author, license, tool descriptions, scope paths, a trigger's
+regex) and plugin error messages are the plugin's, so every line printed for people goes
+through the neutraliser (``_say``, ``_fail``, the grant prompt). ``--json`` keeps them exact.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.kernel.watchdog import describe_limits
 from deeting_tui.plugin.manifest import Limits
-from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.plugin.scopes import Scope, ScopeError, explain, parse_scope, reads_user_input
 from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
 from deeting_tui.store.names import split_source
+from deeting_tui.terminal_text import neutralise_line, one_line, terminal_safe_json
 
 
 async def run_plugin_command(args: argparse.Namespace) -> int:
@@ -37,23 +42,35 @@ async def with_kernel(
     """Run one command on a kernel that starts no plugin worker, and shut it down."""
     paths = resolve_paths()
     kernel = Kernel(paths, config=load_config(paths))
+    kernel.add_listener(_say_notices)
     try:
         return await handler(kernel, args)
     finally:
         await kernel.shutdown()
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
+def _say_notices(event: dict[str, Any]) -> None:
+    """What the kernel tells about a plugin while a command runs (a hook that missed its
+    deadline, say) goes to stderr, one line each."""
+    if event.get("type") == "plugin_notice":
+        print(f"deeting: {one_line(str(event.get('message', '')))}", file=sys.stderr)
+
+
+def say(line: str) -> None:
+    """Print one line for people, neutralised and kept on one line (``neutralise_line``)."""
+    print(neutralise_line(line), flush=True)
 
 
 def _fail(message: str) -> int:
-    print(f"deeting: error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"deeting: error: {one_line(message)}", file=sys.stderr)
     return 1
 
 
-def _ask_on_tty(name: str, scope: Scope) -> bool:
-    answer = input(f"Grant '{scope}' to '{name}'? [y/N] ")
+def ask_on_tty(name: str, scope: Scope) -> bool:
+    """The terminal's question for one scope, saying what it allows in plain words."""
+    words, risk = explain(scope)
+    question = f"'{name}' asks for {words} ({risk} risk). Grant '{scope}'?"
+    answer = input(one_line(question) + " [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -66,41 +83,41 @@ async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
         from deeting_tui import registry_commands  # the client's imports, only when used
 
         return await registry_commands.install(kernel, args, *from_registry)
-    ask = _ask_on_tty if sys.stdin.isatty() and not args.yes else None
+    ask = ask_on_tty if sys.stdin.isatty() and not args.yes else None
     report = await kernel.loader.install(
         source, grant=args.grant, yes=args.yes, force=args.force, ask=ask
     )
     spec = report.spec
     kind = "a local dev install from a folder" if report.dev else "from an archive"
-    _say(f"installed {spec.name} {spec.version} ({kind})")
+    say(f"installed {spec.name} {spec.version} ({kind})")
     if report.granted:
-        _say("granted: " + ", ".join(str(s) for s in report.granted))
+        say("granted: " + ", ".join(str(s) for s in report.granted))
     if report.enabled:
         tools = ", ".join(t.name for t in spec.tools)
-        _say(f"enabled {spec.name} — tools: {tools}")
+        say(f"enabled {spec.name} — tools: {tools}")
         return 0
     return _fail(f"installed '{spec.name}' but did not enable it: {report.problem}")
 
 
 async def _enable(kernel: Kernel, args: argparse.Namespace) -> int:
     runtime = await kernel.loader.enable(args.name)
-    _say(f"enabled {args.name} {runtime.spec.version}")
+    say(f"enabled {args.name} {runtime.spec.version}")
     return 0
 
 
 async def _disable(kernel: Kernel, args: argparse.Namespace) -> int:
     record = kernel.loader.record(args.name)
     if not record.enabled:
-        _say(f"{args.name} is already disabled")
+        say(f"{args.name} is already disabled")
         return 0
     await kernel.loader.disable(args.name)
-    _say(f"disabled {args.name}")
+    say(f"disabled {args.name}")
     return 0
 
 
 async def _uninstall(kernel: Kernel, args: argparse.Namespace) -> int:
     record = await kernel.loader.uninstall(args.name)
-    _say(f"uninstalled {record.name} {record.version} (code, data and cache removed)")
+    say(f"uninstalled {record.name} {record.version} (code, data and cache removed)")
     return 0
 
 
@@ -119,29 +136,29 @@ def _declared(kernel: Kernel, name: str, text: str) -> Scope:
 async def _grant(kernel: Kernel, args: argparse.Namespace) -> int:
     scope = _declared(kernel, args.name, args.scope)
     added = kernel.grants.grant(args.name, [scope])
-    _say(f"granted '{scope}' to {args.name}" if added else f"{args.name} already has '{scope}'")
+    say(f"granted '{scope}' to {args.name}" if added else f"{args.name} already has '{scope}'")
     record = kernel.loader.record(args.name)
     spec = kernel.loader.spec(args.name)
     missing = missing_scopes(spec.permissions, kernel.grants.granted(args.name))
     if missing:
-        _say(f"{args.name} still needs: " + ", ".join(str(s) for s in missing))
+        say(f"{args.name} still needs: " + ", ".join(str(s) for s in missing))
     elif not record.enabled:
         await kernel.loader.enable(args.name)
-        _say(f"enabled {args.name}")
+        say(f"enabled {args.name}")
     return 0
 
 
 async def _revoke(kernel: Kernel, args: argparse.Namespace) -> int:
     scope = _declared(kernel, args.name, args.scope)
     if not kernel.grants.revoke(args.name, scope):
-        _say(f"{args.name} did not have '{scope}'")
+        say(f"{args.name} did not have '{scope}'")
         return 0
-    _say(f"revoked '{scope}' from {args.name}")
+    say(f"revoked '{scope}' from {args.name}")
     record = kernel.loader.record(args.name)
     if record.enabled:
         reason = f"permission '{scope}' was revoked"
         await kernel.loader.disable(args.name, reason=reason)
-        _say(f"disabled {args.name} ({reason}; grant it again to re-enable)")
+        say(f"disabled {args.name} ({reason}; grant it again to re-enable)")
     return 0
 
 
@@ -174,11 +191,12 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
     caps = probe()
     if args.json:
         document = {"sandbox": caps.as_json(), "plugins": rows}
-        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        document_json = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+        sys.stdout.buffer.write(terminal_safe_json(document_json) + b"\n")
         return 0
-    _say(f"sandbox: {caps.level}" + (" (running as root)" if caps.root else ""))
+    say(f"sandbox: {caps.level}" + (" (running as root)" if caps.root else ""))
     if not rows:
-        _say("no plugins installed — install one with: deeting plugin install PATH")
+        say("no plugins installed — install one with: deeting plugin install PATH")
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
@@ -186,7 +204,7 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
         line = f"{r['name']:<{width}}  {r['version']:<10} {r['state']:<12} {origin}"
         if r["reason"] and not r["enabled"]:
             line += f"  ({' '.join(str(r['reason']).split())})"
-        _say(line)
+        say(line)
     return 0
 
 
@@ -232,34 +250,40 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "limits": _limits(kernel, spec.limits),
     }
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
+        info_json = orjson.dumps(info, option=orjson.OPT_INDENT_2)
+        sys.stdout.buffer.write(terminal_safe_json(info_json) + b"\n")
         return 0
-    _say(f"{spec.name} {spec.version} — {spec.description}".rstrip(" —"))
-    _say(
+    say(f"{spec.name} {spec.version} — {spec.description}".rstrip(" —"))
+    say(
         f"  state:       {info['state']}"
         + (f" ({record.disabled_reason})" if info["reason"] and not record.enabled else "")
     )
-    _say(f"  source:      {record.source}" + (" (dev install)" if record.dev else ""))
+    say(f"  source:      {record.source}" + (" (dev install)" if record.dev else ""))
     perms = ", ".join(
         f"{p['scope']}{'' if p['granted'] else ' (not granted)'}" for p in info["permissions"]
     )
-    _say(f"  permissions: {perms or 'none'}")
+    say(f"  permissions: {perms or 'none'}")
     box = info["sandbox"]
-    _say(f"  sandbox:     {box['level']}")
+    say(f"  sandbox:     {box['level']}")
     for layer in SANDBOX_LINES:
-        _say(f"    {layer + ':':<14}{box[layer]}")
+        say(f"    {layer + ':':<14}{box[layer]}")
     _say_limits(info["limits"])
     for tool in spec.tools:
-        _say(f"  tool:        {tool.name} — {tool.description.strip().splitlines()[0]}")
+        say(f"  tool:        {tool.name} — {tool.description.strip().splitlines()[0]}")
     if spec.trigger:
         trigger = spec.trigger
-        _say(f"  trigger:     {trigger.regex} → {trigger.tool} (priority {trigger.priority})")
+        say(f"  trigger:     {trigger.regex} → {trigger.tool} (priority {trigger.priority})")
     for event in spec.events:
-        _say(f"  event:       {event.topic} (priority {event.priority})")
+        reads = (
+            " — reads what you type that no trigger takes (with 'messages')"
+            if reads_user_input(event.topic)
+            else ""
+        )
+        say(f"  event:       {event.topic} (priority {event.priority}){reads}")
     if spec.renderer:
-        _say(f"  renderer:    {spec.renderer}")
-    _say(f"  data:        {info['data_dir']}")
-    _say(f"  log:         {info['log']}")
+        say(f"  renderer:    {spec.renderer}")
+    say(f"  data:        {info['data_dir']}")
+    say(f"  log:         {info['log']}")
     return 0
 
 
@@ -272,10 +296,10 @@ def _limits(kernel: Kernel, limits: Limits) -> dict[str, str]:
 
 def _say_limits(limits: dict[str, str]) -> None:
     """How the plugin's processes end with it, and each limit with what enforces it here."""
-    _say(f"  containment: {limits['containment']}")
+    say(f"  containment: {limits['containment']}")
     lines = [f"{key} {value}" for key, value in limits.items() if key != "containment"]
     for index, line in enumerate(lines):
-        _say(f"  {'limits:' if index == 0 else '':<13}{line}")
+        say(f"  {'limits:' if index == 0 else '':<13}{line}")
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -285,7 +309,7 @@ def _new(args: argparse.Namespace) -> int:
         folder = scaffold(args.name, Path(args.dir) / args.name)
     except ValueError as exc:
         return _fail(str(exc))
-    _say(f"created {folder} — try: deeting plugin install {folder}")
+    say(f"created {folder} — try: deeting plugin install {folder}")
     return 0
 
 

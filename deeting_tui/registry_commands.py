@@ -2,7 +2,8 @@
 
 Printed for people: what was verified, what changed, what to run next. Downloads show a Rich
 progress bar on stderr. Every refusal is a StoreError (or the Loader's PluginError) whose
-message the CLI prints as one line, exit status 1, with nothing changed.
+message the CLI prints as one line, exit status 1, with nothing changed. What a registry or a
+plugin says is printed through the neutraliser, like everything else for a terminal.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeting_tui.plugin.scopes import Scope
+from deeting_tui.plugin_commands import say
 from deeting_tui.store.client import RegistryClient, SyncReport
 from deeting_tui.store.errors import StoreError
 from deeting_tui.store.names import split_source
 from deeting_tui.store.trust import format_time
+from deeting_tui.terminal_text import one_line
 
 if TYPE_CHECKING:
     from deeting_tui.kernel.kernel import Kernel
@@ -27,22 +30,15 @@ if TYPE_CHECKING:
 __all__ = ["install", "rollback", "run_registry_command", "upgrade"]
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
 def _ask_all(yes: bool) -> AskGrants | None:
     """On a terminal, one question per scope; elsewhere none (headless never prompts)."""
     if yes or not sys.stdin.isatty():
         return None
 
     async def ask(name: str, scopes: list[Scope]) -> list[Scope]:
-        allowed = []
-        for scope in scopes:
-            answer = input(f"Grant '{scope}' to '{name}'? [y/N] ")
-            if answer.strip().lower() in ("y", "yes"):
-                allowed.append(scope)
-        return allowed
+        from deeting_tui.plugin_commands import ask_on_tty
+
+        return [scope for scope in scopes if ask_on_tty(name, scope)]
 
     return ask
 
@@ -62,7 +58,7 @@ async def _download_bar() -> AsyncIterator[Callable[[str, int, int | None], None
     console = Console(stderr=True)
     tasks: dict[str, Any] = {}
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -73,7 +69,7 @@ async def _download_bar() -> AsyncIterator[Callable[[str, int, int | None], None
 
         def update(what: str, done: int, total: int | None) -> None:
             if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
+                tasks[what] = bar.add_task(one_line(what), total=total)
             bar.update(tasks[what], completed=done, total=total)
 
         yield update
@@ -100,20 +96,20 @@ def _print_sync(report: SyncReport) -> None:
             file=sys.stderr,
         )
     elif report.root_pinned:
-        _say("pinned the registry root given with --root")
+        say("pinned the registry root given with --root")
     if report.rotated_to is not None:
-        _say(f"the registry rotated its keys: now trusting root version {report.rotated_to}")
+        say(f"the registry rotated its keys: now trusting root version {report.rotated_to}")
     state = "not modified" if report.not_modified else "verified"
-    _say(
+    say(
         f"registry {report.version} from {report.url} ({state}): {report.plugins} plugin"
         f"{'s' if report.plugins != 1 else ''}, valid until {format_time(report.expires)}"
     )
     if not report.updates:
-        _say("installed plugins are up to date")
+        say("installed plugins are up to date")
         return
     for update in report.updates:
-        _say(f"update available: {update.name} {update.installed} → {update.available}")
-    _say("upgrade with: deeting plugin upgrade [NAME]")
+        say(f"update available: {update.name} {update.installed} → {update.available}")
+    say("upgrade with: deeting plugin upgrade [NAME]")
 
 
 # -- plugin install / upgrade / rollback --------------------------------------------------------
@@ -132,16 +128,14 @@ async def install(kernel: Kernel, args: argparse.Namespace, name: str, version: 
             on_progress=progress,
         )
     spec = report.spec
-    _say(f"installed {spec.name} {spec.version} from the registry (verified)")
+    say(f"installed {spec.name} {spec.version} from the registry (verified)")
     if report.granted:
-        _say("granted: " + ", ".join(str(s) for s in report.granted))
+        say("granted: " + ", ".join(str(s) for s in report.granted))
     if report.enabled:
-        _say(f"enabled {spec.name} — tools: {', '.join(t.name for t in spec.tools)}")
+        say(f"enabled {spec.name} — tools: {', '.join(t.name for t in spec.tools)}")
         return 0
-    print(
-        f"deeting: error: installed '{spec.name}' but did not enable it: {report.problem}",
-        file=sys.stderr,
-    )
+    problem = one_line(f"installed '{spec.name}' but did not enable it: {report.problem}")
+    print(f"deeting: error: {problem}", file=sys.stderr)
     return 1
 
 
@@ -155,7 +149,7 @@ async def upgrade(kernel: Kernel, args: argparse.Namespace) -> int:
     else:
         targets = [(u.name, None) for u in client.updates(kernel.loader, client.registry())]
         if not targets:
-            _say("installed plugins are up to date (as of the last: deeting registry sync)")
+            say("installed plugins are up to date (as of the last: deeting registry sync)")
             return 0
     async with _download_bar() as progress:
         for name, version in targets:
@@ -170,13 +164,13 @@ async def upgrade(kernel: Kernel, args: argparse.Namespace) -> int:
                 on_progress=progress,
             )
             if report is None:
-                _say(f"{name} is already at that version")
+                say(f"{name} is already at that version")
                 continue
-            _say(f"upgraded {name} {report.old} → {report.new} (previous version kept)")
+            say(f"upgraded {name} {report.old} → {report.new} (previous version kept)")
     return 0
 
 
 async def rollback(kernel: Kernel, args: argparse.Namespace) -> int:
     report = await RegistryClient(kernel.paths).rollback(kernel.loader, args.name)
-    _say(f"rolled {args.name} back {report.old} → {report.new}")
+    say(f"rolled {args.name} back {report.old} → {report.new}")
     return 0

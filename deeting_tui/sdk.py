@@ -1,6 +1,7 @@
 """What plugin code imports: the per-plugin :class:`Context` and the :class:`Result` it returns.
 
-The SDK is deliberately tiny and has no dependency on the kernel: it runs inside the sandboxed
+The SDK is deliberately tiny and has no dependency on the kernel (the stream rules it checks
+early live in ``rpc/limits.py``, which the kernel enforces): it runs inside the sandboxed
 worker, and everything it can do travels to the kernel as a JSON-RPC notification through the
 ``Channel`` the worker hands in. That keeps plugin code testable with a fake channel.
 """
@@ -14,6 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from deeting_tui.rpc.limits import (
+    MAX_STREAM_FRAME_BYTES,
+    RENDERER_NAME,
+    STREAM_TOPIC,
+    StreamFrameError,
+    describe,
+    encode_payload,
+    non_finite_path,
+)
 
 __all__ = ["Channel", "Context", "Result", "ResultError", "normalize_result"]
 
@@ -67,14 +78,46 @@ class Context:
     def push_stream(
         self, topic: str, payload: Mapping[str, Any], renderer: str | None = None
     ) -> None:
-        """Send live data to the UI at any time (not only during a call)."""
-        if not isinstance(topic, str) or not topic:
-            raise ValueError("push_stream: topic must be a non-empty string")
+        """Send live data to the UI at any time (not only during a call).
+
+        A stream is a live view: the UI draws its latest frame and the session keeps only its
+        last few. One frame's payload is at most ``MAX_STREAM_FRAME_BYTES`` (256 KiB) of JSON;
+        send the current state, not a growing history. Raises ValueError (or TypeError for a
+        payload that is not a dict) instead of sending a frame the kernel would drop.
+        """
+        if not isinstance(topic, str) or not STREAM_TOPIC.fullmatch(topic):
+            raise ValueError(
+                "push_stream: topic must be 1 to 128 letters, digits, '.', '_' or '-', "
+                f"not {describe(topic)}"
+            )
         if not isinstance(payload, Mapping):
             raise TypeError(f"push_stream: payload must be a dict, not {type(payload).__name__}")
-        self._channel.notify(
-            "stream", {"topic": topic, "payload": dict(payload), "renderer": renderer}
-        )
+        if renderer is not None and (
+            not isinstance(renderer, str) or not RENDERER_NAME.fullmatch(renderer)
+        ):
+            raise ValueError(
+                "push_stream: renderer must be a renderer's name (lowercase letters, digits "
+                f"and '-'), not {describe(renderer)}"
+            )
+        payload = dict(payload)
+        try:
+            encoded = encode_payload(payload)
+        except StreamFrameError as exc:
+            raise ValueError(f"push_stream: {exc}") from None
+        if b"null" in encoded:  # NaN and infinities are written as null: look for them
+            where = non_finite_path(payload)
+            if where is not None:
+                raise ValueError(
+                    f"push_stream: {where} is not a finite number, which JSON cannot hold "
+                    "(send None or a string)"
+                )
+        if len(encoded) > MAX_STREAM_FRAME_BYTES:
+            raise ValueError(
+                f"push_stream: the payload is {len(encoded):,} bytes of JSON, over the "
+                f"{MAX_STREAM_FRAME_BYTES // 1024} KiB limit for one stream frame "
+                "(send the current state, not a history)"
+            )
+        self._channel.notify("stream", {"topic": topic, "payload": payload, "renderer": renderer})
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report progress on the current call; it also extends that call's deadline."""

@@ -36,6 +36,7 @@ from nacl.signing import SigningKey
 from ci.lint import lint_path
 from deeting_tui.plugin.manifest import PluginSpec, Problem
 from deeting_tui.store import trust
+from deeting_tui.terminal_text import neutralise_line
 from registry_tools import ToolError, write_atomic
 from registry_tools.keys import ROOT_FILE, ROOTS_DIR, load_signing_key, root_chain_path
 
@@ -499,8 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     now = datetime.now(UTC).replace(microsecond=0)  # one clock reading for the whole run
 
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    def progress(line: str) -> None:  # names plugins and quotes their problems: neutralised
+        print(neutralise_line(line), file=sys.stderr, flush=True)
 
     try:
         keys = [(path.name, load_signing_key(path)) for path in args.key]
@@ -516,14 +517,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except LintFailure as failure:
         for line in failure.problems:
-            print(line, file=sys.stderr)
-        print(f"gen_registry: error: {failure}", file=sys.stderr)
+            print(neutralise_line(line), file=sys.stderr)
+        print(neutralise_line(f"gen_registry: error: {failure}"), file=sys.stderr)
         return 1
     except ToolError as error:
-        print(f"gen_registry: error: {error}", file=sys.stderr)
+        print(neutralise_line(f"gen_registry: error: {error}"), file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"gen_registry: error: {error} — registry.json was not changed", file=sys.stderr)
+        message = f"gen_registry: error: {error} — registry.json was not changed"
+        print(neutralise_line(message), file=sys.stderr)
         return 1
     print(summary)
     return 0

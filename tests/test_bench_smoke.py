@@ -145,3 +145,23 @@ def test_bench_registry_quick_json_reports_every_figure() -> None:
     for path, value in figures:
         assert isinstance(value, int | float) and not isinstance(value, bool), path
         assert value > 0, f"{path} = {value}"
+
+
+def test_bench_triggers_quick_json_reports_every_figure() -> None:
+    """``python -m bench.triggers``: matching a message against 200 plugins' triggers."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.triggers", "--quick", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+    assert report["plugins"] == 200
+    for group in ("rows", "adversarial"):
+        for name, row in report[group].items():
+            assert row["n"] >= 1 and row["chars"] > 0, name
+            assert 0 <= row["p50_ms"] <= row["max_ms"], name
+    assert "hostile-freezer, 41 chars" in report["rows"]
+    assert report["old_engine_41_chars_s_extrapolated"] > 0
+    assert report["loop_worst_ms"] > 0 and report["loop_ms_max"] == 10.0

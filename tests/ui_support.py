@@ -1,13 +1,18 @@
 """Driving the Textual app in tests: wait for a condition, or for a group of workers, with a
-deadline, so a hang fails the test with what it waited for instead of stalling the run."""
+deadline, so a hang fails the test with what it waited for instead of stalling the run; and
+read what the app would write to the terminal."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rich.segment import Segment
+from terminal_support import assert_terminal_safe
+from textual._compositor import LayoutUpdate
 from textual.app import App
 from textual.pilot import Pilot
 
@@ -33,3 +38,37 @@ async def settled(app: App[Any], group: str) -> None:
     """Wait for one group's workers (never one blocked on a dialog: that would deadlock)."""
     workers = [w for w in app.workers if w.group == group]
     await asyncio.wait_for(app.workers.wait_for_complete(workers), DEADLINE_S)
+
+
+def terminal_write(app: App[Any]) -> tuple[str, list[list[Segment]]]:
+    """What the driver would write to the terminal to paint the whole screen now (the screens
+    under a modal too: what ``export_screenshot`` renders), and its rows' segments."""
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    assert isinstance(update, LayoutUpdate)
+    rows = [[segment for strip in line for segment in strip] for line in update.strips]
+    return update.render_segments(app.console), rows
+
+
+def screen_text(app: App[Any]) -> str:
+    """The screen as text, one line a row."""
+    return "\n".join("".join(s.text for s in row) for row in terminal_write(app)[1])
+
+
+# Textual's own sequences in a full repaint: cursor moves, colours and styles (SGR), and OSC 8
+# around a hyperlink. Anything else with an ESC, and any other control, came from content.
+_TEXTUAL_OWN = re.compile(r"\x1b\[[0-9;]*[Hm]|\x1b\]8;[^\x07\x1b]*\x1b\\")
+
+
+def assert_screen_safe(app: App[Any], where: str, *, payloads: bool = True) -> str:
+    """Nothing on the screen can drive the terminal: no control or bidi character in any
+    segment's text or hyperlink, nothing but Textual's own sequences in what is written, and
+    (with ``payloads``) none of the attacks' payloads shown. Returns the screen's text, one
+    line a row."""
+    written, rows = terminal_write(app)
+    segments = [segment for row in rows for segment in row]
+    links = [s.style.link for s in segments if s.style is not None and s.style.link]
+    text = "\n".join("".join(s.text for s in row) for row in rows)
+    assert_terminal_safe(text, f"{where} (text)", payloads=payloads)
+    assert_terminal_safe("\n".join(links), f"{where} (hyperlinks)")
+    assert_terminal_safe(_TEXTUAL_OWN.sub("", written), f"{where} (written)", payloads=False)
+    return text

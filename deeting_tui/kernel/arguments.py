@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from deeting_tui.plugin.triggers import TriggerMatch
+
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _COMMAND = re.compile(r"^/(?P<name>[A-Za-z0-9_-]{1,64})(?:\s+(?P<rest>.*))?$", re.DOTALL)
@@ -92,15 +94,16 @@ def first_required_string(parameters: dict[str, Any]) -> str | None:
     return None
 
 
-def trigger_arguments(match: re.Match[str], parameters: dict[str, Any]) -> dict[str, Any]:
+def trigger_arguments(match: TriggerMatch, parameters: dict[str, Any]) -> dict[str, Any]:
     """Named groups become arguments by name; a single unnamed group fills the first
-    required string parameter (DESIGN §2)."""
+    required string parameter (the plugin contract). ``match`` is RE2's (or ``re``'s)."""
     properties = parameters.get("properties") or {}
     named = {k: v for k, v in match.groupdict().items() if v is not None}
     if named:
         return {key: coerce(value, properties.get(key)) for key, value in named.items()}
-    if match.re.groups == 1 and match.group(1) is not None:
+    groups = match.groups()
+    if len(groups) == 1 and groups[0] is not None:
         target = first_required_string(parameters)
         if target is not None:
-            return {target: match.group(1)}
+            return {target: groups[0]}
     return {}

@@ -44,6 +44,9 @@ class Subscription:
     priority: int
     owner: str | None
     seq: int
+    #: Breaks ties of priority before ``seq`` does: the kernel gives a plugin its install
+    #: time, so the earlier-installed plugin goes first whatever order they were started in.
+    order: float = 0.0
     # False once unsubscribed, so a publish that took its snapshot earlier skips it.
     _live: bool = field(default=True, init=False, repr=False)
 
@@ -79,7 +82,8 @@ def _matches(pattern: str, topic: str) -> bool:
 
 
 class EventBus:
-    """Delivers published events to subscribers, highest priority first.
+    """Delivers published events to subscribers, highest priority first; equal priorities
+    by ``order`` (0 unless given), then in subscription order.
 
     Handlers may be sync or async and return True to claim a first-handled topic.
     A handler that raises is reported through ``on_error`` and counted as not
@@ -95,7 +99,13 @@ class EventBus:
         self._retired: weakref.WeakSet[Subscription] = weakref.WeakSet()
 
     def _new(
-        self, pattern: str, handler: Handler, priority: int, owner: str | None, seq: int | None
+        self,
+        pattern: str,
+        handler: Handler,
+        priority: int,
+        owner: str | None,
+        seq: int | None,
+        order: float = 0.0,
     ) -> Subscription:
         _check_pattern(pattern)
         if not callable(handler):
@@ -103,12 +113,19 @@ class EventBus:
         if seq is None:
             seq = self._next_seq
             self._next_seq += 1
-        return Subscription(pattern, handler, int(priority), owner, seq)
+        return Subscription(pattern, handler, int(priority), owner, seq, float(order))
 
     def subscribe(
-        self, pattern: str, handler: Handler, *, priority: int = 0, owner: str | None = None
+        self,
+        pattern: str,
+        handler: Handler,
+        *,
+        priority: int = 0,
+        owner: str | None = None,
+        order: float = 0.0,
     ) -> Subscription:
-        sub = self._new(pattern, handler, priority, owner, None)
+        """``order`` ranks equal priorities (lower first) before subscription order does."""
+        sub = self._new(pattern, handler, priority, owner, None, order)
         self._subs[sub] = None
         self._cache.clear()
         return sub
@@ -130,7 +147,7 @@ class EventBus:
         return len(doomed)
 
     def replace_owner(
-        self, owner: str, subscriptions: list[tuple[str, Handler, int]]
+        self, owner: str, subscriptions: list[tuple[str, Handler, int]], *, order: float = 0.0
     ) -> list[Subscription]:
         """Swap all of ``owner``'s subscriptions in one step, for hot upgrades.
 
@@ -143,7 +160,7 @@ class EventBus:
         old = sorted((s for s in self._subs if s.owner == owner), key=lambda s: s.seq)
         seqs: list[int | None] = [s.seq for s in old]
         new = [
-            self._new(pattern, handler, priority, owner, seqs[i] if i < len(seqs) else None)
+            self._new(pattern, handler, priority, owner, seqs[i] if i < len(seqs) else None, order)
             for i, (pattern, handler, priority) in enumerate(subscriptions)
         ]  # validate everything before touching the registry
         for sub in old:
@@ -160,7 +177,7 @@ class EventBus:
         if subs is None:
             _check_topic(topic)
             found = [s for s in self._subs if _matches(s.pattern, topic)]
-            found.sort(key=lambda s: (-s.priority, s.seq))
+            found.sort(key=lambda s: (-s.priority, s.order, s.seq))
             subs = tuple(found)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
-from .session import EncodedEvent, SessionNotFound, SessionStore, SessionStoreError, encode
+from .session import EncodedEvent, SessionNotFound, SessionStore, SessionStoreError, encode_event
 
 log = logging.getLogger("deeting.journal")
 
@@ -36,7 +35,11 @@ class SessionJournal:
 
     def record(self, session_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Queue one event; it is committed at the loop's next pause (at once without a loop)."""
-        self._pending.append(EncodedEvent(session_id, kind, time.time(), encode(kind, payload)))
+        self.record_encoded(encode_event(session_id, kind, payload))
+
+    def record_encoded(self, event: EncodedEvent) -> None:
+        """Queue an event serialised already (a stream frame, which the kernel measured)."""
+        self._pending.append(event)
         if self._flush_scheduled:
             return
         try:

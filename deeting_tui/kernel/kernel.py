@@ -18,14 +18,15 @@ import contextlib
 import contextvars
 import logging
 import mimetypes
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deeting_tui.plugin.manifest import PluginSpec
+from deeting_tui.plugin.manifest import EVENT_PRIORITY, TRIGGER_PRIORITY, PluginSpec
+from deeting_tui.plugin.scopes import MESSAGES, covers, parsed_scopes, reads_user_input
+from deeting_tui.plugin.triggers import TriggerRegexError
 from deeting_tui.rpc.errors import NOT_READY, RpcError
 
 from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
@@ -38,7 +39,17 @@ from .loader import AskGrants, Loader, PluginError, PluginRuntime
 from .paths import Config, Paths
 from .permissions import GrantStore
 from .renderers import PayloadSchemas
-from .session import CONVERSATION_KINDS, SessionInfo, SessionStore
+from .routing import (
+    ASSISTANT_PRIORITY,
+    INLINE_MATCH_CHARS,
+    MAX_TRIGGER_TEXT,
+    TRIGGER_BAND,
+    Trigger,
+    TriggerTable,
+    clamp_priority,
+)
+from .session import CONVERSATION_KINDS, EncodedEvent, SessionInfo, SessionStore
+from .streams import StreamGate
 from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolIndex, argument_problems
 from .upgrade import PointerFollower, UpgradeReport, upgrade_notice
@@ -46,9 +57,7 @@ from .watchdog import Confinement
 
 log = logging.getLogger("deeting.kernel")
 
-ASSISTANT_PRIORITY = -1_000_000  # the assistant answers only what nothing else claimed
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-_STREAM_TOPIC = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 #: How many times a call refused by a replaced worker (never sent) moves to its successor.
 MAX_HANDOFFS = 3
 
@@ -87,6 +96,7 @@ class Kernel:
         self.bus = EventBus()
         self.sessions = SessionStore(paths.sessions_db)
         self.journal = SessionJournal(self.sessions, self._history_lost)
+        self.streams = StreamGate(notice=self._plugin_notice, log_path=paths.plugin_log)
         self.grants = GrantStore(paths.grants_file)
         self.installed = InstalledStore(paths.plugin_state_file)
         self.tools = ToolIndex()
@@ -103,6 +113,7 @@ class Kernel:
             policy,
             confinement=self.confinement,
         )
+        self.loader.on_notice = self._plugin_notice
         self.assistant = assistant
         self.active_session: str | None = None
         self._listeners: list[Listener] = []
@@ -112,6 +123,9 @@ class Kernel:
         self.follower: PointerFollower | None = None
         self._following: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        #: Every enabled plugin's trigger, matched in one pass (see routing.py).
+        self.triggers = TriggerTable()
+        self.bus.subscribe("user.message", self._route_triggers, priority=TRIGGER_BAND)
         if assistant is not None:
             self.bus.subscribe("user.message", self._assistant_handler, priority=ASSISTANT_PRIORITY)
 
@@ -156,6 +170,7 @@ class Kernel:
         if close_assistant is not None:
             with contextlib.suppress(Exception):  # a provider's close must not lose the session
                 await close_assistant()
+        self.streams.close()
         self.journal.flush()
         self.sessions.close()
 
@@ -432,51 +447,100 @@ class Kernel:
 
     def attach(self, runtime: PluginRuntime) -> None:
         spec = runtime.spec
+        triggers = self._triggers_with(spec)  # before anything changes: it may refuse
         try:
             self.tools.add_plugin(spec)
         except ToolConflict as exc:
             raise PluginError(str(exc)) from None
-        for pattern, handler, priority in self._subscriptions(spec):
-            self.bus.subscribe(pattern, handler, priority=priority, owner=spec.name)
+        self.triggers = triggers
+        for pattern, handler, priority in self._subscriptions(runtime):
+            self.bus.subscribe(
+                pattern, handler, priority=priority, owner=spec.name, order=self._installed_at(spec)
+            )
 
     def detach(self, runtime: PluginRuntime) -> None:
         self.bus.unsubscribe_owner(runtime.spec.name)
+        self.triggers = self.triggers.without(runtime.spec.name)
         self.tools.remove_plugin(runtime.spec.name)
 
     def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
         """A hot upgrade's switch: no await, so no call or publish sees neither version."""
         name = new.spec.name
+        triggers = self._triggers_with(new.spec)
         self.tools.remove_plugin(name)
         try:
             self.tools.add_plugin(new.spec)
         except ToolConflict as exc:
             self.tools.add_plugin(old.spec)  # it was there a moment ago: cannot conflict
             raise PluginError(str(exc)) from None
+        self.triggers = triggers
         # Publishes already under way finish with the old handlers; later ones see the new.
-        self.bus.replace_owner(name, self._subscriptions(new.spec))
+        self.bus.replace_owner(name, self._subscriptions(new), order=self._installed_at(new.spec))
 
-    def _subscriptions(self, spec: PluginSpec) -> list[tuple[str, Any, int]]:
+    def _installed_at(self, spec: PluginSpec) -> float:
+        """Ties of priority go to the plugin installed first (see routing.py)."""
+        record = self.installed.get(spec.name)
+        return record.installed_at if record is not None else time.time()
+
+    def _triggers_with(self, spec: PluginSpec) -> TriggerTable:
+        """The trigger table with ``spec``'s trigger (or without any of ``spec``'s)."""
+        table = self.triggers.without(spec.name)
+        if spec.trigger is None:
+            return table
+        try:
+            trigger = Trigger(
+                spec.name,
+                spec.trigger.tool,
+                spec.trigger.pattern,
+                clamp_priority(spec.trigger.priority, TRIGGER_PRIORITY),
+                self._installed_at(spec),
+            )
+            return table.with_trigger(trigger)
+        except TriggerRegexError as exc:
+            raise PluginError(f"'{spec.name}': its trigger cannot be used: {exc}") from None
+
+    def _subscriptions(self, runtime: PluginRuntime) -> list[tuple[str, Any, int]]:
+        """The plugin's ``events``, priorities clamped; those that would deliver what the
+        user types only if its worker was started with the ``messages`` scope granted (a
+        revoke stops the worker, so it never outlives the grant)."""
+        spec = runtime.spec
+        granted = parsed_scopes(runtime.supervisor.config.scopes)
+        may_read = any(covers(scope, MESSAGES) for scope in granted)
         subscriptions: list[tuple[str, Any, int]] = []
-        if spec.trigger is not None:
-            handler = self._trigger_handler(spec.name, spec.trigger.tool, spec.trigger.pattern)
-            subscriptions.append(("user.message", handler, spec.trigger.priority))
         for event in spec.events:
-            subscriptions.append((event.topic, self._event_handler(spec.name), event.priority))
+            if reads_user_input(event.topic) and not may_read:
+                log.warning(
+                    "plugin %s: not subscribed to %s: the 'messages' permission is not granted",
+                    spec.name,
+                    event.topic,
+                )
+                continue
+            priority = clamp_priority(event.priority, EVENT_PRIORITY)
+            subscriptions.append((event.topic, self._event_handler(spec.name), priority))
         return subscriptions
 
-    def _trigger_handler(self, plugin: str, tool: str, pattern: re.Pattern[str]) -> Any:
-        async def handle(topic: str, payload: dict[str, Any]) -> bool:
-            match = pattern.search(payload["text"])
+    async def _route_triggers(self, topic: str, payload: dict[str, Any]) -> bool:
+        """Offer the message to the triggers that match it, best first (routing.py)."""
+        text, table = payload["text"], self.triggers
+        if not table or not isinstance(text, str) or len(text) > MAX_TRIGGER_TEXT:
+            return False  # too long for a command: on to the readers and the assistant
+        inline = len(text) <= INLINE_MATCH_CHARS
+        candidates = (
+            table.candidates(text) if inline else await asyncio.to_thread(table.candidates, text)
+        )
+        for trigger in candidates:
+            entry = self.tools.get(trigger.tool)
+            if entry is None or entry.plugin != trigger.plugin:
+                continue  # disabled (or replaced) since the table was taken
+            match = (
+                trigger.search(text) if inline else await asyncio.to_thread(trigger.search, text)
+            )
             if match is None:
-                return False
-            entry = self.tools.get(tool)
-            if entry is None:
-                return False
+                continue
             args = trigger_arguments(match, entry.spec.parameters)
-            await self.call_tool(payload["session_id"], tool, args, reply=True)
+            await self.call_tool(payload["session_id"], trigger.tool, args, reply=True)
             return True
-
-        return handle
+        return False
 
     def _event_handler(self, plugin: str) -> Any:
         """Delivers to whichever worker serves ``plugin`` now (an upgrade may switch it)."""
@@ -547,17 +611,27 @@ class Kernel:
         )
 
     def _on_stream(self, plugin: str, params: dict[str, Any]) -> None:
-        topic, payload = params.get("topic"), params.get("payload")
-        if not isinstance(topic, str) or not _STREAM_TOPIC.fullmatch(topic):
-            log.warning("plugin %s: stream with a bad topic %r dropped", plugin, topic)
+        """A frame from a worker: checked (a bad one is dropped and said once, see
+        streams.py), then shown, stored as the stream's latest state, and published."""
+        runtime = self.loader.runtimes.get(plugin)
+        frame = self.streams.admit(plugin, params, runtime.spec.renderer if runtime else None)
+        if frame is None:
             return
-        renderer = params.get("renderer")
-        if renderer is None and plugin in self.loader.runtimes:
-            renderer = self.loader.runtimes[plugin].spec.renderer
-        event = {"plugin": plugin, "topic": topic, "payload": payload, "renderer": renderer}
-        if self.active_session is not None:
-            self._emit(self.active_session, "stream", event)
-        self._publish_soon(f"stream.{topic}", event)
+        session_id = self.active_session
+        if session_id is not None:
+            self.journal.record_encoded(
+                EncodedEvent(
+                    session_id,
+                    "stream",
+                    time.time(),
+                    frame.encoded,
+                    plugin,
+                    frame.topic,
+                    frame.size,
+                )
+            )
+            self._notify({"type": "stream", "session_id": session_id, **frame.event})
+        self._publish_soon(f"stream.{frame.topic}", frame.event)
 
     def _on_notice(self, plugin: str, message: str) -> None:
         # Listeners hear it too (not stored): a front end shows the crash and the restart.
@@ -573,7 +647,7 @@ class Kernel:
 
     async def _reactivate(self, supervisor: Supervisor) -> None:
         if "activate" in supervisor.hooks_defined:
-            await supervisor.request("activate")
+            await supervisor.run_hook("activate")
 
     def _publish_soon(self, topic: str, payload: dict[str, Any]) -> None:
         if not self.bus.has_subscribers(topic):

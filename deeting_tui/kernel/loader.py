@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("deeting.loader")
 
-HOOK_TIMEOUT = 30.0
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
 PLUGIN_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
@@ -133,6 +132,9 @@ class Loader:
         self.wiring = wiring
         self.policy = policy
         self.runtimes: dict[str, PluginRuntime] = {}
+        #: Tells the user about a plugin (a hook that missed its deadline); the kernel's
+        #: front ends show it. Logged only, when nobody listens.
+        self.on_notice: Callable[[str, str], None] | None = None
         #: Old versions a hot upgrade replaced, finishing their calls before they stop.
         self.retiring: list[PluginRuntime] = []
         self._locks: dict[str, asyncio.Lock] = {}
@@ -337,7 +339,15 @@ class Loader:
                 self._remove_data(spec.name)
 
         return await self._settle_install(
-            load_plugin(target), str(source.resolve()), dev, requested, consent, steps, undo
+            load_plugin(target),
+            str(source.resolve()),
+            dev,
+            requested,
+            consent,
+            steps,
+            undo,
+            # A reinstall keeps its place: ties of priority go to the plugin installed first.
+            installed_at=existing.installed_at if existing is not None else 0.0,
         )
 
     async def _settle_install(
@@ -349,9 +359,11 @@ class Loader:
         consent: tuple[bool, AskGrants | None],
         steps: Callable[[str], None],
         undo: Callable[[], None],
+        installed_at: float = 0.0,
     ) -> InstallReport:
         """The steps after the code is in place: postinstall (``undo`` on failure), grants,
-        the record, and a start whose failure is reported, not raised."""
+        the record (``installed_at`` 0: now), and a start whose failure is reported, not
+        raised."""
         steps("postinstall")
         try:
             await self._run_hook(spec, "postinstall")
@@ -360,7 +372,11 @@ class Loader:
             raise
         steps("permissions")
         granted = await self._settle_grants(spec, requested, consent)
-        self.installed.put(InstalledPlugin(spec.name, spec.version, source, dev, enabled=False))
+        self.installed.put(
+            InstalledPlugin(
+                spec.name, spec.version, source, dev, enabled=False, installed_at=installed_at
+            )
+        )
         report = InstallReport(spec, dev, granted, enabled=False)
         steps("starting")
         try:
@@ -432,7 +448,7 @@ class Loader:
         try:
             await supervisor.start()
             if "activate" in supervisor.hooks_defined:
-                await supervisor.request("activate", timeout=HOOK_TIMEOUT)
+                await supervisor.run_hook("activate")
         except (WorkerStartError, RpcError) as exc:
             await supervisor.stop()
             message = exc.message if isinstance(exc, RpcError) else str(exc)
@@ -471,13 +487,20 @@ class Loader:
             self.installed.set_enabled(name, False, reason)
 
     async def deactivate(self, runtime: PluginRuntime) -> None:
+        """The deactivate hook (under its hard deadline), then stop the worker: at most
+        ``policy.shutdown_deadline``."""
         supervisor = runtime.supervisor
         if supervisor.state == "ready" and "deactivate" in supervisor.hooks_defined:
             try:
-                await supervisor.request("deactivate", timeout=5.0)
+                await supervisor.run_hook("deactivate")
             except RpcError as exc:
-                log.warning("plugin %s: deactivate failed: %s", runtime.spec.name, exc.message)
+                self._notice(runtime.spec.name, exc.message, f"deactivate failed: {exc.message}")
         await supervisor.stop()
+
+    def _notice(self, name: str, line: str, logged: str | None = None) -> None:
+        log.warning("plugin %s: %s", name, logged or line)
+        if self.on_notice is not None:
+            self.on_notice(name, line)
 
     def forget_runtime(self, name: str) -> PluginRuntime | None:
         """Drop a runtime whose worker the supervisor already gave up on (crash loop)."""
@@ -553,7 +576,7 @@ class Loader:
             try:
                 await self._run_hook(spec, "preuninstall")
             except PluginError as exc:
-                log.warning("%s (uninstalling anyway)", exc)
+                self._notice(name, f"{exc} (uninstalled anyway)")
         shutil.rmtree(self.paths.plugins_dir / "versions" / name, ignore_errors=True)
         if not keep_data:
             self._remove_data(name)
@@ -586,13 +609,29 @@ class Loader:
         return problems
 
     async def shutdown(self) -> None:
-        """Stop every worker; the persisted enabled state is kept for the next start."""
-        for name in list(self.runtimes):
-            runtime = self.runtimes.pop(name)
+        """Stop every worker, all at once, within ``policy.shutdown_deadline`` (each one's
+        deactivate hook and stop); one still running then is killed. The persisted enabled
+        state is kept for the next start."""
+        runtimes = [self.runtimes.pop(name) for name in list(self.runtimes)]
+        for runtime in runtimes:
             self.wiring.detach(runtime)
-            await self.deactivate(runtime)
-        while self.retiring:  # an upgrade cut short while its old version was draining
-            await self.deactivate(self.retiring.pop())
+        runtimes += self.retiring  # an upgrade cut short while its old version was draining
+        self.retiring = []
+        if not runtimes:
+            return
+        budget = (self.policy or SupervisionPolicy()).shutdown_deadline
+        stopping = [asyncio.ensure_future(self.deactivate(runtime)) for runtime in runtimes]
+        _, late = await asyncio.wait(stopping, timeout=budget)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*stopping, return_exceptions=True)
+        for runtime in runtimes:
+            if runtime.supervisor.state not in ("stopped", "disabled"):
+                self._notice(
+                    runtime.spec.name,
+                    f"'{runtime.spec.name}' did not stop within {budget:g} s and was killed",
+                )
+                await runtime.supervisor.kill()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -626,12 +665,13 @@ class Loader:
         return Supervisor(config, self.launcher, hooks, self.policy, confinement=self.confinement)
 
     async def _run_hook(self, spec: PluginSpec, hook: str) -> None:
-        """Run a one-off lifecycle hook in a short-lived worker, if the plugin defines it."""
+        """Run a one-off lifecycle hook in a short-lived worker, if the plugin defines it,
+        under the hook's hard deadline."""
         supervisor = self.supervisor_for(spec)
         try:
             await supervisor.start()
             if hook in supervisor.hooks_defined:
-                await supervisor.request(hook, timeout=HOOK_TIMEOUT)
+                await supervisor.run_hook(hook)
         except (WorkerStartError, RpcError) as exc:
             message = exc.message if isinstance(exc, RpcError) else str(exc)
             raise PluginError(f"'{spec.name}' {hook} failed: {_one_line(message)}") from None

@@ -2,7 +2,9 @@
 
 Every user message, reply, tool call, tool result, stream and error is appended to its
 session the moment it occurs and committed at once, so a crash (of a plugin, or of Deeting
-itself) loses nothing already shown. The store runs in WAL mode with ``synchronous=NORMAL``:
+itself) loses nothing already shown. Plugins' streams are live views: of each, the store keeps
+the latest frames, within caps per plugin (see retention.py), so a plugin that streams without
+pause cannot fill the disk. The store runs in WAL mode with ``synchronous=NORMAL``:
 a commit is durable against a process crash and costs no fsync (only checkpoints sync), which
 keeps appends cheap enough for the hot path. Two processes may open the same file; writers
 take the write lock up front (``BEGIN IMMEDIATE``) and wait for each other up to a timeout.
@@ -13,16 +15,16 @@ last change and place in the "most recent" order are read from its last event in
 being kept up to date in the sessions table, which would cost a second page write per event
 on the hot path of every message. Recency is the wall clock (last event, else creation; ties
 go to the session created later), so a clock stepped backwards can misorder "latest" but
-never loses or reorders events.
+never loses or reorders events. The seqs of stream frames that were dropped stay unused.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 import threading
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +33,12 @@ from types import TracebackType
 from typing import Any
 
 import orjson
+
+from deeting_tui.terminal_text import one_line
+
+from .retention import Frame, StreamCaps, batch_drops, trim_all, trim_plugin, trim_session
+
+log = logging.getLogger("deeting.session")
 
 __all__ = [
     "CONVERSATION_KINDS",
@@ -43,8 +51,10 @@ __all__ = [
     "SessionNotFound",
     "SessionStore",
     "SessionStoreError",
+    "StreamCaps",
     "clean_title",
     "encode",
+    "encode_event",
 ]
 
 EVENT_KINDS = ("user", "reply", "tool_call", "tool_result", "stream", "error")
@@ -55,10 +65,15 @@ _KINDS = frozenset(EVENT_KINDS)
 
 #: Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the
 #: schema changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: How long one store waits for another (thread or process) holding the write lock.
 BUSY_TIMEOUT_S = 10.0
+#: The WAL file is cut back to this after a checkpoint.
+WAL_SIZE_LIMIT = 8 * 1024 * 1024
+#: On opening, a file with at least this much in free pages, and more free than used, is
+#: compacted (VACUUM).
+RECLAIM_MIN_BYTES = 8 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE sessions (
@@ -72,9 +87,37 @@ CREATE TABLE events (
     kind       TEXT NOT NULL,
     ts         REAL NOT NULL,
     payload    TEXT NOT NULL,       -- a JSON object
+    plugin     TEXT,                -- a stream frame's plugin, topic and JSON size in bytes,
+    topic      TEXT,                -- NULL for other kinds
+    size       INTEGER,
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
 """
+
+#: A session's highest seq, kept when dropped stream frames took it away, so that a seq is
+#: never given twice (a reader following a session asks for what came after the last it saw).
+_SEQ_FLOORS = """
+CREATE TABLE seq_floors (
+    session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    seq        INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+
+#: Which frames replace which, and what they weigh, without reading a payload (retention.py).
+_STREAMS_INDEX = """
+CREATE INDEX events_streams ON events (plugin, session_id, topic, seq, size, kind)
+    WHERE kind = 'stream'
+"""
+
+
+def _stream_field(name: str) -> str:
+    # A text field of the payload, else ''; CASE evaluates in order, so a damaged payload
+    # never reaches json_type.
+    return (
+        f"CASE WHEN NOT json_valid(payload) THEN '' WHEN json_type(payload, '$.{name}') = 'text' "
+        f"THEN json_extract(payload, '$.{name}') ELSE '' END"
+    )
+
 
 #: Version N → N + 1, each run inside the upgrade's write transaction.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -84,6 +127,16 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE sessions DROP COLUMN touched",
         "ALTER TABLE sessions DROP COLUMN updated",
         "ALTER TABLE sessions DROP COLUMN event_count",
+    ),
+    # 2 stored every stream frame; 3 keeps the latest ones within caps (trimmed after this).
+    2: (
+        "ALTER TABLE events ADD COLUMN plugin TEXT",
+        "ALTER TABLE events ADD COLUMN topic TEXT",
+        "ALTER TABLE events ADD COLUMN size INTEGER",
+        f"UPDATE events SET plugin = {_stream_field('plugin')}, topic = {_stream_field('topic')}, "
+        "size = length(CAST(payload AS BLOB)) WHERE kind = 'stream'",
+        _STREAMS_INDEX,
+        _SEQ_FLOORS,
     ),
 }
 
@@ -95,16 +148,19 @@ _SESSION_SELECT = (
     f"COALESCE({_LAST_EVENT.format(col='seq')}, 0) FROM sessions AS s"
 )
 _APPEND = (
-    "INSERT INTO events (session_id, seq, kind, ts, payload) "
-    "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE session_id = ? "
-    "RETURNING seq"
+    "INSERT INTO events (session_id, seq, kind, ts, payload, plugin, topic, size) "
+    "SELECT ?1, max(COALESCE(MAX(seq), 0), "
+    "COALESCE((SELECT seq FROM seq_floors WHERE session_id = ?1), 0)) + 1, "
+    "?2, ?3, ?4, ?5, ?6, ?7 FROM events WHERE session_id = ?1 RETURNING seq"
+)
+_APPEND_NEXT = (
+    "INSERT INTO events (session_id, seq, kind, ts, payload, plugin, topic, size) "
+    "VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)"
 )
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 
 #: A title longer than this is cut (it is a one-line label, not a note).
 TITLE_MAX = 200
-# Bidi embeddings, overrides and isolates: they would reorder the text around a title.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class SessionStoreError(Exception):
@@ -139,12 +195,23 @@ class SessionEvent:
 
 @dataclass(frozen=True, slots=True)
 class EncodedEvent:
-    """An event checked and serialised by :func:`encode`, ready to be stored."""
+    """An event checked and serialised (:func:`encode_event`), ready to be stored.
+
+    A stream frame also carries its plugin and topic (which frames replace which) and its
+    size in bytes; :func:`encode_event` fills them in from the payload.
+    """
 
     session_id: str
     kind: str
     ts: float
     payload: str
+    plugin: str = ""
+    topic: str = ""
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind == "stream" and self.size <= 0:  # what the caps count, never unknown
+            object.__setattr__(self, "size", len(self.payload.encode()))
 
 
 def _check_kind(kind: str) -> None:
@@ -153,18 +220,13 @@ def _check_kind(kind: str) -> None:
 
 
 def clean_title(title: str | None) -> str | None:
-    """A title fit for a one-line label: whitespace runs (tabs, newlines) become one space,
-    control characters (escape sequences' ESC, bell, bidi overrides) go, at most
-    ``TITLE_MAX`` characters are kept; None when nothing is left (the first message shows)."""
+    """A title fit for a one-line label: neutralised for the terminal (escape sequences and
+    bidi overrides go, other controls show as U+FFFD: see ``deeting_tui.terminal_text``),
+    whitespace runs (tabs, newlines) become one space, at most ``TITLE_MAX`` characters are
+    kept; None when nothing is left (the first message shows)."""
     if title is None:
         return None
-    kept = []
-    for char in title:
-        if char.isspace():
-            kept.append(" ")
-        elif unicodedata.category(char) != "Cc" and char not in _BIDI_CONTROLS:
-            kept.append(char)
-    cleaned = " ".join("".join(kept).split())[:TITLE_MAX].rstrip()
+    cleaned = one_line(title)[:TITLE_MAX].rstrip()
     return cleaned or None
 
 
@@ -176,13 +238,35 @@ def encode(kind: str, payload: dict[str, Any]) -> str:
     return orjson.dumps(payload).decode()  # TypeError for values that are not JSON
 
 
+def encode_event(
+    session_id: str, kind: str, payload: dict[str, Any], ts: float | None = None
+) -> EncodedEvent:
+    """:func:`encode`, as an event ready to be stored (now, unless ``ts`` says when)."""
+    text = encode(kind, payload)
+    when = time.time() if ts is None else ts
+    if kind != "stream":
+        return EncodedEvent(session_id, kind, when, text)
+    plugin, topic = payload.get("plugin"), payload.get("topic")
+    return EncodedEvent(
+        session_id,
+        kind,
+        when,
+        text,
+        plugin if isinstance(plugin, str) else "",
+        topic if isinstance(topic, str) else "",
+    )
+
+
 class SessionStore:
     """The sessions of one Deeting home, in one SQLite file. Safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, stream_caps: StreamCaps | None = None) -> None:
         self.path = Path(path)
+        self.stream_caps = stream_caps or StreamCaps()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        # (session, plugin) pairs whose plugin-wide stream caps this store has enforced.
+        self._plugins_checked: set[tuple[str, str]] = set()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -198,6 +282,7 @@ class SessionStore:
             raise self._open_error(exc) from exc
         try:
             self._setup(conn)
+            self._reclaim(conn)
         except SessionStoreError:
             conn.close()
             raise
@@ -219,6 +304,9 @@ class SessionStore:
         conn.execute("PRAGMA journal_mode=WAL").fetchone()
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        # The WAL is reused from its start after a checkpoint but never shrinks on its own:
+        # one big transaction would leave a big file until the last connection closes.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         version = self._schema_version(conn)
         if version == SCHEMA_VERSION:
             return
@@ -236,7 +324,7 @@ class SessionStore:
                         "move it away and Deeting starts a new one"
                     )
                 # Statement by statement: executescript() would COMMIT the transaction first.
-                for statement in _SCHEMA.split(";"):
+                for statement in (*_SCHEMA.split(";"), _STREAMS_INDEX, _SEQ_FLOORS):
                     if statement.strip():
                         conn.execute(statement)
             else:
@@ -244,12 +332,32 @@ class SessionStore:
                 for step in range(version, SCHEMA_VERSION):
                     for statement in _MIGRATIONS[step]:
                         conn.execute(statement)
+                # Streams stored before the caps (or under other caps) are held to them now.
+                trim_all(conn, self.stream_caps)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _reclaim(self, conn: sqlite3.Connection) -> None:
+        """Give the disk back when most of the file is free pages (an upgrade that trimmed a
+        history of streams, deleted sessions): SQLite reuses free pages but never shrinks the
+        file itself. Skipped while another process is writing (the next start tries again)."""
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        if free * page_size < RECLAIM_MIN_BYTES or 2 * free < pages:
+            return
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:  # busy: another Deeting holds the database
+            log.info("session store %s: space not reclaimed now: %s", self.path, exc)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -357,26 +465,64 @@ class SessionStore:
     # -- events --------------------------------------------------------------------------
 
     def append(self, session_id: str, kind: str, payload: dict[str, Any]) -> int:
-        """Store one event now (committed before this returns); return its ``seq``."""
-        return self.append_encoded(
-            [EncodedEvent(session_id, kind, time.time(), encode(kind, payload))]
-        )[0]
+        """Store one event now (committed before this returns); return its ``seq`` (0 for a
+        stream frame the caps drop at once)."""
+        return self.append_encoded([encode_event(session_id, kind, payload)])[0]
 
     def append_encoded(self, events: list[EncodedEvent]) -> list[int]:
-        """Store several events in one transaction (all or none); return their ``seq``s."""
+        """Store several events in one transaction (all or none); return their ``seq``s.
+
+        Stream frames are held to the caps in the same transaction: a frame that the newer
+        frames of the batch would push out at once is never written (its seq is 0), and older
+        frames go as new ones arrive. So a burst costs no more writes than before the caps.
+        """
+        caps = self.stream_caps
+        dropped: set[int] = set()
+        if any(e.kind == "stream" for e in events):
+            frames = [
+                (e.session_id, e.plugin, Frame(e.topic, e.size)) if e.kind == "stream" else None
+                for e in events
+            ]
+            dropped = batch_drops(frames, caps)
         seqs = []
+        written: dict[tuple[str, str], set[str]] = {}
+        # A session's first event here finds its seq in SQL; the next ones follow it (the
+        # write lock is held, so nobody else numbers in between).
+        next_seq: dict[str, int] = {}
         with self._write() as conn:
-            for event in events:
+            for index, event in enumerate(events):
+                if index in dropped:
+                    seqs.append(0)
+                    continue
+                stream = event.kind == "stream"
+                values = (
+                    event.session_id,
+                    event.kind,
+                    event.ts,
+                    event.payload,
+                    event.plugin if stream else None,
+                    event.topic if stream else None,
+                    event.size if stream else None,
+                )
                 try:
-                    row = conn.execute(
-                        _APPEND,
-                        (event.session_id, event.kind, event.ts, event.payload, event.session_id),
-                    )
-                    seqs.append(int(row.fetchone()[0]))
+                    seq = next_seq.get(event.session_id)
+                    if seq is None:
+                        seq = int(conn.execute(_APPEND, values).fetchone()[0])
+                    else:
+                        conn.execute(_APPEND_NEXT, (*values, seq))
                 except sqlite3.IntegrityError as exc:
                     if "FOREIGN KEY" not in str(exc):  # the events → sessions key: no session
                         raise
                     raise SessionNotFound(event.session_id) from None
+                seqs.append(seq)
+                next_seq[event.session_id] = seq + 1
+                if stream:
+                    written.setdefault((event.session_id, event.plugin), set()).add(event.topic)
+            for (session_id, plugin), topics in written.items():
+                trim_session(conn, session_id, plugin, topics, caps)
+                if (session_id, plugin) not in self._plugins_checked:
+                    trim_plugin(conn, plugin, session_id, caps)
+        self._plugins_checked.update(written)
         return seqs
 
     def events(

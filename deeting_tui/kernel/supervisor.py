@@ -42,6 +42,19 @@ log = logging.getLogger("deeting.supervisor")
 
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 
+#: Deadlines of the lifecycle hooks, in seconds. They are hard: progress reports do not
+#: extend them (they extend tool calls only), so a plugin cannot hold the kernel's start-up,
+#: an upgrade, ``plugin uninstall`` or quitting. postinstall may prepare data once, hence
+#: its longer allowance; the others should take a moment.
+HOOK_DEADLINES: dict[str, float] = {
+    "activate": 10.0,
+    "deactivate": 5.0,
+    "postinstall": 60.0,
+    "preuninstall": 10.0,
+    "preupgrade": 10.0,
+    "postupgrade": 10.0,
+}
+
 
 @dataclass
 class WorkerConfig:
@@ -81,11 +94,27 @@ class SupervisionPolicy:
 
     start_timeout: float = 10.0
     kill_grace: float = 1.0  # how long a cancelled call may take to stop before a kill
+    #: For the worker's ``shutdown`` request, then again for its exit, before a kill.
     stop_grace: float = 1.0
     backoff_base: float = 0.2
     backoff_max: float = 10.0
     crash_limit: int = 3
     crash_window: float = 300.0
+    hook_deadlines: dict[str, float] = field(default_factory=lambda: dict(HOOK_DEADLINES))
+
+    def hook_deadline(self, hook: str) -> float:
+        return self.hook_deadlines.get(hook, HOOK_DEADLINES.get(hook, 10.0))
+
+    @property
+    def stop_deadline(self) -> float:
+        """The longest :meth:`Supervisor.stop` takes: shutdown request, exit, kill."""
+        return 2 * self.stop_grace
+
+    @property
+    def shutdown_deadline(self) -> float:
+        """How long stopping enabled plugins may take, all of them at once: the deactivate
+        hook, then the stop."""
+        return self.hook_deadline("deactivate") + self.stop_deadline
 
 
 class CrashLoopGuard:
@@ -342,8 +371,10 @@ class Supervisor:
         params: Any = None,
         timeout: float | None = None,
         progress: ProgressListener | None = None,
+        *,
+        hard: bool = False,
     ) -> Any:
-        """One call with a deadline (progress notifications extend it).
+        """One call with a deadline; progress notifications extend it unless ``hard``.
 
         ``progress`` hears this call's well-formed progress reports, and only this call's:
         the worker names the request it is serving, so reports of concurrent calls never
@@ -359,7 +390,14 @@ class Supervisor:
         if progress is not None:
             self._progress_listeners[request_id] = progress
         self._timers[request_id] = loop.call_at(
-            loop.time() + timeout, self._deadline, generation, request_id, future, timeout, method
+            loop.time() + timeout,
+            self._deadline,
+            generation,
+            request_id,
+            future,
+            timeout,
+            method,
+            hard,
         )
         try:
             return await future
@@ -383,6 +421,33 @@ class Supervisor:
             self._progress_listeners.pop(request_id, None)
             if not self._timers and self._idle is not None:
                 self._idle.set()
+
+    async def run_hook(self, hook: str, params: Any = None) -> Any:
+        """A lifecycle hook under its hard deadline (:data:`HOOK_DEADLINES`). A hook that
+        misses it is cancelled (killed if it ignores that), and one line saying so goes to
+        the plugin's log and, as the error's message, to the user."""
+        deadline = self.policy.hook_deadline(hook)
+        try:
+            return await self.request(hook, params, timeout=deadline, hard=True)
+        except RpcError as exc:
+            if exc.code != CALL_TIMEOUT:
+                raise
+            line = (
+                f"plugin '{self.name}': its {hook} hook did not finish within {deadline:g} s "
+                "(a hard deadline: progress does not extend it), so it was stopped"
+            )
+            log.warning("%s", line)
+            self.log_line(line)
+            raise RpcError(CALL_TIMEOUT, line) from None
+
+    def log_line(self, line: str) -> None:
+        """Append the kernel's word about this plugin to the plugin's own log."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            with open(self.config.log_path, "a", encoding="utf-8") as log_file:
+                log_file.write(f"{stamp} deeting: {line}\n")
+        except OSError as exc:
+            log.warning("plugin %s: could not write to its log: %s", self.name, exc)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is in flight: a hot upgrade lets the old worker finish what it
@@ -424,11 +489,12 @@ class Supervisor:
         future: asyncio.Future[Any],
         timeout: float,
         method: str,
+        hard: bool = False,
     ) -> None:
         if future.done():
             return
         loop = asyncio.get_running_loop()
-        last_progress = self._progress.get(request_id)
+        last_progress = None if hard else self._progress.get(request_id)
         if last_progress is not None and last_progress + timeout > loop.time():
             self._timers[request_id] = loop.call_at(
                 last_progress + timeout,
@@ -489,6 +555,9 @@ class Supervisor:
         elif method == "denied":
             message = params.get("message")
             if isinstance(message, str) and message:
+                # The worker's word: it may not pass for a message about another plugin.
+                if not message.startswith(f"plugin '{self.name}' "):
+                    message = f"plugin '{self.name}' reports a refusal: {message}"
                 self.denials.refused(message, log=False)  # the worker's guard logged it
         elif method == "progress":
             call = params.get("call")
@@ -660,6 +729,20 @@ class Supervisor:
         if self._proxy is not None:
             proxy, self._proxy = self._proxy, None
             await proxy.close()
+
+    async def kill(self) -> None:
+        """End the worker now, without asking: the last resort of a stop that ran out of
+        time (it may have been cancelled half way). Returns once the process is reaped."""
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+        if self.state != "disabled":
+            self.state = "stopping"  # so its exit is not taken for a crash
+        process = self._process
+        if process is not None and not process.exited.done():
+            process.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(process.exited), self.policy.stop_grace)
+        await self.stop()
 
 
 def _rotate_log(path: Path) -> None:

@@ -29,7 +29,6 @@ from deeting_tui.rpc.errors import RpcError
 
 from .installed import FileSignature, StateFileError, file_signature
 from .loader import (
-    HOOK_TIMEOUT,
     AskGrants,
     Loader,
     PluginError,
@@ -208,10 +207,10 @@ class Upgrader:
             state = await self._preupgrade(runtime)
             if "postupgrade" in candidate.hooks_defined:
                 step = "postupgrade"
-                await candidate.request("postupgrade", {"state": state}, timeout=HOOK_TIMEOUT)
+                await candidate.run_hook("postupgrade", {"state": state})
             if "activate" in candidate.hooks_defined:
                 step = "activate"
-                await candidate.request("activate", timeout=HOOK_TIMEOUT)
+                await candidate.run_hook("activate")
         except (WorkerStartError, RpcError, _PreupgradeFailed) as exc:
             await candidate.stop()
             if isinstance(exc, _PreupgradeFailed):
@@ -251,7 +250,7 @@ class Upgrader:
         if "preupgrade" not in supervisor.hooks_defined:
             return {}
         try:
-            reply = await supervisor.request("preupgrade", timeout=HOOK_TIMEOUT)
+            reply = await supervisor.run_hook("preupgrade")
         except RpcError as exc:
             raise _PreupgradeFailed(exc.message) from None
         state = reply.get("state") if isinstance(reply, dict) else None

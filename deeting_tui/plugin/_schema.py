@@ -106,7 +106,7 @@ def _message(error: ValidationError) -> str:
     kind, value, schema = error.validator, error.instance, error.schema
     expected = error.validator_value
     custom = schema.get("x-message")
-    if custom and kind in ("pattern", "minLength"):
+    if custom and kind in ("pattern", "minLength", "minimum", "maximum"):
         return str(custom).replace("{value}", repr(value))
     if kind == "type":
         wanted = expected if isinstance(expected, list) else [expected]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 
 from deeting_tui.plugin._schema import human_errors, type_name, validator
 from deeting_tui.plugin._tools import parse_tools
-from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
+from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
 
 __all__ = [
     "EventSubscription",
@@ -33,6 +33,9 @@ __all__ = [
 
 KIMAI, PACKAGE, TOOLS, ENTRY = "kimai.json", "package.json", "llm-tool.yaml", "src/index.py"
 MAX_MANIFEST_BYTES = 1 << 20
+#: Trigger and event priorities (kimai.schema.json says the same; the kernel clamps to it).
+PRIORITY_MIN, PRIORITY_MAX = 0, 100
+TRIGGER_PRIORITY, EVENT_PRIORITY = 50, 0
 
 
 @dataclass(frozen=True)
@@ -66,18 +69,18 @@ class ToolSpec:
 class TriggerSpec:
     regex: str
     tool: str
-    priority: int = 50
+    priority: int = TRIGGER_PRIORITY
 
     @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        """Compiled once; the bus tries it against every user message."""
-        return re.compile(self.regex)
+    def pattern(self) -> TriggerPattern:
+        """Compiled once, by RE2 (linear time): the kernel tries it on every user message."""
+        return compile_trigger(self.regex)
 
 
 @dataclass(frozen=True)
 class EventSubscription:
     topic: str
-    priority: int = 0
+    priority: int = EVENT_PRIORITY
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ class _Checker:
         for where, message in human_errors(validator("kimai.schema.json").iter_errors(kimai)):
             self.add(KIMAI, where, message)
         self.check_permissions(kimai.get("permissions"))
+        self.check_events(kimai.get("events"), kimai.get("permissions"))
         return kimai
 
     def check_permissions(self, permissions: object) -> None:
@@ -240,6 +244,26 @@ class _Checker:
                 message = f"{str(scope)!r} is listed twice (also permissions[{seen[scope]}])"
                 self.add(KIMAI, f"permissions[{index}]", message)
             seen.setdefault(scope, index)
+
+    def check_events(self, events: object, permissions: object) -> None:
+        """What the user types reaches a subscription only with their consent: a topic that
+        carries it needs the ``messages`` scope declared, so the install asks for it."""
+        if not isinstance(events, list):
+            return
+        declared = isinstance(permissions, list) and str(MESSAGES) in [
+            p.strip() for p in permissions if isinstance(p, str)
+        ]
+        for index, event in enumerate(events):
+            topic = event.get("topic") if isinstance(event, dict) else None
+            if not isinstance(topic, str) or declared or not reads_user_input(topic):
+                continue
+            self.add(
+                KIMAI,
+                f"events[{index}].topic",
+                f'{topic!r} delivers what the user types: add "{MESSAGES}" to permissions '
+                "(the user is asked to allow it), or subscribe to narrower topics "
+                "(like system.tick)",
+            )
 
     def check_package(self, kimai: dict[str, Any] | None) -> dict[str, Any] | None:
         package = self.read_json(
@@ -274,9 +298,9 @@ class _Checker:
         if not isinstance(trigger, dict) or not isinstance(trigger.get("regex"), str):
             return None
         try:
-            pattern = re.compile(trigger["regex"])
-        except re.error as error:
-            self.add(KIMAI, "trigger.regex", f"bad regex: {error}")
+            pattern: TriggerPattern | None = compile_trigger(trigger["regex"])
+        except TriggerRegexError as error:
+            self.add(KIMAI, "trigger.regex", str(error))
             pattern = None
         if tools is None:
             return None  # llm-tool.yaml's problems are reported; naming its tools would guess
@@ -285,9 +309,9 @@ class _Checker:
             return None
         if pattern is not None:
             self.check_groups(pattern, tool)
-        priority = trigger.get("priority", 50)
+        priority = trigger.get("priority", TRIGGER_PRIORITY)
         if not isinstance(priority, int | float) or isinstance(priority, bool):
-            priority = 50  # the schema has said so; no spec is built from this document
+            priority = TRIGGER_PRIORITY  # the schema has said so; no spec is built from this
         return TriggerSpec(trigger["regex"], tool["name"], int(priority))
 
     def trigger_tool(
@@ -306,7 +330,7 @@ class _Checker:
             )
         return tool
 
-    def check_groups(self, pattern: re.Pattern[str], tool: dict[str, Any]) -> None:
+    def check_groups(self, pattern: TriggerPattern, tool: dict[str, Any]) -> None:
         """Named groups become arguments by name, so each must be one the tool accepts."""
         properties = tool["parameters"].get("properties")
         if not isinstance(properties, dict) or not properties:
@@ -358,7 +382,7 @@ def _build(
         trigger=trigger,
         renderer=kimai.get("renderer"),
         events=tuple(
-            EventSubscription(event["topic"], int(event.get("priority", 0)))
+            EventSubscription(event["topic"], int(event.get("priority", EVENT_PRIORITY)))
             for event in kimai.get("events", [])
         ),
         tools=tuple(

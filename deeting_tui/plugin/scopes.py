@@ -11,20 +11,29 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 __all__ = [
+    "MESSAGES",
     "SCOPE_KINDS",
+    "USER_INPUT_TOPICS",
     "Scope",
     "ScopeError",
     "covers",
     "expand_path",
+    "explain",
     "network_hosts",
     "parse_scope",
     "parsed_scopes",
+    "reads_user_input",
 ]
 
-SCOPE_KINDS = ("network", "filesystem", "shell", "gpu")
+#: ``messages`` opens no OS door (the sandbox ignores it): it is the kernel's own consent for
+#: delivering what the user types to a plugin's ``events`` subscription.
+SCOPE_KINDS = ("network", "filesystem", "shell", "gpu", "messages")
+#: The topics that carry the user's own input; a subscription to any of them needs MESSAGES.
+USER_INPUT_TOPICS = ("user.message", "user.image")
 FILESYSTEM_MODES = ("read", "write")
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -45,6 +54,15 @@ class Scope:
 
     def __str__(self) -> str:
         return ":".join(part for part in (self.kind, self.mode, self.target) if part is not None)
+
+
+def reads_user_input(topic_pattern: str) -> bool:
+    """Whether an ``events`` subscription (``user.message``, ``user.*``, ``*``…) would be
+    delivered what the user types or sends; the same matching as the kernel's bus."""
+    return any(
+        topic_pattern == topic or ("*" in topic_pattern and fnmatchcase(topic, topic_pattern))
+        for topic in USER_INPUT_TOPICS
+    )
 
 
 def parse_scope(text: str) -> Scope:
@@ -165,7 +183,7 @@ def covers(granted: Scope, wanted: Scope) -> bool:
     if granted.kind != wanted.kind:
         return False
     if granted.target is None and granted.mode is None:
-        return True  # bare 'network' / 'filesystem' / 'shell' / 'gpu' cover the whole kind
+        return True  # a bare kind ('network', 'filesystem', 'shell', …) covers the whole kind
     if granted.kind == "network":
         return wanted.target is not None and _host_covers(granted.target or "", wanted.target)
     if granted.kind == "filesystem" and wanted.mode is not None:
@@ -267,4 +285,13 @@ def explain(scope: Scope) -> tuple[str, str]:
         )
     if scope.kind == "gpu":
         return "gpu: may use the graphics card (/dev/dri, /dev/nvidia*)", "low"
+    if scope.kind == "messages":
+        return (
+            "messages: reads every message you type and every image you send "
+            "(those no plugin's trigger takes first)",
+            "high",
+        )
     return str(scope), "high"
+
+
+MESSAGES = Scope("messages")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from rich.text import Text
+
+from deeting_tui.terminal_text import neutralise
 
 #: Longest string drawn as is; more is cut with a note (the JSON view has the rest).
 MAX_TEXT = 20_000
@@ -22,10 +23,6 @@ MAX_TEXT = 20_000
 MAX_CELL = 500
 #: Most rows, items or results a face draws before it says how many it left out.
 MAX_ROWS = 200
-
-# C0 controls except tab and newline, DEL, and C1 controls (8-bit CSI and friends): a plugin must
-# not be able to move the cursor, clear the screen or retitle the terminal through its data.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 #: What a face shows for nothing at all, so an empty result is still a visible card.
@@ -37,11 +34,13 @@ class PayloadError(ValueError):
 
 
 def clean(value: str, limit: int = MAX_TEXT) -> str:
-    """``value`` without control characters, cut to ``limit`` characters with a visible mark."""
-    value = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", value[: limit + 1])
+    """``value`` neutralised for the terminal (no escape sequence, control character or bidi
+    override: see ``deeting_tui.terminal_text``), cut to ``limit`` characters with a visible
+    mark. Cut first, so a huge string costs no more than ``limit`` characters' work."""
+    text = neutralise(value[:limit])
     if len(value) > limit:
-        return value[: limit - 1] + "…"
-    return value
+        return text[: limit - 1] + "…"
+    return text
 
 
 def fmt_number(value: float | int) -> str:

@@ -8,7 +8,7 @@ the syscalls, makes it testable everywhere and keeps the layers in agreement.
 The baseline (no scope at all) is what the interpreter needs to run and import: the Python
 installation and system libraries (read + execute), the plugin's own code, its data, cache
 and private temp folders (read + write), a few harmless device files, time-zone data, and
-its own ``/proc`` entry. Everything else is a scope.
+a few of its own ``/proc`` entries. Everything else is a scope.
 """
 
 from __future__ import annotations
@@ -49,6 +49,25 @@ BASE_READ = (
     "/etc/timezone",
     "/usr/share/zoneinfo",
     "/usr/share/locale",
+)
+# The worker's own /proc entries a library may read — not the whole /proc/PID folder: its
+# net/ (every socket of the network namespace, the paths of the user's UNIX sockets), task/
+# (which holds net/ again), mounts and root/cwd links say things about the machine and the
+# user that are none of a plugin's business.
+PROC_SELF_ENTRIES = (
+    "fd",
+    "fdinfo",
+    "stat",
+    "statm",
+    "status",
+    "cmdline",
+    "comm",
+    "limits",
+    "io",
+    "maps",
+    "smaps",
+    "smaps_rollup",
+    "environ",
 )
 BASE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 NETWORK_READ = (
@@ -106,7 +125,9 @@ def plan_sandbox(
     """The allowances the granted ``scopes`` give a worker whose process id is ``pid``."""
     parsed = parsed_scopes(scopes)
     kinds = {scope.kind for scope in parsed}
-    read: list[str] = [*BASE_READ, f"/proc/{pid}", "/proc/self", "/proc/thread-self"]
+    # Both spellings: Landlock resolves /proc/self once, the guard compares text.
+    own_proc = [f"/proc/{who}/{entry}" for who in (pid, "self") for entry in PROC_SELF_ENTRIES]
+    read: list[str] = [*BASE_READ, *own_proc]
     read_exec: list[str] = [*python_installation(), *SYSTEM_LIBRARIES, str(root)]
     write: list[str] = [str(data_dir), str(cache_dir)]
     if tmp_dir is not None:

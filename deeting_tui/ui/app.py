@@ -3,6 +3,11 @@
 The kernel runs in the app's own event loop; its listener posts each event to the chat
 screen as a message, so widgets change only in message handlers. The app resumes the session
 that changed last, as DESIGN §3 asks.
+
+Plugin text reaches the terminal only neutralised (``deeting_tui.terminal_text``): kernel
+events as they become ``KernelEvent`` messages, toasts in :meth:`DeetingApp.notify`, manifest
+strings and logs in the plugin manager, and under all of them the ``TerminalGuard`` line
+filter over everything any widget draws.
 """
 
 from __future__ import annotations
@@ -14,14 +19,18 @@ from typing import Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.filter import LineFilter
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from deeting_tui.kernel.health import health_line
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.session import CONVERSATION_KINDS
+from deeting_tui.terminal_text import neutralise, one_line
 
 from .messages import KernelEvent
 from .screens.chat import ChatScreen
+from .terminal_guard import TerminalGuard
 
 #: How often the header re-reads plugin health (a restart that succeeds sends no event).
 STATUS_REFRESH_S = 2.0
@@ -49,6 +58,7 @@ class DeetingApp(App[None]):
         self.session_id = session_id
         self.problems: list[str] = []
         self._remove_listener: Any = None
+        self._guard = TerminalGuard()
         self.chat: ChatScreen
 
     async def on_mount(self) -> None:
@@ -69,6 +79,30 @@ class DeetingApp(App[None]):
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.set_interval(STATUS_REFRESH_S, self.update_status)  # restarts end silently
+
+    def get_line_filters(self) -> list[LineFilter]:
+        """Textual's filters, then the guard: it sees the lines as they go to the terminal."""
+        return [*super().get_line_filters(), self._guard]
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast (screens' and widgets' ``notify`` come here) neutralised and never read
+        as markup, whatever the caller asked: a message may quote a plugin, and
+        ``[link=…]`` in its error must show as written."""
+        super().notify(
+            neutralise(message),
+            title=one_line(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     async def on_unmount(self) -> None:
         if self._remove_listener is not None:
@@ -142,7 +176,9 @@ class DeetingApp(App[None]):
         assistant = self.kernel.assistant
         who = getattr(assistant, "name", "offline")
         model = getattr(assistant, "model", None)
-        self.sub_title = f"{who}{' ' + model if model else ''} · {health_line(self.kernel)}"
+        self.sub_title = one_line(
+            f"{who}{' ' + model if model else ''} · {health_line(self.kernel)}"
+        )
         if self.session_id is not None and hasattr(self, "chat"):
             self.chat.show_session_id(self.session_id)
 

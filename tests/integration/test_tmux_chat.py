@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from support import OFFICIAL, REPO
+from terminal_support import TERMJACK, VISIBLE
 
 from deeting_tui.plugin.scopes import explain, parse_scope
 
@@ -40,12 +41,13 @@ STEP_TIMEOUT = 20.0
 POLL = 0.05
 SESSION = "deeting"
 # Our own server: no user config, Esc delivered at once, the pane kept after deeting exits
-# so its exit status and last words can be read.
+# so its exit status and last words can be read; an OSC 52 from the pane would fill a buffer.
 TMUX_CONF = f"""\
 set -g default-size {WIDTH}x{HEIGHT}
 set -g escape-time 0
 set -g remain-on-exit on
 set -g history-limit 2000
+set -g set-clipboard on
 """
 
 
@@ -117,13 +119,18 @@ class Pane:
         self.tmux("send-keys", "-t", SESSION, *keys)
 
     def wait_for(
-        self, what: str, condition: Callable[[str], bool], timeout: float = STEP_TIMEOUT
+        self,
+        what: str,
+        condition: Callable[[str], bool],
+        timeout: float = STEP_TIMEOUT,
+        shows_a_log: bool = False,
     ) -> str:
-        """Poll the screen until ``condition`` holds; fail with the last screen otherwise."""
+        """Poll the screen until ``condition`` holds; fail with the last screen otherwise.
+        A traceback on screen fails at once, unless the screen ``shows_a_log`` (a plugin's)."""
         deadline = time.monotonic() + timeout
         while True:
             screen = self.capture()
-            assert "Traceback" not in screen, f"a traceback on screen:\n{screen}"
+            assert shows_a_log or "Traceback" not in screen, f"a traceback on screen:\n{screen}"
             if condition(screen):
                 return screen
             if self.field("pane_dead") == "1":
@@ -187,25 +194,28 @@ def _reap(pid: int, timeout: float = 5.0) -> None:
         time.sleep(POLL)
 
 
-@pytest.fixture
-def pane(tmp_path: Path, home: Path) -> Iterator[Pane]:
+def _environment(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
     env.pop("DEETING_DEBUG", None)
     env["DEETING_HOME"] = str(home)
     env.setdefault("LANG", "C.UTF-8")
     env["TERM"] = "xterm-256color"
-    deeting = str(deeting_script())
-    for plugin in ("calc", "sysinfo"):
-        done = subprocess.run(
-            [deeting, "plugin", "install", str(OFFICIAL / plugin)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        # sysinfo asks for filesystem:read:/proc: installed, not enabled, exit status 1.
-        assert f"installed {plugin}" in done.stdout, done.stdout + done.stderr
+    return env
+
+
+def _install(env: dict[str, str], folder: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(deeting_script()), "plugin", "install", str(folder), *flags],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@contextlib.contextmanager
+def _pane(tmp_path: Path, env: dict[str, str]) -> Iterator[Pane]:
     folder = tmp_path / "tmux"
     folder.mkdir()
     tmux = Pane(folder, env)
@@ -213,6 +223,17 @@ def pane(tmp_path: Path, home: Path) -> Iterator[Pane]:
         yield tmux
     finally:
         tmux.kill()
+
+
+@pytest.fixture
+def pane(tmp_path: Path, home: Path) -> Iterator[Pane]:
+    env = _environment(home)
+    for plugin in ("calc", "sysinfo"):
+        done = _install(env, OFFICIAL / plugin)
+        # sysinfo asks for filesystem:read:/proc: installed, not enabled, exit status 1.
+        assert f"installed {plugin}" in done.stdout, done.stdout + done.stderr
+    with _pane(tmp_path, env) as tmux:
+        yield tmux
 
 
 def test_newcomer_flow_in_an_80x24_terminal(pane: Pane) -> None:
@@ -258,3 +279,47 @@ def test_newcomer_flow_in_an_80x24_terminal(pane: Pane) -> None:
     last = pane.capture(history=True)
     assert status == "exit 0", f"deeting ended with {status}; the screen:\n{last}"
     assert "Traceback" not in last, last
+
+
+def test_a_hostile_plugin_cannot_retitle_the_terminal_or_set_the_clipboard(
+    tmp_path: Path, home: Path
+) -> None:
+    """The real terminal's view of tests/fixtures/hostile/termjack: its reply, result card,
+    error and plugin-manager page (description, README, log) all try OSC 0, OSC 52 and a
+    clear screen. Each wait first checks the pane's title and tmux's buffers, so the first
+    step that gets through fails the test by name."""
+    env = _environment(home)
+    done = _install(env, TERMJACK, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with _pane(tmp_path, env) as pane:
+        pane.start([str(deeting_script())])
+        pane.wait_text("Deeting")
+        title = pane.field("pane_title")
+
+        def intact(shown: Callable[[str], object]) -> Callable[[str], bool]:
+            def check(screen: str) -> bool:
+                now = pane.field("pane_title")
+                assert now == title, f"the plugin retitled the terminal: {now!r}"
+                assert pane.tmux("list-buffers") == "", "the plugin wrote the clipboard"
+                return bool(shown(screen))
+
+            return check
+
+        for line, answer in (("/misbehave what=reply", VISIBLE), ("/misbehave what=fail", "✗")):
+            pane.type(line)
+            pane.wait_re(rf"^\W*{re.escape(line)}\W*$")  # echoed in the prompt: keys arrived
+            pane.press("Enter")
+            answered = re.compile(rf"{answer}.*\n(?s:.*)Message, or /TOOL")  # the prompt empty
+            pane.wait_for(f"the answer to {line}", intact(answered.search))
+        pane.press("F2")
+        page = ("termjack 1.0.0 —", "sandbox")  # the README is further down the pane
+        pane.wait_for("its page", intact(lambda s: all(t in s for t in page)))
+        pane.press("Tab", "End")  # the details pane, scrolled to its log tail
+        tail = ("Log — its last", f"activate: {VISIBLE}")
+        pane.wait_for("its log", intact(lambda s: all(t in s for t in tail)), shows_a_log=True)
+        pane.press("Escape")
+        back = re.compile(r"^\W*Message, or /TOOL", re.MULTILINE)
+        pane.wait_for("the chat", intact(back.search), shows_a_log=True)
+        pane.press("C-q")
+        status = pane.wait_exit()
+        assert status == "exit 0", f"deeting ended with {status}:\n{pane.capture(history=True)}"

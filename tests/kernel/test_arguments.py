@@ -11,6 +11,7 @@ from deeting_tui.kernel.arguments import (
     split_command,
     trigger_arguments,
 )
+from deeting_tui.plugin.triggers import compile_trigger
 
 SCHEMA = {
     "type": "object",
@@ -72,3 +73,17 @@ def test_trigger_named_groups_and_single_unnamed_group() -> None:
     unnamed = re.compile(r"^say (.+)$").match("say hello")
     assert unnamed is not None
     assert trigger_arguments(unnamed, SCHEMA) == {"text": "hello"}
+
+
+def test_trigger_arguments_from_the_kernels_engine_re2() -> None:
+    named = compile_trigger(r"^note (?P<text>.+?)(?: limit (?P<limit>\d+))?$").search(
+        "note hi limit 3"
+    )
+    assert named is not None
+    assert trigger_arguments(named, SCHEMA) == {"text": "hi", "limit": 3}
+    unnamed = compile_trigger(r"^(?i:say) (.+)$").search("SAY héllo wörld")
+    assert unnamed is not None
+    assert trigger_arguments(unnamed, SCHEMA) == {"text": "héllo wörld"}
+    two = compile_trigger(r"^(say) (.+)$").search("say hello")
+    assert two is not None
+    assert trigger_arguments(two, SCHEMA) == {}  # two unnamed groups: nothing to name them

@@ -66,6 +66,20 @@ async def test_equal_priorities_keep_subscription_order(bus: EventBus, rec: Reco
     assert rec.calls == ["first", "a", "b", "c", "d", "e"]
 
 
+async def test_order_ranks_equal_priorities_before_subscription_order(
+    bus: EventBus, rec: Recorder
+) -> None:
+    bus.subscribe("user.message", rec.sync("later-installed"), priority=7, order=200.0)
+    bus.subscribe("user.message", rec.sync("earlier-installed"), priority=7, order=100.0)
+    bus.subscribe("user.message", rec.sync("higher"), priority=8, order=300.0)
+    await bus.publish("user.message", {})
+    assert rec.calls == ["higher", "earlier-installed", "later-installed"]
+    bus.replace_owner("x", [("user.message", rec.sync("replaced"), 7)], order=150.0)
+    rec.calls.clear()
+    await bus.publish("user.message", {})
+    assert rec.calls == ["higher", "earlier-installed", "replaced", "later-installed"]
+
+
 @pytest.mark.parametrize("topic", ["user.message", "user.image"])
 async def test_first_handled_stops_at_first_true(bus: EventBus, rec: Recorder, topic: str) -> None:
     bus.subscribe(topic, rec.sync("declines", None), priority=90)

@@ -236,7 +236,7 @@ def test_concurrent_appends_from_threads_and_connections(db_path: Path) -> None:
         def writer(store: SessionStore, tag: str) -> None:
             try:
                 for i in range(n):
-                    store.append(s.id, "stream", {"tag": tag, "i": i})
+                    store.append(s.id, "tool_result", {"tag": tag, "i": i})
             except BaseException as exc:
                 errors.append(exc)
 
@@ -269,13 +269,13 @@ def test_two_processes_append_to_the_same_session(db_path: Path) -> None:
                 "import sys; from pathlib import Path\n"
                 "from deeting_tui.kernel.session import SessionStore\n"
                 "with SessionStore(Path(sys.argv[1])) as st:\n"
-                "    for i in range(200): st.append(sys.argv[2], 'stream', {'who': 'child'})\n",
+                "    for i in range(200): st.append(sys.argv[2], 'reply', {'who': 'child'})\n",
                 str(db_path),
                 s.id,
             ]
         )
         for _ in range(200):
-            store.append(s.id, "stream", {"who": "parent"})
+            store.append(s.id, "reply", {"who": "parent"})
         assert child.wait(timeout=30) == 0
         events = store.events(s.id)
         assert [e.seq for e in events] == list(range(1, 401))

@@ -24,9 +24,11 @@ def store(tmp_path: Path):
         ("Lisbon trip", "Lisbon trip"),
         ("  padded  ", "padded"),
         ("two\nlines\tand  tabs", "two lines and tabs"),
-        ("red \x1b[31mtext\x07\x00", "red [31mtext"),  # ESC, bell and NUL go; the rest is text
+        # The whole escape sequence goes; a lone control shows as U+FFFD (terminal_text.py)
+        ("red \x1b[31mtext\x07\x00", "red text\ufffd\ufffd"),
         ("\u202eevil\u202c name", "evil name"),  # a bidi override would reverse the row
-        ("\x1b\x07", None),
+        ("\x1b]0;title\x07\x1b[2J\u202e", None),  # nothing but sequences: nothing left
+        ("\x1b\x07", "\ufffd\ufffd"),
         ("ünïcödé 日本語 🙂", "ünïcödé 日本語 🙂"),
     ],
 )

@@ -28,7 +28,7 @@ def test_problems_are_prefixed_by_the_plugin_path(capsys: pytest.CaptureFixture[
     assert lines == [
         f"ok  {GOOD} (echo-fixture@1.0.0)",
         f"{BAD / 'bad_scope'}: kimai.json: permissions[0]: 'netwrk' is not a scope "
-        "(network, filesystem, shell, gpu)",
+        "(network, filesystem, shell, gpu, messages)",
         f"{BAD / 'version_mismatch'}: package.json: version: '1.0.1' does not match "
         "kimai.json's '1.0.0'",
     ]

@@ -10,6 +10,9 @@ from jsonschema import Draft202012Validator
 
 from deeting_tui.plugin._schema import load_schema
 from deeting_tui.plugin.manifest import (
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    TRIGGER_PRIORITY,
     EventSubscription,
     Limits,
     ManifestError,
@@ -109,6 +112,15 @@ def test_not_a_directory(tmp_path: Path) -> None:
         ({"renderer": "Cards!"}, "renderer: 'Cards!' is not a renderer name"),
         ({"events": [{"priority": 1}]}, "events[0]: 'topic' is required"),
         ({"events": [{"topic": "a b"}]}, "events[0].topic: 'a b' is not a topic"),
+        (
+            {"trigger": {"regex": "x", "priority": 1_000_000}},
+            "trigger.priority: 1000000 is out of range: a priority is an integer from 0 to 100",
+        ),
+        ({"trigger": {"regex": "x", "priority": -1}}, "trigger.priority: -1 is out of range"),
+        (
+            {"events": [{"topic": "system.tick", "priority": 101}]},
+            "events[0].priority: 101 is out of range: a priority is an integer from 0 to 100",
+        ),
         ({"limits": {"call_timeout": 4000}}, "limits.call_timeout: must be at most 3600"),
         ({"limits": {"memory_mb": 8}}, "limits.memory_mb: must be at least 64, not 8"),
         ({"limits": {"memory_mb": 100.5}}, "limits.memory_mb: must be an integer"),
@@ -273,3 +285,30 @@ def test_bundled_schemas_are_valid_json_schema() -> None:
         Draft202012Validator.check_schema(load_schema(name))
     good = json.loads((FIXTURES / "good_plugin" / "kimai.json").read_text())
     assert Draft202012Validator(load_schema("kimai.schema.json")).is_valid(good)
+
+
+@pytest.mark.parametrize("topic", ["user.message", "user.image", "user.*", "*"])
+def test_subscribing_to_user_input_needs_the_messages_scope(
+    make_plugin: MakePlugin, topic: str
+) -> None:
+    found = messages(make_plugin(kimai={"events": [{"topic": "system.tick"}, {"topic": topic}]}))
+    assert found == [
+        f"kimai.json: events[1].topic: {topic!r} delivers what the user types: add "
+        '"messages" to permissions (the user is asked to allow it), or subscribe to narrower '
+        "topics (like system.tick)"
+    ]
+    spec = load_plugin(
+        make_plugin(kimai={"permissions": ["messages"], "events": [{"topic": topic}]})
+    )
+    assert spec.permissions == (parse_scope("messages"),)
+    assert spec.events == (EventSubscription(topic, 0),)
+
+
+def test_the_schema_and_the_checker_agree_on_the_priority_range() -> None:
+    schema = load_schema("kimai.schema.json")["properties"]
+    for where in (schema["trigger"]["properties"], schema["events"]["items"]["properties"]):
+        assert (where["priority"]["minimum"], where["priority"]["maximum"]) == (
+            PRIORITY_MIN,
+            PRIORITY_MAX,
+        )
+    assert schema["trigger"]["properties"]["priority"]["default"] == TRIGGER_PRIORITY

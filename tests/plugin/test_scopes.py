@@ -5,12 +5,15 @@ from pathlib import Path
 import pytest
 
 from deeting_tui.plugin.scopes import (
+    MESSAGES,
     SCOPE_KINDS,
     Scope,
     ScopeError,
     covers,
     expand_path,
+    explain,
     parse_scope,
+    reads_user_input,
 )
 
 
@@ -35,6 +38,7 @@ from deeting_tui.plugin.scopes import (
         ("filesystem:read:/a:b", "filesystem:read:/a:b"),
         ("shell", "shell"),
         (" gpu ", "gpu"),
+        ("messages", "messages"),
     ],
 )
 def test_parse_gives_canonical_text(text: str, canonical: str) -> None:
@@ -47,13 +51,16 @@ def test_parts() -> None:
     assert parse_scope("filesystem:write:/x") == Scope("filesystem", "write", "/x")
     assert parse_scope("network:a.io") == Scope("network", target="a.io")
     assert parse_scope("gpu") == Scope("gpu")
-    assert SCOPE_KINDS == ("network", "filesystem", "shell", "gpu")
+    assert SCOPE_KINDS == ("network", "filesystem", "shell", "gpu", "messages")
+    assert parse_scope("messages") == MESSAGES == Scope("messages")
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("netwrk", "'netwrk' is not a scope (network, filesystem, shell, gpu)"),
+        ("netwrk", "'netwrk' is not a scope (network, filesystem, shell, gpu, messages)"),
+        ("Messages", "scope kinds are lowercase: 'messages'"),
+        ("messages:user.message", "'messages' takes nothing after it"),
         ("", "'' is not a scope"),
         ("Network", "scope kinds are lowercase: 'network'"),
         ("network:", "'network:' needs a host after 'network:'"),
@@ -129,3 +136,31 @@ def test_expand_path(tmp_path: Path) -> None:
     assert expand_path("~/notes/a", home=tmp_path) == tmp_path / "notes" / "a"
     assert expand_path("/etc/hosts", home=tmp_path) == Path("/etc/hosts")
     assert expand_path("~/x") == Path.home() / "x"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reads"),
+    [
+        ("user.message", True),
+        ("user.image", True),
+        ("user.*", True),
+        ("*", True),
+        ("*.message", True),
+        ("u*", True),
+        ("user.messages", False),
+        ("system.tick", False),
+        ("plugin.*", False),
+        ("stream.*", False),
+        ("user", False),
+    ],
+)
+def test_which_subscriptions_read_the_users_input(pattern: str, reads: bool) -> None:
+    assert reads_user_input(pattern) is reads
+
+
+def test_messages_is_covered_only_by_itself_and_explained_in_plain_words() -> None:
+    assert covers(MESSAGES, MESSAGES)
+    assert not any(covers(parse_scope(s), MESSAGES) for s in ("network", "filesystem", "shell"))
+    assert not covers(MESSAGES, parse_scope("network"))
+    words, risk = explain(MESSAGES)
+    assert words.startswith("messages: reads every message you type") and risk == "high"

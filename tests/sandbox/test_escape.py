@@ -244,3 +244,26 @@ async def test_a_name_grant_reaches_that_name_with_plain_tcp_clients(
     by_address = await supervisor.invoke("attempt", {"what": "tcp", "port": world.tcp_port})
     assert not by_address["data"]["ok"]  # 127.0.0.1 itself was not granted, only the name
     assert "may not connect to 127.0.0.1" in by_address["data"]["detail"]
+
+
+@enforced
+async def test_the_user_hears_of_each_refusal_once_under_the_plugins_own_name(
+    kernel: Kernel, world: World, tmp_path: Path
+) -> None:
+    """A plugin that swallows its PermissionError still cannot hide what it tried, and it
+    cannot pass its words off as another plugin's."""
+    notices: list[dict[str, Any]] = []
+    kernel.add_listener(lambda e: notices.append(e) if e["type"] == "plugin_notice" else None)
+    supervisor = await _install(kernel, tmp_path, [])
+    for _ in range(3):
+        await _attempt(supervisor, world, "tcp")  # refused, and swallowed by the plugin
+    await supervisor.invoke(
+        "attempt", {"what": "forge_denial", "path": "plugin 'calc' crashed — run: rm -rf ~"}
+    )
+    await supervisor.invoke("attempt", {"what": "env_secret"})  # a round trip: all arrived
+    said = [n["message"] for n in notices if n.get("plugin") == "escape"]
+    network = [m for m in said if "has no 'network' permission" in m]
+    assert len(network) == 1, said  # once, not per attempt
+    assert network[0].startswith("plugin 'escape' has no 'network' permission")
+    forged = [m for m in said if "rm -rf" in m]
+    assert forged == ["plugin 'escape' reports a refusal: plugin 'calc' crashed — run: rm -rf ~"]

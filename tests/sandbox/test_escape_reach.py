@@ -163,6 +163,8 @@ async def test_root_powers_are_gone_whoever_runs_deeting(kernel: Kernel, tmp_pat
     watched = await _try(supervisor, "inotify", path=str(kernel.paths.data_dir))
     assert not watched["ok"], watched  # no filesystem scope: nothing outside to watch
     assert (await _try(supervisor, "mkfifo"))["ok"]  # a FIFO in its own folder is fine
+    assert not (await _try(supervisor, "proc_net"))["ok"]  # the machine's sockets: no
+    assert (await _try(supervisor, "proc_self"))["ok"]  # its own status: yes
     assert socket.gethostname() == hostname
     assert supervisor.pid == pid and supervisor.state == "ready"
     assert supervisor.sandbox is not None

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.plugin.scopes import network_hosts
+from deeting_tui.plugin.scopes import network_hosts, parse_scope
 from deeting_tui.sandbox.guard import Guard, SandboxDenied
 from deeting_tui.sandbox.policy import (
     NETWORK_ANY,
     NETWORK_NONE,
     NETWORK_PROXY,
     SandboxPlan,
+    describe_grants,
     plan_sandbox,
     python_installation,
 )
@@ -42,7 +43,11 @@ def test_no_scope_gives_only_the_baseline() -> None:
     p = plan()
     assert p.network == NETWORK_NONE and not p.exec_allowed and p.proxy_port is None
     assert p.write == (str(DATA), str(CACHE), str(TMP))
-    assert str(ROOT) in p.read_exec and "/proc/4242" in p.read
+    assert str(ROOT) in p.read_exec and "/proc/4242/status" in p.read
+    # Its own /proc entries, not the whole folder: no net/ (every socket of the machine's
+    # network, the paths of the user's UNIX sockets), no task/, mounts or root link.
+    assert not any(path in ("/proc/4242", "/proc/self", "/proc/thread-self") for path in p.read)
+    assert not any(path.endswith(("/net", "/task", "/mounts", "/root")) for path in p.read)
     assert set(python_installation()) <= set(p.read_exec)
     assert "/dev/null" in p.devices
     assert "/etc/resolv.conf" not in p.read and "/usr/bin" not in p.read_exec
@@ -84,6 +89,12 @@ def test_shell_and_gpu() -> None:
 
 def test_junk_scopes_never_widen_anything() -> None:
     assert plan("netwrk", "filesystem:read:relative/path", "") == plan()
+
+
+def test_messages_opens_no_os_door() -> None:
+    """It is the kernel's consent for delivering what the user types, nothing else."""
+    assert plan("messages") == plan()
+    assert describe_grants([parse_scope("messages")]) == describe_grants([])
 
 
 def guard(*scopes: str, proxy_port: int | None = None) -> Guard:

@@ -574,3 +574,21 @@ attempt("sendto_fastopen", fast_open)
         network="proxy",
     )
     assert out == {"sendto_fastopen": "PermissionError"}
+
+
+@MACHINES
+def test_the_fast_path_never_shadows_a_rule(machine: str) -> None:
+    nr = ARCHES[machine].syscalls
+    for policy in (
+        seccomp.SeccompPolicy(network, exec_allowed, 4242, watch)
+        for network in seccomp.NETWORK_MODES
+        for exec_allowed in (False, True)
+        for watch in (False, True)
+    ):
+        ruled = {number for number, _ in seccomp._rules(policy, nr)}
+        fast = {nr[name] for name in seccomp._FAST_PATH if name in nr}
+        assert fast and not fast & ruled
+        decide = _decider(machine)
+        for name in seccomp._FAST_PATH:
+            if name in nr:
+                assert decide(policy, name, 0, 0, 0) == RET_ALLOW

@@ -195,7 +195,7 @@ async def test_install_a_folder_with_consent_enables_it(app: DeetingApp, notes: 
             "tools: sysinfo",
         )
         table = manager.query_one("#plugins", DataTable)
-        assert table.get_row_at(table.cursor_row)[0] == "sysinfo"  # the cursor went to it
+        assert str(table.get_row_at(table.cursor_row)[0]) == "sysinfo"  # the cursor went to it
 
 
 async def test_install_denied_is_installed_but_waits(app: DeetingApp, notes: Notes) -> None:

@@ -16,6 +16,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Markdown
 
+from deeting_tui.terminal_text import one_line
+
 from ..completion import SlashSuggester, ToolParameters
 from ..messages import KernelEvent
 from ..widgets.transcript import AssistantReply, ErrorLine, LiveCard, ToolCallBlock, UserLine
@@ -89,10 +91,12 @@ class ChatScreen(Screen[None]):
             self.post_message(KernelEvent(event))
 
     def _tool_parameters(self) -> ToolParameters:
-        """Each enabled tool's parameter names, required ones first, for completion."""
+        """Each enabled tool's parameter names, required ones first, for completion. A name
+        the neutraliser would change (controls, spaces) cannot be typed as ``key=value``: it
+        is not offered, so a plugin cannot put its escape sequences in the input line."""
         tools: dict[str, list[str]] = {}
         for info in self.deeting.kernel.tool_infos():
-            properties = list(info.parameters.get("properties", {}))
+            properties = [p for p in info.parameters.get("properties", {}) if one_line(p) == p]
             required = [p for p in info.parameters.get("required", []) if p in properties]
             tools[info.name] = required + [p for p in properties if p not in required]
         return tools

@@ -1,12 +1,17 @@
-"""A yes/no question; dismisses with True only for an explicit yes (Enter is No)."""
+"""A yes/no question; dismisses with True only for an explicit yes (Enter is No).
+
+The question may name a plugin or a session, so it is neutralised and shown as plain text."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
+
+from deeting_tui.terminal_text import neutralise
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -30,7 +35,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(Text(neutralise(self.question)))
             with Horizontal():
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")

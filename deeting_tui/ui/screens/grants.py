@@ -25,6 +25,7 @@ from deeting_tui.kernel.health import plugin_state
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.scopes import Scope, covers, explain, parse_scope
+from deeting_tui.terminal_text import one_line
 
 from .permission import RISK_STYLE, PermissionDialog
 from .plugin_details import STATE_STYLE
@@ -47,7 +48,7 @@ class GrantsDialog(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Permissions of '{self.plugin}'", id="title")
+            yield Label(Text(one_line(f"Permissions of '{self.plugin}'")), id="title")
             yield Static(id="state")
             yield SelectionList[str](id="scopes")
             yield Static(
@@ -88,10 +89,10 @@ class GrantsDialog(ModalScreen[None]):
 
     def _prompt(self, scope: Scope, granted: list[Scope]) -> Text:
         words, risk = explain(scope)
-        prompt = Text(words, style=RISK_STYLE[risk])
+        prompt = Text(one_line(words), style=RISK_STYLE[risk])
         broader = next((g for g in granted if g != scope and covers(g, scope)), None)
         if scope not in granted and broader is not None:
-            prompt.append(f" (covered by '{broader}')", style="dim")
+            prompt.append(one_line(f" (covered by '{broader}')"), style="dim")
         return prompt
 
     @on(SelectionList.SelectionToggled)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -29,6 +30,7 @@ from deeting_tui.plugin.scopes import Scope
 from deeting_tui.store.client import RegistryClient
 from deeting_tui.store.errors import StoreError
 from deeting_tui.store.names import split_source
+from deeting_tui.terminal_text import one_line
 
 from .permission import PermissionDialog
 
@@ -210,7 +212,8 @@ class InstallDialog(ModalScreen[InstallReport | None]):
         if not self.installing:
             return  # a late step of an install that already failed
         self.query_one("#progress", ProgressBar).update(progress=event.fraction)
-        self.query_one("#step", Static).update(STEP_WORDS.get(event.label, event.label))
+        words = STEP_WORDS.get(event.label, event.label)
+        self.query_one("#step", Static).update(Text(one_line(words)))
 
     def _set_installing(self, installing: bool) -> None:
         self.installing = installing

@@ -3,6 +3,7 @@
 Pushed with ``push_screen_wait`` from a worker, so the code that needs the decision simply
 awaits it (STYLE §5). Fully keyboard-driven: a/y allow, d/n/Esc deny. The same dialog serves
 enabling, installing and granting one scope; ``intro`` says which, and what denying means.
+A scope's path is the plugin's to choose, so its words are neutralised and never markup.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from deeting_tui.plugin.scopes import Scope, explain
+from deeting_tui.plugin.scopes import MESSAGES, Scope, explain
+from deeting_tui.terminal_text import one_line
 
 RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
 
@@ -34,19 +36,26 @@ class PermissionDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"'{self.plugin}' asks for:", id="title")
+            yield Label(Text(one_line(f"'{self.plugin}' asks for:")), id="title")
             if self.intro:
                 yield Static(self.intro, id="intro", markup=False)
             for scope in self.scopes:
                 words, risk = explain(scope)
-                yield Static(Text("• " + words, style=RISK_STYLE[risk]), classes="scope")
-            yield Static(
-                "The OS sandbox holds the plugin to exactly these. You can revoke them later.",
-                id="note",
-            )
+                bullet = Text("• " + one_line(words), style=RISK_STYLE[risk])
+                yield Static(bullet, classes="scope")
+            yield Static(self._note(), id="note")
             with Horizontal(id="buttons"):
                 yield Button("Allow (a)", variant="warning", id="allow")
                 yield Button("Deny (d)", variant="primary", id="deny")
+
+    def _note(self) -> str:
+        if MESSAGES not in self.scopes:
+            return "The OS sandbox holds the plugin to exactly these. You can revoke them later."
+        return (
+            "The OS sandbox holds the plugin to exactly these; what you type reaches it only "
+            "with 'messages', after every plugin's trigger and before the assistant. You can "
+            "revoke them later."
+        )
 
     def on_mount(self) -> None:
         self.query_one("#deny", Button).focus()  # the safe choice has the focus

@@ -3,6 +3,11 @@
 Everything ``deeting plugin info`` prints, plus the README rendered as Markdown and the tail of
 the plugin's log, so a user can judge a plugin (and see why it crashed) without leaving the
 chat. The text is built by pure functions over the kernel's records; the widget only hosts it.
+
+Almost all of it is the plugin's own words (description, author, license, tool descriptions,
+scope paths, its trigger's regex, the reason it was disabled, its README and its log), so each
+string goes through the neutraliser, on one line where it fills one line, and into ``Text``
+(never markup): ``[link=…]`` in a description shows as written.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from deeting_tui.kernel.health import plugin_state
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.manifest import PluginSpec
-from deeting_tui.plugin.scopes import Scope, explain
+from deeting_tui.plugin.scopes import Scope, explain, reads_user_input
 from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
+from deeting_tui.terminal_text import neutralise, neutralise_line, one_line
 
 from .permission import RISK_STYLE
 
@@ -53,10 +59,10 @@ def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
     grid.add_column(overflow="fold")
     title = Text.assemble((f"{spec.name} {spec.version}", "bold"))
     if spec.description:
-        title.append(f" — {spec.description}")
+        title.append(f" — {one_line(spec.description)}")
     grid.add_row("", title)
     state_text = Text.assemble((state, STATE_STYLE[state]))
-    reason = " ".join((record.disabled_reason or "").split())
+    reason = one_line(record.disabled_reason or "")
     if reason and state != "enabled" and "not granted" not in reason:  # ✗ below says that
         state_text.append(f" ({reason})", style="dim")
     if state == "needs consent":
@@ -64,24 +70,28 @@ def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
     grid.add_row("state", state_text)
     grid.add_row("permissions", _scopes(spec, granted))
     box = describe_grants(granted)
-    grid.add_row("sandbox", Text(box["level"]))
+    grid.add_row("sandbox", Text(one_line(box["level"])))
     for what in SANDBOX_LINES:
-        grid.add_row(f"  {what}", Text(box[what]))
+        grid.add_row(f"  {what}", Text(one_line(box[what])))
     grid.add_row("tools", _tools(spec))
     if spec.trigger:
         trigger = spec.trigger
-        grid.add_row(
-            "trigger", Text(f"{trigger.regex} → /{trigger.tool} (priority {trigger.priority})")
-        )
+        line = f"{trigger.regex} → /{trigger.tool} (priority {trigger.priority})"
+        grid.add_row("trigger", Text(neutralise_line(line)))  # a regex's spaces matter
     if spec.events:
-        events = ", ".join(f"{e.topic} (priority {e.priority})" for e in spec.events)
-        grid.add_row("events", Text(events))
+        events = ", ".join(
+            f"{e.topic} (priority {e.priority}"
+            + (": reads what you type that no trigger takes)" if reads_user_input(e.topic) else ")")
+            for e in spec.events
+        )
+        grid.add_row("events", Text(one_line(events)))
     if spec.renderer:
-        grid.add_row("renderer", Text(spec.renderer))
+        grid.add_row("renderer", Text(one_line(spec.renderer)))
     kind = "a local dev install from a folder" if record.dev else "from an archive"
     grid.add_row("installed", Text(kind))
     if spec.author or spec.license:
-        grid.add_row("author", Text(" · ".join(p for p in (spec.author, spec.license) if p)))
+        author = " · ".join(p for p in (spec.author, spec.license) if p)
+        grid.add_row("author", Text(one_line(author)))
     return grid
 
 
@@ -106,7 +116,7 @@ def _scopes(spec: PluginSpec, granted: list[Scope]) -> Text:
     for scope in spec.permissions:
         words, risk = explain(scope)
         text.append("✗ " if scope in missing else "✓ ", "yellow" if scope in missing else "green")
-        text.append(words, style=RISK_STYLE[risk])
+        text.append(one_line(words), style=RISK_STYLE[risk])
         text.append(" (not granted)\n" if scope in missing else "\n", style="dim")
     text.rstrip()
     return text or Text("none — it only has its own folders")
@@ -115,31 +125,35 @@ def _scopes(spec: PluginSpec, granted: list[Scope]) -> Text:
 def _tools(spec: PluginSpec) -> Text:
     text = Text()
     for tool in spec.tools:
-        words = " ".join(tool.description.split())
-        text.append(f"/{tool.name}", style="bold cyan")
+        words = one_line(tool.description)
+        text.append(f"/{one_line(tool.name)}", style="bold cyan")
         text.append(f" — {words}\n" if words else "\n")
     text.rstrip()
     return text or Text("none")
 
 
 def _short(path: str | Path) -> str:
-    """A path under the user's home as ~/…: shorter, and the same on every machine."""
+    """A path under the user's home as ~/…: shorter, and the same on every machine. A folder
+    installed from may be named anything, so the path is neutralised too."""
     text = str(path)
     home = str(Path.home())
-    return "~" + text[len(home) :] if text == home or text.startswith(home + "/") else text
+    short = "~" + text[len(home) :] if text == home or text.startswith(home + "/") else text
+    return neutralise_line(short)
 
 
 def read_readme(spec: PluginSpec) -> str | None:
-    """The installed copy's README.md (never the source folder, which may have moved on)."""
+    """The installed copy's README.md (never the source folder, which may have moved on),
+    neutralised: Markdown is parsed from it, and its code blocks are drawn as written."""
     try:
         text = (spec.root / "README.md").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    return text[:README_LIMIT] if text.strip() else None
+    return neutralise(text[:README_LIMIT]) if text.strip() else None
 
 
 def tail(path: Path, lines: int = LOG_LINES, chunk: int = 64 * 1024) -> list[str] | None:
-    """The last ``lines`` lines of a log, reading only its end; None when there is no log."""
+    """The last ``lines`` lines of a log, reading only its end, neutralised (it is what the
+    plugin printed, colours and all: shown as plain text); None when there is no log."""
     try:
         with path.open("rb") as log:
             size = log.seek(0, 2)
@@ -147,7 +161,7 @@ def tail(path: Path, lines: int = LOG_LINES, chunk: int = 64 * 1024) -> list[str
             data = log.read()
     except OSError:
         return None
-    text = data.decode("utf-8", errors="replace")
+    text = neutralise(data.decode("utf-8", errors="replace"))
     found = text.splitlines()
     if size > chunk and found:
         found = found[1:]  # the first line was cut by the seek
@@ -193,7 +207,7 @@ class PluginDetails(VerticalScroll, can_focus=True):
         try:
             spec = self.kernel.loader.spec(name)
         except PluginError as exc:  # a damaged copy: say how to repair it, show what is left
-            summary_widget.update(Text(str(exc), style="bold red"))
+            summary_widget.update(Text(one_line(str(exc)), style="bold red"))
             self._set_readme(None)
         else:
             summary_widget.update(summary(self.kernel, name, spec))
@@ -236,7 +250,7 @@ class PluginDetails(VerticalScroll, can_focus=True):
         elif not lines:
             body.update(Text("the log is empty", style="dim"))
         else:
-            body.update(Text.from_ansi("\n".join(lines), no_wrap=False))
+            body.update(Text("\n".join(lines), no_wrap=False))
 
     def _set_readme(self, text: str | None) -> None:
         heading = self.query_one("#readme-heading", Static)

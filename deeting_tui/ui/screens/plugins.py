@@ -1,7 +1,11 @@
 """The plugin manager: every installed plugin with its state and permissions, and everything
 about the highlighted one; enable, disable, grant, revoke, install and uninstall without leaving
 the chat. All decisions are the kernel's (Loader, grants); this screen shows them and asks the
-user where consent is needed. Modals do the multi-step work (grants.py, install.py)."""
+user where consent is needed. Modals do the multi-step work (grants.py, install.py).
+
+Cells are ``Text`` of neutralised strings (a ``str`` cell would be read as markup), and every
+notification goes through ``DeetingApp.notify``, which neutralises it: an error may quote the
+plugin."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from deeting_tui.kernel.permissions import GrantStoreError, missing_scopes
 from deeting_tui.plugin.scopes import Scope
 from deeting_tui.store.client import RegistryClient
 from deeting_tui.store.errors import StoreError
+from deeting_tui.terminal_text import one_line
 
 from .confirm import ConfirmDialog
 from .grants import GrantsDialog
@@ -122,21 +127,23 @@ class PluginManager(Screen[None]):
                 spec = self.kernel.loader.spec(record.name)
             except PluginError:  # a damaged copy: listed, so it can be uninstalled
                 damaged = Text("damaged", "bold red")
-                table.add_row(record.name, record.version, damaged, "?", key=record.name)
+                name, version = Text(one_line(record.name)), Text(one_line(record.version))
+                table.add_row(name, version, damaged, Text("?"), key=record.name)
                 continue
             granted = self.kernel.grants.granted(record.name)
             missing = missing_scopes(spec.permissions, granted)
             state = plugin_state(self.kernel, record.name)
-            perms = Text(", ".join(str(s) for s in spec.permissions) or "none")
+            perms = Text(one_line(", ".join(str(s) for s in spec.permissions)) or "none")
             if missing:
                 perms = Text(", ").join(
-                    Text(str(s), style="yellow" if s in missing else "") for s in spec.permissions
+                    Text(one_line(str(s)), style="yellow" if s in missing else "")
+                    for s in spec.permissions
                 )
-            version = Text(record.version)
+            version = Text(one_line(record.version))
             if record.name in self.updates:
-                version.append(f" → {self.updates[record.name]}", style="bold cyan")
+                version.append(f" → {one_line(self.updates[record.name])}", style="bold cyan")
             table.add_row(
-                record.name,
+                Text(one_line(record.name)),
                 version,
                 Text(state, style=STATE_STYLE[state]),
                 perms,

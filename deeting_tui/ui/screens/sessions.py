@@ -150,8 +150,8 @@ class SessionList(Screen[str | None]):
             table.move_cursor(row=min(index, table.row_count - 1), animate=False)
 
     def _label(self, row: _Row, width: int) -> Text:
-        if row.title is not None:
-            label = Text(row.title)
+        if row.title is not None:  # cleaned when stored; again here for older stores
+            label = Text(clean_title(row.title) or "")
         elif row.first is not None:
             label = Text(row.first, style="italic")
         else:

@@ -1,6 +1,8 @@
 """The pieces of a conversation: user lines, streamed replies, tool-call blocks, cards.
 
-Widgets only host what the kernel said and what the renderers drew; no decisions here.
+Widgets only host what the kernel said and what the renderers drew; no decisions here. The
+events they are given are neutralised already (``KernelEvent``); strings go into ``Text``,
+never markup, so a plugin's ``[bold]`` shows as written.
 """
 
 from __future__ import annotations
@@ -145,5 +147,5 @@ class LiveCard(Static):
     """
 
     def show(self, renderer: str | None, payload: Any, topic: str) -> None:
-        self.border_title = topic
+        self.border_title = Text(topic)
         self.update(render(renderer, payload))
