@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support import OFFICIAL
+from support import FAST_POLICY, FAST_WATCHDOG, OFFICIAL
 
 from deeting_tui.kernel import usage
 from deeting_tui.kernel.cgroups import Cgroups, Hierarchy
 from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.kernel.paths import Config, resolve_paths
 from deeting_tui.kernel.supervisor import WorkerConfig
 from deeting_tui.kernel.usage import Usage, WatchLimits, check_cpu, check_usage
 from deeting_tui.kernel.watchdog import Confinement, WatchdogPolicy, describe_limits
@@ -261,3 +262,43 @@ async def test_kimai_limits_reach_the_worker(kernel: Kernel, tmp_path: Path) -> 
     assert (config.cpu_percent, config.idle_cpu_percent) == (100, 5)
     assert config.limits() == {"memory_mb": 256, "tasks": 64, "disk_mb": 64, "open_files": 256}
     assert supervisor.confinement is kernel.confinement
+
+
+async def test_official_plugins_on_a_fast_clock_never_trip_the_idle_rule(home: Path) -> None:
+    """sysinfo and clock work on every tick with no call in flight: ten ticks a second for
+    several full windows stay far below idle_cpu_percent."""
+    kernel = Kernel(
+        resolve_paths(),
+        config=Config(tick_interval=0.1),
+        policy=FAST_POLICY,
+        confinement=Confinement(policy=FAST_WATCHDOG),
+    )
+    notices: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    kernel.add_listener(lambda e: notices.append(e) if e["type"] == "plugin_notice" else None)
+    kernel.add_listener(lambda e: events.append(e) if e["type"] == "stream" else None)
+    await kernel.start()
+    kernel.open_session()  # streams are recorded in the active session
+    try:
+        for name in ("sysinfo", "clock"):
+            report = await kernel.loader.install(OFFICIAL / name, yes=True)
+            assert report.enabled, report.problem
+        boxes = list(kernel.confinement.boxes.values())
+        assert len(boxes) == 2
+        window = FAST_WATCHDOG.cpu_window
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        # Until each has been judged on at least three full windows (the rule needs one).
+        while not all(b.history and b.history[-1].at - b.history[0].at >= window for b in boxes):
+            assert loop.time() < deadline, "the watchdog took no samples"
+            await asyncio.sleep(0.05)  # polling the watchdog's own progress, with a deadline
+        first = {id(b): b.history[-1].at for b in boxes}
+        while not all(b.history[-1].at - first[id(b)] >= 2 * window for b in boxes):
+            assert loop.time() < deadline
+            await asyncio.sleep(0.05)
+        assert notices == []
+        assert all(not box.stopped for box in boxes)
+        # They did work the whole time: sysinfo streamed a sample on (nearly) every tick.
+        assert sum(1 for e in events if e.get("plugin") == "sysinfo") >= 10
+    finally:
+        await kernel.shutdown()
