@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from deeting_tui.sandbox import seccomp
+from deeting_tui.sandbox import seccomp, syscall_table
 
 Child = Callable[..., dict[str, Any]]
 
@@ -80,7 +80,7 @@ def seccomp_data(nr: int, arch: int, *args: int) -> bytes:
     return struct.pack("<iIQ6Q", nr, arch, 0, *padded)
 
 
-ARCHES = {"x86_64": seccomp._X86_64, "aarch64": seccomp._AARCH64}
+ARCHES = syscall_table.ARCHES
 
 
 def _decider(machine: str) -> Callable[..., int]:
@@ -435,7 +435,7 @@ with open("/proc/self/status") as status:
 
 @needs_seccomp
 def test_escape_hatches_are_closed(child: Child) -> None:
-    nr = seccomp._ARCHES[os.uname().machine].syscalls
+    nr = syscall_table.ARCHES[os.uname().machine].syscalls
     out = run(
         child,
         SYSCALL
@@ -501,7 +501,7 @@ with open("/proc/self/status") as status:
 def test_other_processes_ipc_and_sessions_are_refused_live(child: Child) -> None:
     import resource
 
-    nr = seccomp._ARCHES[os.uname().machine].syscalls
+    nr = syscall_table.ARCHES[os.uname().machine].syscalls
     parent = os.getpid()
     before = (os.getpriority(os.PRIO_PROCESS, parent), resource.getrlimit(resource.RLIMIT_FSIZE))
     out = child(
