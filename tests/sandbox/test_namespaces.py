@@ -52,11 +52,17 @@ if entered.listener is not None:
 
 
 def test_a_user_namespace_bounds_tasks_for_the_unprivileged(child: Child) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root is exempt from RLIMIT_NPROC (cgroups bound its workers)")
+    """Root is exempt from RLIMIT_NPROC (cgroups bound root's workers), so a root run drops
+    to nobody first: this is the unprivileged worker's bound."""
     out = child(
         """
+import ctypes, time  # before dropping: root's interpreter may not be readable by nobody
 from deeting_tui.sandbox import namespaces
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: setuid made /proc/self root's
 entered = namespaces.enter(private_network=False, tasks=8)
 results["entered"] = entered.as_json()
 started = 0
@@ -67,7 +73,6 @@ for _ in range(20):
     except OSError:
         break
     if pid == 0:
-        import time
         time.sleep(30)
         os._exit(0)
     children.append(pid)
