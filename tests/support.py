@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.supervisor import SupervisionPolicy
+from deeting_tui.kernel.supervisor import SupervisionPolicy, Supervisor
 from deeting_tui.kernel.watchdog import WatchdogPolicy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,3 +53,43 @@ def run_deeting(
         timeout=timeout,
         cwd=REPO,
     )
+
+
+async def pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A local service for the escape tests: answers ``ping`` with ``pong``."""
+    if await reader.readline() == b"ping\n":
+        writer.write(b"pong\n")
+        await writer.drain()
+    writer.close()
+
+
+#: What :func:`hello` serves, so a test can tell the request really got there.
+HELLO = b"hello from the host"
+
+
+async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A local web server for the escape tests: one HTTP response, then close."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+        % (len(HELLO), HELLO)
+    )
+    await writer.drain()
+    writer.close()
+
+
+async def install_hostile(
+    kernel: Kernel, fixture: Path, tmp_path: Path, scopes: list[str] | None = None
+) -> Supervisor:
+    """Install a hostile fixture plugin (its kimai.json's permissions replaced by
+    ``scopes`` when given), granted everything it asks for; its running supervisor."""
+    source = tmp_path / f"{fixture.name}-src"
+    shutil.copytree(fixture, source)
+    if scopes is not None:
+        kimai = orjson.loads((source / "kimai.json").read_bytes())
+        kimai["permissions"] = scopes
+        (source / "kimai.json").write_bytes(orjson.dumps(kimai))
+    report = await kernel.loader.install(source, yes=True)
+    assert report.enabled, report.problem
+    name = orjson.loads((source / "kimai.json").read_bytes())["name"]
+    return kernel.loader.runtimes[name].supervisor

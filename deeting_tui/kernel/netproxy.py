@@ -305,17 +305,11 @@ class HostProxy:
 
     def _denied(self, target: _Target) -> _HttpError:
         granted = ", ".join(f"network:{text}" for text in self._grant_texts)
-        message = (
+        return self._refusal(
+            target,
             f"plugin {self._plugin!r} may not connect to {target} — "
-            f"it was granted {granted or 'no network hosts'}; network:{target} would allow it"
+            f"it was granted {granted or 'no network hosts'}; network:{target} would allow it",
         )
-        log.info("%s", message)
-        if self._on_denied is not None:
-            try:
-                self._on_denied(str(target), message)
-            except Exception:
-                log.exception("on_denied callback failed for plugin %r", self._plugin)
-        return _HttpError(403, message)
 
     async def _connect(self, target: _Target) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
@@ -343,7 +337,10 @@ class HostProxy:
         return usable
 
     def _refused(self, target: _Target, why: str) -> _HttpError:
-        message = f"plugin {self._plugin!r} may not connect to {target}: {why}"
+        return self._refusal(target, f"plugin {self._plugin!r} may not connect to {target}: {why}")
+
+    def _refusal(self, target: _Target, message: str) -> _HttpError:
+        """Log a refusal, tell the kernel (the plugin's log, the user), answer 403."""
         log.info("%s", message)
         if self._on_denied is not None:
             try:

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from support import HOSTILE
+from support import HOSTILE, hello, install_hostile, pong
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.supervisor import Supervisor
@@ -75,23 +73,6 @@ class World:
         return args
 
 
-async def _pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    if await reader.readline() == b"ping\n":
-        writer.write(b"pong\n")
-        await writer.drain()
-    writer.close()
-
-
-async def _hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    body = b"hello from the host"
-    writer.write(
-        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
-    )
-    await writer.drain()
-    writer.close()
-
-
 @pytest.fixture
 async def world(
     tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
@@ -105,10 +86,10 @@ async def world(
     monkeypatch.setenv("HOME", str(user_home))  # the user's home, as the kernel sees it
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_KEY)
     monkeypatch.setenv("GITHUB_TOKEN", SECRET_KEY)
-    tcp = await asyncio.start_server(_pong, "127.0.0.1", 0)
-    http = await asyncio.start_server(_hello, "127.0.0.1", 0)
+    tcp = await asyncio.start_server(pong, "127.0.0.1", 0)
+    http = await asyncio.start_server(hello, "127.0.0.1", 0)
     unix_path = str(outside / "service.sock")
-    unix = await asyncio.start_unix_server(_pong, unix_path)
+    unix = await asyncio.start_unix_server(pong, unix_path)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     try:
@@ -127,17 +108,6 @@ async def world(
             await server.wait_closed()
 
 
-async def _install(kernel: Kernel, tmp_path: Path, scopes: list[str]) -> Supervisor:
-    source = tmp_path / "escape-src"
-    shutil.copytree(ESCAPE, source)
-    kimai = orjson.loads((source / "kimai.json").read_bytes())
-    kimai["permissions"] = scopes
-    (source / "kimai.json").write_bytes(orjson.dumps(kimai))
-    report = await kernel.loader.install(source, yes=True)
-    assert report.enabled, report.problem
-    return kernel.loader.runtimes["escape"].supervisor
-
-
 async def _attempt(supervisor: Supervisor, world: World, what: str) -> dict[str, Any]:
     result = await supervisor.invoke("attempt", world.args(what, os.getpid()))
     data: dict[str, Any] = result["data"]
@@ -152,7 +122,7 @@ async def _attempts(supervisor: Supervisor, world: World, names: tuple[str, ...]
 async def test_without_scopes_every_attempt_fails_and_the_kernel_serves_on(
     kernel: Kernel, world: World, tmp_path: Path
 ) -> None:
-    supervisor = await _install(kernel, tmp_path, [])
+    supervisor = await install_hostile(kernel, ESCAPE, tmp_path, [])
     pid = supervisor.pid
     results = await _attempts(supervisor, world, ALL)
     escaped = {what: r["detail"] for what, r in results.items() if r["ok"]}
@@ -171,7 +141,7 @@ async def test_without_scopes_every_attempt_fails_and_the_kernel_serves_on(
 
 @enforced
 async def test_denials_name_the_missing_scope(kernel: Kernel, world: World, tmp_path: Path) -> None:
-    supervisor = await _install(kernel, tmp_path, [])
+    supervisor = await install_hostile(kernel, ESCAPE, tmp_path, [])
     tcp = await _attempt(supervisor, world, "tcp")
     assert "has no 'network' permission" in tcp["detail"]
     assert "deeting plugin grant escape network" in tcp["detail"]
@@ -197,7 +167,9 @@ async def test_denials_name_the_missing_scope(kernel: Kernel, world: World, tmp_
 async def test_a_scope_opens_exactly_its_doors(
     kernel: Kernel, world: World, tmp_path: Path, scope: str, opened: tuple[str, ...]
 ) -> None:
-    supervisor = await _install(kernel, tmp_path, [scope.format(outside=world.outside)])
+    supervisor = await install_hostile(
+        kernel, ESCAPE, tmp_path, [scope.format(outside=world.outside)]
+    )
     results = await _attempts(supervisor, world, ALL)
     worked = {what for what, r in results.items() if r["ok"]}
     details = {what: r["detail"] for what, r in results.items()}
@@ -208,7 +180,7 @@ async def test_a_scope_opens_exactly_its_doors(
 async def test_a_host_grant_reaches_that_host_only(
     kernel: Kernel, world: World, tmp_path: Path
 ) -> None:
-    supervisor = await _install(kernel, tmp_path, ["network:127.0.0.1"])
+    supervisor = await install_hostile(kernel, ESCAPE, tmp_path, ["network:127.0.0.1"])
     port = world.http_port
     allowed = await supervisor.invoke(
         "attempt", {"what": "proxy_get", "url": f"http://127.0.0.1:{port}/"}
@@ -235,7 +207,7 @@ async def test_a_name_grant_reaches_that_name_with_plain_tcp_clients(
     kernel: Kernel, world: World, tmp_path: Path
 ) -> None:
     """The worker has no DNS: names get stand-in addresses and the proxy resolves them."""
-    supervisor = await _install(kernel, tmp_path, ["network:localhost"])
+    supervisor = await install_hostile(kernel, ESCAPE, tmp_path, ["network:localhost"])
     for what in ("tcp", "asyncio_tcp"):
         by_name = await supervisor.invoke(
             "attempt", {"what": what, "host": "localhost", "port": world.tcp_port}
@@ -254,7 +226,7 @@ async def test_the_user_hears_of_each_refusal_once_under_the_plugins_own_name(
     cannot pass its words off as another plugin's."""
     notices: list[dict[str, Any]] = []
     kernel.add_listener(lambda e: notices.append(e) if e["type"] == "plugin_notice" else None)
-    supervisor = await _install(kernel, tmp_path, [])
+    supervisor = await install_hostile(kernel, ESCAPE, tmp_path, [])
     for _ in range(3):
         await _attempt(supervisor, world, "tcp")  # refused, and swallowed by the plugin
     await supervisor.invoke(

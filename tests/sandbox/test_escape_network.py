@@ -15,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from support import HOSTILE
+from support import HOSTILE, hello, install_hostile, pong
 
 from deeting_tui.kernel import netproxy
 from deeting_tui.kernel.kernel import Kernel
@@ -78,35 +76,20 @@ class Services:
         return {"what": what, "port": self.pong_port}
 
 
-async def _pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    if await reader.readline() == b"ping\n":
-        writer.write(b"pong\n")
-        await writer.drain()
-    writer.close()
-
-
-async def _hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    body = b"hello from the host"
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\nConnection: close\r\n\r\n" + body)
-    await writer.drain()
-    writer.close()
-
-
 @pytest.fixture
 async def services(tmp_path: Path, home: Path) -> AsyncIterator[Services]:
-    pong = await asyncio.start_server(_pong, "127.0.0.1", 0)
-    http = await asyncio.start_server(_hello, "127.0.0.1", 0)
+    pinged = await asyncio.start_server(pong, "127.0.0.1", 0)
+    http = await asyncio.start_server(hello, "127.0.0.1", 0)
     agent = tmp_path / "agent" / "ssh-agent.sock"  # like $SSH_AUTH_SOCK, docker.sock, D-Bus
     agent.parent.mkdir()
-    unix = await asyncio.start_unix_server(_pong, str(agent))
+    unix = await asyncio.start_unix_server(pong, str(agent))
     abstract_name = f"deeting-test-{secrets.token_hex(6)}"
-    abstract = await asyncio.start_unix_server(_pong, "\0" + abstract_name)
+    abstract = await asyncio.start_unix_server(pong, "\0" + abstract_name)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     try:
         yield Services(
-            pong.sockets[0].getsockname()[1],
+            pinged.sockets[0].getsockname()[1],
             http.sockets[0].getsockname()[1],
             udp.getsockname()[1],
             str(agent),
@@ -114,20 +97,9 @@ async def services(tmp_path: Path, home: Path) -> AsyncIterator[Services]:
         )
     finally:
         udp.close()
-        for server in (pong, http, unix, abstract):
+        for server in (pinged, http, unix, abstract):
             server.close()
             await server.wait_closed()
-
-
-async def _install(kernel: Kernel, tmp_path: Path, scopes: list[str]) -> Supervisor:
-    source = tmp_path / "network-src"
-    shutil.copytree(PLUGIN, source)
-    kimai = orjson.loads((source / "kimai.json").read_bytes())
-    kimai["permissions"] = scopes
-    (source / "kimai.json").write_bytes(orjson.dumps(kimai))
-    report = await kernel.loader.install(source, yes=True)
-    assert report.enabled, report.problem
-    return kernel.loader.runtimes["network"].supervisor
 
 
 async def _try(supervisor: Supervisor, **args: Any) -> dict[str, Any]:
@@ -146,7 +118,7 @@ async def _still_serving(supervisor: Supervisor, pid: int | None) -> None:
 async def test_a_host_grant_gives_tcp_clients_to_the_proxy_and_nothing_else(
     kernel: Kernel, services: Services, tmp_path: Path
 ) -> None:
-    supervisor = await _install(kernel, tmp_path, ["network:127.0.0.1"])
+    supervisor = await install_hostile(kernel, PLUGIN, tmp_path, ["network:127.0.0.1"])
     pid = supervisor.pid
     fetched = await _try(
         supervisor, what="proxy_get", url=f"http://127.0.0.1:{services.http_port}/"
@@ -166,12 +138,12 @@ async def test_the_proxy_port_number_is_no_door_to_other_addresses(
 ) -> None:
     """Landlock allows a TCP port, not an address: a service on another address that
     happens to listen on the proxy's port number must still be out of reach."""
-    supervisor = await _install(kernel, tmp_path, ["network:127.0.0.1"])
+    supervisor = await install_hostile(kernel, PLUGIN, tmp_path, ["network:127.0.0.1"])
     namespaces = (supervisor.sandbox or {}).get("namespaces", {})
     assert namespaces.get("net") is True, supervisor.sandbox  # its own network namespace
     proxy = (await _try(supervisor, what="proxy_env"))["detail"]
     port = int(proxy.rsplit(":", 1)[1])
-    decoy = await asyncio.start_server(_pong, "127.0.0.2", port)
+    decoy = await asyncio.start_server(pong, "127.0.0.2", port)
     try:
         for what in ("tcp_raw", "libc_connect", "fast_open"):
             result = await _try(supervisor, what=what, host="127.0.0.2", port=port)
@@ -191,7 +163,7 @@ async def test_a_name_grant_never_reaches_a_private_address(
         return ["127.0.0.1"] if host == "rebind.example" else []
 
     monkeypatch.setattr(netproxy, "resolve", rebinding)
-    supervisor = await _install(kernel, tmp_path, ["network:rebind.example"])
+    supervisor = await install_hostile(kernel, PLUGIN, tmp_path, ["network:rebind.example"])
     url = f"http://rebind.example:{services.http_port}/"
     refused = await _try(supervisor, what="proxy_get", url=url)
     assert not refused["ok"] and "403" in refused["detail"], refused
@@ -210,7 +182,9 @@ async def test_a_grant_naming_the_address_itself_does_reach_it(
         return ["127.0.0.1"] if host == "printer.example" else []
 
     monkeypatch.setattr(netproxy, "resolve", rebinding)
-    supervisor = await _install(kernel, tmp_path, ["network:printer.example", "network:127.0.0.1"])
+    supervisor = await install_hostile(
+        kernel, PLUGIN, tmp_path, ["network:printer.example", "network:127.0.0.1"]
+    )
     url = f"http://printer.example:{services.http_port}/"
     assert (await _try(supervisor, what="proxy_get", url=url))["ok"]
 
@@ -218,7 +192,7 @@ async def test_a_grant_naming_the_address_itself_does_reach_it(
 async def test_plain_network_is_ip_networking_never_a_unix_socket(
     kernel: Kernel, services: Services, tmp_path: Path
 ) -> None:
-    supervisor = await _install(kernel, tmp_path, ["network"])
+    supervisor = await install_hostile(kernel, PLUGIN, tmp_path, ["network"])
     pid = supervisor.pid
     for what in ("tcp_raw", "libc_connect", "tcp_server", "udp"):
         result = await _try(supervisor, **services.args(what))

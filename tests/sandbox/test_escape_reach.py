@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import HOSTILE
+from support import HOSTILE, install_hostile
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.supervisor import Supervisor
@@ -44,14 +43,6 @@ OTHER_PROCESSES = (
     "migrate",
     "kcmp",
 )
-
-
-async def _install(kernel: Kernel, tmp_path: Path) -> Supervisor:
-    source = tmp_path / "reach-src"
-    shutil.copytree(PLUGIN, source)
-    report = await kernel.loader.install(source, yes=True)
-    assert report.enabled, report.problem
-    return kernel.loader.runtimes["reach"].supervisor
 
 
 async def _try(supervisor: Supervisor, what: str, **args: Any) -> dict[str, Any]:
@@ -91,7 +82,7 @@ def bystander() -> Iterator[int]:
 async def test_other_processes_limits_and_scheduling_are_out_of_reach(
     kernel: Kernel, tmp_path: Path, bystander: int
 ) -> None:
-    supervisor = await _install(kernel, tmp_path)
+    supervisor = await install_hostile(kernel, PLUGIN, tmp_path)
     pid = supervisor.pid
     kernel_before, bystander_before = _standing(os.getpid()), _standing(bystander)
     for target in (os.getpid(), bystander):
@@ -136,7 +127,7 @@ def shared_secret() -> Iterator[int]:
 async def test_system_v_ipc_is_closed_and_nothing_is_left_behind(
     kernel: Kernel, tmp_path: Path, shared_secret: int
 ) -> None:
-    supervisor = await _install(kernel, tmp_path)
+    supervisor = await install_hostile(kernel, PLUGIN, tmp_path)
     before = _shm_segments()
     read = await _try(supervisor, "shm_read", key=shared_secret)
     assert not read["ok"] and "secret" not in read["detail"], read
@@ -151,7 +142,7 @@ async def test_system_v_ipc_is_closed_and_nothing_is_left_behind(
 
 
 async def test_root_powers_are_gone_whoever_runs_deeting(kernel: Kernel, tmp_path: Path) -> None:
-    supervisor = await _install(kernel, tmp_path)
+    supervisor = await install_hostile(kernel, PLUGIN, tmp_path)
     pid = supervisor.pid
     hostname = socket.gethostname()
     caps = await _try(supervisor, "capabilities")
