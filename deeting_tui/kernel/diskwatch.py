@@ -32,6 +32,7 @@ entry: one), about 20 µs in all (python -m bench.diskquota).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import stat
@@ -102,6 +103,9 @@ class DiskWatch:
             return False
         try:
             self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False  # no loop to read events on (not a worker the kernel runs)
+        try:
             self.inotify = Inotify()
             self._loop.add_reader(self.inotify.fd, self.drain)
         except OSError as exc:
@@ -117,8 +121,10 @@ class DiskWatch:
 
     def add(self, path: str) -> int:
         """Watch a folder (any thread)."""
-        assert self.inotify is not None
-        return self.inotify.add_watch(path, disktree.MASK)
+        inotify = self.inotify
+        if inotify is None:
+            raise OSError(errno.EBADF, "the kernel is shutting down")
+        return inotify.add_watch(path, disktree.MASK)
 
     def bind(self, wd: int, account: Account) -> None:
         self.owners[wd] = account

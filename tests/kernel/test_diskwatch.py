@@ -343,3 +343,10 @@ async def test_without_inotify_nothing_is_watched(
     assert folders.watch.problem == "the user's inotify instances are used up"
     reason = diskwatch.walked_instead(folders.roots, folders.watch)
     assert reason == "no inotify here: the user's inotify instances are used up"
+
+
+def test_outside_an_event_loop_nothing_is_watched_and_nothing_is_wrong(tmp_path: Path) -> None:
+    watch = DiskWatch()
+    assert watch.watch([tmp_path], MIB, Owner()) is None
+    assert watch.problem is None  # the next worker, on the loop, is watched
+    watch.close()
