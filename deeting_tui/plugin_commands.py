@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from deeting_tui.kernel.diskwatch import walked_instead
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
@@ -247,7 +248,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "cache_dir": str(paths.plugin_cache(spec.name)),
         "log": str(paths.plugin_log(spec.name)),
         "sandbox": describe_grants(granted),
-        "limits": _limits(kernel, spec.limits),
+        "limits": _limits(kernel, spec.limits, paths.plugin_folders(spec.name)),
     }
     if args.json:
         info_json = orjson.dumps(info, option=orjson.OPT_INDENT_2)
@@ -287,11 +288,16 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     return 0
 
 
-def _limits(kernel: Kernel, limits: Limits) -> dict[str, str]:
+def _limits(kernel: Kernel, limits: Limits, folders: Sequence[Path]) -> dict[str, str]:
     from deeting_tui.sandbox.probe import probe
 
     cgroups = kernel.confinement.cgroups
-    return describe_limits(limits, cgroups, user_namespaces=probe().user_namespaces)
+    return describe_limits(
+        limits,
+        cgroups,
+        user_namespaces=probe().user_namespaces,
+        disk_walked=walked_instead(folders, kernel.confinement.disk),
+    )
 
 
 def _say_limits(limits: dict[str, str]) -> None:

@@ -165,3 +165,23 @@ def test_bench_triggers_quick_json_reports_every_figure() -> None:
     assert "hostile-freezer, 41 chars" in report["rows"]
     assert report["old_engine_41_chars_s_extrapolated"] > 0
     assert report["loop_worst_ms"] > 0 and report["loop_ms_max"] == 10.0
+
+
+def test_bench_diskquota_reports_its_figures() -> None:
+    """``python -m bench.diskquota``: the accounting's cost, and how far past its quota a
+    plugin writing a gigabyte got, each way (a figure, not a target)."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.diskquota", "--runs", "1", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+    assert report["accounted_mb"] == 1024  # every byte of the gigabyte seen, by events alone
+    assert report["accounting_events"] >= 3 * 1024 and report["accounting_cpu_ms"] > 0
+    assert report["walk_ms"] > 0
+    for key in ("overshoot_mb", "parallel_overshoot_mb", "kernel_cpu_ms"):
+        assert len(report[key]) == 1 and report[key][0] >= 0, (key, report[key])
+    # Stopped: far from the gigabyte it tried to write.
+    assert report["overshoot_mb"][0] < 1024 - 64 and report["parallel_overshoot_mb"][0] < 1024 - 64

@@ -84,3 +84,14 @@ def test_plugin_commands_load_the_registry_client_only_when_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_kernel_loads_ctypes_only_to_watch_folders() -> None:
+    """inotify needs ctypes (kernel/inotify.py); importing the kernel must not pay for it."""
+    code = (
+        "import sys, deeting_tui.kernel.kernel, deeting_tui.kernel.diskwatch\n"
+        "import deeting_tui.headless\n"
+        "print('ctypes' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -470,8 +470,7 @@ class Loader:
         record = self.installed.get(spec.name)
         if record is not None and record.enabled:
             return
-        p = self.paths
-        folders = (p.plugin_data(spec.name), p.plugin_cache(spec.name), p.plugin_tmp(spec.name))
+        folders = self.paths.plugin_folders(spec.name)
         problem = await asyncio.to_thread(disk_problem, spec.name, folders, spec.limits.disk_mb)
         if problem is not None:
             self.installed.set_enabled(spec.name, False, problem)

@@ -59,6 +59,10 @@ class Paths:
     def plugin_tmp(self, name: str) -> Path:
         return self.cache_dir / "tmp" / name
 
+    def plugin_folders(self, name: str) -> tuple[Path, Path, Path]:
+        """The folders a plugin writes in, which its disk quota covers: data, cache, temp."""
+        return (self.plugin_data(name), self.plugin_cache(name), self.plugin_tmp(name))
+
     def plugin_log(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 

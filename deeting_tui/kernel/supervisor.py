@@ -242,6 +242,11 @@ class Supervisor:
         generation = self._generation
         began = time.perf_counter()
         _rotate_log(self.config.log_path)
+        c = self.config
+        # Its folders exist before the worker does: the sandbox's rules name them, and the
+        # disk accounting (kernel/diskwatch.py) watches them from the worker's first moment.
+        for folder in (c.data_dir, c.cache_dir, c.tmp_dir):
+            folder.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(self.config.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             process = await self.launcher.spawn(log_fd, worker_environment())
@@ -340,8 +345,6 @@ class Supervisor:
             "sandbox": c.sandbox,
             "proxy_port": await self._proxy_port(),
         }
-        for folder in (c.data_dir, c.cache_dir, c.tmp_dir):
-            folder.mkdir(parents=True, exist_ok=True)
         return await asyncio.wait_for(peer.request("initialize", params), self.policy.start_timeout)
 
     async def _reason_for(self, generation: int, exc: BaseException) -> str:

@@ -229,7 +229,7 @@ def disk_problem(plugin: str, folders: Sequence[Path], disk_mb: int) -> str | No
 
 def folder_usage(folders: Iterable[Path]) -> int:
     """Bytes allocated on disk to everything under ``folders`` (each inode once; symbolic
-    links are not followed). Missing folders hold nothing."""
+    links are not followed), as diskwatch.py counts them. Missing folders hold nothing."""
     seen: set[tuple[int, int]] = set()
     total = 0
     stack = [str(folder) for folder in folders]

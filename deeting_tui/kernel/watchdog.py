@@ -3,10 +3,12 @@
 The OS bounds what it can at once, inside the worker (rlimits, set by the worker itself) and
 around it (a cgroup per worker: memory of every kind, tasks, CPU quota, ``cgroup.kill``).
 What no OS mechanism bounds per plugin here, one asyncio task per kernel samples: memory
-across all the plugin's processes, their task count, CPU (overall, and while nothing asked
-the plugin to work), and the disk its folders use. A plugin over a bound is stopped — its
-whole process group or cgroup — with one notice naming the limit and how to raise it, and
-one line in its log. Never the kernel.
+across all the plugin's processes, their task count, and CPU (overall, and while nothing
+asked the plugin to work). The disk its folders use is accounted as it is written
+(diskwatch.py: inotify, a running total per plugin), with a walk of the folders now and then
+as a check — or, where inotify cannot account them, as the measure. A plugin over a bound is
+stopped — its whole process group or cgroup — with one notice naming the limit and how to
+raise it, and one line in its log. Never the kernel.
 
 Memory, tasks and CPU stops count towards the crash-loop rule (3 in 5 minutes disables the
 plugin): a plugin that keeps blowing a limit would otherwise be killed and restarted forever,
@@ -15,8 +17,10 @@ restarted at all — the files do not go away by restarting — but disabled wit
 saying what to free, and ``enable`` refuses it until it is back under.
 
 Cost per sample (every ``interval``): one ``/proc/PID/stat`` read per process of each
-plugin (the members of its cgroup, or one /proc pass by process group without cgroups);
-folder walks run in a thread, after calls and at most every ``disk_interval`` while active.
+plugin (the members of its cgroup, or one /proc pass by process group without cgroups).
+Disk: one lstat per inotify event; folder walks run in a thread, at most every
+``disk_check`` while a plugin is active (every ``disk_interval``, and after calls, for a
+plugin whose folders are walked instead of watched).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from typing import Any, Protocol
 
 from . import usage
 from .cgroups import Cgroups, KernelCgroups, WorkerCgroup, WorkerLimits
+from .diskaccount import Account
+from .diskwatch import DiskWatch
 
 log = logging.getLogger("deeting.watchdog")
 
@@ -44,8 +50,9 @@ class WatchdogPolicy:
 
     interval: float = 0.5  # seconds between samples
     cpu_window: float = 10.0  # the CPU rules average over this
-    disk_interval: float = 5.0  # an active plugin's folders are measured at most this often
-    disk_after_call: float = 1.0  # ... and this long after the last scan once a call ended
+    disk_check: float = 30.0  # watched folders are walked, as a check, at most this often
+    disk_interval: float = 5.0  # folders not watched are walked at most this often ...
+    disk_after_call: float = 1.0  # ... and this long after the last walk once a call ended
 
 
 class Watched(Protocol):
@@ -98,14 +105,17 @@ class Box:
         self.last_disk = float("-inf")
         self.disk_sent = -1  # requests_sent at the last disk scan
         self.disk_cpu = -1.0
-        self.scanning = False
+        self.walking = False  # a walk of its folders (not watched) is in flight
         self.ended = False
+        self.account: Account | None = None  # its folders, accounted as they are written
+        self.pids: list[int] = [pid]  # its processes, as last sampled
 
     # -- sampling ----------------------------------------------------------------------------
 
     def observe(self, now: float, processes: Sequence[usage.ProcessSample]) -> None:
         if self.stopped or self.ended or not processes:
             return
+        self.pids = [p.pid for p in processes]
         sent, in_flight = self.supervisor.activity
         sample = usage.Usage(
             at=now,
@@ -163,9 +173,45 @@ class Box:
         since = sample.at - self.last_disk
         called = sample.requests_sent != self.disk_sent
         active = called or sample.cpu_seconds > self.disk_cpu
+        if self.watched:
+            return active and since >= policy.disk_check  # a check: events keep the count
         if called and sample.calls_in_flight == 0 and since >= policy.disk_after_call:
             return True  # a call ended: what did it leave on disk?
         return active and since >= policy.disk_interval
+
+    @property
+    def scanning(self) -> bool:
+        """A walk of its folders is in flight (watched or not)."""
+        return self.walking or (self.account is not None and self.account.scanning)
+
+    @property
+    def watched(self) -> bool:
+        """Its folders are accounted as they are written (not only walked now and then)."""
+        return self.account is not None and self.account.live
+
+    def disk_over(self, used: int) -> None:
+        """Its folders' running total passed the quota (diskwatch.Owner)."""
+        breach = usage.disk_breach(used, self.disk_mb)
+        if breach is not None and not self.stopped and not self.ended:
+            self.over_disk(breach)
+
+    def disk_pids(self) -> list[int]:
+        """Its processes now: its cgroup's, or as last sampled (diskwatch.Owner)."""
+        if self.cgroup is not None:
+            return self.cgroup.pids()
+        return self.pids
+
+    def disk_fallback(self, reason: str) -> None:
+        """Events can no longer account its folders (diskwatch.Owner): walk them."""
+        interval = self.confinement.policy.disk_interval
+        line = (
+            f"deeting: plugin '{self.supervisor.name}' limits.disk_mb: its folders are walked "
+            f"every {interval:g} s while it is active, no longer watched as they are written "
+            f"— {reason}"
+        )
+        self.note(line)
+        log.warning("%s", line)
+        self.last_disk = float("-inf")  # walk them now
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -177,12 +223,13 @@ class Box:
         self.supervisor.stop_for_limit(self.generation, breach.reason())
 
     def over_disk(self, breach: usage.Breach) -> None:
-        """Disable the plugin: restarting would not free a byte."""
+        """Disable the plugin: restarting would not free a byte. Killed first, told after:
+        every millisecond it runs on, it writes."""
         self.stopped = True
-        self.note(breach.log_line(self.supervisor.name))
         reason = usage.disk_reason(self.supervisor.name, breach, self.folders)
-        log.warning("%s", reason)
         self.supervisor.disable_for_limit(self.generation, reason)
+        self.note(breach.log_line(self.supervisor.name))
+        log.warning("%s", reason)
 
     def note(self, line: str) -> None:
         """One line in the plugin's own log, where its author will look."""
@@ -201,6 +248,8 @@ class Box:
             return None
         self.ended = True
         self.confinement.boxes.pop(id(self), None)
+        if self.account is not None:
+            self.confinement.disk.release(self.account, self)
         if self.cgroup is None:
             return None
         breach = None if self.stopped else self._killed_by_the_os()
@@ -230,6 +279,7 @@ class Confinement:
         self.policy = policy or WatchdogPolicy()
         self.kernel_cgroups = KernelCgroups(self.cgroups) if self.cgroups.usable else None
         self.boxes: dict[int, Box] = {}
+        self.disk = DiskWatch()
         self._scans: set[asyncio.Task[None]] = set()
 
     def admit(
@@ -261,6 +311,9 @@ class Confinement:
                 cgroup = None
         box = Box(self, supervisor, pid, generation, cgroup)
         self.boxes[id(box)] = box
+        box.account = self.disk.watch(box.folders, box.disk_mb * usage.MIB, box)
+        if box.watched:
+            box.last_disk = time.monotonic()  # its first walk is under way
         return box
 
     async def run(self) -> None:
@@ -287,7 +340,12 @@ class Confinement:
             box.observe(now, found)
 
     def scan_disk(self, box: Box, sample: usage.Usage) -> None:
-        box.scanning = True
+        if box.account is not None and box.account.live:
+            box.last_disk = sample.at
+            box.disk_sent, box.disk_cpu = sample.requests_sent, sample.cpu_seconds
+            box.account.rescan()  # the walk checks the running total, and re-arms watches
+            return
+        box.walking = True
         task = asyncio.get_running_loop().create_task(self._scan(box, sample))
         self._scans.add(task)
         task.add_done_callback(self._scans.discard)
@@ -296,7 +354,7 @@ class Confinement:
         try:
             used = await asyncio.to_thread(usage.folder_usage, box.folders)
         finally:
-            box.scanning = False
+            box.walking = False
         box.last_disk = time.monotonic()
         box.disk_sent, box.disk_cpu = sample.requests_sent, sample.cpu_seconds
         breach = usage.disk_breach(used, box.disk_mb)
@@ -307,20 +365,28 @@ class Confinement:
         """Stop watching; remove this kernel's cgroups (every worker has ended by now)."""
         for task in self._scans:
             task.cancel()
+        self.disk.close()
         if self.kernel_cgroups is not None:
             self.kernel_cgroups.close()
 
 
 def describe_limits(
-    limits: Any, cgroups: Cgroups | None = None, *, user_namespaces: bool = False
+    limits: Any,
+    cgroups: Cgroups | None = None,
+    *,
+    user_namespaces: bool = False,
+    disk_walked: str | None = None,
 ) -> dict[str, str]:
     """Each limit of ``limits`` (plugin.manifest.Limits) with what enforces it on this
     machine, for ``deeting plugin info``; ``containment`` says how a worker's processes end
     with it. ``user_namespaces``: the sandbox's probe found them (a worker not run by root
-    then counts its tasks under RLIMIT_NPROC in its own). Reads /proc, writes nothing."""
+    then counts its tasks under RLIMIT_NPROC in its own). ``disk_walked``: why its folders
+    are walked rather than accounted as they are written (diskwatch.walked_instead), None
+    when they are watched. Reads /proc, writes nothing."""
     cgroups = Cgroups.detect() if cgroups is None else cgroups
     where = cgroups.describe()
-    window = f"{WatchdogPolicy().cpu_window:g} s average"
+    policy = WatchdogPolicy()
+    window = f"{policy.cpu_window:g} s average"
 
     def enforced(controller: str, fallback: str) -> str:
         found = where.get(controller)
@@ -336,6 +402,16 @@ def describe_limits(
         else "process group + reaper"
     )
     cpu = f"{where['cpu']} quota" if where.get("cpu") else f"watchdog, {window}"
+    if disk_walked is None:
+        disk = (
+            "inotify: its folders as they are written; walked every "
+            f"{policy.disk_check:g} s while active, as a check"
+        )
+    else:
+        disk = (
+            f"watchdog: its folders walked after calls and every {policy.disk_interval:g} s "
+            f"while active — {disk_walked}"
+        )
     return {
         "containment": containment,
         "call_timeout": f"{limits.call_timeout:g} s (the kernel's deadline)",
@@ -344,7 +420,7 @@ def describe_limits(
             f"{enforced('memory', 'watchdog: all its processes')})"
         ),
         "tasks": f"{limits.tasks} ({enforced('pids', task_fallback)})",
-        "disk_mb": f"{limits.disk_mb} MiB (RLIMIT_FSIZE per file + watchdog: its folders)",
+        "disk_mb": f"{limits.disk_mb} MiB (RLIMIT_FSIZE per file + {disk})",
         "cpu_percent": f"{limits.cpu_percent}% of a core ({cpu})",
         "idle_cpu_percent": (
             f"{limits.idle_cpu_percent}% of a core with no call in flight (watchdog, {window})"

@@ -79,6 +79,12 @@ _IPPROTO_TCP = 6
 _MSG_FASTOPEN = 0x20000000  # sendto/sendmsg that connects, past connect()'s checks
 _PRIO_PROCESS = 0
 _IOPRIO_WHO_PROCESS = 1
+# fallocate modes that can allocate no more than RLIMIT_FSIZE lets a file hold: plain
+# allocation (which also extends the file, so the limit applies) and punching holes.
+# FALLOC_FL_KEEP_SIZE on its own allocates past the end with no limit at all, in one call
+# (and ZERO_RANGE, INSERT_RANGE and UNSHARE_RANGE are not needed by anyone we know).
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+_FALLOCATE_MODES = (0, _FALLOC_FL_KEEP_SIZE | _FALLOC_FL_PUNCH_HOLE)
 
 NETWORK_MODES = ("none", "proxy", "any")
 
@@ -371,6 +377,7 @@ def _rules(policy: SeccompPolicy, nr: dict[str, int]) -> list[tuple[int, Any]]:
     rules += [(nr[name], lambda asm: _self_only(asm, 0, own)) for name in _SELF_ONLY]
     rules.append((nr["setpriority"], lambda asm: _self_only(asm, 1, own, 0, _PRIO_PROCESS)))
     rules.append((nr["ioprio_set"], lambda asm: _self_only(asm, 1, own, 0, _IOPRIO_WHO_PROCESS)))
+    rules.append((nr["fallocate"], _bounded_fallocate))
     rules += _network_rules(policy.network, nr)
     return rules
 
@@ -426,6 +433,18 @@ def _self_only(
     _equals(asm, arg, targets)
     asm.label(deny)
     asm.ret(_DENY)
+
+
+def _bounded_fallocate(asm: _Assembler) -> None:
+    """Only modes RLIMIT_FSIZE bounds (the disk quota per file); the others fail as a
+    filesystem says a mode is not supported, so callers fall back to writing."""
+    asm.load(_arg_low_word(1))
+    allow = asm.fresh("allow")
+    for mode in _FALLOCATE_MODES:
+        asm.jeq(mode, if_true=allow)
+    asm.ret(SECCOMP_RET_ERRNO | errno.EOPNOTSUPP)
+    asm.label(allow)
+    asm.ret(_ALLOW)
 
 
 def _tcp_client_socket(asm: _Assembler) -> None:

@@ -236,7 +236,15 @@ def test_plugin_info_names_each_limit_and_what_enforces_it(tmp_path: Path) -> No
     assert bare["containment"] == "process group + reaper"
     assert bare["memory_mb"] == "256 MiB (RLIMIT_AS per process + watchdog: all its processes)"
     assert bare["cpu_percent"] == "50% of a core (watchdog, 10 s average)"
-    assert bare["disk_mb"] == "64 MiB (RLIMIT_FSIZE per file + watchdog: its folders)"
+    assert bare["disk_mb"] == (
+        "64 MiB (RLIMIT_FSIZE per file + inotify: its folders as they are written; walked "
+        "every 30 s while active, as a check)"
+    )
+    walked = describe_limits(limits, Cgroups(), disk_walked="more than 4096 folders")
+    assert walked["disk_mb"] == (
+        "64 MiB (RLIMIT_FSIZE per file + watchdog: its folders walked after calls and every "
+        "5 s while active — more than 4096 folders)"
+    )
     in_namespace = describe_limits(limits, Cgroups(), user_namespaces=True)["tasks"]
     if os.geteuid() == 0:  # root is exempt from RLIMIT_NPROC
         assert in_namespace == bare["tasks"] == "64 (watchdog)"

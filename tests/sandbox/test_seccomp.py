@@ -125,6 +125,11 @@ def test_filter_decisions(machine: str) -> None:
     assert decide(none, "clone", 0x40000000) == RET_EPERM  # CLONE_NEWNET
     assert decide(none, "clone", 0x00008000 | 17) == RET_EPERM  # CLONE_PARENT: not ours to reap
     assert decide(none, "personality", 0xFFFFFFFF) == RET_ALLOW
+    # fallocate: only what RLIMIT_FSIZE bounds (KEEP_SIZE allocates past it in one call).
+    assert decide(none, "fallocate", 3, 0, 0, 1 << 30) == RET_ALLOW  # plain
+    assert decide(none, "fallocate", 3, 3, 0, 1 << 30) == RET_ALLOW  # punch a hole
+    for mode in (0x01, 0x10, 0x11, 0x20, 0x40):  # keep size, zero, insert, unshare
+        assert decide(none, "fallocate", 3, mode) == seccomp.SECCOMP_RET_ERRNO | errno.EOPNOTSUPP
     assert decide(none, "personality", 0x0040000) == RET_EPERM  # ADDR_NO_RANDOMIZE
     if machine == "x86_64":
         assert decide(anything, 0x40000000 | getpid) == RET_EPERM  # x32 ABI
