@@ -25,7 +25,9 @@ DEETING = [sys.executable, "-m", "deeting_tui"]
 # Short grace and backoff so fault tests take milliseconds, not seconds; the logic is the same.
 FAST_POLICY = SupervisionPolicy(kill_grace=0.3, stop_grace=2.0, backoff_base=0.01)
 # The watchdog's rules with a short window, so limit tests take a second, not ten.
-FAST_WATCHDOG = WatchdogPolicy(interval=0.1, cpu_window=1.0, disk_interval=0.2, disk_after_call=0.0)
+FAST_WATCHDOG = WatchdogPolicy(
+    interval=0.1, cpu_window=1.0, idle_window=1.0, disk_interval=0.2, disk_after_call=0.0
+)
 
 
 def events_of(k: Kernel) -> list[dict[str, Any]]:

@@ -162,16 +162,50 @@ def check_usage(limits: WatchLimits, now: Usage) -> Breach | None:
     return None
 
 
-def check_cpu(limits: WatchLimits, history: Sequence[Usage], window: float) -> Breach | None:
-    """CPU: judged on the last ``window`` seconds of samples (oldest first).
+def check_cpu(
+    limits: WatchLimits,
+    history: Sequence[Usage],
+    window: float,
+    idle_window: float | None = None,
+) -> Breach | None:
+    """CPU: judged on the last seconds of samples (oldest first).
 
-    Over ``cpu_percent`` on average → too much (unless a cgroup quota throttles it instead).
-    Over ``idle_cpu_percent`` on average while no call was in flight at any sample and no
-    request was sent in between → busy on its own (a thread left spinning after its call
-    returned). Work done for events (ticks, streams) is idle work too, which is why that
-    limit is an average over seconds: a plugin that wakes every second for a few
-    milliseconds stays far below it.
+    Over ``idle_cpu_percent`` on average over ``idle_window`` seconds while no call was in
+    flight at any sample and no request was sent in between → busy on its own (a thread left
+    spinning after its call returned): judged over a short window, so such a thread is
+    stopped within seconds, not left to burn a core. Work done for events (ticks, streams)
+    is idle work too, which is why that limit is still an average over seconds: a plugin that
+    wakes every second for a few milliseconds stays far below it. Over ``cpu_percent`` on
+    average over ``window`` → too much (unless a cgroup quota throttles it instead).
     """
+    idle = _average(history, window if idle_window is None else idle_window)
+    if idle is not None:
+        percent, elapsed, since = idle
+        quiet = all(u.calls_in_flight == 0 for u in since)
+        quiet = quiet and since[-1].requests_sent == since[0].requests_sent
+        if quiet and percent > limits.idle_cpu_percent:
+            return Breach(
+                "idle_cpu_percent",
+                f"{percent:.0f}% of a core",
+                f"{limits.idle_cpu_percent}%",
+                f"over {elapsed:.0f} s with no call in flight",
+            )
+    overall = _average(history, window)
+    if overall is not None and not limits.cpu_throttled:
+        percent, elapsed, _ = overall
+        if percent > limits.cpu_percent:
+            return Breach(
+                "cpu_percent",
+                f"{percent:.0f}% of a core",
+                f"{limits.cpu_percent}%",
+                f"over {elapsed:.0f} s",
+            )
+    return None
+
+
+def _average(history: Sequence[Usage], window: float) -> tuple[float, float, list[Usage]] | None:
+    """(percent of a core, seconds, the samples) over the last full ``window``, or None
+    before there is a full window to judge."""
     if len(history) < 2:
         return None
     now = history[-1]
@@ -185,21 +219,7 @@ def check_cpu(limits: WatchLimits, history: Sequence[Usage], window: float) -> B
         return None  # not a full window yet
     elapsed = now.at - start.at
     percent = (now.cpu_seconds - start.cpu_seconds) / elapsed * 100 if elapsed > 0 else 0.0
-    since = [u for u in history if u.at >= start.at]
-    idle = all(u.calls_in_flight == 0 for u in since) and now.requests_sent == start.requests_sent
-    over_window = f"over {elapsed:.0f} s"
-    if idle and percent > limits.idle_cpu_percent:
-        return Breach(
-            "idle_cpu_percent",
-            f"{percent:.0f}% of a core",
-            f"{limits.idle_cpu_percent}%",
-            f"{over_window} with no call in flight",
-        )
-    if not limits.cpu_throttled and percent > limits.cpu_percent:
-        return Breach(
-            "cpu_percent", f"{percent:.0f}% of a core", f"{limits.cpu_percent}%", over_window
-        )
-    return None
+    return percent, elapsed, [u for u in history if u.at >= start.at]
 
 
 def disk_breach(used_bytes: int, disk_mb: int) -> Breach | None:

@@ -49,7 +49,8 @@ class WatchdogPolicy:
     """Timing knobs; tests shrink them, the product keeps the defaults."""
 
     interval: float = 0.5  # seconds between samples
-    cpu_window: float = 10.0  # the CPU rules average over this
+    cpu_window: float = 10.0  # cpu_percent is an average over this
+    idle_window: float = 3.0  # idle_cpu_percent over this: a spinning thread goes in seconds
     disk_check: float = 30.0  # watched folders are walked, as a check, at most this often
     disk_interval: float = 5.0  # folders not watched are walked at most this often ...
     disk_after_call: float = 1.0  # ... and this long after the last walk once a call ended
@@ -132,7 +133,12 @@ class Box:
             self.history.popleft()
         breach = (
             usage.check_usage(self.limits, sample)
-            or usage.check_cpu(self.limits, self.history, self.confinement.policy.cpu_window)
+            or usage.check_cpu(
+                self.limits,
+                self.history,
+                self.confinement.policy.cpu_window,
+                self.confinement.policy.idle_window,
+            )
             or self._killed_by_the_os()
         )
         if breach is not None:
@@ -423,6 +429,7 @@ def describe_limits(
         "disk_mb": f"{limits.disk_mb} MiB (RLIMIT_FSIZE per file + {disk})",
         "cpu_percent": f"{limits.cpu_percent}% of a core ({cpu})",
         "idle_cpu_percent": (
-            f"{limits.idle_cpu_percent}% of a core with no call in flight (watchdog, {window})"
+            f"{limits.idle_cpu_percent}% of a core with no call in flight "
+            f"(watchdog, {policy.idle_window:g} s average)"
         ),
     }

@@ -70,6 +70,16 @@ def test_a_spinning_plugin_with_no_call_in_flight_breaks_the_idle_rule() -> None
     assert "100% of a core over 10 s with no call in flight" in breach.reason()
 
 
+def test_a_spinning_thread_is_judged_on_the_short_idle_window() -> None:
+    """Three seconds of spinning with no call in flight are enough; the ten-second window of
+    the overall rule would let a thread burn a core for ten seconds after its call."""
+    spinning = history(100)  # samples every second, 100% of a core
+    breach = check_cpu(LIMITS, spinning[-4:], window=10, idle_window=3)
+    assert breach is not None and breach.limit == "idle_cpu_percent"
+    assert "over 3 s with no call in flight" in breach.reason()
+    assert check_cpu(LIMITS, spinning[-3:], window=10, idle_window=3) is None  # not 3 s yet
+
+
 def test_ticks_and_streams_stay_far_below_the_idle_rule() -> None:
     # A clock or sysinfo plugin: a few milliseconds of work a second, on events.
     assert check_cpu(LIMITS, history(2), window=10) is None
