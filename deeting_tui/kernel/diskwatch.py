@@ -40,7 +40,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import disktree, openfiles
+from . import disktree, openfiles, usage
 from .diskaccount import NEAR_TICK, OPEN_TICK, Account, Owner
 from .disktree import Dir
 from .inotify import IN_ISDIR, IN_Q_OVERFLOW, Event, Inotify
@@ -319,28 +319,17 @@ def walked_instead(folders: Sequence[Path], watch: DiskWatch | None = None) -> s
 
 def _too_many(roots: Sequence[str]) -> str | None:
     """What a tree of these folders would give up on (counting stops there)."""
-    stack = [root for root in roots if os.path.isdir(root) and not os.path.islink(root)]
-    folders, files = len(stack), 0
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISDIR(info.st_mode):
-                    folders += 1
-                    if folders > disktree.MAX_DIRS:
-                        return f"more than {disktree.MAX_DIRS} folders"
-                    stack.append(entry.path)
-                elif disktree.tracked(info):
-                    files += 1
-                    if files > disktree.MAX_FILES:
-                        return f"more than {disktree.MAX_FILES} files"
+    tops = [root for root in roots if os.path.isdir(root) and not os.path.islink(root)]
+    folders, files = len(tops), 0
+    for _path, info in usage.tree_entries(tops):
+        if stat.S_ISDIR(info.st_mode):
+            folders += 1
+            if folders > disktree.MAX_DIRS:
+                return f"more than {disktree.MAX_DIRS} folders"
+        elif disktree.tracked(info):
+            files += 1
+            if files > disktree.MAX_FILES:
+                return f"more than {disktree.MAX_FILES} files"
     return None
 
 

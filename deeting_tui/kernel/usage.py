@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import resource
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,16 +247,13 @@ def disk_problem(plugin: str, folders: Sequence[Path], disk_mb: int) -> str | No
 # -- disk -----------------------------------------------------------------------------------
 
 
-def folder_usage(folders: Iterable[Path]) -> int:
-    """Bytes allocated on disk to everything under ``folders`` (each inode once; symbolic
-    links are not followed), as diskwatch.py counts them. Missing folders hold nothing."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
+def tree_entries(folders: Iterable[Path | str]) -> Iterator[tuple[str, os.stat_result]]:
+    """Every entry under ``folders`` with its lstat, depth first; symbolic links are not
+    followed, unreadable entries and missing folders are passed over."""
     stack = [str(folder) for folder in folders]
     while stack:
-        top = stack.pop()
         try:
-            entries = os.scandir(top)
+            entries = os.scandir(stack.pop())
         except OSError:
             continue
         with entries:
@@ -265,15 +262,22 @@ def folder_usage(folders: Iterable[Path]) -> int:
                     info = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                key = (info.st_dev, info.st_ino)
-                if key in seen:
-                    continue
-                seen.add(key)
-                total += (
-                    max(info.st_blocks * 512, 0) if hasattr(info, "st_blocks") else info.st_size
-                )
                 if stat.S_ISDIR(info.st_mode):
                     stack.append(entry.path)
+                yield entry.path, info
+
+
+def folder_usage(folders: Iterable[Path]) -> int:
+    """Bytes allocated on disk to everything under ``folders`` (each inode once; symbolic
+    links are not followed), as diskwatch.py counts them. Missing folders hold nothing."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for _path, info in tree_entries(folders):
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            continue
+        seen.add(key)
+        total += max(info.st_blocks * 512, 0) if hasattr(info, "st_blocks") else info.st_size
     return total
 
 
