@@ -139,6 +139,10 @@ class Kernel:
         With ``follow`` (and ``plugins``), the kernel then keeps its running plugins on
         what state.json says as other processes change it (see :class:`PointerFollower`).
         """
+        # Started before (tests and the CLI install with one kernel, then run it): the old
+        # follower's idea of what is enabled is stale, and it would start a plugin a second
+        # time, racing start_enabled below; two watchdogs would sample every worker twice.
+        await self._stop_background()
         loop = asyncio.get_running_loop()
         self._watchdog = loop.create_task(self.confinement.run())
         problems = await self.loader.start_enabled() if plugins else []
@@ -155,14 +159,7 @@ class Kernel:
         return problems
 
     async def shutdown(self) -> None:
-        if self.follower is not None:
-            self.follower.close()
-        for task in (self._following, self._ticker, self._watchdog):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._following = self._ticker = self._watchdog = None
+        await self._stop_background()
         await self.loader.shutdown()
         self.launcher.close()
         self.confinement.close()
@@ -173,6 +170,18 @@ class Kernel:
         self.streams.close()
         self.journal.flush()
         self.sessions.close()
+
+    async def _stop_background(self) -> None:
+        """End the follower, the ticker and the watchdog's loop of the last start."""
+        if self.follower is not None:
+            self.follower.close()
+            self.follower = None
+        for task in (self._following, self._ticker, self._watchdog):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._following = self._ticker = self._watchdog = None
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
