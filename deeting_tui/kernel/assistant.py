@@ -33,6 +33,8 @@ class ToolOutcome:
     renderer: str | None = None
     error: str | None = None
     duration_ms: float = 0.0
+    #: The caller gave up on the call (Esc, Ctrl-C): not a failure of the plugin's.
+    cancelled: bool = False
 
     def summary(self) -> str:
         """The text a person (or model) sees for this outcome."""

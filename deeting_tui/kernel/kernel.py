@@ -309,7 +309,13 @@ class Kernel:
                     }
                 )
 
-            outcome = await self._invoke(runtime.supervisor, tool, args, progress)
+            try:
+                outcome = await self._invoke(runtime.supervisor, tool, args, progress)
+            except asyncio.CancelledError:
+                # Esc or Ctrl-C: the call's block ends now, marked cancelled, whatever the
+                # worker still does (the supervisor stops it, and restarts it if it must).
+                self._cancelled_call(session_id, call_id, tool, entry.plugin, started)
+                raise
         outcome.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if outcome.ok and outcome.renderer is None:
             outcome.renderer = runtime.spec.renderer if runtime else None
@@ -338,6 +344,28 @@ class Kernel:
             self.reply(session_id, outcome.summary())
         self.journal.flush()
         return outcome
+
+    def _cancelled_call(
+        self, session_id: str, call_id: str, tool: str, plugin: str, started: float
+    ) -> None:
+        """Record a call its caller gave up on: a result marked cancelled, not an error."""
+        self._emit(
+            session_id,
+            "tool_result",
+            {
+                "call_id": call_id,
+                "tool": tool,
+                "plugin": plugin,
+                "ok": False,
+                "cancelled": True,
+                "data": None,
+                "text": None,
+                "renderer": None,
+                "error": "cancelled",
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+        self.journal.flush()
 
     async def _invoke(
         self,

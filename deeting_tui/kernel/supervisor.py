@@ -225,6 +225,8 @@ class Supervisor:
         self._restart_task: asyncio.Task[None] | None = None
         self._winding_down: set[int] = set()  # cancelled calls the worker has yet to end
         self._idle: asyncio.Event | None = None  # set when the last call in flight ends
+        #: The generation killed because a call its caller cancelled did not stop.
+        self._stopped_for_cancel: int | None = None
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -406,7 +408,7 @@ class Supervisor:
             return await future
         except asyncio.CancelledError:
             if peer.is_pending(request_id):
-                self._cancel_in_worker(generation, request_id)
+                self._cancel_in_worker(generation, request_id, by_caller=True)
             raise
         except RpcError as exc:
             if exc.code == CONNECTION_CLOSED:
@@ -519,11 +521,16 @@ class Supervisor:
         )
         self._cancel_in_worker(generation, request_id)
 
-    def _cancel_in_worker(self, generation: int, request_id: int) -> None:
+    def _cancel_in_worker(
+        self, generation: int, request_id: int, *, by_caller: bool = False
+    ) -> None:
         """Ask the worker to stop a call; hold new calls until it has, or kill it.
 
         A plugin stuck in sync code cannot even read the cancel, so new calls wait for the
         outcome instead of queueing behind it and failing when the worker is killed.
+        ``by_caller``: the caller gave up (the user pressed Esc, the script was interrupted),
+        not the plugin's deadline: a worker killed for ignoring that cancel is restarted at
+        once and it does not count as a crash — blocking code is no fault of the plugin's.
         """
         peer = self._peer
         if generation != self._generation or peer is None or peer.closed:
@@ -534,7 +541,9 @@ class Supervisor:
             self.state = "cancelling"
             self._ready.clear()
         loop = asyncio.get_running_loop()
-        loop.call_later(self.policy.kill_grace, self._kill_if_stuck, generation, request_id)
+        loop.call_later(
+            self.policy.kill_grace, self._kill_if_stuck, generation, request_id, by_caller
+        )
 
     def _on_response(self, request_id: int) -> None:
         self._winding_down.discard(request_id)
@@ -542,11 +551,16 @@ class Supervisor:
             self.state = "ready"
             self._ready.set()
 
-    def _kill_if_stuck(self, generation: int, request_id: int) -> None:
+    def _kill_if_stuck(self, generation: int, request_id: int, by_caller: bool = False) -> None:
         peer = self._peer
         if generation != self._generation or peer is None or not peer.is_pending(request_id):
             return
-        self._abandon(generation, f"ignored a cancelled call for {self.policy.kill_grace:g} s")
+        grace = self.policy.kill_grace
+        if by_caller:
+            self._stopped_for_cancel = generation
+            self._abandon(generation, f"was stopped: a cancelled call went on for {grace:g} s")
+            return
+        self._abandon(generation, f"ignored a cancelled call for {grace:g} s")
 
     # -- notifications from the worker ------------------------------------------------------
 
@@ -615,7 +629,24 @@ class Supervisor:
         self.pid = None
         if self.state in ("stopping", "stopped", "starting", "disabled"):
             return
+        if self._stopped_for_cancel == generation:
+            self._restart_after_cancel()
+            return
         self._crashed(reason)
+
+    def _restart_after_cancel(self) -> None:
+        """The worker was stopped because a call its caller cancelled did not end (sync code
+        cannot hear a cancel): start it again now, with no backoff, no notice and no crash
+        counted. Its activate hook runs again (kernel ``on_restarted``), which is how a
+        plugin's state comes back."""
+        line = (
+            f"plugin '{self.name}': a cancelled call did not stop within "
+            f"{self.policy.kill_grace:g} s, so the worker was restarted (not counted as a crash)"
+        )
+        log.info("%s", line)
+        self.log_line(line)
+        self.state = "restarting"
+        self._restart_task = asyncio.get_running_loop().create_task(self._restart(0.0))
 
     def _crashed(self, reason: str) -> None:
         count = self.guard.record()
