@@ -48,13 +48,15 @@ class ErrorLine(Static):
 
 class ToolCallBlock(Vertical):
     """One tool call: a spinner and the time it has run, a progress bar when the plugin
-    reports progress, then the duration and a collapsible body with arguments and card."""
+    reports progress, then the duration and a collapsible body with arguments and card (or
+    the error, or "cancelled" as soon as the user cancelled it)."""
 
     DEFAULT_CSS = """
     ToolCallBlock { height: auto; margin: 0 0 0 2; }
     ToolCallBlock > .status { color: $text-muted; }
     ToolCallBlock > .status.-done { color: $success; }
     ToolCallBlock > .status.-failed { color: $error; }
+    ToolCallBlock > .status.-cancelled { color: $warning; }
     ToolCallBlock > ProgressBar { margin: 0 0 0 2; height: 1; }
     ToolCallBlock > .progress-message { color: $text-muted; margin: 0 0 0 2; }
     ToolCallBlock Collapsible { margin: 0; padding: 0; border: none; }
@@ -125,6 +127,9 @@ class ToolCallBlock(Vertical):
             arguments = Static(Text(_short_args(self.args, limit=2000), style="dim"))
             body = Collapsible(arguments, Static(card), title="result", collapsed=False)
             await self.mount(body)
+        elif result.get("cancelled"):
+            status.add_class("-cancelled")
+            status.update(Text(f"⊘ {self.tool}  cancelled after {took}"))
         else:
             status.add_class("-failed")
             status.update(Text(f"✗ {self.tool}  {took}: {result.get('error')}"))
