@@ -244,10 +244,11 @@ class HostProxy:
         try:
             await self._connection(reader, writer)
         except asyncio.CancelledError:
-            # close() cancels connections on purpose, and Python 3.11's start_server reports a
-            # cancelled handler as an error in the loop's log; only foreign cancels go on.
-            if not self._closing:
-                raise
+            # close() cancels connections on purpose, and so does asyncio.run for whatever is
+            # left when the program ends (the chat quit with a call in flight). Nobody awaits
+            # this task, and Python 3.11's start_server reports a cancelled handler as an
+            # "Exception in callback" traceback: a cancelled connection just ends.
+            writer.transport.abort()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -267,7 +268,9 @@ class HostProxy:
                 await self._refuse(reader, writer, _HttpError(503, message))
             else:
                 await self._serve(reader, writer)
-        except (ConnectionError, TimeoutError) as error:
+        except (OSError, TimeoutError) as error:
+            # ConnectionError, and what a socket whose far end is gone says otherwise (ENOTCONN
+            # on a half-close after a reset): the connection ended, nothing went wrong here.
             log.debug("plugin %r connection ended: %r", self._plugin, error)
         except Exception:
             log.exception("plugin %r: network proxy connection failed", self._plugin)
@@ -713,7 +716,8 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle
         writer.write(data)
         await idle.wait(writer.drain)
     if writer.can_write_eof() and not writer.is_closing():
-        writer.write_eof()
+        with contextlib.suppress(OSError):  # ENOTCONN: the other end is gone, nothing to tell
+            writer.write_eof()
 
 
 async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
