@@ -10,10 +10,10 @@ Sync plugin functions run inline (the cheapest path, and a hung one is the super
 kill); async ones run as tasks on the worker's event loop so they can be cancelled. The loop
 runs only while it has work — a task, a timer or a callback, e.g. from an async call or a
 background task the plugin started. Otherwise the worker waits for the kernel in a plain
-blocking read, which wakes measurably faster than a poll through the loop (see bench/). A
-plugin thread that hands work to the loop (``run_coroutine_threadsafe``) while nothing else is
-pending is served at the next message from the kernel: threads should use the Context, which
-writes to the kernel directly.
+blocking wait (one poll() on its pipe and on the loop's self-pipe, then a plain read), which
+wakes measurably faster than a poll through the loop (see bench/). A plugin thread that hands
+work to the loop (``run_coroutine_threadsafe``) wakes that wait through the self-pipe, so it is
+served at once even while nothing else is pending.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import resource
+import select
 import signal
 import sys
 import traceback
@@ -182,6 +183,7 @@ class WorkerServer:
             blocking_writes=True,
             request_id_var=current_call_id,
         )
+        self.read_fd = read_fd
         self.module: ModuleType | None = None
         self.ctx: Context | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -193,11 +195,17 @@ class WorkerServer:
         with asyncio.Runner() as runner:
             self.loop = runner.get_loop()
             self.peer.start(self.loop, read_in_loop=False)
+            idle = _IdleWait(self.read_fd, self.loop)
             while not self._stopping:
                 if _loop_has_work(self.loop):
                     runner.run(self._serve_in_loop())
-                else:
+                elif idle.kernel_spoke():
                     self.peer.read_blocking()
+                else:
+                    # A thread woke the loop (call_soon_threadsafe). Run it even if what was
+                    # handed over already ran: that drains the self-pipe, which would
+                    # otherwise keep the poll awake for ever.
+                    runner.run(self._serve_in_loop())
 
     async def _serve_in_loop(self) -> None:
         """Let the loop read and run tasks until nothing is left for it to do."""
@@ -342,6 +350,38 @@ class WorkerServer:
         self._stopping = True
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
+
+
+class _IdleWait:
+    """How an idle worker waits: for the kernel's next message, or for a plugin thread that
+    hands the loop work (``run_coroutine_threadsafe`` and every other ``call_soon_threadsafe``
+    write a byte to the loop's self-pipe). One poll() on both; no thread, no timer.
+
+    The self-pipe is asyncio's own (``_ssock``), read here only for readiness: the loop
+    drains it when it runs. On a loop without one, a plain blocking read of the kernel's fd
+    (a thread's hand-over then waits for the next message, as it used to).
+    """
+
+    def __init__(self, read_fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._read_fd = read_fd
+        self._poll: select.poll | None = None
+        self_pipe = getattr(loop, "_ssock", None)
+        fileno = getattr(self_pipe, "fileno", None)
+        if callable(fileno):
+            self._poll = select.poll()
+            self._poll.register(read_fd, select.POLLIN)
+            self._poll.register(fileno(), select.POLLIN)
+
+    def kernel_spoke(self) -> bool:
+        """Block until either wakes; True when the kernel's fd has input (or hung up)."""
+        if self._poll is None:
+            return True
+        while True:
+            try:
+                ready = self._poll.poll()
+            except InterruptedError:  # pragma: no cover - PEP 475 retries poll() itself
+                continue
+            return any(fd == self._read_fd for fd, _events in ready)
 
 
 def _none(_result: Any) -> dict[str, Any]:

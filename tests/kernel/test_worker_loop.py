@@ -76,6 +76,20 @@ async def test_a_background_task_runs_on_its_own_and_calls_still_work(kernel: Ke
     assert (await asyncio.wait_for(supervisor.invoke("where", {}), timeout=5))["text"] == "here"
 
 
+async def test_a_thread_handing_the_idle_loop_a_coroutine_is_served_at_once(
+    kernel: Kernel,
+) -> None:
+    """The worker waits for the kernel in a blocking read while its loop is idle: a plugin
+    thread's run_coroutine_threadsafe must wake it, not wait for the next kernel message
+    (none comes here: the stream must arrive on its own)."""
+    supervisor = await _supervisor(kernel)
+    kernel.open_session()
+    handed = _streams(kernel, "loop.handoff", 1)
+    assert (await supervisor.invoke("handoff", {"after": 0.3}))["text"] == "handing over"
+    await asyncio.wait_for(handed.wait(), timeout=10)
+    assert (await supervisor.invoke("where", {}))["text"] == "here"
+
+
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "with-background-task"])
 async def test_shutdown_is_clean_in_either_mode(kernel: Kernel, busy: bool) -> None:
     supervisor = await _supervisor(kernel)
