@@ -41,15 +41,17 @@ def _status(block: ToolCallBlock) -> str:
     return str(block.query_one(".status", Static).render())
 
 
-async def _cancel_a_blocking_call(pilot: Any, app: DeetingApp) -> ToolCallBlock:
-    """`sleep 60` (the trigger of sleeper's blocking tool), then Esc once it blocks."""
+async def _cancel_a_blocking_call(
+    pilot: Any, app: DeetingApp, key: str = "escape"
+) -> ToolCallBlock:
+    """`sleep 60` (the trigger of sleeper's blocking tool), then ``key`` once it blocks."""
     calls = len(app.screen.query(ToolCallBlock))
     await _type(pilot, "sleep 60")
     await until(pilot, lambda: len(app.screen.query(ToolCallBlock)) > calls, "the call")
     block = list(app.screen.query(ToolCallBlock))[-1]
     # The plugin reported progress: it is inside time.sleep now.
     await until(pilot, lambda: bool(block.query(ProgressBar)), "the plugin to block")
-    await pilot.press("escape")
+    await pilot.press(key)
     # The kernel says so before it deals with the worker (tests/kernel covers that).
     await until(pilot, lambda: block.done, "the block to end")
     return block
@@ -77,3 +79,18 @@ async def test_escape_on_a_blocking_call_ends_its_block_at_once(app: DeetingApp)
             assert _status(answer).startswith("✓ state"), (round_, _status(answer))
         assert not app.screen.query(ErrorLine) and notices == []
         assert app.kernel.loader.record("sleeper").enabled
+
+
+async def test_ctrl_c_on_a_running_call_cancels_it_and_otherwise_copies(app: DeetingApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        block = await _cancel_a_blocking_call(pilot, app, key="ctrl+c")
+        assert _status(block).startswith("⊘ block  cancelled after "), _status(block)
+        await app.screen.workers.wait_for_complete()
+        # Nothing running: ctrl+c is the input's copy again, and the chat goes on.
+        await pilot.press("ctrl+c")
+        await _type(pilot, "/state")
+        await app.screen.workers.wait_for_complete()
+        await pilot.pause()
+        answer = list(app.screen.query(ToolCallBlock))[-1]
+        assert _status(answer).startswith("✓ state"), _status(answer)
+        assert app.screen is app.chat

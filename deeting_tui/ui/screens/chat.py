@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -47,6 +48,9 @@ class ChatScreen(Screen[None]):
         Binding(
             "escape", "cancel_turn", "Cancel", id="chat.cancel", tooltip="Stop the running turn"
         ),
+        # Ctrl-C is what a terminal user presses to stop something: while a turn runs it
+        # cancels it as Esc does; otherwise it stays the input's copy (and the app's hint).
+        Binding("ctrl+c", "interrupt_turn", "Stop", show=False, priority=True, id="chat.interrupt"),
         Binding("up", "history(-1)", "Previous", show=False, id="chat.history_back"),
         Binding("down", "history(1)", "Next", show=False, id="chat.history_forward"),
     ]
@@ -141,6 +145,13 @@ class ChatScreen(Screen[None]):
         await self.deeting.submit(text)
 
     def action_cancel_turn(self) -> None:
+        self.workers.cancel_group(self, "turn")
+
+    def action_interrupt_turn(self) -> None:
+        if not any(
+            w.node is self and w.group == "turn" and not w.is_finished for w in self.workers
+        ):
+            raise SkipAction()  # nothing running: ctrl+c goes on to copy
         self.workers.cancel_group(self, "turn")
 
     def action_history(self, step: int) -> None:
