@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import OFFICIAL, REPO
+from support import FIXTURES, OFFICIAL, REPO
 from terminal_support import TERMJACK, VISIBLE
 
 from deeting_tui.plugin.scopes import explain, parse_scope
@@ -323,3 +323,43 @@ def test_a_hostile_plugin_cannot_retitle_the_terminal_or_set_the_clipboard(
         pane.press("C-q")
         status = pane.wait_exit()
         assert status == "exit 0", f"deeting ended with {status}:\n{pane.capture(history=True)}"
+
+
+def test_esc_and_ctrl_c_on_a_blocking_plugin_in_an_80x24_terminal(
+    tmp_path: Path, home: Path
+) -> None:
+    """tests/fixtures/blocking_plugin blocks in time.sleep, as urllib does: Esc (four times,
+    more than the crash-loop limit) and Ctrl-C each end its call's block at once, marked
+    cancelled; the plugin answers the next call every time and is never disabled; quitting
+    afterwards prints no traceback."""
+    env = _environment(home)
+    done = _install(env, FIXTURES / "blocking_plugin", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def send(pane: Pane, line: str) -> None:
+        pane.type(line)
+        pane.wait_re(rf"^\s*▊\s*{re.escape(line)}\s*▎\s*$")  # in the prompt: keys arrived
+        pane.press("Enter")
+
+    with _pane(tmp_path, env) as pane:
+        pane.start([str(deeting_script())])
+        pane.wait_text("Deeting")
+        for round_, key in enumerate(("Escape", "Escape", "Escape", "Escape", "C-c"), 1):
+            send(pane, "/new")  # an empty transcript each round: what is seen is this round's
+            pane.wait_for("a new session", lambda s: "> " not in s)
+            send(pane, "sleep 60")
+            pane.wait_text("blocking")  # the plugin's progress line: it is inside time.sleep
+            pane.press(key)
+            screen = pane.wait_for(
+                f"cancel {round_} ({key}) ends the block",
+                lambda s: "⊘ block  cancelled after" in s and "blocking" not in s,
+            )
+            assert "crashed" not in screen and "disabled" not in screen, screen
+            send(pane, "/state")
+            screen = pane.wait_re(r"✓ state\b")
+            assert "crashed" not in screen and "disabled" not in screen, screen
+        pane.press("C-q")
+        status = pane.wait_exit()
+        last = pane.capture(history=True)
+        assert status == "exit 0", f"deeting ended with {status}; the screen:\n{last}"
+        assert "Traceback" not in last and "Error" not in last, last
