@@ -5,6 +5,7 @@ without that counting as a crash, so cancelling never disables a plugin."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from support import FIXTURES, events_of
@@ -14,11 +15,13 @@ from deeting_tui.kernel.kernel import Kernel
 DEADLINE_S = 10.0
 
 
-async def _blocking_call(kernel: Kernel, seen: list[dict[str, Any]]) -> asyncio.Task[Any]:
-    """Start `/block seconds=60` and return its turn once the plugin is inside time.sleep."""
+async def _blocking_call(
+    kernel: Kernel, seen: list[dict[str, Any]], tool: str = "block"
+) -> asyncio.Task[Any]:
+    """Start `/TOOL seconds=60` and return its turn once the plugin is inside time.sleep."""
     session = kernel.open_session().id
     before = len(seen)
-    turn = asyncio.create_task(kernel.submit(session, "/block seconds=60"))
+    turn = asyncio.create_task(kernel.submit(session, f"/{tool} seconds=60"))
 
     async def blocking() -> None:
         while not any(e["type"] == "progress" for e in seen[before:]):
@@ -72,3 +75,24 @@ async def test_cancelling_again_and_again_never_disables_a_blocking_plugin(
     assert kernel.loader.record("sleeper").enabled
     assert not [e for e in seen if e["type"] in ("plugin_notice", "error")]
     assert [r["cancelled"] for r in _results(seen) if r["tool"] == "block"] == [True] * 4
+
+
+async def test_blocking_code_awaited_in_a_thread_is_cancelled_without_a_restart(
+    kernel: Kernel,
+) -> None:
+    """What the plugin guide recommends: the await of asyncio.to_thread hears the cancel, so
+    the worker (and what the plugin holds in memory) stays."""
+    await kernel.loader.install(FIXTURES / "blocking_plugin")
+    supervisor = kernel.loader.runtimes["sleeper"].supervisor
+    seen = events_of(kernel)
+    # Time enough to let go even on a loaded machine: this test is about not being killed.
+    supervisor.policy = dataclasses.replace(supervisor.policy, kill_grace=10.0)
+    turn = await _blocking_call(kernel, seen, tool="block_in_thread")
+    pid = supervisor.pid
+    turn.cancel()
+    await asyncio.gather(turn, return_exceptions=True)
+    (result,) = _results(seen)
+    assert result["cancelled"] is True
+    session = kernel.open_session().id
+    answer = await asyncio.wait_for(kernel.call_tool(session, "state", {}), DEADLINE_S)
+    assert answer.ok and answer.data["pid"] == pid == supervisor.pid
