@@ -302,6 +302,7 @@ def _provider_help() -> str:
         now = f"unknown: {exc}"
     return (
         "who answers free text; default: config.toml's provider, else anthropic when "
-        "ANTHROPIC_API_KEY is set, openai when OPENAI_BASE_URL or OPENAI_API_KEY is, "
+        "ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN is set, openai when OPENAI_BASE_URL or "
+        "OPENAI_API_KEY is, "
         f"else offline (now: {now})"
     )
