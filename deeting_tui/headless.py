@@ -73,7 +73,9 @@ class ScriptPrinter:
         self.out.write(buffer.getvalue().encode())
 
     def _error_line(self, event: dict[str, Any]) -> None:
-        self.err.write(f"error: {one_line(str(event.get('message', '')))}\n")
+        # The same prefix as every other error the command prints (cli.main), so one grep
+        # (or a wrapper script) finds them all.
+        self.err.write(f"deeting: error: {one_line(str(event.get('message', '')))}\n")
 
 
 def script_lines(lines: Iterable[str]) -> Iterable[str]:
