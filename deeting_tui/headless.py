@@ -126,6 +126,25 @@ def _may_block(lines: Iterable[str]) -> bool:
         return False
 
 
+NOT_TEXT = "a script line is not UTF-8 text, so it was skipped — save the script as UTF-8"
+
+
+def _is_text(line: str) -> bool:
+    """False for a line read with ``surrogateescape`` from bytes that are not UTF-8."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_line(session_id: str, out: IO[bytes], err: IO[str], json_mode: bool) -> None:
+    if json_mode:
+        event = {"type": "error", "session_id": session_id, "message": NOT_TEXT}
+        out.write(orjson.dumps(event) + b"\n")
+    err.write(f"deeting: error: {NOT_TEXT}\n")
+
+
 async def run_script(
     kernel: Kernel,
     lines: Iterable[str],
@@ -142,6 +161,10 @@ async def run_script(
     failed = False
     try:
         async for line in _lines_off_the_loop(lines):
+            if not _is_text(line):
+                _refuse_line(session.id, out, err, json_mode)
+                failed = True
+                continue
             turn = await kernel.submit(session.id, line)
             failed = failed or turn.failed
             out.flush()

@@ -325,10 +325,14 @@ def _say_limits(limits: dict[str, str]) -> None:
 def _new(args: argparse.Namespace) -> int:
     from deeting_tui.plugin.scaffold import scaffold
 
+    dest = Path(args.dir) / args.name
     try:
-        folder = scaffold(args.name, Path(args.dir) / args.name)
+        folder = scaffold(args.name, dest)
     except ValueError as exc:
         return _fail(str(exc))
+    except OSError as exc:  # a read-only or missing place, a file in the way, a full disk
+        why = exc.strerror or str(exc)
+        return _fail(f"cannot create {dest}: {why} — choose another folder with --dir")
     say(f"created {folder} — try: deeting plugin install {folder}")
     return 0
 
