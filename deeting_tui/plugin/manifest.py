@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,7 @@ from deeting_tui.plugin._schema import human_errors, type_name, validator
 from deeting_tui.plugin._tools import parse_tools
 from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
 from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
+from deeting_tui.resources import core_renderer_names
 
 __all__ = [
     "EventSubscription",
@@ -129,6 +131,10 @@ def load_plugin(path: Path) -> PluginSpec:
     return spec
 
 
+#: The schema's pattern for a renderer name: other strings get the schema's own message.
+_RENDERER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*").fullmatch
+
+
 def check_plugin(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
     """Check a plugin folder; the spec is None exactly when the problem list is not empty."""
     root = Path(path)
@@ -226,7 +232,16 @@ class _Checker:
             self.add(KIMAI, where, message)
         self.check_permissions(kimai.get("permissions"))
         self.check_events(kimai.get("events"), kimai.get("permissions"))
+        self.check_renderer(kimai.get("renderer"))
         return kimai
+
+    def check_renderer(self, renderer: object) -> None:
+        """The core owns the renderers (DESIGN §6): a name it does not know would draw every
+        result as raw JSON, so it is refused here, where the author sees it."""
+        known = core_renderer_names()
+        if isinstance(renderer, str) and renderer not in known and _RENDERER_NAME(renderer):
+            names = ", ".join(sorted(known))
+            self.add(KIMAI, "renderer", f"{renderer!r} is not a core renderer (known: {names})")
 
     def check_permissions(self, permissions: object) -> None:
         if not isinstance(permissions, list):
