@@ -251,6 +251,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
                 "regex": spec.trigger.regex,
                 "tool": spec.trigger.tool,
                 "priority": spec.trigger.priority,
+                "examples": list(spec.trigger.examples),
             }
             if spec.trigger
             else None
@@ -288,6 +289,8 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     if spec.trigger:
         trigger = spec.trigger
         say(f"  trigger:     {trigger.regex} → {trigger.tool} (priority {trigger.priority})")
+        if trigger.examples:
+            say("  type:        " + "  |  ".join(trigger.examples))
     for event in spec.events:
         reads = (
             " — reads what you type that no trigger takes (with 'messages')"

@@ -72,6 +72,9 @@ class TriggerSpec:
     regex: str
     tool: str
     priority: int = TRIGGER_PRIORITY
+    #: Messages it routes (kimai.json's optional ``trigger.examples``, each checked to match):
+    #: what help shows the user to type, instead of the regex.
+    examples: tuple[str, ...] = ()
 
     @cached_property
     def pattern(self) -> TriggerPattern:
@@ -322,12 +325,29 @@ class _Checker:
         tool = self.trigger_tool(trigger, tools)
         if tool is None:
             return None
+        examples = self.trigger_examples(trigger.get("examples"))
         if pattern is not None:
             self.check_groups(pattern, tool)
+            self.check_examples(pattern, examples)
         priority = trigger.get("priority", TRIGGER_PRIORITY)
         if not isinstance(priority, int | float) or isinstance(priority, bool):
             priority = TRIGGER_PRIORITY  # the schema has said so; no spec is built from this
-        return TriggerSpec(trigger["regex"], tool["name"], int(priority))
+        return TriggerSpec(trigger["regex"], tool["name"], int(priority), examples)
+
+    @staticmethod
+    def trigger_examples(examples: object) -> tuple[str, ...]:
+        """The examples' strings (the schema reports anything else, so no spec is built)."""
+        if not isinstance(examples, list):
+            return ()
+        return tuple(e for e in examples if isinstance(e, str))
+
+    def check_examples(self, pattern: TriggerPattern, examples: tuple[str, ...]) -> None:
+        """An example the trigger does not route would teach the user a message that goes to
+        the assistant instead."""
+        for index, example in enumerate(examples):
+            if example and pattern.search(example) is None:
+                where = f"trigger.examples[{index}]"
+                self.add(KIMAI, where, f"{example!r} does not match the trigger's regex")
 
     def trigger_tool(
         self, trigger: dict[str, Any], tools: list[dict[str, Any]]

@@ -104,7 +104,12 @@ def _files(name: str) -> dict[str, str]:
     kimai = {
         **meta,
         "permissions": [],
-        "trigger": {"regex": "^hello (?P<name>.+)$", "tool": "hello", "priority": 50},
+        "trigger": {
+            "regex": "^hello (?P<name>.+)$",
+            "tool": "hello",
+            "priority": 50,
+            "examples": ["hello world"],
+        },
     }
     return {
         "package.json": _json(package),
