@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from deeting_tui import __version__
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise, one_line
@@ -47,8 +47,17 @@ class CliError(Exception):
     """A command failed (exit code 1); the message is shown as is."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors said like every other error: one line, what to do."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("deeting").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"deeting: error: {where}{one_line(message)} — see: {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deeting",
         description=DESCRIPTION,
         epilog=EPILOG,

@@ -155,3 +155,24 @@ def test_script_file_problems_are_one_line_with_exit_2(home: Path, tmp_path: Pat
         assert done.stderr == f"deeting: error: {done.stderr.removeprefix('deeting: error: ')}"
         assert words in done.stderr and done.stderr.count("\n") == 1
         assert "[Errno" not in done.stderr and "codec" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--bogus"], "unrecognized arguments: --bogus — see: deeting --help"),
+        (["plugin"], "plugin: the following arguments are required: ACTION"),
+        (["plugin", "install"], "plugin install: the following arguments are required: SOURCE"),
+        (["plugin", "grant", "x"], "see: deeting plugin grant --help"),
+        (["--provider", "gpt"], "invalid choice: 'gpt'"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], words: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deeting: error:") and err.count("\n") == 1, err
+    assert words in err
