@@ -141,11 +141,21 @@ _RENDERER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*").fullmatch
 def check_plugin(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
     """Check a plugin folder; the spec is None exactly when the problem list is not empty."""
     root = Path(path)
+    hint = "a plugin is a folder holding kimai.json, package.json, llm-tool.yaml, src/"
     if not root.is_dir():
         why = "is not a directory" if root.exists() else "does not exist"
-        hint = "a plugin is a folder holding kimai.json, package.json, llm-tool.yaml, src/"
         return None, [Problem("", "", f"{root} {why}: {hint}")]
+    if not any(_exists(root / name) for name in (KIMAI, PACKAGE)):
+        # Someone typed the wrong folder (their home, /): say so, without walking all of it.
+        return None, [Problem("", "", f"{root} is not a plugin folder (no {KIMAI}): {hint}")]
     return _Checker(root).run()
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:  # unreadable: let the checker say so
+        return True
 
 
 class _Checker:
@@ -177,10 +187,16 @@ class _Checker:
         for dirpath, dirnames, filenames in os.walk(self.root):
             for name in [*dirnames, *filenames]:
                 entry = Path(dirpath, name)
-                if entry.is_symlink() and not entry.resolve().is_relative_to(real_root):
+                try:
+                    escapes = entry.is_symlink() and not entry.resolve().is_relative_to(real_root)
+                except (OSError, RuntimeError) as error:  # unreadable, or a link loop
+                    escapes, why = True, getattr(error, "strerror", None) or str(error)
+                else:
+                    why = "symlink points outside the plugin"
+                if escapes:
                     rel = entry.relative_to(self.root).as_posix()
                     self.escaped.add(rel)
-                    self.add(rel, "", "symlink points outside the plugin")
+                    self.add(rel, "", why)
 
     def read(self, rel: str, missing: str) -> str | None:
         path = self.root / rel

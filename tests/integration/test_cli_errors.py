@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from support import DEETING, REPO
+from support import DEETING, FIXTURES, REPO
 
 from deeting_tui.cli import build_parser, main
 
@@ -176,3 +177,44 @@ def test_bad_usage_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("deeting: error:") and err.count("\n") == 1, err
     assert words in err
+
+
+def test_installing_a_folder_that_is_no_plugin_says_so_without_walking_it(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`deeting plugin install ~` by mistake: one line at once, not a walk of the whole home
+    (nor a PermissionError from somewhere deep inside it)."""
+    wrong = tmp_path / "home-by-mistake"
+    (wrong / "deep" / "er").mkdir(parents=True)
+    (wrong / "deep" / "link-out").symlink_to("/etc")
+    locked = wrong / "private"
+    locked.mkdir()
+    (locked / "loop").symlink_to(locked / "loop")
+    code, _, err = _run(capsys, "plugin", "install", str(wrong))
+    assert code == 1
+    _one_clear_error_line(err)
+    assert f"{wrong} is not a plugin folder (no kimai.json)" in err
+    assert "symlink" not in err and "loop" not in err
+
+
+def test_a_link_loop_inside_a_plugin_is_a_problem_not_a_crash(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin = tmp_path / "echo-fixture"
+    shutil.copytree(FIXTURES / "good_plugin", plugin, ignore=shutil.ignore_patterns("__pycache__"))
+    (plugin / "loop").symlink_to(plugin / "loop")
+    code, _, err = _run(capsys, "plugin", "install", str(plugin))
+    assert code == 1
+    _one_clear_error_line(err)
+    assert "not a valid plugin: loop:" in err
+
+
+def test_a_home_where_nothing_can_be_created_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEETING_HOME", "/proc/self/deeting-home")  # /proc makes no folders
+    code, _, err = _run(capsys, "plugin", "list")
+    assert code == 1
+    _one_clear_error_line(err)
+    assert "cannot create the folder for the session store" in err
+    assert "— check DEETING_HOME" in err
