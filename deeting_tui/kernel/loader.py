@@ -677,7 +677,7 @@ class Loader:
                 # The plugin did not load, so no hook ran: naming the hook would send the
                 # author looking for a postinstall the plugin may not even have.
                 message = _one_line(str(exc))
-                raise PluginError(message + _start_hint(message)) from None
+                raise PluginError(message + start_hint(message)) from None
             if hook in supervisor.hooks_defined:
                 await supervisor.run_hook(hook)
         except RpcError as exc:
@@ -686,7 +686,7 @@ class Loader:
             await supervisor.stop()
 
 
-def _start_hint(message: str) -> str:
+def start_hint(message: str) -> str:
     """What to do when the plugin's code cannot even be imported for a missing module."""
     if "No module named" in message:
         return " — add it to the plugin's requirements.txt (pinned ==), or fix the import"
