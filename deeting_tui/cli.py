@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import logging
 import os
 import sys
@@ -278,23 +277,15 @@ def _run_chat(args: argparse.Namespace) -> int:
 
 def _run_script(args: argparse.Namespace) -> int:
     if args.script == "-":
-        # Undecodable bytes stay in the line (as surrogates) so that run_script refuses that
-        # line alone with one clear error, instead of the reader dying half way.
-        lines: Any = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+        lines: Any = sys.stdin
     else:
         path = Path(args.script)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             raise UsageError(f"--script {args.script}: no such file") from None
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            raise UsageError(f"--script {args.script}: cannot read: {why}") from None
-        except UnicodeDecodeError as exc:
-            raise UsageError(
-                f"--script {args.script}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-                f"offset {exc.start}) — save it as UTF-8"
-            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--script {args.script}: cannot read: {exc}") from None
     return asyncio.run(_script_main(args, lines))
 
 

@@ -20,7 +20,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import IO, Any
 
 import orjson
@@ -43,8 +43,25 @@ class ScriptPrinter:
         self.err = err
         self.json_mode = json_mode
         self.cards = cards and not json_mode
+        #: The first failed write (a closed pipe, a full disk): the run stops on it.
+        self.write_error: OSError | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if self.write_error is not None:
+            return  # nobody can read what follows: say it once, where the run ends
+        try:
+            self._print(event)
+        except OSError as exc:
+            self.write_error = exc
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+            self.err.flush()
+        except OSError as exc:
+            self.write_error = self.write_error or exc
+
+    def _print(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "plugin_notice":  # a crash, a restart, an upgrade made elsewhere: say it
             self.err.write(f"notice: {one_line(str(event.get('message', '')))}\n")
@@ -104,12 +121,12 @@ async def _lines_off_the_loop(lines: Iterable[str]) -> AsyncIterator[str]:
     def read() -> None:
         try:
             for line in script_lines(lines):
-                asyncio.run_coroutine_threadsafe(queue.put(line), loop).result()
+                _hand_over(loop, queue.put(line))
             item: str | BaseException | None = None
         except BaseException as exc:  # handed to the loop, raised there
             item = exc
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
-            asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        with contextlib.suppress(Exception):  # the loop is gone: nobody is listening
+            _hand_over(loop, queue.put(item))
 
     threading.Thread(target=read, name="deeting-script-reader", daemon=True).start()
     while (item := await queue.get()) is not None:
@@ -118,31 +135,26 @@ async def _lines_off_the_loop(lines: Iterable[str]) -> AsyncIterator[str]:
         yield item
 
 
+def _hand_over(loop: asyncio.AbstractEventLoop, put: Coroutine[Any, Any, None]) -> None:
+    """Run ``put`` (a ``queue.put``) on ``loop`` from the reader thread, and wait for it.
+
+    The thread holds the coroutine until then: when the run ends first (a closed pipe,
+    Ctrl-C) and the loop never runs it, it is not collected un-awaited as the loop closes,
+    which Python would report on stderr ("coroutine 'Queue.put' was never awaited")."""
+    try:
+        future = asyncio.run_coroutine_threadsafe(put, loop)
+    except RuntimeError:  # the loop is closed
+        put.close()
+        raise
+    future.result()
+
+
 def _may_block(lines: Iterable[str]) -> bool:
     try:
         fileno = lines.fileno()  # type: ignore[attr-defined]
         return not stat.S_ISREG(os.fstat(fileno).st_mode)
     except (AttributeError, OSError, ValueError):
         return False
-
-
-NOT_TEXT = "a script line is not UTF-8 text, so it was skipped — save the script as UTF-8"
-
-
-def _is_text(line: str) -> bool:
-    """False for a line read with ``surrogateescape`` from bytes that are not UTF-8."""
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _refuse_line(session_id: str, out: IO[bytes], err: IO[str], json_mode: bool) -> None:
-    if json_mode:
-        event = {"type": "error", "session_id": session_id, "message": NOT_TEXT}
-        out.write(orjson.dumps(event) + b"\n")
-    err.write(f"deeting: error: {NOT_TEXT}\n")
 
 
 async def run_script(
@@ -157,18 +169,25 @@ async def run_script(
     """Run every line; 0 when all succeeded, 1 when any failed."""
     session = kernel.open_session(session_id)
     cards = hasattr(out, "isatty") and out.isatty()
-    remove = kernel.add_listener(ScriptPrinter(out, err, json_mode, cards=cards))
+    printer = ScriptPrinter(out, err, json_mode, cards=cards)
+    remove = kernel.add_listener(printer)
     failed = False
     try:
         async for line in _lines_off_the_loop(lines):
-            if not _is_text(line):
-                _refuse_line(session.id, out, err, json_mode)
-                failed = True
-                continue
             turn = await kernel.submit(session.id, line)
             failed = failed or turn.failed
-            out.flush()
-            err.flush()
+            printer.flush()
+            if printer.write_error is not None:
+                _stop_on(printer.write_error)
     finally:
         remove()
     return 1 if failed else 0
+
+
+def _stop_on(error: OSError) -> None:
+    """The output cannot be written: the rest of the script would run for nobody. A closed
+    pipe (``deeting --script - | head -1``) ends the run as a shell expects, quietly; any
+    other failure (a full disk) is an error that says so."""
+    if isinstance(error, BrokenPipeError):
+        raise error
+    raise OSError(error.errno, f"cannot write the output: {error.strerror or error}") from None

@@ -11,7 +11,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 from support import DEETING, FIXTURES, REPO
 
@@ -110,54 +109,6 @@ def test_an_os_error_anywhere_is_a_line_a_person_reads(
     assert err == "deeting: error: /somewhere/state.json: Permission denied\n"
 
 
-def _script(
-    home: Path, stdin: bytes, *args: str, locale: str
-) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "DEETING_HOME": str(home), "LC_ALL": locale}
-    env.pop("DEETING_DEBUG", None)
-    return subprocess.run(
-        [*DEETING, "--script", "-", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        cwd=REPO,
-    )
-
-
-@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
-def test_a_script_line_that_is_not_utf8_is_refused_alone(home: Path, locale: str) -> None:
-    """Piped bytes in another encoding: under a UTF-8 locale the reader died with a
-    traceback-like TypeError half way; now that line alone is refused."""
-    done = _script(home, b"caf\xe9\nhelp\n", "--json", locale=locale)
-    err = done.stderr.decode()
-    assert done.returncode == 1
-    assert err == (
-        "deeting: error: a script line is not UTF-8 text, so it was skipped — save the "
-        "script as UTF-8\n"
-    )
-    events = [orjson.loads(line) for line in done.stdout.splitlines()]
-    assert [e["type"] for e in events] == ["error", "reply"]  # the next line still answered
-    assert len({e["session_id"] for e in events}) == 1
-
-
-def test_script_file_problems_are_one_line_with_exit_2(home: Path, tmp_path: Path) -> None:
-    latin1 = tmp_path / "latin1.txt"
-    latin1.write_bytes(b"caf\xe9\n")
-    for target, words in (
-        (tmp_path, f"--script {tmp_path}: cannot read: Is a directory"),
-        (latin1, f"--script {latin1}: not UTF-8 text (byte 0xe9 at offset 3)"),
-    ):
-        env = {**os.environ, "DEETING_HOME": str(home)}
-        done = subprocess.run(
-            [*DEETING, "--script", str(target)], capture_output=True, text=True, env=env, cwd=REPO
-        )
-        assert done.returncode == 2
-        assert done.stderr == f"deeting: error: {done.stderr.removeprefix('deeting: error: ')}"
-        assert words in done.stderr and done.stderr.count("\n") == 1
-        assert "[Errno" not in done.stderr and "codec" not in done.stderr
-
-
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -218,3 +169,62 @@ def test_a_home_where_nothing_can_be_created_is_one_clear_line(
     _one_clear_error_line(err)
     assert "cannot create the folder for the session store" in err
     assert "— check DEETING_HOME" in err
+
+
+def _calc_home(home: Path) -> dict[str, str]:
+    env = {**os.environ, "DEETING_HOME": str(home)}
+    env.pop("DEETING_DEBUG", None)
+    installed = subprocess.run(
+        [*DEETING, "plugin", "install", str(REPO / "plugins" / "calc")],
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert installed.returncode == 0, installed.stderr
+    return env
+
+
+def test_a_script_whose_reader_goes_away_ends_quietly(home: Path) -> None:
+    """`deeting --script - | head -1`: exit 141 as a shell expects, not a traceback per line."""
+    env = _calc_home(home)
+    # More output than a pipe holds (~350 bytes a help, 64 KiB a pipe): the writer must meet
+    # the closed end, however the two processes are scheduled.
+    script = b"help\n" * 1000
+    process = subprocess.Popen(
+        [*DEETING, "--script", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(script)
+    process.stdin.close()
+    assert process.stdout.readline().startswith(b"I'm the offline assistant")
+    process.stdout.close()  # the reader is gone
+    assert process.stderr is not None
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 141
+    assert err == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_a_script_whose_output_cannot_be_written_says_so(home: Path, json_mode: bool) -> None:
+    env = _calc_home(home)
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [*DEETING, "--script", "-", *(["--json"] if json_mode else [])],
+            input=b"calc 1+1\ncalc 2+2\n",
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.decode() == (
+        "deeting: error: cannot write the output: No space left on device\n"
+    )
