@@ -14,10 +14,11 @@ supervised — and then judges the answer: a success must be a Result whose ``da
 renderer's payload schema (``renderers/NAME/schema.json``), an expected error must be one
 clear line, and a crashed worker always fails. Timing is reported per call.
 
-The run is offline unless ``--network`` is given: the kernel's network proxy reaches no
-upstream host, so a plugin granted ``network:HOST`` answers the same on a laptop, in CI and on
-a runner that happens to have a connection; its examples say ``expect: {error: true}``. (A
-bare ``network`` grant bypasses the proxy, so such a plugin is not offline here.)
+The run is offline unless ``--network`` is given: the kernel's network proxy neither looks
+up nor reaches any host but loopback, so a plugin granted ``network:HOST`` answers the same
+on a laptop, in CI and on a runner that happens to have a connection; its examples say
+``expect: {error: true}``. A plugin that declares bare ``network`` would connect by itself,
+past the proxy, so offline it is not run: it is reported, to be smoked with ``--network``.
 
 ``python ci/smoke.py plugins/*``; ``--json`` for one document. Exit 0: every call passed;
 1: any problem; 2: bad usage.
@@ -31,6 +32,7 @@ import errno
 import ipaddress
 import json
 import logging
+import socket
 import sys
 import tempfile
 import zipfile
@@ -211,22 +213,42 @@ def _kind(value: object) -> str:
 
 
 class OfflineEventLoop(asyncio.SelectorEventLoop):
-    """The kernel's loop for an offline run: outgoing TCP reaches loopback only.
+    """The kernel's loop for an offline run: it looks up and reaches loopback only.
 
     A plugin granted ``network:HOST`` reaches the internet only through the kernel's proxy,
-    and the proxy connects from this loop; refusing here makes the proxy answer "bad gateway",
-    as it would on a machine without a network. (A plugin granted bare ``network`` connects
-    by itself, from its worker: such plugins are not offline in this run.)
+    and the proxy resolves and connects from this loop; refusing here makes the proxy answer
+    "bad gateway", as it would on a machine without a network. The name lookup is refused
+    too: resolving a plugin's host is itself a query on the network. (A plugin granted bare
+    ``network`` connects by itself, from its worker: the offline run does not start those.)
     """
 
     async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
         host = kwargs.get("host", args[1] if len(args) > 1 else None)
-        if host is not None and not _is_loopback(str(host)):
+        if host is not None and not _is_loopback(host):
             raise OSError(errno.ENETUNREACH, f"smoke run is offline: no route to {host}")
         return await super().create_connection(*args, **kwargs)
 
+    async def getaddrinfo(self, host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and not _is_loopback(host):
+            raise socket.gaierror(socket.EAI_NONAME, f"smoke run is offline: {host} not looked up")
+        return await super().getaddrinfo(host, *args, **kwargs)
 
-def _is_loopback(host: str) -> bool:
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            raise OSError(errno.ENETUNREACH, f"smoke run is offline: no route to {address[0]}")
+        return await super().sock_connect(sock, address)
+
+    async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
+        remote = kwargs.get("remote_addr")
+        if remote is not None and not _is_loopback(remote[0]):
+            raise OSError(errno.ENETUNREACH, f"smoke run is offline: no route to {remote[0]}")
+        return await super().create_datagram_endpoint(*args, **kwargs)
+
+
+def _is_loopback(host: Any) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host)
     if host == "localhost":
         return True
     try:
@@ -239,10 +261,10 @@ def smoke_paths(paths: Sequence[Path], *, network: bool = False) -> list[SmokeRe
     """Smoke-test each plugin folder or zip, one fresh kernel and home each."""
     factory = asyncio.SelectorEventLoop if network else OfflineEventLoop
     with asyncio.Runner(loop_factory=factory) as runner:
-        return [runner.run(_smoke_path(Path(path))) for path in paths]
+        return [runner.run(_smoke_path(Path(path), network)) for path in paths]
 
 
-async def _smoke_path(path: Path) -> SmokeReport:
+async def _smoke_path(path: Path, network: bool = False) -> SmokeReport:
     with tempfile.TemporaryDirectory(prefix="deeting-smoke-") as tmp:
         if path.is_file() and zipfile.is_zipfile(path):
             try:
@@ -259,6 +281,16 @@ async def _smoke_path(path: Path) -> SmokeReport:
             )
             return report
         report.spec = spec
+        if not network and any(str(scope) == "network" for scope in spec.permissions):
+            report.problems.append(
+                Problem(
+                    "kimai.json",
+                    "permissions",
+                    "'network' (any host) connects past the kernel's proxy, so an offline run "
+                    "cannot hold it back: smoke it with --network, or declare network:HOST",
+                )
+            )
+            return report
         examples, report.problems = load_examples(root, spec)
         if examples:
             await _run_examples(root, examples, Path(tmp) / "home", report)

@@ -16,7 +16,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from deeting_tui import __version__
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise, one_line
@@ -46,8 +46,17 @@ class CliError(Exception):
     """A command failed (exit code 1); the message is shown as is."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors said like every other error: one line, what to do."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("deeting").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"deeting: error: {where}{one_line(message)} — see: {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deeting",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -97,7 +106,13 @@ def _add_plugin_commands(commands: Any) -> None:
         description="Install, enable, inspect and remove plugins.",
     )
     sub = plugin.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = sub.add_parser("list", help="installed plugins and their state")
+    text = "installed plugins and their state"
+    listing = sub.add_parser(
+        "list",
+        help=text,
+        description=f"List the {text}: version, enabled or not (and why), dev or registry "
+        "install, and the sandbox this machine gives them.",
+    )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     install = sub.add_parser(
         "install",
@@ -129,7 +144,12 @@ def _add_plugin_commands(commands: Any) -> None:
         ("uninstall", "remove a plugin's code, data and cache (runs preuninstall)"),
     ):
         sub.add_parser(action, help=text, description=text).add_argument("name", metavar="NAME")
-    info = sub.add_parser("info", help="everything about one installed plugin")
+    info = sub.add_parser(
+        "info",
+        help="everything about one installed plugin",
+        description="Everything about one installed plugin: state, source, permissions "
+        "(granted or not), sandbox, limits, tools, trigger, renderer, data and log folders.",
+    )
     info.add_argument("name", metavar="NAME")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     for action, text in (
@@ -162,7 +182,12 @@ def _add_plugin_commands(commands: Any) -> None:
     upgrade.add_argument("--yes", "-y", action="store_true", help="grant every added permission")
     text = "go back to the version kept by the last upgrade"
     sub.add_parser("rollback", help=text, description=text).add_argument("name", metavar="NAME")
-    new = sub.add_parser("new", help="scaffold a new plugin folder")
+    new = sub.add_parser(
+        "new",
+        help="scaffold a new plugin folder",
+        description="Write a new plugin folder DIR/NAME (manifest, tool spec, src/index.py, "
+        "examples, README) that installs and answers as it is; refuses to overwrite.",
+    )
     new.add_argument("name", metavar="NAME")
     new.add_argument("--dir", metavar="DIR", default=".", help="parent folder (default: .)")
 
@@ -182,16 +207,25 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except UsageError as exc:
-        print(f"deeting: {one_line(str(exc))}", file=sys.stderr)
+        print(f"deeting: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:
         if os.environ.get("DEETING_DEBUG") == "1":
             sys.stderr.write(neutralise(traceback.format_exc()))
         message = one_line(str(exc)) or type(exc).__name__
-        if not isinstance(exc, CliError) and not _is_known(exc):
+        if isinstance(exc, OSError) and exc.strerror:
+            message = one_line(os_error_line(exc))
+        elif not isinstance(exc, CliError) and not _is_known(exc):
             message = f"{type(exc).__name__}: {message} (DEETING_DEBUG=1 shows the traceback)"
         print(f"deeting: error: {message}", file=sys.stderr)
         return 1
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OS error as a person reads it (``/x/y: Permission denied``), not as Python
+    spells it (``PermissionError: [Errno 13] …``)."""
+    where = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{where}: {exc.strerror}" if where else str(exc.strerror)
 
 
 def _is_known(exc: Exception) -> bool:
@@ -302,6 +336,7 @@ def _provider_help() -> str:
         now = f"unknown: {exc}"
     return (
         "who answers free text; default: config.toml's provider, else anthropic when "
-        "ANTHROPIC_API_KEY is set, openai when OPENAI_BASE_URL or OPENAI_API_KEY is, "
+        "ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN is set, openai when OPENAI_BASE_URL or "
+        "OPENAI_API_KEY is, "
         f"else offline (now: {now})"
     )

@@ -20,7 +20,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import IO, Any
 
 import orjson
@@ -43,8 +43,25 @@ class ScriptPrinter:
         self.err = err
         self.json_mode = json_mode
         self.cards = cards and not json_mode
+        #: The first failed write (a closed pipe, a full disk): the run stops on it.
+        self.write_error: OSError | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if self.write_error is not None:
+            return  # nobody can read what follows: say it once, where the run ends
+        try:
+            self._print(event)
+        except OSError as exc:
+            self.write_error = exc
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+            self.err.flush()
+        except OSError as exc:
+            self.write_error = self.write_error or exc
+
+    def _print(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "plugin_notice":  # a crash, a restart, an upgrade made elsewhere: say it
             self.err.write(f"notice: {one_line(str(event.get('message', '')))}\n")
@@ -73,7 +90,9 @@ class ScriptPrinter:
         self.out.write(buffer.getvalue().encode())
 
     def _error_line(self, event: dict[str, Any]) -> None:
-        self.err.write(f"error: {one_line(str(event.get('message', '')))}\n")
+        # The same prefix as every other error the command prints (cli.main), so one grep
+        # (or a wrapper script) finds them all.
+        self.err.write(f"deeting: error: {one_line(str(event.get('message', '')))}\n")
 
 
 def script_lines(lines: Iterable[str]) -> Iterable[str]:
@@ -102,18 +121,32 @@ async def _lines_off_the_loop(lines: Iterable[str]) -> AsyncIterator[str]:
     def read() -> None:
         try:
             for line in script_lines(lines):
-                asyncio.run_coroutine_threadsafe(queue.put(line), loop).result()
+                _hand_over(loop, queue.put(line))
             item: str | BaseException | None = None
         except BaseException as exc:  # handed to the loop, raised there
             item = exc
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
-            asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        with contextlib.suppress(Exception):  # the loop is gone: nobody is listening
+            _hand_over(loop, queue.put(item))
 
     threading.Thread(target=read, name="deeting-script-reader", daemon=True).start()
     while (item := await queue.get()) is not None:
         if isinstance(item, BaseException):
             raise item
         yield item
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, put: Coroutine[Any, Any, None]) -> None:
+    """Run ``put`` (a ``queue.put``) on ``loop`` from the reader thread, and wait for it.
+
+    The thread holds the coroutine until then: when the run ends first (a closed pipe,
+    Ctrl-C) and the loop never runs it, it is not collected un-awaited as the loop closes,
+    which Python would report on stderr ("coroutine 'Queue.put' was never awaited")."""
+    try:
+        future = asyncio.run_coroutine_threadsafe(put, loop)
+    except RuntimeError:  # the loop is closed
+        put.close()
+        raise
+    future.result()
 
 
 def _may_block(lines: Iterable[str]) -> bool:
@@ -136,14 +169,25 @@ async def run_script(
     """Run every line; 0 when all succeeded, 1 when any failed."""
     session = kernel.open_session(session_id)
     cards = hasattr(out, "isatty") and out.isatty()
-    remove = kernel.add_listener(ScriptPrinter(out, err, json_mode, cards=cards))
+    printer = ScriptPrinter(out, err, json_mode, cards=cards)
+    remove = kernel.add_listener(printer)
     failed = False
     try:
         async for line in _lines_off_the_loop(lines):
             turn = await kernel.submit(session.id, line)
             failed = failed or turn.failed
-            out.flush()
-            err.flush()
+            printer.flush()
+            if printer.write_error is not None:
+                _stop_on(printer.write_error)
     finally:
         remove()
     return 1 if failed else 0
+
+
+def _stop_on(error: OSError) -> None:
+    """The output cannot be written: the rest of the script would run for nobody. A closed
+    pipe (``deeting --script - | head -1``) ends the run as a shell expects, quietly; any
+    other failure (a full disk) is an error that says so."""
+    if isinstance(error, BrokenPipeError):
+        raise error
+    raise OSError(error.errno, f"cannot write the output: {error.strerror or error}") from None

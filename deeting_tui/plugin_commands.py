@@ -20,7 +20,7 @@ import orjson
 
 from deeting_tui.kernel.diskwatch import walked_instead
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.loader import InstallReport, PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.kernel.watchdog import describe_limits
@@ -91,11 +91,25 @@ async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
     spec = report.spec
     kind = "a local dev install from a folder" if report.dev else "from an archive"
     say(f"installed {spec.name} {spec.version} ({kind})")
+    return settled(report)
+
+
+def settled(report: InstallReport) -> int:
+    """The end of an install, for every source: enabled (0); installed and waiting for the
+    user's consent (0: nothing failed, the user decides — said as what to run, not as an
+    error); or installed but failing to start (1, an error)."""
+    spec = report.spec
     if report.granted:
         say("granted: " + ", ".join(str(s) for s in report.granted))
     if report.enabled:
         tools = ", ".join(t.name for t in spec.tools)
         say(f"enabled {spec.name} — tools: {tools}")
+        return 0
+    if report.awaiting:
+        scopes = ", ".join(str(s) for s in report.awaiting)
+        say(f"{spec.name} waits for your consent to: {scopes} (not enabled until granted)")
+        for scope in report.awaiting:
+            say(f"  to grant: deeting plugin grant {spec.name} {scope}")
         return 0
     return _fail(f"installed '{spec.name}' but did not enable it: {report.problem}")
 
@@ -237,6 +251,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
                 "regex": spec.trigger.regex,
                 "tool": spec.trigger.tool,
                 "priority": spec.trigger.priority,
+                "examples": list(spec.trigger.examples),
             }
             if spec.trigger
             else None
@@ -274,6 +289,8 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     if spec.trigger:
         trigger = spec.trigger
         say(f"  trigger:     {trigger.regex} → {trigger.tool} (priority {trigger.priority})")
+        if trigger.examples:
+            say("  type:        " + "  |  ".join(trigger.examples))
     for event in spec.events:
         reads = (
             " — reads what you type that no trigger takes (with 'messages')"
@@ -311,10 +328,14 @@ def _say_limits(limits: dict[str, str]) -> None:
 def _new(args: argparse.Namespace) -> int:
     from deeting_tui.plugin.scaffold import scaffold
 
+    dest = Path(args.dir) / args.name
     try:
-        folder = scaffold(args.name, Path(args.dir) / args.name)
+        folder = scaffold(args.name, dest)
     except ValueError as exc:
         return _fail(str(exc))
+    except OSError as exc:  # a read-only or missing place, a file in the way, a full disk
+        why = exc.strerror or str(exc)
+        return _fail(f"cannot create {dest}: {why} — choose another folder with --dir")
     say(f"created {folder} — try: deeting plugin install {folder}")
     return 0
 

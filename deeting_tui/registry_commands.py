@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeting_tui.plugin.scopes import Scope
-from deeting_tui.plugin_commands import say
+from deeting_tui.plugin_commands import say, settled
 from deeting_tui.store.client import RegistryClient, SyncReport
 from deeting_tui.store.errors import StoreError
 from deeting_tui.store.names import split_source
@@ -129,14 +129,7 @@ async def install(kernel: Kernel, args: argparse.Namespace, name: str, version: 
         )
     spec = report.spec
     say(f"installed {spec.name} {spec.version} from the registry (verified)")
-    if report.granted:
-        say("granted: " + ", ".join(str(s) for s in report.granted))
-    if report.enabled:
-        say(f"enabled {spec.name} — tools: {', '.join(t.name for t in spec.tools)}")
-        return 0
-    problem = one_line(f"installed '{spec.name}' but did not enable it: {report.problem}")
-    print(f"deeting: error: {problem}", file=sys.stderr)
-    return 1
+    return settled(report)
 
 
 async def upgrade(kernel: Kernel, args: argparse.Namespace) -> int:

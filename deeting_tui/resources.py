@@ -8,6 +8,7 @@ wheel never reads a stray folder next to site-packages.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -16,3 +17,11 @@ _PACKAGE = Path(__file__).resolve().parent
 def core_renderers_dir() -> Path:
     packaged = _PACKAGE / "renderers"
     return packaged if packaged.is_dir() else _PACKAGE.parent / "renderers"
+
+
+@functools.cache
+def core_renderer_names() -> frozenset[str]:
+    """The renderer names the core draws: one folder each (DESIGN §6). A manifest's
+    ``renderer`` must be one of them, checked by lint and at install."""
+    folder = core_renderers_dir()
+    return frozenset(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] not in "._")

@@ -21,6 +21,7 @@ class ToolInfo:
     description: str
     parameters: dict[str, Any] = field(compare=False)
     trigger: str | None = None  # the plugin's trigger regex, when it routes to this tool
+    trigger_examples: tuple[str, ...] = ()  # messages that trigger routes, for help texts
 
 
 @dataclass

@@ -44,6 +44,24 @@ class DenialReporter:
         self._last_said: dict[str, float] = {}
         self._recent: deque[float] = deque()
         self.left_out = 0
+        #: The proxy's latest refusals (time, message), every one, not rate-limited: a failed
+        #: call is told the reason, which the plugin's HTTP client may have reduced to "403".
+        self._network: deque[tuple[float, str]] = deque(maxlen=8)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def network_refused(self, message: str) -> bool:
+        """The proxy refused a host: remember it for the failing call, then report it."""
+        self._network.append((self._clock(), " ".join(str(message).split())[:MAX_MESSAGE]))
+        return self.refused(message)
+
+    def network_refusal_since(self, since: float) -> str | None:
+        """The newest proxy refusal at or after ``since`` (a call's start), if any."""
+        for when, message in reversed(self._network):
+            if when >= since:
+                return message
+        return None
 
     def refused(self, message: str, *, log: bool = True) -> bool:
         """Report one refusal; True when the user was told. ``log=False`` when the worker

@@ -16,7 +16,7 @@ import secrets
 import shutil
 import zipfile
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -81,6 +81,8 @@ class InstallReport:
     granted: list[Scope]
     enabled: bool
     problem: str | None = None  # why it is installed but not enabled
+    #: Declared scopes still not granted: installed fine, waiting for the user's consent.
+    awaiting: list[Scope] = field(default_factory=list)
 
 
 AskGrant = Callable[[str, Scope], bool]
@@ -378,6 +380,7 @@ class Loader:
             )
         )
         report = InstallReport(spec, dev, granted, enabled=False)
+        report.awaiting = missing_scopes(spec.permissions, self.grants.granted(spec.name))
         steps("starting")
         try:
             await self.enable(spec.name)
@@ -668,14 +671,26 @@ class Loader:
         under the hook's hard deadline."""
         supervisor = self.supervisor_for(spec)
         try:
-            await supervisor.start()
+            try:
+                await supervisor.start()
+            except WorkerStartError as exc:
+                # The plugin did not load, so no hook ran: naming the hook would send the
+                # author looking for a postinstall the plugin may not even have.
+                message = _one_line(str(exc))
+                raise PluginError(message + start_hint(message)) from None
             if hook in supervisor.hooks_defined:
                 await supervisor.run_hook(hook)
-        except (WorkerStartError, RpcError) as exc:
-            message = exc.message if isinstance(exc, RpcError) else str(exc)
-            raise PluginError(f"'{spec.name}' {hook} failed: {_one_line(message)}") from None
+        except RpcError as exc:
+            raise PluginError(f"'{spec.name}' {hook} failed: {_one_line(exc.message)}") from None
         finally:
             await supervisor.stop()
+
+
+def start_hint(message: str) -> str:
+    """What to do when the plugin's code cannot even be imported for a missing module."""
+    if "No module named" in message:
+        return " — add it to the plugin's requirements.txt (pinned ==), or fix the import"
+    return ""
 
 
 def check_name_and_version(name: str, version: str) -> None:

@@ -43,6 +43,9 @@ _CHUNK = 64 * 1024
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 1024 * 1024
 
+#: Longest refusal reason put in a status line (the body has the whole message).
+MAX_REASON = 400
+
 _REASONS = {
     400: "Bad Request",
     403: "Forbidden",
@@ -400,7 +403,7 @@ class HostProxy:
     ) -> None:
         body = f"{error.message}\n".encode()
         head = (
-            f"HTTP/1.1 {error.status} {_REASONS[error.status]}\r\n"
+            f"HTTP/1.1 {error.status} {_reason_phrase(error)}\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n"
@@ -724,6 +727,19 @@ async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _reason_phrase(error: _HttpError) -> str:
+    """The status line's words. A refusal carries its reason there too: clients that never
+    read a 403's body still show the status line (urllib's "HTTP Error 403: …", the
+    "Tunnel connection failed: 403 …" of a CONNECT), so the plugin's error names the host
+    and the grant that would allow it. Printable ASCII only, as a status line must be."""
+    words = _REASONS[error.status]
+    if error.status != 403:
+        return words
+    reason = error.message.replace("\u2014", "-")
+    reason = "".join(c if " " <= c <= "~" else "?" for c in " ".join(reason.split()))
+    return f"{words}: {reason[:MAX_REASON]}" if reason else words
 
 
 async def _close_writer(writer: asyncio.StreamWriter) -> None:

@@ -271,7 +271,8 @@ class SessionStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SessionStoreError(
-                f"cannot create the folder for the session store {self.path}: {exc}"
+                f"cannot create the folder for the session store {self.path}: "
+                f"{exc.strerror or exc} — check DEETING_HOME"
             ) from exc
         try:
             # isolation_level=None: no implicit transactions; every write below says BEGIN.

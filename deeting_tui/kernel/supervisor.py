@@ -324,8 +324,9 @@ class Supervisor:
         process.exited.add_done_callback(release)
 
     def _on_proxy_denied(self, target: str, reason: str) -> None:
-        log.warning("plugin %s: proxy refused %s: %s", self.name, target, reason)
-        self.denials.refused(reason)
+        # info, not warning: the plugin's log, a notice and the call's error all say it.
+        log.info("plugin %s: proxy refused %s: %s", self.name, target, reason)
+        self.denials.network_refused(reason)
 
     def _tell_denial(self, message: str) -> None:
         if self.hooks.on_denial is not None:
@@ -365,9 +366,18 @@ class Supervisor:
     async def invoke(
         self, tool: str, args: dict[str, Any], progress: ProgressListener | None = None
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request(
-            "invoke", {"tool": tool, "args": args}, progress=progress
-        )
+        started = self.denials.now()
+        try:
+            result: dict[str, Any] = await self.request(
+                "invoke", {"tool": tool, "args": args}, progress=progress
+            )
+        except RpcError as exc:
+            # An HTTP client often says only "HTTP Error 403: Forbidden": the proxy's reason
+            # (which host, what was granted, what would allow it) goes with the call's error.
+            refusal = self.denials.network_refusal_since(started)
+            if refusal is None or _ascii_dashes(refusal) in _ascii_dashes(exc.message):
+                raise  # it says so already (the status line's words, say)
+            raise RpcError(exc.code, f"{exc.message} — {refusal}", exc.data) from None
         return result
 
     async def request(
@@ -784,3 +794,8 @@ def _rotate_log(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         if path.stat().st_size > LOG_ROTATE_BYTES:
             os.replace(path, path.with_name(path.name + ".1"))
+
+
+def _ascii_dashes(text: str) -> str:
+    """The proxy's status line spells its reason's dash in ASCII; compare them alike."""
+    return text.replace("\u2014", "-")

@@ -42,12 +42,14 @@ class ToolIndex:
                 )
         trigger_tool = spec.trigger.tool if spec.trigger else None
         for tool in spec.tools:
+            routed = spec.trigger if spec.trigger and tool.name == trigger_tool else None
             info = ToolInfo(
                 name=tool.name,
                 plugin=spec.name,
                 description=tool.description,
                 parameters=tool.parameters,
-                trigger=spec.trigger.regex if spec.trigger and tool.name == trigger_tool else None,
+                trigger=routed.regex if routed else None,
+                trigger_examples=routed.examples if routed else (),
             )
             self._tools[tool.name] = ToolEntry(
                 spec.name, tool, Draft202012Validator(tool.parameters), info

@@ -34,6 +34,7 @@ from .loader import (
     PluginError,
     PluginRuntime,
     check_name_and_version,
+    start_hint,
 )
 from .permissions import GrantStoreError, missing_scopes
 from .supervisor import SupervisorHooks, WorkerStartError
@@ -215,10 +216,12 @@ class Upgrader:
             await candidate.stop()
             if isinstance(exc, _PreupgradeFailed):
                 step = "preupgrade (in the old version)"
-            message = exc.message if isinstance(exc, RpcError) else str(exc)
+            message = _one_line(exc.message if isinstance(exc, RpcError) else str(exc))
+            if isinstance(exc, WorkerStartError):
+                message += start_hint(message)
             raise PluginError(
                 f"could not upgrade '{name}' to {spec.version}: {step} failed: "
-                f"{_one_line(message)} — {old} keeps running"
+                f"{message} — {old} keeps running"
             ) from None
         except BaseException:
             await candidate.stop()

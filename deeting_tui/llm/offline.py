@@ -43,8 +43,10 @@ def help_text(tools: list[ToolInfo]) -> str:
         usage = " ".join(f"{name}=…" if name in required else f"[{name}=…]" for name in params)
         call = f"/{tool.name} {usage}".rstrip()
         lines.append(f"- {_code(call)} — {_first_line(tool.description)} ({tool.plugin})")
-        if tool.trigger:
-            lines.append(f"  - trigger: {_code(tool.trigger)}")
+        if tool.trigger_examples:
+            lines.append("  - or type: " + ", ".join(_code(e) for e in tool.trigger_examples))
+        elif tool.trigger:  # a plugin whose manifest gives no examples: its pattern, named so
+            lines.append(f"  - or type a message matching the pattern {_code(tool.trigger)}")
     return "\n".join(lines)
 
 

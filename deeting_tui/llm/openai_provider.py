@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class OpenAIProvider:
             ]
             body["tool_choice"] = tool_choice
         if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
+            body[max_tokens_field(self.model)] = self.max_tokens
         return body
 
     async def stream(
@@ -229,6 +230,17 @@ class OpenAIProvider:
                 "a slow or busy model may need a longer timeout"
             )
         return ProviderError(message, kind="timeout", retryable=True)
+
+
+#: OpenAI's reasoning models (o1, o3, o4-mini, the gpt-5 family, also behind a router's
+#: ``openai/`` prefix) refuse ``max_tokens`` with a 400 and take ``max_completion_tokens``.
+_REASONING_MODEL = re.compile(r"(?:^|/)(?:o[1-9][0-9]*|gpt-5)(?:[-.:_]|$)", re.IGNORECASE)
+
+
+def max_tokens_field(model: str) -> str:
+    """The body's name for the output cap: other servers (Ollama, llama.cpp, vLLM, older
+    OpenAI models) keep the widely understood ``max_tokens``."""
+    return "max_completion_tokens" if _REASONING_MODEL.search(model.strip()) else "max_tokens"
 
 
 def request_messages(system: str, messages: list[Message]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Which model answers: ``--provider``, then config.toml, then the environment, else offline.
 
-The environment rule follows the SDKs' own variables (DESIGN §4): ``ANTHROPIC_API_KEY``
-selects Anthropic; ``OPENAI_BASE_URL`` or ``OPENAI_API_KEY`` selects an OpenAI-compatible
+The environment rule follows the SDKs' own variables (DESIGN §4): ``ANTHROPIC_API_KEY``, or
+``ANTHROPIC_AUTH_TOKEN`` (the bearer token the Anthropic SDK honours just as well), selects
+Anthropic; ``OPENAI_BASE_URL`` or ``OPENAI_API_KEY`` selects an OpenAI-compatible
 server. Nothing here imports a provider's SDK: that happens when the provider is built.
 """
 
@@ -41,8 +42,9 @@ def choose(
         provider, reason = flag_provider, "--provider"
     elif config_provider:
         provider, reason = config_provider, "config.toml"
-    elif env.get("ANTHROPIC_API_KEY"):
-        provider, reason = "anthropic", "ANTHROPIC_API_KEY is set"
+    elif env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN"):
+        which = "ANTHROPIC_API_KEY" if env.get("ANTHROPIC_API_KEY") else "ANTHROPIC_AUTH_TOKEN"
+        provider, reason = "anthropic", f"{which} is set"
     elif env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY"):
         which = "OPENAI_BASE_URL" if env.get("OPENAI_BASE_URL") else "OPENAI_API_KEY"
         provider, reason = "openai", f"{which} is set"

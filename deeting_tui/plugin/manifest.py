@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,7 @@ from deeting_tui.plugin._schema import human_errors, type_name, validator
 from deeting_tui.plugin._tools import parse_tools
 from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
 from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
+from deeting_tui.resources import core_renderer_names
 
 __all__ = [
     "EventSubscription",
@@ -70,6 +72,9 @@ class TriggerSpec:
     regex: str
     tool: str
     priority: int = TRIGGER_PRIORITY
+    #: Messages it routes (kimai.json's optional ``trigger.examples``, each checked to match):
+    #: what help shows the user to type, instead of the regex.
+    examples: tuple[str, ...] = ()
 
     @cached_property
     def pattern(self) -> TriggerPattern:
@@ -129,14 +134,28 @@ def load_plugin(path: Path) -> PluginSpec:
     return spec
 
 
+#: The schema's pattern for a renderer name: other strings get the schema's own message.
+_RENDERER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*").fullmatch
+
+
 def check_plugin(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
     """Check a plugin folder; the spec is None exactly when the problem list is not empty."""
     root = Path(path)
+    hint = "a plugin is a folder holding kimai.json, package.json, llm-tool.yaml, src/"
     if not root.is_dir():
         why = "is not a directory" if root.exists() else "does not exist"
-        hint = "a plugin is a folder holding kimai.json, package.json, llm-tool.yaml, src/"
         return None, [Problem("", "", f"{root} {why}: {hint}")]
+    if not any(_exists(root / name) for name in (KIMAI, PACKAGE)):
+        # Someone typed the wrong folder (their home, /): say so, without walking all of it.
+        return None, [Problem("", "", f"{root} is not a plugin folder (no {KIMAI}): {hint}")]
     return _Checker(root).run()
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:  # unreadable: let the checker say so
+        return True
 
 
 class _Checker:
@@ -168,10 +187,16 @@ class _Checker:
         for dirpath, dirnames, filenames in os.walk(self.root):
             for name in [*dirnames, *filenames]:
                 entry = Path(dirpath, name)
-                if entry.is_symlink() and not entry.resolve().is_relative_to(real_root):
+                try:
+                    escapes = entry.is_symlink() and not entry.resolve().is_relative_to(real_root)
+                except (OSError, RuntimeError) as error:  # unreadable, or a link loop
+                    escapes, why = True, getattr(error, "strerror", None) or str(error)
+                else:
+                    why = "symlink points outside the plugin"
+                if escapes:
                     rel = entry.relative_to(self.root).as_posix()
                     self.escaped.add(rel)
-                    self.add(rel, "", "symlink points outside the plugin")
+                    self.add(rel, "", why)
 
     def read(self, rel: str, missing: str) -> str | None:
         path = self.root / rel
@@ -226,7 +251,16 @@ class _Checker:
             self.add(KIMAI, where, message)
         self.check_permissions(kimai.get("permissions"))
         self.check_events(kimai.get("events"), kimai.get("permissions"))
+        self.check_renderer(kimai.get("renderer"))
         return kimai
+
+    def check_renderer(self, renderer: object) -> None:
+        """The core owns the renderers (DESIGN §6): a name it does not know would draw every
+        result as raw JSON, so it is refused here, where the author sees it."""
+        known = core_renderer_names()
+        if isinstance(renderer, str) and renderer not in known and _RENDERER_NAME(renderer):
+            names = ", ".join(sorted(known))
+            self.add(KIMAI, "renderer", f"{renderer!r} is not a core renderer (known: {names})")
 
     def check_permissions(self, permissions: object) -> None:
         if not isinstance(permissions, list):
@@ -307,12 +341,29 @@ class _Checker:
         tool = self.trigger_tool(trigger, tools)
         if tool is None:
             return None
+        examples = self.trigger_examples(trigger.get("examples"))
         if pattern is not None:
             self.check_groups(pattern, tool)
+            self.check_examples(pattern, examples)
         priority = trigger.get("priority", TRIGGER_PRIORITY)
         if not isinstance(priority, int | float) or isinstance(priority, bool):
             priority = TRIGGER_PRIORITY  # the schema has said so; no spec is built from this
-        return TriggerSpec(trigger["regex"], tool["name"], int(priority))
+        return TriggerSpec(trigger["regex"], tool["name"], int(priority), examples)
+
+    @staticmethod
+    def trigger_examples(examples: object) -> tuple[str, ...]:
+        """The examples' strings (the schema reports anything else, so no spec is built)."""
+        if not isinstance(examples, list):
+            return ()
+        return tuple(e for e in examples if isinstance(e, str))
+
+    def check_examples(self, pattern: TriggerPattern, examples: tuple[str, ...]) -> None:
+        """An example the trigger does not route would teach the user a message that goes to
+        the assistant instead."""
+        for index, example in enumerate(examples):
+            if example and pattern.search(example) is None:
+                where = f"trigger.examples[{index}]"
+                self.add(KIMAI, where, f"{example!r} does not match the trigger's regex")
 
     def trigger_tool(
         self, trigger: dict[str, Any], tools: list[dict[str, Any]]

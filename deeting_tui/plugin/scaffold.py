@@ -6,8 +6,10 @@ contract once, and it is checked by the same checker as any plugin (a test makes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -74,11 +76,26 @@ def scaffold(name: str, dest: Path) -> Path:
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ValueError(f"{dest} already exists and is not empty; choose a new folder")
-    for rel, text in _files(name).items():
-        path = dest / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    existed = dest.exists()
+    try:
+        for rel, text in _files(name).items():
+            path = dest / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except OSError:
+        _remove_what_we_made(dest, existed)  # a failure half way (a full disk) leaves nothing
+        raise
     return dest
+
+
+def _remove_what_we_made(dest: Path, existed: bool) -> None:
+    """``dest`` was empty or absent before: take away everything now in it (or it)."""
+    with contextlib.suppress(OSError):
+        for made in list(dest.iterdir()) if existed else [dest]:
+            if made.is_dir() and not made.is_symlink():
+                shutil.rmtree(made, ignore_errors=True)
+            else:
+                made.unlink(missing_ok=True)
 
 
 def _files(name: str) -> dict[str, str]:
@@ -87,7 +104,12 @@ def _files(name: str) -> dict[str, str]:
     kimai = {
         **meta,
         "permissions": [],
-        "trigger": {"regex": "^hello (?P<name>.+)$", "tool": "hello", "priority": 50},
+        "trigger": {
+            "regex": "^hello (?P<name>.+)$",
+            "tool": "hello",
+            "priority": 50,
+            "examples": ["hello world"],
+        },
     }
     return {
         "package.json": _json(package),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import json
+import socket
 import subprocess
 import sys
 import zipfile
@@ -314,3 +316,74 @@ def test_a_scaffolded_plugin_passes_the_whole_pipeline(tmp_path: Path) -> None:
     assert scan_path(root).ok
     (report,) = smoke_paths([root])
     assert report.ok, report
+
+
+@pytest.fixture
+def tripwire(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every name lookup and connection this process tries beyond loopback, refused before it
+    leaves the machine (so this test makes no network call even when smoke.py would)."""
+    tried: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def local(host: Any) -> bool:
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        if text in ("localhost", ""):
+            return True
+        try:
+            return ipaddress.ip_address(text.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and not local(host):
+            tried.append(f"lookup {host}")
+            raise socket.gaierror(socket.EAI_NONAME, "tripwire: no lookups off this machine")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def checked(real: Any) -> Any:
+        def connect(sock: socket.socket, address: Any) -> Any:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and not local(address[0]):
+                tried.append(f"connect {address[0]}")
+                raise OSError(errno.ENETUNREACH, "tripwire: no connections off this machine")
+            return real(sock, address)
+
+        return connect
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", checked(real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", checked(real_connect_ex))
+    return tried
+
+
+def test_an_offline_run_makes_no_network_call(tripwire: list[str]) -> None:
+    """The kernel's proxy runs in this process: offline, it must not even look a host up."""
+    (report,) = smoke_paths([REPO / "plugins" / "weather"])
+    assert tripwire == []
+    assert report.ok, report
+    assert any("cannot reach" in call.summary for call in report.calls)
+
+
+def test_the_offline_loop_looks_up_loopback_only() -> None:
+    async def lookup(host: str) -> str:
+        try:
+            await asyncio.get_running_loop().getaddrinfo(host, 443)
+        except OSError as error:
+            return f"refused: {error}"
+        return "looked up"
+
+    async def scenario() -> tuple[str, str]:
+        return await lookup("localhost"), await lookup("api.open-meteo.com")
+
+    with asyncio.Runner(loop_factory=OfflineEventLoop) as runner:
+        local, remote = runner.run(scenario())
+    assert local == "looked up"
+    assert remote.startswith("refused:") and "offline" in remote
+
+
+def test_a_plugin_with_bare_network_is_not_run_offline(make_plugin: MakePlugin) -> None:
+    """It would connect by itself, past the proxy: offline cannot hold it back."""
+    (report,) = smoke_paths([make_plugin(permissions=["network"])])
+    assert not report.ok and report.calls == []
+    assert any("smoke it with --network" in str(p) for p in report.problems), report.problems

@@ -689,3 +689,17 @@ async def test_a_running_deeting_script_follows_an_upgrade_and_drops_no_call(
     finally:
         await kernel.shutdown()
     assert kinds["user"] == kinds["tool_result"] == kinds["reply"] == len(answered)
+
+
+async def test_a_new_version_missing_a_module_says_where_it_belongs(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    await install_v1(kernel)
+    place(kernel.paths, variant(tmp_path, V2, "v2", "import no_such_module_for_deeting"))
+    with pytest.raises(PluginError) as refused:
+        await kernel.upgrade_plugin(NAME, "2.0.0")
+    message = str(refused.value)
+    assert "starting it failed: " in message and "No module named" in message
+    assert "add it to the plugin's requirements.txt" in message
+    assert message.endswith("— 1.0.0 keeps running")
+    assert kernel.loader.runtimes[NAME].spec.version == "1.0.0"

@@ -48,7 +48,10 @@ async def test_free_text_gets_the_offline_help(kernel: Kernel) -> None:
     turn = await kernel.submit(session.id, "what can you do?")
     assert not turn.failed
     help_text = seen[-1]["text"]
-    assert "- `/echo text=…` — " in help_text and "  - trigger: `^echo (?P<text>.+)$`" in help_text
+    assert (
+        "- `/echo text=…` — " in help_text
+        and "matching the pattern `^echo (?P<text>.+)$`" in help_text
+    )
 
 
 async def test_bad_arguments_are_refused_before_the_plugin(kernel: Kernel) -> None:

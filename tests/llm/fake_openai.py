@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import sys
 from collections import deque
@@ -259,6 +260,10 @@ def _split(text: str, parts: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
+#: Models that, like OpenAI's reasoning models, refuse ``max_tokens`` (a 400).
+_REASONING = re.compile(r"^(?:o[1-9]|gpt-5)")
+
+
 class FakeOpenAI:
     """The server. ``requests`` holds every chat request's JSON body in order, ``headers``
     its headers (names lower-case) at the same index. ``add`` queues more replies at any
@@ -375,7 +380,15 @@ class FakeOpenAI:
         if self.record_to is not None:
             with self.record_to.open("a") as f:
                 f.write(json.dumps({"path": path, "headers": headers, "body": body}) + "\n")
-        if not self.replies:
+        if "max_tokens" in body and _REASONING.search(str(body.get("model", ""))):
+            reply = Reply.error(  # what api.openai.com answers, without using a scripted reply
+                400,
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                type="invalid_request_error",
+                code="unsupported_parameter",
+            )
+        elif not self.replies:
             reply = Reply.error(
                 400, f"fake_openai: no scripted reply left for request #{len(self.requests)}"
             )

@@ -594,3 +594,33 @@ def test_the_fake_runs_as_a_process_from_a_script(tmp_path: Path) -> None:
     assert [r["path"] for r in recorded] == ["/v1/chat/completions"] * 3
     assert recorded[0]["headers"]["authorization"] == "Bearer sk-rec"
     assert recorded[0]["body"]["tools"][0]["function"]["name"] == "echo"
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        ("o1", "max_completion_tokens"),
+        ("o3-mini", "max_completion_tokens"),
+        ("o4-mini-2025-04-16", "max_completion_tokens"),
+        ("gpt-5", "max_completion_tokens"),
+        ("gpt-5-mini", "max_completion_tokens"),
+        ("openai/o3", "max_completion_tokens"),
+        ("gpt-4o-mini", "max_tokens"),
+        ("llama3.1", "max_tokens"),
+        ("qwen3:8b", "max_tokens"),
+        ("omni-7b", "max_tokens"),
+    ],
+)
+async def test_reasoning_models_get_max_completion_tokens(
+    fake: FakeOpenAI, model: str, field: str
+) -> None:
+    """OpenAI's reasoning models answer ``max_tokens`` with a 400 (the fake does too)."""
+    fake.add(Reply.text("fine"))
+    provider = OpenAIProvider(model, base_url=fake.base_url, max_tokens=64)
+    try:
+        events = await collect(provider, tools=[])
+    finally:
+        await provider.aclose()
+    assert isinstance(events[-1], TurnDone) and events[-1].text == "fine"
+    other = "max_tokens" if field == "max_completion_tokens" else "max_completion_tokens"
+    assert fake.requests[0][field] == 64 and other not in fake.requests[0]

@@ -33,6 +33,13 @@ def test_flag_then_config_then_environment(
     assert choice.model == DEFAULT_MODELS.get(provider)
 
 
+def test_anthropic_auth_token_selects_anthropic_as_the_sdk_honours_it() -> None:
+    choice = choose(None, None, None, None, {"ANTHROPIC_AUTH_TOKEN": "t"})
+    assert (choice.provider, choice.reason) == ("anthropic", "ANTHROPIC_AUTH_TOKEN is set")
+    both = choose(None, None, None, None, {"ANTHROPIC_AUTH_TOKEN": "t", "OPENAI_API_KEY": "k"})
+    assert both.provider == "anthropic"
+
+
 def test_model_from_flag_then_config_then_default() -> None:
     assert choose("openai", "llama3", None, "qwen", {}).model == "llama3"
     assert choose("openai", None, None, "qwen", {}).model == "qwen"

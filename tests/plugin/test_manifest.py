@@ -142,7 +142,7 @@ def test_optional_fields_become_the_spec(make_plugin: MakePlugin) -> None:
     root = make_plugin(
         kimai={
             "permissions": ["network:api.example.com", "filesystem:read:~/notes"],
-            "renderer": "echo-cards",
+            "renderer": "key-value",
             "events": [{"topic": "system.tick"}, {"topic": "plugin.*", "priority": 5}],
             "limits": {
                 "call_timeout": 2.5,
@@ -161,7 +161,7 @@ def test_optional_fields_become_the_spec(make_plugin: MakePlugin) -> None:
         parse_scope("network:api.example.com"),
         parse_scope("filesystem:read:~/notes"),
     )
-    assert spec.renderer == "echo-cards"
+    assert spec.renderer == "key-value"
     assert spec.events == (EventSubscription("system.tick", 0), EventSubscription("plugin.*", 5))
     assert spec.limits == Limits(
         2.5, 256, tasks=32, disk_mb=100, cpu_percent=200, idle_cpu_percent=5
@@ -312,3 +312,11 @@ def test_the_schema_and_the_checker_agree_on_the_priority_range() -> None:
             PRIORITY_MAX,
         )
     assert schema["trigger"]["properties"]["priority"]["default"] == TRIGGER_PRIORITY
+
+
+def test_the_core_renderer_names_are_the_catalogs() -> None:
+    """What a manifest may name (lint, install) is exactly what the catalog draws."""
+    from deeting_tui.render.catalog import names
+    from deeting_tui.resources import core_renderer_names
+
+    assert sorted(core_renderer_names()) == names()

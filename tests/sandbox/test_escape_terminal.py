@@ -83,7 +83,7 @@ def test_script_output_cannot_drive_the_terminal(installed: Path) -> None:
     for word in ("progressed", "streamed", "logged"):
         assert word in out
     # The error, and the kernel's warning about the failing deactivate, one line each.
-    assert f"error: misbehave: {VISIBLE}cr overwritten {MARKUP}" in err
+    assert f"deeting: error: misbehave: {VISIBLE}cr overwritten {MARKUP}" in err
     assert f"deactivate failed: deactivate: {VISIBLE}cr overwritten" in err
     assert not any(line.startswith("overwritten") for line in err.splitlines())
 
