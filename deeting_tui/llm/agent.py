@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -60,6 +61,7 @@ class LLMAssistant:
         toolbox = build_toolbox(turn.tools)
         system = system_prompt(turn.tools)
         messages = [*history_messages(turn.history), Message("user", turn.text)]
+        ids = _CallIds(c.id for m in messages for c in m.tool_calls)
         for number in range(1, MAX_MODEL_CALLS + 1):
             last = number == MAX_MODEL_CALLS or not toolbox.specs
             try:
@@ -79,10 +81,11 @@ class LLMAssistant:
                     f"{MAX_MODEL_CALLS} model calls; stopped"
                 )
                 return
-            messages.append(Message("assistant", done.text, tool_calls=done.tool_calls))
-            results = await asyncio.gather(
-                *(self._run(call, toolbox, turn) for call in done.tool_calls)
-            )
+            # A server that gives no ids gets call_0, call_1 … from the provider, in every
+            # round: the conversation sent back must still have each id once.
+            asked = tuple(replace(c, id=ids.new(c.id)) for c in done.tool_calls)
+            messages.append(Message("assistant", done.text, tool_calls=asked))
+            results = await asyncio.gather(*(self._run(call, toolbox, turn) for call in asked))
             messages.append(Message("user", tool_results=tuple(results)))
 
     async def _complete(
@@ -220,8 +223,8 @@ class _CallIds:
     this conversation or is not one the APIs accept (``^[A-Za-z0-9_-]{1,64}$``); then one
     made from it, with a suffix that no other id in the conversation has."""
 
-    def __init__(self) -> None:
-        self.used: set[str] = set()
+    def __init__(self, used: Iterable[str] = ()) -> None:
+        self.used: set[str] = set(used)
 
     def new(self, stored: str) -> str:
         base = stored if _SAFE_ID.fullmatch(stored) else "call"

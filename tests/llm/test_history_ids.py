@@ -18,13 +18,14 @@ from llm.fake_anthropic import problems as anthropic_problems
 from llm.fake_openai import FakeOpenAI
 from llm.fake_openai import Reply as OpenAIReply
 from llm.fake_openai import problems as openai_problems
+from llm.test_agent import Scripted, calls, said
 from support import FAST_POLICY, FIXTURES
 
 from deeting_tui.kernel.kernel import Kernel, new_call_id
 from deeting_tui.kernel.paths import resolve_paths
-from deeting_tui.llm.agent import history_messages
+from deeting_tui.llm.agent import LLMAssistant, history_messages
 from deeting_tui.llm.anthropic_provider import AnthropicProvider
-from deeting_tui.llm.model import Message, TurnDone
+from deeting_tui.llm.model import Message, ToolCall, TurnDone
 from deeting_tui.llm.openai_provider import OpenAIProvider
 
 Events = list[tuple[str, dict[str, Any]]]
@@ -77,7 +78,7 @@ def _pairs(messages: list[Message]) -> list[tuple[str, str]]:
         assert following is not None and following.role == "user"
         results = {r.call_id: r for r in following.tool_results}
         assert set(results) == {c.id for c in message.tool_calls}
-        pairs += [(c.arguments["text"], results[c.id].content) for c in message.tool_calls]
+        pairs += [(c.arguments.get("text"), results[c.id].content) for c in message.tool_calls]
     return pairs
 
 
@@ -197,3 +198,34 @@ def test_the_anthropic_fake_refuses_a_repeated_or_malformed_tool_use_id() -> Non
     assert "must be unique" in (anthropic_problems({"messages": again}) or "")
     odd = [user, asked("a b"), answer("a b")]
     assert "should match pattern" in (anthropic_problems({"messages": odd}) or "")
+
+
+async def test_a_model_that_repeats_its_call_ids_gets_each_once_in_the_conversation(
+    home: Path,
+) -> None:
+    """Servers that send no ids get call_0, call_1 … from the provider in every round (and
+    some send the same id each time): the rounds of one turn, and a turn after a session
+    that holds the same ids, must still send each id once, with its own result."""
+    provider = Scripted(
+        calls(ToolCall("call_0", "add", {"a": 1, "b": 2})),
+        calls(ToolCall("call_0", "add", {"a": 3, "b": 4})),
+        said("3 and 7"),
+        calls(ToolCall("call_0", "add", {"a": 5, "b": 6})),
+        said("11"),
+    )
+    kernel = Kernel(
+        resolve_paths(), assistant=LLMAssistant(provider, retry_delays=()), policy=FAST_POLICY
+    )
+    await kernel.start(ticker=False)
+    try:
+        await kernel.loader.install(FIXTURES / "good_plugin")
+        session = kernel.open_session()
+        for text in ("add twice", "add once more"):
+            turn = await kernel.submit(session.id, text)
+            assert not turn.failed, turn.errors
+    finally:
+        await kernel.shutdown()
+    for request in provider.requests:
+        _pairs(request["messages"])  # ids unique, each call answered by the next message
+    last = provider.requests[-1]["messages"]
+    assert [r.content for m in last for r in m.tool_results] == ["3", "7", "11"]
