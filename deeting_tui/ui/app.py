@@ -125,7 +125,7 @@ class DeetingApp(App[None]):
 
         A session that cannot be read or drawn must not lock the user out (the chat resumes
         the latest session at every start): a new session opens instead, and a notice names
-        the one that failed, which stays stored (F3 lists it, ``deeting view`` shows it).
+        the one that failed, which stays stored (F3 lists it).
         """
         try:
             await self._show_session(session_id)
