@@ -26,6 +26,9 @@ PROVIDERS = ("offline", "anthropic", "openai")
 DESCRIPTION = """\
 Deeting — a terminal AI shell whose every ability is a sandboxed plugin.
 
+  deeting                             the chat: resumes the latest session
+  deeting --new                       the chat in a new session
+  deeting --session ID                the chat (or --script) in session ID
   deeting --script FILE|-  [--json]   run messages headless, one per line
   deeting plugin …                    install and manage plugins
 """
@@ -67,7 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--script", metavar="FILE", help="run FILE ('-' for stdin) headless, one message per line"
     )
     parser.add_argument("--json", action="store_true", help="with --script: JSON Lines events")
-    parser.add_argument("--session", metavar="ID", help="continue session ID instead of a new one")
+    parser.add_argument(
+        "--session",
+        metavar="ID",
+        help="continue session ID (default: the chat resumes the latest, --script starts one)",
+    )
+    parser.add_argument(
+        "--new",
+        action="store_true",
+        help="start a new session (the chat; --script always does without --session)",
+    )
     parser.add_argument("--provider", choices=PROVIDERS, help=_provider_help())
     parser.add_argument(
         "--model", metavar="M", help="model for the provider (default: config.toml, else its own)"
@@ -259,8 +271,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(with_kernel(run_registry_command, args))
     if args.json and not args.script:
         raise UsageError("--json needs --script (the chat has no JSON mode)")
+    if args.new and args.session:
+        raise UsageError("--new and --session exclude each other: a new session, or ID")
     if args.script:
         return _run_script(args)
+    if args.session:
+        _check_session(args.session)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(build_parser().format_help())
         print("The chat needs a terminal; without one, use: deeting --script FILE|-")
@@ -271,8 +287,29 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run_chat(args: argparse.Namespace) -> int:
     from deeting_tui.ui.app import DeetingApp
 
-    DeetingApp(make_kernel(args.provider, args.model), session_id=args.session).run()
+    app = DeetingApp(make_kernel(args.provider, args.model), session_id=args.session, new=args.new)
+    app.run()
+    if app.return_code or app.crash is not None:  # Textual gives 1 for an uncaught exception
+        crash = app.crash
+        what = f"{type(crash).__name__}: {one_line(str(crash))}" if crash else "no reason given"
+        raise CliError(
+            f"the chat stopped on an unexpected error ({what}); your session is stored — "
+            "DEETING_DEBUG=1 shows the traceback, deeting --new starts a new session"
+        ) from crash
     return 0
+
+
+def _check_session(session_id: str) -> None:
+    """``--session ID`` names a stored session: bad usage (exit 2) otherwise, said in one
+    line before the chat takes the terminal, as ``--script`` does."""
+    from deeting_tui.kernel.paths import resolve_paths
+    from deeting_tui.kernel.session import SessionNotFound, SessionStore
+
+    with SessionStore(resolve_paths().sessions_db) as store:
+        try:
+            store.get(session_id)
+        except SessionNotFound as exc:
+            raise UsageError(f"--session {session_id}: {exc}") from None
 
 
 def _run_script(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import logging
 import mimetypes
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,20 @@ from .upgrade import PointerFollower, UpgradeReport, upgrade_notice
 from .watchdog import Confinement
 
 log = logging.getLogger("deeting.kernel")
+
+
+def new_call_id() -> str:
+    """A tool call's id, unique across processes and time, not just within this one.
+
+    Ids are stored with the session and outlive the process: ``deeting --script`` and the
+    chat append to the same session, the chat resumes it tomorrow, and the model is sent
+    every stored id back as its tool-use id. A per-process counter (``c1``, ``c2`` …) gave
+    the first call of every process the same id. The time (ms, hex) keeps ids in order and
+    80 random bits keep two processes in the same millisecond apart; the alphabet
+    (``[0-9a-z]``) is what both model APIs accept as a tool-use id.
+    """
+    return f"c{time.time_ns() // 1_000_000:011x}{secrets.token_hex(10)}"
+
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 #: How many times a call refused by a replaced worker (never sent) moves to its successor.
@@ -117,7 +132,6 @@ class Kernel:
         self.assistant = assistant
         self.active_session: str | None = None
         self._listeners: list[Listener] = []
-        self._call_seq = 0
         self._ticker: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self.follower: PointerFollower | None = None
@@ -276,8 +290,7 @@ class Kernel:
                 self.error(session_id, outcome.error or "")
             return outcome
         runtime = self.loader.runtimes.get(entry.plugin)
-        self._call_seq += 1
-        call_id = f"c{self._call_seq}"
+        call_id = new_call_id()
         self._emit(
             session_id,
             "tool_call",

@@ -13,7 +13,9 @@ repeat it), then reported as one line.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -37,6 +39,7 @@ SUMMARY_CHARS = 2000
 HISTORY_EVENTS = 400  # the tail of a long session that is sent back to the model
 
 SUMMARY_MARK = "[the tool returned no text; a summary of its data]"
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class LLMAssistant:
@@ -58,6 +61,7 @@ class LLMAssistant:
         toolbox = build_toolbox(turn.tools)
         system = system_prompt(turn.tools)
         messages = [*history_messages(turn.history), Message("user", turn.text)]
+        ids = _CallIds(c.id for m in messages for c in m.tool_calls)
         for number in range(1, MAX_MODEL_CALLS + 1):
             last = number == MAX_MODEL_CALLS or not toolbox.specs
             try:
@@ -77,10 +81,11 @@ class LLMAssistant:
                     f"{MAX_MODEL_CALLS} model calls; stopped"
                 )
                 return
-            messages.append(Message("assistant", done.text, tool_calls=done.tool_calls))
-            results = await asyncio.gather(
-                *(self._run(call, toolbox, turn) for call in done.tool_calls)
-            )
+            # A server that gives no ids gets call_0, call_1 … from the provider, in every
+            # round: the conversation sent back must still have each id once.
+            asked = tuple(replace(c, id=ids.new(c.id)) for c in done.tool_calls)
+            messages.append(Message("assistant", done.text, tool_calls=asked))
+            results = await asyncio.gather(*(self._run(call, toolbox, turn) for call in asked))
             messages.append(Message("user", tool_results=tuple(results)))
 
     async def _complete(
@@ -142,12 +147,19 @@ def history_messages(events: Iterable[tuple[str, dict[str, Any]]]) -> list[Messa
     """A session's stored events as the conversation so far.
 
     Tool calls routed by triggers or ``/TOOL`` appear as the assistant's calls too: the
-    model should know they happened. Calls without a stored result (a crash in between) get
-    one saying so, and the conversation is made to start with the user and alternate, as the
-    APIs require.
+    model should know they happened. The conversation is made to start with the user and
+    alternate, as the APIs require, and every call is answered right after it: the calls
+    between two messages become one assistant message and their results the next user
+    message, a call without a stored result (a crash in between) gets one saying so, and a
+    result without its call is left out. Each call is sent under an id unique in the
+    conversation (see :class:`_CallIds`): sessions written before ids were unique across
+    processes hold the same ``c1`` once per process, and the APIs refuse a repeated id.
     """
     messages: list[Message] = []
-    pending: dict[str, ToolCall] = {}
+    ids = _CallIds()
+    calls: list[ToolCall] = []  # the calls since the last message, and their results
+    results: dict[str, ToolResult] = {}
+    open_calls: dict[str, str] = {}  # stored id → sent id, for calls still waiting
 
     def add(message: Message) -> None:
         if messages and messages[-1].role == message.role:
@@ -161,40 +173,64 @@ def history_messages(events: Iterable[tuple[str, dict[str, Any]]]) -> list[Messa
             )
         messages.append(message)
 
-    def close_pending() -> None:
-        if pending:
-            missing = tuple(ToolResult(i, "error: no result was recorded", True) for i in pending)
-            pending.clear()
-            add(Message("user", tool_results=missing))
+    def close_calls() -> None:
+        if not calls:
+            return
+        add(Message("assistant", tool_calls=tuple(calls)))
+        missing = "error: no result was recorded"
+        answered = tuple(results.get(c.id) or ToolResult(c.id, missing, True) for c in calls)
+        add(Message("user", tool_results=answered))
+        calls.clear()
+        results.clear()
+        open_calls.clear()
 
     for kind, payload in list(events)[-HISTORY_EVENTS:]:
         if kind == "user":
-            close_pending()
+            close_calls()
             add(Message("user", str(payload.get("text", ""))))
         elif kind == "reply":
-            close_pending()
+            close_calls()
             add(Message("assistant", str(payload.get("text", ""))))
         elif kind == "tool_call":
-            call_id = str(payload.get("call_id"))
+            stored = str(payload.get("call_id"))
             args = payload.get("args")
             call = ToolCall(
-                call_id, safe_name(str(payload.get("tool"))), args if isinstance(args, dict) else {}
+                ids.new(stored),
+                safe_name(str(payload.get("tool"))),
+                args if isinstance(args, dict) else {},
             )
-            pending[call_id] = call
-            add(Message("assistant", tool_calls=(call,)))
+            calls.append(call)
+            open_calls[stored] = call.id  # a repeated id: its result is the newer call's
         elif kind == "tool_result":
-            call_id = str(payload.get("call_id"))
-            if pending.pop(call_id, None) is None:
+            sent = open_calls.pop(str(payload.get("call_id")), None)
+            if sent is None:
                 continue
             if payload.get("ok"):
                 content = text_for_model(
                     ToolOutcome(True, "", None, data=payload.get("data"), text=payload.get("text"))
                 )
-                add(Message("user", tool_results=(ToolResult(call_id, content),)))
+                results[sent] = ToolResult(sent, content)
             else:
-                error = f"error: {payload.get('error')}"
-                add(Message("user", tool_results=(ToolResult(call_id, error, True),)))
-    close_pending()
+                results[sent] = ToolResult(sent, f"error: {payload.get('error')}", True)
+    close_calls()
     while messages and messages[0].role != "user":
         messages.pop(0)
     return messages
+
+
+class _CallIds:
+    """The ids a replayed conversation sends: the stored id, unless it was seen already in
+    this conversation or is not one the APIs accept (``^[A-Za-z0-9_-]{1,64}$``); then one
+    made from it, with a suffix that no other id in the conversation has."""
+
+    def __init__(self, used: Iterable[str] = ()) -> None:
+        self.used: set[str] = set(used)
+
+    def new(self, stored: str) -> str:
+        base = stored if _SAFE_ID.fullmatch(stored) else "call"
+        candidate, n = base, 1
+        while candidate in self.used:
+            n += 1
+            candidate = f"{base[:50]}_{n}"
+        self.used.add(candidate)
+        return candidate

@@ -2,7 +2,8 @@
 
 The kernel runs in the app's own event loop; its listener posts each event to the chat
 screen as a message, so widgets change only in message handlers. The app resumes the session
-that changed last, as DESIGN §3 asks.
+that changed last, as DESIGN §3 asks (``new=True``: a new one). A session that cannot be shown
+is no dead end: a new session opens instead, with a notice naming the one that failed.
 
 Plugin text reaches the terminal only neutralised (``deeting_tui.terminal_text``): kernel
 events as they become ``KernelEvent`` messages, toasts in :meth:`DeetingApp.notify`, manifest
@@ -12,6 +13,7 @@ filter over everything any widget draws.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -46,9 +48,12 @@ class DeetingApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
-    def __init__(self, kernel: Kernel | None = None, *, session_id: str | None = None) -> None:
+    def __init__(
+        self, kernel: Kernel | None = None, *, session_id: str | None = None, new: bool = False
+    ) -> None:
         """Without a kernel, one is composed as the CLI does (config, provider from the
-        environment): that is what ``textual run --dev deeting_tui.ui.app:DeetingApp`` uses."""
+        environment): that is what ``textual run --dev deeting_tui.ui.app:DeetingApp`` uses.
+        Without ``session_id``, the latest session is resumed, or with ``new`` a new one."""
         super().__init__()
         if kernel is None:
             from deeting_tui.cli import make_kernel
@@ -56,17 +61,19 @@ class DeetingApp(App[None]):
             kernel = make_kernel()
         self.kernel = kernel
         self.session_id = session_id
+        self.new = new
         self.problems: list[str] = []
+        #: The exception that ended the app, if one did (the CLI says it in one line).
+        self.crash: BaseException | None = None
         self._remove_listener: Any = None
         self._guard = TerminalGuard()
         self.chat: ChatScreen
 
     async def on_mount(self) -> None:
         self.problems = await self.kernel.start()
-        if self.session_id is None:
+        if self.session_id is None and not self.new:
             latest = self.kernel.sessions.latest()
             self.session_id = latest.id if latest else None
-        self.session_id = self.kernel.open_session(self.session_id).id
         chat = ChatScreen()
 
         def forward(event: dict[str, Any]) -> None:
@@ -113,15 +120,50 @@ class DeetingApp(App[None]):
         assert self.session_id is not None
         await self.kernel.submit(self.session_id, text)
 
-    async def open_session(self, session_id: str) -> None:
-        """Make ``session_id`` current and show what it holds."""
-        self.session_id = self.kernel.open_session(session_id).id
+    async def open_session(self, session_id: str | None) -> None:
+        """Make ``session_id`` (None: a new session) current and show what it holds.
+
+        A session that cannot be read or drawn must not lock the user out (the chat resumes
+        the latest session at every start): a new session opens instead, and a notice names
+        the one that failed, which stays stored (F3 lists it).
+        """
+        try:
+            await self._show_session(session_id)
+        except Exception as exc:
+            if session_id is None:
+                raise
+            await self._show_session(None)
+            self.notify(
+                f"session {session_id} could not be shown ({type(exc).__name__}: {exc}); "
+                f"this is a new session",
+                severity="error",
+                timeout=15,
+            )
+
+    async def _show_session(self, session_id: str | None) -> None:
+        info = self.kernel.open_session(session_id)
+        self.session_id = info.id
         stored = [
             {"type": e.kind, "session_id": e.session_id, **e.payload}
-            for e in self.kernel.sessions.events(self.session_id, kinds=CONVERSATION_KINDS)
+            for e in self.kernel.sessions.events(info.id, kinds=CONVERSATION_KINDS)
         ]  # without streams: a resumed live card would only show its last frame
         await self.chat.show_session(stored)
         self.update_status()
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An exception nothing caught: Textual ends the app with return code 1. The error
+        is kept so that the CLI can say it in one line and exit non-zero."""
+        if self.crash is None:
+            self.crash = error
+        super()._handle_exception(error)
+
+    def _fatal_error(self) -> None:
+        """Textual prints a traceback (with locals) as the app ends; only with
+        ``DEETING_DEBUG=1``. Otherwise the CLI's one line says what happened."""
+        if os.environ.get("DEETING_DEBUG") == "1":
+            super()._fatal_error()
+        else:
+            self._close_messages_no_wait()
 
     @work(group="sessions", exclusive=True, exit_on_error=False)
     async def action_sessions(self) -> None:
@@ -133,10 +175,10 @@ class DeetingApp(App[None]):
         elif self.kernel.sessions.exists(self.session_id or ""):
             self.update_status()
         else:  # the current session was deleted
-            await self.open_session(self.kernel.open_session().id)
+            await self.open_session(None)
 
     async def action_new_session(self) -> None:
-        await self.open_session(self.kernel.open_session().id)
+        await self.open_session(None)
 
     def action_plugins(self) -> None:
         from .screens.plugins import PluginManager

@@ -289,3 +289,27 @@ def test_output_cut_short_by_the_reader_is_not_an_error(home: Path) -> None:
         os.close(write_end)
     assert done.returncode == 141, done.stderr
     assert done.stderr == b""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--session", "doesnotexist"], "--session doesnotexist: no session 'doesnotexist'"),
+        (["--new", "--session", "abc"], "--new and --session exclude each other"),
+    ],
+)
+def test_the_chat_refuses_a_bad_session_in_one_line(
+    home: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """Said before the chat takes the terminal, as --script does (it used to be a 58-line
+    traceback from inside the chat, and exit 0)."""
+    code, out, err = cli(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.startswith("deeting: ") and message in err and err.count("\n") == 1, err
+
+
+def test_new_is_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "--new" in out and "deeting --new" in out

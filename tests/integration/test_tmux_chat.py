@@ -363,3 +363,55 @@ def test_esc_and_ctrl_c_on_a_blocking_plugin_in_an_80x24_terminal(
         last = pane.capture(history=True)
         assert status == "exit 0", f"deeting ended with {status}; the screen:\n{last}"
         assert "Traceback" not in last and "Error" not in last, last
+
+
+def test_reopen_and_call_again_after_a_script(tmp_path: Path, home: Path) -> None:
+    """A used home: ``deeting --script`` calls a tool, then the chat resumes that session
+    and calls again, quits, reopens and calls again. Call ids used to restart at c1 in every
+    process, so the chat's first call crashed on a repeated widget id, exited 0, and every
+    later launch resumed the broken session. Then ``--session`` with an unknown id: one line
+    and exit 2, before the chat takes the terminal."""
+    env = _environment(home)
+    assert "installed calc" in _install(env, OFFICIAL / "calc").stdout
+    script = subprocess.run(
+        [str(deeting_script()), "--script", "-"],
+        input="/calc expr=1+1\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert script.returncode == 0, script.stdout + script.stderr
+    for run, (expr, answer) in enumerate((("2+3", "5"), ("3+4", "7"))):
+        folder = tmp_path / f"tmux-{run}"
+        folder.mkdir()
+        pane = Pane(folder, env)
+        try:
+            pane.start([str(deeting_script())])
+            pane.wait_re(r"result\s+2\b")  # the script's call, resumed
+            line = f"/calc expr={expr}"
+            pane.type(line)
+            pane.wait_re(rf"^\W*{re.escape(line)}\W*$")
+            pane.press("Enter")
+            pane.wait_re(rf"result\s+{answer}\b")
+            pane.press("C-q")
+            status = pane.wait_exit()
+            last = pane.capture(history=True)
+            assert status == "exit 0", f"run {run}: deeting ended with {status}:\n{last}"
+            assert "Traceback" not in last, last
+        finally:
+            pane.kill()
+    folder = tmp_path / "tmux-unknown"
+    folder.mkdir()
+    pane = Pane(folder, env)
+    try:
+        pane.start([str(deeting_script()), "--session", "doesnotexist"])
+        status = pane.wait_exit()
+        screen = pane.capture(history=True).splitlines()
+        shown = [line for line in screen if line.strip() and not line.startswith("Pane is dead")]
+        assert status == "exit 2", f"deeting ended with {status}:\n{shown}"
+        assert len(shown) == 1 and shown[0].startswith("deeting: error: --session doesnotexist"), (
+            shown
+        )
+    finally:
+        pane.kill()

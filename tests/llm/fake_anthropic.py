@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import signal
 import threading
 import time
@@ -255,11 +256,13 @@ class FakeAnthropic:
 def problems(body: dict[str, Any]) -> str | None:
     """The first rule of the API that this request breaks (as the API words it), or None:
     alternating roles starting with ``user``, no empty content, every ``tool_use`` answered
-    by a ``tool_result`` at the start of the next user message."""
+    by a ``tool_result`` at the start of the next user message, and each ``tool_use`` id
+    unique in the conversation and made of ``[a-zA-Z0-9_-]``."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
     expected_results: list[str] = []
+    seen_ids: set[str] = set()
     for i, message in enumerate(messages):
         role = message.get("role")
         if role != ("user" if i % 2 == 0 else "assistant"):
@@ -279,6 +282,17 @@ def problems(body: dict[str, Any]) -> str | None:
                 f"after: {', '.join(sorted(set(expected_results) - set(results)))}"
             )
         expected_results = [b["id"] for b in blocks if b.get("type") == "tool_use"]
+        for j, block in enumerate(blocks):
+            if block.get("type") != "tool_use":
+                continue
+            if not re.fullmatch(r"[a-zA-Z0-9_-]+", str(block.get("id"))):
+                return (
+                    f"messages.{i}.content.{j}.tool_use.id: String should match pattern "
+                    "'^[a-zA-Z0-9_-]+$'"
+                )
+            if block["id"] in seen_ids:
+                return f"messages.{i}.content.{j}: `tool_use` ids must be unique"
+            seen_ids.add(block["id"])
     return None
 
 

@@ -26,7 +26,8 @@ until SIGTERM/SIGINT. SCRIPT.json is a list of reply specs (see :meth:`Reply.fro
 ``--record`` appends each request as a JSON line ``{"path", "headers", "body"}``.
 
 When the script runs out, or a request hits another path, the server answers 400 or 404
-with an OpenAI-style error saying so, which a provider turns into a non-retryable error.
+with an OpenAI-style error saying so, which a provider turns into a non-retryable error. A
+conversation that breaks the tool-call rules (see :func:`problems`) gets the API's 400.
 Each response closes its connection (``Connection: close``), so a stream ends at EOF.
 """
 
@@ -46,7 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["FakeCall", "FakeOpenAI", "Reply", "chunk"]
+__all__ = ["FakeCall", "FakeOpenAI", "Reply", "chunk", "problems"]
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -380,6 +381,10 @@ class FakeOpenAI:
         if self.record_to is not None:
             with self.record_to.open("a") as f:
                 f.write(json.dumps({"path": path, "headers": headers, "body": body}) + "\n")
+        problem = problems(body)
+        if problem:
+            await _send(writer, Reply.error(400, problem))
+            return
         if "max_tokens" in body and _REASONING.search(str(body.get("model", ""))):
             reply = Reply.error(  # what api.openai.com answers, without using a scripted reply
                 400,
@@ -397,6 +402,44 @@ class FakeOpenAI:
         await _send(writer, reply)
         if reply.hang:
             await self._closing.wait()
+
+
+def problems(body: dict[str, Any]) -> str | None:
+    """The first tool-call rule this chat request breaks (worded as the API does), or None:
+    an assistant message's ``tool_calls`` are each answered by a ``tool`` message before the
+    next other message, every ``tool`` message answers a call of that assistant message, and
+    no call id is used twice in the conversation. The last is stricter than the API is known
+    to be: results are paired with calls by id alone, so a repeated id is ambiguous, and
+    OpenAI-compatible servers differ in what they do with one."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    waiting: list[str] = []
+    seen: set[str] = set()
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "tool":
+            answered = message.get("tool_call_id")
+            if answered not in waiting:
+                return (
+                    f"Invalid parameter: messages.[{i}]: messages with role 'tool' must be a "
+                    "response to a preceeding message with 'tool_calls'."
+                )
+            waiting.remove(answered)
+            continue
+        if waiting:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(waiting)}"
+            )
+        for call in (message.get("tool_calls") or []) if role == "assistant" else []:
+            call_id = call.get("id") if isinstance(call, dict) else None
+            if not isinstance(call_id, str) or call_id in seen:
+                return f"Invalid parameter: messages.[{i}]: duplicate tool_call id {call_id!r}"
+            seen.add(call_id)
+            waiting.append(call_id)
+    return None
 
 
 async def _send(writer: asyncio.StreamWriter, reply: Reply) -> None:

@@ -147,7 +147,7 @@ async def test_progress_reports_show_a_bar_until_the_result(
         call = {"call_id": "p1", "tool": "slow", "plugin": "echo-fixture"}
         _post(app, {"type": "tool_call", **call, "args": {"n": 3}})
         await pilot.pause()
-        block = app.chat.query_one("#call-p1", ToolCallBlock)
+        block = app.chat.query_one(ToolCallBlock)
         assert "slow" in str(block.query_one(".status").render())
         assert not block.query(ProgressBar)
 

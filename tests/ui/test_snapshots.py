@@ -269,7 +269,7 @@ CONVERSATION: list[dict[str, Any]] = [
 async def _conversation(pilot: Pilot[Any]) -> None:
     feed(pilot, CONVERSATION)
     app = pilot.app
-    await until(pilot, lambda: len(app.screen.query("#call-c1 Collapsible")) == 1, "the card")
+    await until(pilot, lambda: len(app.screen.query("ToolCallBlock Collapsible")) == 1, "the card")
 
 
 async def _install_two_plugins(kernel: Kernel) -> None:

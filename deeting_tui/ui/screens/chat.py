@@ -62,6 +62,8 @@ class ChatScreen(Screen[None]):
         self._history: list[str] = []
         self._history_at = 0
         self._live: dict[str, LiveCard] = {}
+        #: Each call's block by call id; a repeated id (old sessions) means the newest call.
+        self._calls: dict[str, ToolCallBlock] = {}
         self._pending_streams: dict[str, dict[str, Any]] = {}
 
     @property
@@ -87,12 +89,19 @@ class ChatScreen(Screen[None]):
         self.query_one("#prompt", Input).focus()
 
     async def show_session(self, events: list[dict[str, Any]]) -> None:
-        """Start over with a stored conversation (resume, or open from the session list)."""
+        """Start over with a stored conversation (resume, or open from the session list).
+
+        The events are drawn here and now, not posted: a stored event that cannot be drawn
+        raises to the caller, which can then open another session instead of crashing. Each
+        still becomes a ``KernelEvent`` first, which neutralises its strings.
+        """
         await self._end_reply()
         self._live.clear()
+        self._calls.clear()
+        self._pending_streams.clear()
         await self.query_one("#transcript", VerticalScroll).remove_children()
         for event in events:
-            self.post_message(KernelEvent(event))
+            await self._show(KernelEvent(event))
 
     def _tool_parameters(self) -> ToolParameters:
         """Each enabled tool's parameter names, required ones first, for completion. A name
@@ -168,6 +177,10 @@ class ChatScreen(Screen[None]):
 
     @on(KernelEvent)
     async def _kernel_event(self, message: KernelEvent) -> None:
+        await self._show(message)
+
+    async def _show(self, message: KernelEvent) -> None:
+        """Draw one kernel event (live, or stored when a session is shown)."""
         event = message.event
         kind = event["type"]
         transcript = self.query_one("#transcript", VerticalScroll)
@@ -187,17 +200,18 @@ class ChatScreen(Screen[None]):
         elif kind == "tool_call":
             await self._end_reply()
             block = ToolCallBlock(
-                event["call_id"], event["tool"], event.get("plugin"), event["args"]
+                str(event["call_id"]), event["tool"], event.get("plugin"), event["args"]
             )
+            self._calls[block.call_id] = block
             await transcript.mount(block)
         elif kind == "tool_result":
-            blocks = transcript.query(f"#call-{event['call_id']}")
-            if blocks:
-                await blocks.first(ToolCallBlock).finish(event)
+            called = self._calls.get(str(event["call_id"]))
+            if called is not None and not called.done:
+                await called.finish(event)
         elif kind == "progress":
-            blocks = transcript.query(f"#call-{event['call_id']}")
-            if blocks:
-                await blocks.first(ToolCallBlock).progress(event["fraction"], event["message"])
+            running = self._calls.get(str(event["call_id"]))
+            if running is not None:
+                await running.progress(event["fraction"], event["message"])
         elif kind == "plugin_notice":
             self.notify(str(event.get("message", "")), severity="warning", timeout=8)
             self.deeting.update_status()

@@ -66,7 +66,10 @@ class ToolCallBlock(Vertical):
     SPIN_INTERVAL_S = 0.1
 
     def __init__(self, call_id: str, tool: str, plugin: str | None, args: dict[str, Any]) -> None:
-        super().__init__(id=f"call-{call_id}")
+        # No widget id from the call id: ids are data (stored, maybe by an older version that
+        # repeated them), and a repeated widget id is a crash. The chat maps ids to blocks.
+        super().__init__()
+        self.call_id = call_id
         self.tool = tool
         self.plugin = plugin
         self.args = args
