@@ -21,6 +21,14 @@ from deeting_tui.terminal_text import one_line
 RISK_STYLE = {"low": "green", "medium": "yellow", "high": "bold red"}
 
 
+def scope_line(words: str, risk: str) -> Text:
+    """A scope in words and its risk, coloured and said (``(high risk)``): colour alone is
+    lost on a monochrome terminal and to a colour-blind reader."""
+    line = Text(one_line(words), style=RISK_STYLE[risk])
+    line.append(f" ({risk} risk)", style=RISK_STYLE[risk])
+    return line
+
+
 class PermissionDialog(ModalScreen[bool]):
     CSS_PATH = "permission.tcss"
     BINDINGS = [
@@ -41,8 +49,7 @@ class PermissionDialog(ModalScreen[bool]):
                 yield Static(self.intro, id="intro", markup=False)
             for scope in self.scopes:
                 words, risk = explain(scope)
-                bullet = Text("• " + one_line(words), style=RISK_STYLE[risk])
-                yield Static(bullet, classes="scope")
+                yield Static(Text("• ").append_text(scope_line(words, risk)), classes="scope")
             yield Static(self._note(), id="note")
             with Horizontal(id="buttons"):
                 yield Button("Allow (a)", variant="warning", id="allow")
