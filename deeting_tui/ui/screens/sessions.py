@@ -62,7 +62,7 @@ class SessionList(Screen[str | None]):
             tooltip="Give the session a title (empty: show its first message again)",
         ),
         Binding(
-            "delete,x",
+            "x,delete",  # the footer names the first key: x, as the README says
             "delete",
             "Delete",
             id="sessions.delete",
