@@ -346,3 +346,19 @@ async def test_the_sessions_footer_names_x_as_the_readme_does(app: DeetingApp) -
         footer = _inside(app, app.screen.query_one(Footer))
         assert "x Delete" in footer, footer
         assert "del " not in footer, footer
+
+
+async def test_the_plugin_footer_fits_80_columns_with_an_upgrade(
+    app: DeetingApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The most keys it ever names (one of e/d, g, i, u, x, Esc, ^q), all in sight."""
+    import deeting_tui.ui.screens.plugins as plugins_module
+
+    monkeypatch.setattr(plugins_module, "available_updates", lambda _kernel: {"weather": "2.0"})
+    async with app.run_test(size=SMALL) as pilot:
+        manager = await _manager(pilot, app)
+        await _select(pilot, manager, "weather")
+        footer = _inside(app, manager.query_one(Footer))
+        for key in ("e Enable", "i Install", "u Upgrade", "x Uninstall", "esc Back", "^q Quit"):
+            assert key in footer, footer
+        assert "g Grants" in footer, footer

@@ -87,7 +87,7 @@ class PluginManager(Screen[None]):
         Binding(
             "g",
             "grants",
-            "Permissions",
+            "Grants",  # short: the footer names up to seven keys in 80 columns
             id="plugins.grants",
             tooltip="Grant or revoke single permissions",
         ),
@@ -138,7 +138,7 @@ class PluginManager(Screen[None]):
         with Container(id="body"):
             yield PluginTable(id="plugins", cursor_type="row", zebra_stripes=True)
             yield PluginDetails(self.kernel, id="details")
-        yield Footer()
+        yield Footer(compact=True)  # with an upgrade on offer, seven keys: all in 80 columns
 
     def on_mount(self) -> None:
         table = self.query_one("#plugins", DataTable)
