@@ -362,3 +362,40 @@ async def test_the_plugin_footer_fits_80_columns_with_an_upgrade(
         for key in ("e Enable", "i Install", "u Upgrade", "x Uninstall", "esc Back", "^q Quit"):
             assert key in footer, footer
         assert "g Grants" in footer, footer
+
+
+async def test_the_session_list_shows_a_cut_label_whole_below_it(app: DeetingApp) -> None:
+    """A row cuts its title or first message to the width with '…'; the highlighted
+    session's is shown whole under the table, with its id (for --session)."""
+    long_title = "Plans for the garden: " + "tomatoes, beans and a row of sunflowers; " * 4
+    stored = app.kernel.sessions.create(long_title)
+    app.kernel.sessions.append(stored.id, "user", {"text": "what to plant?"})
+    async with app.run_test(size=SMALL) as pilot:
+        await _ready(pilot, app)
+        app.action_sessions()
+        await until(pilot, lambda: isinstance(app.screen, SessionList), "the session list")
+        screen = app.screen
+        table = screen.query_one("#sessions", DataTable)
+        await until(pilot, lambda: table.row_count > 0, "the rows")
+        table.move_cursor(row=table.get_row_index(stored.id))
+        await pilot.pause()
+        assert "…" in str(table.get_row(stored.id)[-1])  # the row is cut …
+        detail = screen.query_one("#detail")
+        assert_whole(app, detail, f"{stored.id} · {long_title.strip()}")  # … not here
+
+
+async def test_a_first_message_longer_than_a_title_is_marked_as_cut(app: DeetingApp) -> None:
+    long_first = "Summarise this for me: " + "the garage called back about the tyres; " * 12
+    stored = app.kernel.sessions.create()
+    app.kernel.sessions.append(stored.id, "user", {"text": long_first})
+    async with app.run_test(size=SMALL) as pilot:
+        await _ready(pilot, app)
+        app.action_sessions()
+        await until(pilot, lambda: isinstance(app.screen, SessionList), "the session list")
+        table = app.screen.query_one("#sessions", DataTable)
+        await until(pilot, lambda: table.row_count > 0, "the rows")
+        table.move_cursor(row=table.get_row_index(stored.id))
+        await pilot.pause()
+        shown = " ".join(_inside(app, app.screen.query_one("#detail")).split())
+        assert shown.startswith(f"{stored.id} · Summarise this for me: the garage"), shown
+        assert shown.endswith("… (Enter opens it whole)"), shown

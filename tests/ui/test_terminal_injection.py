@@ -192,7 +192,8 @@ async def test_a_resumed_session_and_the_session_list(home: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, SessionList), "the session list")
         await pilot.pause()
         screen = assert_screen_safe(app, "the session list")
-        assert screen.count(VISIBLE) == 2  # the title, and the other's first message
+        # the title, the other's first message, and the highlighted one's whole under the table
+        assert screen.count(VISIBLE) == 3
 
 
 async def test_the_plugin_manager_table_details_readme_and_log(app: DeetingApp) -> None:
