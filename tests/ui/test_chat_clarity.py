@@ -399,3 +399,52 @@ async def test_a_first_message_longer_than_a_title_is_marked_as_cut(app: Deeting
         shown = " ".join(_inside(app, app.screen.query_one("#detail")).split())
         assert shown.startswith(f"{stored.id} · Summarise this for me: the garage"), shown
         assert shown.endswith("… (Enter opens it whole)"), shown
+
+
+async def test_a_permission_dialog_taller_than_the_terminal_scrolls(app: DeetingApp) -> None:
+    """Many scopes at 80x24: the buttons stay in sight and every scope can be read."""
+    scopes = [
+        parse_scope(f"filesystem:read:/srv/data/folder-number-{i}/with/a/path") for i in range(9)
+    ]
+    async with app.run_test(size=SMALL) as pilot:
+        await _ready(pilot, app)
+        app.push_screen(PermissionDialog("many", scopes, intro="Deny changes nothing."))
+        await until(pilot, lambda: isinstance(app.screen, PermissionDialog), "the dialog")
+        await pilot.pause()
+        dialog = app.screen
+        allow = dialog.query_one("#allow")
+        frame = dialog.query_one("#dialog").region
+        assert allow.region.bottom <= SMALL[1], "the Allow button is below the screen's edge"
+        assert frame.y >= 0 and frame.bottom <= SMALL[1], frame
+        assert_whole(app, dialog.query_one("#dialog"), "'many' asks for:")
+        last = list(dialog.query(".scope"))[-1]
+        last.scroll_visible(animate=False)
+        await pilot.pause()
+        assert_whole(app, last, explain(scopes[-1])[0])
+
+
+async def test_a_grants_dialog_with_many_scopes_fits_80x24(home: Path, tmp_path: Path) -> None:
+    """Ten scopes: the list scrolls, the title and the Close button stay in sight."""
+    import json
+    import shutil
+
+    folder = tmp_path / "many"
+    shutil.copytree(FIXTURES / "good_plugin", folder)
+    manifest = json.loads((folder / "kimai.json").read_text())
+    manifest["permissions"] = [f"filesystem:read:/srv/area-{i}" for i in range(10)]
+    (folder / "kimai.json").write_text(json.dumps(manifest))
+    kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
+    await kernel.start(ticker=False)
+    await kernel.loader.install(folder)
+    await kernel.loader.shutdown()
+    app = DeetingApp(kernel)
+    async with app.run_test(size=SMALL) as pilot:
+        await _manager(pilot, app)
+        await pilot.press("g")
+        await until(pilot, lambda: isinstance(app.screen, GrantsDialog), "the grants dialog")
+        await pilot.pause()
+        await pilot.pause()
+        frame = app.screen.query_one("#dialog").region
+        assert frame.y >= 0 and frame.bottom <= SMALL[1], frame
+        assert app.screen.query_one("#close").region.bottom <= SMALL[1] - 1
+        assert_whole(app, app.screen.query_one("#dialog"), "Permissions of 'echo-fixture'")

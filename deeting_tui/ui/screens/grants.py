@@ -29,7 +29,7 @@ from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.scopes import Scope, covers, explain, parse_scope
 from deeting_tui.terminal_text import one_line
 
-from .permission import PermissionDialog, scope_line
+from .permission import PermissionDialog, fit_to_screen, scope_line
 from .plugin_details import STATE_STYLE
 
 if TYPE_CHECKING:
@@ -65,6 +65,13 @@ class GrantsDialog(ModalScreen[None]):
     def on_mount(self) -> None:
         self.reload()
         self.query_one("#scopes", SelectionList).focus()
+        self.call_after_refresh(self._fit)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        fit_to_screen(self, self.query_one("#dialog", Vertical), self.query_one("#scopes"))
 
     def reload(self) -> None:
         """Rebuild the list from the grant store; the highlight stays on the same line."""
