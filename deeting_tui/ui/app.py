@@ -34,9 +34,9 @@ from .terminal_guard import TerminalGuard
 
 #: How often the header re-reads plugin health (a restart that succeeds sends no event).
 STATUS_REFRESH_S = 2.0
-#: The header's title is centred between its icon (8 columns) and clock space (10): it has
-#: the width less twice the wider side.
-HEADER_SIDES = 20
+#: The header's title has the width less its icon (8 columns) and clock space (10); longer,
+#: Textual cuts it with an ellipsis.
+HEADER_SIDES = 18
 #: After "N awaiting consent", the longest of these that fits.
 CONSENT_HINTS = (": F2, then e to allow", ": F2, then e", " — F2, e", " (F2)")
 

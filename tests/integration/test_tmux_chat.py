@@ -339,7 +339,7 @@ def _dialog_text(screen: str) -> str:
 def test_dialogs_wrap_their_whole_text_at_80x24(pane: Pane) -> None:
     """Every word of a question, a permission and its risk, at 80x24: wrapped, never cut."""
     pane.start([str(deeting_script())])
-    pane.wait_text("Deeting", "Welcome to Deeting")
+    pane.wait_text("Deeting", "Welcome to Deeting", "1 awaiting consent: F2, then e")
     pane.press("F2")
     pane.wait_re(r"^\s*sysinfo\s+\S+\s+needs consent\b")
 

@@ -186,13 +186,17 @@ async def test_the_header_says_how_to_give_consent(app: DeetingApp) -> None:
     async with app.run_test(size=SMALL) as pilot:
         await _ready(pilot, app)
         header = _screen_rows(app)[0]
-        assert "1 awaiting consent — F2, e" in header, header
+        assert "1 awaiting consent: F2, then e" in header, header
         shown = "\n".join(_screen_rows(app))  # the welcome says it in words
         assert "F2 — 1 plugin awaiting consent: move to one, e allows what it asks" in shown
         await pilot.resize_terminal(120, 24)
         await pilot.pause()
         header = _screen_rows(app)[0]
         assert "1 awaiting consent: F2, then e to allow" in header, header
+        await pilot.resize_terminal(76, 24)  # the longest hint that fits, never a cut one
+        await pilot.pause()
+        header = _screen_rows(app)[0]
+        assert "1 awaiting consent — F2, e" in header and "…" not in header, header
 
 
 async def test_a_fresh_session_welcomes_with_three_things_to_try(app: DeetingApp) -> None:
