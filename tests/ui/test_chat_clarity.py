@@ -452,3 +452,14 @@ async def test_a_grants_dialog_with_many_scopes_fits_80x24(home: Path, tmp_path:
         assert frame.y >= 0 and frame.bottom <= SMALL[1], frame
         assert app.screen.query_one("#close").region.bottom <= SMALL[1] - 1
         assert_whole(app, app.screen.query_one("#dialog"), "Permissions of 'echo-fixture'")
+
+
+async def test_esc_cancel_is_dimmed_while_nothing_runs(app: DeetingApp) -> None:
+    """The footer names Esc 'Cancel'; with no turn running it has nothing to cancel and is
+    shown dimmed (disabled) rather than doing nothing silently."""
+    async with app.run_test(size=SMALL) as pilot:
+        await _ready(pilot, app)
+        assert app.chat.check_action("cancel_turn", ()) is None
+        await _send(pilot, app, "echo done")
+        await pilot.pause()
+        assert app.chat.check_action("cancel_turn", ()) is None

@@ -182,6 +182,18 @@ class ChatScreen(Screen[None]):
     def action_cancel_turn(self) -> None:
         self.workers.cancel_group(self, "turn")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc Cancel is dimmed in the footer while no turn runs: nothing to cancel."""
+        if action == "cancel_turn":
+            return True if self._turn_running() else None
+        return True
+
+    def _turn_running(self) -> bool:
+        return any(w.group == "turn" and not w.is_finished for w in self.workers)
+
+    def on_worker_state_changed(self) -> None:
+        self.refresh_bindings()  # a turn began or ended: Esc Cancel lights up or dims
+
     def action_complete_or_next(self) -> None:
         prompt = self.query_one("#prompt", Input)
         if prompt.has_focus and prompt._suggestion:
