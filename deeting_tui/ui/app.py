@@ -36,6 +36,11 @@ from .terminal_guard import TerminalGuard
 
 #: How often the header re-reads plugin health (a restart that succeeds sends no event).
 STATUS_REFRESH_S = 2.0
+#: The header's title has the width less its icon (8 columns) and clock space (10); longer,
+#: Textual cuts it with an ellipsis.
+HEADER_SIDES = 18
+#: After "N awaiting consent", the longest of these that fits.
+CONSENT_HINTS = (": F2, then e to allow", ": F2, then e", " — F2, e", " (F2)")
 
 
 class DeetingApp(App[None]):
@@ -218,9 +223,12 @@ class DeetingApp(App[None]):
         assistant = self.kernel.assistant
         who = getattr(assistant, "name", "offline")
         model = getattr(assistant, "model", None)
-        self.sub_title = one_line(
-            f"{who}{' ' + model if model else ''} · {health_line(self.kernel)}"
-        )
+        line = one_line(f"{who}{' ' + model if model else ''} · {health_line(self.kernel)}")
+        if "awaiting consent" in line:  # say how to give it, as far as the header has room
+            room = self.size.width - HEADER_SIDES - len(f"{self.title} — ")
+            hint = next((h for h in CONSENT_HINTS if len(line + h) <= room), "")
+            line += hint
+        self.sub_title = line
         if self.session_id is not None and hasattr(self, "chat"):
             self.chat.show_session_id(self.session_id)
 

@@ -415,3 +415,43 @@ def test_reopen_and_call_again_after_a_script(tmp_path: Path, home: Path) -> Non
         )
     finally:
         pane.kill()
+
+
+def _dialog_text(screen: str) -> str:
+    """The text inside a dialog's thick frame (█ … █ on each of its rows), rows joined and
+    spaces squashed: what a reader of the dialog sees, wherever its lines wrap."""
+    inside = []
+    for row in screen.splitlines():
+        first, last = row.find("█"), row.rfind("█")
+        if first != -1 and last > first:
+            inside.append(row[first + 1 : last])
+    return " ".join(" ".join(inside).split())
+
+
+def test_dialogs_wrap_their_whole_text_at_80x24(pane: Pane) -> None:
+    """Every word of a question, a permission and its risk, at 80x24: wrapped, never cut."""
+    pane.start([str(deeting_script())])
+    pane.wait_text("Deeting", "Welcome to Deeting", "1 awaiting consent: F2, then e")
+    pane.press("F2")
+    pane.wait_re(r"^\s*sysinfo\s+\S+\s+needs consent\b")
+
+    # The uninstall question, whole, then No.
+    pane.press("Down", "x")
+    question = "Uninstall sysinfo 1.0.0? Its code, data, cache, log and permissions are removed."
+    pane.wait_for(f"the whole question {question!r}", lambda s: question in _dialog_text(s))
+    pane.press("n")
+    pane.wait_for("the question gone", lambda s: "Uninstall sysinfo" not in s)
+
+    # The permission dialog: what the scope allows and its risk, in words.
+    words, risk = explain(parse_scope("filesystem:read:/proc"))
+    pane.press("e")
+    wanted = f"• {words} ({risk} risk)"
+    pane.wait_for(f"the whole scope {wanted!r}", lambda s: wanted in _dialog_text(s))
+    pane.press("d")
+    pane.wait_re(r"^\s*sysinfo\s+\S+\s+needs consent\b")
+
+    pane.press("Escape")
+    pane.wait_text("Message, or /TOOL")
+    pane.press("C-q")
+    status = pane.wait_exit()
+    assert status == "exit 0", f"deeting ended with {status}:\n{pane.capture(history=True)}"

@@ -83,7 +83,7 @@ async def _open_manager(pilot: Pilot[Any], app: DeetingApp) -> PluginManager:
 async def test_a_reply_its_call_and_card(app: DeetingApp) -> None:
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await _send(pilot, "/misbehave what=reply")
-        assert app.chat.query(AssistantReply)
+        assert not app.chat.query(AssistantReply)  # the card says it, once
         screen = assert_screen_safe(app, "a reply and its card")
         assert "✓ misbehave" in screen and f"{VISIBLE}cr" in screen and MARKUP in screen
         await _send(pilot, "termjack reply")  # the same through its trigger
@@ -122,7 +122,7 @@ async def test_completion_offers_no_parameter_name_that_is_an_attack(app: Deetin
 async def test_an_error_and_the_failed_call(app: DeetingApp) -> None:
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await _send(pilot, "/misbehave what=fail")
-        assert app.chat.query(ErrorLine)
+        assert not app.chat.query(ErrorLine)  # the failed call's block says it, once
         screen = assert_screen_safe(app, "an error")
         assert "✗ misbehave" in screen and VISIBLE in screen
 
@@ -184,14 +184,16 @@ async def test_a_resumed_session_and_the_session_list(home: Path) -> None:
     await kernel.loader.shutdown()
     app = DeetingApp(kernel, session_id=session.id)  # resumed: replayed from the store
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await until(pilot, lambda: bool(app.chat.query(ErrorLine)), "the stored error")
+        failed = "its failed call"  # the stored error shows in the call's block
+        await until(pilot, lambda: bool(app.chat.query(".status.-failed")), failed)
         screen = assert_screen_safe(app, "a resumed session")
         assert VISIBLE in screen and "✓ misbehave" in screen
         await pilot.press("f3")
         await until(pilot, lambda: isinstance(app.screen, SessionList), "the session list")
         await pilot.pause()
         screen = assert_screen_safe(app, "the session list")
-        assert screen.count(VISIBLE) == 2  # the title, and the other's first message
+        # the title, the other's first message, and the highlighted one's whole under the table
+        assert screen.count(VISIBLE) == 3
 
 
 async def test_the_plugin_manager_table_details_readme_and_log(app: DeetingApp) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from textual import on, work
 from textual.actions import SkipAction
 from textual.app import ComposeResult
@@ -17,11 +18,19 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Markdown
 
+from deeting_tui.kernel.health import health_counts
 from deeting_tui.terminal_text import one_line
 
 from ..completion import SlashSuggester, ToolParameters
 from ..messages import KernelEvent
-from ..widgets.transcript import AssistantReply, ErrorLine, LiveCard, ToolCallBlock, UserLine
+from ..widgets.transcript import (
+    AssistantReply,
+    ErrorLine,
+    LiveCard,
+    ToolCallBlock,
+    UserLine,
+    Welcome,
+)
 
 if TYPE_CHECKING:
     from ..app import DeetingApp
@@ -32,13 +41,20 @@ HELP = """**Commands**
 
 - `/TOOL key=value …` — call a plugin's tool directly (see `/plugins` for the tools)
 - `/image PATH` — send an image to the plugins that take images
-- `/plugins` — installed plugins: enable, disable, grant permissions
-- `/sessions` — stored conversations: open or delete one
-- `/new` — start a new session
-- `/help` — this list
+- `/plugins` (F2) — installed plugins: enable `e`, disable `d`, permissions `g`,
+  install `i`, upgrade `u`, uninstall `x`
+- `/sessions` (F3) — stored conversations: open (Enter), rename `r`, delete `x`
+- `/new` (Ctrl+N) — start a new session
+- `/help` (F1) — this list
 
-Esc cancels the running turn; ↑/↓ walk your earlier messages; → accepts the greyed-out
-completion of a command, tool, argument name or path; Ctrl+P opens the command palette.
+**Keys**: Esc cancels the running turn; ↑/↓ walk your earlier messages; → or Tab accepts
+the greyed-out completion of a command, tool, argument name or path; Ctrl+P opens the
+command palette; Ctrl+Q quits.
+
+**A model**: without one, the offline assistant answers (try `help`). Quit, then set
+`ANTHROPIC_API_KEY` (Anthropic) or `OPENAI_BASE_URL` / `OPENAI_API_KEY` (any Chat
+Completions server: OpenAI, Ollama, llama.cpp, vLLM) and start `deeting` again; `--model`
+or `model` in `config.toml` picks the model. `deeting --help` says which would answer.
 """
 
 
@@ -53,6 +69,8 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+c", "interrupt_turn", "Stop", show=False, priority=True, id="chat.interrupt"),
         Binding("up", "history(-1)", "Previous", show=False, id="chat.history_back"),
         Binding("down", "history(1)", "Next", show=False, id="chat.history_forward"),
+        # Before the app's focus_next: in the input, Tab first takes a shown completion.
+        Binding("tab", "complete_or_next", "Complete", show=False, id="chat.complete"),
     ]
 
     def __init__(self) -> None:
@@ -65,6 +83,10 @@ class ChatScreen(Screen[None]):
         #: Each call's block by call id; a repeated id (old sessions) means the newest call.
         self._calls: dict[str, ToolCallBlock] = {}
         self._pending_streams: dict[str, dict[str, Any]] = {}
+        # What the kernel says again right after a tool result: a direct call's or a
+        # trigger's reply (the result's summary) or a failed call's error. The block and its
+        # card show it already, so the echo is not shown a second time.
+        self._echo: tuple[str, str] | None = None
 
     @property
     def deeting(self) -> DeetingApp:
@@ -80,6 +102,7 @@ class ChatScreen(Screen[None]):
             placeholder="Message, or /TOOL key=value (→ completes) — Esc cancels",
             id="prompt",
             suggester=SlashSuggester(self._tool_parameters),
+            select_on_focus=False,  # back with Shift+Tab, the next key must not erase it all
         )
         yield Footer()
 
@@ -99,9 +122,22 @@ class ChatScreen(Screen[None]):
         self._live.clear()
         self._calls.clear()
         self._pending_streams.clear()
-        await self.query_one("#transcript", VerticalScroll).remove_children()
+        transcript = self.query_one("#transcript", VerticalScroll)
+        await transcript.remove_children()
+        self._echo = None
+        if not events:
+            waiting = health_counts(self.deeting.kernel)["needs consent"]
+            await transcript.mount(Welcome(self._example_call(), waiting))
         for event in events:
             await self._show(KernelEvent(event))
+
+    def _example_call(self) -> str | None:
+        """A direct call to show as an example: the first enabled tool and its first
+        argument (required ones first), the value left for the user to fill in."""
+        for name, parameters in self._tool_parameters().items():
+            if one_line(name) == name:
+                return f"/{name} {parameters[0]}=…" if parameters else f"/{name}"
+        return None
 
     def _tool_parameters(self) -> ToolParameters:
         """Each enabled tool's parameter names, required ones first, for completion. A name
@@ -146,6 +182,9 @@ class ChatScreen(Screen[None]):
     def show_help(self) -> None:
         self.post_message(KernelEvent({"type": "reply", "text": HELP}))
 
+    def on_resize(self) -> None:
+        self.deeting.update_status()  # the header's consent hint is as long as it has room for
+
     def on_screen_resume(self) -> None:
         self.deeting.update_status()  # back from the plugin manager: states may have changed
 
@@ -157,11 +196,29 @@ class ChatScreen(Screen[None]):
         self.workers.cancel_group(self, "turn")
 
     def action_interrupt_turn(self) -> None:
-        if not any(
-            w.node is self and w.group == "turn" and not w.is_finished for w in self.workers
-        ):
+        if not self._turn_running():
             raise SkipAction()  # nothing running: ctrl+c goes on to copy
         self.workers.cancel_group(self, "turn")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc Cancel is dimmed in the footer while no turn runs: nothing to cancel."""
+        if action == "cancel_turn":
+            return True if self._turn_running() else None
+        return True
+
+    def _turn_running(self) -> bool:
+        return any(w.group == "turn" and not w.is_finished for w in self.workers)
+
+    def on_worker_state_changed(self) -> None:
+        self.refresh_bindings()  # a turn began or ended: Esc Cancel lights up or dims
+
+    def action_complete_or_next(self) -> None:
+        prompt = self.query_one("#prompt", Input)
+        if prompt.has_focus and prompt._suggestion:
+            prompt.value = prompt._suggestion
+            prompt.cursor_position = len(prompt.value)
+        else:
+            self.focus_next()
 
     def action_history(self, step: int) -> None:
         if not self._history:
@@ -184,8 +241,14 @@ class ChatScreen(Screen[None]):
         event = message.event
         kind = event["type"]
         transcript = self.query_one("#transcript", VerticalScroll)
+        if kind in ("user", "reply", "reply_delta", "tool_call", "tool_result", "error"):
+            echo, self._echo = self._echo, None
+            said = event.get("message") if kind == "error" else event.get("text")
+            if echo is not None and echo == (kind, said):
+                return
         if kind == "user":
             await self._end_reply()
+            await transcript.query(Welcome).remove()
             await transcript.mount(UserLine(event["text"]))
         elif kind == "reply_delta":
             if self._reply is None:
@@ -208,6 +271,7 @@ class ChatScreen(Screen[None]):
             called = self._calls.get(str(event["call_id"]))
             if called is not None and not called.done:
                 await called.finish(event)
+                self._echo = echo_of(event)
         elif kind == "progress":
             running = self._calls.get(str(event["call_id"]))
             if running is not None:
@@ -238,3 +302,20 @@ class ChatScreen(Screen[None]):
             card.show(event.get("renderer"), event.get("payload"), str(event.get("topic")))
             if fresh:  # drawn before it is shown: never an empty frame
                 await self.query_one("#transcript", VerticalScroll).mount(card)
+
+
+def echo_of(result: dict[str, Any]) -> tuple[str, str] | None:
+    """The event the kernel sends after this tool result when it repeats it: the reply of a
+    direct or triggered call is the result's summary (``ToolOutcome.summary``), a failed
+    call's error is ``tool: error``. A model's own reply after its tool calls is different
+    text, and is shown."""
+    if result.get("renderer_error"):
+        return None  # the kernel's error about the data comes next: show it, and the reply
+    if not result.get("ok"):
+        return "error", f"{result.get('tool')}: {result.get('error')}"
+    text, data = result.get("text"), result.get("data")
+    if text:
+        return "reply", str(text)
+    if data is not None:
+        return "reply", orjson.dumps(data).decode()
+    return "reply", "(no output)"

@@ -25,6 +25,7 @@ class ConfirmDialog(ModalScreen[bool]):
         width: 64; max-width: 100%; height: auto; border: thick $error;
         background: $surface; padding: 1 2;
     }
+    ConfirmDialog Label { width: 100%; }  /* a Label is as wide as its text: it would be cut */
     ConfirmDialog Horizontal { height: auto; margin-top: 1; align: right middle; }
     ConfirmDialog Button { margin-left: 2; }
     """

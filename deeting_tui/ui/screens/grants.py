@@ -1,7 +1,9 @@
 """Grant or revoke one permission of one plugin: the TUI's ``deeting plugin grant|revoke``.
 
 Every scope the plugin declares (and any it still holds but no longer declares) is a line in a
-selection list, ticked when granted, worded by ``explain`` and coloured by risk. Ticking asks
+selection list, ticked when granted, with its risk coloured and said; what the highlighted one
+allows (``explain``) is shown whole under the list (a selection list draws one line an option,
+so the words could not wrap there). Ticking asks
 for consent with the usual PermissionDialog first; unticking revokes at once, and a running
 plugin is stopped, as the CLI does (its sandbox was built with the scope). The list is rebuilt
 from the grant store after every change, so it never shows a state the kernel does not hold.
@@ -27,7 +29,7 @@ from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.plugin.scopes import Scope, covers, explain, parse_scope
 from deeting_tui.terminal_text import one_line
 
-from .permission import RISK_STYLE, PermissionDialog
+from .permission import PermissionDialog, fit_to_screen, scope_line
 from .plugin_details import STATE_STYLE
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ class GrantsDialog(ModalScreen[None]):
             yield Label(Text(one_line(f"Permissions of '{self.plugin}'")), id="title")
             yield Static(id="state")
             yield SelectionList[str](id="scopes")
+            yield Static(id="explain")
             yield Static(
                 "Space or Enter toggles. Granting asks you first; revoking stops a running "
                 "plugin until you grant again.",
@@ -62,6 +65,13 @@ class GrantsDialog(ModalScreen[None]):
     def on_mount(self) -> None:
         self.reload()
         self.query_one("#scopes", SelectionList).focus()
+        self.call_after_refresh(self._fit)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        fit_to_screen(self, self.query_one("#dialog", Vertical), self.query_one("#scopes"))
 
     def reload(self) -> None:
         """Rebuild the list from the grant store; the highlight stays on the same line."""
@@ -81,6 +91,7 @@ class GrantsDialog(ModalScreen[None]):
         scopes_list.add_options(rows)
         if rows:
             scopes_list.highlighted = min(highlighted or 0, len(rows) - 1)
+        self._explain(scopes_list.highlighted)
         state = plugin_state(self.kernel, self.plugin)
         text = Text.assemble(("state: ", "bold"), (state, STATE_STYLE[state]))
         if not rows:
@@ -88,12 +99,25 @@ class GrantsDialog(ModalScreen[None]):
         self.query_one("#state", Static).update(text)
 
     def _prompt(self, scope: Scope, granted: list[Scope]) -> Text:
-        words, risk = explain(scope)
-        prompt = Text(one_line(words), style=RISK_STYLE[risk])
+        prompt = scope_line(str(scope), explain(scope)[1])
         broader = next((g for g in granted if g != scope and covers(g, scope)), None)
         if scope not in granted and broader is not None:
             prompt.append(one_line(f" (covered by '{broader}')"), style="dim")
         return prompt
+
+    @on(SelectionList.SelectionHighlighted)
+    def _highlighted(self, event: SelectionList.SelectionHighlighted[str]) -> None:
+        self._explain(event.selection_index)
+
+    def _explain(self, index: int | None) -> None:
+        """What the highlighted scope allows, in full words that wrap."""
+        scopes_list: SelectionList[str] = self.query_one("#scopes", SelectionList)
+        text = Text()
+        if index is not None and 0 <= index < scopes_list.option_count:
+            value = scopes_list.get_option_at_index(index).value
+            text = scope_line(*explain(parse_scope(value)))
+        self.query_one("#explain", Static).update(text)
+        self.query_one("#explain", Static).display = bool(text)
 
     @on(SelectionList.SelectionToggled)
     def _toggled(self, event: SelectionList.SelectionToggled[str]) -> None:

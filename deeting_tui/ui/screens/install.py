@@ -50,6 +50,22 @@ STEP_WORDS = {
 }
 
 
+#: The loader words its advice for the CLI; here the checkbox is the way to say --force.
+REPLACE_BOX = "tick 'Replace an installed copy'"
+CLI_ADVICE = {
+    "pass --force to reinstall it": f"{REPLACE_BOX} to reinstall it",
+    "uninstall it first": f"{REPLACE_BOX} to replace it (its data is kept)",
+    "reinstall it with --force": f"reinstall it: {REPLACE_BOX}",
+}
+
+
+def in_dialog_words(message: str) -> str:
+    """A loader error with its command-line advice put in the dialog's terms."""
+    for cli, dialog in CLI_ADVICE.items():
+        message = message.replace(cli, dialog)
+    return message
+
+
 class PathSuggester(Suggester):
     """Completes the last component of a path from the entries of its folder: folders (with
     a trailing ``/``, so completion can go on) and zips first, hidden entries only on ``.``."""
@@ -183,7 +199,7 @@ class InstallDialog(ModalScreen[InstallReport | None]):
         try:
             report = await install()
         except (PluginError, StoreError) as exc:
-            self.notify(str(exc), severity="error", timeout=12, markup=False)
+            self.notify(in_dialog_words(str(exc)), severity="error", timeout=12, markup=False)
         except OSError as exc:  # a disk problem while copying: say which file and why
             message = f"{label}: install failed: {exc}"
             self.notify(message, severity="error", timeout=12, markup=False)

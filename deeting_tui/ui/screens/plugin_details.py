@@ -32,7 +32,7 @@ from deeting_tui.plugin.scopes import Scope, explain, reads_user_input
 from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
 from deeting_tui.terminal_text import neutralise, neutralise_line, one_line
 
-from .permission import RISK_STYLE
+from .permission import scope_line
 
 if TYPE_CHECKING:
     from deeting_tui.kernel.kernel import Kernel
@@ -116,7 +116,7 @@ def _scopes(spec: PluginSpec, granted: list[Scope]) -> Text:
     for scope in spec.permissions:
         words, risk = explain(scope)
         text.append("✗ " if scope in missing else "✓ ", "yellow" if scope in missing else "green")
-        text.append(one_line(words), style=RISK_STYLE[risk])
+        text.append_text(scope_line(words, risk))
         text.append(" (not granted)\n" if scope in missing else "\n", style="dim")
     text.rstrip()
     return text or Text("none — it only has its own folders")

@@ -42,8 +42,38 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("deeting.ui")
 
+#: Each column has one cell of padding on each side; the table keeps room for its scrollbar.
+CELL_PADDING = 2
+SCROLLBAR = 2
+MIN_PERMISSIONS = 16
 POLL_SECONDS = 1.0  # how often a crash, a restart or new log lines show up unasked
-FOR_A_PLUGIN = {"enable", "disable", "grants", "upgrade", "uninstall"}  # need a plugin
+FOR_A_PLUGIN = {
+    "enable",
+    "disable",
+    "grants",
+    "upgrade",
+    "no_upgrade",
+    "uninstall",
+}  # need a plugin
+
+
+#: A row of the plugin table: its key (the plugin's name), then its four cells.
+Row = tuple[str, Text, Text, Text, Text]
+
+
+class PluginTable(DataTable[Text]):
+    """The plugins, one row each. Home and End go to the first and the last plugin (a
+    DataTable's own scroll sideways, which a table that fits its width never needs)."""
+
+    BINDINGS = [
+        Binding("home", "scroll_top", "First", show=False),
+        Binding("end", "scroll_bottom", "Last", show=False),
+    ]
+
+    def on_resize(self) -> None:
+        """Lay the rows out again for the new width (the terminal, or narrow ↔ wide)."""
+        if isinstance(self.screen, PluginManager):
+            self.screen.table_resized(self.size.width)
 
 
 class PluginManager(Screen[None]):
@@ -57,7 +87,7 @@ class PluginManager(Screen[None]):
         Binding(
             "g",
             "grants",
-            "Permissions",
+            "Grants",  # short: the footer names up to seven keys in 80 columns
             id="plugins.grants",
             tooltip="Grant or revoke single permissions",
         ),
@@ -75,6 +105,8 @@ class PluginManager(Screen[None]):
             id="plugins.upgrade",
             tooltip="Install the newest version from the registry; the chat keeps running",
         ),
+        # The same key when there is nothing newer: not in the footer, but never silent.
+        Binding("u", "no_upgrade", "Upgrade", id="plugins.no_upgrade", show=False),
         Binding(
             "x,delete",
             "uninstall",
@@ -99,17 +131,17 @@ class PluginManager(Screen[None]):
         self.busy = False  # a lifecycle step is running: no second one on top of it
         self._seen: Any = None  # what the table last showed, to redraw only on change
         self.updates: dict[str, str] = {}  # plugin → newer version in the synced registry
+        self._width = 0  # the table width the rows were laid out for
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Container(id="body"):
-            yield DataTable(id="plugins", cursor_type="row", zebra_stripes=True)
+            yield PluginTable(id="plugins", cursor_type="row", zebra_stripes=True)
             yield PluginDetails(self.kernel, id="details")
-        yield Footer()
+        yield Footer(compact=True)  # with an upgrade on offer, seven keys: all in 80 columns
 
     def on_mount(self) -> None:
         table = self.query_one("#plugins", DataTable)
-        table.add_columns("plugin", "version", "state", "permissions")
         self.refresh_table()
         table.focus()
         self.set_interval(POLL_SECONDS, self._poll)
@@ -120,39 +152,58 @@ class PluginManager(Screen[None]):
         """Redraw every row from the kernel; the cursor stays on (or moves to) a plugin."""
         table = self.query_one("#plugins", DataTable)
         selected = select or self._selected()
-        table.clear()
         self.updates = available_updates(self.kernel)
+        rows: list[Row] = []
         for record in self.kernel.installed.all():
             try:
                 spec = self.kernel.loader.spec(record.name)
             except PluginError:  # a damaged copy: listed, so it can be uninstalled
                 damaged = Text("damaged", "bold red")
                 name, version = Text(one_line(record.name)), Text(one_line(record.version))
-                table.add_row(name, version, damaged, Text("?"), key=record.name)
+                rows.append((record.name, name, version, damaged, Text("?")))
                 continue
             granted = self.kernel.grants.granted(record.name)
             missing = missing_scopes(spec.permissions, granted)
             state = plugin_state(self.kernel, record.name)
-            perms = Text(one_line(", ".join(str(s) for s in spec.permissions)) or "none")
+            # One scope a line: a narrow column then folds only a scope longer than itself.
+            perms = Text(",\n".join(one_line(str(s)) for s in spec.permissions) or "none")
             if missing:
-                perms = Text(", ").join(
+                perms = Text(",\n").join(
                     Text(one_line(str(s)), style="yellow" if s in missing else "")
                     for s in spec.permissions
                 )
             version = Text(one_line(record.version))
             if record.name in self.updates:
                 version.append(f" → {one_line(self.updates[record.name])}", style="bold cyan")
-            table.add_row(
-                Text(one_line(record.name)),
-                version,
-                Text(state, style=STATE_STYLE[state]),
-                perms,
-                key=record.name,
-            )
+            state_text = Text(state, style=STATE_STYLE[state])
+            rows.append((record.name, Text(one_line(record.name)), version, state_text, perms))
+        self._fill(table, rows)
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected))
         self._seen = self._snapshot()
         self._show_details()
+
+    def _fill(self, table: DataTable[Text], rows: list[Row]) -> None:
+        """The rows at the table's width: fixed columns, the permissions last, wrapped over
+        as many lines as they need, so no scope is cut or pushed out of sight to the right.
+        (Widths are set, not measured later on idle, so a resize never keeps stale lines.)"""
+        table.clear(columns=True)
+        headers = ("plugin", "version", "state")
+        fixed = [(name, version, state) for _key, name, version, state, _perms in rows]
+        widths = [max([len(h), *(c[i].cell_len for c in fixed)]) for i, h in enumerate(headers)]
+        width = table.size.width or self.app.size.width
+        left = width - sum(widths) - 4 * CELL_PADDING - SCROLLBAR
+        perms_width = max(MIN_PERMISSIONS, left)
+        for header, column_width in zip(headers, widths, strict=True):
+            table.add_column(header, width=column_width, key=header)
+        table.add_column("permissions", width=perms_width, key="permissions")
+        for key, *cells in rows:
+            table.add_row(*cells, height=None, key=key)
+        self._width = width
+
+    def table_resized(self, width: int) -> None:
+        if width != self._width:
+            self.refresh_table()
 
     @on(DataTable.RowHighlighted)
     def _show_details(self) -> None:
@@ -210,6 +261,8 @@ class PluginManager(Screen[None]):
             return False
         if action == "upgrade" and name not in self.updates:
             return False
+        if action == "no_upgrade":
+            return name not in self.updates
         return None if self.busy else True
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -307,6 +360,18 @@ class PluginManager(Screen[None]):
             if report is not None:
                 how = "without a pause" if report.hot else "(it was not running)"
                 self.notify(f"upgraded {name} {report.old} → {report.new} {how}", markup=False)
+
+    def action_no_upgrade(self) -> None:
+        name = self._selected()
+        if name is None:
+            return
+        version = self.kernel.installed.get(name)
+        current = f" {version.version}" if version is not None else ""
+        self.notify(
+            f"no newer version of {name}{current} in the synced registry — "
+            "run `deeting registry sync` to fetch the latest list, then press u again",
+            markup=False,
+        )
 
     async def _upgrade_consent(self, name: str, scopes: list[Scope]) -> list[Scope]:
         intro = "The new version asks for more. Deny keeps the current version running."

@@ -1,6 +1,7 @@
 """Sessions: the stored conversations, newest first; open one, rename it, or delete it
 (confirmed). Each row is one line that fits the terminal: the title, else the first message,
-cut with an ellipsis at whatever width is left after the time and the event count."""
+cut with an ellipsis at whatever width is left after the time and the event count; under the
+table, the highlighted session's id and its whole title or first message, wrapped."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Footer, Header, Static
 
-from deeting_tui.kernel.session import SessionStoreError, clean_title
+from deeting_tui.kernel.session import TITLE_MAX, SessionStoreError, clean_title
+from deeting_tui.terminal_text import one_line
 
 from .confirm import ConfirmDialog
 from .rename import RenameDialog
@@ -39,6 +41,7 @@ class _Row:
     events: int
     title: str | None
     first: str | None
+    first_cut: bool = False  # the first message is longer than a title: ``first`` ends early
 
 
 class SessionList(Screen[str | None]):
@@ -62,7 +65,7 @@ class SessionList(Screen[str | None]):
             tooltip="Give the session a title (empty: show its first message again)",
         ),
         Binding(
-            "delete,x",
+            "x,delete",  # the footer names the first key: x, as the README says
             "delete",
             "Delete",
             id="sessions.delete",
@@ -72,6 +75,10 @@ class SessionList(Screen[str | None]):
     ]
     DEFAULT_CSS = """
     SessionList DataTable { height: 1fr; scrollbar-gutter: stable; }
+    SessionList #detail {
+        height: auto; max-height: 6; padding: 0 1; border-top: solid $accent;
+        color: $text-muted;
+    }
     """
 
     def __init__(self) -> None:
@@ -82,6 +89,7 @@ class SessionList(Screen[str | None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Static(id="detail")
         yield Footer()
 
     @property
@@ -112,11 +120,13 @@ class SessionList(Screen[str | None]):
         store = self.deeting.kernel.sessions
         rows = []
         for info in store.list_sessions(limit=200):
-            first = None
+            first, cut = None, False
             if info.title is None:
                 found = store.events(info.id, kinds=["user"])[:1]
-                first = clean_title(str(found[0].payload.get("text", ""))) if found else None
-            rows.append(_Row(info.id, info.updated, info.event_count, info.title, first))
+                text = str(found[0].payload.get("text", "")) if found else ""
+                first = clean_title(text) if found else None
+                cut = len(one_line(text)) > TITLE_MAX
+            rows.append(_Row(info.id, info.updated, info.event_count, info.title, first, cut))
         self._rows = rows
         self._fill(selected)
         self.refresh_bindings()
@@ -148,6 +158,19 @@ class SessionList(Screen[str | None]):
             table.move_cursor(row=table.get_row_index(selected), animate=False)
         elif table.row_count:
             table.move_cursor(row=min(index, table.row_count - 1), animate=False)
+        self._show_detail()
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        """The highlighted session whole: the row may have cut its words to the width."""
+        detail = self.query_one("#detail", Static)
+        session_id = self._selected()
+        row = next((r for r in self._rows if r.id == session_id), None)
+        detail.display = row is not None
+        if row is not None:
+            words = clean_title(row.title) if row.title is not None else row.first
+            more = "… (Enter opens it whole)" if row.title is None and row.first_cut else ""
+            detail.update(Text(f"{row.id} · {words or '(empty)'}{more}"))
 
     def _label(self, row: _Row, width: int) -> Text:
         if row.title is not None:  # cleaned when stored; again here for older stores

@@ -29,6 +29,34 @@ class UserLine(Static):
         super().__init__(Text("> " + text))
 
 
+class Welcome(Static):
+    """The first screen of an empty session: three things to try. Shown, never stored; it
+    goes when the first message is sent."""
+
+    DEFAULT_CSS = """
+    Welcome { color: $text-muted; padding: 0 1; margin: 1 0 0 0; }
+    """
+
+    def __init__(self, example_call: str | None, awaiting_consent: int = 0) -> None:
+        text = Text("Welcome to Deeting. Three things to try:\n", style="bold")
+        things = [("help", "the assistant says what it can do")]
+        if example_call is not None:
+            things.append((example_call, "call a plugin's tool directly (→ or Tab completes)"))
+        else:
+            things.append(("F1", "the commands and keys of the chat"))
+        if awaiting_consent:
+            some = f"{awaiting_consent} plugin{'s' if awaiting_consent > 1 else ''}"
+            things.append(("F2", f"{some} awaiting consent: move to one, e allows what it asks"))
+        else:
+            things.append(("F2", "the plugins: install, enable, grant permissions"))
+        for thing, what in things:
+            text.append("  ")
+            text.append(thing, style="bold cyan")
+            text.append(f" — {what}\n", style="not bold")
+        text.rstrip()
+        super().__init__(text)
+
+
 class AssistantReply(Markdown):
     """A reply; text may arrive in pieces (see ChatScreen's stream handling)."""
 
