@@ -182,6 +182,24 @@ async def test_the_grants_dialog_shows_each_scope_whole(app: DeetingApp) -> None
 # -- the chat's first screen, header and input ----------------------------------------------
 
 
+async def test_the_welcome_offers_a_trigger_example_that_works_as_typed(home: Path) -> None:
+    """With calc enabled, the welcome's example is one of its trigger examples (``calc 2+3``),
+    which works as typed, not a call template with a value left to fill in."""
+    kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
+    await kernel.start(ticker=False)
+    await kernel.loader.install(FIXTURES / "good_plugin")
+    await kernel.loader.install(OFFICIAL / "calc")
+    await kernel.loader.shutdown()
+    app = DeetingApp(kernel)
+    async with app.run_test(size=SMALL) as pilot:
+        await _ready(pilot, app)
+        shown = "\n".join(_screen_rows(app))
+        assert re.search(r"^\s*calc 2\+3 — goes straight to calc's calc tool", shown, re.M), shown
+        await _send(pilot, app, "calc 2+3")
+        await until(pilot, lambda: "result" in "\n".join(_screen_rows(app)), "calc's card")
+        assert re.search(r"result\s+5\b", "\n".join(_screen_rows(app))), _screen_rows(app)
+
+
 async def test_the_header_says_how_to_give_consent(app: DeetingApp) -> None:
     async with app.run_test(size=SMALL) as pilot:
         await _ready(pilot, app)

@@ -131,12 +131,19 @@ class ChatScreen(Screen[None]):
         for event in events:
             await self._show(KernelEvent(event))
 
-    def _example_call(self) -> str | None:
-        """A direct call to show as an example: the first enabled tool and its first
-        argument (required ones first), the value left for the user to fill in."""
+    def _example_call(self) -> tuple[str, str] | None:
+        """Something to type, and what it does: a plugin's trigger example where one is
+        enabled (it works as typed), else a direct call to the first enabled tool with its
+        first argument (required ones first), the value left for the user to fill in."""
+        infos = self.deeting.kernel.tool_infos()
+        for info in infos:
+            for example in info.trigger_examples:
+                if one_line(example) == example:
+                    return example, f"goes straight to {one_line(info.plugin)}'s {info.name} tool"
         for name, parameters in self._tool_parameters().items():
             if one_line(name) == name:
-                return f"/{name} {parameters[0]}=…" if parameters else f"/{name}"
+                call = f"/{name} {parameters[0]}=…" if parameters else f"/{name}"
+                return call, "call a plugin's tool directly (→ or Tab completes)"
         return None
 
     def _tool_parameters(self) -> ToolParameters:

@@ -37,11 +37,11 @@ class Welcome(Static):
     Welcome { color: $text-muted; padding: 0 1; margin: 1 0 0 0; }
     """
 
-    def __init__(self, example_call: str | None, awaiting_consent: int = 0) -> None:
+    def __init__(self, example: tuple[str, str] | None, awaiting_consent: int = 0) -> None:
         text = Text("Welcome to Deeting. Three things to try:\n", style="bold")
         things = [("help", "the assistant says what it can do")]
-        if example_call is not None:
-            things.append((example_call, "call a plugin's tool directly (→ or Tab completes)"))
+        if example is not None:  # (what to type, what it does)
+            things.append(example)
         else:
             things.append(("F1", "the commands and keys of the chat"))
         if awaiting_consent:
