@@ -52,7 +52,7 @@ from .routing import (
 from .session import CONVERSATION_KINDS, EncodedEvent, SessionInfo, SessionStore
 from .streams import StreamGate
 from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
-from .tools import ToolConflict, ToolIndex, argument_problems
+from .tools import ToolConflict, ToolEntry, ToolIndex, argument_problems
 from .upgrade import PointerFollower, UpgradeReport, upgrade_notice
 from .watchdog import Confinement
 
@@ -132,6 +132,9 @@ class Kernel:
         self.assistant = assistant
         self.active_session: str | None = None
         self._listeners: list[Listener] = []
+        #: The ids of the tool calls this kernel is running now (a stored call that is not
+        #: among them and has no result was interrupted: see ``call_running``).
+        self._calls_running: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self.follower: PointerFollower | None = None
@@ -289,13 +292,36 @@ class Kernel:
             if report_errors:
                 self.error(session_id, outcome.error or "")
             return outcome
-        runtime = self.loader.runtimes.get(entry.plugin)
         call_id = new_call_id()
         self._emit(
             session_id,
             "tool_call",
             {"call_id": call_id, "tool": tool, "plugin": entry.plugin, "args": args},
         )
+        self._calls_running.add(call_id)
+        try:
+            return await self._run_call(session_id, call_id, entry, args, reply, report_errors)
+        finally:
+            self._calls_running.discard(call_id)
+
+    def call_running(self, call_id: str) -> bool:
+        """Whether this kernel is running that call now: a stored call with no result that
+        is not running here was cut short (Deeting quit or was killed mid-call)."""
+        return call_id in self._calls_running
+
+    async def _run_call(
+        self,
+        session_id: str,
+        call_id: str,
+        entry: ToolEntry,
+        args: dict[str, Any],
+        reply: bool,
+        report_errors: bool,
+    ) -> ToolOutcome:
+        """The recorded call ``call_id``: route it to its plugin's worker and record the
+        result (or that it was cancelled)."""
+        tool = entry.spec.name
+        runtime = self.loader.runtimes.get(entry.plugin)
         started = time.perf_counter()
         problems = argument_problems(entry, args)
         if problems:

@@ -114,6 +114,27 @@ async def test_an_old_session_with_repeated_ids_opens_from_f3_and_works(used_hom
     assert app.crash is None
 
 
+async def test_a_stored_call_cut_short_says_so_instead_of_spinning(used_home: str) -> None:
+    """A call stored without its result (Deeting quit or was killed mid-call): resumed, its
+    block says it was cut short, with no spinner left running; a call this kernel runs now
+    keeps its spinner until its result."""
+    kernel = _kernel()
+    call = {"call_id": "c-cut-short", "tool": "echo", "plugin": "echo-fixture"}
+    kernel.sessions.append(used_home, "tool_call", {**call, "args": {"text": "lost"}})
+    app = DeetingApp(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.session_id == used_home
+        await pilot.pause()
+        blocks = list(app.chat.query(ToolCallBlock))
+        assert [b.call_id for b in blocks][-1] == "c-cut-short"
+        status = _statuses(app)[-1]
+        assert status.startswith("⊘ echo") and "cut short" in status, status
+        assert blocks[-1]._spinner is None  # stopped
+        await _send(pilot, "echo after")
+        assert _statuses(app)[-1].startswith("✓ echo")
+    assert app.crash is None
+
+
 def _done(app: DeetingApp) -> list[ToolCallBlock]:
     return [b for b in app.chat.query(ToolCallBlock) if b.done]
 

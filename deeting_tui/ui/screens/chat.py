@@ -130,6 +130,10 @@ class ChatScreen(Screen[None]):
             await transcript.mount(Welcome(self._example_call(), waiting))
         for event in events:
             await self._show(KernelEvent(event))
+        running = self.deeting.kernel.call_running
+        for block in transcript.query(ToolCallBlock):  # every one: old sessions repeat ids
+            if not block.done and not running(block.call_id):
+                block.unanswered()
 
     def _example_call(self) -> tuple[str, str] | None:
         """Something to type, and what it does: a plugin's trigger example where one is

@@ -143,6 +143,22 @@ class ToolCallBlock(Vertical):
         label.update(Text(message))
         label.display = bool(message)
 
+    def unanswered(self) -> None:
+        """A stored call with no result, which nothing runs now (Deeting quit or was killed
+        mid-call): said so, instead of a spinner that would never stop. A result that still
+        arrives (another process ran it) replaces this line."""
+        if self.done:
+            return
+        if self._spinner is not None:
+            self._spinner.stop()
+            self._spinner = None
+        status = self.query_one(".status", Static)
+        status.add_class("-cancelled")
+        line = Text(f"⊘ {self.tool} ")
+        line.append(_short_args(self.args), style="dim")
+        line.append("  no result: the call was cut short")
+        status.update(line)
+
     async def finish(self, result: dict[str, Any]) -> None:
         self.done = True
         if self._spinner is not None:
