@@ -14,18 +14,31 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Markdown
 
-from deeting_tui.terminal_text import one_line
+from deeting_tui.kernel.limits import message_problem
+from deeting_tui.terminal_text import neutralise_tree, one_line
 
 from ..completion import SlashSuggester, ToolParameters
 from ..messages import KernelEvent
-from ..widgets.transcript import AssistantReply, ErrorLine, LiveCard, ToolCallBlock, UserLine
+from ..widgets.prompt import PromptInput
+from ..widgets.transcript import (
+    AssistantReply,
+    EarlierEvents,
+    LiveCard,
+    ToolCallBlock,
+    message_widgets,
+)
 
 if TYPE_CHECKING:
     from ..app import DeetingApp
 
 STREAM_REDRAW_S = 1 / 30
+#: A stored session shows its last this many events (a few screens); earlier ones come this
+#: many at a time, on demand. Drawing the widgets of 10,000 events took many seconds before
+#: the first screenful showed (bench/chat_input.py).
+SHOWN_EVENTS = 50
 
 HELP = """**Commands**
 
@@ -59,6 +72,7 @@ class ChatScreen(Screen[None]):
         self._history_at = 0
         self._live: dict[str, LiveCard] = {}
         self._pending_streams: dict[str, dict[str, Any]] = {}
+        self._earlier: list[dict[str, Any]] = []  # stored events not drawn yet, oldest first
 
     @property
     def deeting(self) -> DeetingApp:
@@ -70,7 +84,7 @@ class ChatScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield VerticalScroll(id="transcript")
-        yield Input(
+        yield PromptInput(
             placeholder="Message, or /TOOL key=value (→ completes) — Esc cancels",
             id="prompt",
             suggester=SlashSuggester(self._tool_parameters),
@@ -86,9 +100,36 @@ class ChatScreen(Screen[None]):
         """Start over with a stored conversation (resume, or open from the session list)."""
         await self._end_reply()
         self._live.clear()
-        await self.query_one("#transcript", VerticalScroll).remove_children()
-        for event in events:
-            self.post_message(KernelEvent(event))
+        transcript = self.query_one("#transcript", VerticalScroll)
+        await transcript.remove_children()
+        self._earlier = list(events)
+        await self._show_earlier()
+
+    @on(EarlierEvents.Wanted)
+    async def _show_earlier(self) -> None:
+        """Draw the next batch of stored events above those drawn (the last batch first)."""
+        events = self._earlier
+        start = _batch_start(events, SHOWN_EVENTS)
+        self._earlier, batch = events[:start], events[start:]
+        transcript = self.query_one("#transcript", VerticalScroll)
+        widgets, results = _replay([neutralise_tree(event) for event in batch])
+        markers = transcript.query(EarlierEvents)
+        marker = markers.first(EarlierEvents) if markers else None
+        if self._earlier and marker is None:
+            marker = EarlierEvents()
+            widgets.insert(0, marker)
+        if widgets:
+            if marker is not None and marker.parent is transcript:
+                await transcript.mount_all(widgets, after=marker)
+            else:
+                await transcript.mount_all(widgets, before=0 if transcript.children else None)
+        for block, result in results:
+            await block.finish(result)
+        if marker is not None:
+            if self._earlier:
+                marker.show_count(len(self._earlier), SHOWN_EVENTS)
+            else:
+                await marker.remove()
 
     def _tool_parameters(self) -> ToolParameters:
         """Each enabled tool's parameter names, required ones first, for completion. A name
@@ -106,6 +147,10 @@ class ChatScreen(Screen[None]):
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
+        problem = message_problem(text)
+        if problem is not None:  # refused: the text stays in the line, to be cut or fixed
+            self.notify(problem, severity="error", timeout=10)
+            return
         event.input.value = ""
         if not text:
             return
@@ -162,7 +207,7 @@ class ChatScreen(Screen[None]):
         transcript = self.query_one("#transcript", VerticalScroll)
         if kind == "user":
             await self._end_reply()
-            await transcript.mount(UserLine(event["text"]))
+            await transcript.mount_all(message_widgets("user", event["text"]))
         elif kind == "reply_delta":
             if self._reply is None:
                 self._reply = AssistantReply()
@@ -171,7 +216,7 @@ class ChatScreen(Screen[None]):
             await self._stream.write(event["text"])
         elif kind == "reply":
             if self._reply is None:
-                await transcript.mount(AssistantReply(event["text"]))
+                await transcript.mount_all(message_widgets("reply", event["text"]))
             await self._end_reply()
         elif kind == "tool_call":
             await self._end_reply()
@@ -192,7 +237,7 @@ class ChatScreen(Screen[None]):
             self.deeting.update_status()
         elif kind == "error":
             await self._end_reply()
-            await transcript.mount(ErrorLine(str(event.get("message", ""))))
+            await transcript.mount_all(message_widgets("error", str(event.get("message", ""))))
         elif kind == "stream":
             key = f"{event.get('plugin')}:{event.get('topic')}"
             self._pending_streams[key] = event
@@ -213,3 +258,48 @@ class ChatScreen(Screen[None]):
             card.show(event.get("renderer"), event.get("payload"), str(event.get("topic")))
             if fresh:  # drawn before it is shown: never an empty frame
                 await self.query_one("#transcript", VerticalScroll).mount(card)
+
+
+def _batch_start(events: list[dict[str, Any]], size: int) -> int:
+    """Where the last ``size`` events begin, moved forward to the start of a turn (a user
+    message) when one is in them, so that a tool call and its result are drawn together."""
+    start = max(0, len(events) - size)
+    if start == 0:
+        return 0
+    for index in range(start, len(events)):
+        if events[index].get("type") == "user":
+            return index
+    return start
+
+
+def _replay(
+    events: list[dict[str, Any]],
+) -> tuple[list[Widget], list[tuple[ToolCallBlock, dict[str, Any]]]]:
+    """The widgets of stored events (neutralised already), and each tool block with the result
+    to finish it with once mounted. Built in one pass and mounted at once: a message per event
+    would cost a round of the message loop each."""
+    widgets: list[Widget] = []
+    results: list[tuple[ToolCallBlock, dict[str, Any]]] = []
+    calls: dict[str, ToolCallBlock] = {}
+    for event in events:
+        kind = event.get("type")
+        if kind in ("user", "reply"):
+            widgets.extend(message_widgets(kind, str(event.get("text", ""))))
+        elif kind == "error":
+            widgets.extend(message_widgets("error", str(event.get("message", ""))))
+        elif kind == "tool_call":
+            call_id = str(event.get("call_id"))
+            block = ToolCallBlock(
+                call_id,
+                str(event.get("tool")),
+                event.get("plugin"),
+                event.get("args") or {},
+                replayed=True,
+            )
+            calls[call_id] = block
+            widgets.append(block)
+        elif kind == "tool_result":
+            found = calls.pop(str(event.get("call_id")), None)
+            if found is not None:
+                results.append((found, event))
+    return widgets, results
