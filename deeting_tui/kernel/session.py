@@ -10,8 +10,9 @@ keeps appends cheap enough for the hot path. Two processes may open the same fil
 take the write lock up front (``BEGIN IMMEDIATE``) and wait for each other up to a timeout.
 
 Each session numbers its events 1, 2, 3, … (``seq``). An append is one INSERT (the seq is
-computed inside it, under the write lock) and touches nothing else: a session's event count,
-last change and place in the "most recent" order are read from its last event instead of
+computed inside it, under the write lock) and touches nothing else: a session's event count
+(counted over its events, stream frames left out), last change and place in the "most recent"
+order are read from its events instead of
 being kept up to date in the sessions table, which would cost a second page write per event
 on the hot path of every message. Recency is the wall clock (last event, else creation; ties
 go to the session created later), so a clock stepped backwards can misorder "latest" but
@@ -142,10 +143,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 # A session's last event, found through the primary key (no scan of its events).
 _LAST_EVENT = "(SELECT {col} FROM events WHERE session_id = s.id ORDER BY seq DESC LIMIT 1)"
+# Its conversation's events, counted: not its last seq, which counts stream frames the caps
+# dropped long ago (a chat left open with a plugin streaming each second: 86,400 a day).
+_CONVERSATION_COUNT = "(SELECT count(*) FROM events WHERE session_id = s.id AND kind != 'stream')"
 _SESSION_SELECT = (
     "SELECT s.id, s.created, "
     f"COALESCE({_LAST_EVENT.format(col='ts')}, s.created) AS updated, s.title, "
-    f"COALESCE({_LAST_EVENT.format(col='seq')}, 0) FROM sessions AS s"
+    f"{_CONVERSATION_COUNT} FROM sessions AS s"
 )
 _APPEND = (
     "INSERT INTO events (session_id, seq, kind, ts, payload, plugin, topic, size) "
@@ -177,6 +181,8 @@ class SessionNotFound(SessionStoreError):
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
+    """A session; ``event_count`` counts its conversation (stream frames are not in it)."""
+
     id: str
     created: float
     updated: float
@@ -444,6 +450,19 @@ class SessionStore:
                 (limit,),
             ).fetchall()
         return [self._info(row) for row in rows]
+
+    def first_message(self, session_id: str, chars: int = TITLE_MAX) -> str | None:
+        """The start (``chars`` characters) of the session's first user message, or None: a
+        label for a session without a title, read without loading the message (which may be
+        megabytes) or any other."""
+        with self._db() as conn:
+            row = conn.execute(
+                "SELECT substr(json_extract(payload, '$.text'), 1, ?) FROM events "
+                "WHERE session_id = ? AND kind = 'user' AND json_valid(payload) "
+                "ORDER BY seq LIMIT 1",
+                (chars, session_id),
+            ).fetchone()
+        return row[0] if row is not None and isinstance(row[0], str) else None
 
     def rename(self, session_id: str, title: str | None) -> None:
         """Set a session's title (cleaned by :func:`clean_title`); None, or a title with

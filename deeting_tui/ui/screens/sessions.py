@@ -114,8 +114,7 @@ class SessionList(Screen[str | None]):
         for info in store.list_sessions(limit=200):
             first = None
             if info.title is None:
-                found = store.events(info.id, kinds=["user"])[:1]
-                first = clean_title(str(found[0].payload.get("text", ""))) if found else None
+                first = clean_title(store.first_message(info.id))
             rows.append(_Row(info.id, info.updated, info.event_count, info.title, first))
         self._rows = rows
         self._fill(selected)
