@@ -37,7 +37,8 @@ class ScriptPrinter:
     """Turns kernel events into the script mode's output formats.
 
     On a terminal (``cards=True``), plain mode also draws each tool result as the chat's card
-    (the same renderer functions); piped output stays the bare reply text of DESIGN §4.
+    (the same renderer functions) and writes a reply as the model streams it, so a long answer
+    is read as it comes, as in the chat; piped output stays the bare reply text of DESIGN §4.
     """
 
     def __init__(self, out: IO[bytes], err: IO[str], json_mode: bool, cards: bool = False) -> None:
@@ -45,6 +46,7 @@ class ScriptPrinter:
         self.err = err
         self.json_mode = json_mode
         self.cards = cards and not json_mode
+        self._streaming = False  # a reply's pieces are on the terminal, its line not ended
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -56,16 +58,34 @@ class ScriptPrinter:
                 self.out.write(terminal_safe_json(line) + b"\n")
             if kind == "error":
                 self._error_line(event)
+        elif kind == "reply_delta" and self.cards:
+            # Each piece neutralised on its own: a sequence cut in two leaves no ESC in either.
+            self.out.write(neutralise(str(event.get("text", ""))).encode())
+            self.out.flush()
+            self._streaming = True
         elif kind == "reply":
-            self.out.write(neutralise(str(event["text"])).encode() + b"\n")
+            if self._streaming:  # its text is on the terminal already
+                self._streaming = False
+                self.out.write(b"\n")
+            else:
+                self.out.write(neutralise(str(event["text"])).encode() + b"\n")
         elif kind == "tool_result" and self.cards and event.get("ok"):
             self._card(event)
         elif kind == "error":
+            self._end_stream()
             self._error_line(event)
+
+    def _end_stream(self) -> None:
+        """A reply cut short (an error, Esc): its line ends before anything else is said."""
+        if self._streaming:
+            self._streaming = False
+            self.out.write(b"\n")
+            self.out.flush()
 
     def _card(self, event: dict[str, Any]) -> None:
         from rich.console import Console  # only on a terminal: keeps piped runs lean
 
+        self._end_stream()
         from deeting_tui.render import render
 
         buffer = io.StringIO()
