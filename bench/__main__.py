@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from .chat_input import ChatInputFigures, ChatInputSizes, chat_input_figures
 from .common import REPO_ROOT, Latency, Sizes, percentile, reap_children
 from .confinement import ConfinementCost, confinement_cost
 from .launchers import default_launcher_name
@@ -151,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             "the chat: launch to first frame, key latency under a stream flood",
             lambda: ui_figures(UiSizes.quick() if options.quick else UiSizes()),
         )
+        run(
+            "chat_input",
+            "the chat with big input: opening big sessions, keys in a long line",
+            lambda: chat_input_figures(
+                ChatInputSizes.quick() if options.quick else ChatInputSizes()
+            ),
+        )
         registry_sizes = RegistrySizes.quick() if options.quick else RegistrySizes()
         run(
             "registry",
@@ -273,6 +281,9 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     ui: UiFigures | None = results.get("ui")
     if ui:
         verdicts += [Verdict(*verdict) for verdict in ui.verdicts()]
+    chat_input: ChatInputFigures | None = results.get("chat_input")
+    if chat_input:
+        verdicts += [Verdict(*verdict) for verdict in chat_input.verdicts()]
     registry: RegistryFigures | None = results.get("registry")
     if registry:
         verdicts += [Verdict(*verdict) for verdict in registry.verdicts()]
@@ -386,6 +397,10 @@ def _results_table(results: dict[str, Any]) -> str:
     if ui:
         rows.append(("", "", "", "", ""))
         rows += ui.rows()
+    chat_input: ChatInputFigures | None = results.get("chat_input")
+    if chat_input:
+        rows.append(("", "", "", "", ""))
+        rows += chat_input.rows()
     registry: RegistryFigures | None = results.get("registry")
     if registry:
         rows.append(("", "", "", "", ""))

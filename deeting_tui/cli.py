@@ -313,17 +313,19 @@ def _check_session(session_id: str) -> None:
 
 
 def _run_script(args: argparse.Namespace) -> int:
+    # Bytes, not text: each line is decoded on its own, so a line that is not UTF-8 is
+    # reported and skipped instead of ending the run (headless.script_lines).
     if args.script == "-":
-        lines: Any = sys.stdin
-    else:
-        path = Path(args.script)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise UsageError(f"--script {args.script}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--script {args.script}: cannot read: {exc}") from None
-    return asyncio.run(_script_main(args, lines))
+        return asyncio.run(_script_main(args, sys.stdin.buffer))
+    path = Path(args.script)
+    try:
+        lines = path.open("rb")
+    except FileNotFoundError:
+        raise UsageError(f"--script {args.script}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"--script {args.script}: cannot read: {exc}") from None
+    with lines:
+        return asyncio.run(_script_main(args, lines))
 
 
 async def _script_main(args: argparse.Namespace, lines: Any) -> int:

@@ -20,12 +20,14 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 
 from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.kernel.limits import MAX_MESSAGE_BYTES
 from deeting_tui.terminal_text import neutralise, one_line, terminal_safe_json
 
 JSON_EVENT_TYPES = frozenset({"reply", "tool_call", "tool_result", "stream", "error"})
@@ -35,7 +37,8 @@ class ScriptPrinter:
     """Turns kernel events into the script mode's output formats.
 
     On a terminal (``cards=True``), plain mode also draws each tool result as the chat's card
-    (the same renderer functions); piped output stays the bare reply text of DESIGN §4.
+    (the same renderer functions) and writes a reply as the model streams it, so a long answer
+    is read as it comes, as in the chat; piped output stays the bare reply text of DESIGN §4.
     """
 
     def __init__(self, out: IO[bytes], err: IO[str], json_mode: bool, cards: bool = False) -> None:
@@ -45,6 +48,7 @@ class ScriptPrinter:
         self.cards = cards and not json_mode
         #: The first failed write (a closed pipe, a full disk): the run stops on it.
         self.write_error: OSError | None = None
+        self._streaming = False  # a reply's pieces are on the terminal, its line not ended
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self.write_error is not None:
@@ -71,16 +75,34 @@ class ScriptPrinter:
                 self.out.write(terminal_safe_json(line) + b"\n")
             if kind == "error":
                 self._error_line(event)
+        elif kind == "reply_delta" and self.cards:
+            # Each piece neutralised on its own: a sequence cut in two leaves no ESC in either.
+            self.out.write(neutralise(str(event.get("text", ""))).encode())
+            self.out.flush()
+            self._streaming = True
         elif kind == "reply":
-            self.out.write(neutralise(str(event["text"])).encode() + b"\n")
+            if self._streaming:  # its text is on the terminal already
+                self._streaming = False
+                self.out.write(b"\n")
+            else:
+                self.out.write(neutralise(str(event["text"])).encode() + b"\n")
         elif kind == "tool_result" and self.cards and event.get("ok"):
             self._card(event)
         elif kind == "error":
+            self._end_stream()
             self._error_line(event)
+
+    def _end_stream(self) -> None:
+        """A reply cut short (an error, Esc): its line ends before anything else is said."""
+        if self._streaming:
+            self._streaming = False
+            self.out.write(b"\n")
+            self.out.flush()
 
     def _card(self, event: dict[str, Any]) -> None:
         from rich.console import Console  # only on a terminal: keeps piped runs lean
 
+        self._end_stream()
         from deeting_tui.render import render
 
         buffer = io.StringIO()
@@ -95,15 +117,87 @@ class ScriptPrinter:
         self.err.write(f"deeting: error: {one_line(str(event.get('message', '')))}\n")
 
 
-def script_lines(lines: Iterable[str]) -> Iterable[str]:
-    """Blank lines and ``#`` comments are skipped (DESIGN §4)."""
-    for raw in lines:
-        line = raw.strip()
+@dataclass(frozen=True, slots=True)
+class ScriptLine:
+    """One line of a script to act on: a message to send, or why it cannot be sent.
+
+    ``input`` keeps what the user wrote when it cannot be sent as it is (bytes that are not
+    UTF-8, spelled ``\\xff``), so the session's error event still holds it.
+    """
+
+    number: int
+    text: str = ""
+    problem: str | None = None
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _TooLong:
+    size: int  # in bytes (characters, for a text stream)
+
+
+#: A line is read up to this much: anything longer is over the message cap whatever it holds
+#: (two more for a CR LF ending), so reading never holds more than this in memory.
+_READ_LIMIT = MAX_MESSAGE_BYTES + 2
+
+
+def _raw_lines(source: Iterable[str | bytes]) -> Iterator[str | bytes | _TooLong]:
+    """The source's lines as read, a line past the cap as its size only (the rest of it is
+    read and dropped, never held)."""
+    readline = getattr(source, "readline", None)
+    if readline is None:  # a list of lines (tests, the library use)
+        for line in source:
+            yield _TooLong(len(line)) if len(line) > _READ_LIMIT else line
+        return
+    while chunk := readline(_READ_LIMIT):
+        if len(chunk) < _READ_LIMIT or chunk[-1:] in ("\n", b"\n"):
+            yield chunk
+            continue
+        size = len(chunk)
+        while chunk and chunk[-1:] not in ("\n", b"\n"):
+            chunk = readline(_READ_LIMIT)
+            size += len(chunk)
+        ending = chunk[len(chunk.rstrip("\r\n" if isinstance(chunk, str) else b"\r\n")) :]
+        yield _TooLong(size - len(ending))
+
+
+def script_lines(lines: Iterable[str | bytes]) -> Iterator[ScriptLine]:
+    """The lines to act on, numbered from 1 as an editor does. Blank lines and ``#`` comments
+    are skipped (DESIGN §4). Bytes are read as UTF-8; a line that is not UTF-8, or is over the
+    message cap, comes with its problem instead of its text: it is reported, not sent (a
+    message changed by guessing its encoding could name another file or say another thing),
+    and the lines after it run."""
+    for number, raw in enumerate(_raw_lines(lines), start=1):
+        if isinstance(raw, _TooLong):
+            yield ScriptLine(
+                number,
+                problem=f"line {number}: {raw.size:,} bytes, over the "
+                f"{MAX_MESSAGE_BYTES >> 20} MiB limit for one message — not sent; split it "
+                "into smaller messages",
+            )
+            continue
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if raw.strip().startswith(b"#"):
+                    continue  # a comment, whatever its encoding
+                yield ScriptLine(
+                    number,
+                    problem=f"line {number}: not UTF-8 (byte 0x{raw[exc.start]:02x} at byte "
+                    f"{exc.start + 1:,}) — not sent; save the script as UTF-8 (for example: "
+                    "iconv -f latin1 -t utf-8)",
+                    input=raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace"),
+                )
+                continue
+        else:
+            text = raw
+        line = text.strip()
         if line and not line.startswith("#"):
-            yield line
+            yield ScriptLine(number, line)
 
 
-async def _lines_off_the_loop(lines: Iterable[str]) -> AsyncIterator[str]:
+async def _lines_off_the_loop(lines: Iterable[str | bytes]) -> AsyncIterator[ScriptLine]:
     """The script's lines, read so that waiting for the next one never blocks the loop.
 
     A pipe or a terminal can keep the reader waiting for minutes, and meanwhile the kernel
@@ -116,13 +210,13 @@ async def _lines_off_the_loop(lines: Iterable[str]) -> AsyncIterator[str]:
             yield line
         return
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue(maxsize=1024)
+    queue: asyncio.Queue[ScriptLine | BaseException | None] = asyncio.Queue(maxsize=1024)
 
     def read() -> None:
         try:
             for line in script_lines(lines):
                 _hand_over(loop, queue.put(line))
-            item: str | BaseException | None = None
+            item: ScriptLine | BaseException | None = None
         except BaseException as exc:  # handed to the loop, raised there
             item = exc
         with contextlib.suppress(Exception):  # the loop is gone: nobody is listening
@@ -149,7 +243,7 @@ def _hand_over(loop: asyncio.AbstractEventLoop, put: Coroutine[Any, Any, None]) 
     future.result()
 
 
-def _may_block(lines: Iterable[str]) -> bool:
+def _may_block(lines: Iterable[str | bytes]) -> bool:
     try:
         fileno = lines.fileno()  # type: ignore[attr-defined]
         return not stat.S_ISREG(os.fstat(fileno).st_mode)
@@ -159,7 +253,7 @@ def _may_block(lines: Iterable[str]) -> bool:
 
 async def run_script(
     kernel: Kernel,
-    lines: Iterable[str],
+    lines: Iterable[str | bytes],
     *,
     session_id: str | None,
     out: IO[bytes],
@@ -174,8 +268,15 @@ async def run_script(
     failed = False
     try:
         async for line in _lines_off_the_loop(lines):
-            turn = await kernel.submit(session.id, line)
-            failed = failed or turn.failed
+            if line.problem is not None:  # one error line (stored too); the run goes on
+                extra: dict[str, Any] = {"line": line.number}
+                if line.input is not None:
+                    extra["input"] = line.input
+                kernel.error(session.id, line.problem, **extra)
+                failed = True
+            else:
+                turn = await kernel.submit(session.id, line.text)
+                failed = failed or turn.failed
             printer.flush()
             if printer.write_error is not None:
                 _stop_on(printer.write_error)

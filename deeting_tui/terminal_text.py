@@ -60,6 +60,7 @@ __all__ = [
     "neutralise_line",
     "neutralise_tree",
     "one_line",
+    "quote_prefix",
     "terminal_safe_json",
 ]
 
@@ -105,6 +106,21 @@ def one_line(text: str) -> str:
     """``text`` neutralised and on one line: each run of whitespace (newlines, tabs) becomes
     one space, and none leads or trails. For error lines, notices and titles."""
     return " ".join(neutralise(text).split())
+
+
+#: How much of a user's or a plugin's text an error line quotes (:func:`quote_prefix`).
+QUOTE_CHARS = 80
+
+
+def quote_prefix(text: str, limit: int = QUOTE_CHARS) -> str:
+    """At most ``limit`` characters of ``text``, on one line and neutralised, for an error
+    line that names what it refused: a 10 MB argument must not become a 10 MB error line (nor
+    be stored again with it). What is left out is counted (``… (9,999,920 more characters)``),
+    so the reader knows the quote is cut. Only the prefix is read: linear in ``limit``, not in
+    the text."""
+    if len(text) <= limit:
+        return one_line(text)
+    return f"{one_line(text[:limit])}… ({len(text) - limit:,} more characters)"
 
 
 def neutralise_line(text: str) -> str:

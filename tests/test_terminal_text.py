@@ -217,3 +217,13 @@ def test_the_neutraliser_depends_on_nothing() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
     assert found <= {"__future__", "collections.abc", "logging", "re", "sys", "typing"}, found
+
+
+def test_quote_prefix_keeps_a_short_prefix_and_counts_the_rest() -> None:
+    from deeting_tui.terminal_text import quote_prefix
+
+    assert quote_prefix("short\nline") == "short line"
+    quoted = quote_prefix("a\x1b]0;x\x07" + "b" * 10_000_000, limit=20)
+    assert quoted.startswith("a") and "\x1b" not in quoted
+    assert quoted.endswith("… (9,999,987 more characters)")
+    assert len(quoted) < 60

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from deeting_tui.plugin.triggers import TriggerMatch
+from deeting_tui.terminal_text import quote_prefix
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -78,10 +79,11 @@ def parse_arguments(rest: str, parameters: dict[str, Any]) -> dict[str, Any]:
         key, sep, value = token.partition("=")
         if not sep or not key:
             raise ArgumentError(
-                f'expected key=value, got {token!r} — quote values with spaces: key="two words"'
+                f"expected key=value, got '{quote_prefix(token)}' — quote values with spaces: "
+                'key="two words"'
             )
         if key in args:
-            raise ArgumentError(f"argument {key!r} given twice")
+            raise ArgumentError(f"argument '{quote_prefix(key)}' given twice")
         args[key] = coerce(value, properties.get(key))
     return args
 

@@ -29,6 +29,7 @@ from deeting_tui.plugin.manifest import EVENT_PRIORITY, TRIGGER_PRIORITY, Plugin
 from deeting_tui.plugin.scopes import MESSAGES, covers, parsed_scopes, reads_user_input
 from deeting_tui.plugin.triggers import TriggerRegexError
 from deeting_tui.rpc.errors import NOT_READY, RpcError
+from deeting_tui.terminal_text import quote_prefix
 
 from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
 from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
@@ -36,6 +37,7 @@ from .bus import EventBus
 from .installed import InstalledStore
 from .journal import SessionJournal
 from .launcher import Launcher, default_launcher
+from .limits import message_problem
 from .loader import AskGrants, Loader, PluginError, PluginRuntime
 from .paths import Config, Paths
 from .permissions import GrantStore
@@ -221,6 +223,10 @@ class Kernel:
         self.active_session = session_id
         try:
             text = text.strip()
+            problem = message_problem(text)
+            if problem is not None:  # refused whole: not stored, not offered to anyone
+                self.error(session_id, problem)
+                return turn
             self._emit(session_id, "user", {"text": text})
             command = split_command(text)
             if command is not None and command[0] == "image":
@@ -228,7 +234,8 @@ class Kernel:
             elif command is not None and self.tools.get(command[0]) is not None:
                 await self._direct_call(session_id, *command)
             elif command is not None and self.assistant is None:
-                self.error(session_id, f"unknown tool '/{command[0]}' — {self._known_tools()}")
+                name = quote_prefix(command[0])
+                self.error(session_id, f"unknown tool '/{name}' — {self._known_tools()}")
             else:
                 handled = await self.bus.publish(
                     "user.message", {"text": text, "session_id": session_id}
@@ -258,7 +265,8 @@ class Kernel:
                 raise ValueError(f"{size} bytes is over the {MAX_IMAGE_BYTES >> 20} MiB limit")
             data = path.read_bytes()
         except (OSError, ValueError) as exc:
-            self.error(session_id, f"/image {path_text}: {getattr(exc, 'strerror', None) or exc}")
+            why = getattr(exc, "strerror", None) or exc
+            self.error(session_id, f"/image {quote_prefix(path_text)}: {why}")
             return
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         payload = {
@@ -268,7 +276,7 @@ class Kernel:
             "session_id": session_id,
         }
         if not await self.bus.publish("user.image", payload):
-            self.error(session_id, f"/image {path_text}: no plugin handles images")
+            self.error(session_id, f"/image {quote_prefix(path_text)}: no plugin handles images")
 
     async def call_tool(
         self,
@@ -286,8 +294,9 @@ class Kernel:
         """
         entry = self.tools.get(tool)
         if entry is None:
+            known = self._known_tools()
             outcome = ToolOutcome(
-                False, tool, None, error=f"unknown tool '{tool}' — {self._known_tools()}"
+                False, tool, None, error=f"unknown tool '{quote_prefix(tool)}' — {known}"
             )
             if report_errors:
                 self.error(session_id, outcome.error or "")

@@ -10,8 +10,9 @@ keeps appends cheap enough for the hot path. Two processes may open the same fil
 take the write lock up front (``BEGIN IMMEDIATE``) and wait for each other up to a timeout.
 
 Each session numbers its events 1, 2, 3, … (``seq``). An append is one INSERT (the seq is
-computed inside it, under the write lock) and touches nothing else: a session's event count,
-last change and place in the "most recent" order are read from its last event instead of
+computed inside it, under the write lock) and touches nothing else: a session's event count
+(counted over its events, stream frames left out), last change and place in the "most recent"
+order are read from its events instead of
 being kept up to date in the sessions table, which would cost a second page write per event
 on the hot path of every message. Recency is the wall clock (last event, else creation; ties
 go to the session created later), so a clock stepped backwards can misorder "latest" but
@@ -36,6 +37,7 @@ import orjson
 
 from deeting_tui.terminal_text import one_line
 
+from .blobs import extract, restore
 from .retention import Frame, StreamCaps, batch_drops, trim_all, trim_plugin, trim_session
 
 log = logging.getLogger("deeting.session")
@@ -65,7 +67,7 @@ _KINDS = frozenset(EVENT_KINDS)
 
 #: Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the
 #: schema changes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: How long one store waits for another (thread or process) holding the write lock.
 BUSY_TIMEOUT_S = 10.0
@@ -90,8 +92,17 @@ CREATE TABLE events (
     plugin     TEXT,                -- a stream frame's plugin, topic and JSON size in bytes,
     topic      TEXT,                -- NULL for other kinds
     size       INTEGER,
+    refs       TEXT,                -- its long strings, stored once in blobs (blobs.py)
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
+"""
+
+#: Long strings of events, each stored once (blobs.py); a row lives while an event refers to it.
+_BLOBS = """
+CREATE TABLE blobs (
+    hash TEXT PRIMARY KEY,
+    text TEXT NOT NULL
+)
 """
 
 #: A session's highest seq, kept when dropped stream frames took it away, so that a seq is
@@ -138,24 +149,36 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         _STREAMS_INDEX,
         _SEQ_FLOORS,
     ),
+    # 3 stored a long message in every event that held it (up to five times); 4 stores it once.
+    3: ("ALTER TABLE events ADD COLUMN refs TEXT", _BLOBS),
 }
 
 # A session's last event, found through the primary key (no scan of its events).
 _LAST_EVENT = "(SELECT {col} FROM events WHERE session_id = s.id ORDER BY seq DESC LIMIT 1)"
+# Its conversation's events, counted: not its last seq, which counts stream frames the caps
+# dropped long ago (a chat left open with a plugin streaming each second: 86,400 a day).
+_CONVERSATION_COUNT = "(SELECT count(*) FROM events WHERE session_id = s.id AND kind != 'stream')"
 _SESSION_SELECT = (
     "SELECT s.id, s.created, "
     f"COALESCE({_LAST_EVENT.format(col='ts')}, s.created) AS updated, s.title, "
-    f"COALESCE({_LAST_EVENT.format(col='seq')}, 0) FROM sessions AS s"
+    f"{_CONVERSATION_COUNT} FROM sessions AS s"
 )
+# ?8 is the seq when the caller knows it (_APPEND_NEXT), ?9 the event's blob references.
 _APPEND = (
-    "INSERT INTO events (session_id, seq, kind, ts, payload, plugin, topic, size) "
+    "INSERT INTO events (session_id, seq, kind, ts, payload, plugin, topic, size, refs) "
     "SELECT ?1, max(COALESCE(MAX(seq), 0), "
     "COALESCE((SELECT seq FROM seq_floors WHERE session_id = ?1), 0)) + 1, "
-    "?2, ?3, ?4, ?5, ?6, ?7 FROM events WHERE session_id = ?1 RETURNING seq"
+    "?2, ?3, ?4, ?5, ?6, ?7, ?9 FROM events WHERE session_id = ?1 RETURNING seq"
 )
 _APPEND_NEXT = (
-    "INSERT INTO events (session_id, seq, kind, ts, payload, plugin, topic, size) "
-    "VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)"
+    "INSERT INTO events (session_id, seq, kind, ts, payload, plugin, topic, size, refs) "
+    "VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7, ?9)"
+)
+_ADD_BLOB = "INSERT OR IGNORE INTO blobs (hash, text) VALUES (?, ?)"
+# Blobs no event refers to any more (after a session's deletion).
+_DROP_UNUSED_BLOBS = (
+    "DELETE FROM blobs WHERE hash NOT IN (SELECT json_extract(r.value, '$[1]') "
+    "FROM events, json_each(events.refs) AS r WHERE events.refs IS NOT NULL)"
 )
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 
@@ -177,6 +200,8 @@ class SessionNotFound(SessionStoreError):
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
+    """A session; ``event_count`` counts its conversation (stream frames are not in it)."""
+
     id: str
     created: float
     updated: float
@@ -208,6 +233,8 @@ class EncodedEvent:
     plugin: str = ""
     topic: str = ""
     size: int = 0
+    refs: str | None = None  # where its long strings were taken out (blobs.py)
+    blobs: tuple[tuple[str, str], ...] = ()  # (hash, text) of each
 
     def __post_init__(self) -> None:
         if self.kind == "stream" and self.size <= 0:  # what the caps count, never unknown
@@ -241,11 +268,18 @@ def encode(kind: str, payload: dict[str, Any]) -> str:
 def encode_event(
     session_id: str, kind: str, payload: dict[str, Any], ts: float | None = None
 ) -> EncodedEvent:
-    """:func:`encode`, as an event ready to be stored (now, unless ``ts`` says when)."""
-    text = encode(kind, payload)
+    """:func:`encode`, as an event ready to be stored (now, unless ``ts`` says when). A
+    conversation event's long strings are taken out, to be stored once (blobs.py)."""
     when = time.time() if ts is None else ts
     if kind != "stream":
-        return EncodedEvent(session_id, kind, when, text)
+        _check_kind(kind)
+        if not isinstance(payload, dict):
+            raise TypeError(f"event payload must be a dict, not {type(payload).__name__}")
+        out = extract(payload)  # TypeError for values that are not JSON
+        return EncodedEvent(
+            session_id, kind, when, out.payload, refs=out.refs, blobs=tuple(out.blobs.items())
+        )
+    text = encode(kind, payload)
     plugin, topic = payload.get("plugin"), payload.get("topic")
     return EncodedEvent(
         session_id,
@@ -255,6 +289,11 @@ def encode_event(
         plugin if isinstance(plugin, str) else "",
         topic if isinstance(topic, str) else "",
     )
+
+
+def _blob(conn: sqlite3.Connection, digest: str) -> str | None:
+    row = conn.execute("SELECT text FROM blobs WHERE hash = ?", (digest,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 class SessionStore:
@@ -325,7 +364,7 @@ class SessionStore:
                         "move it away and Deeting starts a new one"
                     )
                 # Statement by statement: executescript() would COMMIT the transaction first.
-                for statement in (*_SCHEMA.split(";"), _STREAMS_INDEX, _SEQ_FLOORS):
+                for statement in (*_SCHEMA.split(";"), _STREAMS_INDEX, _SEQ_FLOORS, _BLOBS):
                     if statement.strip():
                         conn.execute(statement)
             else:
@@ -446,6 +485,27 @@ class SessionStore:
             ).fetchall()
         return [self._info(row) for row in rows]
 
+    def first_message(self, session_id: str, chars: int = TITLE_MAX) -> str | None:
+        """The start (``chars`` characters) of the session's first user message, or None: a
+        label for a session without a title, read without loading the message (which may be
+        megabytes) or any other."""
+        with self._db() as conn:
+            row = conn.execute(
+                "SELECT substr(json_extract(payload, '$.text'), 1, ?), refs FROM events "
+                "WHERE session_id = ? AND kind = 'user' AND json_valid(payload) "
+                "ORDER BY seq LIMIT 1",
+                (chars, session_id),
+            ).fetchone()
+            if row is None or not isinstance(row[0], str):
+                return None
+            for path, digest, prefix in orjson.loads(row[1] or "[]"):
+                if path == ["text"]:  # a long message: its start, from its blob
+                    found = conn.execute(
+                        "SELECT substr(text, 1, ?) FROM blobs WHERE hash = ?", (chars, digest)
+                    ).fetchone()
+                    return str(prefix + (found[0] if found else ""))[:chars]
+        return str(row[0])
+
     def rename(self, session_id: str, title: str | None) -> None:
         """Set a session's title (cleaned by :func:`clean_title`); None, or a title with
         nothing left after cleaning, clears it. Does not count as a change for latest()."""
@@ -462,6 +522,7 @@ class SessionStore:
             cursor = conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
             if cursor.rowcount == 0:
                 raise SessionNotFound(session_id)
+            conn.execute(_DROP_UNUSED_BLOBS)
 
     # -- events --------------------------------------------------------------------------
 
@@ -504,13 +565,17 @@ class SessionStore:
                     event.plugin if stream else None,
                     event.topic if stream else None,
                     event.size if stream else None,
+                    None,
+                    event.refs,
                 )
+                if event.blobs:
+                    conn.executemany(_ADD_BLOB, event.blobs)
                 try:
                     seq = next_seq.get(event.session_id)
                     if seq is None:
                         seq = int(conn.execute(_APPEND, values).fetchone()[0])
                     else:
-                        conn.execute(_APPEND_NEXT, (*values, seq))
+                        conn.execute(_APPEND_NEXT, (*values[:7], seq, values[8]))
                 except sqlite3.IntegrityError as exc:
                     if "FOREIGN KEY" not in str(exc):  # the events → sessions key: no session
                         raise
@@ -530,7 +595,7 @@ class SessionStore:
         self, session_id: str, kinds: Iterable[str] | None = None, after_seq: int = 0
     ) -> list[SessionEvent]:
         """A session's events in order, optionally only some kinds, only those after a seq."""
-        sql = "SELECT seq, kind, ts, payload FROM events WHERE session_id = ? AND seq > ?"
+        sql = "SELECT seq, kind, ts, payload, refs FROM events WHERE session_id = ? AND seq > ?"
         args: list[Any] = [session_id, after_seq]
         if kinds is not None:
             wanted = sorted(set(kinds))
@@ -546,12 +611,15 @@ class SessionStore:
                 if found.fetchone() is None:
                     raise SessionNotFound(session_id)
                 rows = conn.execute(sql, args).fetchall()
+                events = []
+                for seq, kind, ts, payload, refs in rows:
+                    loaded = orjson.loads(payload)
+                    if refs is not None:
+                        restore(loaded, refs, lambda digest: _blob(conn, digest))
+                    events.append(SessionEvent(seq, session_id, kind, ts, loaded))
             finally:
                 conn.execute("COMMIT")
-        return [
-            SessionEvent(seq, session_id, kind, ts, orjson.loads(payload))
-            for seq, kind, ts, payload in rows
-        ]
+        return events
 
     # -- lifetime ------------------------------------------------------------------------
 

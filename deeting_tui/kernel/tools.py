@@ -12,8 +12,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from deeting_tui.plugin.manifest import PluginSpec, ToolSpec
+from deeting_tui.terminal_text import quote_prefix
 
 from .assistant import ToolInfo
+
+#: How much of one schema violation's wording an error line keeps.
+PROBLEM_CHARS = 200
 
 
 class ToolConflict(Exception):
@@ -70,9 +74,12 @@ class ToolIndex:
 
 
 def argument_problems(entry: ToolEntry, args: dict[str, Any]) -> list[str]:
-    """Every schema violation, each as 'where: what'."""
+    """Every schema violation, each as 'where: what'. The schema's wording quotes the value
+    (``'…' is not of type 'integer'``), so each is cut to a short prefix: a 10 MB argument
+    must not become a 10 MB error line."""
     problems = []
     for error in sorted(entry.validator.iter_errors(args), key=lambda e: list(e.path)):
-        where = ".".join(str(p) for p in error.path)
-        problems.append(f"{where}: {error.message}" if where else error.message)
+        where = quote_prefix(".".join(str(p) for p in error.path))
+        message = quote_prefix(error.message, PROBLEM_CHARS)
+        problems.append(f"{where}: {message}" if where else message)
     return problems

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from deeting_tui.kernel.arguments import split_command
 from deeting_tui.kernel.assistant import AssistantTurn, ToolInfo
+from deeting_tui.terminal_text import quote_prefix
 
 HELP_WORDS = {"help", "/help", "?", "hi", "hello"}
 
@@ -20,7 +21,7 @@ class OfflineAssistant:
         command = split_command(turn.text)
         if command is not None and command[0] != "help":
             known = ", ".join(f"/{t.name}" for t in turn.tools) or "none installed"
-            turn.fail(f"unknown tool '/{command[0]}' — known tools: {known}")
+            turn.fail(f"unknown tool '/{quote_prefix(command[0])}' — known tools: {known}")
             return
         turn.reply(help_text(turn.tools))
 

@@ -240,7 +240,7 @@ def test_a_used_version_2_store_is_upgraded_trimmed_and_compacted(tmp_path: Path
     assert after < before / 4, (before, after)
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         third = conn.execute(
             "SELECT seq, kind, plugin, topic FROM events "

@@ -5,6 +5,7 @@ user out of it; a crash that happens anyway ends the process non-zero, in one li
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -141,9 +142,14 @@ def _done(app: DeetingApp) -> list[ToolCallBlock]:
 
 async def test_a_session_that_cannot_be_shown_gives_way_to_a_new_one(used_home: str) -> None:
     kernel = _kernel()
-    # A call event without its tool and arguments: written by hand, by another tool, or by a
-    # version that stored less. The chat cannot draw it.
-    kernel.sessions.append(used_home, "tool_call", {"call_id": "x1"})
+    # A damaged event (written by hand, by another tool, a disk error): its payload is not
+    # JSON any more, so the session cannot be read, let alone drawn.
+    seq = kernel.sessions.append(used_home, "tool_call", {"call_id": "x1"})
+    with sqlite3.connect(kernel.sessions.path) as db:
+        db.execute(
+            "UPDATE events SET payload = '{not json' WHERE session_id = ? AND seq = ?",
+            (used_home, seq),
+        )
     app = DeetingApp(kernel)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session_id != used_home, "a new session")

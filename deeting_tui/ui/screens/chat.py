@@ -16,26 +16,33 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Markdown
 
 from deeting_tui.kernel.health import health_counts
-from deeting_tui.terminal_text import one_line
+from deeting_tui.kernel.limits import message_problem
+from deeting_tui.terminal_text import neutralise_tree, one_line
 
 from ..completion import SlashSuggester, ToolParameters
 from ..messages import KernelEvent
+from ..widgets.prompt import PromptInput
 from ..widgets.transcript import (
     AssistantReply,
-    ErrorLine,
+    EarlierEvents,
     LiveCard,
     ToolCallBlock,
-    UserLine,
     Welcome,
+    message_widgets,
 )
 
 if TYPE_CHECKING:
     from ..app import DeetingApp
 
 STREAM_REDRAW_S = 1 / 30
+#: A stored session shows its last this many events (a few screens); earlier ones come this
+#: many at a time, on demand. Drawing the widgets of 10,000 events took many seconds before
+#: the first screenful showed (bench/chat_input.py).
+SHOWN_EVENTS = 50
 
 HELP = """**Commands**
 
@@ -87,6 +94,7 @@ class ChatScreen(Screen[None]):
         # trigger's reply (the result's summary) or a failed call's error. The block and its
         # card show it already, so the echo is not shown a second time.
         self._echo: tuple[str, str] | None = None
+        self._earlier: list[dict[str, Any]] = []  # stored events not drawn yet, oldest first
 
     @property
     def deeting(self) -> DeetingApp:
@@ -98,7 +106,7 @@ class ChatScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield VerticalScroll(id="transcript")
-        yield Input(
+        yield PromptInput(
             placeholder="Message, or /TOOL key=value (→ completes) — Esc cancels",
             id="prompt",
             suggester=SlashSuggester(self._tool_parameters),
@@ -128,12 +136,8 @@ class ChatScreen(Screen[None]):
         if not events:
             waiting = health_counts(self.deeting.kernel)["needs consent"]
             await transcript.mount(Welcome(self._example_call(), waiting))
-        for event in events:
-            await self._show(KernelEvent(event))
-        running = self.deeting.kernel.call_running
-        for block in transcript.query(ToolCallBlock):  # every one: old sessions repeat ids
-            if not block.done and not running(block.call_id):
-                block.unanswered()
+        self._earlier = list(events)
+        await self._show_earlier()
 
     def _example_call(self) -> tuple[str, str] | None:
         """Something to type, and what it does: a plugin's trigger example where one is
@@ -149,6 +153,39 @@ class ChatScreen(Screen[None]):
                 call = f"/{name} {parameters[0]}=…" if parameters else f"/{name}"
                 return call, "call a plugin's tool directly (→ or Tab completes)"
         return None
+
+    @on(EarlierEvents.Wanted)
+    async def _show_earlier(self) -> None:
+        """Draw the next batch of stored events above those drawn (the last batch first)."""
+        events = self._earlier
+        start = _batch_start(events, SHOWN_EVENTS)
+        self._earlier, batch = events[:start], events[start:]
+        transcript = self.query_one("#transcript", VerticalScroll)
+        widgets, results = _replay([neutralise_tree(event) for event in batch])
+        markers = transcript.query(EarlierEvents)
+        marker = markers.first(EarlierEvents) if markers else None
+        if self._earlier and marker is None:
+            marker = EarlierEvents()
+            widgets.insert(0, marker)
+        if widgets:
+            if marker is not None and marker.parent is transcript:
+                await transcript.mount_all(widgets, after=marker)
+            else:
+                await transcript.mount_all(widgets, before=0 if transcript.children else None)
+        for block, result in results:
+            await block.finish(result)
+        running = self.deeting.kernel.call_running
+        for widget in widgets:
+            if isinstance(widget, ToolCallBlock) and not widget.done:
+                if running(widget.call_id):
+                    self._calls[widget.call_id] = widget  # its result is yet to come
+                else:
+                    widget.unanswered()
+        if marker is not None:
+            if self._earlier:
+                marker.show_count(len(self._earlier), SHOWN_EVENTS)
+            else:
+                await marker.remove()
 
     def _tool_parameters(self) -> ToolParameters:
         """Each enabled tool's parameter names, required ones first, for completion. A name
@@ -166,6 +203,10 @@ class ChatScreen(Screen[None]):
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
+        problem = message_problem(text)
+        if problem is not None:  # refused: the text stays in the line, to be cut or fixed
+            self.notify(problem, severity="error", timeout=10)
+            return
         event.input.value = ""
         if not text:
             return
@@ -260,7 +301,7 @@ class ChatScreen(Screen[None]):
         if kind == "user":
             await self._end_reply()
             await transcript.query(Welcome).remove()
-            await transcript.mount(UserLine(event["text"]))
+            await transcript.mount_all(message_widgets("user", event["text"]))
         elif kind == "reply_delta":
             if self._reply is None:
                 self._reply = AssistantReply()
@@ -269,7 +310,7 @@ class ChatScreen(Screen[None]):
             await self._stream.write(event["text"])
         elif kind == "reply":
             if self._reply is None:
-                await transcript.mount(AssistantReply(event["text"]))
+                await transcript.mount_all(message_widgets("reply", event["text"]))
             await self._end_reply()
         elif kind == "tool_call":
             await self._end_reply()
@@ -292,7 +333,7 @@ class ChatScreen(Screen[None]):
             self.deeting.update_status()
         elif kind == "error":
             await self._end_reply()
-            await transcript.mount(ErrorLine(str(event.get("message", ""))))
+            await transcript.mount_all(message_widgets("error", str(event.get("message", ""))))
         elif kind == "stream":
             key = f"{event.get('plugin')}:{event.get('topic')}"
             self._pending_streams[key] = event
@@ -330,3 +371,52 @@ def echo_of(result: dict[str, Any]) -> tuple[str, str] | None:
     if data is not None:
         return "reply", orjson.dumps(data).decode()
     return "reply", "(no output)"
+
+
+def _batch_start(events: list[dict[str, Any]], size: int) -> int:
+    """Where the last ``size`` events begin, moved forward to the start of a turn (a user
+    message) when one is in them, so that a tool call and its result are drawn together."""
+    start = max(0, len(events) - size)
+    if start == 0:
+        return 0
+    for index in range(start, len(events)):
+        if events[index].get("type") == "user":
+            return index
+    return start
+
+
+def _replay(
+    events: list[dict[str, Any]],
+) -> tuple[list[Widget], list[tuple[ToolCallBlock, dict[str, Any]]]]:
+    """The widgets of stored events (neutralised already), and each tool block with the result
+    to finish it with once mounted. Built in one pass and mounted at once: a message per event
+    would cost a round of the message loop each. As live, the reply or error that repeats a
+    tool result right after it (``echo_of``) is not drawn a second time."""
+    widgets: list[Widget] = []
+    results: list[tuple[ToolCallBlock, dict[str, Any]]] = []
+    calls: dict[str, ToolCallBlock] = {}  # a repeated id (old sessions): the newest call
+    echo: tuple[str, str] | None = None
+    for event in events:
+        kind = event.get("type")
+        said = event.get("message") if kind == "error" else event.get("text")
+        if echo is not None and echo == (kind, said):
+            echo = None
+            continue
+        echo = None
+        if kind in ("user", "reply"):
+            widgets.extend(message_widgets(kind, str(event.get("text", ""))))
+        elif kind == "error":
+            widgets.extend(message_widgets("error", str(event.get("message", ""))))
+        elif kind == "tool_call":
+            call_id = str(event.get("call_id"))
+            block = ToolCallBlock(
+                call_id, str(event.get("tool") or "?"), event.get("plugin"), event.get("args") or {}
+            )
+            calls[call_id] = block
+            widgets.append(block)
+        elif kind == "tool_result":
+            found = calls.pop(str(event.get("call_id")), None)
+            if found is not None:
+                results.append((found, event))
+                echo = echo_of(event)
+    return widgets, results

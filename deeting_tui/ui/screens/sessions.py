@@ -122,10 +122,11 @@ class SessionList(Screen[str | None]):
         for info in store.list_sessions(limit=200):
             first, cut = None, False
             if info.title is None:
-                found = store.events(info.id, kinds=["user"])[:1]
-                text = str(found[0].payload.get("text", "")) if found else ""
-                first = clean_title(text) if found else None
-                cut = len(one_line(text)) > TITLE_MAX
+                # Read past the title's length, to know whether the label is cut (whitespace
+                # runs shrink to one space on a label).
+                text = store.first_message(info.id, chars=4 * TITLE_MAX)
+                first = clean_title(text)
+                cut = text is not None and len(one_line(text)) > TITLE_MAX
             rows.append(_Row(info.id, info.updated, info.event_count, info.title, first, cut))
         self._rows = rows
         self._fill(selected)

@@ -13,11 +13,92 @@ from typing import Any
 import orjson
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.events import Click
+from textual.message import Message
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, ProgressBar, Static
 
 from deeting_tui.render import render
+
+#: How much of one message the transcript lays out; the rest is a click away (MoreText).
+#: Wrapped at 80 columns this is 50 lines: a screenful and more, drawn in milliseconds.
+DISPLAY_CHARS = 4000
+
+
+def cut(text: str, limit: int = DISPLAY_CHARS) -> tuple[str, int]:
+    """``text``'s first ``limit`` characters, and how many more there are."""
+    if len(text) <= limit:
+        return text, 0
+    return text[:limit], len(text) - limit
+
+
+class MoreText(Static, can_focus=True):
+    """Under a message cut to its first characters: how much is left, and the way to read it
+    all (a click, or Enter when focused) in the FullText viewer."""
+
+    DEFAULT_CSS = """
+    MoreText { color: $text-muted; margin: 0 0 0 2; padding: 0 1; }
+    MoreText:focus { text-style: reverse; }
+    """
+    BINDINGS = [Binding("enter", "open", "Read all", id="more_text.open")]
+
+    def __init__(self, heading: str, text: str, hidden: int) -> None:
+        super().__init__(Text(f"… {hidden:,} more characters — click or Enter reads it all"))
+        self.heading = heading
+        self.text = text
+
+    def action_open(self) -> None:
+        from ..screens.full_text import FullText
+
+        self.app.push_screen(FullText(self.heading, self.text))
+
+    def on_click(self, event: Click) -> None:
+        self.action_open()
+
+
+def message_widgets(kind: str, text: str) -> list[Widget]:
+    """The widgets of a user line, a whole reply or an error: the text cut to
+    ``DISPLAY_CHARS``, and a MoreText under it when it was cut."""
+    shown, hidden = cut(text)
+    widget: Widget
+    if kind == "user":
+        widget = UserLine(shown)
+    elif kind == "reply":
+        widget = AssistantReply(shown)
+    else:
+        widget = ErrorLine(shown)
+    if not hidden:
+        return [widget]
+    heading = {"user": "Your message", "reply": "The reply"}.get(kind, "The error")
+    return [widget, MoreText(heading, text, hidden)]
+
+
+class EarlierEvents(Static, can_focus=True):
+    """At the top of a long session: how many earlier events are not shown, and the way to
+    show the next batch of them (a click, or Enter when focused)."""
+
+    DEFAULT_CSS = """
+    EarlierEvents { color: $text-muted; padding: 0 1; }
+    EarlierEvents:focus { text-style: reverse; }
+    """
+    BINDINGS = [Binding("enter", "more", "Earlier", id="earlier_events.more")]
+
+    class Wanted(Message):
+        """The user asked for the earlier events."""
+
+    def show_count(self, count: int, batch: int) -> None:
+        self.update(
+            Text(f"⋯ {count:,} earlier events — click or Enter shows {min(count, batch):,} more")
+        )
+
+    def action_more(self) -> None:
+        self.post_message(self.Wanted())
+
+    def on_click(self, event: Click) -> None:
+        self.action_more()
 
 
 class UserLine(Static):
@@ -170,7 +251,11 @@ class ToolCallBlock(Vertical):
         if result.get("ok"):
             status.add_class("-done")
             status.update(Text(f"✓ {self.tool}  {took}"))
-            card = render(result.get("renderer"), result.get("data"), text=result.get("text"))
+            text = result.get("text")
+            if isinstance(text, str):  # an echo of a huge message: a card of its prefix
+                shown, hidden = cut(text)
+                text = shown + (f"\n… {hidden:,} more characters" if hidden else "")
+            card = render(result.get("renderer"), result.get("data"), text=text)
             arguments = Static(Text(_short_args(self.args, limit=2000), style="dim"))
             body = Collapsible(arguments, Static(card), title="result", collapsed=False)
             await self.mount(body)
@@ -179,7 +264,9 @@ class ToolCallBlock(Vertical):
             status.update(Text(f"⊘ {self.tool}  cancelled after {took}"))
         else:
             status.add_class("-failed")
-            status.update(Text(f"✗ {self.tool}  {took}: {result.get('error')}"))
+            error, hidden = cut(str(result.get("error")))
+            more = f"… ({hidden:,} more characters)" if hidden else ""
+            status.update(Text(f"✗ {self.tool}  {took}: {error}{more}"))
 
 
 def _short_args(args: dict[str, Any], limit: int = 60) -> str:

@@ -1,0 +1,57 @@
+"""The chat's input line: Textual's Input, with keys that arrive in a burst inserted at once.
+
+Without bracketed paste, a terminal delivers pasted text as one key event per character.
+Textual's Input inserts each of them on its own: every insertion sets ``value`` (its watchers
+validate, re-measure the whole line in cells, scroll, ask the suggester in a worker), so the
+work per key grows with the line and a burst of N keys costs O(N²) — 8,000 characters took
+6.5 s, 200,000 over a minute at full CPU. Here a printable key only appends its character to
+a buffer, and the buffer is inserted once, when the keys already queued have been read (a
+callback queued behind them) or before anything else touches the line (another key, a paste,
+a click). A burst of N keys is one insertion of N characters; a key typed alone is inserted as
+soon as it is read, as before. Nothing else of the Input changes.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.widgets import Input
+
+
+class PromptInput(Input):
+    """An Input whose printable keys are inserted in batches (see the module's docstring)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._typed: list[str] = []
+        #: How many insertions the typed keys cost (tests count them: the work, not the time).
+        self.insertions = 0
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character is not None:
+            event.stop()
+            event.prevent_default()  # Input's own handler would insert it now
+            if not self._typed:
+                self.call_later(self.flush_typed)
+            self._typed.append(event.character)
+            return
+        self.flush_typed()  # Enter, arrows, Backspace: they act on the line as typed so far
+
+    def _on_paste(self, event: events.Paste) -> None:
+        self.flush_typed()
+
+    async def _on_mouse_down(self, event: events.MouseDown) -> None:
+        self.flush_typed()
+
+    def flush_typed(self) -> None:
+        """Insert what was typed and not inserted yet, at the cursor (over a selection)."""
+        if not self._typed:
+            return
+        text = "".join(self._typed)
+        self._typed.clear()
+        self.insertions += 1
+        self._restart_blink()
+        selection = self.selection
+        if selection.is_empty:
+            self.insert_text_at_cursor(text)
+        else:
+            self.replace(text, *selection)
