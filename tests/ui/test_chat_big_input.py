@@ -145,3 +145,29 @@ async def test_a_long_session_draws_its_last_events_and_earlier_on_demand(
         lines = app.chat.query(UserLine)
         assert str(lines.first().render()) == f"> m{1500 - 2 * SHOWN_EVENTS}"
         assert str(lines.last().render()) == "> m1499"
+
+
+async def test_a_pasted_text_keeps_all_its_lines(kernel_home: Kernel) -> None:
+    """Textual's Input kept the first line of a bracketed paste and dropped the rest: the
+    message sent is the whole paste, its line breaks shown as ↵ in the line until then, and
+    ↑ brings it back whole."""
+    app = DeetingApp(kernel_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await _started(pilot, app)
+        prompt = app.chat.query_one("#prompt", PromptInput)
+        prompt.focus()
+        _burst(app, prompt, "see: ")
+        app.post_message(events.Paste("first line\r\nsecond line\nthird"))
+        await until(pilot, lambda: "third" in prompt.value, "the paste in the input")
+        assert prompt.value == "see: first line↵second line↵third"
+        await pilot.press("enter")
+        session = app.session_id or ""
+        await until(
+            pilot,
+            lambda: bool(kernel_home.sessions.events(session, kinds=["user"])),
+            "the message stored",
+        )
+        stored = kernel_home.sessions.events(session, kinds=["user"])[0].payload["text"]
+        assert stored == "see: first line\nsecond line\nthird"
+        await pilot.press("up")
+        assert prompt.value == "see: first line↵second line↵third"

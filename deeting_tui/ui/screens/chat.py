@@ -25,7 +25,7 @@ from deeting_tui.terminal_text import neutralise_tree, one_line
 
 from ..completion import SlashSuggester, ToolParameters
 from ..messages import KernelEvent
-from ..widgets.prompt import PromptInput
+from ..widgets.prompt import PromptInput, as_line
 from ..widgets.transcript import (
     AssistantReply,
     EarlierEvents,
@@ -202,7 +202,7 @@ class ChatScreen(Screen[None]):
 
     @on(Input.Submitted, "#prompt")
     def _submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
+        text = PromptInput.message(event.value).strip()
         problem = message_problem(text)
         if problem is not None:  # refused: the text stays in the line, to be cut or fixed
             self.notify(problem, severity="error", timeout=10)
@@ -277,7 +277,7 @@ class ChatScreen(Screen[None]):
             return
         self._history_at = max(0, min(len(self._history), self._history_at + step))
         prompt = self.query_one("#prompt", Input)
-        prompt.value = (
+        prompt.value = as_line(
             self._history[self._history_at] if self._history_at < len(self._history) else ""
         )
         prompt.cursor_position = len(prompt.value)

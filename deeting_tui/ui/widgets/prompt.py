@@ -8,13 +8,25 @@ work per key grows with the line and a burst of N keys costs O(N²) — 8,000 ch
 a buffer, and the buffer is inserted once, when the keys already queued have been read (a
 callback queued behind them) or before anything else touches the line (another key, a paste,
 a click). A burst of N keys is one insertion of N characters; a key typed alone is inserted as
-soon as it is read, as before. Nothing else of the Input changes.
+soon as it is read, as before.
+
+A pasted text keeps all its lines (Textual's Input keeps the first line of a paste and drops
+the rest): each line break shows as ``LINE_BREAK`` in the one-line input and goes back to a
+line break in the message sent (:meth:`PromptInput.message`).
 """
 
 from __future__ import annotations
 
 from textual import events
 from textual.widgets import Input
+
+#: How a line break of a pasted text shows in the one-line input.
+LINE_BREAK = "↵"
+
+
+def as_line(text: str) -> str:
+    """A message as the input line shows it: its line breaks as ``LINE_BREAK``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", LINE_BREAK)
 
 
 class PromptInput(Input):
@@ -38,6 +50,21 @@ class PromptInput(Input):
 
     def _on_paste(self, event: events.Paste) -> None:
         self.flush_typed()
+        event.prevent_default()  # Input's own handler keeps the first line only
+        event.stop()
+        if not event.text:
+            return
+        text = as_line(event.text)
+        selection = self.selection
+        if selection.is_empty:
+            self.insert_text_at_cursor(text)
+        else:
+            self.replace(text, *selection)
+
+    @staticmethod
+    def message(value: str) -> str:
+        """The message a line of the input stands for: ``LINE_BREAK`` back to line breaks."""
+        return value.replace(LINE_BREAK, "\n")
 
     async def _on_mouse_down(self, event: events.MouseDown) -> None:
         self.flush_typed()
