@@ -21,6 +21,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.ui.app import DeetingApp
+from deeting_tui.ui.messages import KernelEvent
 from deeting_tui.ui.screens.chat import ChatScreen
 from deeting_tui.ui.screens.sessions import SessionList
 from deeting_tui.ui.widgets.transcript import ToolCallBlock
@@ -131,6 +132,10 @@ async def test_a_stored_call_cut_short_says_so_instead_of_spinning(used_home: st
         status = _statuses(app)[-1]
         assert status.startswith("⊘ echo") and "cut short" in status, status
         assert blocks[-1]._spinner is None  # stopped
+        # Its result, should it still come (another process ran it), finishes the block.
+        result = {**call, "ok": False, "error": "late result", "duration_ms": 5.0}
+        app.chat.post_message(KernelEvent({"type": "tool_result", **result}))
+        await until(pilot, lambda: "late result" in _statuses(app)[-1], "the late result")
         await _send(pilot, "echo after")
         assert _statuses(app)[-1].startswith("✓ echo")
     assert app.crash is None

@@ -177,9 +177,8 @@ class ChatScreen(Screen[None]):
         running = self.deeting.kernel.call_running
         for widget in widgets:
             if isinstance(widget, ToolCallBlock) and not widget.done:
-                if running(widget.call_id):
-                    self._calls[widget.call_id] = widget  # its result is yet to come
-                else:
+                self._calls[widget.call_id] = widget  # its result, should it come, finishes it
+                if not running(widget.call_id):
                     widget.unanswered()
         if marker is not None:
             if self._earlier:
