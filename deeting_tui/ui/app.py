@@ -28,7 +28,7 @@ from textual.screen import Screen
 from deeting_tui.kernel.health import health_line
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.session import CONVERSATION_KINDS
-from deeting_tui.terminal_text import neutralise, one_line
+from deeting_tui.terminal_text import neutralise, one_line, quote_prefix
 
 from .messages import KernelEvent
 from .screens.chat import ChatScreen
@@ -139,7 +139,8 @@ class DeetingApp(App[None]):
                 raise
             await self._show_session(None)
             self.notify(
-                f"session {session_id} could not be shown ({type(exc).__name__}: {exc}); "
+                f"session {session_id} could not be shown ({type(exc).__name__}: "
+                f"{quote_prefix(str(exc), 200)}); "
                 f"this is a new session",
                 severity="error",
                 timeout=15,
