@@ -38,7 +38,8 @@ class ScriptPrinter:
 
     On a terminal (``cards=True``), plain mode also draws each tool result as the chat's card
     (the same renderer functions) and writes a reply as the model streams it, so a long answer
-    is read as it comes, as in the chat; piped output stays the bare reply text of DESIGN §4.
+    is read as it comes, as in the chat; piped output stays the bare reply
+    text (README.md, "A short tour").
     """
 
     def __init__(self, out: IO[bytes], err: IO[str], json_mode: bool, cards: bool = False) -> None:
@@ -163,7 +164,7 @@ def _raw_lines(source: Iterable[str | bytes]) -> Iterator[str | bytes | _TooLong
 
 def script_lines(lines: Iterable[str | bytes]) -> Iterator[ScriptLine]:
     """The lines to act on, numbered from 1 as an editor does. Blank lines and ``#`` comments
-    are skipped (DESIGN §4). Bytes are read as UTF-8; a line that is not UTF-8, or is over the
+    are skipped. Bytes are read as UTF-8; a line that is not UTF-8, or is over the
     message cap, comes with its problem instead of its text: it is reported, not sent (a
     message changed by guessing its encoding could name another file or say another thing),
     and the lines after it run."""

@@ -1,4 +1,5 @@
-"""The core knows no screen and no LLM SDK (STYLE §1), and headless start-up stays light."""
+"""The core knows no screen and no LLM SDK (docs/architecture.md), and headless start-up stays
+light."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def _imports(path: Path) -> set[str]:
     ],
 )
 def test_layers_import_only_downwards(package: str, forbidden: tuple[str, ...]) -> None:
-    """DESIGN §1's arrows: kernel → plugin, rpc; sandbox → rpc, plugin, sdk; never back."""
+    """The arrows of docs/architecture.md: kernel → plugin, rpc; sandbox → rpc, plugin, sdk; never
+    back."""
     root = Path(__file__).resolve().parents[1] / "deeting_tui" / package
     for module in sorted(root.rglob("*.py")):
         bad = sorted(m for m in _imports(module) if m.startswith(forbidden))

@@ -1,10 +1,10 @@
 """Renderer payload schemas: a plugin's ``data`` is checked before a renderer draws it.
 
-A renderer (``renderers/NAME/``, DESIGN §1) may ship ``schema.json``, a JSON Schema for the
-payload it draws. Data that does not match becomes an error the user sees ("an error card"),
-never a renderer crashing on a missing key; the model still gets the plugin's text. Renderers
-without a schema, and names no folder provides, are not checked (the UI falls back to a JSON
-view for those).
+A renderer (``renderers/NAME/``, docs/plugins.md#results-and-renderers) may ship ``schema.json``, a
+JSON Schema for the payload it draws. Data that does not match becomes an error the user sees ("an
+error card"), never a renderer crashing on a missing key; the model still gets the plugin's text.
+Renderers without a schema, and names no folder provides, are not checked (the UI falls back to a
+JSON view for those).
 """
 
 from __future__ import annotations

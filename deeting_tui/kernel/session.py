@@ -1,13 +1,14 @@
 """Chat sessions and their history, persisted in SQLite as they happen.
 
-Every user message, reply, tool call, tool result, stream and error is appended to its
-session the moment it occurs and committed at once, so a crash (of a plugin, or of Deeting
-itself) loses nothing already shown. Plugins' streams are live views: of each, the store keeps
-the latest frames, within caps per plugin (see retention.py), so a plugin that streams without
-pause cannot fill the disk. The store runs in WAL mode with ``synchronous=NORMAL``:
-a commit is durable against a process crash and costs no fsync (only checkpoints sync), which
-keeps appends cheap enough for the hot path. Two processes may open the same file; writers
-take the write lock up front (``BEGIN IMMEDIATE``) and wait for each other up to a timeout.
+Every user message, reply, tool call, tool result, stream and error is appended to its session as it
+occurs. The kernel writes through journal.py, which commits each burst of events as one transaction
+at the event loop's next pause (before it waits for a plugin, the model or the user), so a crash (of
+a plugin, or of Deeting itself) loses nothing already shown. Plugins' streams are live views: of
+each, the store keeps the latest frames, within caps per plugin (see retention.py), so a plugin that
+streams without pause cannot fill the disk. The store runs in WAL mode with ``synchronous=NORMAL``:
+a commit is durable against a process crash and costs no fsync (only checkpoints sync), which keeps
+appends cheap enough for the hot path. Two processes may open the same file; writers take the write
+lock up front (``BEGIN IMMEDIATE``) and wait for each other up to a timeout.
 
 Each session numbers its events 1, 2, 3, … (``seq``). An append is one INSERT (the seq is
 computed inside it, under the write lock) and touches nothing else: a session's event count

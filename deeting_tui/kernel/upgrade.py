@@ -1,10 +1,10 @@
 """Upgrades: make another version of an installed plugin the active one, hot while it runs.
 
-Seed §2, Upgrade: the new version's worker starts beside the old one; ``preupgrade`` on the
-old hands its state to ``postupgrade`` on the new; routes and subscriptions switch in one
-synchronous step, so no call ever finds no route; calls already sent to the old worker
-finish there; then it stops. Anything failing before the switch stops the new worker and
-leaves the old one serving with the pointer unchanged.
+The upgrade contract (docs/plugins.md#lifecycle-hooks): the new version's worker starts beside the
+old one; ``preupgrade`` on the old hands its state to ``postupgrade`` on the new; routes and
+subscriptions switch in one synchronous step, so no call ever finds no route; calls already sent to
+the old worker finish there; then it stops. Anything failing before the switch stops the new worker
+and leaves the old one serving with the pointer unchanged.
 
 The pointer is state.json. ``deeting plugin upgrade`` in another terminal swaps it, and a
 running kernel follows (:class:`PointerFollower`), so an upgrade reaches a live chat or a

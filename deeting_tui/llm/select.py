@@ -1,8 +1,8 @@
 """Which model answers: ``--provider``, then config.toml, then the environment, else offline.
 
-The environment rule follows the SDKs' own variables (DESIGN §4): ``ANTHROPIC_API_KEY``, or
-``ANTHROPIC_AUTH_TOKEN`` (the bearer token the Anthropic SDK honours just as well), selects
-Anthropic; ``OPENAI_BASE_URL`` or ``OPENAI_API_KEY`` selects an OpenAI-compatible
+The environment rule follows the SDKs' own variables (README.md, "Talking to a model"):
+``ANTHROPIC_API_KEY``, or ``ANTHROPIC_AUTH_TOKEN`` (the bearer token the Anthropic SDK honours just
+as well), selects Anthropic; ``OPENAI_BASE_URL`` or ``OPENAI_API_KEY`` selects an OpenAI-compatible
 server. Nothing here imports a provider's SDK: that happens when the provider is built.
 """
 

@@ -255,8 +255,9 @@ class _Checker:
         return kimai
 
     def check_renderer(self, renderer: object) -> None:
-        """The core owns the renderers (DESIGN §6): a name it does not know would draw every
-        result as raw JSON, so it is refused here, where the author sees it."""
+        """The core owns the renderers (docs/plugins.md#results-and-renderers): a name it does not
+        know would draw every result as raw JSON, so it is refused here, where the author sees
+        it."""
         known = core_renderer_names()
         if isinstance(renderer, str) and renderer not in known and _RENDERER_NAME(renderer):
             names = ", ".join(sorted(known))

@@ -1,7 +1,7 @@
 """SemVer precedence, shared by the kernel (upgrade or downgrade?) and the registry client.
 
-It lives with the package format rather than in ``store`` because the kernel must decide
-whether an upgrade lowers a version without importing the registry client (DESIGN §1: the
+It lives with the package format rather than in ``store`` because the kernel must decide whether an
+upgrade lowers a version without importing the registry client (docs/architecture.md#the-arrows: the
 kernel's arrows point to ``plugin`` and ``rpc`` only).
 """
 

@@ -1,8 +1,9 @@
 """The renderer catalog: a plugin's ``data`` drawn as a Rich renderable, by renderer name.
 
-Plugins send data, the core owns the look (DESIGN §6). Each face here is a pure function from
-payload and width to a Rich renderable; Rich only, no Textual, so headless mode prints the same
-cards the chat shows. ``render`` is the safe entry: it picks the face and never raises.
+Plugins send data, the core owns the look (docs/plugins.md#results-and-renderers). Each face here is
+a pure function from payload and width to a Rich renderable; Rich only, no Textual, so headless mode
+prints the same cards the chat shows. ``render`` is the safe entry: it picks the face and never
+raises.
 
     from deeting_tui.render import render
     console.print(render("table", {"columns": ["a"], "rows": [[1]]}))

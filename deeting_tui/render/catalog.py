@@ -29,7 +29,7 @@ from .search import search_face
 from .tables import key_value_face, table_face
 from .weather import weather_face
 
-#: The core renderers' folders (schema.json, example.json, later the browser face), in a
+#: The core renderers' folders (schema.json and example.json each), in a
 #: checkout or inside an installed wheel; the kernel's PayloadSchemas reads the same place.
 RENDERERS_DIR = core_renderers_dir()
 

@@ -1,10 +1,11 @@
 """The child side of a plugin: one process per enabled plugin, serving JSON-RPC on pipe fds.
 
-Order matters and is fixed here: the kernel's ``initialize`` request carries the limits, so
-the worker sets rlimits, then applies the OS sandbox (hook point for the sandbox issue), and
-only then imports plugin code — nothing the plugin runs ever executes unconfined. The
-plugin's stdout/stderr are the plugin's log file (set up by the launcher before this module
-runs), so a stray ``print`` can never corrupt the protocol, which lives on separate fds.
+Order matters and is fixed here: the kernel's ``initialize`` request carries the limits, so the
+worker sets rlimits, then applies the OS sandbox (``apply_os_sandbox``: Landlock, seccomp and the
+guard, see sandbox/enforce.py), and only then imports plugin code — nothing the plugin runs ever
+executes unconfined. The plugin's stdout/stderr are the plugin's log file (set up by the launcher
+before this module runs), so a stray ``print`` can never corrupt the protocol, which lives on
+separate fds.
 
 Sync plugin functions run inline (the cheapest path, and a hung one is the supervisor's job to
 kill); async ones run as tasks on the worker's event loop so they can be cancelled. The loop

@@ -1,9 +1,9 @@
 """The Textual app: a kernel, the chat screen, and nothing the kernel should decide.
 
-The kernel runs in the app's own event loop; its listener posts each event to the chat
-screen as a message, so widgets change only in message handlers. The app resumes the session
-that changed last, as DESIGN §3 asks (``new=True``: a new one). A session that cannot be shown
-is no dead end: a new session opens instead, with a notice naming the one that failed.
+The kernel runs in the app's own event loop; its listener posts each event to the chat screen as a
+message, so widgets change only in message handlers. The app resumes the session that changed last,
+as README.md's "The chat" says (``new=True``: a new one). A session that cannot be shown is no dead
+end: a new session opens instead, with a notice naming the one that failed.
 
 Plugin text reaches the terminal only neutralised (``deeting_tui.terminal_text``): kernel
 events as they become ``KernelEvent`` messages, toasts in :meth:`DeetingApp.notify`, manifest

@@ -1,4 +1,4 @@
-"""Which provider answers, and why (DESIGN §4: flag, then config, then environment)."""
+"""Which provider answers, and why (flag, then config, then environment)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each official plugin folder follows DESIGN §2: files, names, versions, tools, trigger."""
+"""Each official plugin folder follows docs/plugins.md: files, names, versions, tools, trigger."""
 
 from __future__ import annotations
 

@@ -223,7 +223,7 @@ async def test_the_sdk_refuses_a_bad_frame_in_the_plugin(
 
 
 def test_script_json_prints_each_accepted_frame_and_one_notice(tmp_path: Path) -> None:
-    """DESIGN §4: ``--json`` prints one ``stream`` event per frame the kernel accepted."""
+    """``--json`` prints one ``stream`` event per frame the kernel accepted."""
     home = tmp_path / "home"
     installed = run_deeting(
         "plugin", "install", str(HOSTILE / "streams"), "--yes", home=home, timeout=120

@@ -30,7 +30,7 @@ def test_no_cards_when_piped_or_in_json_mode() -> None:
 
     piped = io.BytesIO()
     ScriptPrinter(piped, io.StringIO(), json_mode=False, cards=False)(RESULT)
-    assert piped.getvalue() == b""  # plain piped output is only reply text (DESIGN §4)
+    assert piped.getvalue() == b""  # plain piped output is only reply text (README)
     lines = io.BytesIO()
     ScriptPrinter(lines, io.StringIO(), json_mode=True, cards=True)(RESULT)
     (line,) = lines.getvalue().decode().splitlines()

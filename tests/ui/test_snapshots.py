@@ -1,4 +1,4 @@
-"""SVG snapshots of every screen and state, at a fixed terminal size (STYLE §12).
+"""SVG snapshots of every screen and state, at a fixed terminal size.
 
 Everything that could differ between two runs is pinned (see ``pinned``):
 

@@ -1,9 +1,9 @@
 """Asking the user for permissions: a modal that answers True (allow) or False (deny).
 
-Pushed with ``push_screen_wait`` from a worker, so the code that needs the decision simply
-awaits it (STYLE §5). Fully keyboard-driven: a/y allow, d/n/Esc deny. The same dialog serves
-enabling, installing and granting one scope; ``intro`` says which, and what denying means.
-A scope's path is the plugin's to choose, so its words are neutralised and never markup.
+Pushed with ``push_screen_wait`` from a worker, so the code that needs the decision simply awaits it
+(docs/architecture.md#the-data-paths). Fully keyboard-driven: a/y allow, d/n/Esc deny. The same
+dialog serves enabling, installing and granting one scope; ``intro`` says which, and what denying
+means. A scope's path is the plugin's to choose, so its words are neutralised and never markup.
 """
 
 from __future__ import annotations
