@@ -1,9 +1,27 @@
 """What plugin code imports: the per-plugin :class:`Context` and the :class:`Result` it returns.
 
+A plugin's ``src/index.py`` defines ``invoke`` (and optionally ``on_event`` and the lifecycle
+hooks); the worker calls each with a :class:`Context` as its first argument::
+
+    from deeting_tui.sdk import Context, Result
+
+    def invoke(ctx: Context, tool: str, args: dict) -> Result:
+        if tool == "greet":                   # a tool named in llm-tool.yaml
+            ctx.progress(0.5, "thinking")     # the chat shows it; extends the deadline
+            return Result(data={"greeting": f"Hello, {args['name']}!"},   # for the card
+                          text=f"Hello, {args['name']}!")                  # for the model
+        raise ValueError(f"no tool {tool!r}")  # the user and the model see this one line
+
+``invoke`` may also be ``async def`` (then Esc cancels it at its current ``await``) and may
+return a :class:`Result`, a dict with only ``data``/``text``/``renderer``, a ``str`` (text
+only) or ``None``. The whole contract (manifest, scopes, renderers, limits, hooks, testing)
+is docs/plugins.md in this repository.
+
 The SDK is deliberately tiny and has no dependency on the kernel (the stream rules it checks
-early live in ``rpc/limits.py``, which the kernel enforces): it runs inside the sandboxed
-worker, and everything it can do travels to the kernel as a JSON-RPC notification through the
-``Channel`` the worker hands in. That keeps plugin code testable with a fake channel.
+early live in ``rpc/limits.py``, which the kernel enforces again): it runs inside the
+sandboxed worker, and everything it can do travels to the kernel as a JSON-RPC notification
+through the ``Channel`` the worker hands in. That keeps plugin code testable with a fake
+channel: any object with ``notify(method, params)``.
 """
 
 from __future__ import annotations
@@ -38,7 +56,17 @@ current_call_id: contextvars.ContextVar[int | str | None] = contextvars.ContextV
 
 @dataclass
 class Result:
-    """A tool's answer: ``data`` for the renderer (JSON), ``text`` for the model."""
+    """A tool's answer: ``data`` for the user's card, ``text`` for the model.
+
+    - ``data``: any JSON value, drawn by ``renderer``; the kernel checks it against that
+      renderer's payload schema (``renderers/NAME/schema.json``) and shows an error card,
+      not a crash, when it does not fit. ``None``: the card shows ``text``.
+    - ``text``: the summary the model reads and ``deeting --script`` prints. Give one even
+      with ``data``: a model cannot see the card.
+    - ``renderer``: a core renderer's name (``text``, ``markdown``, ``key-value``, ``table``,
+      ``chart``, ``weather-cards``, ``search-cards``, ``progress``, ``error``, ``notice``);
+      ``None`` uses kimai.json's ``renderer``, and with none there, ``data`` shows as JSON.
+    """
 
     data: Any = None
     text: str | None = None
@@ -50,13 +78,32 @@ class ResultError(ValueError):
 
 
 class Channel(Protocol):
-    """How a Context reaches the kernel; the worker implements it over RPC."""
+    """How a Context reaches the kernel; the worker implements it over RPC.
+
+    In a unit test, pass any object with this method to record what the plugin sends:
+    ``("stream", {topic, payload, renderer})`` and ``("progress", {call, fraction, message})``.
+    """
 
     def notify(self, method: str, params: dict[str, Any]) -> None: ...
 
 
 class Context:
-    """Everything a plugin may touch besides its own code: folders, log, streams, progress."""
+    """Everything a plugin may touch besides its own code: folders, log, streams, progress.
+
+    One per worker, passed to ``invoke``, ``on_event`` and every hook. Attributes:
+
+    - ``name``, ``version``: the plugin's, from kimai.json.
+    - ``data_dir``: a folder of its own for what must last; the same folder across restarts
+      and upgrades, removed by uninstall. Memory does not last: a worker may be restarted
+      (after a crash, or a sync call the user cancelled) and ``activate`` runs again.
+    - ``cache_dir``: a folder of its own for what can be rebuilt. (``TMPDIR`` is a third,
+      private one.) All three count towards kimai.json's ``limits.disk_mb``.
+    - ``log``: a :class:`logging.Logger` writing to the plugin's log file, as do its stdout
+      and stderr; ``deeting plugin info NAME`` shows where it is.
+
+    A plugin needs no permission for any of these; anything else goes through the scopes
+    it declares in kimai.json's ``permissions``.
+    """
 
     def __init__(
         self,
@@ -78,12 +125,23 @@ class Context:
     def push_stream(
         self, topic: str, payload: Mapping[str, Any], renderer: str | None = None
     ) -> None:
-        """Send live data to the UI at any time (not only during a call).
+        """Send live data to the UI at any time (not only during a call), from any thread.
 
-        A stream is a live view: the UI draws its latest frame and the session keeps only its
-        last few. One frame's payload is at most ``MAX_STREAM_FRAME_BYTES`` (256 KiB) of JSON;
-        send the current state, not a growing history. Raises ValueError (or TypeError for a
-        payload that is not a dict) instead of sending a frame the kernel would drop.
+        A stream is a live view: the chat draws the topic's latest frame as one card updated
+        in place, ``--json`` prints a ``stream`` event, other plugins may subscribe to
+        ``stream.TOPIC``, and the session keeps only the newest frames of each topic (8, and
+        per plugin at most 4 MiB a session). So send the current state, not a growing history::
+
+            ctx.push_stream("build.status", {"text": "3 of 5 steps done"}, renderer="notice")
+
+        - ``topic``: 1 to 128 letters, digits, ``.``, ``_`` or ``-``; a new frame on the same
+          topic replaces the card's content.
+        - ``payload``: a JSON object of at most ``MAX_STREAM_FRAME_BYTES`` (256 KiB) of JSON,
+          with no NaN or infinity, in the shape its renderer expects.
+        - ``renderer``: a core renderer's name; ``None`` uses kimai.json's ``renderer``.
+
+        Raises ValueError (or TypeError for a payload that is not a dict) naming the broken
+        rule, instead of sending a frame the kernel would drop.
         """
         if not isinstance(topic, str) or not STREAM_TOPIC.fullmatch(topic):
             raise ValueError(
@@ -120,7 +178,16 @@ class Context:
         self._channel.notify("stream", {"topic": topic, "payload": payload, "renderer": renderer})
 
     def progress(self, fraction: float | None, message: str = "") -> None:
-        """Report progress on the current call; it also extends that call's deadline."""
+        """Report progress on the call being served; it also extends that call's deadline.
+
+        ``fraction`` is 0 to 1 (clamped), or ``None`` when the amount of work is unknown;
+        ``message`` is one short line for the user (``"page 3 of 10"``). Each report starts
+        the call's ``limits.call_timeout`` again, so a long job that keeps reporting is not
+        cut off while a stuck one still is; it does not extend a lifecycle hook's deadline.
+        Call it from the code serving the call (for an async tool, within its task; threads
+        started with ``asyncio.to_thread`` carry the call along). Raises ValueError for a
+        fraction that is not a number.
+        """
         if fraction is not None:
             if not isinstance(fraction, int | float) or math.isnan(fraction):
                 raise ValueError("progress: fraction must be a number between 0 and 1, or None")
@@ -133,8 +200,10 @@ class Context:
 def normalize_result(value: Any) -> dict[str, Any]:
     """Turn whatever ``invoke`` returned into ``{"data", "text", "renderer"}``.
 
-    Being strict here gives plugin authors a precise message instead of a card that
-    silently shows nothing.
+    The worker calls this on every result: a :class:`Result`, a dict with only those three
+    keys, a ``str`` (text only) or ``None``. Anything else raises :class:`ResultError`, which
+    becomes the call's error. Being strict here gives plugin authors a precise message
+    instead of a card that silently shows nothing.
     """
     if value is None:
         return {"data": None, "text": None, "renderer": None}
