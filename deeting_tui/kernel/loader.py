@@ -689,7 +689,12 @@ class Loader:
 def start_hint(message: str) -> str:
     """What to do when the plugin's code cannot even be imported for a missing module."""
     if "No module named" in message:
-        return " — add it to the plugin's requirements.txt (pinned ==), or fix the import"
+        # What is true today (docs/plugins.md#dependencies): nothing installs a plugin's
+        # own third-party dependencies yet, so naming requirements.txt would mislead.
+        return (
+            " — a plugin can rely on the standard library, deeting_tui.sdk and its own src/ "
+            "(docs/plugins.md#dependencies): fix the import, or vendor the module into src/"
+        )
     return ""
 
 

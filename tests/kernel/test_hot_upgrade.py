@@ -700,6 +700,6 @@ async def test_a_new_version_missing_a_module_says_where_it_belongs(
         await kernel.upgrade_plugin(NAME, "2.0.0")
     message = str(refused.value)
     assert "starting it failed: " in message and "No module named" in message
-    assert "add it to the plugin's requirements.txt" in message
+    assert "vendor the module into src/" in message
     assert message.endswith("— 1.0.0 keeps running")
     assert kernel.loader.runtimes[NAME].spec.version == "1.0.0"
