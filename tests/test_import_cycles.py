@@ -30,7 +30,6 @@ KNOWN_CYCLES: list[list[str]] = [
         "deeting_tui.ui.screens.chat",
         "deeting_tui.ui.screens.sessions",
     ],
-    ["deeting_tui.kernel.loader", "deeting_tui.kernel.upgrade"],
     ["deeting_tui.plugin_commands", "deeting_tui.registry_commands"],
 ]
 
