@@ -1,5 +1,5 @@
-"""``deeting``: argument parsing and the composition root (the only place that wires
-providers, front ends and the kernel together).
+"""``deeting``: argument parsing and dispatch; the kernel it runs comes from the composition
+root, ``deeting_tui.compose.make_kernel``.
 
 Errors reach the user as one line on stderr saying what to do; tracebacks only with
 ``DEETING_DEBUG=1``. Exit codes: 0 success, 1 failure, 2 bad usage. An error or a warning may
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from deeting_tui import __version__
+from deeting_tui.compose import make_kernel
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise, one_line
 
 PROVIDERS = ("offline", "anthropic", "openai")
@@ -349,18 +350,6 @@ async def _script_main(args: argparse.Namespace, lines: Any) -> int:
             raise UsageError(f"--session {args.session}: {exc}") from None
     finally:
         await kernel.shutdown()
-
-
-def make_kernel(provider: str | None = None, model: str | None = None) -> Any:
-    """Compose a kernel from the environment: paths, config, assistant."""
-    from deeting_tui.kernel.kernel import Kernel
-    from deeting_tui.kernel.paths import load_config, resolve_paths
-    from deeting_tui.llm.select import build_assistant, choose
-
-    paths = resolve_paths()
-    config = load_config(paths)
-    choice = choose(provider, model, config.provider, config.model)
-    return Kernel(paths, config=config, assistant=build_assistant(choice))
 
 
 def _provider_help() -> str:

@@ -5,7 +5,7 @@ spin up every worker), does its one step through the Loader, and shuts down.
 
 Manifest strings (description, author, license, tool descriptions, scope paths, a trigger's
 regex) and plugin error messages are the plugin's, so every line printed for people goes
-through the neutraliser (``_say``, ``_fail``, the grant prompt). ``--json`` keeps them exact.
+through the neutraliser (``say``, ``fail``, the grant prompt). ``--json`` keeps them exact.
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ from typing import Any
 
 import orjson
 
+from deeting_tui.command_output import ask_on_tty, fail, say, settled
 from deeting_tui.kernel.diskwatch import walked_instead
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import InstallReport, PluginError
+from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.kernel.watchdog import describe_limits
 from deeting_tui.plugin.manifest import Limits
-from deeting_tui.plugin.scopes import Scope, ScopeError, explain, parse_scope, reads_user_input
+from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope, reads_user_input
 from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
 from deeting_tui.store.names import split_source
-from deeting_tui.terminal_text import neutralise_line, one_line, terminal_safe_json
+from deeting_tui.terminal_text import one_line, terminal_safe_json
 
 
 async def run_plugin_command(args: argparse.Namespace) -> int:
@@ -57,24 +58,6 @@ def _say_notices(event: dict[str, Any]) -> None:
         print(f"deeting: {one_line(str(event.get('message', '')))}", file=sys.stderr)
 
 
-def say(line: str) -> None:
-    """Print one line for people, neutralised and kept on one line (``neutralise_line``)."""
-    print(neutralise_line(line), flush=True)
-
-
-def _fail(message: str) -> int:
-    print(f"deeting: error: {one_line(message)}", file=sys.stderr)
-    return 1
-
-
-def ask_on_tty(name: str, scope: Scope) -> bool:
-    """The terminal's question for one scope, saying what it allows in plain words."""
-    words, risk = explain(scope)
-    question = f"'{name}' asks for {words} ({risk} risk). Grant '{scope}'?"
-    answer = input(one_line(question) + " [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
 async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
     source = Path(args.source).expanduser()
     from_registry = split_source(args.source)
@@ -92,26 +75,6 @@ async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
     kind = "a local dev install from a folder" if report.dev else "from an archive"
     say(f"installed {spec.name} {spec.version} ({kind})")
     return settled(report)
-
-
-def settled(report: InstallReport) -> int:
-    """The end of an install, for every source: enabled (0); installed and waiting for the
-    user's consent (0: nothing failed, the user decides — said as what to run, not as an
-    error); or installed but failing to start (1, an error)."""
-    spec = report.spec
-    if report.granted:
-        say("granted: " + ", ".join(str(s) for s in report.granted))
-    if report.enabled:
-        tools = ", ".join(t.name for t in spec.tools)
-        say(f"enabled {spec.name} — tools: {tools}")
-        return 0
-    if report.awaiting:
-        scopes = ", ".join(str(s) for s in report.awaiting)
-        say(f"{spec.name} waits for your consent to: {scopes} (not enabled until granted)")
-        for scope in report.awaiting:
-            say(f"  to grant: deeting plugin grant {spec.name} {scope}")
-        return 0
-    return _fail(f"installed '{spec.name}' but did not enable it: {report.problem}")
 
 
 async def _enable(kernel: Kernel, args: argparse.Namespace) -> int:
@@ -332,10 +295,10 @@ def _new(args: argparse.Namespace) -> int:
     try:
         folder = scaffold(args.name, dest)
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except OSError as exc:  # a read-only or missing place, a file in the way, a full disk
         why = exc.strerror or str(exc)
-        return _fail(f"cannot create {dest}: {why} — choose another folder with --dir")
+        return fail(f"cannot create {dest}: {why} — choose another folder with --dir")
     say(f"created {folder} — try: deeting plugin install {folder}")
     return 0
 

@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deeting_tui.command_output import ask_on_tty, say, settled
 from deeting_tui.plugin.scopes import Scope
-from deeting_tui.plugin_commands import say, settled
 from deeting_tui.store.client import RegistryClient, SyncReport
 from deeting_tui.store.errors import StoreError
 from deeting_tui.store.names import split_source
@@ -36,8 +36,6 @@ def _ask_all(yes: bool) -> AskGrants | None:
         return None
 
     async def ask(name: str, scopes: list[Scope]) -> list[Scope]:
-        from deeting_tui.plugin_commands import ask_on_tty
-
         return [scope for scope in scopes if ask_on_tty(name, scope)]
 
     return ask

@@ -22,9 +22,11 @@ from typing import Any
 
 import orjson
 
-from .launcher import FORKSERVER_MODULE, WorkerProcess, _pipes, worker_environment
+from .worker_process import WorkerProcess, _pipes, worker_environment
 
 log = logging.getLogger("deeting.forkserver")
+
+FORKSERVER_MODULE = "deeting_tui.sandbox.forkserver"
 
 
 @dataclass

@@ -55,7 +55,7 @@ from .session import CONVERSATION_KINDS, EncodedEvent, SessionInfo, SessionStore
 from .streams import StreamGate
 from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolEntry, ToolIndex, argument_problems
-from .upgrade import PointerFollower, UpgradeReport, upgrade_notice
+from .upgrade import PointerFollower, Upgrader, UpgradeReport, upgrade_notice
 from .watchdog import Confinement
 
 log = logging.getLogger("deeting.kernel")
@@ -129,6 +129,7 @@ class Kernel:
             self,
             policy,
             confinement=self.confinement,
+            upgrader=Upgrader,
         )
         self.loader.on_notice = self._plugin_notice
         self.assistant = assistant

@@ -124,6 +124,8 @@ class Loader:
         wiring: Wiring,
         policy: SupervisionPolicy | None = None,
         confinement: Confinement | None = None,
+        *,
+        upgrader: Callable[[Loader], Upgrader],
     ) -> None:
         self.paths = paths
         self.confinement = confinement  # cgroups and the watchdog, for every worker
@@ -133,6 +135,9 @@ class Loader:
         self.hooks_for = hooks_for
         self.wiring = wiring
         self.policy = policy
+        #: Builds the upgrades for this loader (``upgrade.Upgrader``): upgrade.py builds on
+        #: this module, so the composition root hands it in rather than this module importing it.
+        self._make_upgrader = upgrader
         self.runtimes: dict[str, PluginRuntime] = {}
         #: Tells the user about a plugin (a hook that missed its deadline); the kernel's
         #: front ends show it. Logged only, when nobody listens.
@@ -564,9 +569,7 @@ class Loader:
         )
 
     def _upgrader(self) -> Upgrader:
-        from .upgrade import Upgrader  # upgrade.py builds on this module, not the reverse
-
-        return Upgrader(self)
+        return self._make_upgrader(self)
 
     # -- uninstall ---------------------------------------------------------------------------
 

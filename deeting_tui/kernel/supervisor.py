@@ -32,8 +32,9 @@ from deeting_tui.rpc.errors import (
 from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
 
 from .denials import DenialReporter
-from .launcher import Launcher, WorkerProcess, describe_exit, worker_environment
+from .launcher import Launcher, describe_exit
 from .netproxy import HostProxy
+from .worker_process import WorkerProcess, worker_environment
 
 if TYPE_CHECKING:
     from .watchdog import Confinement

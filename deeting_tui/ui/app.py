@@ -61,7 +61,7 @@ class DeetingApp(App[None]):
         Without ``session_id``, the latest session is resumed, or with ``new`` a new one."""
         super().__init__()
         if kernel is None:
-            from deeting_tui.cli import make_kernel
+            from deeting_tui.compose import make_kernel
 
             kernel = make_kernel()
         self.kernel = kernel

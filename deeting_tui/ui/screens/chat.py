@@ -7,7 +7,7 @@ every pending tool call). Plugin streams are coalesced to at most 30 redraws a s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from textual import on, work
@@ -98,10 +98,8 @@ class ChatScreen(Screen[None]):
 
     @property
     def deeting(self) -> DeetingApp:
-        from ..app import DeetingApp
-
-        assert isinstance(self.app, DeetingApp)
-        return self.app
+        # Only a DeetingApp pushes this screen; the app imports the screens, not the reverse.
+        return cast("DeetingApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()

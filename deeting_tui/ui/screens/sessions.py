@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import on
@@ -94,10 +94,8 @@ class SessionList(Screen[str | None]):
 
     @property
     def deeting(self) -> DeetingApp:
-        from ..app import DeetingApp
-
-        assert isinstance(self.app, DeetingApp)
-        return self.app
+        # Only a DeetingApp pushes this screen; the app imports the screens, not the reverse.
+        return cast("DeetingApp", self.app)
 
     def on_mount(self) -> None:
         self.refresh_table()

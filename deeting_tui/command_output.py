@@ -1,0 +1,57 @@
+"""What the plugin and registry commands print for people, shared by both.
+
+``deeting plugin …`` (plugin_commands.py) and its registry side (registry_commands.py) end an
+install the same way and ask for consent the same way; keeping that here, below both, lets
+plugin_commands hand a registry source to registry_commands without the two importing each
+other. What a plugin says reaches the terminal only through the neutraliser.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from deeting_tui.plugin.scopes import Scope, explain
+from deeting_tui.terminal_text import neutralise_line, one_line
+
+if TYPE_CHECKING:
+    from deeting_tui.kernel.loader import InstallReport
+
+
+def say(line: str) -> None:
+    """Print one line for people, neutralised and kept on one line (``neutralise_line``)."""
+    print(neutralise_line(line), flush=True)
+
+
+def fail(message: str) -> int:
+    """Say ``message`` as one error line on stderr; the exit status of a failed command."""
+    print(f"deeting: error: {one_line(message)}", file=sys.stderr)
+    return 1
+
+
+def ask_on_tty(name: str, scope: Scope) -> bool:
+    """The terminal's question for one scope, saying what it allows in plain words."""
+    words, risk = explain(scope)
+    question = f"'{name}' asks for {words} ({risk} risk). Grant '{scope}'?"
+    answer = input(one_line(question) + " [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def settled(report: InstallReport) -> int:
+    """The end of an install, for every source: enabled (0); installed and waiting for the
+    user's consent (0: nothing failed, the user decides — said as what to run, not as an
+    error); or installed but failing to start (1, an error)."""
+    spec = report.spec
+    if report.granted:
+        say("granted: " + ", ".join(str(s) for s in report.granted))
+    if report.enabled:
+        tools = ", ".join(t.name for t in spec.tools)
+        say(f"enabled {spec.name} — tools: {tools}")
+        return 0
+    if report.awaiting:
+        scopes = ", ".join(str(s) for s in report.awaiting)
+        say(f"{spec.name} waits for your consent to: {scopes} (not enabled until granted)")
+        for scope in report.awaiting:
+            say(f"  to grant: deeting plugin grant {spec.name} {scope}")
+        return 0
+    return fail(f"installed '{spec.name}' but did not enable it: {report.problem}")
