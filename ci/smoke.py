@@ -55,7 +55,7 @@ from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.kernel.renderers import PayloadSchemas
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
-from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise_line
+from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise_line, one_line
 
 __all__ = [
     "EXAMPLES_FILE",
@@ -381,7 +381,7 @@ def _judge(
 
 
 def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
+    text = one_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

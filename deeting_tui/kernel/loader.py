@@ -25,6 +25,7 @@ from deeting_tui.plugin.manifest import ManifestError, PluginSpec, check_plugin,
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 from deeting_tui.plugin.versions import SEMVER_RE
 from deeting_tui.rpc.errors import RpcError
+from deeting_tui.terminal_text import one_line
 
 from .installed import InstalledPlugin, InstalledStore
 from .launcher import Launcher
@@ -455,7 +456,7 @@ class Loader:
         except (WorkerStartError, RpcError) as exc:
             await supervisor.stop()
             message = exc.message if isinstance(exc, RpcError) else str(exc)
-            raise PluginError(f"could not enable '{name}': {_one_line(message)}") from None
+            raise PluginError(f"could not enable '{name}': {one_line(message)}") from None
         runtime = PluginRuntime(spec, supervisor)
         try:
             self.wiring.attach(runtime)
@@ -676,12 +677,12 @@ class Loader:
             except WorkerStartError as exc:
                 # The plugin did not load, so no hook ran: naming the hook would send the
                 # author looking for a postinstall the plugin may not even have.
-                message = _one_line(str(exc))
+                message = one_line(str(exc))
                 raise PluginError(message + start_hint(message)) from None
             if hook in supervisor.hooks_defined:
                 await supervisor.run_hook(hook)
         except RpcError as exc:
-            raise PluginError(f"'{spec.name}' {hook} failed: {_one_line(exc.message)}") from None
+            raise PluginError(f"'{spec.name}' {hook} failed: {one_line(exc.message)}") from None
         finally:
             await supervisor.stop()
 
@@ -722,7 +723,3 @@ def _one_by_one(ask: AskGrant) -> AskGrants:
         return [scope for scope in scopes if ask(name, scope)]
 
     return ask_all
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
