@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import secrets
 import shutil
 import zipfile
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import ManifestError, PluginSpec, check_plugin, load_plugin
+from deeting_tui.plugin.names import PLUGIN_NAME_RE
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 from deeting_tui.plugin.versions import SEMVER_RE
 from deeting_tui.rpc.errors import RpcError
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("deeting.loader")
 
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
-PLUGIN_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 class PluginError(Exception):
