@@ -44,13 +44,13 @@ def parse(
 
 def report(
     results: Sequence[R],
-    *,
     as_json: bool,
     to_json: Callable[[R], dict[str, Any]],
     print_plain: Callable[[R], None],
-    ok: Callable[[R], bool],
+    ok: Callable[[R], bool] = lambda result: bool(result.ok),  # type: ignore[attr-defined]
 ) -> int:
-    """Print every result and return the exit code: 0 when all are ok, else 1."""
+    """Print every result and return the exit code: 0 when all are ok (a result's ``ok``
+    unless told otherwise), else 1."""
     if as_json:
         print(json.dumps({"plugins": [to_json(result) for result in results]}, indent=2))
     else:

@@ -44,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [(path, *lint_path(path)) for path in args.paths]
     return report(
         results,
-        as_json=args.json,
-        to_json=lambda result: _as_json(*result),
-        print_plain=lambda result: _print_plain(*result),
+        args.json,
+        lambda result: _as_json(*result),
+        lambda result: _print_plain(*result),
         ok=lambda result: not result[2],
     )
 

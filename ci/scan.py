@@ -646,13 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_rules(args.json)
         return 0
     reports = [scan_path(path) for path in args.paths]
-    return report(
-        reports,
-        as_json=args.json,
-        to_json=_as_json,
-        print_plain=_print_plain,
-        ok=lambda each: each.ok,
-    )
+    return report(reports, args.json, _as_json, _print_plain)
 
 
 def _print_rules(as_json: bool) -> None:

@@ -397,13 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args
     logging.lastResort = TerminalSafeLastResort()  # the kernel's warnings quote the plugin
     reports = smoke_paths(args.paths, network=args.network)
-    return report(
-        reports,
-        as_json=args.json,
-        to_json=_as_json,
-        print_plain=_print_plain,
-        ok=lambda each: each.ok,
-    )
+    return report(reports, args.json, _as_json, _print_plain)
 
 
 def _print_plain(report: SmokeReport) -> None:
