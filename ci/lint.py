@@ -7,19 +7,16 @@ tools. Exit 0: all good; 1: any problem; 2: bad usage.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-try:
-    import deeting_tui  # noqa: F401
-except ImportError:  # run as a script from a checkout: the repo root is this file's parent's
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, not others
+    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
+from ci._cli import parse, plugin_parser, report
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
 from deeting_tui.terminal_text import neutralise_line
@@ -41,26 +38,17 @@ def lint_path(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lint.py", description="Check Deeting plugin folders or zips."
-    )
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="plugin folder or zip")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    if not args.paths:
-        parser.print_usage(sys.stderr)
-        print("lint.py: error: give at least one plugin folder or zip", file=sys.stderr)
-        return 2
+    args = parse(plugin_parser("lint.py", "Check Deeting plugin folders or zips."), argv)
+    if isinstance(args, int):
+        return args
     results = [(path, *lint_path(path)) for path in args.paths]
-    if args.json:
-        print(json.dumps({"plugins": [_as_json(*result) for result in results]}, indent=2))
-    else:
-        for result in results:
-            _print_plain(*result)
-    return 1 if any(problems for _, _, problems in results) else 0
+    return report(
+        results,
+        args.json,
+        lambda result: _as_json(*result),
+        lambda result: _print_plain(*result),
+        ok=lambda result: not result[2],
+    )
 
 
 def _print_plain(path: Path, spec: PluginSpec | None, problems: list[Problem]) -> None:

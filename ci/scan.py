@@ -17,7 +17,6 @@ no errors (warnings allowed); 1: any error; 2: bad usage.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import builtins
 import io
@@ -34,11 +33,10 @@ from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 
-try:
-    import deeting_tui  # noqa: F401
-except ImportError:  # run as a script from a checkout: the repo root is this file's parent's
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, not others
+    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
+from ci._cli import parse, plugin_parser, report
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.scopes import Scope, ScopeError, covers, parse_scope, parsed_scopes
 from deeting_tui.sandbox.policy import BASE_DEVICES
@@ -639,30 +637,16 @@ def _unusable(path: Path, file: str, message: str, fix: str) -> ScanReport:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="scan.py", description="Static security scan of Deeting plugin code."
-    )
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="plugin folder or zip")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser = plugin_parser("scan.py", "Static security scan of Deeting plugin code.")
     parser.add_argument("--rules", action="store_true", help="list the rules and exit")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse(parser, argv, needs_paths=lambda args: not args.rules)
+    if isinstance(args, int):
+        return args
     if args.rules:
         _print_rules(args.json)
         return 0
-    if not args.paths:
-        parser.print_usage(sys.stderr)
-        print("scan.py: error: give at least one plugin folder or zip", file=sys.stderr)
-        return 2
     reports = [scan_path(path) for path in args.paths]
-    if args.json:
-        print(json.dumps({"plugins": [_as_json(report) for report in reports]}, indent=2))
-    else:
-        for report in reports:
-            _print_plain(report)
-    return 0 if all(report.ok for report in reports) else 1
+    return report(reports, args.json, _as_json, _print_plain)
 
 
 def _print_rules(as_json: bool) -> None:

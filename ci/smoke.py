@@ -26,11 +26,9 @@ past the proxy, so offline it is not run: it is reported, to be smoked with ``--
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import errno
 import ipaddress
-import json
 import logging
 import socket
 import sys
@@ -43,11 +41,10 @@ from typing import Any
 
 import yaml
 
-try:
-    import deeting_tui  # noqa: F401
-except ImportError:  # run as a script from a checkout: the repo root is this file's parent's
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, not others
+    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
+from ci._cli import parse, plugin_parser, report
 from deeting_tui.kernel.assistant import ToolOutcome
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
@@ -55,7 +52,7 @@ from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.kernel.renderers import PayloadSchemas
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
-from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise_line
+from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise_line, one_line
 
 __all__ = [
     "EXAMPLES_FILE",
@@ -381,7 +378,7 @@ def _judge(
 
 
 def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
+    text = one_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -389,31 +386,18 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="smoke.py",
-        description="Run Deeting plugins in the sandboxed worker with their examples.yaml calls.",
+    parser = plugin_parser(
+        "smoke.py", "Run Deeting plugins in the sandboxed worker with their examples.yaml calls."
     )
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="plugin folder or zip")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--network", action="store_true", help="let plugins reach the internet (default: offline)"
     )
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    if not args.paths:
-        parser.print_usage(sys.stderr)
-        print("smoke.py: error: give at least one plugin folder or zip", file=sys.stderr)
-        return 2
+    args = parse(parser, argv)
+    if isinstance(args, int):
+        return args
     logging.lastResort = TerminalSafeLastResort()  # the kernel's warnings quote the plugin
     reports = smoke_paths(args.paths, network=args.network)
-    if args.json:
-        print(json.dumps({"plugins": [_as_json(report) for report in reports]}, indent=2))
-    else:
-        for report in reports:
-            _print_plain(report)
-    return 0 if all(report.ok for report in reports) else 1
+    return report(reports, args.json, _as_json, _print_plain)
 
 
 def _print_plain(report: SmokeReport) -> None:

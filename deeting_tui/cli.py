@@ -20,9 +20,8 @@ from typing import Any, NoReturn
 
 from deeting_tui import __version__
 from deeting_tui.compose import make_kernel
+from deeting_tui.kernel.paths import PROVIDERS
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise, one_line
-
-PROVIDERS = ("offline", "anthropic", "openai")
 
 DESCRIPTION = """\
 Deeting — a terminal AI shell whose every ability is a sandboxed plugin.

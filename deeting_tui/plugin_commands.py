@@ -181,7 +181,7 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
         origin = "dev" if r["dev"] else _origin(str(r["source"]))
         line = f"{r['name']:<{width}}  {r['version']:<10} {r['state']:<12} {origin}"
         if r["reason"] and not r["enabled"]:
-            line += f"  ({' '.join(str(r['reason']).split())})"
+            line += f"  ({one_line(str(r['reason']))})"
         say(line)
     return 0
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from deeting_tui.atomic import write_bytes_atomic
 from deeting_tui.rpc.limits import (
     MAX_STREAM_FRAME_BYTES,
     RENDERER_NAME,
@@ -44,7 +45,14 @@ from deeting_tui.rpc.limits import (
     non_finite_path,
 )
 
-__all__ = ["Channel", "Context", "Result", "ResultError", "normalize_result"]
+__all__ = [
+    "Channel",
+    "Context",
+    "Result",
+    "ResultError",
+    "normalize_result",
+    "write_text_atomic",
+]
 
 RESULT_KEYS = frozenset({"data", "text", "renderer"})
 
@@ -195,6 +203,12 @@ class Context:
         self._channel.notify(
             "progress", {"call": current_call_id.get(), "fraction": fraction, "message": message}
         )
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) so a crash mid-write leaves the old file whole:
+    what a plugin keeping state in its data folder should use instead of its own copy."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def normalize_result(value: Any) -> dict[str, Any]:

@@ -34,10 +34,11 @@ import orjson
 from nacl.signing import SigningKey
 
 from ci.lint import lint_path
+from deeting_tui.atomic import write_bytes_atomic
 from deeting_tui.plugin.manifest import PluginSpec, Problem
 from deeting_tui.store import trust
 from deeting_tui.terminal_text import neutralise_line
-from registry_tools import ToolError, write_atomic
+from registry_tools import ToolError
 from registry_tools.keys import ROOT_FILE, ROOTS_DIR, load_signing_key, root_chain_path
 
 __all__ = [
@@ -214,8 +215,8 @@ def generate(
     pending += _root_writes(root_path, root_raw, root, out)
     for path, data in pending:
         if not (path.is_file() and path.read_bytes() == data):
-            write_atomic(path, data)
-    write_atomic(out / REGISTRY_FILE, raw)
+            write_bytes_atomic(path, data, mode=0o644)
+    write_bytes_atomic(out / REGISTRY_FILE, raw, mode=0o644)
     return Summary(out / REGISTRY_FILE, version, expires, tuple(artifacts))
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
+from deeting_tui.atomic import write_bytes_atomic
 from deeting_tui.store import trust
-from registry_tools import ToolError, write_atomic
+from registry_tools import ToolError
 
 __all__ = [
     "build_root",
@@ -260,7 +261,7 @@ def write_root(out: Path, raw: bytes, version: int, *, previous: bytes | None = 
         raise ToolError(f"{chain} already exists — a root version is never reissued")
     writes += [(chain, raw), (current, raw)]
     for path, data in writes:
-        write_atomic(path, data)
+        write_bytes_atomic(path, data, mode=0o644)
     return [path for path, _ in writes]
 
 

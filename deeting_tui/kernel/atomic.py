@@ -1,44 +1,15 @@
-"""Atomic file writes: a crash mid-write leaves the old file, never half a new one."""
+"""Atomic file writes for the kernel's state: the shared writer plus a JSON form of it."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from deeting_tui.atomic import fsync_dir, write_bytes_atomic
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable: without it a power cut can undo the rename."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # a platform without directory fds (Windows): nothing more can be done
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on a directory; the rename itself stands
-    finally:
-        os.close(fd)
+__all__ = ["fsync_dir", "write_bytes_atomic", "write_json_atomic"]
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

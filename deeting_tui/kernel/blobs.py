@@ -75,10 +75,6 @@ def extract(payload: dict[str, Any]) -> Extracted:
     return Extracted(orjson.dumps(copy).decode(), orjson.dumps(refs).decode(), blobs)
 
 
-def hashes(refs: str) -> list[str]:
-    return [str(ref[1]) for ref in orjson.loads(refs)]
-
-
 def restore(payload: dict[str, Any], refs: str, blob: Callable[[str], str | None]) -> None:
     """Put the long strings back into a payload read from the store (in place). A blob gone
     missing (a damaged file) leaves ``""``: the event still reads."""

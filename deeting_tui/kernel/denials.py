@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from deeting_tui.terminal_text import one_line
+
 #: Longest refusal message kept (a plugin's text may be part of it).
 MAX_MESSAGE = 400
 
@@ -53,7 +55,7 @@ class DenialReporter:
 
     def network_refused(self, message: str) -> bool:
         """The proxy refused a host: remember it for the failing call, then report it."""
-        self._network.append((self._clock(), " ".join(str(message).split())[:MAX_MESSAGE]))
+        self._network.append((self._clock(), one_line(str(message))[:MAX_MESSAGE]))
         return self.refused(message)
 
     def network_refusal_since(self, since: float) -> str | None:
@@ -66,7 +68,7 @@ class DenialReporter:
     def refused(self, message: str, *, log: bool = True) -> bool:
         """Report one refusal; True when the user was told. ``log=False`` when the worker
         already wrote it to the plugin's log itself (its guard does)."""
-        message = " ".join(str(message).split())[:MAX_MESSAGE]
+        message = one_line(str(message))[:MAX_MESSAGE]
         now = self._clock()
         while self._recent and self._recent[0] <= now - 60.0:
             self._recent.popleft()

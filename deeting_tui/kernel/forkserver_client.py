@@ -82,7 +82,7 @@ class _Forkserver:
 class ForkserverLauncher:
     """Workers forked from a pre-warmed ``deeting_tui.sandbox.forkserver`` process.
 
-    The forkserver is started on first use (or by :meth:`prestart`) and restarted on the next
+    The forkserver is started on first use and restarted on the next
     spawn if it dies; when it dies its workers die with it (PR_SET_PDEATHSIG) and their
     ``exited`` futures resolve as if SIGKILLed. Each worker gets the given env exactly, its
     own session, stdout/stderr on the log fd and only its two RPC fds besides.
@@ -112,10 +112,6 @@ class ForkserverLauncher:
         return server.process.pid if server is not None and server.alive else None
 
     # -- the forkserver process ---------------------------------------------------------------
-
-    def prestart(self) -> None:
-        """Start the forkserver now (from inside the loop) so the first spawn is warm."""
-        self._ensure_server(asyncio.get_running_loop())
 
     def _ensure_server(self, loop: asyncio.AbstractEventLoop) -> _Forkserver:
         server = self._server

@@ -16,12 +16,10 @@ from .permissions import missing_scopes
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-#: Every state a plugin can be in, healthiest first.
-PLUGIN_STATES = ("enabled", "restarting", "needs consent", "crashed", "disabled")
-
 
 def plugin_state(kernel: Kernel, name: str) -> str:
-    """``name`` must be installed; a damaged copy reads as crashed (it cannot run)."""
+    """One of enabled, restarting, needs consent, crashed, disabled (healthiest first).
+    ``name`` must be installed; a damaged copy reads as crashed (it cannot run)."""
     runtime = kernel.loader.runtimes.get(name)
     if runtime is not None:
         return "enabled" if runtime.supervisor.state in ("ready", "cancelling") else "restarting"

@@ -250,8 +250,6 @@ class FallbackLauncher:
     def __init__(self, primary: Launcher, fallback: Launcher) -> None:
         self._primary: Launcher | None = primary
         self._fallback = fallback
-        #: Why the primary was given up, or None while it is in use.
-        self.fallback_reason: str | None = None
 
     @property
     def active(self) -> Launcher:
@@ -263,7 +261,6 @@ class FallbackLauncher:
             try:
                 return await primary.spawn(log_fd, env)
             except OSError as exc:
-                self.fallback_reason = str(exc)
                 self._primary = None
                 primary.close()
                 log.warning(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import secrets
 import shutil
 import zipfile
@@ -22,9 +21,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import ManifestError, PluginSpec, check_plugin, load_plugin
+from deeting_tui.plugin.names import PLUGIN_NAME_RE
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 from deeting_tui.plugin.versions import SEMVER_RE
 from deeting_tui.rpc.errors import RpcError
+from deeting_tui.terminal_text import one_line
 
 from .installed import InstalledPlugin, InstalledStore
 from .launcher import Launcher
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("deeting.loader")
 
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
-PLUGIN_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 class PluginError(Exception):
@@ -460,7 +460,7 @@ class Loader:
         except (WorkerStartError, RpcError) as exc:
             await supervisor.stop()
             message = exc.message if isinstance(exc, RpcError) else str(exc)
-            raise PluginError(f"could not enable '{name}': {_one_line(message)}") from None
+            raise PluginError(f"could not enable '{name}': {one_line(message)}") from None
         runtime = PluginRuntime(spec, supervisor)
         try:
             self.wiring.attach(runtime)
@@ -679,12 +679,12 @@ class Loader:
             except WorkerStartError as exc:
                 # The plugin did not load, so no hook ran: naming the hook would send the
                 # author looking for a postinstall the plugin may not even have.
-                message = _one_line(str(exc))
+                message = one_line(str(exc))
                 raise PluginError(message + start_hint(message)) from None
             if hook in supervisor.hooks_defined:
                 await supervisor.run_hook(hook)
         except RpcError as exc:
-            raise PluginError(f"'{spec.name}' {hook} failed: {_one_line(exc.message)}") from None
+            raise PluginError(f"'{spec.name}' {hook} failed: {one_line(exc.message)}") from None
         finally:
             await supervisor.stop()
 
@@ -730,7 +730,3 @@ def _one_by_one(ask: AskGrant) -> AskGrants:
         return [scope for scope in scopes if ask(name, scope)]
 
     return ask_all
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 APP_NAME = "deeting"
+#: Who may answer free text; config.toml, --provider and llm.select check this one list.
+PROVIDERS = ("offline", "anthropic", "openai")
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,8 @@ def load_config(paths: Paths) -> Config:
     for key in ("provider", "model"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{path}: {key} must be a string")
-    providers = ("offline", "anthropic", "openai")
-    if "provider" in data and data["provider"] not in providers:
+    if "provider" in data and data["provider"] not in PROVIDERS:
         raise ConfigError(
-            f"{path}: provider {data['provider']!r} is not one of {', '.join(providers)}"
+            f"{path}: provider {data['provider']!r} is not one of {', '.join(PROVIDERS)}"
         )
     return Config(float(tick), data.get("provider"), data.get("model"))

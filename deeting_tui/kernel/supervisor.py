@@ -30,6 +30,7 @@ from deeting_tui.rpc.errors import (
     RpcError,
 )
 from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
+from deeting_tui.terminal_text import one_line
 
 from .denials import DenialReporter
 from .launcher import Launcher, describe_exit
@@ -165,7 +166,7 @@ def _progress_report(params: dict[str, Any]) -> tuple[float | None, str] | None:
         fraction = float(fraction)
     if not isinstance(message, str):
         return None
-    return fraction, " ".join(message.split())[:MAX_PROGRESS_MESSAGE]
+    return fraction, one_line(message)[:MAX_PROGRESS_MESSAGE]
 
 
 class WorkerStartError(Exception):

@@ -26,6 +26,7 @@ from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope
 from deeting_tui.plugin.versions import SEMVER_RE, version_key
 from deeting_tui.rpc.errors import RpcError
+from deeting_tui.terminal_text import one_line
 
 from .installed import FileSignature, StateFileError, file_signature
 from .loader import (
@@ -216,7 +217,7 @@ class Upgrader:
             await candidate.stop()
             if isinstance(exc, _PreupgradeFailed):
                 step = "preupgrade (in the old version)"
-            message = _one_line(exc.message if isinstance(exc, RpcError) else str(exc))
+            message = one_line(exc.message if isinstance(exc, RpcError) else str(exc))
             if isinstance(exc, WorkerStartError):
                 message += start_hint(message)
             raise PluginError(
@@ -411,7 +412,3 @@ class PointerFollower:
 
 def upgrade_notice(report: UpgradeReport) -> str:
     return f"upgraded {report.name} {report.old} → {report.new}"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

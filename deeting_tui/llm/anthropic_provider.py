@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from deeting_tui.terminal_text import quote_prefix
+
 from .model import (
     Event,
     Message,
@@ -162,7 +164,7 @@ class AnthropicProvider:
             )
         except Exception as exc:  # e.g. a broken credentials profile on disk
             raise ProviderError(
-                f"Anthropic credentials could not be loaded: {_one_line(str(exc))} "
+                f"Anthropic credentials could not be loaded: {quote_prefix(str(exc), ERROR_CHARS)} "
                 "— set ANTHROPIC_API_KEY",
                 kind="auth",
             ) from exc
@@ -194,7 +196,7 @@ class AnthropicProvider:
                 retryable=True,
             )
         if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
-            reason = _one_line(str(exc.__cause__ or exc) or type(exc).__name__)
+            reason = quote_prefix(str(exc.__cause__ or exc) or type(exc).__name__, ERROR_CHARS)
             return ProviderError(
                 f"cannot reach Anthropic at {self._where()}: {reason} "
                 "— check the network or ANTHROPIC_BASE_URL",
@@ -205,7 +207,7 @@ class AnthropicProvider:
             return self._status_error(exc)
         return ProviderError(
             f"unexpected answer from Anthropic ({self._where()}): "
-            f"{_one_line(str(exc) or type(exc).__name__)}",
+            f"{quote_prefix(str(exc) or type(exc).__name__, ERROR_CHARS)}",
             kind="protocol",
         )
 
@@ -215,7 +217,9 @@ class AnthropicProvider:
         error_type = exc.type if isinstance(exc.type, str) else None
         if status < 400:  # an `event: error` inside the stream
             status = _STATUS_OF_ERROR_TYPE.get(error_type or "", 500)
-        detail = _one_line(exc.api_message if isinstance(exc.api_message, str) else str(exc))
+        detail = quote_prefix(
+            exc.api_message if isinstance(exc.api_message, str) else str(exc), ERROR_CHARS
+        )
         if status == 401:
             return ProviderError(
                 f"Anthropic rejected the API key (401): {detail} — set ANTHROPIC_API_KEY",
@@ -398,8 +402,3 @@ def _has_credentials(client: AsyncAnthropic) -> bool:
     if client.api_key or client.auth_token or client.credentials is not None:
         return True
     return any(name.lower() in ("authorization", "x-api-key") for name in client.default_headers)
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"

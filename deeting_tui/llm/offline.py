@@ -11,8 +11,6 @@ from deeting_tui.kernel.arguments import split_command
 from deeting_tui.kernel.assistant import AssistantTurn, ToolInfo
 from deeting_tui.terminal_text import quote_prefix
 
-HELP_WORDS = {"help", "/help", "?", "hi", "hello"}
-
 
 class OfflineAssistant:
     name = "offline"

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from deeting_tui.terminal_text import quote_prefix
+
 from .model import (
     Event,
     Message,
@@ -143,14 +145,16 @@ class OpenAIProvider:
         except httpx.ConnectError as exc:
             raise self._connect_error(exc) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            detail = quote_prefix(str(exc), DETAIL_CHARS)
             raise ProviderError(
-                f"bad base URL {self.base_url!r}: {_one_line(str(exc))} — it should look like "
+                f"bad base URL {self.base_url!r}: {detail} — it should look like "
                 "http://host:port/v1 (OPENAI_BASE_URL)",
                 kind="bad_request",
             ) from exc
         except httpx.HTTPError as exc:  # read/write errors, a dropped connection, bad framing
+            detail = quote_prefix(str(exc), DETAIL_CHARS) or type(exc).__name__
             raise ProviderError(
-                f"the connection to {self.host} broke: {_one_line(str(exc)) or type(exc).__name__}",
+                f"the connection to {self.host} broke: {detail}",
                 kind="connection",
                 retryable=True,
             ) from exc
@@ -202,7 +206,7 @@ class OpenAIProvider:
         return ProviderError(f"request refused by {where}", kind="bad_request")
 
     def _connect_error(self, exc: httpx.ConnectError) -> ProviderError:
-        reason = _one_line(str(exc)) or "connection failed"
+        reason = quote_prefix(str(exc), DETAIL_CHARS) or "connection failed"
         cause: BaseException | None = exc
         while cause is not None:  # httpx says "All connection attempts failed"; the OS says why
             if isinstance(cause, ConnectionRefusedError):
@@ -429,7 +433,7 @@ def _server_message(body: bytes) -> tuple[str, str | None]:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        return _one_line(body.decode("utf-8", "replace")), None
+        return quote_prefix(body.decode("utf-8", "replace"), DETAIL_CHARS), None
     return _message_of(data)
 
 
@@ -450,12 +454,7 @@ def _message_of(data: Any) -> tuple[str, str | None]:
         elif "detail" in data:
             message = data["detail"]
     text = message if isinstance(message, str) else json.dumps(message)
-    return _one_line(text), code
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
+    return quote_prefix(text, DETAIL_CHARS), code
 
 
 def _int(value: Any) -> int:

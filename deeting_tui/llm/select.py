@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PROVIDERS = ("offline", "anthropic", "openai")
+from deeting_tui.kernel.paths import PROVIDERS
+
 #: Each provider module's DEFAULT_MODEL (a test keeps them equal), without importing them:
 #: --help reads this, and httpx or an SDK would slow every start.
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-5-5", "openai": "gpt-4o-mini"}

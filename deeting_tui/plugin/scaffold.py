@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from .names import PLUGIN_NAME_RE
+
 __all__ = ["scaffold"]
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 _TOOLS = """\
 # The tools the model may call, in OpenAI's function-calling shape (one tool, or a list).
@@ -68,7 +68,7 @@ Check it with `python ci/lint.py {name}`, `python ci/scan.py {name}` and
 
 def scaffold(name: str, dest: Path) -> Path:
     """Write a new plugin folder at ``dest`` and return it; refuses to overwrite anything."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not PLUGIN_NAME_RE.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a valid plugin name: use lowercase letters, digits and '-', "
             "starting with a letter or digit, at most 64 characters (like my-plugin)"

@@ -49,14 +49,6 @@ class Face:
     def folder(self) -> Path:
         return RENDERERS_DIR / self.name
 
-    @property
-    def schema_path(self) -> Path:
-        return self.folder / "schema.json"
-
-    @property
-    def example_path(self) -> Path:
-        return self.folder / "example.json"
-
 
 FACES: Mapping[str, Face] = MappingProxyType(
     {

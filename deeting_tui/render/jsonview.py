@@ -13,6 +13,8 @@ from rich.console import Group, RenderableType
 from rich.highlighter import JSONHighlighter
 from rich.text import Text
 
+from deeting_tui.terminal_text import one_line
+
 from .base import EMPTY, clean, clip
 
 
@@ -67,7 +69,7 @@ def _fill(words: list[str], width: int) -> list[str]:
 
 def fallback(renderer: str, data: Any, reason: str, width: int = 80) -> RenderableType:
     """The raw data under a one-line note saying which renderer gave up and why."""
-    reason = clean(" ".join(reason.split()), 160) or "unexpected data"
+    reason = clean(one_line(reason), 160) or "unexpected data"
     note = Text(f"⚠ the '{clean(renderer, 64)}' renderer could not draw this: {reason}")
     note.stylize("yellow")
     return Group(note, json_view(data, width))

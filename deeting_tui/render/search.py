@@ -15,6 +15,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from deeting_tui.terminal_text import one_line
+
 from .base import PayloadError, clean, field, kind, mapping, more, required
 
 #: Results drawn; search APIs rarely return more, and past this nobody reads on.
@@ -71,7 +73,7 @@ def _card(result: Mapping[str, Any], where: str, width: int) -> RenderableType:
     if meta.plain:
         lines.append(meta)
     if snippet:
-        lines.append(Text(clean(" ".join(snippet.split()), MAX_SNIPPET)))
+        lines.append(Text(clean(one_line(snippet), MAX_SNIPPET)))
     return Group(*lines)
 
 

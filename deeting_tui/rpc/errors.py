@@ -22,23 +22,6 @@ OUT_OF_MEMORY = -32006  # the plugin hit its memory limit
 NOT_READY = -32007  # the worker is not (yet, or any more) serving
 CONNECTION_CLOSED = -32008  # the pipe closed with the request in flight
 
-CODE_NAMES = {
-    PARSE_ERROR: "parse error",
-    INVALID_REQUEST: "invalid request",
-    METHOD_NOT_FOUND: "method not found",
-    INVALID_PARAMS: "invalid params",
-    INTERNAL_ERROR: "internal error",
-    PLUGIN_ERROR: "plugin error",
-    CALL_TIMEOUT: "timeout",
-    CANCELLED: "cancelled",
-    PERMISSION_DENIED: "permission denied",
-    MESSAGE_TOO_LARGE: "message too large",
-    WORKER_CRASHED: "worker crashed",
-    OUT_OF_MEMORY: "out of memory",
-    NOT_READY: "not ready",
-    CONNECTION_CLOSED: "connection closed",
-}
-
 
 class RpcError(Exception):
     """An error that travels as a JSON-RPC error object, or arrived as one."""

@@ -420,9 +420,7 @@ class Peer:
     def _reply_error(
         self, request_id: RequestId | None, code: int, message: str, data: Any = None
     ) -> None:
-        error: dict[str, Any] = {"code": code, "message": message}
-        if data is not None:
-            error["data"] = data
+        error = RpcError(code, message, data).to_json()
         try:
             frame = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
         except TypeError:

@@ -22,6 +22,8 @@ import socket
 import threading
 from typing import Any
 
+from deeting_tui.terminal_text import one_line
+
 from .guard import SandboxDenied
 
 HANDSHAKE_TIMEOUT_S = 30.0
@@ -140,4 +142,4 @@ def _read_reply(sock: socket.socket) -> tuple[str, str]:
         if not chunk:
             break
         body += chunk
-    return status, " ".join(body.decode("utf-8", "replace").split())
+    return status, one_line(body.decode("utf-8", "replace"))

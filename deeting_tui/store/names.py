@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 
+from deeting_tui.plugin.names import PLUGIN_NAME
+
 __all__ = ["split_source"]
 
 #: A registry name, with an optional version (a path never matches: no '/' and no '.zip').
-_REQUIREMENT = re.compile(r"(?P<name>[a-z0-9][a-z0-9-]{0,63})(?:@(?P<version>[0-9][^\s/]*))?")
+_REQUIREMENT = re.compile(rf"(?P<name>{PLUGIN_NAME})(?:@(?P<version>[0-9][^\s/]*))?")
 
 
 def split_source(text: str) -> tuple[str, str | None] | None:

@@ -33,6 +33,7 @@ import orjson
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
+from deeting_tui.plugin.names import PLUGIN_NAME_RE
 from deeting_tui.plugin.versions import SEMVER_RE, version_key
 
 __all__ = [
@@ -59,7 +60,6 @@ SPEC_VERSION = 1
 ROOT_TYPE = "deeting-root"
 REGISTRY_TYPE = "deeting-registry"
 
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 KEYID_RE = re.compile(r"[0-9a-f]{8,64}")
 MAX_VERSION_LENGTH = 64
@@ -83,7 +83,7 @@ def format_time(when: datetime) -> str:
 
 def plugin_name_problem(name: object) -> str | None:
     """Why ``name`` cannot name a plugin (it becomes a folder name), or None."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+    if not isinstance(name, str) or not PLUGIN_NAME_RE.fullmatch(name):
         return (
             f"{name!r} is not a valid plugin name (lowercase letters, digits and '-', "
             "at most 64 characters)"

@@ -391,8 +391,8 @@ async def test_a_failing_forkserver_falls_back_to_exec(
         first = await h.start()
         assert (await first.invoke("x"))["text"] == "hello"
         assert isinstance(launcher.active, ExecLauncher)
-        assert launcher.fallback_reason is not None and reason in launcher.fallback_reason
         assert "workers start with exec from now on" in caplog.text
+        assert reason in caplog.text  # the log line says why
         second = await h.start()  # no second attempt at the forkserver
         assert (await second.invoke("x"))["text"] == "hello"
         assert caplog.text.count("the forkserver failed") == 1

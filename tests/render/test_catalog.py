@@ -72,7 +72,8 @@ def test_schema_is_valid_draft_2020_12_with_descriptions(name: str) -> None:
     assert schema["description"]
     properties = schema.get("properties") or schema["then"]["properties"]
     assert all("description" in each for each in properties.values())
-    assert FACES[name].schema_path.is_file() and FACES[name].example_path.is_file()
+    assert (FACES[name].folder / "schema.json").is_file()
+    assert (FACES[name].folder / "example.json").is_file()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -102,10 +102,9 @@ def test_default_limit() -> None:
 # -- errors -------------------------------------------------------------------------------
 
 
-def test_error_codes_are_distinct_and_named() -> None:
+def test_error_codes_are_distinct_and_in_range() -> None:
     codes = [v for k, v in vars(errors).items() if k.isupper() and isinstance(v, int)]
     assert len(codes) == len(set(codes))
-    assert set(codes) == set(errors.CODE_NAMES)
     assert errors.PARSE_ERROR == -32700 and errors.INTERNAL_ERROR == -32603
     deeting = [c for c in codes if c > -32600]
     assert all(-32099 <= c <= -32000 for c in deeting)

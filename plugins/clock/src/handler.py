@@ -8,17 +8,17 @@ instead of being overwritten.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from deeting_tui.sdk import write_text_atomic
 
 __all__ = [
     "FILE_NAME",
@@ -217,7 +217,7 @@ class TimerBook:
             "next_id": self.next_id,
             "timers": [asdict(t) for t in self.timers],
         }
-        _write_atomically(self.path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+        write_text_atomic(self.path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
 
 
 def _parse(document: Any) -> tuple[list[Timer], int]:
@@ -260,19 +260,3 @@ def _move_aside(path: Path) -> Path:
             "move or delete it by hand"
         ) from None
     return target
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise

@@ -8,15 +8,15 @@ the next call starts a fresh notebook.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from deeting_tui.sdk import write_text_atomic
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -30,7 +30,6 @@ __all__ = [
     "preview",
     "summary",
     "table",
-    "write_atomically",
 ]
 
 FILE_NAME = "notes.json"
@@ -105,7 +104,7 @@ class NoteBook:
             "next_id": self.next_id,
             "notes": [note.as_dict() for note in self.notes],
         }
-        write_atomically(self.path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+        write_text_atomic(self.path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
 
     def _move_aside(self) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -150,22 +149,6 @@ def _reason(error: Exception) -> str:
     if isinstance(error, UnicodeDecodeError):
         return "not UTF-8 text"
     return str(error)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def preview(text: str, width: int = PREVIEW) -> str:
