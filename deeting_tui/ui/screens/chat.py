@@ -292,8 +292,7 @@ class ChatScreen(Screen[None]):
         transcript = self.query_one("#transcript", VerticalScroll)
         if kind in ("user", "reply", "reply_delta", "tool_call", "tool_result", "error"):
             echo, self._echo = self._echo, None
-            said = event.get("message") if kind == "error" else event.get("text")
-            if echo is not None and echo == (kind, said):
+            if repeats(echo, event):
                 return
         if kind == "user":
             await self._end_reply()
@@ -370,6 +369,13 @@ def echo_of(result: dict[str, Any]) -> tuple[str, str] | None:
     return "reply", "(no output)"
 
 
+def repeats(echo: tuple[str, str] | None, event: dict[str, Any]) -> bool:
+    """Whether ``event`` is the echo (``echo_of``) of the tool result drawn just before it."""
+    kind = event.get("type")
+    said = event.get("message") if kind == "error" else event.get("text")
+    return echo is not None and echo == (kind, said)
+
+
 def _batch_start(events: list[dict[str, Any]], size: int) -> int:
     """Where the last ``size`` events begin, moved forward to the start of a turn (a user
     message) when one is in them, so that a tool call and its result are drawn together."""
@@ -395,11 +401,10 @@ def _replay(
     echo: tuple[str, str] | None = None
     for event in events:
         kind = event.get("type")
-        said = event.get("message") if kind == "error" else event.get("text")
-        if echo is not None and echo == (kind, said):
-            echo = None
+        repeated = repeats(echo, event)
+        echo = None  # an echo is only ever the event right after its result
+        if repeated:
             continue
-        echo = None
         if kind in ("user", "reply"):
             widgets.extend(message_widgets(kind, str(event.get("text", ""))))
         elif kind == "error":
