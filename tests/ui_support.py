@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from rich.segment import Segment
@@ -16,7 +17,44 @@ from textual._compositor import LayoutUpdate
 from textual.app import App
 from textual.pilot import Pilot
 
+if TYPE_CHECKING:
+    from deeting_tui.ui.app import DeetingApp
+
 DEADLINE_S = 10.0
+#: Every notification of an app as (severity, message), as the user would read them.
+Notes = list[tuple[str, str]]
+
+
+async def app_with_plugins(*folders: Path) -> DeetingApp:
+    """An app on a real kernel (offline assistant, fast supervision) in the test's home, with
+    each plugin folder installed as the CLI would: enabled when it needs no permission,
+    waiting for consent when it does."""
+    from support import FAST_POLICY
+
+    from deeting_tui.kernel.kernel import Kernel
+    from deeting_tui.kernel.paths import resolve_paths
+    from deeting_tui.llm.offline import OfflineAssistant
+    from deeting_tui.ui.app import DeetingApp
+
+    kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
+    await kernel.start(ticker=False)
+    for folder in folders:
+        await kernel.loader.install(folder)
+    await kernel.loader.shutdown()
+    return DeetingApp(kernel)
+
+
+def record_notes(app: DeetingApp) -> Notes:
+    """Every notification the app shows from now on, in order (it is still shown)."""
+    seen: Notes = []
+    notify = app.notify
+
+    def record(message: str, **options: Any) -> None:
+        seen.append((options.get("severity", "information"), message))
+        notify(message, **options)
+
+    app.notify = record  # type: ignore[method-assign]
+    return seen
 
 
 async def until(

@@ -8,20 +8,16 @@ consent (it asks for two network scopes).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FAST_POLICY, FIXTURES, OFFICIAL
+from support import FIXTURES, OFFICIAL
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input
-from ui_support import settled, until
+from ui_support import Notes, app_with_plugins, record_notes, settled, until
 
-from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
-from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.plugin.scopes import explain, parse_scope
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.chat import ChatScreen
@@ -36,31 +32,17 @@ from deeting_tui.ui.widgets.transcript import AssistantReply, ErrorLine, ToolCal
 
 SMALL = (80, 24)
 API, GEO = "network:api.open-meteo.com", "network:geocoding-api.open-meteo.com"
-Notes = list[tuple[str, str]]
 
 
 @pytest.fixture
-async def app(home: Path) -> AsyncIterator[DeetingApp]:
-    kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
-    await kernel.start(ticker=False)
-    await kernel.loader.install(FIXTURES / "good_plugin")
-    await kernel.loader.install(OFFICIAL / "weather")
-    await kernel.loader.shutdown()
-    yield DeetingApp(kernel)
+async def app(home: Path) -> DeetingApp:
+    """echo-fixture enabled; weather installed but waiting for consent (network)."""
+    return await app_with_plugins(FIXTURES / "good_plugin", OFFICIAL / "weather")
 
 
 @pytest.fixture
 def notes(app: DeetingApp) -> Notes:
-    """Every notification as (severity, message)."""
-    seen: Notes = []
-    notify = app.notify
-
-    def record(message: str, **options: Any) -> None:
-        seen.append((options.get("severity", "information"), message))
-        notify(message, **options)
-
-    app.notify = record  # type: ignore[method-assign]
-    return seen
+    return record_notes(app)
 
 
 def _screen_rows(app: DeetingApp) -> list[str]:
@@ -185,12 +167,7 @@ async def test_the_grants_dialog_shows_each_scope_whole(app: DeetingApp) -> None
 async def test_the_welcome_offers_a_trigger_example_that_works_as_typed(home: Path) -> None:
     """With calc enabled, the welcome's example is one of its trigger examples (``calc 2+3``),
     which works as typed, not a call template with a value left to fill in."""
-    kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
-    await kernel.start(ticker=False)
-    await kernel.loader.install(FIXTURES / "good_plugin")
-    await kernel.loader.install(OFFICIAL / "calc")
-    await kernel.loader.shutdown()
-    app = DeetingApp(kernel)
+    app = await app_with_plugins(FIXTURES / "good_plugin", OFFICIAL / "calc")
     async with app.run_test(size=SMALL) as pilot:
         await _ready(pilot, app)
         shown = "\n".join(_screen_rows(app))
@@ -455,11 +432,7 @@ async def test_a_grants_dialog_with_many_scopes_fits_80x24(home: Path, tmp_path:
     manifest = json.loads((folder / "kimai.json").read_text())
     manifest["permissions"] = [f"filesystem:read:/srv/area-{i}" for i in range(10)]
     (folder / "kimai.json").write_text(json.dumps(manifest))
-    kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
-    await kernel.start(ticker=False)
-    await kernel.loader.install(folder)
-    await kernel.loader.shutdown()
-    app = DeetingApp(kernel)
+    app = await app_with_plugins(folder)
     async with app.run_test(size=SMALL) as pilot:
         await _manager(pilot, app)
         await pilot.press("g")

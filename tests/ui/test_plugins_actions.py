@@ -4,20 +4,16 @@ revoke, uninstall, and install from a folder or a zip with consent, progress and
 from __future__ import annotations
 
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from registry_support import TestRegistry, zip_plugin
-from support import FAST_POLICY, FIXTURES, OFFICIAL
+from support import FIXTURES, OFFICIAL
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, SelectionList
-from ui_support import settled, until
+from ui_support import Notes, app_with_plugins, record_notes, settled, until
 
-from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
-from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.store.client import RegistryClient
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.confirm import ConfirmDialog
@@ -28,32 +24,17 @@ from deeting_tui.ui.screens.plugins import PluginManager
 
 SIZE = (110, 34)
 API, GEO = "network:api.open-meteo.com", "network:geocoding-api.open-meteo.com"
-Notes = list[tuple[str, str]]
 
 
 @pytest.fixture
-async def app(home: Path) -> AsyncIterator[DeetingApp]:
+async def app(home: Path) -> DeetingApp:
     """echo-fixture enabled; weather installed but waiting for consent (network)."""
-    kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
-    await kernel.start(ticker=False)
-    await kernel.loader.install(FIXTURES / "good_plugin")
-    await kernel.loader.install(OFFICIAL / "weather")
-    await kernel.loader.shutdown()
-    yield DeetingApp(kernel)
+    return await app_with_plugins(FIXTURES / "good_plugin", OFFICIAL / "weather")
 
 
 @pytest.fixture
 def notes(app: DeetingApp) -> Notes:
-    """Every notification as (severity, message), as the user would read them."""
-    seen: Notes = []
-    notify = app.notify
-
-    def record(message: str, **options: Any) -> None:
-        seen.append((options.get("severity", "information"), message))
-        notify(message, **options)
-
-    app.notify = record  # type: ignore[method-assign]
-    return seen
+    return record_notes(app)
 
 
 async def _manager(pilot: Pilot[Any], app: DeetingApp) -> PluginManager:
