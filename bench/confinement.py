@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deeting_tui.kernel.cgroups import Cgroups, KernelCgroups, WorkerLimits
-from deeting_tui.kernel.supervisor import Supervisor
-from deeting_tui.kernel.watchdog import Confinement, WatchdogPolicy
+from deeting_tui.quota.cgroups import Cgroups, KernelCgroups, WorkerLimits
+from deeting_tui.quota.watchdog import Confinement, WatchdogPolicy
+from deeting_tui.workers.supervisor import Supervisor
 
 from .common import percentile
 from .invoke import worker_config

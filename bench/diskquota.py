@@ -32,12 +32,12 @@ from pathlib import Path
 
 import orjson
 
-from deeting_tui.kernel import usage
-from deeting_tui.kernel.diskwatch import DiskWatch
-from deeting_tui.kernel.inotify import Event
-from deeting_tui.kernel.supervisor import Supervisor, WorkerConfig
-from deeting_tui.kernel.watchdog import Confinement
+from deeting_tui.quota import usage
+from deeting_tui.quota.diskwatch import DiskWatch
+from deeting_tui.quota.inotify import Event
+from deeting_tui.quota.watchdog import Confinement
 from deeting_tui.rpc.errors import RpcError
+from deeting_tui.workers.supervisor import Supervisor, WorkerConfig
 
 from .common import BENCH_DIR, percentile
 from .launchers import close_launcher, default_launcher

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from deeting_tui.kernel.launcher import Launcher
-from deeting_tui.kernel.supervisor import SupervisionPolicy, Supervisor, WorkerConfig
+from deeting_tui.workers.launcher import Launcher
+from deeting_tui.workers.supervisor import SupervisionPolicy, Supervisor, WorkerConfig
 
 from .common import TRIVIAL_PLUGIN
 

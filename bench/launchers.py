@@ -1,7 +1,7 @@
 """Which worker launchers exist, and how to make each.
 
 ``ExecLauncher`` always exists. ``ForkserverLauncher`` and ``default_launcher()`` are picked
-up from ``deeting_tui.kernel.launcher`` when that module defines them; this is the one hook
+up from ``deeting_tui.workers.launcher`` when that module defines them; this is the one hook
 to adjust should their constructors ever need arguments.
 """
 
@@ -11,14 +11,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from deeting_tui.kernel import launcher as launcher_module
-from deeting_tui.kernel.launcher import ExecLauncher, Launcher
+from deeting_tui.workers import launcher as launcher_module
+from deeting_tui.workers.launcher import ExecLauncher, Launcher
 
 
 def available_launchers() -> dict[str, Callable[[], Launcher]]:
     """name -> factory, for every launcher this checkout has (exec first)."""
     found: dict[str, Callable[[], Launcher]] = {"exec": ExecLauncher}
-    from deeting_tui.kernel.forkserver_client import ForkserverLauncher
+    from deeting_tui.workers.forkserver_client import ForkserverLauncher
 
     found["forkserver"] = ForkserverLauncher
     return found

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deeting_tui.kernel.supervisor import Supervisor
-from deeting_tui.kernel.watchdog import Confinement
+from deeting_tui.quota.watchdog import Confinement
+from deeting_tui.workers.supervisor import Supervisor
 
 from .common import percentile
 from .invoke import worker_config

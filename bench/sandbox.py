@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deeting_tui.kernel.supervisor import SupervisionPolicy, Supervisor
+from deeting_tui.workers.supervisor import SupervisionPolicy, Supervisor
 
 from .common import Latency, percentile
 from .invoke import worker_config

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.supervisor import SupervisionPolicy, Supervisor
-from deeting_tui.kernel.watchdog import WatchdogPolicy
+from deeting_tui.quota.watchdog import WatchdogPolicy
+from deeting_tui.workers.supervisor import SupervisionPolicy, Supervisor
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

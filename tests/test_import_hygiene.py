@@ -12,13 +12,13 @@ import pytest
 CORE_MODULES = [
     "deeting_tui.kernel.kernel",
     "deeting_tui.kernel.loader",
-    "deeting_tui.kernel.supervisor",
+    "deeting_tui.workers.supervisor",
     "deeting_tui.plugin.manifest",
     "deeting_tui.rpc.peer",
     "deeting_tui.sdk",
     "deeting_tui.sandbox.worker",
     "deeting_tui.sandbox.enforce",
-    "deeting_tui.kernel.netproxy",
+    "deeting_tui.netproxy.proxy",
     "deeting_tui.llm.offline",
     "deeting_tui.headless",
     "deeting_tui.cli",
@@ -89,9 +89,9 @@ def test_plugin_commands_load_the_registry_client_only_when_used() -> None:
 
 
 def test_the_kernel_loads_ctypes_only_to_watch_folders() -> None:
-    """inotify needs ctypes (kernel/inotify.py); importing the kernel must not pay for it."""
+    """inotify needs ctypes (quota/inotify.py); importing the kernel must not pay for it."""
     code = (
-        "import sys, deeting_tui.kernel.kernel, deeting_tui.kernel.diskwatch\n"
+        "import sys, deeting_tui.kernel.kernel, deeting_tui.quota.diskwatch\n"
         "import deeting_tui.headless\n"
         "print('ctypes' in sys.modules)"
     )

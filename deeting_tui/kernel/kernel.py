@@ -31,12 +31,14 @@ from deeting_tui.plugin.triggers import TriggerRegexError
 from deeting_tui.rpc.errors import NOT_READY, RpcError
 from deeting_tui.terminal_text import quote_prefix
 
+from ..quota.watchdog import Confinement
+from ..workers.launcher import Launcher, default_launcher
+from ..workers.supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
 from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
 from .bus import EventBus
 from .installed import InstalledStore
 from .journal import SessionJournal
-from .launcher import Launcher, default_launcher
 from .limits import message_problem
 from .loader import AskGrants, Loader, PluginError, PluginRuntime
 from .paths import Config, Paths
@@ -53,10 +55,8 @@ from .routing import (
 )
 from .session import CONVERSATION_KINDS, EncodedEvent, SessionInfo, SessionStore
 from .streams import StreamGate
-from .supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
 from .tools import ToolConflict, ToolEntry, ToolIndex, argument_problems
 from .upgrade import PointerFollower, Upgrader, UpgradeReport, upgrade_notice
-from .watchdog import Confinement
 
 log = logging.getLogger("deeting.kernel")
 

@@ -27,22 +27,22 @@ from deeting_tui.plugin.versions import SEMVER_RE
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
-from .installed import InstalledPlugin, InstalledStore
-from .launcher import Launcher
-from .paths import Paths
-from .permissions import GrantStore, PermissionMissing, missing_scopes
-from .supervisor import (
+from ..quota.usage import disk_problem
+from ..workers.launcher import Launcher
+from ..workers.supervisor import (
     SupervisionPolicy,
     Supervisor,
     SupervisorHooks,
     WorkerConfig,
     WorkerStartError,
 )
-from .usage import disk_problem
+from .installed import InstalledPlugin, InstalledStore
+from .paths import Paths
+from .permissions import GrantStore, PermissionMissing, missing_scopes
 
 if TYPE_CHECKING:
+    from ..quota.watchdog import Confinement
     from .upgrade import Upgrader, UpgradeReport
-    from .watchdog import Confinement
 
 log = logging.getLogger("deeting.loader")
 

@@ -28,6 +28,7 @@ from deeting_tui.plugin.versions import SEMVER_RE, version_key
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
+from ..workers.supervisor import SupervisorHooks, WorkerStartError
 from .installed import FileSignature, StateFileError, file_signature
 from .loader import (
     AskGrants,
@@ -38,7 +39,6 @@ from .loader import (
     start_hint,
 )
 from .permissions import GrantStoreError, missing_scopes
-from .supervisor import SupervisorHooks, WorkerStartError
 
 log = logging.getLogger("deeting.upgrade")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deeting_tui.kernel.denials import DenialReporter
-from deeting_tui.kernel.supervisor import _progress_report
+from deeting_tui.workers.denials import DenialReporter
+from deeting_tui.workers.supervisor import _progress_report
 
 HOSTILE = "evil\x1b]0;owned\x07 host\n\tnext line"
 

@@ -18,8 +18,8 @@ import pytest
 from support import HOSTILE, hello, install_hostile, pong
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.supervisor import Supervisor
 from deeting_tui.sandbox.probe import probe
+from deeting_tui.workers.supervisor import Supervisor
 
 ESCAPE = HOSTILE / "escape"
 SECRET_KEY = "sk-ant-escape-test-secret"

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from support import HOSTILE, hello, install_hostile, pong
 
-from deeting_tui.kernel import netproxy
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.supervisor import Supervisor
+from deeting_tui.netproxy import proxy as netproxy
 from deeting_tui.plugin.scopes import explain, parse_scope
 from deeting_tui.sandbox.probe import probe
+from deeting_tui.workers.supervisor import Supervisor
 
 PLUGIN = HOSTILE / "network"
 

@@ -23,8 +23,8 @@ import pytest
 from support import HOSTILE, install_hostile
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.supervisor import Supervisor
 from deeting_tui.sandbox.probe import probe
+from deeting_tui.workers.supervisor import Supervisor
 
 PLUGIN = HOSTILE / "reach"
 

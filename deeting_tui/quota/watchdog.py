@@ -57,7 +57,7 @@ class WatchdogPolicy:
 
 
 class Watched(Protocol):
-    """What the watchdog needs of a supervisor (kernel/supervisor.py)."""
+    """What the watchdog needs of a supervisor (workers/supervisor.py)."""
 
     name: str
     config: Any  # WorkerConfig: limits, folders, log path

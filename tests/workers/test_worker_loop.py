@@ -13,7 +13,7 @@ import pytest
 from support import FIXTURES
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.supervisor import Supervisor
+from deeting_tui.workers.supervisor import Supervisor
 
 LOOP_PLUGIN = FIXTURES / "loop_plugin"
 

@@ -12,14 +12,14 @@ from typing import Any
 
 from support import FAST_POLICY, FAST_WATCHDOG, OFFICIAL
 
-from deeting_tui.kernel import usage
-from deeting_tui.kernel.cgroups import Cgroups, Hierarchy
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.paths import Config, resolve_paths
-from deeting_tui.kernel.supervisor import WorkerConfig
-from deeting_tui.kernel.usage import Usage, WatchLimits, check_cpu, check_usage
-from deeting_tui.kernel.watchdog import Confinement, WatchdogPolicy, describe_limits
 from deeting_tui.plugin.manifest import Limits, load_plugin
+from deeting_tui.quota import usage
+from deeting_tui.quota.cgroups import Cgroups, Hierarchy
+from deeting_tui.quota.usage import Usage, WatchLimits, check_cpu, check_usage
+from deeting_tui.quota.watchdog import Confinement, WatchdogPolicy, describe_limits
+from deeting_tui.workers.supervisor import WorkerConfig
 
 MIB = 1024 * 1024
 LIMITS = WatchLimits(memory_mb=256, tasks=64, cpu_percent=100, idle_cpu_percent=25)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deeting_tui.kernel.denials import MAX_MESSAGE, DenialReporter
+from deeting_tui.workers.denials import MAX_MESSAGE, DenialReporter
 
 
 class Clock:

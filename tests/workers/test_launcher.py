@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 
 from deeting_tui import procgroup
-from deeting_tui.kernel.forkserver_client import ForkserverLauncher
-from deeting_tui.kernel.launcher import (
+from deeting_tui.rpc.errors import RpcError
+from deeting_tui.rpc.peer import Peer
+from deeting_tui.workers.forkserver_client import ForkserverLauncher
+from deeting_tui.workers.launcher import (
     ExecLauncher,
     FallbackLauncher,
     Launcher,
@@ -30,8 +32,6 @@ from deeting_tui.kernel.launcher import (
     default_launcher,
     worker_environment,
 )
-from deeting_tui.rpc.errors import RpcError
-from deeting_tui.rpc.peer import Peer
 
 TIMEOUT = 20.0
 SECRET = "sk-fake-kernel-secret"
@@ -405,8 +405,8 @@ KERNEL_SCRIPT = textwrap.dedent(
     """
     import asyncio, json, os, sys, tempfile
     from pathlib import Path
-    from deeting_tui.kernel.forkserver_client import ForkserverLauncher
-    from deeting_tui.kernel.launcher import worker_environment
+    from deeting_tui.workers.forkserver_client import ForkserverLauncher
+    from deeting_tui.workers.launcher import worker_environment
     from deeting_tui.rpc.peer import Peer
 
     async def main():
@@ -478,7 +478,7 @@ def test_sigkilled_kernel_takes_forkserver_workers_and_their_groups_with_it(
 EXEC_KERNEL_SCRIPT = textwrap.dedent(
     """
     import json, subprocess, sys
-    from deeting_tui.kernel.launcher import GroupReaper
+    from deeting_tui.workers.launcher import GroupReaper
 
     reaper = GroupReaper()
     group = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],

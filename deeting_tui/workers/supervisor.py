@@ -32,13 +32,13 @@ from deeting_tui.rpc.errors import (
 from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
 from deeting_tui.terminal_text import one_line
 
+from ..netproxy.proxy import HostProxy
 from .denials import DenialReporter
 from .launcher import Launcher, describe_exit
-from .netproxy import HostProxy
 from .worker_process import WorkerProcess, worker_environment
 
 if TYPE_CHECKING:
-    from .watchdog import Confinement
+    from ..quota.watchdog import Confinement
 
 log = logging.getLogger("deeting.supervisor")
 
@@ -198,7 +198,7 @@ class Supervisor:
         confinement: Confinement | None = None,
     ) -> None:
         self.config = config
-        #: Cgroup and watchdog for each worker (kernel/watchdog.py); None: rlimits only.
+        #: Cgroup and watchdog for each worker (quota/watchdog.py); None: rlimits only.
         self.confinement = confinement
         self.name = config.name
         self.launcher = launcher
@@ -248,7 +248,7 @@ class Supervisor:
         _rotate_log(self.config.log_path)
         c = self.config
         # Its folders exist before the worker does: the sandbox's rules name them, and the
-        # disk accounting (kernel/diskwatch.py) watches them from the worker's first moment.
+        # disk accounting (quota/diskwatch.py) watches them from the worker's first moment.
         for folder in (c.data_dir, c.cache_dir, c.tmp_dir):
             folder.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(self.config.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -700,7 +700,7 @@ class Supervisor:
             else:
                 self._crashed(message)
 
-    # -- resource limits (kernel/watchdog.py) ------------------------------------------------
+    # -- resource limits (quota/watchdog.py) ------------------------------------------------
 
     def _confine(self, process: WorkerProcess, generation: int) -> None:
         """Cgroup and watchdog for a worker that has not run plugin code yet. When the worker

@@ -13,8 +13,8 @@ import pytest
 from support import HOSTILE
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.launcher import describe_exit
-from deeting_tui.kernel.supervisor import (
+from deeting_tui.workers.launcher import describe_exit
+from deeting_tui.workers.supervisor import (
     MAX_PROGRESS_MESSAGE,
     CrashLoopGuard,
     _progress_report,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.kernel import cgroups
-from deeting_tui.kernel.cgroups import (
+from deeting_tui.quota import cgroups
+from deeting_tui.quota.cgroups import (
     Cgroups,
     Hierarchy,
     KernelCgroups,

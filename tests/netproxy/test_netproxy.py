@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from deeting_tui.kernel.netproxy import HostProxy
+from deeting_tui.netproxy.proxy import HostProxy
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -1,4 +1,4 @@
-"""The live disk accounting (kernel/diskwatch.py, diskaccount.py, disktree.py, openfiles.py)
+"""The live disk accounting (quota/diskwatch.py, diskaccount.py, disktree.py, openfiles.py)
 against a real folder.
 
 Events a test causes are queued by the time its syscall returns, so ``watch.drain()`` hands
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.kernel import disktree, diskwatch, usage
-from deeting_tui.kernel.diskaccount import Account
-from deeting_tui.kernel.diskwatch import DiskWatch
-from deeting_tui.kernel.inotify import IN_Q_OVERFLOW, Event, InotifyError
+from deeting_tui.quota import disktree, diskwatch, usage
+from deeting_tui.quota.diskaccount import Account
+from deeting_tui.quota.diskwatch import DiskWatch
+from deeting_tui.quota.inotify import IN_Q_OVERFLOW, Event, InotifyError
 
 MIB = 1024 * 1024
 

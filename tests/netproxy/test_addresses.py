@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from deeting_tui.kernel.addresses import is_public, unwrap, vet
+from deeting_tui.netproxy.addresses import is_public, unwrap, vet
 
 
 @pytest.mark.parametrize(

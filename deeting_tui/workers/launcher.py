@@ -24,7 +24,7 @@ from .worker_process import WorkerProcess, _pipes, worker_environment
 log = logging.getLogger("deeting.launcher")
 
 WORKER_MODULE = "deeting_tui.sandbox.worker"
-REAPER_MODULE = "deeting_tui.kernel.reaper"
+REAPER_MODULE = "deeting_tui.workers.reaper"
 
 
 def describe_exit(status: int) -> str:
@@ -48,7 +48,7 @@ class Launcher(Protocol):
 
 
 class GroupReaper:
-    """The kernel's handle on its reaper process (``deeting_tui.kernel.reaper``).
+    """The kernel's handle on its reaper process (``deeting_tui.workers.reaper``).
 
     Started on first use; told each worker's process group as it starts and ends, so that
     if the kernel dies, even by SIGKILL, every group still running is killed. A reaper that
