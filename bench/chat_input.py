@@ -137,8 +137,8 @@ class ChatInputFigures:
 
 
 def _store_sessions(home: Path) -> dict[str, str]:
-    from deeting_tui.kernel.paths import resolve_paths
     from deeting_tui.kernel.session import SessionStore, encode_event
+    from deeting_tui.paths import resolve_paths
 
     os.environ["DEETING_HOME"] = str(home)
     paths = resolve_paths()
@@ -171,8 +171,8 @@ async def _child(home: Path, sizes: ChatInputSizes) -> dict[str, Any]:
     from textual import events
 
     from deeting_tui.kernel.kernel import Kernel
-    from deeting_tui.kernel.paths import resolve_paths
     from deeting_tui.llm.offline import OfflineAssistant
+    from deeting_tui.paths import resolve_paths
     from deeting_tui.ui.app import DeetingApp
 
     from .ui import KeyProbe

@@ -322,7 +322,7 @@ async def _no_change_sync(figures: RegistryFigures, raw: bytes, key: SigningKey,
     import httpx
 
     from deeting_tui.kernel.installed import InstalledStore
-    from deeting_tui.kernel.paths import resolve_paths
+    from deeting_tui.paths import resolve_paths
     from deeting_tui.store.client import RegistryClient
     from registry_tools import serve
 

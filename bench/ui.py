@@ -458,8 +458,8 @@ async def _flood_child(home: Path, updates: int, seconds: float, interval: float
     from textual.widgets import Input
 
     from deeting_tui.kernel.kernel import Kernel
-    from deeting_tui.kernel.paths import resolve_paths
     from deeting_tui.llm.offline import OfflineAssistant
+    from deeting_tui.paths import resolve_paths
     from deeting_tui.ui.app import DeetingApp
 
     kernel = Kernel(resolve_paths({"DEETING_HOME": str(home)}), assistant=OfflineAssistant())

@@ -48,8 +48,8 @@ from ci._cli import parse, plugin_parser, report
 from deeting_tui.kernel.assistant import ToolOutcome
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.kernel.renderers import PayloadSchemas
+from deeting_tui.paths import resolve_paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise_line, one_line

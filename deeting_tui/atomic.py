@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_dir", "write_bytes_atomic"]
+__all__ = ["fsync_dir", "write_bytes_atomic", "write_json_atomic"]
 
 
 def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -46,3 +46,10 @@ def fsync_dir(folder: Path) -> None:
         pass  # some file systems refuse fsync on a directory; the rename itself stands
     finally:
         os.close(fd)
+
+
+def write_json_atomic(path: Path, value: object) -> None:
+    """The state files' form: indented JSON with a final newline, written atomically."""
+    import orjson  # here, not at the top: the SDK imports this module and needs only bytes
+
+    write_bytes_atomic(path, orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")

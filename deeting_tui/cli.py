@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from deeting_tui import __version__
 from deeting_tui.compose import make_kernel
-from deeting_tui.kernel.paths import PROVIDERS
+from deeting_tui.paths import PROVIDERS
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise, one_line
 
 DESCRIPTION = """\
@@ -243,9 +243,9 @@ def os_error_line(exc: OSError) -> str:
 def _is_known(exc: Exception) -> bool:
     from deeting_tui.kernel.installed import StateFileError
     from deeting_tui.kernel.loader import PluginError
-    from deeting_tui.kernel.paths import ConfigError
     from deeting_tui.kernel.permissions import GrantStoreError
     from deeting_tui.kernel.session import SessionStoreError
+    from deeting_tui.paths import ConfigError
     from deeting_tui.store.errors import StoreError
 
     known = (
@@ -302,8 +302,8 @@ def _run_chat(args: argparse.Namespace) -> int:
 def _check_session(session_id: str) -> None:
     """``--session ID`` names a stored session: bad usage (exit 2) otherwise, said in one
     line before the chat takes the terminal, as ``--script`` does."""
-    from deeting_tui.kernel.paths import resolve_paths
     from deeting_tui.kernel.session import SessionNotFound, SessionStore
+    from deeting_tui.paths import resolve_paths
 
     with SessionStore(resolve_paths().sessions_db) as store:
         try:
@@ -353,8 +353,8 @@ async def _script_main(args: argparse.Namespace, lines: Any) -> int:
 
 def _provider_help() -> str:
     """The flag's help, with the provider that would answer right now and why."""
-    from deeting_tui.kernel.paths import ConfigError, load_config, resolve_paths
     from deeting_tui.llm.select import choose
+    from deeting_tui.paths import ConfigError, load_config, resolve_paths
 
     try:
         config = load_config(resolve_paths())

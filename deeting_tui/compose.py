@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 def make_kernel(provider: str | None = None, model: str | None = None) -> Kernel:
     """Compose a kernel from the environment: paths, config, assistant."""
     from deeting_tui.kernel.kernel import Kernel
-    from deeting_tui.kernel.paths import load_config, resolve_paths
     from deeting_tui.llm.select import build_assistant, choose
+    from deeting_tui.paths import load_config, resolve_paths
 
     paths = resolve_paths()
     config = load_config(paths)

@@ -21,8 +21,8 @@ import orjson
 from deeting_tui.command_output import ask_on_tty, fail, say, settled
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.paths import load_config, resolve_paths
 from deeting_tui.kernel.permissions import missing_scopes
+from deeting_tui.paths import load_config, resolve_paths
 from deeting_tui.plugin.manifest import Limits
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope, reads_user_input
 from deeting_tui.quota.diskwatch import walked_instead

@@ -9,8 +9,8 @@ import pytest
 from support import FAST_POLICY
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.quota.cgroups import Cgroups, sweep_stale
 
 

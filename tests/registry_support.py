@@ -20,7 +20,7 @@ from typing import Any
 from nacl.signing import SigningKey
 from support import FIXTURES
 
-from deeting_tui.kernel.paths import resolve_paths
+from deeting_tui.paths import resolve_paths
 from deeting_tui.store.client import Limits, RegistryClient
 from deeting_tui.store.trust import artifact_message, envelope, format_time, key_id, signatures_for
 

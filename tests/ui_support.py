@@ -32,8 +32,8 @@ async def app_with_plugins(*folders: Path) -> DeetingApp:
     from support import FAST_POLICY
 
     from deeting_tui.kernel.kernel import Kernel
-    from deeting_tui.kernel.paths import resolve_paths
     from deeting_tui.llm.offline import OfflineAssistant
+    from deeting_tui.paths import resolve_paths
     from deeting_tui.ui.app import DeetingApp
 
     kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)

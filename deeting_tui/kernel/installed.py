@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from .atomic import write_json_atomic
+from ..atomic import write_json_atomic
 
 try:
     import fcntl

@@ -31,6 +31,7 @@ from deeting_tui.plugin.triggers import TriggerRegexError
 from deeting_tui.rpc.errors import NOT_READY, RpcError
 from deeting_tui.terminal_text import quote_prefix
 
+from ..paths import Config, Paths
 from ..quota.watchdog import Confinement
 from ..workers.launcher import Launcher, default_launcher
 from ..workers.supervisor import ProgressListener, SupervisionPolicy, Supervisor, SupervisorHooks
@@ -41,7 +42,6 @@ from .installed import InstalledStore
 from .journal import SessionJournal
 from .limits import message_problem
 from .loader import AskGrants, Loader, PluginError, PluginRuntime
-from .paths import Config, Paths
 from .permissions import GrantStore
 from .renderers import PayloadSchemas
 from .routing import (

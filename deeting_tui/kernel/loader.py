@@ -27,6 +27,7 @@ from deeting_tui.plugin.versions import SEMVER_RE
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
+from ..paths import Paths
 from ..quota.usage import disk_problem
 from ..workers.launcher import Launcher
 from ..workers.supervisor import (
@@ -37,7 +38,6 @@ from ..workers.supervisor import (
     WorkerStartError,
 )
 from .installed import InstalledPlugin, InstalledStore
-from .paths import Paths
 from .permissions import GrantStore, PermissionMissing, missing_scopes
 
 if TYPE_CHECKING:

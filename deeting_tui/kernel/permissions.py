@@ -14,7 +14,7 @@ import orjson
 
 from deeting_tui.plugin.scopes import Scope, ScopeError, covers, parse_scope
 
-from .atomic import write_json_atomic
+from ..atomic import write_json_atomic
 
 
 class PermissionMissing(Exception):

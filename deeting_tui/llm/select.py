@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deeting_tui.kernel.paths import PROVIDERS
+from deeting_tui.paths import PROVIDERS
 
 #: Each provider module's DEFAULT_MODEL (a test keeps them equal), without importing them:
 #: --help reads this, and httpx or an SDK would slow every start.

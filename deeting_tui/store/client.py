@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from deeting_tui.kernel.paths import Paths
+from deeting_tui.paths import Paths
 
 from .errors import StoreError
 from .fetch import FetchError, fetch, resolve

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from deeting_tui.kernel.atomic import fsync_dir
-from deeting_tui.kernel.paths import Paths
+from deeting_tui.atomic import fsync_dir
+from deeting_tui.paths import Paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import check_plugin
 

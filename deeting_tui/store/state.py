@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from deeting_tui.kernel.atomic import write_bytes_atomic, write_json_atomic
+from deeting_tui.atomic import write_bytes_atomic, write_json_atomic
 
 __all__ = ["RegistryMeta", "RegistryStateError", "RegistryStateFiles"]
 

@@ -25,9 +25,9 @@ from deeting_tui.kernel.assistant import ToolOutcome
 from deeting_tui.kernel.installed import InstalledStore
 from deeting_tui.kernel.kernel import Kernel, Turn
 from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.paths import Paths, resolve_paths
 from deeting_tui.kernel.permissions import GrantStore
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import Paths, resolve_paths
 from deeting_tui.plugin.scopes import Scope, parse_scope
 
 NAME = "upgrade-fixture"

@@ -11,8 +11,8 @@ from support import FAST_POLICY, FIXTURES, HOSTILE, OFFICIAL, events_of
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 
 GOOD = FIXTURES / "good_plugin"
 

@@ -16,7 +16,7 @@ from support import FIXTURES, events_of
 from deeting_tui.kernel.installed import InstalledPlugin, InstalledStore, StateFileError
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import INSTALL_STEPS, PluginError
-from deeting_tui.kernel.paths import Paths
+from deeting_tui.paths import Paths
 from deeting_tui.plugin.scopes import Scope, parse_scope
 
 NAME = "upgrade-fixture"

@@ -10,9 +10,9 @@ import pytest
 from support import FAST_POLICY, FIXTURES, events_of
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.kernel.renderers import PayloadSchemas
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.plugin import manifest
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from deeting_tui.kernel.installed import InstalledPlugin, InstalledStore, StateFileError
-from deeting_tui.kernel.paths import ConfigError, load_config, resolve_paths
+from deeting_tui.paths import ConfigError, load_config, resolve_paths
 
 
 def test_installed_state_round_trips(tmp_path: Path) -> None:

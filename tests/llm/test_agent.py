@@ -11,7 +11,6 @@ from support import FAST_POLICY, FIXTURES, events_of
 
 from deeting_tui.kernel.assistant import ToolInfo, ToolOutcome
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.agent import (
     MAX_MODEL_CALLS,
     SUMMARY_MARK,
@@ -30,6 +29,7 @@ from deeting_tui.llm.model import (
     TurnDone,
 )
 from deeting_tui.llm.tools import build_toolbox, safe_name, system_prompt
+from deeting_tui.paths import resolve_paths
 
 GOOD = FIXTURES / "good_plugin"
 

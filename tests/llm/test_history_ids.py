@@ -22,11 +22,11 @@ from llm.test_agent import Scripted, calls, said
 from support import FAST_POLICY, FIXTURES
 
 from deeting_tui.kernel.kernel import Kernel, new_call_id
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.agent import LLMAssistant, history_messages
 from deeting_tui.llm.anthropic_provider import AnthropicProvider
 from deeting_tui.llm.model import Message, ToolCall, TurnDone
 from deeting_tui.llm.openai_provider import OpenAIProvider
+from deeting_tui.paths import resolve_paths
 
 Events = list[tuple[str, dict[str, Any]]]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from deeting_tui.cli import build_parser
-from deeting_tui.kernel.paths import PROVIDERS, ConfigError, load_config, resolve_paths
 from deeting_tui.llm.select import choose
+from deeting_tui.paths import PROVIDERS, ConfigError, load_config, resolve_paths
 
 
 def _provider_choices() -> tuple[str, ...]:

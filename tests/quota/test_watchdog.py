@@ -13,7 +13,7 @@ from typing import Any
 from support import FAST_POLICY, FAST_WATCHDOG, OFFICIAL
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import Config, resolve_paths
+from deeting_tui.paths import Config, resolve_paths
 from deeting_tui.plugin.manifest import Limits, load_plugin
 from deeting_tui.quota import usage
 from deeting_tui.quota.cgroups import Cgroups, Hierarchy

@@ -21,8 +21,8 @@ from support import HOSTILE, events_of
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.workers.supervisor import SupervisionPolicy
 
 BACKTRACK = HOSTILE / "backtrack"

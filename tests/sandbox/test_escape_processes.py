@@ -27,8 +27,8 @@ from support import DEETING, FAST_POLICY, HOSTILE, OFFICIAL, REPO, run_deeting
 
 from deeting_tui import procgroup
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.quota.cgroups import Cgroups
 from deeting_tui.sandbox.probe import probe
 from deeting_tui.workers.launcher import ExecLauncher

@@ -30,7 +30,7 @@ from terminal_support import ATTACK, MARKUP, TERMJACK, VISIBLE, assert_terminal_
 
 from deeting_tui.headless import ScriptPrinter
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
+from deeting_tui.paths import resolve_paths
 
 SCRIPT = """\
 /misbehave what=reply

@@ -18,8 +18,8 @@ import pytest
 from registry_support import NOW, PLUGIN, TestRegistry, client_at
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 
 KILLED = 137
 
@@ -31,7 +31,7 @@ UPDATER = textwrap.dedent(
     import deeting_tui.kernel.installed as installed
     import deeting_tui.store.staging as staging
     from deeting_tui.kernel.kernel import Kernel
-    from deeting_tui.kernel.paths import resolve_paths
+    from deeting_tui.paths import resolve_paths
     from deeting_tui.store.client import RegistryClient
 
     step, now = sys.argv[1], datetime.fromtimestamp(float(sys.argv[2]), UTC)

@@ -13,9 +13,9 @@ from support import FAST_POLICY, FIXTURES, OFFICIAL
 from textual.widgets import Input, ProgressBar
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.agent import LLMAssistant
 from deeting_tui.llm.model import ToolCall
+from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.messages import KernelEvent
 from deeting_tui.ui.screens.chat import ChatScreen

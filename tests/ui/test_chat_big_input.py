@@ -16,8 +16,8 @@ from ui_support import until
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.limits import MAX_MESSAGE_BYTES
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.chat import SHOWN_EVENTS
 from deeting_tui.ui.screens.full_text import FullText

@@ -13,8 +13,8 @@ from textual.widgets import ProgressBar, Static
 from ui_support import until
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.widgets.transcript import ErrorLine, ToolCallBlock
 

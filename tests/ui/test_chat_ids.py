@@ -18,8 +18,8 @@ from ui_support import settled, until
 
 from deeting_tui import cli
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.messages import KernelEvent
 from deeting_tui.ui.screens.chat import ChatScreen

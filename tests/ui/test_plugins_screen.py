@@ -17,8 +17,8 @@ from textual.widgets import DataTable, Markdown, Static
 from ui_support import until
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.plugin.scopes import explain, parse_scope
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.permission import PermissionDialog

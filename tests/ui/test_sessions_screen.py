@@ -15,9 +15,9 @@ from textual.widgets import DataTable, Input
 from ui_support import until
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.kernel.session import TITLE_MAX
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.confirm import ConfirmDialog
 from deeting_tui.ui.screens.rename import RenameDialog

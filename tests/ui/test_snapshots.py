@@ -45,9 +45,9 @@ from ui_support import DEADLINE_S, until
 import deeting_tui.kernel.session as session_module
 import deeting_tui.sandbox.probe as probe_module
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.kernel.session import SessionStore
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.messages import KernelEvent
 from deeting_tui.ui.screens.chat import ChatScreen

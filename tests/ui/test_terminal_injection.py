@@ -27,8 +27,8 @@ from textual.widgets._toast import Toast
 from ui_support import assert_screen_safe, screen_text, until
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.paths import resolve_paths
 from deeting_tui.llm.offline import OfflineAssistant
+from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.messages import KernelEvent
 from deeting_tui.ui.screens.grants import GrantsDialog
