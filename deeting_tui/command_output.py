@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.scopes import Scope, explain
 from deeting_tui.terminal_text import neutralise_line, one_line
 
@@ -27,6 +28,27 @@ def fail(message: str) -> int:
     """Say ``message`` as one error line on stderr; the exit status of a failed command."""
     print(f"deeting: error: {one_line(message)}", file=sys.stderr)
     return 1
+
+
+def cli_hint(hint: Hint) -> str:
+    """A fix as the command that does it: ``deeting plugin grant notes fs:read:~/notes``."""
+    if hint.fix is Fix.SYNC:
+        return "deeting registry sync"
+    words = ["deeting", "plugin", str(hint.fix)]
+    if hint.fix is Fix.INSTALL and hint.plugin is None:
+        words.append(hint.argument or "PATH")
+    elif hint.fix in (Fix.INSTALL, Fix.UPGRADE) and hint.plugin and hint.argument:
+        words.append(f"{hint.plugin}@{hint.argument}")
+    else:
+        words += [w for w in (hint.plugin, hint.argument) if w]
+    return " ".join([*words, *hint.flags])
+
+
+def error_line(error: DeetingError) -> str:
+    """An error as the CLI says it: the message, then the command that fixes it."""
+    if error.hint is None:
+        return error.message
+    return f"{error.message} — run: {cli_hint(error.hint)}"
 
 
 def ask_on_tty(name: str, scope: Scope) -> bool:

@@ -1,0 +1,62 @@
+"""The error family: what went wrong, and what would fix it, as data.
+
+A person meets Deeting's errors on two faces, the command line and the chat, and each phrases
+a fix its own way: the CLI says ``run: deeting plugin grant notes fs:read:~/notes``, the
+plugin screen says ``press g``. So an error that has a fix carries it as a :class:`Hint` (what
+to do, to which plugin, with which argument), never as a command baked into its text; the
+front end that shows the error phrases the hint (``command_output.cli_hint`` for the CLI,
+``ui.hints.chat_hint`` for the chat).
+
+Every error a person can act on derives from :class:`DeetingError`, so a front end catches
+one type instead of a ladder of them, and anything else that escapes is a bug and is shown
+as one.
+
+Stdlib only, below every layer: the kernel, the store, the front ends and the CI tools all
+raise these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["DeetingError", "Fix", "Hint"]
+
+
+class Fix(StrEnum):
+    """What a person can do about an error; each front end knows how to say it."""
+
+    GRANT = "grant"  # plugin, argument = the scope
+    REVOKE = "revoke"  # plugin, argument = the scope
+    ENABLE = "enable"  # plugin
+    DISABLE = "disable"  # plugin
+    INSTALL = "install"  # plugin (argument: a version) or argument = a path
+    UNINSTALL = "uninstall"  # plugin
+    UPGRADE = "upgrade"  # plugin (argument: a version)
+    ROLLBACK = "rollback"  # plugin
+    INFO = "info"  # plugin: read its details and log
+    LIST = "list"  # the installed plugins
+    SYNC = "sync"  # fetch the registry's latest list
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One fix: ``fix`` applied to ``plugin`` with ``argument`` (a scope, a version, a path)
+    and ``flags`` (such as ``--allow-downgrade``), for a front end to phrase."""
+
+    fix: Fix
+    plugin: str | None = None
+    argument: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+class DeetingError(Exception):
+    """An error a person can act on: a one-line ``message`` stating what is wrong, and the
+    ``hint`` that fixes it, if there is one.
+
+    ``str(error)`` is the message alone; a front end adds the phrased hint."""
+
+    def __init__(self, message: str, hint: Hint | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
