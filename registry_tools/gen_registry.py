@@ -33,8 +33,8 @@ from urllib.parse import quote, urlsplit
 import orjson
 from nacl.signing import SigningKey
 
-from ci.lint import lint_path
 from deeting_tui.atomic import write_bytes_atomic
+from deeting_tui.plugin.lint import lint_path
 from deeting_tui.plugin.manifest import PluginSpec, Problem
 from deeting_tui.store import trust
 from deeting_tui.terminal_text import neutralise_line
