@@ -60,17 +60,30 @@ def _is_type_checking(test: ast.expr) -> bool:
     return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
 
 
-def _literal_import_call(node: ast.Call) -> str | None:
+def _literal(node: ast.expr | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _literal_import_call(node: ast.Call, module: str, is_package: bool) -> str | None:
     """The module named by `importlib.import_module("x")` / `import_module("x")` /
-    `__import__("x")` with a literal string, else None."""
+    `__import__("x")` with a literal string, else None. A relative name (".x") is resolved
+    against a literal `package=`, else against the calling module's own package."""
     func = node.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
     if name not in ("import_module", "__import__") or not node.args:
         return None
-    first = node.args[0]
-    if isinstance(first, ast.Constant) and isinstance(first.value, str):
-        return first.value
-    return None
+    named = _literal(node.args[0])
+    if named is None or not named.startswith("."):
+        return named
+    level = len(named) - len(named.lstrip("."))
+    package = next((_literal(k.value) for k in node.keywords if k.arg == "package"), None)
+    if package is None:
+        package = module if is_package else module.rpartition(".")[0]
+    base = package.split(".")
+    base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([named[level:]] if named[level:] else []))
 
 
 def _walk(tree: ast.AST) -> Iterator[tuple[ast.AST, bool]]:
@@ -117,7 +130,10 @@ def imports_in_source(
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
                 targets.append(sub if sub in known else base)
-        elif isinstance(node, ast.Call) and (named := _literal_import_call(node)) is not None:
+        elif (
+            isinstance(node, ast.Call)
+            and (named := _literal_import_call(node, module, is_package)) is not None
+        ):
             targets = [named]
         else:
             continue

@@ -12,11 +12,12 @@ hint. The package rules below count them: a type is part of what a package knows
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Set
 from pathlib import Path
 
 import pytest
-from import_graph import Import, all_imports, cycles, graph, imports_in_source, within
+from import_graph import REPO, Import, all_imports, cycles, graph, imports_in_source, within
 
 # (importing package, packages it must never import, why). A name is a package or a module;
 # third-party names (textual, anthropic, openai) count like ours.
@@ -195,6 +196,8 @@ def test_the_checker_sees_every_import_form() -> None:
         "p.ui",
     ]
     assert _targets("__import__('p.store')\n") == ["p.store"]
+    assert _targets("import_module('.sub')\n") == ["p.kernel.sub"]
+    assert _targets("import_module('..ui', package='p.kernel')\n") == ["p.ui"]
     assert _targets("import importlib\nimportlib.import_module(name)\n") == ["importlib"]
     assert _targets("import anthropic.types\n") == ["anthropic.types"]
 
@@ -241,3 +244,30 @@ def test_a_planted_cycle_through_a_deferred_import_is_found(tmp_path: Path) -> N
     (tmp_path / "p" / "a.py").write_text("from p import b\n")
     (tmp_path / "p" / "b.py").write_text("def later():\n    from . import a\n")
     assert cycles(graph(all_imports(tmp_path, ["p"]))) == [["p.a", "p.b"]]
+
+
+def test_a_module_planted_in_a_copy_of_the_package_breaks_the_real_rules(tmp_path: Path) -> None:
+    """The rules above, run over a copy of deeting_tui with one kernel module that reaches the
+    chat and an LLM SDK the three ways a reviewer might miss."""
+    shutil.copytree(
+        REPO / "deeting_tui", tmp_path / "deeting_tui", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (tmp_path / "deeting_tui" / "kernel" / "planted.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import importlib\n"
+        "if TYPE_CHECKING:\n    import anthropic\n"
+        "def later():\n    from ..ui import app\n"
+        "    return importlib.import_module('deeting_tui.llm.agent')\n"
+    )
+    imports = all_imports(tmp_path, ["deeting_tui"])
+    found = {
+        str(i)
+        for package, forbidden, _ in RULES
+        for i in violations(imports, package, forbidden, ALLOWED)
+    }
+    assert found == {
+        "deeting_tui/kernel/planted.py:4: `import anthropic` (loads anthropic)",
+        "deeting_tui/kernel/planted.py:6: `from ..ui import app` (loads deeting_tui.ui.app)",
+        "deeting_tui/kernel/planted.py:7: `importlib.import_module('deeting_tui.llm.agent')` "
+        "(loads deeting_tui.llm.agent)",
+    }
