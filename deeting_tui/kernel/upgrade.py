@@ -18,7 +18,7 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,6 @@ class UpgradeReport:
     old: str
     new: str
     hot: bool  # a running worker was replaced without a pause
-    pruned: list[str] = field(default_factory=list)  # older versions removed from disk
     drained: bool = True  # False: calls on the old worker outlived the drain timeout
 
 
@@ -107,7 +106,7 @@ class Upgrader:
                     commit()
                 except (OSError, KeyError) as exc:
                     raise PluginError(f"could not record '{name}' {version}: {exc}") from None
-            report.pruned = prune_versions(loader.paths.plugins_dir, name, keep={version, old})
+            prune_versions(loader.paths.plugins_dir, name, keep={version, old})
             return report
 
     async def rollback(
@@ -286,21 +285,18 @@ class _PreupgradeFailed(Exception):
     """The old version's ``preupgrade`` failed: the message is the plugin's error."""
 
 
-def prune_versions(plugins_dir: Path, name: str, keep: set[str]) -> list[str]:
+def prune_versions(plugins_dir: Path, name: str, keep: set[str]) -> None:
     """Remove the code of versions other than ``keep`` (current and previous); only folders
     named like a version, so nothing an updater is staging beside them is touched."""
     folder = plugins_dir / "versions" / name
     if not folder.is_dir():
-        return []
-    pruned = []
+        return
     for child in sorted(folder.iterdir()):
         if child.name in keep or not SEMVER_RE.fullmatch(child.name):
             continue
         if child.is_symlink() or not child.is_dir():
             continue
         shutil.rmtree(child, ignore_errors=True)
-        pruned.append(child.name)
-    return pruned
 
 
 Notify = Callable[[str | None, str], None]
