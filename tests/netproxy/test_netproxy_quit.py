@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from deeting_tui.netproxy.proxy import HostProxy, _Idle, _pipe
+from deeting_tui.netproxy.proxy import HostProxy
+from deeting_tui.netproxy.relay import _Idle, _pipe
 
 
 def test_a_tunnel_left_open_when_the_loop_ends_says_nothing() -> None:
