@@ -1,6 +1,6 @@
 """A plugin's ``network:HOST`` grants as the proxy matches them.
 
-A grant is parsed once into one canonical spelling (see request._canonical_host) so the
+A grant is parsed once into one canonical spelling (see request.canonical_host) so the
 check compares like with like; a grant the resolver would read as an address is never
 honoured, so a grant for a name cannot become a grant for an IP.
 """
@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 from deeting_tui.plugin.scopes import parse_scope
 
-from .request import _canonical_host, _HttpError
+from .request import HttpError, canonical_host
+
+__all__ = ["Grant", "grant_text", "is_literal", "parse_grant"]
 
 log = logging.getLogger("deeting.netproxy")
 
 
 @dataclass(frozen=True)
-class _Grant:
-    host: str  # canonical like _Target.host, or "*.name"
+class Grant:
+    host: str  # canonical like Target.host, or "*.name"
     port: int | None
 
     def matches(self, host: str, port: int) -> bool:
@@ -31,8 +33,8 @@ class _Grant:
         return host == self.host
 
 
-def _is_literal(host: str) -> bool:
-    """A canonical host (see _canonical_host) that is an IP address, not a name."""
+def is_literal(host: str) -> bool:
+    """A canonical host (see canonical_host) that is an IP address, not a name."""
     if host.startswith("["):
         return True
     try:
@@ -42,14 +44,14 @@ def _is_literal(host: str) -> bool:
     return True
 
 
-def _grant_text(host: str) -> str:
+def grant_text(host: str) -> str:
     target = parse_scope(f"network:{host}").target
     if target is None:
         raise ValueError(f"{host!r} is not a host: a network grant here names one host")
     return target
 
 
-def _parse_grant(text: str) -> _Grant | None:
+def parse_grant(text: str) -> Grant | None:
     if text.startswith("["):
         host, _, rest = text.partition("]")
         host += "]"
@@ -58,10 +60,10 @@ def _parse_grant(text: str) -> _Grant | None:
         host, _, port = text.partition(":")
     if not host.startswith("*."):
         try:
-            host = _canonical_host(host)
-        except _HttpError as error:
+            host = canonical_host(host)
+        except HttpError as error:
             # The grammar allows names like "10.1" that the resolver would read as addresses;
             # honouring one would let a name grant reach an IP, so it never matches instead.
             log.warning("network grant %r is never honoured: %s", text, error.message)
             return None
-    return _Grant(host, int(port) if port else None)
+    return Grant(host, int(port) if port else None)

@@ -26,27 +26,27 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .addresses import vet
-from .grants import _grant_text, _is_literal, _parse_grant
+from .grants import grant_text, is_literal, parse_grant
 from .relay import (
-    _CHUNK,
-    _LINGER_BYTES,
-    _LINGER_SECONDS,
-    _cancel,
-    _close_writer,
-    _Idle,
-    _pipe,
-    _send_body,
+    CHUNK,
+    LINGER_BYTES,
+    LINGER_SECONDS,
+    Idle,
+    cancel,
+    close_writer,
+    pipe,
+    send_body,
 )
 from .request import (
     MAX_HEADERS,
-    _body_length,
-    _canonical_host,
-    _HttpError,
-    _origin_form_head,
-    _read_head,
-    _reason_phrase,
-    _request_target,
-    _Target,
+    HttpError,
+    Target,
+    body_length,
+    canonical_host,
+    origin_form_head,
+    read_head,
+    reason_phrase,
+    request_target,
 )
 
 __all__ = ["HostProxy", "resolve"]
@@ -68,12 +68,12 @@ class HostProxy:
         max_connections: int = 64,
     ) -> None:
         self._plugin = plugin
-        self._grant_texts = [_grant_text(host) for host in hosts]
-        self._grants = [grant for text in self._grant_texts if (grant := _parse_grant(text))]
+        self._grant_texts = [grant_text(host) for host in hosts]
+        self._grants = [grant for text in self._grant_texts if (grant := parse_grant(text))]
         # The addresses the grants name literally: only these may be reached off the public
         # internet (a name that resolves to a private address is refused, see addresses.py).
         self._literals = [
-            grant.host.strip("[]") for grant in self._grants if _is_literal(grant.host)
+            grant.host.strip("[]") for grant in self._grants if is_literal(grant.host)
         ]
         self._on_denied = on_denied
         self._connect_timeout = connect_timeout
@@ -125,8 +125,8 @@ class HostProxy:
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         try:
-            canonical = _canonical_host(host)
-        except _HttpError:
+            canonical = canonical_host(host)
+        except HttpError:
             return False
         if not 1 <= port <= 65535:
             return False
@@ -173,7 +173,7 @@ class HostProxy:
                     f"plugin {self._plugin!r} already has {self._max_connections} "
                     "network connections open"
                 )
-                await self._refuse(reader, writer, _HttpError(503, message))
+                await self._refuse(reader, writer, HttpError(503, message))
             else:
                 await self._serve(reader, writer)
         except (OSError, TimeoutError) as error:
@@ -186,21 +186,21 @@ class HostProxy:
             if not over_limit:
                 self._active -= 1
             try:
-                await _close_writer(writer)
+                await close_writer(writer)
             finally:
                 self._tasks.discard(task)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(_read_head(reader), self._idle_timeout)
+            head = await asyncio.wait_for(read_head(reader), self._idle_timeout)
             if head is None:
                 return  # connected and left without a word
-            target = _request_target(head)
-            length = 0 if head.method == "CONNECT" else _body_length(head)
+            target = request_target(head)
+            length = 0 if head.method == "CONNECT" else body_length(head)
             if not self.allows(target.host, target.port):
                 raise self._denied(target)
             upstream = await self._connect(target)
-        except _HttpError as error:
+        except HttpError as error:
             await self._refuse(reader, writer, error)
             return
         up_reader, up_writer = upstream
@@ -209,12 +209,12 @@ class HostProxy:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 await self._tunnel(reader, writer, up_reader, up_writer)
             else:
-                up_writer.write(_origin_form_head(head, target))
+                up_writer.write(origin_form_head(head, target))
                 await self._forward(length, reader, writer, up_reader, up_writer)
         finally:
-            await _close_writer(up_writer)
+            await close_writer(up_writer)
 
-    def _denied(self, target: _Target) -> _HttpError:
+    def _denied(self, target: Target) -> HttpError:
         granted = ", ".join(f"network:{text}" for text in self._grant_texts)
         return self._refusal(
             target,
@@ -222,23 +222,23 @@ class HostProxy:
             f"it was granted {granted or 'no network hosts'}; network:{target} would allow it",
         )
 
-    async def _connect(self, target: _Target) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self, target: Target) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 addresses = await self._addresses(target)
                 return await _open_first(addresses, target.port)
         except TimeoutError:
-            raise _HttpError(
+            raise HttpError(
                 504, f"connecting to {target} took longer than {self._connect_timeout:g}s"
             ) from None
         except OSError as error:
-            raise _HttpError(502, f"cannot connect to {target}: {_why(error)}") from None
+            raise HttpError(502, f"cannot connect to {target}: {_why(error)}") from None
 
-    async def _addresses(self, target: _Target) -> list[str]:
+    async def _addresses(self, target: Target) -> list[str]:
         """Where to connect for ``target``: an IP literal as it is; a name resolved here and
         each answer vetted (DNS rebinding: a name must not lead to the user's own machine or
         network), so the connection goes to an address that was checked, not re-resolved."""
-        if _is_literal(target.host):
+        if is_literal(target.host):
             return [target.connect_host]
         usable, why = vet(target.host, await resolve(target.host, target.port), self._literals)
         if not usable:
@@ -247,10 +247,10 @@ class HostProxy:
             log.info("plugin %r: %s (other answers used)", self._plugin, why)
         return usable
 
-    def _refused(self, target: _Target, why: str) -> _HttpError:
+    def _refused(self, target: Target, why: str) -> HttpError:
         return self._refusal(target, f"plugin {self._plugin!r} may not connect to {target}: {why}")
 
-    def _refusal(self, target: _Target, message: str) -> _HttpError:
+    def _refusal(self, target: Target, message: str) -> HttpError:
         """Log a refusal, tell the kernel (the plugin's log, the user), answer 403."""
         log.info("%s", message)
         if self._on_denied is not None:
@@ -258,7 +258,7 @@ class HostProxy:
                 self._on_denied(str(target), message)
             except Exception:
                 log.exception("on_denied callback failed for plugin %r", self._plugin)
-        return _HttpError(403, message)
+        return HttpError(403, message)
 
     async def _tunnel(
         self,
@@ -267,10 +267,10 @@ class HostProxy:
         up_reader: asyncio.StreamReader,
         up_writer: asyncio.StreamWriter,
     ) -> None:
-        idle = _Idle(self._idle_timeout)
+        idle = Idle(self._idle_timeout)
         pipes = [
-            asyncio.create_task(_pipe(reader, up_writer, idle)),
-            asyncio.create_task(_pipe(up_reader, writer, idle)),
+            asyncio.create_task(pipe(reader, up_writer, idle)),
+            asyncio.create_task(pipe(up_reader, writer, idle)),
         ]
         try:
             done, _ = await asyncio.wait(pipes, return_when=asyncio.FIRST_EXCEPTION)
@@ -278,7 +278,7 @@ class HostProxy:
             if errors:
                 log.debug("plugin %r tunnel ended: %r", self._plugin, errors[0])
         finally:
-            await _cancel(pipes)
+            await cancel(pipes)
 
     async def _forward(
         self,
@@ -288,11 +288,11 @@ class HostProxy:
         up_reader: asyncio.StreamReader,
         up_writer: asyncio.StreamWriter,
     ) -> None:
-        idle = _Idle(self._idle_timeout)
-        body = asyncio.create_task(_send_body(length, reader, up_writer, idle))
+        idle = Idle(self._idle_timeout)
+        body = asyncio.create_task(send_body(length, reader, up_writer, idle))
         # The response is relayed while the body is still going up: a server may answer
         # "100 Continue" first, or refuse early and close.
-        response = asyncio.create_task(_pipe(up_reader, writer, idle))
+        response = asyncio.create_task(pipe(up_reader, writer, idle))
         try:
             done, _ = await asyncio.wait([body, response], return_when=asyncio.FIRST_COMPLETED)
             if body in done and response not in done:
@@ -301,14 +301,14 @@ class HostProxy:
                     return
                 await response
         finally:
-            await _cancel([body, response])
+            await cancel([body, response])
 
     async def _refuse(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, error: _HttpError
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, error: HttpError
     ) -> None:
         body = f"{error.message}\n".encode()
         head = (
-            f"HTTP/1.1 {error.status} {_reason_phrase(error)}\r\n"
+            f"HTTP/1.1 {error.status} {reason_phrase(error)}\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n"
@@ -318,13 +318,13 @@ class HostProxy:
             log.log(level, "plugin %r: %d %s", self._plugin, error.status, error.message)
         writer.write(head.encode("ascii") + body)
         with contextlib.suppress(OSError, TimeoutError):
-            async with asyncio.timeout(_LINGER_SECONDS):
+            async with asyncio.timeout(LINGER_SECONDS):
                 await writer.drain()
                 if writer.can_write_eof():
                     writer.write_eof()
                 dropped = 0
-                while dropped < _LINGER_BYTES:
-                    data = await reader.read(_CHUNK)
+                while dropped < LINGER_BYTES:
+                    data = await reader.read(CHUNK)
                     if not data:
                         break
                     dropped += len(data)

@@ -15,11 +15,22 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-_CHUNK = 64 * 1024
+__all__ = [
+    "CHUNK",
+    "LINGER_BYTES",
+    "LINGER_SECONDS",
+    "Idle",
+    "cancel",
+    "close_writer",
+    "pipe",
+    "send_body",
+]
+
+CHUNK = 64 * 1024
 # After a refusal, what the client still sends is read and dropped for a moment: closing a
 # socket with unread input makes the kernel send a reset, which can destroy the reply in flight.
-_LINGER_SECONDS = 2.0
-_LINGER_BYTES = 1024 * 1024
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 
 
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
@@ -32,7 +43,7 @@ class _BadBody(Exception):
     """The request body breaks its own framing after the request was sent upstream."""
 
 
-class _Idle:
+class Idle:
     """One inactivity clock for both directions of a relay.
 
     A download is silent from the client's side for as long as it lasts; timing each direction
@@ -61,11 +72,11 @@ class _Idle:
                 # else the other direction may have moved bytes meanwhile: look again
 
 
-async def _send_body(
+async def send_body(
     length: int | None,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    idle: _Idle,
+    idle: Idle,
 ) -> None:
     """Copy exactly the request body, so nothing after it reaches the server as a request."""
     if length is None:
@@ -76,10 +87,10 @@ async def _send_body(
 
 
 async def _copy_exactly(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: int, idle: _Idle
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: int, idle: Idle
 ) -> None:
     while count > 0:
-        data = await idle.wait(functools.partial(reader.read, min(count, _CHUNK)))
+        data = await idle.wait(functools.partial(reader.read, min(count, CHUNK)))
         if not data:
             raise _BadBody("the body ended early")
         idle.touch()
@@ -89,7 +100,7 @@ async def _copy_exactly(
 
 
 async def _copy_chunked(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: _Idle
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: Idle
 ) -> None:
     while True:
         line = await idle.wait(lambda: reader.readuntil(b"\n"))
@@ -108,10 +119,10 @@ async def _copy_chunked(
     await idle.wait(writer.drain)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: _Idle) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: Idle) -> None:
     """Relay one direction; at its end pass the half-close on, as the sender meant it."""
     while True:
-        data = await idle.wait(lambda: reader.read(_CHUNK))
+        data = await idle.wait(lambda: reader.read(CHUNK))
         if not data:
             break
         idle.touch()
@@ -122,17 +133,17 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle
             writer.write_eof()
 
 
-async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
+async def cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _close_writer(writer: asyncio.StreamWriter) -> None:
+async def close_writer(writer: asyncio.StreamWriter) -> None:
     """Close politely, but never wait forever on a peer that stopped reading."""
     writer.close()
     try:
-        await asyncio.wait_for(writer.wait_closed(), _LINGER_SECONDS)
+        await asyncio.wait_for(writer.wait_closed(), LINGER_SECONDS)
     except asyncio.CancelledError:
         writer.transport.abort()
         raise

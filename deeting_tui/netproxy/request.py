@@ -3,7 +3,7 @@
 The proxy decides on what this module makes of the request line (the CONNECT target or the
 absolute URI, never the Host header), so parsing is strict and ambiguity is an error: one
 spelling per host, one framing per body (how requests are smuggled), bounded lines and
-header blocks. Everything here raises ``_HttpError`` before any byte goes upstream.
+header blocks. Everything here raises ``HttpError`` before any byte goes upstream.
 """
 
 from __future__ import annotations
@@ -14,7 +14,19 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_HEADERS", "MAX_REASON", "MAX_REQUEST_LINE"]
+__all__ = [
+    "MAX_HEADERS",
+    "MAX_REASON",
+    "MAX_REQUEST_LINE",
+    "HttpError",
+    "Target",
+    "body_length",
+    "canonical_host",
+    "origin_form_head",
+    "read_head",
+    "reason_phrase",
+    "request_target",
+]
 
 
 MAX_REQUEST_LINE = 8 * 1024
@@ -50,7 +62,7 @@ _HOP_BY_HOP = frozenset(
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 
-class _HttpError(Exception):
+class HttpError(Exception):
     """Ends a connection with an error status; raised before any byte went upstream."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -60,7 +72,7 @@ class _HttpError(Exception):
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     host: str  # lower-case name, dotted IPv4 or bracketed, compressed IPv6
     port: int
 
@@ -80,17 +92,17 @@ class _Head:
     headers: list[tuple[str, str]]
 
 
-def _canonical_host(text: str) -> str:
+def canonical_host(text: str) -> str:
     """One spelling per host, so the grant check compares like with like."""
     host = text.lower()
     if host.startswith("["):
         inner = host[1:-1] if host.endswith("]") else ""
         if "%" in inner:
-            raise _HttpError(400, f"bad host {text!r}: IPv6 zone ids are not supported")
+            raise HttpError(400, f"bad host {text!r}: IPv6 zone ids are not supported")
         try:
             return f"[{ipaddress.IPv6Address(inner).compressed}]"
         except ValueError:
-            raise _HttpError(400, f"bad host {text!r}: not an IPv6 address") from None
+            raise HttpError(400, f"bad host {text!r}: not an IPv6 address") from None
     host = host.removesuffix(".")
     with contextlib.suppress(ValueError):
         return str(ipaddress.IPv4Address(host))
@@ -101,61 +113,61 @@ def _canonical_host(text: str) -> str:
         or not all(_NAME_LABEL.fullmatch(label) for label in labels)
         or _NUMERIC_LABEL.fullmatch(labels[-1])
     ):
-        raise _HttpError(400, f"bad host {text!r}: not a host name or IP address")
+        raise HttpError(400, f"bad host {text!r}: not a host name or IP address")
     return host
 
 
 def _parse_port(text: str, whole: str) -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 5 or not 1 <= int(text) <= 65535:
-        raise _HttpError(400, f"bad port in {whole!r}: a port is a number from 1 to 65535")
+        raise HttpError(400, f"bad port in {whole!r}: a port is a number from 1 to 65535")
     return int(text)
 
 
-def _parse_authority(text: str, default_port: int | None) -> _Target:
+def _parse_authority(text: str, default_port: int | None) -> Target:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise _HttpError(400, f"bad host {text!r}: '[' without ']'")
+            raise HttpError(400, f"bad host {text!r}: '[' without ']'")
         host, rest = text[: end + 1], text[end + 1 :]
     else:
         if text.count(":") > 1:
-            raise _HttpError(400, f"bad host {text!r}: write IPv6 addresses in brackets")
+            raise HttpError(400, f"bad host {text!r}: write IPv6 addresses in brackets")
         host, colon, port = text.partition(":")
         rest = colon + port
     if not host:
-        raise _HttpError(400, f"no host in {text!r}")
+        raise HttpError(400, f"no host in {text!r}")
     if rest in ("", ":") and default_port is not None:
         port_number = default_port
     elif not rest:
-        raise _HttpError(400, f"missing port in CONNECT target {text!r}: write host:port")
+        raise HttpError(400, f"missing port in CONNECT target {text!r}: write host:port")
     elif rest.startswith(":"):
         port_number = _parse_port(rest[1:], text)
     else:
-        raise _HttpError(400, f"bad host {text!r}: expected ':PORT' after ']'")
-    return _Target(_canonical_host(host), port_number)
+        raise HttpError(400, f"bad host {text!r}: expected ':PORT' after ']'")
+    return Target(canonical_host(host), port_number)
 
 
-def _request_target(head: _Head) -> _Target:
+def request_target(head: _Head) -> Target:
     if head.method == "CONNECT":
         if "/" in head.target:
-            raise _HttpError(400, f"CONNECT takes host:port, not {head.target!r}")
+            raise HttpError(400, f"CONNECT takes host:port, not {head.target!r}")
         return _parse_authority(head.target, None)
     scheme, sep, rest = head.target.partition("://")
     if not sep:
-        raise _HttpError(
+        raise HttpError(
             400,
             f"{head.method} {head.target[:200]} needs an absolute http:// URI: this is a proxy, "
             "not a web server",
         )
     if scheme.lower() != "http":
-        raise _HttpError(400, f"{scheme}:// is not proxied as a request: use CONNECT")
+        raise HttpError(400, f"{scheme}:// is not proxied as a request: use CONNECT")
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if "@" in authority:
-        raise _HttpError(400, "user names in proxied URLs are not supported")
+        raise HttpError(400, "user names in proxied URLs are not supported")
     return _parse_authority(authority, 80)
 
 
-def _origin_form_head(head: _Head, target: _Target) -> bytes:
+def origin_form_head(head: _Head, target: Target) -> bytes:
     """The request as the origin server expects it: a path, its real Host, no keep-alive.
 
     Host is rewritten from the URI because a CDN serves many sites on one address: passing the
@@ -188,15 +200,15 @@ async def _read_line(reader: asyncio.StreamReader, what: str, limit: int) -> byt
     except asyncio.IncompleteReadError as error:
         if not error.partial:
             return None
-        raise _HttpError(400, f"connection closed in the middle of the {what}") from None
+        raise HttpError(400, f"connection closed in the middle of the {what}") from None
     except asyncio.LimitOverrunError:
-        raise _HttpError(400, f"{what} is longer than {limit} bytes") from None
+        raise HttpError(400, f"{what} is longer than {limit} bytes") from None
     if len(line) > limit:
-        raise _HttpError(400, f"{what} is longer than {limit} bytes")
+        raise HttpError(400, f"{what} is longer than {limit} bytes")
     return line
 
 
-async def _read_head(reader: asyncio.StreamReader) -> _Head | None:
+async def read_head(reader: asyncio.StreamReader) -> _Head | None:
     line: bytes | None = b"\r\n"
     while line in (b"\r\n", b"\n"):  # stray blank lines before a request are allowed
         line = await _read_line(reader, "request line", MAX_REQUEST_LINE)
@@ -205,17 +217,17 @@ async def _read_head(reader: asyncio.StreamReader) -> _Head | None:
     text = line.rstrip(b"\r\n").decode("latin-1")
     request = _REQUEST_LINE.fullmatch(text)
     if request is None:
-        raise _HttpError(400, "not an HTTP/1.x request line")
+        raise HttpError(400, "not an HTTP/1.x request line")
     method, target, version = request.groups()
     headers: list[tuple[str, str]] = []
     total = 0
     while True:
         raw = await _read_line(reader, "header block", MAX_HEADERS)
         if raw is None:
-            raise _HttpError(400, "connection closed in the middle of the header block")
+            raise HttpError(400, "connection closed in the middle of the header block")
         total += len(raw)
         if total > MAX_HEADERS:
-            raise _HttpError(400, f"header block is longer than {MAX_HEADERS} bytes")
+            raise HttpError(400, f"header block is longer than {MAX_HEADERS} bytes")
         if raw in (b"\r\n", b"\n"):
             break
         headers.append(_parse_header(raw.rstrip(b"\r\n").decode("latin-1")))
@@ -224,24 +236,24 @@ async def _read_head(reader: asyncio.StreamReader) -> _Head | None:
 
 def _parse_header(text: str) -> tuple[str, str]:
     if text[:1] in (" ", "\t"):
-        raise _HttpError(400, "folded header lines are not supported")
+        raise HttpError(400, "folded header lines are not supported")
     name, colon, value = text.partition(":")
     if not colon or not _HEADER_NAME.fullmatch(name):
-        raise _HttpError(400, f"bad header line {text[:80]!r}")
+        raise HttpError(400, f"bad header line {text[:80]!r}")
     value = value.strip(" \t")
     if any(char in value for char in "\r\n\0"):
-        raise _HttpError(400, f"bad character in header {name!r}")
+        raise HttpError(400, f"bad character in header {name!r}")
     return name, value
 
 
-def _body_length(head: _Head) -> int | None:
+def body_length(head: _Head) -> int | None:
     """The body's length, or None when chunked; ambiguous framing is how requests are smuggled."""
     encodings = [value for name, value in head.headers if name.lower() == "transfer-encoding"]
     lengths = {value for name, value in head.headers if name.lower() == "content-length"}
     if encodings:
         codings = [c.strip().lower() for value in encodings for c in value.split(",")]
         if lengths or codings[-1] != "chunked":
-            raise _HttpError(
+            raise HttpError(
                 400, "Transfer-Encoding must end in chunked and come without Content-Length"
             )
         return None
@@ -249,11 +261,11 @@ def _body_length(head: _Head) -> int | None:
         return 0
     length = lengths.pop()
     if lengths or not length.isascii() or not length.isdigit():
-        raise _HttpError(400, "conflicting or non-numeric Content-Length")
+        raise HttpError(400, "conflicting or non-numeric Content-Length")
     return int(length)
 
 
-def _reason_phrase(error: _HttpError) -> str:
+def reason_phrase(error: HttpError) -> str:
     """The status line's words. A refusal carries its reason there too: clients that never
     read a 403's body still show the status line (urllib's "HTTP Error 403: …", the
     "Tunnel connection failed: 403 …" of a CONNECT), so the plugin's error names the host
