@@ -26,6 +26,8 @@ from .seccomp_bpf import SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SeccompErr
 from .seccomp_rules import SeccompPolicy, filter_program
 from .syscall_table import ARCHES as _ARCHES
 
+__all__ = ["apply", "available", "no_new_privs_supported", "set_no_new_privs"]
+
 PR_GET_SECCOMP = 21
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39

@@ -11,6 +11,25 @@ from __future__ import annotations
 
 import errno
 
+__all__ = [
+    "ALLOW",
+    "BPF_MAX_INSTRUCTIONS",
+    "DENY",
+    "OFFSET_ARCH",
+    "OFFSET_NR",
+    "SECCOMP_RET_ALLOW",
+    "SECCOMP_RET_ERRNO",
+    "SECCOMP_RET_KILL_PROCESS",
+    "Assembler",
+    "SeccompError",
+    "bounded_fallocate",
+    "equals",
+    "flags_clear",
+    "ip_socket",
+    "self_only",
+    "tcp_client_socket",
+]
+
 SECCOMP_RET_KILL_PROCESS = 0x80000000
 SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_ALLOW = 0x7FFF0000
@@ -19,8 +38,8 @@ SECCOMP_RET_ALLOW = 0x7FFF0000
 # struct seccomp_data {int nr; u32 arch; u64 instruction_pointer; u64 args[6];}, read as
 # 32-bit words. Both supported architectures are little-endian: an argument's low word
 # comes first.
-_OFFSET_NR = 0
-_OFFSET_ARCH = 4
+OFFSET_NR = 0
+OFFSET_ARCH = 4
 _OFFSET_ARGS = 16
 
 
@@ -35,7 +54,7 @@ _BPF_JSET_K = 0x05 | 0x40 | 0x00
 _BPF_AND_K = 0x04 | 0x50 | 0x00
 _BPF_RET_K = 0x06 | 0x00
 _BPF_MAX_JUMP = 255
-_BPF_MAX_INSTRUCTIONS = 4096
+BPF_MAX_INSTRUCTIONS = 4096
 
 
 _AF_INET, _AF_INET6, _AF_NETLINK = 2, 10, 16
@@ -57,7 +76,7 @@ class SeccompError(OSError):
     """Installing the filter or setting no_new_privs failed; no filter was installed."""
 
 
-class _Assembler:
+class Assembler:
     """Classic BPF with named forward labels, so the jump offsets are computed, not typed."""
 
     def __init__(self) -> None:
@@ -103,48 +122,48 @@ class _Assembler:
         return offset
 
 
-_ALLOW, _DENY = SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | errno.EPERM
+ALLOW, DENY = SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | errno.EPERM
 
 
-def _flags_clear(asm: _Assembler, arg: int, mask: int) -> None:
+def flags_clear(asm: Assembler, arg: int, mask: int) -> None:
     asm.load(_arg_low_word(arg))
     deny = asm.fresh("deny")
     asm.jset(mask, if_true=deny)
-    asm.ret(_ALLOW)
+    asm.ret(ALLOW)
     asm.label(deny)
-    asm.ret(_DENY)
+    asm.ret(DENY)
 
 
-def _equals(asm: _Assembler, arg: int, values: tuple[int, ...]) -> None:
+def equals(asm: Assembler, arg: int, values: tuple[int, ...]) -> None:
     """Allow when the argument's low word is one of ``values`` (the kernel reads these
     arguments as 32-bit ints, so the high word never matters to it)."""
     asm.load(_arg_low_word(arg))
     allow = asm.fresh("allow")
     for value in values:
         asm.jeq(value, if_true=allow)
-    asm.ret(_DENY)
+    asm.ret(DENY)
     asm.label(allow)
-    asm.ret(_ALLOW)
+    asm.ret(ALLOW)
 
 
-def _self_only(
-    asm: _Assembler, arg: int, own_pid: int, kind_arg: int | None = None, kind: int = 0
+def self_only(
+    asm: Assembler, arg: int, own_pid: int, kind_arg: int | None = None, kind: int = 0
 ) -> None:
     """Allow when ``args[arg]`` names this process (0, or its own pid) — and, for syscalls
     that also say what kind of id that is, when ``args[kind_arg]`` is ``kind``."""
     targets = (0, own_pid) if own_pid else (0,)
     if kind_arg is None:
-        _equals(asm, arg, targets)
+        equals(asm, arg, targets)
         return
     deny = asm.fresh("deny")
     asm.load(_arg_low_word(kind_arg))
     asm.jeq(kind, if_false=deny)
-    _equals(asm, arg, targets)
+    equals(asm, arg, targets)
     asm.label(deny)
-    asm.ret(_DENY)
+    asm.ret(DENY)
 
 
-def _bounded_fallocate(asm: _Assembler) -> None:
+def bounded_fallocate(asm: Assembler) -> None:
     """Only modes RLIMIT_FSIZE bounds (the disk quota per file); the others fail as a
     filesystem says a mode is not supported, so callers fall back to writing."""
     asm.load(_arg_low_word(1))
@@ -153,10 +172,10 @@ def _bounded_fallocate(asm: _Assembler) -> None:
         asm.jeq(mode, if_true=allow)
     asm.ret(SECCOMP_RET_ERRNO | errno.EOPNOTSUPP)
     asm.label(allow)
-    asm.ret(_ALLOW)
+    asm.ret(ALLOW)
 
 
-def _tcp_client_socket(asm: _Assembler) -> None:
+def tcp_client_socket(asm: Assembler) -> None:
     deny = asm.fresh("deny")
     kind = asm.fresh("kind")
     asm.load(_arg_low_word(0))
@@ -166,12 +185,12 @@ def _tcp_client_socket(asm: _Assembler) -> None:
     asm.load(_arg_low_word(1))
     asm.and_(0xFFFFFFFF & ~_SOCK_TYPE_FLAGS)
     asm.jeq(_SOCK_STREAM, if_false=deny)
-    _equals(asm, 2, (0, _IPPROTO_TCP))
+    equals(asm, 2, (0, _IPPROTO_TCP))
     asm.label(deny)
-    asm.ret(_DENY)
+    asm.ret(DENY)
 
 
-def _ip_socket(asm: _Assembler) -> None:
+def ip_socket(asm: Assembler) -> None:
     deny = asm.fresh("deny")
     allow = asm.fresh("allow")
     netlink = asm.fresh("netlink")
@@ -183,6 +202,6 @@ def _ip_socket(asm: _Assembler) -> None:
     asm.load(_arg_low_word(2))
     asm.jeq(_NETLINK_ROUTE, if_true=allow, if_false=deny)
     asm.label(allow)
-    asm.ret(_ALLOW)
+    asm.ret(ALLOW)
     asm.label(deny)
-    asm.ret(_DENY)
+    asm.ret(DENY)

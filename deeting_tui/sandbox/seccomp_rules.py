@@ -13,23 +13,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from .seccomp_bpf import (
-    _ALLOW,
-    _BPF_MAX_INSTRUCTIONS,
-    _DENY,
-    _OFFSET_ARCH,
-    _OFFSET_NR,
+    ALLOW,
+    BPF_MAX_INSTRUCTIONS,
+    DENY,
+    OFFSET_ARCH,
+    OFFSET_NR,
     SECCOMP_RET_ERRNO,
     SECCOMP_RET_KILL_PROCESS,
+    Assembler,
     SeccompError,
-    _Assembler,
-    _bounded_fallocate,
-    _equals,
-    _flags_clear,
-    _ip_socket,
-    _self_only,
-    _tcp_client_socket,
+    bounded_fallocate,
+    equals,
+    flags_clear,
+    ip_socket,
+    self_only,
+    tcp_client_socket,
 )
 from .syscall_table import ARCHES as _ARCHES
+
+__all__ = [
+    "CLONE_NEW_NAMESPACE_FLAGS",
+    "CLONE_PARENT",
+    "NETWORK_MODES",
+    "SeccompPolicy",
+    "filter_program",
+]
 
 _X32_SYSCALL_BIT = 0x40000000
 
@@ -195,23 +203,23 @@ class SeccompPolicy:
 def _rules(policy: SeccompPolicy, nr: dict[str, int]) -> list[tuple[int, Any]]:
     """(syscall number, how to decide it): an action, or a function emitting a block that
     looks at the arguments and ends in a return. Anything not listed is allowed."""
-    rules: list[tuple[int, Any]] = [(nr[name], _DENY) for name in _ALWAYS_DENIED]
+    rules: list[tuple[int, Any]] = [(nr[name], DENY) for name in _ALWAYS_DENIED]
     # x86 only: port I/O and the LDT (CAP_SYS_RAWIO, and old kernel attack surface).
-    rules += [(nr[name], _DENY) for name in ("iopl", "ioperm", "modify_ldt") if name in nr]
+    rules += [(nr[name], DENY) for name in ("iopl", "ioperm", "modify_ldt") if name in nr]
     if not policy.exec_allowed:
-        rules += [(nr["execve"], _DENY), (nr["execveat"], _DENY)]
+        rules += [(nr["execve"], DENY), (nr["execveat"], DENY)]
     if not policy.watch_files:
-        rules += [(nr[name], _DENY) for name in ("inotify_init", "inotify_init1") if name in nr]
+        rules += [(nr[name], DENY) for name in ("inotify_init", "inotify_init1") if name in nr]
     # clone3 hides its flags behind a pointer BPF cannot follow; ENOSYS makes glibc fall back
     # to clone, whose flags we can check, so threads and subprocesses still work.
     rules.append((nr["clone3"], SECCOMP_RET_ERRNO | errno.ENOSYS))
-    rules.append((nr["clone"], lambda asm: _flags_clear(asm, 0, _CLONE_REFUSED)))
-    rules.append((nr["personality"], lambda asm: _equals(asm, 0, (_PERSONALITY_QUERY,))))
+    rules.append((nr["clone"], lambda asm: flags_clear(asm, 0, _CLONE_REFUSED)))
+    rules.append((nr["personality"], lambda asm: equals(asm, 0, (_PERSONALITY_QUERY,))))
     own = policy.own_pid
-    rules += [(nr[name], lambda asm: _self_only(asm, 0, own)) for name in _SELF_ONLY]
-    rules.append((nr["setpriority"], lambda asm: _self_only(asm, 1, own, 0, _PRIO_PROCESS)))
-    rules.append((nr["ioprio_set"], lambda asm: _self_only(asm, 1, own, 0, _IOPRIO_WHO_PROCESS)))
-    rules.append((nr["fallocate"], _bounded_fallocate))
+    rules += [(nr[name], lambda asm: self_only(asm, 0, own)) for name in _SELF_ONLY]
+    rules.append((nr["setpriority"], lambda asm: self_only(asm, 1, own, 0, _PRIO_PROCESS)))
+    rules.append((nr["ioprio_set"], lambda asm: self_only(asm, 1, own, 0, _IOPRIO_WHO_PROCESS)))
+    rules.append((nr["fallocate"], bounded_fallocate))
     rules += _network_rules(policy.network, nr)
     return rules
 
@@ -219,16 +227,16 @@ def _rules(policy: SeccompPolicy, nr: dict[str, int]) -> list[tuple[int, Any]]:
 def _network_rules(mode: str, nr: dict[str, int]) -> list[tuple[int, Any]]:
     servers = ("bind", "listen", "accept", "accept4")
     if mode == "none":
-        return [(nr[name], _DENY) for name in ("socket", "connect", *servers)]
+        return [(nr[name], DENY) for name in ("socket", "connect", *servers)]
     if mode == "proxy":
         return [
-            (nr["socket"], _tcp_client_socket),
-            *((nr[name], _DENY) for name in servers),
-            (nr["sendto"], lambda asm: _flags_clear(asm, 3, _MSG_FASTOPEN)),
-            (nr["sendmsg"], lambda asm: _flags_clear(asm, 2, _MSG_FASTOPEN)),
-            (nr["sendmmsg"], lambda asm: _flags_clear(asm, 3, _MSG_FASTOPEN)),
+            (nr["socket"], tcp_client_socket),
+            *((nr[name], DENY) for name in servers),
+            (nr["sendto"], lambda asm: flags_clear(asm, 3, _MSG_FASTOPEN)),
+            (nr["sendmsg"], lambda asm: flags_clear(asm, 2, _MSG_FASTOPEN)),
+            (nr["sendmmsg"], lambda asm: flags_clear(asm, 3, _MSG_FASTOPEN)),
         ]
-    return [(nr["socket"], _ip_socket)]
+    return [(nr["socket"], ip_socket)]
 
 
 def filter_program(policy: SeccompPolicy, machine: str) -> list[tuple[int, int, int, int]]:
@@ -240,19 +248,19 @@ def filter_program(policy: SeccompPolicy, machine: str) -> list[tuple[int, int, 
     many rules there are; a syscall no rule names falls through to "allow".
     """
     arch = _ARCHES[machine]
-    asm = _Assembler()
-    asm.load(_OFFSET_ARCH)
+    asm = Assembler()
+    asm.load(OFFSET_ARCH)
     asm.jeq(arch.audit_arch, if_true=1)
     asm.ret(SECCOMP_RET_KILL_PROCESS)
-    asm.load(_OFFSET_NR)
+    asm.load(OFFSET_NR)
     if arch.denies_x32:
         # x32 syscalls carry AUDIT_ARCH_X86_64 too; without this they would bypass the numbers.
         asm.jset(_X32_SYSCALL_BIT, if_false=1)
-        asm.ret(_DENY)
+        asm.ret(DENY)
     for name in _FAST_PATH:
         if name in arch.syscalls:
             asm.jeq(arch.syscalls[name], if_false=1)
-            asm.ret(_ALLOW)
+            asm.ret(ALLOW)
     for number, action in _rules(policy, arch.syscalls):
         skip = asm.fresh("next")
         asm.jeq(number, if_false=skip)
@@ -261,8 +269,8 @@ def filter_program(policy: SeccompPolicy, machine: str) -> list[tuple[int, int, 
         else:
             action(asm)
         asm.label(skip)
-    asm.ret(_ALLOW)
+    asm.ret(ALLOW)
     program = asm.assemble()
-    if len(program) > _BPF_MAX_INSTRUCTIONS:
+    if len(program) > BPF_MAX_INSTRUCTIONS:
         raise SeccompError(errno.E2BIG, f"seccomp: {len(program)} instructions is too many")
     return program
