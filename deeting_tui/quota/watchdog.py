@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import usage
-from .cgroups import Cgroups, KernelCgroups, WorkerCgroup, WorkerLimits
+from .cgroup_hierarchies import Cgroups
+from .cgroups import KernelCgroups, WorkerCgroup, WorkerLimits
 from .diskaccount import Account
 from .diskwatch import DiskWatch
 
