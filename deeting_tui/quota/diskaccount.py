@@ -42,7 +42,7 @@ NEAR_TICK = 0.001  # ... down to this often as its writes near its quota
 
 
 class Owner(Protocol):
-    """Who answers for one plugin's folders (watchdog.Box)."""
+    """Who answers for one plugin's folders (box.Box)."""
 
     def disk_over(self, used: int) -> None:
         """Its folders hold ``used`` bytes, over its quota: stop it."""
