@@ -37,7 +37,7 @@ from .session_events import (
     TITLE_MAX,
     EncodedEvent,
     SessionEvent,
-    _check_kind,
+    check_kind,
     clean_title,
     encode_event,
 )
@@ -258,7 +258,7 @@ class SessionStore(SessionDatabase):
         if kinds is not None:
             wanted = sorted(set(kinds))
             for kind in wanted:
-                _check_kind(kind)
+                check_kind(kind)
             sql += f" AND kind IN ({', '.join('?' * len(wanted))})" if wanted else " AND 0"
             args.extend(wanted)
         sql += " ORDER BY seq"

@@ -25,6 +25,7 @@ __all__ = [
     "TITLE_MAX",
     "EncodedEvent",
     "SessionEvent",
+    "check_kind",
     "clean_title",
     "encode",
     "encode_event",
@@ -73,7 +74,7 @@ class EncodedEvent:
             object.__setattr__(self, "size", len(self.payload.encode()))
 
 
-def _check_kind(kind: str) -> None:
+def check_kind(kind: str) -> None:
     if kind not in _KINDS:
         raise ValueError(f"unknown event kind {kind!r}: expected one of {', '.join(EVENT_KINDS)}")
 
@@ -91,7 +92,7 @@ def clean_title(title: str | None) -> str | None:
 
 def encode(kind: str, payload: dict[str, Any]) -> str:
     """Check an event and serialise its payload; raises for a bad kind or non-JSON values."""
-    _check_kind(kind)
+    check_kind(kind)
     if not isinstance(payload, dict):
         raise TypeError(f"event payload must be a dict, not {type(payload).__name__}")
     return orjson.dumps(payload).decode()  # TypeError for values that are not JSON
@@ -104,7 +105,7 @@ def encode_event(
     conversation event's long strings are taken out, to be stored once (blobs.py)."""
     when = time.time() if ts is None else ts
     if kind != "stream":
-        _check_kind(kind)
+        check_kind(kind)
         if not isinstance(payload, dict):
             raise TypeError(f"event payload must be a dict, not {type(payload).__name__}")
         out = extract(payload)  # TypeError for values that are not JSON
