@@ -248,7 +248,8 @@ def apply(rules: LandlockRules) -> int:
 
     import ctypes
 
-    from deeting_tui.sandbox.seccomp import SeccompError, set_no_new_privs
+    from deeting_tui.sandbox.seccomp import set_no_new_privs
+    from deeting_tui.sandbox.seccomp_bpf import SeccompError
 
     handled_fs = handled_fs_rights(abi)
     handled_net = 0

@@ -16,7 +16,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.paths import Config, resolve_paths
 from deeting_tui.plugin.manifest import Limits, load_plugin
 from deeting_tui.quota import usage
-from deeting_tui.quota.cgroups import Cgroups, Hierarchy
+from deeting_tui.quota.cgroup_hierarchies import Cgroups, Hierarchy
 from deeting_tui.quota.usage import Usage, WatchLimits, check_cpu, check_usage
 from deeting_tui.quota.watchdog import Confinement, WatchdogPolicy, describe_limits
 from deeting_tui.workers.supervisor import WorkerConfig
