@@ -36,7 +36,7 @@ from nacl.signing import SigningKey
 from ci.lint import lint_path
 from deeting_tui.atomic import write_bytes_atomic
 from deeting_tui.plugin.manifest import PluginSpec, Problem
-from deeting_tui.store import trust
+from deeting_tui.store import signing, trust
 from deeting_tui.terminal_text import neutralise_line
 from registry_tools import ToolError
 from registry_tools.keys import ROOT_FILE, ROOTS_DIR, load_signing_key, root_chain_path
@@ -250,7 +250,7 @@ def _check_keys(
         public = bytes(key.verify_key)
         if public not in root.keys.values():
             raise ToolError(
-                f"--key {label} (key {trust.key_id(public)[:12]}) is not one of the root's "
+                f"--key {label} (key {signing.key_id(public)[:12]}) is not one of the root's "
                 "keys — sign with a key listed in root.json"
             )
         chosen[public] = key
@@ -273,7 +273,7 @@ def _previous(path: Path) -> tuple[int, dict[str, list[str]]]:
     try:
         document = orjson.loads(orjson.loads(path.read_bytes())["signed"])
         version, plugins = document["version"], document["plugins"]
-        if document.get("_type") != trust.REGISTRY_TYPE or not isinstance(version, int):
+        if document.get("_type") != signing.REGISTRY_TYPE or not isinstance(version, int):
             raise ValueError("not a deeting-registry document")
         listed: dict[str, list[str]] = {}
         for name, entry in plugins.items():
@@ -400,13 +400,13 @@ def _registry_bytes(
         )
         versions = {}
         for a in mine:
-            message = trust.artifact_message(a.name, a.version, a.sha256, len(a.data))
+            message = signing.artifact_message(a.name, a.version, a.sha256, len(a.data))
             relative = f"{ARTIFACTS_DIR}/{quote(a.file_name)}"
             versions[a.version] = {
                 "sha256": a.sha256,
                 "length": len(a.data),
                 "url": f"{base_url}/{relative}" if base_url else relative,
-                "signatures": trust.signatures_for(message, keys),
+                "signatures": signing.signatures_for(message, keys),
                 "description": a.description,
                 "permissions": list(a.permissions),
             }
@@ -417,14 +417,14 @@ def _registry_bytes(
             "versions": versions,
         }
     document = {
-        "_type": trust.REGISTRY_TYPE,
-        "spec_version": trust.SPEC_VERSION,
+        "_type": signing.REGISTRY_TYPE,
+        "spec_version": signing.SPEC_VERSION,
         "version": version,
         "expires": trust.format_time(expires),
         "root_version": root_version,
         "plugins": plugins,
     }
-    return trust.envelope(document, keys)
+    return signing.envelope(document, keys)
 
 
 def _verify(
