@@ -18,7 +18,8 @@ if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, n
 
 from ci._cli import parse, plugin_parser, report
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
+from deeting_tui.plugin.checker import check_plugin
+from deeting_tui.plugin.manifest import PluginSpec, Problem
 from deeting_tui.terminal_text import neutralise_line
 
 __all__ = ["lint_path", "main"]

@@ -51,7 +51,8 @@ from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.renderers import PayloadSchemas
 from deeting_tui.paths import resolve_paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
+from deeting_tui.plugin.checker import check_plugin
+from deeting_tui.plugin.manifest import PluginSpec, Problem
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise_line, one_line
 
 __all__ = [

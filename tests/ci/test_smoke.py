@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ci.smoke import OfflineEventLoop, load_examples, main, smoke_paths
-from deeting_tui.plugin.manifest import load_plugin
+from deeting_tui.plugin.checker import load_plugin
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "ci" / "fixtures"

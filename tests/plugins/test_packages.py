@@ -151,7 +151,7 @@ def test_index_also_imports_as_a_plain_module(name: str, tool: str) -> None:
 
 @pytest.mark.parametrize("name", OFFICIAL)
 def test_check_plugin_finds_no_problem(name: str) -> None:
-    manifest = pytest.importorskip("deeting_tui.plugin.manifest")
-    spec, problems = manifest.check_plugin(PLUGINS / name)
+    checker = pytest.importorskip("deeting_tui.plugin.checker")
+    spec, problems = checker.check_plugin(PLUGINS / name)
     assert [str(problem) for problem in problems] == []
     assert spec is not None
