@@ -19,7 +19,8 @@ from deeting_tui.plugin.archive import extract_zip
 from deeting_tui.plugin.checker import check_plugin
 from deeting_tui.store import trust
 from registry_tools import ToolError
-from registry_tools.gen_registry import LintFailure, build_zip, is_ignored
+from registry_tools.artifacts import LintFailure
+from registry_tools.reprozip import build_zip, is_ignored
 
 Snapshot = Callable[[Path], dict[str, bytes]]
 Build = Callable[..., Any]
