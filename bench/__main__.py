@@ -24,12 +24,12 @@ from .confinement import confinement_cost
 from .ready import ready_times
 from .registry import RegistrySizes, registry_figures
 from .report import (
-    _machine_lines,
-    _printer,
-    _results_json,
-    _results_table,
-    _verdict_table,
     machine_info,
+    machine_lines,
+    printer,
+    results_json,
+    results_table,
+    verdict_table,
 )
 from .roundtrip import roundtrips
 from .sandbox import sandbox_cost
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     info = machine_info()
-    say = (lambda *_: None) if options.json else _printer()
-    say(_machine_lines(info, options.quick))
+    say = (lambda *_: None) if options.json else printer()
+    say(machine_lines(info, options.quick))
 
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "quick": options.quick,
         "sizes": sizes.__dict__,
-        "results": _results_json(results),
+        "results": results_json(results),
         "targets": [v.as_json() for v in verdicts],
         "errors": errors,
     }
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print()
-        print(_results_table(results))
+        print(results_table(results))
         print()
-        print(_verdict_table(verdicts))
+        print(verdict_table(verdicts))
         for key, message in errors.items():
             print(f"error in {key}: {message}")
     return 1 if errors else 0

@@ -25,6 +25,15 @@ from .triggers import TriggerFigures
 from .ui import UiFigures
 from .verdicts import Verdict
 
+__all__ = [
+    "machine_info",
+    "machine_lines",
+    "printer",
+    "results_json",
+    "results_table",
+    "verdict_table",
+]
+
 
 def machine_info() -> dict[str, Any]:
     model = platform.processor() or platform.machine()
@@ -50,7 +59,7 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _results_json(results: dict[str, Any]) -> dict[str, Any]:
+def results_json(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in results.items():
         if isinstance(value, list):
@@ -60,14 +69,14 @@ def _results_json(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _printer() -> Callable[[str], None]:
+def printer() -> Callable[[str], None]:
     def say(text: str) -> None:
         print(text, flush=True)
 
     return say
 
 
-def _machine_lines(info: dict[str, Any], quick: bool) -> str:
+def machine_lines(info: dict[str, Any], quick: bool) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     return "\n".join(
         [
@@ -82,7 +91,7 @@ def _machine_lines(info: dict[str, Any], quick: bool) -> str:
     )
 
 
-def _results_table(results: dict[str, Any]) -> str:
+def results_table(results: dict[str, Any]) -> str:
     rows = [("round trip (one call in flight)", "n", "p50", "p99", "mean")]
     for key in ("invoke", "floor_asyncio", "floor_blocking", "mcp"):
         item: Latency | None = results.get(key)
@@ -179,7 +188,7 @@ def _latency_row(item: Latency) -> tuple[str, ...]:
     )
 
 
-def _verdict_table(verdicts: list[Verdict]) -> str:
+def verdict_table(verdicts: list[Verdict]) -> str:
     rows = [("target", "measured", "limit", "verdict")]
     rows += [(v.target, v.measured, v.limit, "PASS" if v.passed else "FAIL") for v in verdicts]
     return _table(rows)

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from .common import REPO_ROOT, percentile_ms
-from .ui_flood import Flood, _flood_child, flood_figures
+from .ui_flood import Flood, flood_child, flood_figures
 from .ui_launch import Launch, launch_times
 
 #: Targets (issue 5, point 9).
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.flood_child:
         home, updates, seconds, interval, out = options.flood_child
-        run = _flood_child(Path(home), int(updates), float(seconds), float(interval))
+        run = flood_child(Path(home), int(updates), float(seconds), float(interval))
         Path(out).write_bytes(orjson.dumps(asyncio.run(run)))
         return 0
     os.chdir(REPO_ROOT)

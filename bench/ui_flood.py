@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .common import BENCH_DIR, child_env, closing_fds, percentile_ms, reap, spawn_child
-from .ui_launch import COLUMNS, ROWS, _install, _read_until, _terminal_env
+from .ui_launch import COLUMNS, ROWS, install_plugin, read_until, terminal_env
 
 if TYPE_CHECKING:
     from .ui import UiSizes
+
+__all__ = ["Flood", "KeyProbe", "Keys", "flood_child", "flood_figures"]
 
 STREAMER_PLUGIN = BENCH_DIR / "plugins" / "streamer"
 STREAMER = "bench-streamer"
@@ -83,19 +85,19 @@ class Flood:
 
 
 def flood_figures(sizes: UiSizes) -> Flood:
-    """Install the streamer in a fresh home; run :func:`_flood_child` in a child on an 80x24
+    """Install the streamer in a fresh home; run :func:`flood_child` in a child on an 80x24
     pty, with Textual's real terminal driver, so frames are encoded and written as on a
     terminal (we read and discard them); the child writes its figures to a file."""
     with tempfile.TemporaryDirectory(prefix="deeting-bench-ui-") as tmp:
         home = Path(tmp) / "home"
-        _install(home, STREAMER_PLUGIN)
+        install_plugin(home, STREAMER_PLUGIN)
         report = Path(tmp) / "flood.json"
         args = [
             sys.executable, "-m", "bench.ui", "--flood-child", str(home),
             str(sizes.flood_updates), str(sizes.flood_seconds), str(sizes.key_interval),
             str(report),
         ]  # fmt: skip
-        env = _terminal_env(home)
+        env = terminal_env(home)
         env["PYTHONPATH"] = child_env()["PYTHONPATH"]  # the child runs `python -m bench.ui`
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
@@ -107,7 +109,7 @@ def flood_figures(sizes: UiSizes) -> Flood:
             output = bytearray()
             limit = 120 + 3 * sizes.flood_seconds
             try:
-                _read_until(master, output, lambda: False, timeout=limit)
+                read_until(master, output, lambda: False, timeout=limit)
             except EOFError:
                 pass  # the child is done with its terminal
             except TimeoutError:
@@ -170,7 +172,7 @@ class KeyProbe:
         return self.samples
 
 
-async def _flood_child(home: Path, updates: int, seconds: float, interval: float) -> dict[str, Any]:
+async def flood_child(home: Path, updates: int, seconds: float, interval: float) -> dict[str, Any]:
     from textual.widgets import Input
 
     from deeting_tui.kernel.kernel import Kernel

@@ -30,6 +30,16 @@ import orjson
 from .common import REPO_ROOT, closing_fds, percentile_ms, reap, spawn_child
 from .throughput import deeting_executable
 
+__all__ = [
+    "COLUMNS",
+    "ROWS",
+    "Launch",
+    "install_plugin",
+    "launch_times",
+    "read_until",
+    "terminal_env",
+]
+
 OFFICIAL_PLUGINS = REPO_ROOT / "plugins"
 
 
@@ -78,7 +88,7 @@ class Launch:
 # -- launch -----------------------------------------------------------------------------------
 
 
-def _terminal_env(home: Path) -> dict[str, str]:
+def terminal_env(home: Path) -> dict[str, str]:
     """Ours, minus anything that would change what answers or how Textual runs."""
     env = {
         k: v
@@ -103,11 +113,11 @@ def _first_frame(args: list[str], env: dict[str, str], marker: bytes) -> tuple[f
             os.close(slave)
         output = bytearray()
         try:
-            started = _read_until(master, output, lambda: ALT_SCREEN in output) - began
-            painted = _read_until(master, output, lambda: marker in _OSC.sub(b"", output)) - began
+            started = read_until(master, output, lambda: ALT_SCREEN in output) - began
+            painted = read_until(master, output, lambda: marker in _OSC.sub(b"", output)) - began
             os.write(master, CTRL_Q)
             with contextlib.suppress(TimeoutError, EOFError):
-                _read_until(master, output, lambda: False, timeout=15.0)
+                read_until(master, output, lambda: False, timeout=15.0)
         except (TimeoutError, EOFError) as exc:
             tail = output[-600:].decode(errors="replace")
             raise RuntimeError(f"{Path(args[-1]).name}: {exc}; its last output: {tail!r}") from None
@@ -119,7 +129,7 @@ def _first_frame(args: list[str], env: dict[str, str], marker: bytes) -> tuple[f
     return started, painted
 
 
-def _read_until(
+def read_until(
     fd: int, output: bytearray, done: Callable[[], bool], timeout: float = 30.0
 ) -> float:
     """Read the pty into ``output`` until ``done()``; the time it became true. EOFError when
@@ -142,10 +152,10 @@ def _read_until(
     return time.perf_counter()
 
 
-def _install(home: Path, plugin: Path) -> None:
+def install_plugin(home: Path, plugin: Path) -> None:
     done = subprocess.run(
         [deeting_executable(), "plugin", "install", str(plugin), "--yes"],
-        env=_terminal_env(home),
+        env=terminal_env(home),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -159,10 +169,10 @@ def launch_times(runs: int) -> tuple[Launch, Launch]:
     with tempfile.TemporaryDirectory(prefix="deeting-bench-ui-") as tmp:
         home = Path(tmp) / "home"
         for plugin in sorted(p for p in OFFICIAL_PLUGINS.iterdir() if (p / "kimai.json").exists()):
-            _install(home, plugin)
+            install_plugin(home, plugin)
         baseline = Path(tmp) / "baseline_app.py"
         baseline.write_text(BASELINE_APP)
-        env = _terminal_env(home)
+        env = terminal_env(home)
         chat_args = [deeting_executable()]
         baseline_args = [sys.executable, str(baseline)]
         deeting = Launch(f"deeting ({_count_plugins(home)} plugins)", [], [])
@@ -184,7 +194,7 @@ def launch_times(runs: int) -> tuple[Launch, Launch]:
 def _count_plugins(home: Path) -> int:
     done = subprocess.run(
         [deeting_executable(), "plugin", "list", "--json"],
-        env=_terminal_env(home),
+        env=terminal_env(home),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=60,

@@ -35,7 +35,7 @@ if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, n
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from ci._cli import parse, plugin_parser, report
-from ci.scan_analyzer import _Analyzer
+from ci.scan_analyzer import Analyzer
 from ci.scan_rules import ERROR, RULES, Finding
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.scopes import Scope, parsed_scopes
@@ -115,7 +115,7 @@ def scan_source(
     ignores, findings = _ignores(source, file)
     seen: set[tuple[str, int]] = set()
     suppressed: list[Finding] = []
-    for finding in sorted(_Analyzer(tree, file, scopes).run(), key=lambda f: (f.line, f.rule)):
+    for finding in sorted(Analyzer(tree, file, scopes).run(), key=lambda f: (f.line, f.rule)):
         if (finding.rule, finding.line) in seen:
             continue
         seen.add((finding.rule, finding.line))

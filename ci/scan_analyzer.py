@@ -33,6 +33,8 @@ from ci.scan_rules import (
 from deeting_tui.plugin.scopes import Scope, ScopeError, covers, parse_scope
 from deeting_tui.sandbox.policy import BASE_DEVICES
 
+__all__ = ["Analyzer"]
+
 
 def _matches(name: str, pattern: str) -> bool:
     return fnmatchcase(name, pattern) or fnmatchcase(name, pattern + ".*")
@@ -53,7 +55,7 @@ def _argument(call: ast.Call, index: int, *names: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg in names), None)
 
 
-class _Analyzer:
+class Analyzer:
     """One file (or one literal exec'd string inside it): names, then every rule."""
 
     def __init__(
@@ -218,7 +220,7 @@ class _Analyzer:
             tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError):
             return  # a literal that is not Python raises at run time; nothing hides in it
-        self.findings += _Analyzer(tree, self.file, self.scopes, at=self.at or call).run()
+        self.findings += Analyzer(tree, self.file, self.scopes, at=self.at or call).run()
 
     def _dynamic_import(self, call: ast.Call, name: str) -> None:
         module = _literal_str(_argument(call, 0, "name"))

@@ -19,7 +19,15 @@ from deeting_tui.plugin.manifest import PluginSpec, Problem
 from registry_tools import ToolError
 from registry_tools.reprozip import build_zip, is_ignored
 
-__all__ = ["ARTIFACTS_DIR", "LintFailure", "Packed", "Progress"]
+__all__ = [
+    "ARTIFACTS_DIR",
+    "LintFailure",
+    "Packed",
+    "Progress",
+    "check_published",
+    "from_sources",
+    "kept_artifacts",
+]
 
 ARTIFACTS_DIR = "artifacts"
 
@@ -58,7 +66,7 @@ class LintFailure(ToolError):
         )
 
 
-def _from_sources(plugins_dir: Path, out: Path, progress: Progress) -> list[Packed]:
+def from_sources(plugins_dir: Path, out: Path, progress: Progress) -> list[Packed]:
     if not plugins_dir.is_dir():
         raise ToolError(f"{plugins_dir} is not a folder of plugin sources")
     folders = sorted(
@@ -118,7 +126,7 @@ def _scopes(spec: PluginSpec) -> tuple[str, ...]:
     return tuple(str(scope) for scope in spec.permissions)
 
 
-def _kept(
+def kept_artifacts(
     out: Path, listed: dict[str, list[str]], fresh: set[tuple[str, str]], progress: Progress
 ) -> list[Packed]:
     kept: list[Packed] = []
@@ -145,7 +153,7 @@ def _kept(
     return kept
 
 
-def _check_published(out: Path, fresh: list[Packed]) -> None:
+def check_published(out: Path, fresh: list[Packed]) -> None:
     for artifact in fresh:
         path = out / ARTIFACTS_DIR / artifact.file_name
         if path.is_file() and path.read_bytes() != artifact.data:

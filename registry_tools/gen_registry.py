@@ -37,9 +37,9 @@ from registry_tools.artifacts import (
     LintFailure,
     Packed,
     Progress,
-    _check_published,
-    _from_sources,
-    _kept,
+    check_published,
+    from_sources,
+    kept_artifacts,
 )
 from registry_tools.keys import ROOT_FILE, ROOTS_DIR, load_signing_key, root_chain_path
 
@@ -96,9 +96,9 @@ def generate(
         ) from None
     keys = _check_keys(signing_keys, root)
     previous_version, listed = _previous(out / REGISTRY_FILE)
-    fresh = _from_sources(plugins_dir, out, progress)
-    artifacts = fresh + _kept(out, listed, {(a.name, a.version) for a in fresh}, progress)
-    _check_published(out, fresh)
+    fresh = from_sources(plugins_dir, out, progress)
+    artifacts = fresh + kept_artifacts(out, listed, {(a.name, a.version) for a in fresh}, progress)
+    check_published(out, fresh)
     version = previous_version + 1
     expires = now + timedelta(days=expires_days)
     raw = _registry_bytes(artifacts, version, expires, root.version, base, keys)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from deeting_tui.terminal_text import quote_prefix
 
-from .anthropic_wire import ERROR_CHARS, _Turn, to_wire_messages, to_wire_tools
+from .anthropic_wire import ERROR_CHARS, StreamTurn, to_wire_messages, to_wire_tools
 from .model import Event, Message, ProviderError, ToolChoice, ToolSpec
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class AnthropicProvider:
                 f"the anthropic package cannot be imported ({exc}) — reinstall deeting",
                 kind="bad_request",
             ) from exc
-        turn = _Turn()
+        turn = StreamTurn()
         try:
             client = await self._ensure_client()
             wire_tools = to_wire_tools(tools)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     Block = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam
 
-__all__ = ["ERROR_CHARS", "to_wire_messages", "to_wire_tools"]
+__all__ = ["ERROR_CHARS", "StreamTurn", "to_wire_messages", "to_wire_tools"]
 
 ERROR_CHARS = 200  # how much of the server's error message goes into the one line
 
@@ -60,7 +60,7 @@ class _ToolBlock:
 
 
 @dataclass
-class _Turn:
+class StreamTurn:
     """Accumulates one streamed response into a :class:`TurnDone`."""
 
     texts: dict[int, list[str]] = field(default_factory=dict)

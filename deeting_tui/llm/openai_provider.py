@@ -20,7 +20,13 @@ import httpx
 from deeting_tui.terminal_text import quote_prefix
 
 from .model import Event, Message, ProviderError, ToolChoice, ToolSpec
-from .openai_wire import DETAIL_CHARS, _server_message, _Turn, max_tokens_field, request_messages
+from .openai_wire import (
+    DETAIL_CHARS,
+    StreamTurn,
+    max_tokens_field,
+    request_messages,
+    server_message,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "OpenAIProvider"]
 
@@ -113,7 +119,7 @@ class OpenAIProvider:
         body = self.request_body(
             system=system, messages=messages, tools=tools, tool_choice=tool_choice
         )
-        turn = _Turn(self.host)
+        turn = StreamTurn(self.host)
         try:
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
             async with self._http().stream("POST", self.url, json=body, headers=headers) as r:
@@ -158,7 +164,7 @@ class OpenAIProvider:
 
     def _status_error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        detail, code = _server_message(response.content)
+        detail, code = server_message(response.content)
         said = f": {detail}" if detail else ""
         where = f"{self.host} ({status}){said}"
         if status in (401, 403):

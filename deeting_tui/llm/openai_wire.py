@@ -28,6 +28,8 @@ from .model import (
     Usage,
 )
 
+__all__ = ["DETAIL_CHARS", "StreamTurn", "max_tokens_field", "request_messages", "server_message"]
+
 DETAIL_CHARS = 200  # of the server's own error message, so the line stays one line
 
 
@@ -91,7 +93,7 @@ class _PendingCall:
         return self.id or f"call_{self.index}"
 
 
-class _Turn:
+class StreamTurn:
     """Assembles one streamed response from its SSE lines; raises ProviderError("protocol")."""
 
     def __init__(self, host: str) -> None:
@@ -226,7 +228,7 @@ def _parse_call(call: _PendingCall) -> ToolCall:
     return ToolCall(call.final_id(), call.name, value)
 
 
-def _server_message(body: bytes) -> tuple[str, str | None]:
+def server_message(body: bytes) -> tuple[str, str | None]:
     """The server's own words on one line, and OpenAI's error code if it gave one."""
     try:
         data = json.loads(body)

@@ -22,7 +22,7 @@ from deeting_tui.plugin.manifest import (
     PluginSpec,
     Problem,
     TriggerSpec,
-    _build,
+    build_spec,
 )
 from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
 from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
@@ -86,7 +86,7 @@ class _Checker:
         self.check_entry()
         if self.problems or kimai is None:
             return None, self.problems
-        spec = _build(self.root, kimai, package or {}, tools or [], trigger)
+        spec = build_spec(self.root, kimai, package or {}, tools or [], trigger)
         return spec, []
 
     def check_symlinks(self) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "Problem",
     "ToolSpec",
     "TriggerSpec",
+    "build_spec",
 ]
 
 #: Trigger and event priorities (kimai.schema.json says the same; the kernel clamps to it).
@@ -117,7 +118,7 @@ class PluginSpec:
         return next((tool for tool in self.tools if tool.name == name), None)
 
 
-def _build(
+def build_spec(
     root: Path,
     kimai: dict[str, Any],
     package: dict[str, Any],

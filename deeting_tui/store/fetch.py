@@ -26,8 +26,16 @@ from urllib.request import url2pathname
 
 import httpx
 
-from .fetch_http import WEB_SCHEMES, _follow, _Request, _timeouts
-from .fetch_limits import TOO_BIG_HINT, Fetched, FetchError, Progress, _Body, _Limits, _shown
+from .fetch_http import WEB_SCHEMES, HttpRequest, follow, timeouts
+from .fetch_limits import (
+    TOO_BIG_HINT,
+    CappedBody,
+    Fetched,
+    FetchError,
+    FetchLimits,
+    Progress,
+    shown_url,
+)
 
 __all__ = ["FetchError", "Fetched", "fetch", "resolve"]
 
@@ -54,7 +62,7 @@ async def fetch(
     if max_bytes < 0 or deadline_s <= 0 or (exact_length is not None and exact_length < 0):
         raise ValueError("max_bytes and exact_length must be >= 0 and deadline_s > 0")
     scheme = _checked_scheme(url, what)
-    limits = _Limits(max_bytes, exact_length)
+    limits = FetchLimits(max_bytes, exact_length)
     if exact_length is not None and exact_length > max_bytes:
         reason = f"its expected {exact_length} bytes are over the {max_bytes}-byte cap"
         raise FetchError(what, url, reason, TOO_BIG_HINT)
@@ -63,13 +71,13 @@ async def fetch(
         async with timer:
             if scheme == "file":
                 return await _read_file(url, what, limits, on_progress)
-            request = _Request(what, etag, limits, on_progress, _timeouts(deadline_s))
+            request = HttpRequest(what, etag, limits, on_progress, timeouts(deadline_s))
             if client is not None:
-                return await _follow(client, url, request)
+                return await follow(client, url, request)
             async with httpx.AsyncClient(
                 trust_env=False, http2=False, follow_redirects=False
             ) as owned:
-                return await _follow(owned, url, request)
+                return await follow(owned, url, request)
     except TimeoutError:
         if not timer.expired():
             raise
@@ -100,10 +108,10 @@ def resolve(base_url: str, reference: str) -> str:
             what, base_url, f"the link {link!r} is not a valid URL", "fix the registry entry"
         ) from None
     if base_scheme in WEB_SCHEMES and target_scheme == "file":
-        reason = f"a registry on the web may not link to a local file ({_shown(target)})"
+        reason = f"a registry on the web may not link to a local file ({shown_url(target)})"
         raise FetchError(what, base_url, reason, "fix the registry entry")
     if base_scheme == "https" and target_scheme == "http":
-        reason = f"a registry on https may not link down to http ({_shown(target)})"
+        reason = f"a registry on https may not link down to http ({shown_url(target)})"
         raise FetchError(what, base_url, reason, "serve the file over https")
     return target
 
@@ -111,7 +119,9 @@ def resolve(base_url: str, reference: str) -> str:
 # -- file:// --------------------------------------------------------------------------------
 
 
-async def _read_file(url: str, what: str, limits: _Limits, on_progress: Progress | None) -> Fetched:
+async def _read_file(
+    url: str, what: str, limits: FetchLimits, on_progress: Progress | None
+) -> Fetched:
     """Read a local file under the caps. Reads are short and local, so they run inline, with
     a yield between chunks so the deadline and the UI get their turn."""
     path = _local_path(url, what)
@@ -133,7 +143,7 @@ async def _read_file(url: str, what: str, limits: _Limits, on_progress: Progress
         problem = limits.announced_problem(info.st_size, "the file is")
         if problem is not None:
             raise FetchError(what, url, *problem)
-        body = _Body(what, url, limits, info.st_size)
+        body = CappedBody(what, url, limits, info.st_size)
         while chunk := _read_chunk(fd, path, what, url):
             body.add(chunk, on_progress)
             await asyncio.sleep(0)

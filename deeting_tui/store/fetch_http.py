@@ -19,7 +19,9 @@ import httpx
 
 from deeting_tui import __version__
 
-from .fetch_limits import Fetched, FetchError, Progress, _Body, _Limits, _shown
+from .fetch_limits import CappedBody, Fetched, FetchError, FetchLimits, Progress, shown_url
+
+__all__ = ["MAX_REDIRECTS", "WEB_SCHEMES", "HttpRequest", "follow", "timeouts"]
 
 MAX_REDIRECTS = 5
 # Past these, a silent socket fails on its own; below them the overall deadline governs.
@@ -31,23 +33,23 @@ REDIRECT_HINT = "point the URL at the final address, or fix the server's redirec
 
 
 @dataclass(frozen=True)
-class _Request:
+class HttpRequest:
     """What stays the same across the redirects of one fetch."""
 
     what: str
     etag: str | None
-    limits: _Limits
+    limits: FetchLimits
     on_progress: Progress | None
     timeout: httpx.Timeout
 
 
-def _timeouts(deadline_s: float) -> httpx.Timeout:
+def timeouts(deadline_s: float) -> httpx.Timeout:
     connect = CONNECT_TIMEOUT_S if deadline_s > CONNECT_TIMEOUT_S else None
     silence = SILENCE_TIMEOUT_S if deadline_s > SILENCE_TIMEOUT_S else None
     return httpx.Timeout(connect=connect, read=silence, write=silence, pool=connect)
 
 
-async def _follow(client: httpx.AsyncClient, url: str, req: _Request) -> Fetched:
+async def follow(client: httpx.AsyncClient, url: str, req: HttpRequest) -> Fetched:
     """GET ``url``, following at most MAX_REDIRECTS redirects by the rules above."""
     headers = {"Accept-Encoding": "identity", "User-Agent": f"deeting/{__version__}"}
     if req.etag is not None:
@@ -76,7 +78,7 @@ async def _follow(client: httpx.AsyncClient, url: str, req: _Request) -> Fetched
         if isinstance(outcome, Fetched):
             return outcome
         if outcome in seen:
-            reason = f"its redirects loop back to {_shown(outcome)}"
+            reason = f"its redirects loop back to {shown_url(outcome)}"
             raise FetchError(req.what, current, reason, REDIRECT_HINT)
         seen.add(outcome)
         current = outcome
@@ -84,7 +86,7 @@ async def _follow(client: httpx.AsyncClient, url: str, req: _Request) -> Fetched
     raise FetchError(req.what, url, reason, REDIRECT_HINT)
 
 
-async def _answer(response: httpx.Response, url: str, req: _Request) -> Fetched | str:
+async def _answer(response: httpx.Response, url: str, req: HttpRequest) -> Fetched | str:
     """The Fetched for a final answer, or the URL a redirect points to."""
     status = response.status_code
     if status in REDIRECT_STATUSES:
@@ -99,7 +101,7 @@ async def _answer(response: httpx.Response, url: str, req: _Request) -> Fetched 
     return Fetched(await _read_body(response, url, req), response.headers.get("etag"), url)
 
 
-async def _read_body(response: httpx.Response, url: str, req: _Request) -> bytes:
+async def _read_body(response: httpx.Response, url: str, req: HttpRequest) -> bytes:
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         # Decoding would let a small body expand past every cap; we asked for identity.
@@ -110,7 +112,7 @@ async def _read_body(response: httpx.Response, url: str, req: _Request) -> bytes
         problem = req.limits.announced_problem(announced, "the server announces")
         if problem is not None:
             raise FetchError(req.what, url, *problem)
-    body = _Body(req.what, url, req.limits, announced)
+    body = CappedBody(req.what, url, req.limits, announced)
     async for chunk in _raw_chunks(response):
         body.add(chunk, req.on_progress)
     return body.finish()
@@ -148,13 +150,13 @@ def _redirect_target(response: httpx.Response, url: str, what: str) -> str:
         target: str = urljoin(url, location)
         target_scheme = urlsplit(target).scheme.lower()
     except ValueError:
-        reason = f"it redirects to an invalid URL ({_shown(location)})"
+        reason = f"it redirects to an invalid URL ({shown_url(location)})"
         raise FetchError(what, url, reason, REDIRECT_HINT) from None
     if target_scheme not in WEB_SCHEMES:
-        reason = f"it redirects to {_shown(target)}, and only http(s) redirects are followed"
+        reason = f"it redirects to {shown_url(target)}, and only http(s) redirects are followed"
         raise FetchError(what, url, reason, REDIRECT_HINT)
     if urlsplit(url).scheme.lower() == "https" and target_scheme == "http":
-        reason = f"it redirects from https down to plain http ({_shown(target)})"
+        reason = f"it redirects from https down to plain http ({shown_url(target)})"
         raise FetchError(what, url, reason, "serve it over https end to end")
     return target
 

@@ -11,6 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+__all__ = [
+    "LENGTH_HINT",
+    "TOO_BIG_HINT",
+    "CappedBody",
+    "FetchError",
+    "FetchLimits",
+    "Fetched",
+    "Progress",
+    "shown_url",
+]
+
 SHOWN_URL_MAX = 200
 
 
@@ -45,11 +56,11 @@ class FetchError(Exception):
         self.reason = reason
         self.hint = hint
         self.status = status  # the HTTP status, when the server answered with an error
-        super().__init__(f"cannot fetch {what} from {_shown(url)}: {reason} — {hint}")
+        super().__init__(f"cannot fetch {what} from {shown_url(url)}: {reason} — {hint}")
 
 
 @dataclass(frozen=True)
-class _Limits:
+class FetchLimits:
     """The byte caps of one fetch; each check returns the problem in words, or None."""
 
     max_bytes: int
@@ -80,10 +91,10 @@ class _Limits:
         return None
 
 
-class _Body:
+class CappedBody:
     """Collects chunks under the limits, so nothing past a cap is ever kept."""
 
-    def __init__(self, what: str, url: str, limits: _Limits, announced: int | None) -> None:
+    def __init__(self, what: str, url: str, limits: FetchLimits, announced: int | None) -> None:
         self.what, self.url, self.limits = what, url, limits
         self.total = limits.total(announced)
         self.received = 0
@@ -105,7 +116,7 @@ class _Body:
         return b"".join(self.chunks)
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """A URL fit for a one-line message: no password, no control characters, not too long."""
     try:
         parts = urlsplit(url)

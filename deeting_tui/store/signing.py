@@ -19,6 +19,26 @@ import orjson
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
+__all__ = [
+    "KEYID_RE",
+    "REGISTRY_TYPE",
+    "ROOT_TYPE",
+    "SPEC_VERSION",
+    "TrustError",
+    "artifact_message",
+    "check_threshold",
+    "check_type",
+    "envelope",
+    "expiry_time",
+    "format_time",
+    "key_id",
+    "open_envelope",
+    "signature_list",
+    "signatures_for",
+    "signed_text",
+    "typed_field",
+]
+
 SPEC_VERSION = 1
 ROOT_TYPE = "deeting-root"
 REGISTRY_TYPE = "deeting-registry"
@@ -62,7 +82,7 @@ def envelope(signed: Mapping[str, Any], signing_keys: Iterable[SigningKey]) -> b
     return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _open_envelope(raw: bytes, what: str) -> tuple[bytes, list[tuple[str, bytes]], Any]:
+def open_envelope(raw: bytes, what: str) -> tuple[bytes, list[tuple[str, bytes]], Any]:
     try:
         outer = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -72,7 +92,7 @@ def _open_envelope(raw: bytes, what: str) -> tuple[bytes, list[tuple[str, bytes]
     text, listed = outer["signed"], outer["signatures"]
     if not isinstance(text, str) or not isinstance(listed, list):
         raise TrustError(f"{what}: 'signed' must be text and 'signatures' a list")
-    signatures = _signature_list(listed, what)
+    signatures = signature_list(listed, what)
     signed = text.encode()
     try:
         document = orjson.loads(signed)
@@ -83,7 +103,7 @@ def _open_envelope(raw: bytes, what: str) -> tuple[bytes, list[tuple[str, bytes]
     return signed, signatures, document
 
 
-def _signed_text(raw: bytes) -> bytes | None:
+def signed_text(raw: bytes) -> bytes | None:
     """What an envelope's signatures cover (two copies with the same text are the same
     document, whatever signatures or outer spacing they carry); None if it is not one."""
     try:
@@ -93,7 +113,7 @@ def _signed_text(raw: bytes) -> bytes | None:
     return text.encode() if isinstance(text, str) else None
 
 
-def _signature_list(listed: Sequence[Any], what: str) -> list[tuple[str, bytes]]:
+def signature_list(listed: Sequence[Any], what: str) -> list[tuple[str, bytes]]:
     out = []
     for item in listed[:64]:  # more than any threshold needs; the rest are ignored
         if not isinstance(item, dict):
@@ -108,7 +128,7 @@ def _signature_list(listed: Sequence[Any], what: str) -> list[tuple[str, bytes]]
     return out
 
 
-def _check_threshold(
+def check_threshold(
     message: bytes,
     signatures: Sequence[tuple[str, bytes]],
     keys: Mapping[str, bytes],
@@ -133,15 +153,17 @@ def _check_threshold(
         )
 
 
-def _field(document: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+def typed_field(
+    document: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str
+) -> Any:
     value = document.get(key)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise TrustError(f"{what}: '{key}' is missing or malformed")
     return value
 
 
-def _time(document: Mapping[str, Any], what: str) -> datetime:
-    text = _field(document, "expires", str, what)
+def expiry_time(document: Mapping[str, Any], what: str) -> datetime:
+    text = typed_field(document, "expires", str, what)
     try:
         when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
@@ -149,7 +171,7 @@ def _time(document: Mapping[str, Any], what: str) -> datetime:
     return when
 
 
-def _check_type(document: Mapping[str, Any], expected: str, what: str) -> None:
+def check_type(document: Mapping[str, Any], expected: str, what: str) -> None:
     if document.get("_type") != expected:
         raise TrustError(f"{what}: not a {expected} document (_type {document.get('_type')!r})")
     spec_version = document.get("spec_version")

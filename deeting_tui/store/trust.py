@@ -38,15 +38,15 @@ from .signing import (
     REGISTRY_TYPE,
     ROOT_TYPE,
     TrustError,
-    _check_threshold,
-    _check_type,
-    _field,
-    _open_envelope,
-    _signature_list,
-    _signed_text,
-    _time,
     artifact_message,
+    check_threshold,
+    check_type,
+    expiry_time,
     format_time,
+    open_envelope,
+    signature_list,
+    signed_text,
+    typed_field,
 )
 
 # TrustError, format_time and version_key are named here too: what the client catches,
@@ -138,11 +138,11 @@ class Registry:
 
 def parse_root(raw: bytes, what: str = "root.json") -> tuple[Root, bytes, list[tuple[str, bytes]]]:
     """Structure only; signatures are the callers' (initial trust or rotation)."""
-    signed, signatures, document = _open_envelope(raw, what)
-    _check_type(document, ROOT_TYPE, what)
-    version = _field(document, "version", int, what)
-    threshold = _field(document, "threshold", int, what)
-    listed = _field(document, "keys", dict, what)
+    signed, signatures, document = open_envelope(raw, what)
+    check_type(document, ROOT_TYPE, what)
+    version = typed_field(document, "version", int, what)
+    threshold = typed_field(document, "threshold", int, what)
+    listed = typed_field(document, "keys", dict, what)
     keys: dict[str, bytes] = {}
     for keyid, entry in listed.items():
         if not KEYID_RE.fullmatch(keyid) or not isinstance(entry, dict):
@@ -163,14 +163,14 @@ def parse_root(raw: bytes, what: str = "root.json") -> tuple[Root, bytes, list[t
             f"{what}: threshold {threshold} is more than its {len(set(keys.values()))} "
             "distinct keys"
         )
-    root = Root(version, _time(document, what), keys, threshold, raw)
+    root = Root(version, expiry_time(document, what), keys, threshold, raw)
     return root, signed, signatures
 
 
 def verify_root(raw: bytes, *, now: datetime, what: str = "root.json") -> Root:
     """A root trusted out of band (pinned by the user): it must still sign itself."""
     root, signed, signatures = parse_root(raw, what)
-    _check_threshold(signed, signatures, root.keys, root.threshold, what)
+    check_threshold(signed, signatures, root.keys, root.threshold, what)
     if root.expires <= now:
         raise TrustError(f"{what} expired at {format_time(root.expires)}")
     return root
@@ -188,10 +188,10 @@ def verify_new_root(trusted: Root, raw: bytes, *, what: str = "the new root") ->
             f"{what} has version {new.version}; only {trusted.version + 1} can follow the "
             f"trusted root {trusted.version}"
         )
-    _check_threshold(
+    check_threshold(
         signed, signatures, trusted.keys, trusted.threshold, f"{what} (old root's keys)"
     )
-    _check_threshold(signed, signatures, new.keys, new.threshold, f"{what} (its own keys)")
+    check_threshold(signed, signatures, new.keys, new.threshold, f"{what} (its own keys)")
     return new
 
 
@@ -206,21 +206,21 @@ def verify_registry(
 ) -> Registry:
     """Signatures first (nothing unsigned is even parsed further), then rollback, expiry,
     and every entry's shape."""
-    signed, signatures, document = _open_envelope(raw, what)
-    _check_threshold(signed, signatures, root.keys, root.threshold, what)
-    _check_type(document, REGISTRY_TYPE, what)
-    version = _field(document, "version", int, what)
+    signed, signatures, document = open_envelope(raw, what)
+    check_threshold(signed, signatures, root.keys, root.threshold, what)
+    check_type(document, REGISTRY_TYPE, what)
+    version = typed_field(document, "version", int, what)
     if version < seen_version:
         raise TrustError(
             f"{what} version {version} is older than version {seen_version} already seen — "
             "refusing a rollback (a stale mirror, or someone replaying an old registry)"
         )
-    if version == seen_version and seen_raw is not None and _signed_text(seen_raw) != signed:
+    if version == seen_version and seen_raw is not None and signed_text(seen_raw) != signed:
         raise TrustError(
             f"{what} version {version} differs from the copy already seen with that version "
             "— the registry must raise its version when it changes"
         )
-    expires = _time(document, what)
+    expires = expiry_time(document, what)
     if expires <= now:
         raise TrustError(
             f"{what} expired at {format_time(expires)} — the registry has not been "
@@ -229,7 +229,7 @@ def verify_registry(
     root_version = document.get("root_version", root.version)
     if not isinstance(root_version, int) or isinstance(root_version, bool):
         raise TrustError(f"{what}: 'root_version' is malformed")
-    plugins = _plugins(_field(document, "plugins", dict, what), what)
+    plugins = _plugins(typed_field(document, "plugins", dict, what), what)
     return Registry(version, expires, root_version, plugins, raw)
 
 
@@ -248,7 +248,7 @@ def _plugins(listed: Mapping[str, Any], what: str) -> dict[str, dict[str, Artifa
             raise TrustError(f"{where}: description or permissions malformed")
         if not all(isinstance(p, str) for p in permissions):
             raise TrustError(f"{where}: permissions must be text")
-        versions = _field(entry, "versions", dict, where)
+        versions = typed_field(entry, "versions", dict, where)
         out[name] = {}
         for version, item in versions.items():
             shown = version if version.isprintable() and len(version) <= 64 else repr(version)
@@ -274,16 +274,16 @@ def _artifact(
         raise TrustError(f"{where}: version longer than {MAX_VERSION_LENGTH} characters")
     if not isinstance(item, dict):
         raise TrustError(f"{where} is not an object")
-    sha256 = _field(item, "sha256", str, where)
+    sha256 = typed_field(item, "sha256", str, where)
     if not SHA256_RE.fullmatch(sha256):
         raise TrustError(f"{where}: sha256 must be 64 lowercase hex digits")
-    length = _field(item, "length", int, where)
+    length = typed_field(item, "length", int, where)
     if length <= 0:
         raise TrustError(f"{where}: length must be positive")
-    url = _field(item, "url", str, where)
+    url = typed_field(item, "url", str, where)
     if not url.strip():
         raise TrustError(f"{where}: 'url' is empty")
-    signatures = tuple(_signature_list(_field(item, "signatures", list, where), where))
+    signatures = tuple(signature_list(typed_field(item, "signatures", list, where), where))
     item_description = item.get("description", description)
     item_permissions = item.get("permissions", permissions)
     if not isinstance(item_description, str) or not isinstance(item_permissions, list | tuple):
@@ -315,6 +315,6 @@ def verify_artifact(data: bytes, artifact: Artifact, root: Root) -> None:
             f"{label}: sha256 {digest[:16]}… does not match the registry's "
             f"{artifact.sha256[:16]}… — the download was altered or is another file"
         )
-    _check_threshold(
+    check_threshold(
         artifact.message, artifact.signatures, root.keys, root.threshold, f"{label} artifact"
     )
