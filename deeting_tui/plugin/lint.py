@@ -9,7 +9,8 @@ import zipfile
 from pathlib import Path
 
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
+from deeting_tui.plugin.checker import check_plugin
+from deeting_tui.plugin.manifest import PluginSpec, Problem
 
 __all__ = ["lint_path"]
 
