@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import orjson
 
+from deeting_tui.command_output import event_line
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.limits import MAX_MESSAGE_BYTES
 from deeting_tui.terminal_text import neutralise, one_line, terminal_safe_json
@@ -69,7 +70,7 @@ class ScriptPrinter:
     def _print(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "plugin_notice":  # a crash, a restart, an upgrade made elsewhere: say it
-            self.err.write(f"notice: {one_line(str(event.get('message', '')))}\n")
+            self.err.write(f"notice: {one_line(event_line(event))}\n")
         elif self.json_mode:
             if kind in JSON_EVENT_TYPES:
                 line = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
@@ -115,7 +116,7 @@ class ScriptPrinter:
     def _error_line(self, event: dict[str, Any]) -> None:
         # The same prefix as every other error the command prints (cli.main), so one grep
         # (or a wrapper script) finds them all.
-        self.err.write(f"deeting: error: {one_line(str(event.get('message', '')))}\n")
+        self.err.write(f"deeting: error: {one_line(event_line(event))}\n")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from deeting_tui.errors import DeetingError
 from deeting_tui.terminal_text import one_line
 
 from .blobs import extract, restore
@@ -187,7 +188,7 @@ _CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 TITLE_MAX = 200
 
 
-class SessionStoreError(Exception):
+class SessionStoreError(DeetingError):
     """The session store cannot be opened or used; the message says what to do."""
 
 

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from deeting_tui.errors import DeetingError
 from deeting_tui.plugin._schema import human_errors, type_name, validator
 from deeting_tui.plugin._tools import parse_tools
 from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
@@ -52,7 +53,7 @@ class Problem:
         return ": ".join(part for part in (self.file, self.field, self.message) if part)
 
 
-class ManifestError(Exception):
+class ManifestError(DeetingError):
     """A plugin was refused; ``problems`` lists every reason, not just the first."""
 
     def __init__(self, problems: list[Problem]) -> None:
