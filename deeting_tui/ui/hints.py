@@ -12,11 +12,14 @@ a caller can put the phrase in any widget.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from deeting_tui.command_output import cli_hint
 from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.terminal_text import one_line, quote_prefix
 
-__all__ = ["chat_error", "chat_hint"]
+__all__ = ["chat_error", "chat_event_line", "chat_hint", "with_chat_hint"]
 
 #: The plugin screen's key for each fix a key does (deeting_tui/ui/screens/plugins.py).
 KEYS: dict[Fix, str] = {
@@ -65,8 +68,22 @@ def _needs_shell(hint: Hint) -> bool:
     return bool(hint.flags)
 
 
-def chat_error(error: DeetingError, *, on_plugin_screen: bool = False) -> str:
-    """An error as the chat shows it: its message, then the keys that fix it."""
-    if error.hint is None:
-        return error.message
-    return f"{error.message} — {chat_hint(error.hint, on_plugin_screen=on_plugin_screen)}"
+def chat_error(error: BaseException, *, on_plugin_screen: bool = False) -> str:
+    """An error as the chat shows it: a known one (:func:`errors.is_known`) as its message
+    and the keys that fix it; anything else is a bug, and its type says so."""
+    if not isinstance(error, DeetingError):
+        return f"{type(error).__name__}: {quote_prefix(str(error), 200)}"
+    return with_chat_hint(error.message, error.hint, on_plugin_screen=on_plugin_screen)
+
+
+def chat_event_line(event: Mapping[str, Any]) -> str:
+    """A kernel event's message (an ``error``, a ``plugin_notice``) as the chat shows it:
+    the hint it carries as data becomes the keys to press."""
+    return with_chat_hint(str(event.get("message", "")), Hint.from_data(event.get("hint")))
+
+
+def with_chat_hint(message: str, hint: Hint | None, *, on_plugin_screen: bool = False) -> str:
+    """``message — press …``, or the message alone when nothing fixes it."""
+    if hint is None:
+        return message
+    return f"{message} — {chat_hint(hint, on_plugin_screen=on_plugin_screen)}"

@@ -24,6 +24,7 @@ from deeting_tui.kernel.limits import message_problem
 from deeting_tui.terminal_text import neutralise_tree, one_line
 
 from ..completion import SlashSuggester, ToolParameters
+from ..hints import chat_event_line
 from ..messages import KernelEvent
 from ..widgets.prompt import PromptInput, as_line
 from ..widgets.transcript import (
@@ -325,11 +326,11 @@ class ChatScreen(Screen[None]):
             if running is not None:
                 await running.progress(event["fraction"], event["message"])
         elif kind == "plugin_notice":
-            self.notify(str(event.get("message", "")), severity="warning", timeout=8)
+            self.notify(chat_event_line(event), severity="warning", timeout=8)
             self.deeting.update_status()
         elif kind == "error":
             await self._end_reply()
-            await transcript.mount_all(message_widgets("error", str(event.get("message", ""))))
+            await transcript.mount_all(message_widgets("error", chat_event_line(event)))
         elif kind == "stream":
             key = f"{event.get('plugin')}:{event.get('topic')}"
             self._pending_streams[key] = event
@@ -408,7 +409,7 @@ def _replay(
         if kind in ("user", "reply"):
             widgets.extend(message_widgets(kind, str(event.get("text", ""))))
         elif kind == "error":
-            widgets.extend(message_widgets("error", str(event.get("message", ""))))
+            widgets.extend(message_widgets("error", chat_event_line(event)))
         elif kind == "tool_call":
             call_id = str(event.get("call_id"))
             block = ToolCallBlock(
