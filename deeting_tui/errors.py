@@ -53,12 +53,14 @@ class Hint:
     def as_data(self) -> dict[str, Any]:
         """The hint as JSON-ready data, for a kernel event (``"hint"``) that a front end
         phrases when it shows the event."""
-        return {
-            "fix": str(self.fix),
-            "plugin": self.plugin,
-            "argument": self.argument,
-            "flags": list(self.flags),
-        }
+        data: dict[str, Any] = {"fix": str(self.fix)}
+        if self.plugin is not None:
+            data["plugin"] = self.plugin
+        if self.argument is not None:
+            data["argument"] = self.argument
+        if self.flags:
+            data["flags"] = list(self.flags)
+        return data
 
     @classmethod
     def from_data(cls, data: Any) -> Hint | None:
@@ -68,7 +70,7 @@ class Hint:
         if not isinstance(data, dict) or data.get("fix") not in set(Fix):
             return None
         fix = Fix(data["fix"])
-        plugin, argument, flags = data.get("plugin"), data.get("argument"), data.get("flags")
+        plugin, argument, flags = data.get("plugin"), data.get("argument"), data.get("flags", ())
         if not isinstance(flags, list | tuple) or not all(isinstance(f, str) for f in flags):
             flags = ()
         return cls(

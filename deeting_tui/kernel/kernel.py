@@ -82,6 +82,12 @@ MAX_HANDOFFS = 3
 Listener = Callable[[dict[str, Any]], None]
 
 
+def _hint_field(hint: Hint | None) -> dict[str, Any]:
+    """An event's ``hint`` field: the fix as data, for each front end to phrase (none: no
+    field, so an event without a fix keeps its shape, in the session and in ``--json``)."""
+    return {} if hint is None else {"hint": hint.as_data()}
+
+
 class ToolClash(PluginError, DeetingError):
     """A :class:`ToolConflict` at enable or upgrade time, as the loader expects a refusal
     (a PluginError: it stops the new worker), keeping the conflict's hint."""
@@ -513,7 +519,7 @@ class Kernel:
             text=payload["text"],
             tools=self.tool_infos(),
             call_tool=call,
-            reply=lambda text: self.reply(session_id, text, **by),
+            reply=lambda text, hint=None: self.reply(session_id, text, **by, **_hint_field(hint)),
             fail=lambda message: self.error(session_id, message),
             history=self._history_before_this_message(session_id),
             partial=lambda text: self._notify(
@@ -690,10 +696,8 @@ class Kernel:
 
     def _plugin_notice(self, plugin: str | None, message: str, hint: Hint | None = None) -> None:
         """Tell the front ends (not stored); the fix, if any, goes as data for each to phrase."""
-        event: dict[str, Any] = {"type": "plugin_notice", "plugin": plugin, "message": message}
-        if hint is not None:
-            event["hint"] = hint.as_data()
-        self._notify(event)
+        event = {"type": "plugin_notice", "plugin": plugin, "message": message}
+        self._notify({**event, **_hint_field(hint)})
 
     # -- reports from supervisors -----------------------------------------------------------
 

@@ -77,9 +77,11 @@ def chat_error(error: BaseException, *, on_plugin_screen: bool = False) -> str:
 
 
 def chat_event_line(event: Mapping[str, Any]) -> str:
-    """A kernel event's message (an ``error``, a ``plugin_notice``) as the chat shows it:
-    the hint it carries as data becomes the keys to press."""
-    return with_chat_hint(str(event.get("message", "")), Hint.from_data(event.get("hint")))
+    """A kernel event's words (an ``error``'s or a ``plugin_notice``'s message, a
+    ``reply``'s text) as the chat shows them: the hint the event carries as data becomes the
+    keys to press."""
+    said = event.get("text", "") if event.get("type") == "reply" else event.get("message", "")
+    return with_chat_hint(str(said), Hint.from_data(event.get("hint")))
 
 
 def with_chat_hint(message: str, hint: Hint | None, *, on_plugin_screen: bool = False) -> str:

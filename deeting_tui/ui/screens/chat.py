@@ -307,7 +307,7 @@ class ChatScreen(Screen[None]):
             await self._stream.write(event["text"])
         elif kind == "reply":
             if self._reply is None:
-                await transcript.mount_all(message_widgets("reply", event["text"]))
+                await transcript.mount_all(message_widgets("reply", chat_event_line(event)))
             await self._end_reply()
         elif kind == "tool_call":
             await self._end_reply()
@@ -406,8 +406,10 @@ def _replay(
         echo = None  # an echo is only ever the event right after its result
         if repeated:
             continue
-        if kind in ("user", "reply"):
+        if kind == "user":
             widgets.extend(message_widgets(kind, str(event.get("text", ""))))
+        elif kind == "reply":
+            widgets.extend(message_widgets(kind, chat_event_line(event)))
         elif kind == "error":
             widgets.extend(message_widgets("error", chat_event_line(event)))
         elif kind == "tool_call":
