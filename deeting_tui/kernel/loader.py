@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import ManifestError, PluginSpec, check_plugin, load_plugin
+from deeting_tui.plugin.checker import check_plugin, load_plugin
+from deeting_tui.plugin.manifest import ManifestError, PluginSpec
 from deeting_tui.plugin.names import PLUGIN_NAME_RE
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 from deeting_tui.plugin.versions import SEMVER_RE

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,6 @@ class UpgradeReport:
     old: str
     new: str
     hot: bool  # a running worker was replaced without a pause
-    added_scopes: list[Scope] = field(default_factory=list)  # granted for the new version
-    pruned: list[str] = field(default_factory=list)  # older versions removed from disk
     drained: bool = True  # False: calls on the old worker outlived the drain timeout
 
 
@@ -91,7 +89,7 @@ class Upgrader:
                 )
             spec = loader.code_spec(name, version)
             fix = fix or f"deeting plugin upgrade {name}@{version}"
-            to_grant, added = await self._consent(spec, old, grant, yes, ask_all, fix)
+            to_grant = await self._consent(spec, old, grant, yes, ask_all, fix)
 
             def commit() -> None:
                 if to_grant:
@@ -99,7 +97,7 @@ class Upgrader:
                 loader.installed.set_version(name, version, previous=old)
 
             runtime = loader.runtimes.get(name)
-            report = UpgradeReport(name, old, version, hot=runtime is not None, added_scopes=added)
+            report = UpgradeReport(name, old, version, hot=runtime is not None)
             if runtime is not None:
                 scopes = [*loader.grants.granted(name), *to_grant]
                 report.drained = await self._hot_swap(runtime, spec, scopes, commit)
@@ -108,7 +106,7 @@ class Upgrader:
                     commit()
                 except (OSError, KeyError) as exc:
                     raise PluginError(f"could not record '{name}' {version}: {exc}") from None
-            report.pruned = prune_versions(loader.paths.plugins_dir, name, keep={version, old})
+            prune_versions(loader.paths.plugins_dir, name, keep={version, old})
             return report
 
     async def rollback(
@@ -167,15 +165,15 @@ class Upgrader:
         yes: bool,
         ask_all: AskGrants | None,
         fix: str,
-    ) -> tuple[list[Scope], list[Scope]]:
-        """(scopes to grant, scopes the new version adds); raises, recording nothing, when
+    ) -> list[Scope]:
+        """The scopes to grant for what the new version adds; raises, recording nothing, when
         an added scope is not agreed to."""
         loader = self.loader
         requested = loader.requested_grants(spec, grant)
         granted = loader.grants.granted(spec.name)
         added = missing_scopes(spec.permissions, granted)
         if not added:
-            return [], []
+            return []
         to_grant = await loader.consented(spec, requested, (yes, ask_all))
         denied = missing_scopes(spec.permissions, [*granted, *to_grant])
         if denied:
@@ -186,7 +184,7 @@ class Upgrader:
                 f"'{spec.name}' {spec.version} needs {noun} {listed}, not granted; the old "
                 f"version ({old}) stays active — grant with: {fix} {flags}"
             )
-        return to_grant, added
+        return to_grant
 
     async def _hot_swap(
         self,
@@ -287,21 +285,18 @@ class _PreupgradeFailed(Exception):
     """The old version's ``preupgrade`` failed: the message is the plugin's error."""
 
 
-def prune_versions(plugins_dir: Path, name: str, keep: set[str]) -> list[str]:
+def prune_versions(plugins_dir: Path, name: str, keep: set[str]) -> None:
     """Remove the code of versions other than ``keep`` (current and previous); only folders
     named like a version, so nothing an updater is staging beside them is touched."""
     folder = plugins_dir / "versions" / name
     if not folder.is_dir():
-        return []
-    pruned = []
+        return
     for child in sorted(folder.iterdir()):
         if child.name in keep or not SEMVER_RE.fullmatch(child.name):
             continue
         if child.is_symlink() or not child.is_dir():
             continue
         shutil.rmtree(child, ignore_errors=True)
-        pruned.append(child.name)
-    return pruned
 
 
 Notify = Callable[[str | None, str], None]

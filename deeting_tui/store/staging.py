@@ -21,7 +21,7 @@ from pathlib import Path
 from deeting_tui.atomic import fsync_dir
 from deeting_tui.paths import Paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import check_plugin
+from deeting_tui.plugin.checker import check_plugin
 
 from .trust import Artifact
 

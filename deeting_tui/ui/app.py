@@ -27,7 +27,7 @@ from textual.screen import Screen
 
 from deeting_tui.kernel.health import health_line
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.session import CONVERSATION_KINDS
+from deeting_tui.kernel.session_events import CONVERSATION_KINDS
 from deeting_tui.terminal_text import neutralise, one_line
 
 from .hints import chat_error
