@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from deeting_tui import __version__
+from deeting_tui.command_output import error_line
 from deeting_tui.compose import make_kernel
+from deeting_tui.errors import DeetingError, is_known
 from deeting_tui.paths import PROVIDERS
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise, one_line
 
@@ -41,11 +43,11 @@ tracebacks.
 """
 
 
-class UsageError(Exception):
+class UsageError(DeetingError):
     """Bad command-line usage (exit code 2)."""
 
 
-class CliError(Exception):
+class CliError(DeetingError):
     """A command failed (exit code 1); the message is shown as is."""
 
 
@@ -218,19 +220,25 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except UsageError as exc:
-        print(f"deeting: error: {one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        if os.environ.get("DEETING_DEBUG") == "1":
+    except Exception as exc:  # the command's one catch: every failure is said here
+        if os.environ.get("DEETING_DEBUG") == "1" and not isinstance(exc, UsageError):
             sys.stderr.write(neutralise(traceback.format_exc()))
-        message = one_line(str(exc)) or type(exc).__name__
-        if isinstance(exc, OSError) and exc.strerror:
-            message = one_line(os_error_line(exc))
-        elif not isinstance(exc, CliError) and not _is_known(exc):
-            message = f"{type(exc).__name__}: {message} (DEETING_DEBUG=1 shows the traceback)"
-        print(f"deeting: error: {message}", file=sys.stderr)
-        return 1
+        print(f"deeting: error: {error_text(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+
+
+def error_text(exc: BaseException) -> str:
+    """Any error as one line a person reads: a known one (:func:`errors.is_known`) is its
+    message and the command that fixes it; an OS error says the file and the reason; anything
+    else is a bug, named as such, with the way to see its traceback."""
+    if isinstance(exc, DeetingError):
+        return one_line(error_line(exc)) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        return one_line(os_error_line(exc))
+    message = one_line(str(exc)) or type(exc).__name__
+    if _expected(exc):
+        return message
+    return f"{type(exc).__name__}: {message} (DEETING_DEBUG=1 shows the traceback)"
 
 
 def os_error_line(exc: OSError) -> str:
@@ -240,23 +248,17 @@ def os_error_line(exc: OSError) -> str:
     return f"{where}: {exc.strerror}" if where else str(exc.strerror)
 
 
-def _is_known(exc: Exception) -> bool:
+def _expected(exc: BaseException) -> bool:
+    """``errors.is_known``, and the known errors not yet derived from DeetingError (the
+    plugin service's: the loader's, the grant and state files', the store's). Their tuple goes
+    once they are: ``is_known`` is the rule."""
     from deeting_tui.kernel.installed import StateFileError
     from deeting_tui.kernel.loader import PluginError
     from deeting_tui.kernel.permissions import GrantStoreError
-    from deeting_tui.kernel.session_db import SessionStoreError
-    from deeting_tui.paths import ConfigError
     from deeting_tui.store.errors import StoreError
 
-    known = (
-        PluginError,
-        ConfigError,
-        GrantStoreError,
-        StateFileError,
-        SessionStoreError,
-        StoreError,
-    )
-    return isinstance(exc, known)
+    not_yet = (PluginError, GrantStoreError, StateFileError, StoreError)
+    return is_known(exc) or isinstance(exc, not_yet)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -291,6 +293,8 @@ def _run_chat(args: argparse.Namespace) -> int:
     app.run()
     if app.return_code or app.crash is not None:  # Textual gives 1 for an uncaught exception
         crash = app.crash
+        if crash is not None and _expected(crash):
+            raise crash  # expected (a damaged config, say): said as its one line, fix and all
         what = f"{type(crash).__name__}: {one_line(str(crash))}" if crash else "no reason given"
         raise CliError(
             f"the chat stopped on an unexpected error ({what}); your session is stored — "

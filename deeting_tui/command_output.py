@@ -9,7 +9,8 @@ other. What a plugin says reaches the terminal only through the neutraliser.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.scopes import Scope, explain
@@ -46,9 +47,20 @@ def cli_hint(hint: Hint) -> str:
 
 def error_line(error: DeetingError) -> str:
     """An error as the CLI says it: the message, then the command that fixes it."""
-    if error.hint is None:
-        return error.message
-    return f"{error.message} — run: {cli_hint(error.hint)}"
+    return with_cli_hint(error.message, error.hint)
+
+
+def event_line(event: Mapping[str, Any]) -> str:
+    """A kernel event's message (an ``error``, a ``plugin_notice``) as the CLI and the
+    script say it: the hint the event carries as data becomes the command to run."""
+    return with_cli_hint(str(event.get("message", "")), Hint.from_data(event.get("hint")))
+
+
+def with_cli_hint(message: str, hint: Hint | None) -> str:
+    """``message — run: COMMAND``, or the message alone when nothing fixes it."""
+    if hint is None:
+        return message
+    return f"{message} — run: {cli_hint(hint)}"
 
 
 def ask_on_tty(name: str, scope: Scope) -> bool:

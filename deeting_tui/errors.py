@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["DeetingError", "Fix", "Hint"]
+__all__ = ["DeetingError", "Fix", "Hint", "is_known"]
 
 
 class Fix(StrEnum):
@@ -49,6 +50,36 @@ class Hint:
     argument: str | None = None
     flags: tuple[str, ...] = ()
 
+    def as_data(self) -> dict[str, Any]:
+        """The hint as JSON-ready data, for a kernel event (``"hint"``) that a front end
+        phrases when it shows the event."""
+        data: dict[str, Any] = {"fix": str(self.fix)}
+        if self.plugin is not None:
+            data["plugin"] = self.plugin
+        if self.argument is not None:
+            data["argument"] = self.argument
+        if self.flags:
+            data["flags"] = list(self.flags)
+        return data
+
+    @classmethod
+    def from_data(cls, data: Any) -> Hint | None:
+        """The hint an event carries, or None when it carries none or nothing readable: an
+        event may come from an older stored session, and a wrong hint must never stop the
+        message it belongs to from being shown."""
+        if not isinstance(data, dict) or data.get("fix") not in set(Fix):
+            return None
+        fix = Fix(data["fix"])
+        plugin, argument, flags = data.get("plugin"), data.get("argument"), data.get("flags", ())
+        if not isinstance(flags, list | tuple) or not all(isinstance(f, str) for f in flags):
+            flags = ()
+        return cls(
+            fix,
+            plugin if isinstance(plugin, str) else None,
+            argument if isinstance(argument, str) else None,
+            tuple(flags),
+        )
+
 
 class DeetingError(Exception):
     """An error a person can act on: a one-line ``message`` stating what is wrong, and the
@@ -60,3 +91,10 @@ class DeetingError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+def is_known(error: BaseException) -> bool:
+    """Whether ``error`` is one a person can act on (shown as its one line, no type name) or
+    a bug (shown with its type and the way to see the traceback). The one rule every front
+    end asks: the CLI, the script and the chat."""
+    return isinstance(error, DeetingError)

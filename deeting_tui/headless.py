@@ -26,6 +26,8 @@ from typing import IO, Any
 
 import orjson
 
+from deeting_tui.command_output import cli_hint, event_line
+from deeting_tui.errors import Hint
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.limits import MAX_MESSAGE_BYTES
 from deeting_tui.terminal_text import neutralise, one_line, terminal_safe_json
@@ -69,7 +71,7 @@ class ScriptPrinter:
     def _print(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "plugin_notice":  # a crash, a restart, an upgrade made elsewhere: say it
-            self.err.write(f"notice: {one_line(str(event.get('message', '')))}\n")
+            self.err.write(f"notice: {one_line(event_line(event))}\n")
         elif self.json_mode:
             if kind in JSON_EVENT_TYPES:
                 line = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
@@ -82,11 +84,13 @@ class ScriptPrinter:
             self.out.flush()
             self._streaming = True
         elif kind == "reply":
+            hint = Hint.from_data(event.get("hint"))
+            phrase = f" — run: {cli_hint(hint)}" if hint else ""
             if self._streaming:  # its text is on the terminal already
                 self._streaming = False
-                self.out.write(b"\n")
+                self.out.write(neutralise(phrase).encode() + b"\n")
             else:
-                self.out.write(neutralise(str(event["text"])).encode() + b"\n")
+                self.out.write(neutralise(str(event["text"]) + phrase).encode() + b"\n")
         elif kind == "tool_result" and self.cards and event.get("ok"):
             self._card(event)
         elif kind == "error":
@@ -115,7 +119,7 @@ class ScriptPrinter:
     def _error_line(self, event: dict[str, Any]) -> None:
         # The same prefix as every other error the command prints (cli.main), so one grep
         # (or a wrapper script) finds them all.
-        self.err.write(f"deeting: error: {one_line(str(event.get('message', '')))}\n")
+        self.err.write(f"deeting: error: {one_line(event_line(event))}\n")
 
 
 @dataclass(frozen=True, slots=True)

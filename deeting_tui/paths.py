@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deeting_tui.errors import DeetingError
+
 APP_NAME = "deeting"
 #: Who may answer free text; config.toml, --provider and llm.select check this one list.
 PROVIDERS = ("offline", "anthropic", "openai")
@@ -85,7 +87,7 @@ def resolve_paths(env: Mapping[str, str] | None = None) -> Paths:
     )
 
 
-class ConfigError(Exception):
+class ConfigError(DeetingError):
     """config.toml is unreadable or holds a value of the wrong kind."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from deeting_tui.errors import DeetingError
 from deeting_tui.plugin.triggers import TriggerMatch
 from deeting_tui.terminal_text import quote_prefix
 
@@ -21,7 +22,7 @@ _FALSE = {"false", "no", "off", "0"}
 _COMMAND = re.compile(r"^/(?P<name>[A-Za-z0-9_-]{1,64})(?:\s+(?P<rest>.*))?$", re.DOTALL)
 
 
-class ArgumentError(ValueError):
+class ArgumentError(DeetingError, ValueError):
     """The command text cannot be read as arguments; the message shows the right form."""
 
 

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from deeting_tui.errors import Hint
+
 
 @dataclass(frozen=True)
 class ToolInfo:
@@ -50,13 +52,20 @@ class ToolOutcome:
         return "(no output)"
 
 
+class Reply(Protocol):
+    """Answer the turn with ``text``; ``hint``: a fix the answer points to (the offline
+    assistant's "install a plugin"), which each front end phrases its own way."""
+
+    def __call__(self, text: str, hint: Hint | None = None) -> None: ...
+
+
 @dataclass
 class AssistantTurn:
     session_id: str
     text: str
     tools: list[ToolInfo]
     call_tool: Callable[[str, dict[str, Any]], Awaitable[ToolOutcome]]
-    reply: Callable[[str], None]
+    reply: Reply
     fail: Callable[[str], None]  # report an error for this turn (it then counts as failed)
     #: The session so far, before this message: (kind, payload) of each stored event.
     history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)

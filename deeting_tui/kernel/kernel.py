@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deeting_tui.errors import DeetingError, Hint
 from deeting_tui.plugin.manifest import EVENT_PRIORITY, TRIGGER_PRIORITY, PluginSpec
 from deeting_tui.plugin.scopes import MESSAGES, covers, parsed_scopes, reads_user_input
 from deeting_tui.plugin.triggers import TriggerRegexError
@@ -80,6 +81,17 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_HANDOFFS = 3
 
 Listener = Callable[[dict[str, Any]], None]
+
+
+def _hint_field(hint: Hint | None) -> dict[str, Any]:
+    """An event's ``hint`` field: the fix as data, for each front end to phrase (none: no
+    field, so an event without a fix keeps its shape, in the session and in ``--json``)."""
+    return {} if hint is None else {"hint": hint.as_data()}
+
+
+class ToolClash(PluginError, DeetingError):
+    """A :class:`ToolConflict` at enable or upgrade time, as the loader expects a refusal
+    (a PluginError: it stops the new worker), keeping the conflict's hint."""
 
 
 @dataclass
@@ -508,7 +520,7 @@ class Kernel:
             text=payload["text"],
             tools=self.tool_infos(),
             call_tool=call,
-            reply=lambda text: self.reply(session_id, text, **by),
+            reply=lambda text, hint=None: self.reply(session_id, text, **by, **_hint_field(hint)),
             fail=lambda message: self.error(session_id, message),
             history=self._history_before_this_message(session_id),
             partial=lambda text: self._notify(
@@ -538,7 +550,7 @@ class Kernel:
         try:
             self.tools.add_plugin(spec)
         except ToolConflict as exc:
-            raise PluginError(str(exc)) from None
+            raise ToolClash(exc.message, exc.hint) from None
         self.triggers = triggers
         for pattern, handler, priority in self._subscriptions(runtime):
             self.bus.subscribe(
@@ -559,7 +571,7 @@ class Kernel:
             self.tools.add_plugin(new.spec)
         except ToolConflict as exc:
             self.tools.add_plugin(old.spec)  # it was there a moment ago: cannot conflict
-            raise PluginError(str(exc)) from None
+            raise ToolClash(exc.message, exc.hint) from None
         self.triggers = triggers
         # Publishes already under way finish with the old handlers; later ones see the new.
         self.bus.replace_owner(name, self._subscriptions(new), order=self._installed_at(new.spec))
@@ -683,8 +695,10 @@ class Kernel:
         self.grants = GrantStore(self.paths.grants_file)
         self.loader.grants = self.grants
 
-    def _plugin_notice(self, plugin: str | None, message: str) -> None:
-        self._notify({"type": "plugin_notice", "plugin": plugin, "message": message})
+    def _plugin_notice(self, plugin: str | None, message: str, hint: Hint | None = None) -> None:
+        """Tell the front ends (not stored); the fix, if any, goes as data for each to phrase."""
+        event = {"type": "plugin_notice", "plugin": plugin, "message": message}
+        self._notify({**event, **_hint_field(hint)})
 
     # -- reports from supervisors -----------------------------------------------------------
 

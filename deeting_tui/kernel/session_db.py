@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from deeting_tui.errors import DeetingError
+
 from .retention import StreamCaps, trim_all
 
 log = logging.getLogger("deeting.session")
@@ -124,7 +126,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 
 
-class SessionStoreError(Exception):
+class SessionStoreError(DeetingError):
     """The session store cannot be opened or used; the message says what to do."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deeting_tui.errors import Fix, Hint
 from deeting_tui.rpc.limits import (
     MAX_STREAM_FRAME_BYTES,
     RENDERER_NAME,
@@ -34,8 +35,8 @@ log = logging.getLogger("deeting.streams")
 #: How long refusals of one kind from one plugin are counted after the one that was told.
 REPORT_WINDOW_S = 60.0
 
-#: Tells the user (plugin, message); the kernel makes it a plugin notice.
-Notice = Callable[[str, str], None]
+#: Tells the user (plugin, message, the fix); the kernel makes it a plugin notice.
+Notice = Callable[[str, str, Hint | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,8 @@ class StreamGate:
         self._notice(
             plugin,
             f"{plugin}: {message}; more in the next {self._window:g} s are only counted in "
-            f"its log ({self._log_path(plugin)}) — to stop it: deeting plugin disable {plugin}",
+            f"its log ({self._log_path(plugin)}); disabling it stops them",
+            Hint(Fix.DISABLE, plugin),
         )
         report = self._reports[key] = _Report(str(error), now + self._window)
         try:

@@ -11,6 +11,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.manifest import PluginSpec, ToolSpec
 from deeting_tui.terminal_text import quote_prefix
 
@@ -20,8 +21,8 @@ from .assistant import ToolInfo
 PROBLEM_CHARS = 200
 
 
-class ToolConflict(Exception):
-    pass
+class ToolConflict(DeetingError):
+    """Two enabled plugins bring a tool of the same name; the hint disables the first."""
 
 
 @dataclass
@@ -42,7 +43,8 @@ class ToolIndex:
             if owner is not None and owner.plugin != spec.name:
                 raise ToolConflict(
                     f"'{spec.name}' brings tool '{tool.name}', which '{owner.plugin}' already "
-                    f"provides — disable one: deeting plugin disable {owner.plugin}"
+                    "provides — disable one of them",
+                    Hint(Fix.DISABLE, owner.plugin),
                 )
         trigger_tool = spec.trigger.tool if spec.trigger else None
         for tool in spec.tools:

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from deeting_tui.errors import DeetingError
+
 __all__ = [
     "Event",
     "Message",
@@ -109,7 +111,7 @@ class TurnDone:
 Event = TextDelta | ToolCallStarted | TurnDone
 
 
-class ProviderError(Exception):
+class ProviderError(DeetingError):
     """One actionable line for the user, and whether trying again may help.
 
     ``kind`` is one of ``auth`` (401/403), ``rate_limit`` (429), ``server`` (5xx),
@@ -119,7 +121,6 @@ class ProviderError(Exception):
 
     def __init__(self, message: str, *, kind: str, retryable: bool = False) -> None:
         super().__init__(message)
-        self.message = message
         self.kind = kind
         self.retryable = retryable
 

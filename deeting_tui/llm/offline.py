@@ -7,6 +7,7 @@ listing the tools and how to call them) or a slash command naming no installed t
 
 from __future__ import annotations
 
+from deeting_tui.errors import Fix, Hint
 from deeting_tui.kernel.arguments import split_command
 from deeting_tui.kernel.assistant import AssistantTurn, ToolInfo
 from deeting_tui.terminal_text import quote_prefix
@@ -21,15 +22,13 @@ class OfflineAssistant:
             known = ", ".join(f"/{t.name}" for t in turn.tools) or "none installed"
             turn.fail(f"unknown tool '/{quote_prefix(command[0])}' — known tools: {known}")
             return
-        turn.reply(help_text(turn.tools))
+        turn.reply(help_text(turn.tools), hint=None if turn.tools else Hint(Fix.INSTALL))
 
 
 def help_text(tools: list[ToolInfo]) -> str:
     if not tools:
-        return (
-            "I'm the offline assistant and no plugins are enabled yet. Install one with: "
-            "deeting plugin install PATH"
-        )
+        # The way to install one comes as the reply's hint: the chat says which key.
+        return "I'm the offline assistant and no plugins are enabled yet: install one"
     # Markdown that reads as plain text too: the chat renders it, --script prints it.
     lines = [
         "I'm the offline assistant: I don't understand free text, but I can run tools.",

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from deeting_tui.errors import DeetingError
+
 __all__ = ["ArchiveError", "ArchiveLimits", "extract_zip"]
 
 CHUNK = 64 * 1024
@@ -37,7 +39,7 @@ class ArchiveLimits:
     max_ratio: int = 200
 
 
-class ArchiveError(ValueError):
+class ArchiveError(DeetingError, ValueError):
     """The archive was refused; the message names the entry and the reason."""
 
 

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from deeting_tui.errors import DeetingError
 from deeting_tui.plugin.scopes import Scope, parse_scope
 from deeting_tui.plugin.triggers import TriggerPattern, compile_trigger
 
@@ -44,7 +45,7 @@ class Problem:
         return ": ".join(part for part in (self.file, self.field, self.message) if part)
 
 
-class ManifestError(Exception):
+class ManifestError(DeetingError):
     """A plugin was refused; ``problems`` lists every reason, not just the first."""
 
     def __init__(self, problems: list[Problem]) -> None:

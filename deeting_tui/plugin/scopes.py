@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from deeting_tui.errors import DeetingError
+
 __all__ = [
     "MESSAGES",
     "SCOPE_KINDS",
@@ -40,7 +42,7 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
 
 
-class ScopeError(ValueError):
+class ScopeError(DeetingError, ValueError):
     """A scope's text does not follow the grammar; the message says what to write instead."""
 
 

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import re2
 
+from deeting_tui.errors import DeetingError
+
 __all__ = [
     "SET_MAX_MEM",
     "TriggerMatch",
@@ -58,7 +60,7 @@ class TriggerPattern(Protocol):
     def search(self, text: str) -> TriggerMatch | None: ...
 
 
-class TriggerRegexError(ValueError):
+class TriggerRegexError(DeetingError, ValueError):
     """RE2 cannot run the pattern; the message names the construct and the way out."""
 
 

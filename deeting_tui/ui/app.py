@@ -28,8 +28,9 @@ from textual.screen import Screen
 from deeting_tui.kernel.health import health_line
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.session_events import CONVERSATION_KINDS
-from deeting_tui.terminal_text import neutralise, one_line, quote_prefix
+from deeting_tui.terminal_text import neutralise, one_line
 
+from .hints import chat_error
 from .messages import KernelEvent
 from .screens.chat import ChatScreen
 from .terminal_guard import TerminalGuard
@@ -139,8 +140,7 @@ class DeetingApp(App[None]):
                 raise
             await self._show_session(None)
             self.notify(
-                f"session {session_id} could not be shown ({type(exc).__name__}: "
-                f"{quote_prefix(str(exc), 200)}); "
+                f"session {session_id} could not be shown ({chat_error(exc)}); "
                 f"this is a new session",
                 severity="error",
                 timeout=15,

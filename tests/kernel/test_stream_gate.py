@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from deeting_tui.command_output import with_cli_hint
 from deeting_tui.kernel.streams import StreamGate
 from deeting_tui.rpc.limits import MAX_STREAM_FRAME_BYTES
 
@@ -25,6 +26,11 @@ def told() -> list[tuple[str, str]]:
     return []
 
 
+def _telling(told: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+    """The gate's notice as the CLI says it: the hint (data) phrased as the command to run."""
+    return lambda plugin, message, hint: told.append((plugin, with_cli_hint(message, hint)))
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -33,7 +39,7 @@ def clock() -> Clock:
 @pytest.fixture
 def gate(tmp_path: Path, told: list[tuple[str, str]], clock: Clock) -> StreamGate:
     return StreamGate(
-        notice=lambda plugin, message: told.append((plugin, message)),
+        notice=_telling(told),
         log_path=lambda plugin: tmp_path / "logs" / f"{plugin}.log",
         window=60.0,
         clock=clock,
@@ -142,7 +148,7 @@ async def test_with_a_loop_the_count_is_logged_when_the_window_ends(
 ) -> None:
     import asyncio
 
-    gate = StreamGate(notice=lambda p, m: told.append((p, m)),
+    gate = StreamGate(notice=_telling(told),
                       log_path=lambda p: tmp_path / f"{p}.log", window=0.05)  # fmt: skip
     for _ in range(10):
         gate.admit("p", {"topic": "t", "payload": None}, None)
@@ -156,7 +162,7 @@ async def test_with_a_loop_the_count_is_logged_when_the_window_ends(
 def test_an_unwritable_log_does_not_stop_the_gate(tmp_path: Path, told: list) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    gate = StreamGate(notice=lambda p, m: told.append((p, m)),
+    gate = StreamGate(notice=_telling(told),
                       log_path=lambda p: blocker / f"{p}.log")  # fmt: skip
     assert gate.admit("p", {"topic": "t", "payload": None}, None) is None
     assert len(told) == 1

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from support import HOSTILE, events_of, run_deeting
 
+from deeting_tui.errors import Fix, Hint
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.retention import ROW_OVERHEAD, StreamCaps
 from deeting_tui.rpc.framing import DEFAULT_MAX_MESSAGE_BYTES
@@ -120,7 +121,8 @@ async def test_a_flood_on_one_topic_keeps_its_latest_frames_and_one_notice(
     notices = _notices(seen)
     assert len(notices) == 1, notices
     assert "256 KiB limit for one stream frame" in notices[0]
-    assert "deeting plugin disable streams" in notices[0]
+    hints = [e.get("hint") for e in seen if e["type"] == "plugin_notice"]
+    assert Hint.from_data(hints[0]) == Hint(Fix.DISABLE, PLUGIN)  # the fix, as data
     kernel.streams.close()  # the count of the rest goes to the log now, not in a minute
     lines = _dropped_lines(kernel)
     assert len(lines) == 2, lines

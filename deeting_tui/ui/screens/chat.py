@@ -24,6 +24,7 @@ from deeting_tui.kernel.limits import message_problem
 from deeting_tui.terminal_text import neutralise_tree, one_line
 
 from ..completion import SlashSuggester, ToolParameters
+from ..hints import chat_event_line
 from ..messages import KernelEvent
 from ..widgets.prompt import PromptInput, as_line
 from ..widgets.transcript import (
@@ -306,7 +307,7 @@ class ChatScreen(Screen[None]):
             await self._stream.write(event["text"])
         elif kind == "reply":
             if self._reply is None:
-                await transcript.mount_all(message_widgets("reply", event["text"]))
+                await transcript.mount_all(message_widgets("reply", chat_event_line(event)))
             await self._end_reply()
         elif kind == "tool_call":
             await self._end_reply()
@@ -325,11 +326,11 @@ class ChatScreen(Screen[None]):
             if running is not None:
                 await running.progress(event["fraction"], event["message"])
         elif kind == "plugin_notice":
-            self.notify(str(event.get("message", "")), severity="warning", timeout=8)
+            self.notify(chat_event_line(event), severity="warning", timeout=8)
             self.deeting.update_status()
         elif kind == "error":
             await self._end_reply()
-            await transcript.mount_all(message_widgets("error", str(event.get("message", ""))))
+            await transcript.mount_all(message_widgets("error", chat_event_line(event)))
         elif kind == "stream":
             key = f"{event.get('plugin')}:{event.get('topic')}"
             self._pending_streams[key] = event
@@ -405,10 +406,12 @@ def _replay(
         echo = None  # an echo is only ever the event right after its result
         if repeated:
             continue
-        if kind in ("user", "reply"):
+        if kind == "user":
             widgets.extend(message_widgets(kind, str(event.get("text", ""))))
+        elif kind == "reply":
+            widgets.extend(message_widgets(kind, chat_event_line(event)))
         elif kind == "error":
-            widgets.extend(message_widgets("error", str(event.get("message", ""))))
+            widgets.extend(message_widgets("error", chat_event_line(event)))
         elif kind == "tool_call":
             call_id = str(event.get("call_id"))
             block = ToolCallBlock(
