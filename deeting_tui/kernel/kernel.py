@@ -38,6 +38,20 @@ from ..workers.supervisor import ProgressListener, SupervisionPolicy, Supervisor
 from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
 from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
 from .bus import EventBus
+from .events import (
+    ErrorEvent,
+    Event,
+    EventFormatError,
+    PluginNotice,
+    Progress,
+    Reply,
+    ReplyDelta,
+    StreamFrame,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+    from_stored,
+)
 from .installed import InstalledStore
 from .journal import SessionJournal
 from .limits import message_problem
@@ -78,7 +92,8 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 #: How many times a call refused by a replaced worker (never sent) moves to its successor.
 MAX_HANDOFFS = 3
 
-Listener = Callable[[dict[str, Any]], None]
+#: Hears every event the kernel emits (events.py), stored or only shown.
+Listener = Callable[[Event], None]
 
 
 @dataclass
@@ -228,7 +243,7 @@ class Kernel:
             if problem is not None:  # refused whole: not stored, not offered to anyone
                 self.error(session_id, problem)
                 return turn
-            self._emit(session_id, "user", {"text": text})
+            self._emit(UserMessage(session_id=session_id, text=text))
             command = split_command(text)
             if command is not None and command[0] == "image":
                 await self._submit_image(session_id, command[1])
@@ -304,9 +319,9 @@ class Kernel:
             return outcome
         call_id = new_call_id()
         self._emit(
-            session_id,
-            "tool_call",
-            {"call_id": call_id, "tool": tool, "plugin": entry.plugin, "args": args},
+            ToolCall(
+                session_id=session_id, call_id=call_id, tool=tool, plugin=entry.plugin, args=args
+            )
         )
         self._calls_running.add(call_id)
         try:
@@ -347,15 +362,14 @@ class Kernel:
             def progress(fraction: float | None, message: str) -> None:
                 # Shown, not stored: a progress bar is only true while its call runs.
                 self._notify(
-                    {
-                        "type": "progress",
-                        "session_id": session_id,
-                        "call_id": call_id,
-                        "tool": tool,
-                        "plugin": entry.plugin,
-                        "fraction": fraction,
-                        "message": message,
-                    }
+                    Progress(
+                        session_id=session_id,
+                        call_id=call_id,
+                        tool=tool,
+                        plugin=entry.plugin,
+                        fraction=fraction,
+                        message=message,
+                    )
                 )
 
             try:
@@ -370,20 +384,19 @@ class Kernel:
             outcome.renderer = runtime.spec.renderer if runtime else None
         unfit = self.payload_schemas.problem(outcome.renderer, outcome.data) if outcome.ok else None
         self._emit(
-            session_id,
-            "tool_result",
-            {
-                "call_id": call_id,
-                "tool": tool,
-                "plugin": entry.plugin,
-                "ok": outcome.ok,
-                "data": outcome.data,
-                "text": outcome.text,
-                "renderer": outcome.renderer,
-                "error": outcome.error,
-                "duration_ms": outcome.duration_ms,
-                **({"renderer_error": unfit} if unfit else {}),
-            },
+            ToolResult(
+                session_id=session_id,
+                call_id=call_id,
+                tool=tool,
+                plugin=entry.plugin,
+                ok=outcome.ok,
+                data=outcome.data,
+                text=outcome.text,
+                renderer=outcome.renderer,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+                renderer_error=unfit or None,
+            )
         )
         if unfit:  # an error card instead of a renderer tripping over the data
             self.error(session_id, f"{tool}: {unfit}", plugin=entry.plugin)
@@ -399,20 +412,16 @@ class Kernel:
     ) -> None:
         """Record a call its caller gave up on: a result marked cancelled, not an error."""
         self._emit(
-            session_id,
-            "tool_result",
-            {
-                "call_id": call_id,
-                "tool": tool,
-                "plugin": plugin,
-                "ok": False,
-                "cancelled": True,
-                "data": None,
-                "text": None,
-                "renderer": None,
-                "error": "cancelled",
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
+            ToolResult(
+                session_id=session_id,
+                call_id=call_id,
+                tool=tool,
+                plugin=plugin,
+                ok=False,
+                cancelled=True,
+                error="cancelled",
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
         )
         self.journal.flush()
 
@@ -450,10 +459,22 @@ class Kernel:
             return None
         return runtime.supervisor
 
-    def reply(self, session_id: str, text: str, **extra: Any) -> None:
-        self._emit(session_id, "reply", {"text": text, **extra})
+    def reply(
+        self, session_id: str, text: str, *, provider: str | None = None, model: str | None = None
+    ) -> None:
+        self._emit(Reply(session_id=session_id, text=text, provider=provider, model=model))
 
-    def error(self, session_id: str | None, message: str, **extra: Any) -> None:
+    def error(
+        self,
+        session_id: str | None,
+        message: str,
+        *,
+        plugin: str | None = None,
+        line: int | None = None,
+        input: str | None = None,
+    ) -> None:
+        """Record an error in the session (and fail the running turn); ``plugin`` when a
+        plugin's call failed, ``line`` and ``input`` for a script line not sent."""
         turn = _current_turn.get()
         if turn is not None:
             turn.failed = True
@@ -462,11 +483,16 @@ class Kernel:
         if session_id is None:
             log.error("%s", message)
             return
-        self._emit(session_id, "error", {"message": message, **extra})
+        self._emit(
+            ErrorEvent(
+                session_id=session_id, message=message, plugin=plugin, line=line, input=input
+            )
+        )
 
-    def _emit(self, session_id: str, kind: str, fields: dict[str, Any]) -> None:
-        self.journal.record(session_id, kind, fields)
-        self._notify({"type": kind, "session_id": session_id, **fields})
+    def _emit(self, event: UserMessage | Reply | ToolCall | ToolResult | ErrorEvent) -> None:
+        """Store a conversation event in its session, then tell the listeners."""
+        self.journal.record(event.session_id, event.TYPE, event.to_stored())
+        self._notify(event)
 
     def _history_lost(self, session_id: str, message: str) -> None:
         """Shown, not stored: the store is what just failed."""
@@ -474,9 +500,9 @@ class Kernel:
         if turn is not None:
             turn.failed = True
             turn.errors.append(message)
-        self._notify({"type": "error", "session_id": session_id, "message": message})
+        self._notify(ErrorEvent(session_id=session_id, message=message))
 
-    def _notify(self, event: dict[str, Any]) -> None:
+    def _notify(self, event: Event) -> None:
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -500,18 +526,17 @@ class Kernel:
             return await self.call_tool(session_id, tool, args, report_errors=False)
 
         # Which model answered, on each of its replies (--json shows it; the chat will too).
-        model = getattr(self.assistant, "model", None)
-        by = {"provider": self.assistant.name, **({"model": model} if model else {})}
+        provider, model = self.assistant.name, getattr(self.assistant, "model", None) or None
         turn = AssistantTurn(
             session_id=session_id,
             text=payload["text"],
             tools=self.tool_infos(),
             call_tool=call,
-            reply=lambda text: self.reply(session_id, text, **by),
+            reply=lambda text: self.reply(session_id, text, provider=provider, model=model),
             fail=lambda message: self.error(session_id, message),
             history=self._history_before_this_message(session_id),
             partial=lambda text: self._notify(
-                {"type": "reply_delta", "session_id": session_id, "text": text, **by}
+                ReplyDelta(session_id=session_id, text=text, provider=provider, model=model)
             ),
         )
         try:
@@ -520,6 +545,20 @@ class Kernel:
             log.exception("assistant failed")
             self.error(session_id, f"assistant ({self.assistant.name}) failed: {exc}")
         return True
+
+    def conversation(self, session_id: str) -> list[Event]:
+        """A stored session's conversation (no stream frames), typed, for a front end to
+        draw. A stored event this version cannot read (a damaged row, another version's
+        format) comes as an error saying so, in its place, not as the end of the session."""
+        self.journal.flush()
+        events: list[Event] = []
+        for stored in self.sessions.events(session_id, kinds=CONVERSATION_KINDS):
+            try:
+                events.append(from_stored(stored.kind, stored.session_id, stored.payload))
+            except EventFormatError as exc:
+                message = f"stored event {stored.seq} ({stored.kind}) cannot be shown: {exc}"
+                events.append(ErrorEvent(session_id=session_id, message=message))
+        return events
 
     def _history_before_this_message(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
         self.journal.flush()
@@ -683,7 +722,7 @@ class Kernel:
         self.loader.grants = self.grants
 
     def _plugin_notice(self, plugin: str | None, message: str) -> None:
-        self._notify({"type": "plugin_notice", "plugin": plugin, "message": message})
+        self._notify(PluginNotice(plugin=plugin, message=message))
 
     # -- reports from supervisors -----------------------------------------------------------
 
@@ -716,7 +755,7 @@ class Kernel:
                     frame.size,
                 )
             )
-            self._notify({"type": "stream", "session_id": session_id, **frame.event})
+            self._notify(StreamFrame(session_id=session_id, **frame.event))
         self._publish_soon(f"stream.{frame.topic}", frame.event)
 
     def _on_notice(self, plugin: str, message: str) -> None:
