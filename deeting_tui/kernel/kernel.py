@@ -28,7 +28,9 @@ from typing import Any
 from deeting_tui.plugin.manifest import EVENT_PRIORITY, TRIGGER_PRIORITY, PluginSpec
 from deeting_tui.plugin.scopes import MESSAGES, covers, parsed_scopes, reads_user_input
 from deeting_tui.plugin.triggers import TriggerRegexError
+from deeting_tui.rpc import protocol
 from deeting_tui.rpc.errors import NOT_READY, RpcError
+from deeting_tui.rpc.protocol import EventParams, OnEventResult
 from deeting_tui.terminal_text import quote_prefix
 
 from ..paths import Config, Paths
@@ -435,7 +437,7 @@ class Kernel:
         handoffs = 0
         while True:
             try:
-                result = await supervisor.invoke(tool, args, progress)
+                result = await supervisor.call(tool, args, progress)
                 break
             except RpcError as exc:
                 successor = self._successor(supervisor)
@@ -448,9 +450,9 @@ class Kernel:
             True,
             tool,
             supervisor.name,
-            data=result.get("data"),
-            text=result.get("text"),
-            renderer=result.get("renderer"),
+            data=result.data,
+            text=result.text,
+            renderer=result.renderer,
         )
 
     def _successor(self, supervisor: Supervisor) -> Supervisor | None:
@@ -678,12 +680,12 @@ class Kernel:
             if topic in ("user.message", "user.image"):
                 try:
                     result = await supervisor.request(
-                        "on_event", {"topic": topic, "payload": payload}
+                        protocol.ON_EVENT, EventParams(topic, payload).to_json()
                     )
                 except RpcError as exc:
                     log.warning("plugin %s: on_event(%s) failed: %s", supervisor.name, topic, exc)
                     return False
-                return bool(isinstance(result, dict) and result.get("handled"))
+                return OnEventResult.from_json(result).handled
             supervisor.send_event(topic, payload)
             return None
 
@@ -771,8 +773,8 @@ class Kernel:
         self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})
 
     async def _reactivate(self, supervisor: Supervisor) -> None:
-        if "activate" in supervisor.hooks_defined:
-            await supervisor.run_hook("activate")
+        if protocol.ACTIVATE in supervisor.hooks_defined:
+            await supervisor.run_hook(protocol.ACTIVATE)
 
     def _publish_soon(self, topic: str, payload: dict[str, Any]) -> None:
         if not self.bus.has_subscribers(topic):

@@ -34,8 +34,9 @@ from .errors import (
     RpcError,
 )
 from .framing import DEFAULT_MAX_MESSAGE_BYTES, LineBuffer, Oversized
+from .protocol import CANCEL, CancelParams
 
-CANCEL_METHOD = "$/cancelRequest"
+CANCEL_METHOD = CANCEL
 READ_CHUNK = 256 * 1024
 MAX_WRITE_BUFFER = 64 * 1024 * 1024
 
@@ -178,7 +179,7 @@ class Peer:
             future.set_exception(RpcError(CANCELLED, reason))
         if not self.closed:
             self._cancelled.add(request_id)
-            self.notify(CANCEL_METHOD, {"id": request_id})
+            self.notify(CANCEL_METHOD, CancelParams(request_id).to_json())
 
     def is_pending(self, request_id: int) -> bool:
         """True while no response to ``request_id`` has arrived (even if its future was

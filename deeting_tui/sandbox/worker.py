@@ -44,13 +44,29 @@ from deeting_tui.rpc.errors import (
     RpcError,
 )
 from deeting_tui.rpc.peer import Peer, is_awaitable
+from deeting_tui.rpc.protocol import (
+    DENIED,
+    EVENT,
+    INITIALIZE,
+    INVOKE,
+    LIFECYCLE_HOOKS,
+    ON_EVENT,
+    POSTUPGRADE,
+    PREUPGRADE,
+    SHUTDOWN,
+    DeniedParams,
+    EventParams,
+    InitializeResult,
+    InvokeParams,
+    OnEventResult,
+    UpgradeState,
+)
 from deeting_tui.sandbox.guard import SandboxDenied
 from deeting_tui.sandbox.plugin_import import import_plugin_module
 from deeting_tui.sdk import Context, ResultError, current_call_id, normalize_result
 
 #: Hooks a plugin may define besides ``invoke``; each may be sync or async.
-LIFECYCLE_HOOKS = ("activate", "deactivate", "postinstall", "preuninstall", "preupgrade")
-OPTIONAL_FUNCTIONS = (*LIFECYCLE_HOOKS, "postupgrade", "on_event", "invoke")
+OPTIONAL_FUNCTIONS = (*LIFECYCLE_HOOKS, POSTUPGRADE, ON_EVENT, INVOKE)
 OPEN_FILES_LIMIT = 256
 FILE_SIZE_LIMIT_MB = 512  # the default disk quota (kimai.json limits.disk_mb)
 CPU_LIMIT_S = 6 * 3600
@@ -231,46 +247,43 @@ class WorkerServer:
     # -- dispatch ----------------------------------------------------------------------------
 
     def _handle(self, method: str, params: Any, request_id: int | str) -> Any:
-        if method == "initialize":
+        if method == INITIALIZE:
             return self._initialize(params)
-        if method == "shutdown":
+        if method == SHUTDOWN:
             self._stop()  # after this reply, the serving loop ends
             return {}
         if self.module is None or self.ctx is None:
             raise RpcError(NOT_READY, "the worker has not been initialised")
-        if method == "invoke":
-            if not isinstance(params, dict) or not isinstance(params.get("tool"), str):
-                raise RpcError(INVALID_PARAMS, "invoke needs {tool: str, args: object}")
-            args = params.get("args") or {}
-            if not isinstance(args, dict):
-                raise RpcError(INVALID_PARAMS, "invoke args must be an object")
-            return self._call("invoke", (params["tool"], args), normalize_result)
-        if method == "on_event":
-            topic, payload = _event_params(params)
-            return self._call("on_event", (topic, payload), lambda r: {"handled": r is True})
-        if method == "postupgrade":
-            state = params.get("state") if isinstance(params, dict) else None
-            return self._call("postupgrade", (state if isinstance(state, dict) else {},), _none)
-        if method == "preupgrade":
+        if method == INVOKE:
+            call = InvokeParams.from_json(params)
+            return self._call(INVOKE, (call.tool, call.args), normalize_result)
+        if method == ON_EVENT:
+            event = EventParams.from_json(params)
             return self._call(
-                "preupgrade", (), lambda r: {"state": r if isinstance(r, dict) else {}}
+                ON_EVENT, (event.topic, event.payload), lambda r: OnEventResult(r is True).to_json()
+            )
+        if method == POSTUPGRADE:
+            return self._call(POSTUPGRADE, (UpgradeState.from_json(params).state,), _none)
+        if method == PREUPGRADE:
+            return self._call(
+                PREUPGRADE, (), lambda r: UpgradeState(r if isinstance(r, dict) else {}).to_json()
             )
         if method in LIFECYCLE_HOOKS:
             return self._call(method, (), _none)
         raise RpcError(METHOD_NOT_FOUND, f"method not found: {method}")
 
     def _on_notification(self, method: str, params: Any) -> None:
-        if method != "event" or self.module is None:
+        if method != EVENT or self.module is None:
             return
         try:
-            topic, payload = _event_params(params)
+            event = EventParams.from_json(params)
         except RpcError as exc:
             log.warning("bad event notification: %s", exc.message)
             return
         try:
-            outcome = self._call("on_event", (topic, payload), _none)
+            outcome = self._call(ON_EVENT, (event.topic, event.payload), _none)
         except RpcError as exc:
-            log.warning("on_event(%s) failed: %s", topic, exc.message)
+            log.warning("on_event(%s) failed: %s", event.topic, exc.message)
             return
         if is_awaitable(outcome):
             assert self.loop is not None
@@ -282,7 +295,7 @@ class WorkerServer:
         assert self.module is not None and self.ctx is not None
         fn = getattr(self.module, name, None)
         if fn is None:
-            if name == "invoke":
+            if name == INVOKE:
                 raise RpcError(METHOD_NOT_FOUND, "the plugin's src/index.py defines no invoke()")
             return shape(None)
         try:
@@ -334,13 +347,13 @@ class WorkerServer:
         except BaseException as exc:
             raise _plugin_error("import of src/index.py", exc) from None
         hooks = [f for f in OPTIONAL_FUNCTIONS if callable(getattr(self.module, f, None))]
-        return {"pid": os.getpid(), "hooks": hooks, "sandbox": sandbox}
+        return InitializeResult(os.getpid(), tuple(hooks), sandbox).to_json()
 
     def _report_denial(self, message: str) -> None:
         """Tell the kernel what the guard refused, so the user hears of it even if the
         plugin swallows the PermissionError."""
         with contextlib.suppress(Exception):  # never let reporting break the refusal itself
-            self.peer.notify("denied", {"message": message})
+            self.peer.notify(DENIED, DeniedParams(message).to_json())
 
     # -- teardown ----------------------------------------------------------------------------
 
@@ -412,13 +425,6 @@ def _next_timer_delay(loop: asyncio.AbstractEventLoop) -> float | None:
         return 0.05  # unknown loop internals: look again soon rather than stall a timer
     live = [timer.when() for timer in timers if not timer.cancelled()]
     return max(0.0, min(live) - loop.time()) if live else None
-
-
-def _event_params(params: Any) -> tuple[str, dict[str, Any]]:
-    if not isinstance(params, dict) or not isinstance(params.get("topic"), str):
-        raise RpcError(INVALID_PARAMS, "an event needs {topic: str, payload: object}")
-    payload = params.get("payload")
-    return params["topic"], payload if isinstance(payload, dict) else {}
 
 
 def _shaped(outcome: Any, shape: Any) -> Any:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeting_tui.plugin.scopes import network_hosts
+from deeting_tui.rpc import protocol
 from deeting_tui.rpc.errors import (
     CALL_TIMEOUT,
     CONNECTION_CLOSED,
@@ -29,7 +30,18 @@ from deeting_tui.rpc.errors import (
     WORKER_CRASHED,
     RpcError,
 )
-from deeting_tui.rpc.peer import CANCEL_METHOD, Peer
+from deeting_tui.rpc.peer import Peer
+from deeting_tui.rpc.protocol import (
+    CancelParams,
+    DeniedParams,
+    EventParams,
+    InitializeResult,
+    InvokeParams,
+    InvokeResult,
+    ProgressParams,
+    ProtocolError,
+    StreamParams,
+)
 from deeting_tui.terminal_text import one_line
 
 from ..netproxy.proxy import HostProxy
@@ -151,22 +163,17 @@ ProgressListener = Callable[[float | None, str], None]
 MAX_PROGRESS_MESSAGE = 200
 
 
-def _progress_report(params: dict[str, Any]) -> tuple[float | None, str] | None:
+def _progress_report(params: Any) -> tuple[float | None, str] | None:
     """A worker's progress params as (fraction, message), or None when malformed.
 
     The SDK checks these in the plugin, but the pipe is the trust boundary: a bad report is
     dropped (it still extended the deadline, as any sign of life does).
     """
-    fraction, message = params.get("fraction"), params.get("message", "")
-    if fraction is not None:
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
-            return None
-        if not 0.0 <= fraction <= 1.0:  # NaN fails this too
-            return None
-        fraction = float(fraction)
-    if not isinstance(message, str):
+    try:
+        report = ProgressParams.from_json(params)
+    except ProtocolError:
         return None
-    return fraction, one_line(message)[:MAX_PROGRESS_MESSAGE]
+    return report.fraction, one_line(report.message)[:MAX_PROGRESS_MESSAGE]
 
 
 class WorkerStartError(Exception):
@@ -284,9 +291,8 @@ class Supervisor:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise WorkerStartError(f"plugin '{self.name}' failed to start: {reason}") from None
-        self.hooks_defined = list(reply.get("hooks", [])) if isinstance(reply, dict) else []
-        sandbox = reply.get("sandbox") if isinstance(reply, dict) else None
-        self.sandbox = sandbox if isinstance(sandbox, dict) else None
+        self.hooks_defined = list(reply.hooks)
+        self.sandbox = reply.sandbox
         try:
             await self._adopt_listener(process, generation)
         except OSError as exc:
@@ -334,7 +340,7 @@ class Supervisor:
         if self.hooks.on_denial is not None:
             self.hooks.on_denial(self.name, message)
 
-    async def _handshake(self, peer: Peer) -> Any:
+    async def _handshake(self, peer: Peer) -> InitializeResult:
         c = self.config
         params = {
             "name": c.name,
@@ -350,7 +356,10 @@ class Supervisor:
             "sandbox": c.sandbox,
             "proxy_port": await self._proxy_port(),
         }
-        return await asyncio.wait_for(peer.request("initialize", params), self.policy.start_timeout)
+        reply = await asyncio.wait_for(
+            peer.request(protocol.INITIALIZE, params), self.policy.start_timeout
+        )
+        return InitializeResult.from_json(reply)  # ProtocolError: the start fails, saying why
 
     async def _reason_for(self, generation: int, exc: BaseException) -> str:
         if isinstance(exc, RpcError) and exc.code != CONNECTION_CLOSED:
@@ -368,10 +377,18 @@ class Supervisor:
     async def invoke(
         self, tool: str, args: dict[str, Any], progress: ProgressListener | None = None
     ) -> dict[str, Any]:
+        """:meth:`call`, its result as the JSON object the worker sent."""
+        return (await self.call(tool, args, progress)).to_json()
+
+    async def call(
+        self, tool: str, args: dict[str, Any], progress: ProgressListener | None = None
+    ) -> InvokeResult:
+        """Call a tool; RpcError if it fails, or if the worker's answer is not an invoke
+        result (a plugin writing to its pipe past the SDK): that call fails, saying so."""
         started = self.denials.now()
         try:
-            result: dict[str, Any] = await self.request(
-                "invoke", {"tool": tool, "args": args}, progress=progress
+            raw = await self.request(
+                protocol.INVOKE, InvokeParams(tool, args).to_json(), progress=progress
             )
         except RpcError as exc:
             # An HTTP client often says only "HTTP Error 403: Forbidden": the proxy's reason
@@ -380,7 +397,13 @@ class Supervisor:
             if refusal is None or _ascii_dashes(refusal) in _ascii_dashes(exc.message):
                 raise  # it says so already (the status line's words, say)
             raise RpcError(exc.code, f"{exc.message} — {refusal}", exc.data) from None
-        return result
+        try:
+            return InvokeResult.from_json(raw)
+        except ProtocolError as exc:
+            log.warning("plugin %s: malformed answer to invoke: %s", self.name, exc.message)
+            raise RpcError(
+                exc.code, f"plugin '{self.name}' answered the call wrongly: {exc.message}"
+            ) from None
 
     async def request(
         self,
@@ -482,7 +505,7 @@ class Supervisor:
     def send_event(self, topic: str, payload: dict[str, Any]) -> None:
         """A broadcast event, as a notification: nobody waits for plugins on the clock."""
         if self.state in ("ready", "cancelling") and self._peer is not None:
-            self._peer.notify("event", {"topic": topic, "payload": payload})
+            self._peer.notify(protocol.EVENT, EventParams(topic, payload).to_json())
 
     async def _wait_ready(self, timeout: float) -> None:
         """Wait out a start, restart or cancellation; fail fast when nothing will come."""
@@ -547,7 +570,7 @@ class Supervisor:
         peer = self._peer
         if generation != self._generation or peer is None or peer.closed:
             return
-        peer.notify(CANCEL_METHOD, {"id": request_id})
+        peer.notify(protocol.CANCEL, CancelParams(request_id).to_json())
         self._winding_down.add(request_id)
         if self.state == "ready":
             self.state = "cancelling"
@@ -577,26 +600,34 @@ class Supervisor:
     # -- notifications from the worker ------------------------------------------------------
 
     def _on_notification(self, method: str, params: Any) -> None:
-        if not isinstance(params, dict):
-            return
-        if method == "stream" and self.hooks.on_stream is not None:
-            self.hooks.on_stream(self.name, params)
-        elif method == "denied":
-            message = params.get("message")
-            if isinstance(message, str) and message:
-                # The worker's word: it may not pass for a message about another plugin.
-                if not message.startswith(f"plugin '{self.name}' "):
-                    message = f"plugin '{self.name}' reports a refusal: {message}"
-                self.denials.refused(message, log=False)  # the worker's guard logged it
-        elif method == "progress":
-            call = params.get("call")
-            if not isinstance(call, int) or call not in self._timers:
-                return  # not a call of ours that is still running
-            self._progress[call] = asyncio.get_running_loop().time()
-            listener = self._progress_listeners.get(call)
-            report = _progress_report(params)
-            if listener is not None and report is not None:
-                listener(*report)
+        """A report from the worker; one of the wrong shape is dropped, and logged."""
+        try:
+            if method == protocol.STREAM and self.hooks.on_stream is not None:
+                self.hooks.on_stream(self.name, StreamParams.check(params))
+            elif method == protocol.DENIED:
+                self._on_denied(DeniedParams.from_json(params))
+            elif method == protocol.PROGRESS:
+                self._on_progress(params)
+        except ProtocolError as exc:
+            log.warning("plugin %s: dropped %s: %s", self.name, method, exc.message)
+
+    def _on_denied(self, denied: DeniedParams) -> None:
+        # The worker's word: it may not pass for a message about another plugin.
+        message = denied.message
+        if not message.startswith(f"plugin '{self.name}' "):
+            message = f"plugin '{self.name}' reports a refusal: {message}"
+        self.denials.refused(message, log=False)  # the worker's guard logged it
+
+    def _on_progress(self, params: Any) -> None:
+        call = params.get("call") if isinstance(params, dict) else None
+        if isinstance(call, bool) or not isinstance(call, int) or call not in self._timers:
+            return  # not a call of ours that is still running
+        # Any report is a sign of life, and extends the deadline, even one that is dropped.
+        self._progress[call] = asyncio.get_running_loop().time()
+        listener = self._progress_listeners.get(call)
+        report = _progress_report(params)
+        if listener is not None and report is not None:
+            listener(*report)
 
     # -- endings -----------------------------------------------------------------------------
 
