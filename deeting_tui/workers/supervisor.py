@@ -61,12 +61,12 @@ LOG_ROTATE_BYTES = 5 * 1024 * 1024
 #: an upgrade, ``plugin uninstall`` or quitting. postinstall may prepare data once, hence
 #: its longer allowance; the others should take a moment.
 HOOK_DEADLINES: dict[str, float] = {
-    "activate": 10.0,
-    "deactivate": 5.0,
-    "postinstall": 60.0,
-    "preuninstall": 10.0,
-    "preupgrade": 10.0,
-    "postupgrade": 10.0,
+    protocol.ACTIVATE: 10.0,
+    protocol.DEACTIVATE: 5.0,
+    protocol.POSTINSTALL: 60.0,
+    protocol.PREUNINSTALL: 10.0,
+    protocol.PREUPGRADE: 10.0,
+    protocol.POSTUPGRADE: 10.0,
 }
 
 
@@ -128,7 +128,7 @@ class SupervisionPolicy:
     def shutdown_deadline(self) -> float:
         """How long stopping enabled plugins may take, all of them at once: the deactivate
         hook, then the stop."""
-        return self.hook_deadline("deactivate") + self.stop_deadline
+        return self.hook_deadline(protocol.DEACTIVATE) + self.stop_deadline
 
 
 class CrashLoopGuard:
@@ -546,7 +546,7 @@ class Supervisor:
                 method,
             )
             return
-        what = "the call" if method != "invoke" else "the tool call"
+        what = "the call" if method != protocol.INVOKE else "the tool call"
         future.set_exception(
             RpcError(
                 CALL_TIMEOUT,
@@ -787,7 +787,7 @@ class Supervisor:
         if process is not None and not process.exited.done():
             if previous in ("ready", "cancelling") and peer is not None and not peer.closed:
                 with contextlib.suppress(RpcError, TimeoutError):
-                    await asyncio.wait_for(peer.request("shutdown"), self.policy.stop_grace)
+                    await asyncio.wait_for(peer.request(protocol.SHUTDOWN), self.policy.stop_grace)
                 peer.close()  # EOF tells a worker that missed the request to exit
             try:
                 await asyncio.wait_for(asyncio.shield(process.exited), self.policy.stop_grace)
