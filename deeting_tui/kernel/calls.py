@@ -9,6 +9,7 @@ import asyncio
 import logging
 import secrets
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deeting_tui.rpc.errors import NOT_READY, RpcError
@@ -60,6 +61,19 @@ def new_call_id() -> str:
 
 #: How many times a call refused by a replaced worker (never sent) moves to its successor.
 MAX_HANDOFFS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A recorded tool call on its way: where it is stored, its id, the tool it calls."""
+
+    session_id: str
+    id: str
+    entry: ToolEntry
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 3)
 
 
 class ToolCalls:
@@ -130,85 +144,87 @@ class ToolCalls:
         """
         entry = self.tools.get(tool)
         if entry is None:
-            known = self._known_tools()
-            outcome = ToolOutcome(
-                False, tool, None, error=f"unknown tool '{quote_prefix(tool)}' — {known}"
-            )
-            if report_errors:
-                self.error(session_id, outcome.error or "")
-            return outcome
-        call_id = new_call_id()
+            return self._unknown_tool(session_id, tool, report_errors)
+        call = _Call(session_id, new_call_id(), entry)
         self._emit(
             ToolCall(
-                session_id=session_id, call_id=call_id, tool=tool, plugin=entry.plugin, args=args
+                session_id=session_id, call_id=call.id, tool=tool, plugin=entry.plugin, args=args
             )
         )
-        self._calls_running.add(call_id)
+        self._calls_running.add(call.id)
         try:
-            return await self._run_call(session_id, call_id, entry, args, reply, report_errors)
+            outcome = await self._outcome(call, args)
         finally:
-            self._calls_running.discard(call_id)
+            self._calls_running.discard(call.id)
+        unfit = self._record_result(call, outcome)
+        self._report(call, outcome, unfit, reply=reply, report_errors=report_errors)
+        self.journal.flush()
+        return outcome
 
     def call_running(self, call_id: str) -> bool:
         """Whether this kernel is running that call now: a stored call with no result that
         is not running here was cut short (Deeting quit or was killed mid-call)."""
         return call_id in self._calls_running
 
-    async def _run_call(
-        self,
-        session_id: str,
-        call_id: str,
-        entry: ToolEntry,
-        args: dict[str, Any],
-        reply: bool,
-        report_errors: bool,
-    ) -> ToolOutcome:
-        """The recorded call ``call_id``: route it to its plugin's worker and record the
-        result (or that it was cancelled)."""
-        tool = entry.spec.name
-        runtime = self.loader.runtimes.get(entry.plugin)
-        started = time.perf_counter()
-        problems = argument_problems(entry, args)
+    def _unknown_tool(self, session_id: str, tool: str, report_errors: bool) -> ToolOutcome:
+        known = self._known_tools()
+        outcome = ToolOutcome(
+            False, tool, None, error=f"unknown tool '{quote_prefix(tool)}' — {known}"
+        )
+        if report_errors:
+            self.error(session_id, outcome.error or "")
+        return outcome
+
+    async def _outcome(self, call: _Call, args: dict[str, Any]) -> ToolOutcome:
+        """The recorded ``call``, checked and routed to its plugin's worker; a call its caller
+        gives up on (Esc, Ctrl-C) is recorded as cancelled here, and the cancel goes on."""
+        tool, plugin = call.entry.spec.name, call.entry.plugin
+        problems = argument_problems(call.entry, args)
         if problems:
-            outcome = ToolOutcome(
-                False, tool, entry.plugin, error="invalid arguments: " + "; ".join(problems)
+            return ToolOutcome(
+                False, tool, plugin, error="invalid arguments: " + "; ".join(problems)
             )
-        elif runtime is None:
-            outcome = ToolOutcome(
-                False, tool, entry.plugin, error=f"plugin '{entry.plugin}' is not running"
-            )
-        else:
-
-            def progress(fraction: float | None, message: str) -> None:
-                # Shown, not stored: a progress bar is only true while its call runs.
-                self._notify(
-                    Progress(
-                        session_id=session_id,
-                        call_id=call_id,
-                        tool=tool,
-                        plugin=entry.plugin,
-                        fraction=fraction,
-                        message=message,
-                    )
-                )
-
-            try:
-                outcome = await self._invoke(runtime.supervisor, tool, args, progress)
-            except asyncio.CancelledError:
-                # Esc or Ctrl-C: the call's block ends now, marked cancelled, whatever the
-                # worker still does (the supervisor stops it, and restarts it if it must).
-                self._cancelled_call(session_id, call_id, tool, entry.plugin, started)
-                raise
-        outcome.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        runtime = self.loader.runtimes.get(plugin)
+        if runtime is None:
+            return ToolOutcome(False, tool, plugin, error=f"plugin '{plugin}' is not running")
+        try:
+            outcome = await self._invoke(runtime.supervisor, tool, args, self._progress_of(call))
+        except asyncio.CancelledError:
+            # The call's block ends now, marked cancelled, whatever the worker still does
+            # (the supervisor stops it, and restarts it if it must).
+            self._cancelled_call(call)
+            raise
         if outcome.ok and outcome.renderer is None:
-            outcome.renderer = runtime.spec.renderer if runtime else None
+            outcome.renderer = runtime.spec.renderer
+        return outcome
+
+    def _progress_of(self, call: _Call) -> ProgressListener:
+        def progress(fraction: float | None, message: str) -> None:
+            # Shown, not stored: a progress bar is only true while its call runs.
+            self._notify(
+                Progress(
+                    session_id=call.session_id,
+                    call_id=call.id,
+                    tool=call.entry.spec.name,
+                    plugin=call.entry.plugin,
+                    fraction=fraction,
+                    message=message,
+                )
+            )
+
+        return progress
+
+    def _record_result(self, call: _Call, outcome: ToolOutcome) -> str | None:
+        """Store and show the call's result; returns why its data does not fit its renderer's
+        schema, if it does not (the result says so too)."""
+        outcome.duration_ms = call.elapsed_ms()
         unfit = self.payload_schemas.problem(outcome.renderer, outcome.data) if outcome.ok else None
         self._emit(
             ToolResult(
-                session_id=session_id,
-                call_id=call_id,
-                tool=tool,
-                plugin=entry.plugin,
+                session_id=call.session_id,
+                call_id=call.id,
+                tool=call.entry.spec.name,
+                plugin=call.entry.plugin,
                 ok=outcome.ok,
                 data=outcome.data,
                 text=outcome.text,
@@ -218,29 +234,38 @@ class ToolCalls:
                 renderer_error=unfit or None,
             )
         )
-        if unfit:  # an error card instead of a renderer tripping over the data
-            self.error(session_id, f"{tool}: {unfit}", plugin=entry.plugin)
-        if not outcome.ok and report_errors:
-            self.error(session_id, f"{tool}: {outcome.error}", plugin=entry.plugin)
-        elif outcome.ok and reply:
-            self.reply(session_id, outcome.summary())
-        self.journal.flush()
-        return outcome
+        return unfit
 
-    def _cancelled_call(
-        self, session_id: str, call_id: str, tool: str, plugin: str, started: float
+    def _report(
+        self,
+        call: _Call,
+        outcome: ToolOutcome,
+        unfit: str | None,
+        *,
+        reply: bool,
+        report_errors: bool,
     ) -> None:
+        """What the user is told after the result: an error, or the reply of a direct call."""
+        tool, plugin = call.entry.spec.name, call.entry.plugin
+        if unfit:  # an error card instead of a renderer tripping over the data
+            self.error(call.session_id, f"{tool}: {unfit}", plugin=plugin)
+        if not outcome.ok and report_errors:
+            self.error(call.session_id, f"{tool}: {outcome.error}", plugin=plugin)
+        elif outcome.ok and reply:
+            self.reply(call.session_id, outcome.summary())
+
+    def _cancelled_call(self, call: _Call) -> None:
         """Record a call its caller gave up on: a result marked cancelled, not an error."""
         self._emit(
             ToolResult(
-                session_id=session_id,
-                call_id=call_id,
-                tool=tool,
-                plugin=plugin,
+                session_id=call.session_id,
+                call_id=call.id,
+                tool=call.entry.spec.name,
+                plugin=call.entry.plugin,
                 ok=False,
                 cancelled=True,
                 error="cancelled",
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=call.elapsed_ms(),
             )
         )
         self.journal.flush()
