@@ -175,6 +175,7 @@ class KeyProbe:
 async def flood_child(home: Path, updates: int, seconds: float, interval: float) -> dict[str, Any]:
     from textual.widgets import Input
 
+    from deeting_tui.kernel.events import Event, StreamFrame, ToolResult
     from deeting_tui.kernel.kernel import Kernel
     from deeting_tui.llm.offline import OfflineAssistant
     from deeting_tui.paths import resolve_paths
@@ -185,13 +186,11 @@ async def flood_child(home: Path, updates: int, seconds: float, interval: float)
     seen: list[float] = []
     failure: list[str] = []
 
-    def listen(event: dict[str, Any]) -> None:
-        if event.get("plugin") != STREAMER:
-            return
-        if event.get("type") == "stream":
+    def listen(event: Event) -> None:
+        if isinstance(event, StreamFrame) and event.plugin == STREAMER:
             seen.append(time.perf_counter())
-        elif event.get("type") == "tool_result" and not event.get("ok"):
-            failure.append(str(event.get("error")))
+        elif isinstance(event, ToolResult) and event.plugin == STREAMER and not event.ok:
+            failure.append(str(event.error))
 
     count = max(2, 2 * round(seconds / interval / 2))  # even: the prompt ends empty
     async with app.run_test(headless=False, size=(COLUMNS, ROWS)) as pilot:

@@ -36,7 +36,6 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, not others
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
@@ -45,6 +44,7 @@ from ci._cli import parse, plugin_parser, report
 from ci.smoke_examples import EXAMPLES_FILE, Example, load_examples
 from ci.smoke_offline import OfflineEventLoop
 from deeting_tui.kernel.assistant import ToolOutcome
+from deeting_tui.kernel.events import Event, PluginNotice
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.renderers import PayloadSchemas
@@ -132,9 +132,9 @@ async def _run_examples(
     kernel = Kernel(resolve_paths({"DEETING_HOME": str(home)}))
     notices: list[str] = []  # the supervisor's crash and restart messages
 
-    def listen(event: dict[str, Any]) -> None:
-        if event.get("type") == "plugin_notice":
-            notices.append(str(event.get("message")))
+    def listen(event: Event) -> None:
+        if isinstance(event, PluginNotice):
+            notices.append(event.message)
 
     kernel.add_listener(listen)
     await kernel.start(plugins=False, ticker=False)

@@ -9,14 +9,14 @@ other. What a plugin says reaches the terminal only through the neutraliser.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.scopes import Scope, explain
 from deeting_tui.terminal_text import neutralise_line, one_line
 
 if TYPE_CHECKING:
+    from deeting_tui.kernel.events import ErrorEvent, PluginNotice
     from deeting_tui.kernel.loader import InstallReport
 
 
@@ -50,10 +50,10 @@ def error_line(error: DeetingError) -> str:
     return with_cli_hint(error.message, error.hint)
 
 
-def event_line(event: Mapping[str, Any]) -> str:
+def event_line(event: ErrorEvent | PluginNotice) -> str:
     """A kernel event's message (an ``error``, a ``plugin_notice``) as the CLI and the
     script say it: the hint the event carries as data becomes the command to run."""
-    return with_cli_hint(str(event.get("message", "")), Hint.from_data(event.get("hint")))
+    return with_cli_hint(event.message, event.hint)
 
 
 def with_cli_hint(message: str, hint: Hint | None) -> str:

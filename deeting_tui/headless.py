@@ -20,19 +20,30 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 
 from deeting_tui.command_output import cli_hint, event_line
-from deeting_tui.errors import Hint
+from deeting_tui.kernel.events import (
+    ErrorEvent,
+    Event,
+    PluginNotice,
+    Reply,
+    ReplyDelta,
+    StreamFrame,
+    ToolCall,
+    ToolResult,
+    from_json,
+)
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.limits import MAX_MESSAGE_BYTES
 from deeting_tui.terminal_text import neutralise, one_line, terminal_safe_json
 
-JSON_EVENT_TYPES = frozenset({"reply", "tool_call", "tool_result", "stream", "error"})
+#: The events ``--json`` prints (DESIGN: reply, tool_call, tool_result, stream, error).
+JSON_EVENT_TYPES: tuple[type[Event], ...] = (Reply, ToolCall, ToolResult, StreamFrame, ErrorEvent)
 
 
 class ScriptPrinter:
@@ -53,11 +64,12 @@ class ScriptPrinter:
         self.write_error: OSError | None = None
         self._streaming = False  # a reply's pieces are on the terminal, its line not ended
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event | Mapping[str, Any]) -> None:
+        """Print one kernel event (or its JSON, read with ``from_json``)."""
         if self.write_error is not None:
             return  # nobody can read what follows: say it once, where the run ends
         try:
-            self._print(event)
+            self._print(event if isinstance(event, Event) else from_json(event))
         except OSError as exc:
             self.write_error = exc
 
@@ -68,32 +80,31 @@ class ScriptPrinter:
         except OSError as exc:
             self.write_error = self.write_error or exc
 
-    def _print(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "plugin_notice":  # a crash, a restart, an upgrade made elsewhere: say it
+    def _print(self, event: Event) -> None:
+        if isinstance(event, PluginNotice):  # a crash, a restart, an upgrade made elsewhere
             self.err.write(f"notice: {one_line(event_line(event))}\n")
         elif self.json_mode:
-            if kind in JSON_EVENT_TYPES:
-                line = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+            if isinstance(event, JSON_EVENT_TYPES):
+                line = orjson.dumps(event.to_json(), option=orjson.OPT_NON_STR_KEYS)
                 self.out.write(terminal_safe_json(line) + b"\n")
-            if kind == "error":
+            if isinstance(event, ErrorEvent):
                 self._error_line(event)
-        elif kind == "reply_delta" and self.cards:
+        elif isinstance(event, ReplyDelta) and self.cards:
             # Each piece neutralised on its own: a sequence cut in two leaves no ESC in either.
-            self.out.write(neutralise(str(event.get("text", ""))).encode())
+            self.out.write(neutralise(event.text).encode())
             self.out.flush()
             self._streaming = True
-        elif kind == "reply":
-            hint = Hint.from_data(event.get("hint"))
-            phrase = f" — run: {cli_hint(hint)}" if hint else ""
+        elif isinstance(event, Reply):
+            # A fix the reply points to, as this front end says it: the command to run.
+            phrase = f" — run: {cli_hint(event.hint)}" if event.hint else ""
             if self._streaming:  # its text is on the terminal already
                 self._streaming = False
                 self.out.write(neutralise(phrase).encode() + b"\n")
             else:
-                self.out.write(neutralise(str(event["text"]) + phrase).encode() + b"\n")
-        elif kind == "tool_result" and self.cards and event.get("ok"):
+                self.out.write(neutralise(event.text + phrase).encode() + b"\n")
+        elif isinstance(event, ToolResult) and self.cards and event.ok:
             self._card(event)
-        elif kind == "error":
+        elif isinstance(event, ErrorEvent):
             self._end_stream()
             self._error_line(event)
 
@@ -104,7 +115,7 @@ class ScriptPrinter:
             self.out.write(b"\n")
             self.out.flush()
 
-    def _card(self, event: dict[str, Any]) -> None:
+    def _card(self, event: ToolResult) -> None:
         from rich.console import Console  # only on a terminal: keeps piped runs lean
 
         self._end_stream()
@@ -113,10 +124,10 @@ class ScriptPrinter:
         buffer = io.StringIO()
         width = shutil.get_terminal_size((100, 24)).columns
         console = Console(file=buffer, width=width, force_terminal=True, color_system="auto")
-        console.print(render(event.get("renderer"), event.get("data"), text=event.get("text")))
+        console.print(render(event.renderer, event.data, text=event.text))
         self.out.write(buffer.getvalue().encode())
 
-    def _error_line(self, event: dict[str, Any]) -> None:
+    def _error_line(self, event: ErrorEvent) -> None:
         # The same prefix as every other error the command prints (cli.main), so one grep
         # (or a wrapper script) finds them all.
         self.err.write(f"deeting: error: {one_line(event_line(event))}\n")
@@ -274,10 +285,7 @@ async def run_script(
     try:
         async for line in _lines_off_the_loop(lines):
             if line.problem is not None:  # one error line (stored too); the run goes on
-                extra: dict[str, Any] = {"line": line.number}
-                if line.input is not None:
-                    extra["input"] = line.input
-                kernel.error(session.id, line.problem, **extra)
+                kernel.error(session.id, line.problem, line=line.number, input=line.input)
                 failed = True
             else:
                 turn = await kernel.submit(session.id, line.text)

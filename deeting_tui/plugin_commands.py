@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from deeting_tui.command_output import ask_on_tty, event_line, fail, say, settled
+from deeting_tui.kernel.events import Event, PluginNotice
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.permissions import missing_scopes
@@ -51,10 +52,10 @@ async def with_kernel(
         await kernel.shutdown()
 
 
-def _say_notices(event: dict[str, Any]) -> None:
+def _say_notices(event: Event) -> None:
     """What the kernel tells about a plugin while a command runs (a hook that missed its
     deadline, say) goes to stderr, one line each."""
-    if event.get("type") == "plugin_notice":
+    if isinstance(event, PluginNotice):
         print(f"deeting: {one_line(event_line(event))}", file=sys.stderr)
 
 

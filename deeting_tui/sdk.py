@@ -44,6 +44,7 @@ from deeting_tui.rpc.limits import (
     encode_payload,
     non_finite_path,
 )
+from deeting_tui.rpc.protocol import PROGRESS, STREAM, ProgressParams, StreamParams
 
 __all__ = [
     "Channel",
@@ -183,7 +184,7 @@ class Context:
                 f"{MAX_STREAM_FRAME_BYTES // 1024} KiB limit for one stream frame "
                 "(send the current state, not a history)"
             )
-        self._channel.notify("stream", {"topic": topic, "payload": payload, "renderer": renderer})
+        self._channel.notify(STREAM, StreamParams(topic, payload, renderer).to_json())
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report progress on the call being served; it also extends that call's deadline.
@@ -200,9 +201,8 @@ class Context:
             if not isinstance(fraction, int | float) or math.isnan(fraction):
                 raise ValueError("progress: fraction must be a number between 0 and 1, or None")
             fraction = min(1.0, max(0.0, float(fraction)))
-        self._channel.notify(
-            "progress", {"call": current_call_id.get(), "fraction": fraction, "message": message}
-        )
+        report = ProgressParams(current_call_id.get(), fraction, message)
+        self._channel.notify(PROGRESS, report.to_json())
 
 
 def write_text_atomic(path: Path, text: str) -> None:

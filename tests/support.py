@@ -31,9 +31,9 @@ FAST_WATCHDOG = WatchdogPolicy(
 
 
 def events_of(k: Kernel) -> list[dict[str, Any]]:
-    """Subscribe to a kernel's events; returns the list that fills up."""
+    """Subscribe to a kernel's events; returns the list that fills up, each as its JSON."""
     seen: list[dict[str, Any]] = []
-    k.add_listener(seen.append)
+    k.add_listener(lambda event: seen.append(event.to_json()))
     return seen
 
 

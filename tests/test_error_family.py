@@ -10,6 +10,7 @@ from deeting_tui.cli import CliError, UsageError, error_text
 from deeting_tui.command_output import cli_hint, error_line, event_line
 from deeting_tui.errors import DeetingError, Fix, Hint, is_known
 from deeting_tui.kernel.arguments import ArgumentError
+from deeting_tui.kernel.events import ErrorEvent, from_json
 from deeting_tui.kernel.session import SessionNotFound, SessionStoreError
 from deeting_tui.kernel.tools import ToolConflict
 from deeting_tui.llm.model import ProviderError
@@ -67,7 +68,8 @@ def test_one_hint_phrased_by_each_front_end() -> None:
     cli = "'notes' may not read ~/notes — run: deeting plugin grant notes fs:read:~/notes"
     assert error_line(error) == cli
     assert error_text(error) == cli
-    event = {"type": "error", "message": error.message, "hint": GRANT.as_data()}
+    event = from_json({"type": "error", "message": error.message, "hint": GRANT.as_data()})
+    assert isinstance(event, ErrorEvent)
     assert event_line(event) == cli  # the script says what the CLI says
     chat = chat_error(error)
     assert chat == (
@@ -129,4 +131,6 @@ def test_hint_data_round_trips_and_junk_is_no_hint() -> None:
         assert Hint.from_data(junk) is None
     odd = Hint.from_data({"fix": "enable", "plugin": 5, "flags": "--x"})
     assert odd == Hint(Fix.ENABLE)  # wrong-typed parts dropped, the fix kept
-    assert event_line({"message": "m", "hint": {"fix": "explode"}}) == "m"
+    unreadable = from_json({"type": "error", "message": "m", "hint": {"fix": "explode"}})
+    assert isinstance(unreadable, ErrorEvent)
+    assert event_line(unreadable) == "m"

@@ -24,8 +24,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
-import select
 import signal
 import sys
 import traceback
@@ -44,114 +42,44 @@ from deeting_tui.rpc.errors import (
     RpcError,
 )
 from deeting_tui.rpc.peer import Peer, is_awaitable
+from deeting_tui.rpc.protocol import (
+    DENIED,
+    EVENT,
+    INITIALIZE,
+    INVOKE,
+    LIFECYCLE_HOOKS,
+    ON_EVENT,
+    POSTUPGRADE,
+    PREUPGRADE,
+    SHUTDOWN,
+    DeniedParams,
+    EventParams,
+    InitializeResult,
+    InvokeParams,
+    OnEventResult,
+    UpgradeState,
+)
 from deeting_tui.sandbox.guard import SandboxDenied
+from deeting_tui.sandbox.idle import _IdleWait, _loop_has_work, _next_timer_delay
 from deeting_tui.sandbox.plugin_import import import_plugin_module
+from deeting_tui.sandbox.process_limits import (
+    CPU_LIMIT_S,
+    FILE_SIZE_LIMIT_MB,
+    OPEN_FILES_LIMIT,
+    set_rlimits,
+)
+from deeting_tui.sandbox.process_limits import (
+    set_parent_death_signal as set_parent_death_signal,
+)
 from deeting_tui.sdk import Context, ResultError, current_call_id, normalize_result
 
 #: Hooks a plugin may define besides ``invoke``; each may be sync or async.
-LIFECYCLE_HOOKS = ("activate", "deactivate", "postinstall", "preuninstall", "preupgrade")
-OPTIONAL_FUNCTIONS = (*LIFECYCLE_HOOKS, "postupgrade", "on_event", "invoke")
-OPEN_FILES_LIMIT = 256
-FILE_SIZE_LIMIT_MB = 512  # the default disk quota (kimai.json limits.disk_mb)
-CPU_LIMIT_S = 6 * 3600
-MIB = 1024 * 1024
-THREAD_STACK_BYTES = 2 * MIB
-M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
+OPTIONAL_FUNCTIONS = (*LIFECYCLE_HOOKS, POSTUPGRADE, ON_EVENT, INVOKE)
 
 #: The fd the worker answers the kernel on; fault tests write garbage onto it on purpose.
 RPC_WRITE_FD: int | None = None
 
 log = logging.getLogger("deeting.worker")
-
-
-def set_parent_death_signal(parent_pid: int, signum: int = signal.SIGKILL) -> None:
-    """Die with the kernel even if it is SIGKILLed while this worker is stuck in plugin code.
-
-    The pipe EOF only helps a worker that is reading; PR_SET_PDEATHSIG covers a busy one. The
-    getppid check closes the race where the parent died before the prctl took effect. The
-    forkserver asks for a signal it can catch instead, so it can kill its workers' process
-    groups before it goes.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes  # lazy: only Linux needs it, and it costs start-up time elsewhere
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, int(signum), 0, 0, 0)
-    if parent_pid and os.getppid() != parent_pid:
-        if signum != signal.SIGKILL:
-            os.kill(os.getpid(), signum)  # the parent is gone already: act as if told so
-            return
-        os._exit(0)
-
-
-def set_rlimits(
-    memory_mb: int,
-    open_files: int = OPEN_FILES_LIMIT,
-    file_size_mb: int = FILE_SIZE_LIMIT_MB,
-    cpu_seconds: int = CPU_LIMIT_S,
-) -> None:
-    """Soft = hard so plugin code cannot raise them back.
-
-    Memory: RLIMIT_AS at ``memory_mb`` on top of the address space the worker already has,
-    because it counts every mapping — shared anonymous memory and memfd mappings too, which
-    RLIMIT_DATA does not see; RLIMIT_DATA (private data) stays as a second bound. So that
-    threads still start under an address-space limit, glibc keeps one malloc arena (each
-    extra one reserves 64 MiB) and thread stacks are THREAD_STACK_BYTES. Every process the
-    plugin starts inherits these; the kernel bounds their sum (cgroup or watchdog).
-
-    ``file_size_mb`` is the plugin's disk quota: no single file may outgrow it (EFBIG), the
-    kernel's watchdog bounds the folders' total. RLIMIT_CPU counts the worker's whole life,
-    so it is only a backstop against a runaway that somehow escapes the per-call deadlines.
-    """
-
-    def cap(which: int, value: int) -> None:
-        _soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, value))
-
-    limit_threads_address_space()
-    cap(resource.RLIMIT_AS, memory_mb * MIB + address_space_in_use())
-    cap(resource.RLIMIT_DATA, memory_mb * MIB)
-    cap(resource.RLIMIT_NOFILE, open_files)
-    cap(resource.RLIMIT_FSIZE, file_size_mb * MIB)
-    cap(resource.RLIMIT_CPU, cpu_seconds)
-    cap(resource.RLIMIT_CORE, 0)
-
-
-def address_space_in_use() -> int:
-    """Bytes of address space this process has mapped now (0 where /proc cannot say)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            pages = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
-    return pages * resource.getpagesize()
-
-
-def limit_threads_address_space() -> None:
-    """One malloc arena and small thread stacks, so an address-space limit leaves room for
-    threads: glibc reserves 64 MiB per extra arena and 8 MiB per default stack."""
-    import threading
-
-    threading.stack_size(THREAD_STACK_BYTES)
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mallopt(M_ARENA_MAX, 1)
-        # Threads that C libraries start take the process default, not threading's size.
-        attr = ctypes.create_string_buffer(128)  # pthread_attr_t is 56 bytes on x86-64
-        if libc.pthread_attr_init(attr) == 0:
-            libc.pthread_attr_setstacksize(attr, ctypes.c_size_t(THREAD_STACK_BYTES))
-            libc.pthread_setattr_default_np(attr)
-            libc.pthread_attr_destroy(attr)
-    except (OSError, AttributeError):  # not glibc: its defaults are smaller anyway
-        pass
 
 
 def apply_os_sandbox(
@@ -231,46 +159,43 @@ class WorkerServer:
     # -- dispatch ----------------------------------------------------------------------------
 
     def _handle(self, method: str, params: Any, request_id: int | str) -> Any:
-        if method == "initialize":
+        if method == INITIALIZE:
             return self._initialize(params)
-        if method == "shutdown":
+        if method == SHUTDOWN:
             self._stop()  # after this reply, the serving loop ends
             return {}
         if self.module is None or self.ctx is None:
             raise RpcError(NOT_READY, "the worker has not been initialised")
-        if method == "invoke":
-            if not isinstance(params, dict) or not isinstance(params.get("tool"), str):
-                raise RpcError(INVALID_PARAMS, "invoke needs {tool: str, args: object}")
-            args = params.get("args") or {}
-            if not isinstance(args, dict):
-                raise RpcError(INVALID_PARAMS, "invoke args must be an object")
-            return self._call("invoke", (params["tool"], args), normalize_result)
-        if method == "on_event":
-            topic, payload = _event_params(params)
-            return self._call("on_event", (topic, payload), lambda r: {"handled": r is True})
-        if method == "postupgrade":
-            state = params.get("state") if isinstance(params, dict) else None
-            return self._call("postupgrade", (state if isinstance(state, dict) else {},), _none)
-        if method == "preupgrade":
+        if method == INVOKE:
+            call = InvokeParams.from_json(params)
+            return self._call(INVOKE, (call.tool, call.args), normalize_result)
+        if method == ON_EVENT:
+            event = EventParams.from_json(params)
             return self._call(
-                "preupgrade", (), lambda r: {"state": r if isinstance(r, dict) else {}}
+                ON_EVENT, (event.topic, event.payload), lambda r: OnEventResult(r is True).to_json()
+            )
+        if method == POSTUPGRADE:
+            return self._call(POSTUPGRADE, (UpgradeState.from_json(params).state,), _none)
+        if method == PREUPGRADE:
+            return self._call(
+                PREUPGRADE, (), lambda r: UpgradeState(r if isinstance(r, dict) else {}).to_json()
             )
         if method in LIFECYCLE_HOOKS:
             return self._call(method, (), _none)
         raise RpcError(METHOD_NOT_FOUND, f"method not found: {method}")
 
     def _on_notification(self, method: str, params: Any) -> None:
-        if method != "event" or self.module is None:
+        if method != EVENT or self.module is None:
             return
         try:
-            topic, payload = _event_params(params)
+            event = EventParams.from_json(params)
         except RpcError as exc:
             log.warning("bad event notification: %s", exc.message)
             return
         try:
-            outcome = self._call("on_event", (topic, payload), _none)
+            outcome = self._call(ON_EVENT, (event.topic, event.payload), _none)
         except RpcError as exc:
-            log.warning("on_event(%s) failed: %s", topic, exc.message)
+            log.warning("on_event(%s) failed: %s", event.topic, exc.message)
             return
         if is_awaitable(outcome):
             assert self.loop is not None
@@ -282,7 +207,7 @@ class WorkerServer:
         assert self.module is not None and self.ctx is not None
         fn = getattr(self.module, name, None)
         if fn is None:
-            if name == "invoke":
+            if name == INVOKE:
                 raise RpcError(METHOD_NOT_FOUND, "the plugin's src/index.py defines no invoke()")
             return shape(None)
         try:
@@ -334,13 +259,13 @@ class WorkerServer:
         except BaseException as exc:
             raise _plugin_error("import of src/index.py", exc) from None
         hooks = [f for f in OPTIONAL_FUNCTIONS if callable(getattr(self.module, f, None))]
-        return {"pid": os.getpid(), "hooks": hooks, "sandbox": sandbox}
+        return InitializeResult(os.getpid(), tuple(hooks), sandbox).to_json()
 
     def _report_denial(self, message: str) -> None:
         """Tell the kernel what the guard refused, so the user hears of it even if the
         plugin swallows the PermissionError."""
         with contextlib.suppress(Exception):  # never let reporting break the refusal itself
-            self.peer.notify("denied", {"message": message})
+            self.peer.notify(DENIED, DeniedParams(message).to_json())
 
     # -- teardown ----------------------------------------------------------------------------
 
@@ -353,72 +278,12 @@ class WorkerServer:
             self._wake.set_result(None)
 
 
-class _IdleWait:
-    """How an idle worker waits: for the kernel's next message, or for a plugin thread that
-    hands the loop work (``run_coroutine_threadsafe`` and every other ``call_soon_threadsafe``
-    write a byte to the loop's self-pipe). One poll() on both; no thread, no timer.
-
-    The self-pipe is asyncio's own (``_ssock``), read here only for readiness: the loop
-    drains it when it runs. On a loop without one, a plain blocking read of the kernel's fd
-    (a thread's hand-over then waits for the next message, as it used to).
-    """
-
-    def __init__(self, read_fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        self._read_fd = read_fd
-        self._poll: select.poll | None = None
-        self_pipe = getattr(loop, "_ssock", None)
-        fileno = getattr(self_pipe, "fileno", None)
-        if callable(fileno):
-            self._poll = select.poll()
-            self._poll.register(read_fd, select.POLLIN)
-            self._poll.register(fileno(), select.POLLIN)
-
-    def kernel_spoke(self) -> bool:
-        """Block until either wakes; True when the kernel's fd has input (or hung up)."""
-        if self._poll is None:
-            return True
-        while True:
-            try:
-                ready = self._poll.poll()
-            except InterruptedError:  # pragma: no cover - PEP 475 retries poll() itself
-                continue
-            return any(fd == self._read_fd for fd, _events in ready)
-
-
 def _none(_result: Any) -> dict[str, Any]:
     return {}
 
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
-
-
-def _loop_has_work(loop: asyncio.AbstractEventLoop) -> bool:
-    """Tasks, ready callbacks or timers. asyncio has no public way to ask for the last two; a
-    loop without these attributes is always treated as busy (the worker then simply keeps
-    serving through the loop, as before this fast path existed)."""
-    if asyncio.all_tasks(loop):
-        return True
-    ready = getattr(loop, "_ready", None)
-    if ready is None:
-        return True
-    return bool(ready) or _next_timer_delay(loop) is not None
-
-
-def _next_timer_delay(loop: asyncio.AbstractEventLoop) -> float | None:
-    """Seconds to the loop's earliest live timer, or None without one."""
-    timers = getattr(loop, "_scheduled", None)
-    if timers is None:
-        return 0.05  # unknown loop internals: look again soon rather than stall a timer
-    live = [timer.when() for timer in timers if not timer.cancelled()]
-    return max(0.0, min(live) - loop.time()) if live else None
-
-
-def _event_params(params: Any) -> tuple[str, dict[str, Any]]:
-    if not isinstance(params, dict) or not isinstance(params.get("topic"), str):
-        raise RpcError(INVALID_PARAMS, "an event needs {topic: str, payload: object}")
-    payload = params.get("payload")
-    return params["topic"], payload if isinstance(payload, dict) else {}
 
 
 def _shaped(outcome: Any, shape: Any) -> Any:

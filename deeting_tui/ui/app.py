@@ -25,9 +25,9 @@ from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from deeting_tui.kernel.events import Event
 from deeting_tui.kernel.health import health_line
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.session_events import CONVERSATION_KINDS
 from deeting_tui.terminal_text import neutralise, one_line
 
 from .hints import chat_error
@@ -82,7 +82,7 @@ class DeetingApp(App[None]):
             self.session_id = latest.id if latest else None
         chat = ChatScreen()
 
-        def forward(event: dict[str, Any]) -> None:
+        def forward(event: Event) -> None:
             chat.post_message(KernelEvent(event))
 
         self._remove_listener = self.kernel.add_listener(forward)
@@ -149,11 +149,8 @@ class DeetingApp(App[None]):
     async def _show_session(self, session_id: str | None) -> None:
         info = self.kernel.open_session(session_id)
         self.session_id = info.id
-        stored = [
-            {"type": e.kind, "session_id": e.session_id, **e.payload}
-            for e in self.kernel.sessions.events(info.id, kinds=CONVERSATION_KINDS)
-        ]  # without streams: a resumed live card would only show its last frame
-        await self.chat.show_session(stored)
+        # Without streams: a resumed live card would only show its last frame.
+        await self.chat.show_session(self.kernel.conversation(info.id))
         self.update_status()
 
     def _handle_exception(self, error: Exception) -> None:

@@ -12,11 +12,9 @@ a caller can put the phrase in any widget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from deeting_tui.command_output import cli_hint
 from deeting_tui.errors import DeetingError, Fix, Hint
+from deeting_tui.kernel.events import ErrorEvent, PluginNotice, Reply
 from deeting_tui.terminal_text import one_line, quote_prefix
 
 __all__ = ["chat_error", "chat_event_line", "chat_hint", "with_chat_hint"]
@@ -76,12 +74,12 @@ def chat_error(error: BaseException, *, on_plugin_screen: bool = False) -> str:
     return with_chat_hint(error.message, error.hint, on_plugin_screen=on_plugin_screen)
 
 
-def chat_event_line(event: Mapping[str, Any]) -> str:
+def chat_event_line(event: Reply | ErrorEvent | PluginNotice) -> str:
     """A kernel event's words (an ``error``'s or a ``plugin_notice``'s message, a
     ``reply``'s text) as the chat shows them: the hint the event carries as data becomes the
     keys to press."""
-    said = event.get("text", "") if event.get("type") == "reply" else event.get("message", "")
-    return with_chat_hint(str(said), Hint.from_data(event.get("hint")))
+    said = event.text if isinstance(event, Reply) else event.message
+    return with_chat_hint(said, event.hint)
 
 
 def with_chat_hint(message: str, hint: Hint | None, *, on_plugin_screen: bool = False) -> str:

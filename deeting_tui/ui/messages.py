@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from textual.message import Message
 
+from deeting_tui.kernel.events import Event, from_json
 from deeting_tui.terminal_text import neutralise_tree
 
 
 class KernelEvent(Message):
-    """One event from the kernel's listener (user, reply, reply_delta, tool_call, …).
+    """One event from the kernel's listener (``deeting_tui.kernel.events``), live or replayed
+    from a stored session; a JSON object (a test's event written by hand) is read with
+    ``from_json``.
 
-    This is where a kernel event becomes the chat's, live or replayed from a stored session,
-    so it is where plugin text is neutralised for the terminal: every string in the event
-    (reply text and deltas, tool arguments, errors, notices, progress messages, result data,
-    stream payloads) as ``deeting_tui.terminal_text.neutralise`` leaves it. The kernel and
-    the stored session keep the original; widgets only ever see the neutralised copy.
+    This is where a kernel event becomes the chat's, so it is where plugin text is neutralised
+    for the terminal: every string in the event (reply text and deltas, tool arguments,
+    errors, notices, progress messages, result data, stream payloads) as
+    ``deeting_tui.terminal_text.neutralise`` leaves it. The kernel and the stored session keep
+    the original; widgets only ever see the neutralised copy.
     """
 
-    def __init__(self, event: dict[str, Any]) -> None:
+    def __init__(self, event: Event | Mapping[str, Any]) -> None:
         super().__init__()
-        self.event: dict[str, Any] = neutralise_tree(event)
+        self.event: Event = neutralised(event if isinstance(event, Event) else from_json(event))
+
+
+def neutralised(event: Event) -> Event:
+    """A copy of ``event`` with every string in it neutralised (see KernelEvent)."""
+    changes = {
+        spec.name: neutralise_tree(getattr(event, spec.name)) for spec in dataclasses.fields(event)
+    }
+    return dataclasses.replace(event, **changes)
+
+
+class LocalReply(Message):
+    """Text the chat itself says (``/help``): drawn as a reply, but no kernel event — it is
+    not in the session, the model never sees it, and ``--json`` has nothing like it."""
+
+    def __init__(self, markdown: str) -> None:
+        super().__init__()
+        self.markdown = markdown

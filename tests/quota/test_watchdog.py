@@ -12,6 +12,7 @@ from typing import Any
 
 from support import FAST_POLICY, FAST_WATCHDOG, OFFICIAL
 
+from deeting_tui.kernel.events import PluginNotice, StreamFrame
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.paths import Config, resolve_paths
 from deeting_tui.plugin.checker import load_plugin
@@ -294,8 +295,12 @@ async def test_official_plugins_on_a_fast_clock_never_trip_the_idle_rule(home: P
     )
     notices: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    kernel.add_listener(lambda e: notices.append(e) if e["type"] == "plugin_notice" else None)
-    kernel.add_listener(lambda e: events.append(e) if e["type"] == "stream" else None)
+    kernel.add_listener(
+        lambda e: notices.append(e.to_json()) if isinstance(e, PluginNotice) else None
+    )
+    kernel.add_listener(
+        lambda e: events.append(e.to_json()) if isinstance(e, StreamFrame) else None
+    )
     await kernel.start()
     kernel.open_session()  # streams are recorded in the active session
     try:

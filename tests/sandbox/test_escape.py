@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from support import HOSTILE, hello, install_hostile, pong
 
+from deeting_tui.kernel.events import PluginNotice
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.sandbox.probe import probe
 from deeting_tui.workers.supervisor import Supervisor
@@ -225,7 +226,9 @@ async def test_the_user_hears_of_each_refusal_once_under_the_plugins_own_name(
     """A plugin that swallows its PermissionError still cannot hide what it tried, and it
     cannot pass its words off as another plugin's."""
     notices: list[dict[str, Any]] = []
-    kernel.add_listener(lambda e: notices.append(e) if e["type"] == "plugin_notice" else None)
+    kernel.add_listener(
+        lambda e: notices.append(e.to_json()) if isinstance(e, PluginNotice) else None
+    )
     supervisor = await install_hostile(kernel, ESCAPE, tmp_path, [])
     for _ in range(3):
         await _attempt(supervisor, world, "tcp")  # refused, and swallowed by the plugin

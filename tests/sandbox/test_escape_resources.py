@@ -28,6 +28,7 @@ import orjson
 import pytest
 from support import FAST_POLICY, FAST_WATCHDOG, HOSTILE, OFFICIAL, run_deeting
 
+from deeting_tui.kernel.events import Event, PluginNotice
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.llm.offline import OfflineAssistant
@@ -66,9 +67,9 @@ class Notices:
         self._changed = asyncio.Event()
         kernel.add_listener(self._hear)
 
-    def _hear(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "plugin_notice" and event.get("plugin") == NAME:
-            self.seen.append(str(event.get("message")))
+    def _hear(self, event: Event) -> None:
+        if isinstance(event, PluginNotice) and event.plugin == NAME:
+            self.seen.append(event.message)
             self._changed.set()
 
     def about(self, text: str) -> list[str]:

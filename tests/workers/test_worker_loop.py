@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from typing import Any
 
 import pytest
 from support import FIXTURES
 
+from deeting_tui.kernel.events import Event, StreamFrame
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.workers.supervisor import Supervisor
 
@@ -29,9 +29,9 @@ def _streams(kernel: Kernel, topic: str, wanted: int) -> asyncio.Event:
     arrived = asyncio.Event()
     count = 0
 
-    def listen(event: dict[str, Any]) -> None:
+    def listen(event: Event) -> None:
         nonlocal count
-        if event["type"] == "stream" and event["topic"] == topic:
+        if isinstance(event, StreamFrame) and event.topic == topic:
             count += 1
             if count >= wanted:
                 arrived.set()

@@ -7,25 +7,36 @@ every pending tool call). Plugin streams are coalesced to at most 30 redraws a s
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-import orjson
 from textual import on, work
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Markdown
 
+from deeting_tui.kernel.events import (
+    ErrorEvent,
+    Event,
+    PluginNotice,
+    Progress,
+    Reply,
+    ReplyDelta,
+    StreamFrame,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
 from deeting_tui.kernel.health import health_counts
 from deeting_tui.kernel.limits import message_problem
-from deeting_tui.terminal_text import neutralise_tree, one_line
+from deeting_tui.terminal_text import one_line
 
 from ..completion import SlashSuggester, ToolParameters
 from ..hints import chat_event_line
-from ..messages import KernelEvent
+from ..messages import KernelEvent, LocalReply, neutralised
 from ..widgets.prompt import PromptInput, as_line
 from ..widgets.transcript import (
     AssistantReply,
@@ -35,6 +46,7 @@ from ..widgets.transcript import (
     Welcome,
     message_widgets,
 )
+from .replay import Echo, batch_start, echo_of, repeats, replay
 
 if TYPE_CHECKING:
     from ..app import DeetingApp
@@ -90,12 +102,24 @@ class ChatScreen(Screen[None]):
         self._live: dict[str, LiveCard] = {}
         #: Each call's block by call id; a repeated id (old sessions) means the newest call.
         self._calls: dict[str, ToolCallBlock] = {}
-        self._pending_streams: dict[str, dict[str, Any]] = {}
+        self._pending_streams: dict[str, StreamFrame] = {}
         # What the kernel says again right after a tool result: a direct call's or a
         # trigger's reply (the result's summary) or a failed call's error. The block and its
         # card show it already, so the echo is not shown a second time.
-        self._echo: tuple[str, str] | None = None
-        self._earlier: list[dict[str, Any]] = []  # stored events not drawn yet, oldest first
+        self._echo: Echo | None = None
+        self._earlier: list[Event] = []  # stored events not drawn yet, oldest first
+        #: How each kind of kernel event is drawn; kinds not in it (none today) are ignored.
+        self._handlers: dict[type[Event], Callable[[Any], Awaitable[None]]] = {
+            UserMessage: self._on_user,
+            ReplyDelta: self._on_reply_delta,
+            Reply: self._on_reply,
+            ToolCall: self._on_tool_call,
+            ToolResult: self._on_tool_result,
+            Progress: self._on_progress,
+            PluginNotice: self._on_plugin_notice,
+            ErrorEvent: self._on_error,
+            StreamFrame: self._on_stream,
+        }
 
     @property
     def deeting(self) -> DeetingApp:
@@ -118,12 +142,12 @@ class ChatScreen(Screen[None]):
         self.stream_timer = self.set_interval(STREAM_REDRAW_S, self._redraw_streams)
         self.query_one("#prompt", Input).focus()
 
-    async def show_session(self, events: list[dict[str, Any]]) -> None:
+    async def show_session(self, events: list[Event]) -> None:
         """Start over with a stored conversation (resume, or open from the session list).
 
         The events are drawn here and now, not posted: a stored event that cannot be drawn
         raises to the caller, which can then open another session instead of crashing. Each
-        still becomes a ``KernelEvent`` first, which neutralises its strings.
+        is neutralised first, as a ``KernelEvent`` is.
         """
         await self._end_reply()
         self._live.clear()
@@ -157,10 +181,10 @@ class ChatScreen(Screen[None]):
     async def _show_earlier(self) -> None:
         """Draw the next batch of stored events above those drawn (the last batch first)."""
         events = self._earlier
-        start = _batch_start(events, SHOWN_EVENTS)
+        start = batch_start(events, SHOWN_EVENTS)
         self._earlier, batch = events[:start], events[start:]
         transcript = self.query_one("#transcript", VerticalScroll)
-        widgets, results = _replay([neutralise_tree(event) for event in batch])
+        widgets, results = replay([neutralised(event) for event in batch])
         markers = transcript.query(EarlierEvents)
         marker = markers.first(EarlierEvents) if markers else None
         if self._earlier and marker is None:
@@ -230,7 +254,7 @@ class ChatScreen(Screen[None]):
         self.query_one("#prompt", Input).border_subtitle = f"session {session_id}"
 
     def show_help(self) -> None:
-        self.post_message(KernelEvent({"type": "reply", "text": HELP}))
+        self.post_message(LocalReply(HELP))
 
     def on_resize(self) -> None:
         self.deeting.update_status()  # the header's consent hint is as long as it has room for
@@ -284,56 +308,72 @@ class ChatScreen(Screen[None]):
 
     @on(KernelEvent)
     async def _kernel_event(self, message: KernelEvent) -> None:
-        await self._show(message)
+        await self._show(message.event)
 
-    async def _show(self, message: KernelEvent) -> None:
-        """Draw one kernel event (live, or stored when a session is shown)."""
-        event = message.event
-        kind = event["type"]
-        transcript = self.query_one("#transcript", VerticalScroll)
-        if kind in ("user", "reply", "reply_delta", "tool_call", "tool_result", "error"):
+    @on(LocalReply)
+    async def _local_reply(self, message: LocalReply) -> None:
+        """The chat's own text (``/help``): drawn as a reply, never stored or sent."""
+        self._echo = None
+        await self._end_reply()
+        await self._transcript().mount_all(message_widgets("reply", message.markdown))
+
+    async def _show(self, event: Event) -> None:
+        """Draw one kernel event (neutralised already) with the handler for its class."""
+        if isinstance(event, UserMessage | Reply | ReplyDelta | ToolCall | ToolResult | ErrorEvent):
             echo, self._echo = self._echo, None
             if repeats(echo, event):
                 return
-        if kind == "user":
-            await self._end_reply()
-            await transcript.query(Welcome).remove()
-            await transcript.mount_all(message_widgets("user", event["text"]))
-        elif kind == "reply_delta":
-            if self._reply is None:
-                self._reply = AssistantReply()
-                await transcript.mount(self._reply)
-                self._stream = Markdown.get_stream(self._reply)
-            await self._stream.write(event["text"])
-        elif kind == "reply":
-            if self._reply is None:
-                await transcript.mount_all(message_widgets("reply", chat_event_line(event)))
-            await self._end_reply()
-        elif kind == "tool_call":
-            await self._end_reply()
-            block = ToolCallBlock(
-                str(event["call_id"]), event["tool"], event.get("plugin"), event["args"]
-            )
-            self._calls[block.call_id] = block
-            await transcript.mount(block)
-        elif kind == "tool_result":
-            called = self._calls.get(str(event["call_id"]))
-            if called is not None and not called.done:
-                await called.finish(event)
-                self._echo = echo_of(event)
-        elif kind == "progress":
-            running = self._calls.get(str(event["call_id"]))
-            if running is not None:
-                await running.progress(event["fraction"], event["message"])
-        elif kind == "plugin_notice":
-            self.notify(chat_event_line(event), severity="warning", timeout=8)
-            self.deeting.update_status()
-        elif kind == "error":
-            await self._end_reply()
-            await transcript.mount_all(message_widgets("error", chat_event_line(event)))
-        elif kind == "stream":
-            key = f"{event.get('plugin')}:{event.get('topic')}"
-            self._pending_streams[key] = event
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            await handler(event)
+
+    def _transcript(self) -> VerticalScroll:
+        return self.query_one("#transcript", VerticalScroll)
+
+    async def _on_user(self, event: UserMessage) -> None:
+        await self._end_reply()
+        await self._transcript().query(Welcome).remove()
+        await self._transcript().mount_all(message_widgets("user", event.text))
+
+    async def _on_reply_delta(self, event: ReplyDelta) -> None:
+        if self._reply is None:
+            self._reply = AssistantReply()
+            await self._transcript().mount(self._reply)
+            self._stream = Markdown.get_stream(self._reply)
+        await self._stream.write(event.text)
+
+    async def _on_reply(self, event: Reply) -> None:
+        if self._reply is None:
+            await self._transcript().mount_all(message_widgets("reply", chat_event_line(event)))
+        await self._end_reply()
+
+    async def _on_tool_call(self, event: ToolCall) -> None:
+        await self._end_reply()
+        block = ToolCallBlock(event.call_id, event.tool, event.plugin, event.args)
+        self._calls[block.call_id] = block
+        await self._transcript().mount(block)
+
+    async def _on_tool_result(self, event: ToolResult) -> None:
+        called = self._calls.get(event.call_id)
+        if called is not None and not called.done:
+            await called.finish(event)
+            self._echo = echo_of(event)
+
+    async def _on_progress(self, event: Progress) -> None:
+        running = self._calls.get(event.call_id)
+        if running is not None:
+            await running.progress(event.fraction, event.message)
+
+    async def _on_plugin_notice(self, event: PluginNotice) -> None:
+        self.notify(chat_event_line(event), severity="warning", timeout=8)
+        self.deeting.update_status()
+
+    async def _on_error(self, event: ErrorEvent) -> None:
+        await self._end_reply()
+        await self._transcript().mount_all(message_widgets("error", chat_event_line(event)))
+
+    async def _on_stream(self, event: StreamFrame) -> None:
+        self._pending_streams[f"{event.plugin}:{event.topic}"] = event  # drawn by the timer
 
     async def _end_reply(self) -> None:
         if self._stream is not None:
@@ -348,80 +388,6 @@ class ChatScreen(Screen[None]):
             fresh = card is None
             if card is None:
                 card = self._live[key] = LiveCard()
-            card.show(event.get("renderer"), event.get("payload"), str(event.get("topic")))
+            card.show(event.renderer, event.payload, event.topic)
             if fresh:  # drawn before it is shown: never an empty frame
                 await self.query_one("#transcript", VerticalScroll).mount(card)
-
-
-def echo_of(result: dict[str, Any]) -> tuple[str, str] | None:
-    """The event the kernel sends after this tool result when it repeats it: the reply of a
-    direct or triggered call is the result's summary (``ToolOutcome.summary``), a failed
-    call's error is ``tool: error``. A model's own reply after its tool calls is different
-    text, and is shown."""
-    if result.get("renderer_error"):
-        return None  # the kernel's error about the data comes next: show it, and the reply
-    if not result.get("ok"):
-        return "error", f"{result.get('tool')}: {result.get('error')}"
-    text, data = result.get("text"), result.get("data")
-    if text:
-        return "reply", str(text)
-    if data is not None:
-        return "reply", orjson.dumps(data).decode()
-    return "reply", "(no output)"
-
-
-def repeats(echo: tuple[str, str] | None, event: dict[str, Any]) -> bool:
-    """Whether ``event`` is the echo (``echo_of``) of the tool result drawn just before it."""
-    kind = event.get("type")
-    said = event.get("message") if kind == "error" else event.get("text")
-    return echo is not None and echo == (kind, said)
-
-
-def _batch_start(events: list[dict[str, Any]], size: int) -> int:
-    """Where the last ``size`` events begin, moved forward to the start of a turn (a user
-    message) when one is in them, so that a tool call and its result are drawn together."""
-    start = max(0, len(events) - size)
-    if start == 0:
-        return 0
-    for index in range(start, len(events)):
-        if events[index].get("type") == "user":
-            return index
-    return start
-
-
-def _replay(
-    events: list[dict[str, Any]],
-) -> tuple[list[Widget], list[tuple[ToolCallBlock, dict[str, Any]]]]:
-    """The widgets of stored events (neutralised already), and each tool block with the result
-    to finish it with once mounted. Built in one pass and mounted at once: a message per event
-    would cost a round of the message loop each. As live, the reply or error that repeats a
-    tool result right after it (``echo_of``) is not drawn a second time."""
-    widgets: list[Widget] = []
-    results: list[tuple[ToolCallBlock, dict[str, Any]]] = []
-    calls: dict[str, ToolCallBlock] = {}  # a repeated id (old sessions): the newest call
-    echo: tuple[str, str] | None = None
-    for event in events:
-        kind = event.get("type")
-        repeated = repeats(echo, event)
-        echo = None  # an echo is only ever the event right after its result
-        if repeated:
-            continue
-        if kind == "user":
-            widgets.extend(message_widgets(kind, str(event.get("text", ""))))
-        elif kind == "reply":
-            widgets.extend(message_widgets(kind, chat_event_line(event)))
-        elif kind == "error":
-            widgets.extend(message_widgets("error", chat_event_line(event)))
-        elif kind == "tool_call":
-            call_id = str(event.get("call_id"))
-            block = ToolCallBlock(
-                call_id, str(event.get("tool") or "?"), event.get("plugin"), event.get("args") or {}
-            )
-            calls[call_id] = block
-            widgets.append(block)
-        elif kind == "tool_result":
-            found = calls.pop(str(event.get("call_id")), None)
-            if found is not None:
-                results.append((found, event))
-                echo = echo_of(event)
-    return widgets, results

@@ -21,6 +21,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, ProgressBar, Static
 
+from deeting_tui.kernel.events import ToolResult
 from deeting_tui.render import render
 
 #: How much of one message the transcript lays out; the rest is a click away (MoreText).
@@ -240,31 +241,31 @@ class ToolCallBlock(Vertical):
         line.append("  no result: the call was cut short")
         status.update(line)
 
-    async def finish(self, result: dict[str, Any]) -> None:
+    async def finish(self, result: ToolResult) -> None:
         self.done = True
         if self._spinner is not None:
             self._spinner.stop()
         await self.query(ProgressBar).remove()
         await self.query(".progress-message").remove()
         status = self.query_one(".status", Static)
-        took = _duration(result.get("duration_ms", 0))
-        if result.get("ok"):
+        took = _duration(result.duration_ms or 0)
+        if result.ok:
             status.add_class("-done")
             status.update(Text(f"✓ {self.tool}  {took}"))
-            text = result.get("text")
-            if isinstance(text, str):  # an echo of a huge message: a card of its prefix
+            text = result.text
+            if text is not None:  # an echo of a huge message: a card of its prefix
                 shown, hidden = cut(text)
                 text = shown + (f"\n… {hidden:,} more characters" if hidden else "")
-            card = render(result.get("renderer"), result.get("data"), text=text)
+            card = render(result.renderer, result.data, text=text)
             arguments = Static(Text(_short_args(self.args, limit=2000), style="dim"))
             body = Collapsible(arguments, Static(card), title="result", collapsed=False)
             await self.mount(body)
-        elif result.get("cancelled"):
+        elif result.cancelled:
             status.add_class("-cancelled")
             status.update(Text(f"⊘ {self.tool}  cancelled after {took}"))
         else:
             status.add_class("-failed")
-            error, hidden = cut(str(result.get("error")))
+            error, hidden = cut(str(result.error))
             more = f"… ({hidden:,} more characters)" if hidden else ""
             status.update(Text(f"✗ {self.tool}  {took}: {error}{more}"))
 

@@ -1,0 +1,164 @@
+"""The conversation: the assistant's turn, and a stored session read back as typed events.
+
+A mixin of :class:`~deeting_tui.kernel.kernel.Kernel` (its state is the kernel's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from deeting_tui.errors import Hint
+
+from ..paths import Config, Paths
+from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
+from .bus import EventBus
+from .events import (
+    ErrorEvent,
+    Event,
+    EventFormatError,
+    Reply,
+    ReplyDelta,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+    from_stored,
+)
+from .installed import InstalledStore
+from .journal import SessionJournal
+from .loader import Loader
+from .permissions import GrantStore
+from .renderers import PayloadSchemas
+from .routing import (
+    TriggerTable,
+)
+from .session import SessionStore
+from .session_events import CONVERSATION_KINDS
+from .streams import StreamGate
+from .tools import ToolIndex
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("deeting.kernel")
+
+
+class Conversation:
+    # What this part of the Kernel uses of the rest (kernel.py sets or defines them).
+    paths: Paths
+    config: Config
+    assistant: Assistant | None
+    bus: EventBus
+    sessions: SessionStore
+    journal: SessionJournal
+    streams: StreamGate
+    grants: GrantStore
+    installed: InstalledStore
+    tools: ToolIndex
+    loader: Loader
+    payload_schemas: PayloadSchemas
+    triggers: TriggerTable
+    active_session: str | None
+    _calls_running: set[str]
+    _background: set[asyncio.Task[Any]]
+
+    if TYPE_CHECKING:
+
+        def error(
+            self,
+            session_id: str | None,
+            message: str,
+            *,
+            plugin: str | None = None,
+            line: int | None = None,
+            input: str | None = None,
+        ) -> None: ...
+
+        def reply(
+            self,
+            session_id: str,
+            text: str,
+            *,
+            provider: str | None = None,
+            model: str | None = None,
+            hint: Hint | None = None,
+        ) -> None: ...
+
+        def _emit(
+            self, event: UserMessage | Reply | ToolCall | ToolResult | ErrorEvent
+        ) -> None: ...
+
+        def _notify(self, event: Event) -> None: ...
+
+        def _known_tools(self) -> str: ...
+
+        def tool_infos(self) -> list[ToolInfo]: ...
+
+        def _plugin_notice(
+            self, plugin: str | None, message: str, hint: Hint | None = None
+        ) -> None: ...
+
+        async def call_tool(
+            self,
+            session_id: str,
+            tool: str,
+            args: dict[str, Any],
+            *,
+            reply: bool = False,
+            report_errors: bool = True,
+        ) -> ToolOutcome: ...
+
+    # -- the assistant -----------------------------------------------------------------------
+
+    async def _assistant_handler(self, topic: str, payload: dict[str, Any]) -> bool:
+        assert self.assistant is not None
+        session_id = payload["session_id"]
+
+        async def call(tool: str, args: dict[str, Any]) -> ToolOutcome:
+            return await self.call_tool(session_id, tool, args, report_errors=False)
+
+        # Which model answered, on each of its replies (--json shows it; the chat will too).
+        provider, model = self.assistant.name, getattr(self.assistant, "model", None) or None
+        turn = AssistantTurn(
+            session_id=session_id,
+            text=payload["text"],
+            tools=self.tool_infos(),
+            call_tool=call,
+            reply=lambda text, hint=None: self.reply(
+                session_id, text, provider=provider, model=model, hint=hint
+            ),
+            fail=lambda message: self.error(session_id, message),
+            history=self._history_before_this_message(session_id),
+            partial=lambda text: self._notify(
+                ReplyDelta(session_id=session_id, text=text, provider=provider, model=model)
+            ),
+        )
+        try:
+            await self.assistant.respond(turn)
+        except Exception as exc:
+            log.exception("assistant failed")
+            self.error(session_id, f"assistant ({self.assistant.name}) failed: {exc}")
+        return True
+
+    def conversation(self, session_id: str) -> list[Event]:
+        """A stored session's conversation (no stream frames), typed, for a front end to
+        draw. A stored event this version cannot read (a damaged row, another version's
+        format) comes as an error saying so, in its place, not as the end of the session."""
+        self.journal.flush()
+        events: list[Event] = []
+        for stored in self.sessions.events(session_id, kinds=CONVERSATION_KINDS):
+            try:
+                events.append(from_stored(stored.kind, stored.session_id, stored.payload))
+            except EventFormatError as exc:
+                message = f"stored event {stored.seq} ({stored.kind}) cannot be shown: {exc}"
+                events.append(ErrorEvent(session_id=session_id, message=message))
+        return events
+
+    def _history_before_this_message(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+        self.journal.flush()
+        stored = self.sessions.events(session_id, kinds=CONVERSATION_KINDS)
+        events = [(e.kind, e.payload) for e in stored]
+        if events and events[-1][0] == "user":
+            events.pop()  # the message being answered: the assistant gets it as turn.text
+        return events

@@ -1,0 +1,340 @@
+"""Enabled plugins wired into the kernel (tools, triggers, subscriptions), their upgrades, and
+what their supervisors report (streams, crashes, a plugin disabled).
+
+A mixin of :class:`~deeting_tui.kernel.kernel.Kernel` (its state is the kernel's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from deeting_tui.errors import DeetingError, Hint
+from deeting_tui.plugin.manifest import EVENT_PRIORITY, TRIGGER_PRIORITY, PluginSpec
+from deeting_tui.plugin.scopes import MESSAGES, covers, parsed_scopes, reads_user_input
+from deeting_tui.plugin.triggers import TriggerRegexError
+from deeting_tui.rpc import protocol
+from deeting_tui.rpc.errors import RpcError
+from deeting_tui.rpc.protocol import EventParams, OnEventResult
+
+from ..paths import Config, Paths
+from ..workers.supervisor import Supervisor, SupervisorHooks
+from .arguments import trigger_arguments
+from .assistant import Assistant, ToolInfo, ToolOutcome
+from .bus import EventBus
+from .events import (
+    ErrorEvent,
+    Event,
+    PluginNotice,
+    Reply,
+    StreamFrame,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from .installed import InstalledStore
+from .journal import SessionJournal
+from .loader import AskGrants, Loader, PluginError, PluginRuntime
+from .permissions import GrantStore
+from .renderers import PayloadSchemas
+from .routing import (
+    INLINE_MATCH_CHARS,
+    MAX_TRIGGER_TEXT,
+    Trigger,
+    TriggerTable,
+    clamp_priority,
+)
+from .session import SessionStore
+from .session_events import EncodedEvent
+from .streams import StreamGate
+from .tools import ToolConflict, ToolIndex
+from .upgrade import UpgradeReport, upgrade_notice
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("deeting.kernel")
+
+
+class ToolClash(PluginError, DeetingError):
+    """A :class:`ToolConflict` at enable or upgrade time, as the loader expects a refusal
+    (a PluginError: it stops the new worker), keeping the conflict's hint."""
+
+
+class PluginWiring:
+    # What this part of the Kernel uses of the rest (kernel.py sets or defines them).
+    paths: Paths
+    config: Config
+    assistant: Assistant | None
+    bus: EventBus
+    sessions: SessionStore
+    journal: SessionJournal
+    streams: StreamGate
+    grants: GrantStore
+    installed: InstalledStore
+    tools: ToolIndex
+    loader: Loader
+    payload_schemas: PayloadSchemas
+    triggers: TriggerTable
+    active_session: str | None
+    _calls_running: set[str]
+    _background: set[asyncio.Task[Any]]
+
+    if TYPE_CHECKING:
+
+        def error(
+            self,
+            session_id: str | None,
+            message: str,
+            *,
+            plugin: str | None = None,
+            line: int | None = None,
+            input: str | None = None,
+        ) -> None: ...
+
+        def reply(
+            self,
+            session_id: str,
+            text: str,
+            *,
+            provider: str | None = None,
+            model: str | None = None,
+            hint: Hint | None = None,
+        ) -> None: ...
+
+        def _emit(
+            self, event: UserMessage | Reply | ToolCall | ToolResult | ErrorEvent
+        ) -> None: ...
+
+        def _notify(self, event: Event) -> None: ...
+
+        def _known_tools(self) -> str: ...
+
+        def tool_infos(self) -> list[ToolInfo]: ...
+
+        async def call_tool(
+            self,
+            session_id: str,
+            tool: str,
+            args: dict[str, Any],
+            *,
+            reply: bool = False,
+            report_errors: bool = True,
+        ) -> ToolOutcome: ...
+
+    # -- wiring enabled plugins (the Loader calls these) -------------------------------------
+
+    def attach(self, runtime: PluginRuntime) -> None:
+        spec = runtime.spec
+        triggers = self._triggers_with(spec)  # before anything changes: it may refuse
+        try:
+            self.tools.add_plugin(spec)
+        except ToolConflict as exc:
+            raise ToolClash(exc.message, exc.hint) from None
+        self.triggers = triggers
+        for pattern, handler, priority in self._subscriptions(runtime):
+            self.bus.subscribe(
+                pattern, handler, priority=priority, owner=spec.name, order=self._installed_at(spec)
+            )
+
+    def detach(self, runtime: PluginRuntime) -> None:
+        self.bus.unsubscribe_owner(runtime.spec.name)
+        self.triggers = self.triggers.without(runtime.spec.name)
+        self.tools.remove_plugin(runtime.spec.name)
+
+    def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
+        """A hot upgrade's switch: no await, so no call or publish sees neither version."""
+        name = new.spec.name
+        triggers = self._triggers_with(new.spec)
+        self.tools.remove_plugin(name)
+        try:
+            self.tools.add_plugin(new.spec)
+        except ToolConflict as exc:
+            self.tools.add_plugin(old.spec)  # it was there a moment ago: cannot conflict
+            raise ToolClash(exc.message, exc.hint) from None
+        self.triggers = triggers
+        # Publishes already under way finish with the old handlers; later ones see the new.
+        self.bus.replace_owner(name, self._subscriptions(new), order=self._installed_at(new.spec))
+
+    def _installed_at(self, spec: PluginSpec) -> float:
+        """Ties of priority go to the plugin installed first (see routing.py)."""
+        record = self.installed.get(spec.name)
+        return record.installed_at if record is not None else time.time()
+
+    def _triggers_with(self, spec: PluginSpec) -> TriggerTable:
+        """The trigger table with ``spec``'s trigger (or without any of ``spec``'s)."""
+        table = self.triggers.without(spec.name)
+        if spec.trigger is None:
+            return table
+        try:
+            trigger = Trigger(
+                spec.name,
+                spec.trigger.tool,
+                spec.trigger.pattern,
+                clamp_priority(spec.trigger.priority, TRIGGER_PRIORITY),
+                self._installed_at(spec),
+            )
+            return table.with_trigger(trigger)
+        except TriggerRegexError as exc:
+            raise PluginError(f"'{spec.name}': its trigger cannot be used: {exc}") from None
+
+    def _subscriptions(self, runtime: PluginRuntime) -> list[tuple[str, Any, int]]:
+        """The plugin's ``events``, priorities clamped; those that would deliver what the
+        user types only if its worker was started with the ``messages`` scope granted (a
+        revoke stops the worker, so it never outlives the grant)."""
+        spec = runtime.spec
+        granted = parsed_scopes(runtime.supervisor.config.scopes)
+        may_read = any(covers(scope, MESSAGES) for scope in granted)
+        subscriptions: list[tuple[str, Any, int]] = []
+        for event in spec.events:
+            if reads_user_input(event.topic) and not may_read:
+                log.warning(
+                    "plugin %s: not subscribed to %s: the 'messages' permission is not granted",
+                    spec.name,
+                    event.topic,
+                )
+                continue
+            priority = clamp_priority(event.priority, EVENT_PRIORITY)
+            subscriptions.append((event.topic, self._event_handler(spec.name), priority))
+        return subscriptions
+
+    async def _route_triggers(self, topic: str, payload: dict[str, Any]) -> bool:
+        """Offer the message to the triggers that match it, best first (routing.py)."""
+        text, table = payload["text"], self.triggers
+        if not table or not isinstance(text, str) or len(text) > MAX_TRIGGER_TEXT:
+            return False  # too long for a command: on to the readers and the assistant
+        inline = len(text) <= INLINE_MATCH_CHARS
+        candidates = (
+            table.candidates(text) if inline else await asyncio.to_thread(table.candidates, text)
+        )
+        for trigger in candidates:
+            entry = self.tools.get(trigger.tool)
+            if entry is None or entry.plugin != trigger.plugin:
+                continue  # disabled (or replaced) since the table was taken
+            match = (
+                trigger.search(text) if inline else await asyncio.to_thread(trigger.search, text)
+            )
+            if match is None:
+                continue
+            args = trigger_arguments(match, entry.spec.parameters)
+            await self.call_tool(payload["session_id"], trigger.tool, args, reply=True)
+            return True
+        return False
+
+    def _event_handler(self, plugin: str) -> Any:
+        """Delivers to whichever worker serves ``plugin`` now (an upgrade may switch it)."""
+
+        async def handle(topic: str, payload: dict[str, Any]) -> bool | None:
+            runtime = self.loader.runtimes.get(plugin)
+            if runtime is None:
+                return False
+            supervisor = runtime.supervisor
+            if topic in ("user.message", "user.image"):
+                try:
+                    result = await supervisor.request(
+                        protocol.ON_EVENT, EventParams(topic, payload).to_json()
+                    )
+                except RpcError as exc:
+                    log.warning("plugin %s: on_event(%s) failed: %s", supervisor.name, topic, exc)
+                    return False
+                return OnEventResult.from_json(result).handled
+            supervisor.send_event(topic, payload)
+            return None
+
+        return handle
+
+    # -- upgrades ----------------------------------------------------------------------------
+
+    async def upgrade_plugin(
+        self,
+        name: str,
+        version: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask_all: AskGrants | None = None,
+        allow_downgrade: bool = False,
+    ) -> UpgradeReport:
+        """Loader.upgrade, told to the front ends as a ``plugin_notice``."""
+        report = await self.loader.upgrade(
+            name, version, grant=grant, yes=yes, ask_all=ask_all, allow_downgrade=allow_downgrade
+        )
+        self._plugin_notice(name, upgrade_notice(report))
+        return report
+
+    async def rollback_plugin(
+        self, name: str, *, ask_all: AskGrants | None = None
+    ) -> UpgradeReport:
+        report = await self.loader.rollback(name, ask_all=ask_all)
+        self._plugin_notice(name, upgrade_notice(report))
+        return report
+
+    def _reload_grants(self) -> None:
+        """grants.json changed on disk (another process granted or revoked): read it anew.
+        A damaged file raises GrantStoreError and the grants in memory stay."""
+        self.grants = GrantStore(self.paths.grants_file)
+        self.loader.grants = self.grants
+
+    def _plugin_notice(self, plugin: str | None, message: str, hint: Hint | None = None) -> None:
+        """Tell the front ends (not stored); the fix, if any, goes as data for each to phrase."""
+        self._notify(PluginNotice(plugin=plugin, message=message, hint=hint))
+
+    # -- reports from supervisors -----------------------------------------------------------
+
+    def _hooks_for(self, name: str) -> SupervisorHooks:
+        return SupervisorHooks(
+            on_stream=self._on_stream,
+            on_notice=self._on_notice,
+            on_disabled=self._on_disabled,
+            on_restarted=self._reactivate,
+            on_denial=self._plugin_notice,
+        )
+
+    def _on_stream(self, plugin: str, params: dict[str, Any]) -> None:
+        """A frame from a worker: checked (a bad one is dropped and said once, see
+        streams.py), then shown, stored as the stream's latest state, and published."""
+        runtime = self.loader.runtimes.get(plugin)
+        frame = self.streams.admit(plugin, params, runtime.spec.renderer if runtime else None)
+        if frame is None:
+            return
+        session_id = self.active_session
+        if session_id is not None:
+            self.journal.record_encoded(
+                EncodedEvent(
+                    session_id,
+                    "stream",
+                    time.time(),
+                    frame.encoded,
+                    plugin,
+                    frame.topic,
+                    frame.size,
+                )
+            )
+            self._notify(StreamFrame(session_id=session_id, **frame.event))
+        self._publish_soon(f"stream.{frame.topic}", frame.event)
+
+    def _on_notice(self, plugin: str, message: str) -> None:
+        # Listeners hear it too (not stored): a front end shows the crash and the restart.
+        self._plugin_notice(plugin, message)
+        self._publish_soon("plugin.crashed", {"plugin": plugin, "message": message})
+
+    def _on_disabled(self, plugin: str, message: str) -> None:
+        self.loader.forget_runtime(plugin)
+        self.installed.set_enabled(plugin, False, message)
+        self.error(None, message, plugin=plugin)
+        self._plugin_notice(plugin, message)
+        self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})
+
+    async def _reactivate(self, supervisor: Supervisor) -> None:
+        if protocol.ACTIVATE in supervisor.hooks_defined:
+            await supervisor.run_hook(protocol.ACTIVATE)
+
+    def _publish_soon(self, topic: str, payload: dict[str, Any]) -> None:
+        if not self.bus.has_subscribers(topic):
+            return
+        task = asyncio.get_running_loop().create_task(self.bus.publish(topic, payload))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
