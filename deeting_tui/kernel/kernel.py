@@ -38,11 +38,12 @@ from ..workers.supervisor import ProgressListener, SupervisionPolicy, Supervisor
 from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
 from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
 from .bus import EventBus
-from .installed import InstalledStore
+from .installed import Cause, InstalledStore
 from .journal import SessionJournal
 from .limits import message_problem
 from .loader import AskGrants, Loader, PluginError, PluginRuntime
 from .permissions import GrantStore
+from .plugins import PluginService
 from .renderers import PayloadSchemas
 from .routing import (
     ASSISTANT_PRIORITY,
@@ -132,6 +133,10 @@ class Kernel:
             upgrader=Upgrader,
         )
         self.loader.on_notice = self._plugin_notice
+        #: Plugin administration for the front ends (plugins.py); compose.py plugs its ports.
+        self.plugins = PluginService(self)
+        #: Whether :meth:`start` started the enabled plugins (a CLI command's kernel does not).
+        self.runs_plugins = False
         self.assistant = assistant
         self.active_session: str | None = None
         self._listeners: list[Listener] = []
@@ -165,6 +170,7 @@ class Kernel:
         await self._stop_background()
         loop = asyncio.get_running_loop()
         self._watchdog = loop.create_task(self.confinement.run())
+        self.runs_plugins = self.runs_plugins or plugins
         problems = await self.loader.start_enabled() if plugins else []
         if ticker:
             self._ticker = loop.create_task(self._tick_forever())
@@ -725,8 +731,11 @@ class Kernel:
         self._publish_soon("plugin.crashed", {"plugin": plugin, "message": message})
 
     def _on_disabled(self, plugin: str, message: str) -> None:
-        self.loader.forget_runtime(plugin)
-        self.installed.set_enabled(plugin, False, message)
+        runtime = self.loader.forget_runtime(plugin)
+        # The supervisor gives up on a worker for a crash loop or for its disk quota: the
+        # cause is stored as such, so no front end has to read it out of the message.
+        looped = runtime is None or runtime.supervisor.guard.tripped
+        self.installed.set_enabled(plugin, False, message, Cause.CRASHED if looped else Cause.QUOTA)
         self.error(None, message, plugin=plugin)
         self._plugin_notice(plugin, message)
         self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})

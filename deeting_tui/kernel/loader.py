@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.manifest import ManifestError, PluginSpec, check_plugin, load_plugin
 from deeting_tui.plugin.names import PLUGIN_NAME_RE
@@ -27,6 +28,7 @@ from deeting_tui.plugin.versions import SEMVER_RE
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
+from ..atomic import fsync_dir, fsync_tree
 from ..paths import Paths
 from ..quota.usage import disk_problem
 from ..workers.launcher import Launcher
@@ -37,7 +39,7 @@ from ..workers.supervisor import (
     WorkerConfig,
     WorkerStartError,
 )
-from .installed import InstalledPlugin, InstalledStore
+from .installed import Cause, InstalledPlugin, InstalledStore
 from .permissions import GrantStore, PermissionMissing, missing_scopes
 
 if TYPE_CHECKING:
@@ -49,8 +51,8 @@ log = logging.getLogger("deeting.loader")
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
 
 
-class PluginError(Exception):
-    """A lifecycle step failed; the message is one line saying what to do."""
+class PluginError(DeetingError):
+    """A lifecycle step failed: one line saying what, and the fix as a hint."""
 
 
 @dataclass
@@ -81,6 +83,7 @@ class InstallReport:
     granted: list[Scope]
     enabled: bool
     problem: str | None = None  # why it is installed but not enabled
+    hint: Hint | None = None  # and what would enable it
     #: Declared scopes still not granted: installed fine, waiting for the user's consent.
     awaiting: list[Scope] = field(default_factory=list)
 
@@ -151,7 +154,7 @@ class Loader:
     def record(self, name: str) -> InstalledPlugin:
         plugin = self.installed.get(name)
         if plugin is None:
-            raise PluginError(f"no plugin '{name}' is installed — see: deeting plugin list")
+            raise PluginError(f"no plugin '{name}' is installed", Hint(Fix.LIST))
         return plugin
 
     def spec(self, name: str) -> PluginSpec:
@@ -161,7 +164,8 @@ class Loader:
         except ManifestError as exc:
             first = exc.problems[0] if exc.problems else "unknown problem"
             raise PluginError(
-                f"installed copy of '{name}' is damaged ({first}) — reinstall it with --force"
+                f"installed copy of '{name}' is damaged ({first}) — reinstall it with --force",
+                Hint(Fix.INSTALL, argument=plugin.source, flags=("--force",)),
             ) from None
 
     def code_spec(self, name: str, version: str) -> PluginSpec:
@@ -173,7 +177,8 @@ class Loader:
         if not code.is_dir():
             raise PluginError(
                 f"{code}: no such folder — the code of '{name}' {version} must be in place "
-                f"first (reinstall it: deeting plugin install {name}@{version})"
+                "first (reinstall it)",
+                Hint(Fix.INSTALL, name, version),
             )
         spec = self._validated(code, code)
         if (spec.name, spec.version) != (name, version):
@@ -250,8 +255,8 @@ class Loader:
         existing = self.installed.get(name)
         if existing is not None:
             raise PluginError(
-                f"'{name}' {existing.version} is already installed — to change its version "
-                f"run: deeting plugin upgrade {name}"
+                f"'{name}' {existing.version} is already installed",
+                Hint(Fix.UPGRADE, name),
             )
         steps("validating")
         spec = self.code_spec(name, version)
@@ -274,7 +279,8 @@ class Loader:
         if not source.exists():
             raise PluginError(
                 f"{source}: no such folder or zip — pass a plugin folder, a .zip, or a "
-                "registry name (NAME or NAME@VERSION, after: deeting registry sync)"
+                "registry name (NAME or NAME@VERSION, after a registry sync)",
+                Hint(Fix.SYNC),
             )
         if not zipfile.is_zipfile(source):
             raise PluginError(f"{source}: not a plugin folder or a zip archive")
@@ -333,10 +339,13 @@ class Loader:
         target = self.paths.plugin_code(spec.name, spec.version)
         copy = stage / "copy"
         shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
+        # As durable as a registry install (store/staging.py): synced, then renamed in place.
+        fsync_tree(copy)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():  # debris of an interrupted earlier install
             shutil.rmtree(target)
         copy.rename(target)
+        fsync_dir(target.parent)
 
         def undo() -> None:
             shutil.rmtree(target, ignore_errors=True)
@@ -391,7 +400,7 @@ class Loader:
             await self.enable(spec.name)
             report.enabled = True
         except PluginError as exc:
-            report.problem = str(exc)
+            report.problem, report.hint = exc.message, exc.hint
         return report
 
     async def consented(
@@ -436,7 +445,7 @@ class Loader:
         report = RevokeReport(self.grants.revoke(name, scope))
         if report.revoked and (record.enabled or name in self.runtimes):
             report.reason = f"permission '{scope}' was revoked"
-            await self.disable(name, reason=report.reason)
+            await self.disable(name, reason=report.reason, cause=Cause.REVOKED)
             report.disabled = True
         return report
 
@@ -449,8 +458,8 @@ class Loader:
         try:
             self.grants.check(name, spec.permissions)
         except PermissionMissing as exc:
-            self.installed.set_enabled(name, False, str(exc))
-            raise PluginError(str(exc)) from None
+            self.installed.set_enabled(name, False, exc.message, Cause.NOT_GRANTED)
+            raise PluginError(exc.message, exc.hint) from None
         await self._check_disk(spec)
         supervisor = self.supervisor_for(spec)
         try:
@@ -481,17 +490,24 @@ class Loader:
         folders = self.paths.plugin_folders(spec.name)
         problem = await asyncio.to_thread(disk_problem, spec.name, folders, spec.limits.disk_mb)
         if problem is not None:
-            self.installed.set_enabled(spec.name, False, problem)
+            self.installed.set_enabled(spec.name, False, problem, Cause.QUOTA)
             raise PluginError(problem)
 
-    async def disable(self, name: str, *, reason: str | None = None, persist: bool = True) -> None:
+    async def disable(
+        self,
+        name: str,
+        *,
+        reason: str | None = None,
+        cause: Cause | None = None,
+        persist: bool = True,
+    ) -> None:
         record = self.record(name)
         runtime = self.runtimes.pop(name, None)
         if runtime is not None:
             self.wiring.detach(runtime)
             await self.deactivate(runtime)
         if persist and (record.enabled or reason):
-            self.installed.set_enabled(name, False, reason)
+            self.installed.set_enabled(name, False, reason, cause)
 
     async def deactivate(self, runtime: PluginRuntime) -> None:
         """The deactivate hook (under its hard deadline), then stop the worker: at most

@@ -18,10 +18,12 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from deeting_tui.command_output import error_line
+from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope
 from deeting_tui.plugin.versions import SEMVER_RE, version_key
@@ -76,7 +78,7 @@ class Upgrader:
         yes: bool = False,
         ask_all: AskGrants | None = None,
         allow_downgrade: bool = False,
-        fix: str | None = None,
+        fix: Hint | None = None,
     ) -> UpgradeReport:
         check_name_and_version(name, version)
         loader = self.loader
@@ -87,10 +89,11 @@ class Upgrader:
             if version_key(version) < version_key(old) and not allow_downgrade:
                 raise PluginError(
                     f"'{name}' {version} is older than the installed {old} — pass "
-                    f"--allow-downgrade to go back to it (or run: deeting plugin rollback {name})"
+                    "--allow-downgrade to go back to it, or roll back",
+                    Hint(Fix.ROLLBACK, name),
                 )
             spec = loader.code_spec(name, version)
-            fix = fix or f"deeting plugin upgrade {name}@{version}"
+            fix = fix or Hint(Fix.UPGRADE, name, version)
             to_grant, added = await self._consent(spec, old, grant, yes, ask_all, fix)
 
             def commit() -> None:
@@ -123,9 +126,10 @@ class Upgrader:
         if record.previous is None:
             raise PluginError(
                 f"'{name}' has no previous version to roll back to (an upgrade keeps one) — "
-                f"install another with: deeting plugin upgrade {name}@VERSION --allow-downgrade"
+                "install another with an upgrade",
+                Hint(Fix.UPGRADE, name, "VERSION", ("--allow-downgrade",)),
             )
-        fix = f"deeting plugin upgrade {name}@{record.previous} --allow-downgrade"
+        fix = Hint(Fix.UPGRADE, name, record.previous, ("--allow-downgrade",))
         return await self.upgrade(
             name,
             record.previous,
@@ -152,7 +156,8 @@ class Upgrader:
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
                 raise PluginError(
                     f"'{name}' {version} needs permission '{missing[0]}'{more}, not granted; "
-                    f"{old} keeps running — run: deeting plugin grant {name} {missing[0]}"
+                    f"{old} keeps running",
+                    Hint(Fix.GRANT, name, str(missing[0])),
                 )
             drained = await self._hot_swap(runtime, spec, None, None)
             return UpgradeReport(name, old, version, hot=True, drained=drained)
@@ -166,7 +171,7 @@ class Upgrader:
         grant: Sequence[str],
         yes: bool,
         ask_all: AskGrants | None,
-        fix: str,
+        fix: Hint,
     ) -> tuple[list[Scope], list[Scope]]:
         """(scopes to grant, scopes the new version adds); raises, recording nothing, when
         an added scope is not agreed to."""
@@ -181,10 +186,11 @@ class Upgrader:
         if denied:
             noun = "permission" if len(denied) == 1 else "permissions"
             listed = ", ".join(f"'{s}'" for s in denied)
-            flags = " ".join(f"--grant {s}" for s in denied)
+            flags = tuple(f for s in denied for f in ("--grant", str(s)))
             raise PluginError(
                 f"'{spec.name}' {spec.version} needs {noun} {listed}, not granted; the old "
-                f"version ({old}) stays active — grant with: {fix} {flags}"
+                f"version ({old}) stays active",
+                replace(fix, flags=(*fix.flags, *flags)),
             )
         return to_grant, added
 
@@ -402,8 +408,9 @@ class PointerFollower:
             report = await Upgrader(self.loader).follow(name)
         except PluginError as exc:
             self._failed[name] = version
-            log.warning("%s", exc)
-            self.notify(name, str(exc))
+            said = error_line(exc)
+            log.warning("%s", said)
+            self.notify(name, said)
             return
         if report is not None:
             self._failed.pop(name, None)

@@ -13,22 +13,22 @@ installed state) and hot-upgrade their workers; this module never talks to them.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from deeting_tui.errors import Fix, Hint
 from deeting_tui.paths import Paths
 
 from .errors import StoreError
 from .fetch import FetchError, fetch, resolve
 from .lock import updater_lock
-from .staging import StagingError, clean_leftovers, stage_artifact
+from .staging import StagedPlugin, StagingError, clean_leftovers, stage_artifact
 from .state import RegistryMeta, RegistryStateError, RegistryStateFiles
 from .trust import (
     Artifact,
@@ -43,10 +43,7 @@ from .trust import (
     version_key,
 )
 
-if TYPE_CHECKING:
-    from deeting_tui.kernel.loader import AskGrants, Loader, OnStep
-
-__all__ = ["Limits", "RegistryClient", "StoreError", "SyncReport", "Update"]
+__all__ = ["Limits", "RegistryClient", "StagedPlugin", "StoreError", "SyncReport", "Update"]
 
 #: Root expiry is checked on the last root of a chain only; earlier ones are read with this.
 _NO_EXPIRY_CHECK = datetime(1970, 1, 1, tzinfo=UTC)
@@ -103,7 +100,7 @@ class RegistryClient:
 
     async def sync(
         self,
-        loader: Loader,
+        installed: Sequence[tuple[str, str]],
         url: str | None = None,
         root_file: Path | None = None,
         on_progress: Progress | None = None,
@@ -163,7 +160,7 @@ class RegistryClient:
                 rotated_to=chain[-1].version if chain else None,
                 root_pinned=new_root_bytes is not None,
                 root_on_first_use=first_use,
-                updates=self.updates(loader, registry),
+                updates=self.updates(installed, registry),
             )
 
     def _read_root_file(self, root_file: Path) -> bytes:
@@ -236,15 +233,17 @@ class RegistryClient:
             chain.append(current)
         return chain
 
-    def updates(self, loader: Loader, registry: Registry) -> list[Update]:
-        """Installed registry plugins with a newer version in ``registry``."""
+    def updates(
+        self, installed: Sequence[tuple[str, str]], registry: Registry | None = None
+    ) -> list[Update]:
+        """Of the registry installs ``installed`` (name, version), those with a newer version
+        in ``registry`` (default: the stored one, verified again)."""
+        registry = self.registry() if registry is None else registry
         found = []
-        for record in loader.installed.all():
-            latest = registry.latest(record.name)
-            if record.dev or latest is None:
-                continue
-            if version_key(latest.version) > version_key(record.version):
-                found.append(Update(record.name, record.version, latest.version))
+        for name, version in installed:
+            latest = registry.latest(name)
+            if latest is not None and version_key(latest.version) > version_key(version):
+                found.append(Update(name, version, latest.version))
         return found
 
     # -- the stored registry -----------------------------------------------------------------
@@ -266,101 +265,47 @@ class RegistryClient:
         except TrustError as exc:
             raise StoreError(f"{exc} — run: deeting registry sync") from None
 
-    # -- install, upgrade, rollback ----------------------------------------------------------
+    # -- staging, for the kernel's plugin service (its RegistryPort) ------------------------
 
-    async def install(
-        self,
-        loader: Loader,
-        name: str,
-        version: str | None = None,
-        *,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask_all: AskGrants | None = None,
-        on_progress: Progress | None = None,
-        on_step: OnStep | None = None,
-    ) -> Any:
-        """Download, verify and stage ``name`` (the newest, or ``version``), then let the
-        Loader record and start it; ``on_step`` hears the Loader's install steps."""
-        with self._locked():
-            self._clean(loader)
-            registry = self.registry()
-            artifact = self._find(registry, name, version)
-            existing = loader.installed.get(name)
-            if existing is not None:
-                raise StoreError(
-                    f"'{name}' is already installed ({existing.version}) — to change its "
-                    f"version run: deeting plugin upgrade {name}"
-                )
-            target = await self._download_and_stage(artifact, on_progress)
-            try:
-                return await loader.install_prepared(
-                    name,
-                    artifact.version,
-                    source=f"registry {self._meta().url}",
-                    grant=grant,
-                    yes=yes,
-                    ask_all=ask_all,
-                    on_step=on_step,
-                )
-            except BaseException:
-                if loader.installed.get(name) is None:
-                    shutil.rmtree(target, ignore_errors=True)
-                raise
+    def updating(self) -> AbstractContextManager[None]:
+        """The updater lock, held by the kernel's service around a stage and its record."""
+        return self._locked()
 
-    async def upgrade(
+    async def stage(
         self,
-        loader: Loader,
         name: str,
-        version: str | None = None,
+        version: str | None,
         *,
+        kept: Sequence[tuple[str, str]],
+        current: str | None = None,
+        previous: str | None = None,
         allow_downgrade: bool = False,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask_all: AskGrants | None = None,
         on_progress: Progress | None = None,
-    ) -> Any | None:
-        """Upgrade one plugin to ``version`` (default: the newest); None when it is current."""
-        with self._locked():
-            self._clean(loader)
-            record = loader.record(name)
-            if record.dev:
-                raise StoreError(
-                    f"'{name}' is a local dev install from {record.source}; reinstall it from "
-                    f"there (deeting plugin install PATH --force), or uninstall it and install "
-                    "it from the registry"
-                )
-            registry = self.registry()
-            artifact = self._find(registry, name, version)
-            if artifact.version == record.version:
+    ) -> StagedPlugin | None:
+        """Find ``name`` (``version``, or the newest) in the synced registry, download it,
+        verify it and put it at ``versions/NAME/VERSION``: a plugin ready for the loader.
+
+        For an upgrade (``current``: the installed version, ``previous``: the one kept):
+        None when ``current`` is that version already, and a kept copy is reused. First,
+        leftovers that no (name, version) in ``kept`` points to are removed. Call it under
+        :meth:`updating`."""
+        clean_leftovers(self.paths, kept)
+        artifact = self._find(self.registry(), name, version)
+        source = f"registry {self._meta().url}"
+        if current is not None:
+            if artifact.version == current:
                 return None
-            if version_key(artifact.version) < version_key(record.version) and not allow_downgrade:
+            if version_key(artifact.version) < version_key(current) and not allow_downgrade:
                 raise StoreError(
-                    f"{name} {artifact.version} is older than the installed {record.version} — "
-                    "refusing a downgrade; pass --allow-downgrade if you mean it"
+                    f"{name} {artifact.version} is older than the installed {current} — "
+                    "refusing a downgrade; pass --allow-downgrade if you mean it",
+                    Hint(Fix.UPGRADE, name, artifact.version, ("--allow-downgrade",)),
                 )
             target = self.paths.plugin_code(name, artifact.version)
-            kept_before = artifact.version == record.previous and target.is_dir()
-            if not kept_before:
-                target = await self._download_and_stage(artifact, on_progress)
-            try:
-                return await loader.upgrade(
-                    name,
-                    artifact.version,
-                    grant=grant,
-                    yes=yes,
-                    ask_all=ask_all,
-                    allow_downgrade=allow_downgrade,
-                )
-            except BaseException:
-                current = loader.installed.get(name)
-                if not kept_before and (current is None or current.version != artifact.version):
-                    shutil.rmtree(target, ignore_errors=True)
-                raise
-
-    async def rollback(self, loader: Loader, name: str) -> Any:
-        with self._locked():
-            return await loader.rollback(name)
+            if artifact.version == previous and target.is_dir():
+                return StagedPlugin(name, artifact.version, source, target, fresh=False)
+        target = await self._download_and_stage(artifact, on_progress)
+        return StagedPlugin(name, artifact.version, source, target)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -423,14 +368,6 @@ class RegistryClient:
             return registry.find(name, version)
         except TrustError as exc:
             raise StoreError(f"{exc} — run: deeting registry sync, to see the newest") from None
-
-    def _clean(self, loader: Loader) -> None:
-        kept = []
-        for record in loader.installed.all():
-            kept.append((record.name, record.version))
-            if record.previous:
-                kept.append((record.name, record.previous))
-        clean_leftovers(self.paths, kept)
 
     def _locked(self) -> AbstractContextManager[None]:
         return updater_lock(self.lock_file)

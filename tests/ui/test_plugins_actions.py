@@ -268,13 +268,13 @@ async def registry(app: DeetingApp, tmp_path: Path) -> TestRegistry:
     made.add("1.0.0", name="upgrade-fixture", data=zip_plugin(FIXTURES / "upgrade_v1"))
     made.publish()
     client = RegistryClient(app.kernel.paths)
-    await client.sync(app.kernel.loader, made.url, made.root_file)
-    await client.install(app.kernel.loader, "upgrade-fixture")
+    await client.sync([], made.url, made.root_file)
+    await app.kernel.plugins.install("upgrade-fixture")
     await app.kernel.loader.shutdown()
     made.add("3.0.0", name="upgrade-fixture", data=zip_plugin(FIXTURES / "upgrade_v3_more_scopes"))
     made.add("2.0.0")
     made.publish()
-    await client.sync(app.kernel.loader)
+    await client.sync([("upgrade-fixture", "1.0.0")])
     return made
 
 
