@@ -28,7 +28,9 @@ KEYS = {
 
 def chat_hint(hint: Hint) -> str:
     """``press g to grant it``; a fix without a key: ``run: deeting registry sync``."""
-    if hint.fix in KEYS and not hint.flags:
+    # The dialogs ask for consent, so a "--grant SCOPE" is what pressing the key leads to.
+    flags = [f for f in hint.flags if f.startswith("--") and f != "--grant"]
+    if hint.fix in KEYS and not flags:
         key, what = KEYS[hint.fix]
         return f"press {key} to {what}"
     return f"run: {cli_hint(hint)}"
