@@ -1,33 +1,25 @@
-"""Plugin administration: the one service both front ends render.
+"""The plugin service: every plugin operation of one kernel, for every front end.
 
-``deeting plugin …`` and the chat's plugin manager list, install, enable, disable, grant,
-revoke, upgrade, roll back and uninstall through :class:`PluginService`, and read a plugin as
-a :class:`PluginInfo`: one state (:class:`PluginState`), one origin (:class:`Origin`), the
-cause the kernel stored when it disabled it (:class:`Cause`, never parsed out of a sentence).
-So the CLI and the chat cannot disagree about a plugin, and wording lives here once.
-
-The registry and the sandbox's description of a grant are reached through ports
-(:class:`RegistryPort`, :data:`DescribeSandbox`), plugged in by the composition root
-(``deeting_tui.compose``): the kernel imports neither httpx and PyNaCl nor the sandbox.
+Changes go through the kernel's loader (its locks, rollbacks and notices apply whichever
+front end asked); upgrades and rollbacks through the kernel, which tells every listener.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.names import split_source
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 
-from .installed import Cause, InstalledPlugin
-from .loader import (
+from ..installed import Cause, InstalledPlugin
+from ..loader import (
     AskGrants,
     GrantReport,
     InstallReport,
@@ -36,165 +28,15 @@ from .loader import (
     RevokeReport,
     check_name_and_version,
 )
-from .permissions import missing_scopes
+from ..permissions import missing_scopes
+from .info import COUNTED, PluginInfo, PluginState, origin_of
+from .ports import DescribeSandbox, RegistryPort, Update
 
 if TYPE_CHECKING:
-    from .kernel import Kernel
-    from .upgrade import UpgradeReport
+    from ..kernel import Kernel
+    from ..upgrade import UpgradeReport
 
-__all__ = [
-    "Cause",
-    "DescribeSandbox",
-    "InstallReport",
-    "Origin",
-    "PluginInfo",
-    "PluginService",
-    "PluginState",
-    "RegistryPort",
-    "StagedPlugin",
-    "Update",
-]
-
-
-class PluginState(StrEnum):
-    """A plugin's state in one word (healthiest first); the words the CLI and chat show."""
-
-    ENABLED = "enabled"
-    RESTARTING = "restarting"
-    NEEDS_CONSENT = "needs consent"
-    CRASHED = "crashed"
-    DAMAGED = "damaged"
-    DISABLED = "disabled"
-
-
-#: How the chat's header counts the states it mentions (disabled ones go unsaid).
-COUNTED = {
-    PluginState.RESTARTING: "restarting",
-    PluginState.CRASHED: "crashed",
-    PluginState.DAMAGED: "damaged",
-    PluginState.NEEDS_CONSENT: "awaiting consent",
-}
-
-
-class Origin(StrEnum):
-    """Where an installed plugin came from: the word a listing shows."""
-
-    FOLDER = "dev"  # a local dev install from a folder
-    ZIP = "zip"
-    REGISTRY = "registry"
-
-    @property
-    def said(self) -> str:
-        """Where it came from, in words, on the CLI and in the chat alike."""
-        return {
-            Origin.FOLDER: "a local dev install from a folder",
-            Origin.ZIP: "from an archive",
-            Origin.REGISTRY: "from the registry (verified)",
-        }[self]
-
-    @property
-    def words(self) -> str:
-        """The same, as the end of ``installed NAME VERSION …``."""
-        return self.said if self is Origin.REGISTRY else f"({self.said})"
-
-
-REGISTRY_SOURCE = "registry "  # an install's recorded source: "registry URL"
-
-
-def origin_of(record: InstalledPlugin) -> Origin:
-    if record.dev:
-        return Origin.FOLDER
-    return Origin.REGISTRY if record.source.startswith(REGISTRY_SOURCE) else Origin.ZIP
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    """One installed plugin as every front end shows it. ``spec`` is None for a damaged copy
-    (``problem`` says what is wrong), which is listed so that it can be uninstalled."""
-
-    name: str
-    version: str
-    state: PluginState
-    origin: Origin
-    source: str
-    enabled: bool  # recorded as enabled (it starts with the next chat)
-    running: bool  # a worker serves it in this process
-    reason: str | None  # why it is disabled, in words
-    cause: Cause | None  # what the kernel stored with the reason
-    previous: str | None
-    spec: PluginSpec | None
-    problem: str | None = None
-    permissions: tuple[Scope, ...] = ()
-    granted: tuple[Scope, ...] = ()
-    missing: tuple[Scope, ...] = ()
-    #: What the OS sandbox allows with these grants: "level", then one line per layer.
-    sandbox: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def dev(self) -> bool:
-        return self.origin is Origin.FOLDER
-
-    @property
-    def installed_words(self) -> str:
-        return f"installed {self.name} {self.version} {self.origin.words}"
-
-
-DescribeSandbox = Callable[[Sequence[Scope]], dict[str, str]]
-"""What the OS sandbox allows a plugin holding these scopes (sandbox.policy.describe_grants)."""
-
-
-class Update(Protocol):
-    """A newer version of an installed plugin in the synced registry."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def installed(self) -> str: ...
-    @property
-    def available(self) -> str: ...
-
-
-class StagedPlugin(Protocol):
-    """Registry code verified, unpacked and fsynced at ``versions/NAME/VERSION`` (``code``),
-    ready for the loader; ``discard`` removes it if it was put there for this install."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def code(self) -> Path: ...
-    def discard(self) -> None: ...
-
-
-class RegistryPort(Protocol):
-    """The registry as the kernel needs it; the store implements it (store/port.py)."""
-
-    def updating(self) -> AbstractContextManager[None]:
-        """Hold the updater lock: one install, upgrade or rollback at a time."""
-        ...
-
-    def updates(self, installed: Sequence[tuple[str, str]]) -> Sequence[Update]:
-        """Of these (name, version), those with a newer version in the synced registry."""
-        ...
-
-    async def stage(
-        self,
-        name: str,
-        version: str | None,
-        *,
-        kept: Sequence[tuple[str, str]],
-        current: str | None = None,
-        previous: str | None = None,
-        allow_downgrade: bool = False,
-        on_progress: Callable[[str, int, int | None], None] | None = None,
-    ) -> StagedPlugin | None:
-        """Download, verify and stage ``name`` (``version``, or the newest) after removing
-        leftovers no (name, version) in ``kept`` points to. For an upgrade from ``current``
-        (``previous`` kept on disk): None when it is that version already."""
-        ...
+__all__ = ["PluginService"]
 
 
 class PluginService:
