@@ -38,6 +38,7 @@ from ..workers.supervisor import ProgressListener, SupervisionPolicy, Supervisor
 from .arguments import ArgumentError, parse_arguments, split_command, trigger_arguments
 from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
 from .bus import EventBus
+from .follow import PointerFollower
 from .installed import Cause, InstalledStore
 from .journal import SessionJournal
 from .limits import message_problem
@@ -57,7 +58,7 @@ from .routing import (
 from .session import CONVERSATION_KINDS, EncodedEvent, SessionInfo, SessionStore
 from .streams import StreamGate
 from .tools import ToolConflict, ToolEntry, ToolIndex, argument_problems
-from .upgrade import PointerFollower, Upgrader, UpgradeReport, upgrade_notice
+from .upgrade import Upgrader, UpgradeReport, upgrade_notice
 
 log = logging.getLogger("deeting.kernel")
 
