@@ -14,7 +14,7 @@ import orjson
 import pytest
 from support import FIXTURES, HOSTILE, OFFICIAL
 
-import deeting_tui.kernel.loader as loader_module
+import deeting_tui.kernel.install as install_module
 from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.kernel.installed import Cause, InstalledPlugin, InstalledStore
 from deeting_tui.kernel.kernel import Kernel
@@ -352,8 +352,8 @@ async def test_a_folder_install_is_synced_before_it_is_renamed_into_place(
         trees.append(root)
         assert (root / "kimai.json").is_file()
 
-    monkeypatch.setattr(loader_module, "fsync_tree", fsync_tree)
-    monkeypatch.setattr(loader_module, "fsync_dir", folders.append)
+    monkeypatch.setattr(install_module, "fsync_tree", fsync_tree)
+    monkeypatch.setattr(install_module, "fsync_dir", folders.append)
     await kernel.plugins.install(str(OFFICIAL / "calc"))
     assert len(trees) == 1 and trees[0].name == "copy"
     assert folders == [target.parent]
