@@ -35,7 +35,7 @@ def fail(message: str) -> int:
 def cli_hint(hint: Hint) -> str:
     """A fix as the command that does it: ``deeting plugin grant notes fs:read:~/notes``."""
     if hint.fix is Fix.SYNC:
-        return "deeting registry sync"
+        return " ".join(["deeting", "registry", "sync", *hint.flags])
     words = ["deeting", "plugin", str(hint.fix)]
     if hint.fix is Fix.INSTALL and hint.plugin is None:
         words.append(hint.argument or "PATH")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deeting_tui.command_output import download_bar, say, tty_consent
+from deeting_tui.command_output import download_bar, error_line, fail, say, tty_consent
 from deeting_tui.errors import DeetingError
 from deeting_tui.plugin.names import split_source
 from deeting_tui.store.client import RegistryClient, SyncReport
@@ -34,8 +34,11 @@ async def run_registry_command(kernel: Kernel, args: argparse.Namespace) -> int:
     client = RegistryClient(kernel.paths)
     root = Path(args.root).expanduser() if args.root else None
     installed = [(i.name, i.version) for i in kernel.plugins.all() if not i.dev]
-    async with download_bar() as progress:
-        report = await client.sync(installed, args.url, root, on_progress=progress)
+    try:
+        async with download_bar() as progress:
+            report = await client.sync(installed, args.url, root, on_progress=progress)
+    except DeetingError as exc:  # said with the command that fixes it, as plugin commands do
+        return fail(error_line(exc))
     _print_sync(report)
     return 0
 

@@ -11,6 +11,7 @@ import pytest
 from nacl.signing import SigningKey
 from registry_support import NOW, PLUGIN, TestRegistry, client_at, installed_of, stored
 
+from deeting_tui.command_output import error_line
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.store.errors import StoreError
 from deeting_tui.store.lock import updater_lock
@@ -51,8 +52,11 @@ async def test_a_first_sync_with_no_root_anywhere(
     cli_kernel: Kernel, registry: TestRegistry
 ) -> None:
     registry.root_file.unlink()
-    with pytest.raises(StoreError, match=r"no registry root is pinned yet.*--root"):
+    with pytest.raises(StoreError, match=r"no registry root is pinned yet") as refused:
         await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel), registry.url)
+    assert error_line(refused.value).endswith(
+        "— run: deeting registry sync --url URL --root root.json"
+    )
     assert stored(cli_kernel.paths.config_dir) == {}
     # A root.json that does not verify (signed by a key it does not list) is refused too.
     registry.root_file.write_bytes(
