@@ -9,8 +9,8 @@ other. What a plugin says reaches the terminal only through the neutraliser.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from deeting_tui.errors import DeetingError, Fix, Hint
@@ -59,6 +59,34 @@ def ask_on_tty(name: str, scope: Scope) -> bool:
     question = f"'{name}' asks for {words} ({risk} risk). Grant '{scope}'?"
     answer = input(one_line(question) + " [y/N] ")
     return answer.strip().lower() in ("y", "yes")
+
+
+class Notices:
+    """What the kernel tells about a plugin while a command runs (a hook that missed its
+    deadline, say) goes to stderr, one line each; except what the command says itself on
+    stdout (the upgrade it made, which the kernel tells every front end too)."""
+
+    def __init__(self) -> None:
+        self._said_by_command: set[str] = set()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("type") != "plugin_notice":
+            return
+        if event.get("plugin") in self._said_by_command:
+            return
+        print(f"deeting: {one_line(str(event.get('message', '')))}", file=sys.stderr)
+
+    @contextmanager
+    def said_by_command(self, plugin: str) -> Iterator[None]:
+        self._said_by_command.add(plugin)
+        try:
+            yield
+        finally:
+            self._said_by_command.discard(plugin)
+
+
+#: The one listener of a ``deeting plugin|registry`` command's kernel.
+NOTICES = Notices()
 
 
 def tty_consent(yes: bool) -> AskGrants | None:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from deeting_tui.command_output import (
+    NOTICES,
     download_bar,
     error_line,
     fail,
@@ -55,18 +56,11 @@ async def with_kernel(
     """Run one command on a kernel that starts no plugin worker, and shut it down."""
     paths = resolve_paths()
     kernel = plug_ports(Kernel(paths, config=load_config(paths)))
-    kernel.add_listener(_say_notices)
+    kernel.add_listener(NOTICES)
     try:
         return await handler(kernel, args)
     finally:
         await kernel.shutdown()
-
-
-def _say_notices(event: dict[str, Any]) -> None:
-    """What the kernel tells about a plugin while a command runs (a hook that missed its
-    deadline, say) goes to stderr, one line each."""
-    if event.get("type") == "plugin_notice":
-        print(f"deeting: {one_line(str(event.get('message', '')))}", file=sys.stderr)
 
 
 async def _install(kernel: Kernel, args: argparse.Namespace) -> int:

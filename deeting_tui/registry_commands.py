@@ -15,7 +15,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deeting_tui.command_output import download_bar, error_line, fail, say, tty_consent
+from deeting_tui.command_output import (
+    NOTICES,
+    download_bar,
+    error_line,
+    fail,
+    say,
+    tty_consent,
+)
 from deeting_tui.errors import DeetingError
 from deeting_tui.plugin.names import split_source
 from deeting_tui.store.client import RegistryClient, SyncReport
@@ -84,15 +91,16 @@ async def upgrade(kernel: Kernel, args: argparse.Namespace) -> int:
             return 0
     async with download_bar() as progress:
         for name, version in targets:
-            report = await kernel.plugins.upgrade(
-                name,
-                version,
-                allow_downgrade=args.allow_downgrade,
-                grant=args.grant,
-                yes=args.yes,
-                ask_all=tty_consent(args.yes),
-                on_progress=progress,
-            )
+            with NOTICES.said_by_command(name):
+                report = await kernel.plugins.upgrade(
+                    name,
+                    version,
+                    allow_downgrade=args.allow_downgrade,
+                    grant=args.grant,
+                    yes=args.yes,
+                    ask_all=tty_consent(args.yes),
+                    on_progress=progress,
+                )
             if report is None:
                 say(f"{name} is already at that version")
                 continue
@@ -101,6 +109,7 @@ async def upgrade(kernel: Kernel, args: argparse.Namespace) -> int:
 
 
 async def rollback(kernel: Kernel, args: argparse.Namespace) -> int:
-    report = await kernel.plugins.rollback(args.name)
+    with NOTICES.said_by_command(args.name):
+        report = await kernel.plugins.rollback(args.name)
     say(f"rolled {args.name} back {report.old} → {report.new}")
     return 0
