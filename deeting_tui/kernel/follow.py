@@ -11,8 +11,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from deeting_tui.command_output import error_line
-
 from .installed import FileSignature, StateFileError, file_signature
 from .loader import Loader, PluginError
 from .permissions import GrantStoreError
@@ -121,9 +119,10 @@ class PointerFollower:
             report = await Upgrader(self.loader).follow(name)
         except PluginError as exc:
             self._failed[name] = version
-            said = error_line(exc)
-            log.warning("%s", said)
-            self.notify(name, said)
+            # The message says what is missing; the kernel phrases no front end's fix (the
+            # hint stays on the error: the chat's F2 and g, or the CLI's grant, apply it).
+            log.warning("%s", exc.message)
+            self.notify(name, exc.message)
             return
         if report is not None:
             self._failed.pop(name, None)
