@@ -9,7 +9,7 @@ them) to the next painted frame, each session opened in turn, several times.
 
 Keys: 8,000 characters arrive as one burst (a paste without bracketed paste: one key event
 each, posted from a thread as Textual's driver does), timed to the moment the input holds them
-all. Then single keys (``x`` and Backspace in turn, ``bench.ui.KeyProbe``) are timed from the
+all. Then single keys (``x`` and Backspace in turn, ``bench.ui_flood.KeyProbe``) are timed from the
 post to the change of the input's value, first in the empty input (the baseline), then with
 the 8,000 characters in it.
 
@@ -137,7 +137,8 @@ class ChatInputFigures:
 
 
 def _store_sessions(home: Path) -> dict[str, str]:
-    from deeting_tui.kernel.session import SessionStore, encode_event
+    from deeting_tui.kernel.session import SessionStore
+    from deeting_tui.kernel.session_events import encode_event
     from deeting_tui.paths import resolve_paths
 
     os.environ["DEETING_HOME"] = str(home)
@@ -175,7 +176,7 @@ async def _child(home: Path, sizes: ChatInputSizes) -> dict[str, Any]:
     from deeting_tui.paths import resolve_paths
     from deeting_tui.ui.app import DeetingApp
 
-    from .ui import KeyProbe
+    from .ui_flood import KeyProbe
 
     sessions = _store_sessions(home)
     app = DeetingApp(Kernel(resolve_paths(), assistant=OfflineAssistant()))

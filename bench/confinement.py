@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deeting_tui.quota.cgroups import Cgroups, KernelCgroups, WorkerLimits
+from deeting_tui.quota.cgroup_hierarchies import Cgroups
+from deeting_tui.quota.cgroups import KernelCgroups, WorkerLimits
 from deeting_tui.quota.watchdog import Confinement, WatchdogPolicy
 from deeting_tui.workers.supervisor import Supervisor
 

@@ -3,7 +3,7 @@
 **The registry** is built in memory the way the registry tools publish one: N plugins of
 three versions each, every version with a release URL, sha256, length, its own Ed25519
 artifact signature, a description and permissions; the whole signed with
-``trust.envelope`` by one key (threshold 1). For 1,000 plugins that is about 1 MB. The
+``signing.envelope`` by one key (threshold 1). For 1,000 plugins that is about 1 MB. The
 bytes are the same on every run (fixed key, fixed contents).
 
 **Timed** is bytes in to a verified ``Registry`` out: the envelope parsed, the signature
@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 from nacl.signing import SigningKey, VerifyKey
 
-from deeting_tui.store import trust
+from deeting_tui.store import signing, trust
 
 from .common import percentile_ms
 
@@ -211,13 +211,13 @@ def root_for(key: SigningKey) -> trust.Root:
     public = bytes(key.verify_key)
     document = {
         "_type": "deeting-root",
-        "spec_version": trust.SPEC_VERSION,
+        "spec_version": signing.SPEC_VERSION,
         "version": 1,
         "expires": trust.format_time(NOW + timedelta(days=365)),
         "threshold": 1,
-        "keys": {trust.key_id(public): {"keytype": "ed25519", "public": public.hex()}},
+        "keys": {signing.key_id(public): {"keytype": "ed25519", "public": public.hex()}},
     }
-    return trust.verify_root(trust.envelope(document, [key]), now=NOW)
+    return trust.verify_root(signing.envelope(document, [key]), now=NOW)
 
 
 def build_registry(plugins: int, versions: int, key: SigningKey) -> bytes:
@@ -230,13 +230,13 @@ def build_registry(plugins: int, versions: int, key: SigningKey) -> bytes:
             version = f"{1 + i % 3}.{v}.{i % 7}" + ("-rc.1" if v == versions - 1 else "")
             sha256 = hashlib.sha256(f"{name}@{version}".encode()).hexdigest()
             length = 4096 + (i * 7919 + v * 104729) % 200_000
-            message = trust.artifact_message(name, version, sha256, length)
+            message = signing.artifact_message(name, version, sha256, length)
             entry_versions[version] = {
                 "url": f"https://github.com/deeting/plugins/releases/download/"
                 f"{name}-{version}/{name}-{version}.zip",
                 "sha256": sha256,
                 "length": length,
-                "signatures": trust.signatures_for(message, [key]),
+                "signatures": signing.signatures_for(message, [key]),
             }
         listed[name] = {
             "description": f"{WORDS[i % len(WORDS)].capitalize()} tools for the shell: "
@@ -246,13 +246,13 @@ def build_registry(plugins: int, versions: int, key: SigningKey) -> bytes:
         }
     document = {
         "_type": "deeting-registry",
-        "spec_version": trust.SPEC_VERSION,
+        "spec_version": signing.SPEC_VERSION,
         "version": 1042,
         "expires": trust.format_time(NOW + timedelta(days=7)),
         "root_version": 1,
         "plugins": listed,
     }
-    return trust.envelope(document, [key])
+    return signing.envelope(document, [key])
 
 
 # -- the runs ---------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ tools. Exit 0: all good; 1: any problem; 2: bad usage.
 from __future__ import annotations
 
 import sys
-import tempfile
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,24 +15,11 @@ if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, n
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from ci._cli import parse, plugin_parser, report
-from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
+from deeting_tui.plugin.lint import lint_path
+from deeting_tui.plugin.manifest import PluginSpec, Problem
 from deeting_tui.terminal_text import neutralise_line
 
-__all__ = ["lint_path", "main"]
-
-
-def lint_path(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
-    """Check one folder, or one zip after a safe extraction (as an install would do)."""
-    if not (path.is_file() and zipfile.is_zipfile(path)):
-        return check_plugin(path)
-    with tempfile.TemporaryDirectory(prefix="deeting-lint-") as tmp:
-        try:
-            root = extract_zip(path, Path(tmp) / "plugin")
-        except ArchiveError as error:
-            return None, [Problem(path.name, "", f"refused archive: {error}")]
-        spec, problems = check_plugin(root)
-    return spec, problems
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

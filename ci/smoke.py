@@ -20,17 +20,16 @@ on a laptop, in CI and on a runner that happens to have a connection; its exampl
 ``expect: {error: true}``. A plugin that declares bare ``network`` would connect by itself,
 past the proxy, so offline it is not run: it is reported, to be smoked with ``--network``.
 
-``python ci/smoke.py plugins/*``; ``--json`` for one document. Exit 0: every call passed;
+The examples are read by ``smoke_examples.py``, the offline loop is ``smoke_offline.py``;
+this module runs the calls and judges them. ``python ci/smoke.py plugins/*``; ``--json`` for
+one document. Exit 0: every call passed;
 1: any problem; 2: bad usage.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import ipaddress
 import logging
-import socket
 import sys
 import tempfile
 import zipfile
@@ -39,46 +38,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, not others
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from ci._cli import parse, plugin_parser, report
+from ci.smoke_examples import EXAMPLES_FILE, Example, load_examples
+from ci.smoke_offline import OfflineEventLoop
 from deeting_tui.kernel.assistant import ToolOutcome
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.renderers import PayloadSchemas
 from deeting_tui.paths import resolve_paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import PluginSpec, Problem, check_plugin
+from deeting_tui.plugin.checker import check_plugin
+from deeting_tui.plugin.manifest import PluginSpec, Problem
 from deeting_tui.terminal_text import TerminalSafeLastResort, neutralise_line, one_line
 
-__all__ = [
-    "EXAMPLES_FILE",
-    "CallReport",
-    "Example",
-    "OfflineEventLoop",
-    "SmokeReport",
-    "load_examples",
-    "main",
-    "smoke_paths",
-]
-
-EXAMPLES_FILE = "examples.yaml"
-MAX_EXAMPLES_BYTES = 1 << 20
-ENTRY_KEYS = ("tool", "arguments", "expect")
-EXPECT_KEYS = ("error", "summary_contains")
-SHAPE = "a list of calls like '- {tool: NAME, arguments: {...}, expect: {error: false}}'"
-
-
-@dataclass(frozen=True)
-class Example:
-    index: int
-    tool: str
-    arguments: dict[str, Any] = field(hash=False)
-    error: bool = False
-    summary_contains: str | None = None
+__all__ = ["CallReport", "SmokeReport", "main", "smoke_paths"]
 
 
 @dataclass
@@ -107,151 +83,7 @@ class SmokeReport:
         return not self.problems and all(call.passed for call in self.calls)
 
 
-# -- examples.yaml ---------------------------------------------------------------------------
-
-
-class _Problems(list[Problem]):
-    """Problems found in examples.yaml, each located by its field (``[2].expect.error``)."""
-
-    def add(self, where: str, message: str) -> None:
-        self.append(Problem(EXAMPLES_FILE, where, message))
-
-
-def load_examples(root: Path, spec: PluginSpec) -> tuple[list[Example], list[Problem]]:
-    """The plugin's example calls, or every reason they cannot be run (and no calls)."""
-    problems = _Problems()
-    document = _read_examples(root / EXAMPLES_FILE, problems)
-    if problems:
-        return [], problems
-    if not isinstance(document, list) or not document:
-        found = "an empty list" if document == [] else _kind(document)
-        problems.add("", f"must be {SHAPE}, not {found}")
-        return [], problems
-    examples = [_example(index, entry, spec, problems) for index, entry in enumerate(document)]
-    if problems:
-        return [], problems
-    called = {example.tool for example in examples if example is not None}
-    for tool in spec.tools:
-        if tool.name not in called:
-            problems.add("", f"no example calls tool {tool.name!r}: every tool needs at least one")
-    return ([], problems) if problems else ([e for e in examples if e is not None], [])
-
-
-def _read_examples(path: Path, problems: _Problems) -> object:
-    if not path.is_file():
-        problems.add("", f"missing — {SHAPE}, at least one per tool")
-        return None
-    try:
-        if path.stat().st_size > MAX_EXAMPLES_BYTES:
-            problems.add("", f"too large: over {MAX_EXAMPLES_BYTES} bytes")
-            return None
-        return yaml.safe_load(path.read_text("utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problems.add("", f"not valid YAML{where}: {getattr(error, 'problem', None) or error}")
-    except (OSError, UnicodeDecodeError) as error:
-        problems.add("", f"cannot be read: {error}")
-    return None
-
-
-def _example(index: int, entry: object, spec: PluginSpec, problems: _Problems) -> Example | None:
-    at, before = f"[{index}]", len(problems)
-    if not isinstance(entry, dict):
-        problems.add(at, f"must be a mapping with tool, arguments, expect — not {_kind(entry)}")
-        return None
-    for key in entry:
-        if key not in ENTRY_KEYS:
-            problems.add(f"{at}.{key}", f"unknown key (allowed: {', '.join(ENTRY_KEYS)})")
-    tool, arguments = entry.get("tool"), entry.get("arguments", {})
-    names = ", ".join(t.name for t in spec.tools) or "none"
-    if not isinstance(tool, str) or not tool:
-        problems.add(f"{at}.tool", f"missing: name the tool to call (tools: {names})")
-    elif spec.tool(tool) is None:
-        problems.add(f"{at}.tool", f"{tool!r} is not a tool of this plugin (tools: {names})")
-    if not isinstance(arguments, dict) or not all(isinstance(k, str) for k in arguments):
-        problems.add(
-            f"{at}.arguments", f"must be a mapping of names to values, not {_kind(arguments)}"
-        )
-    error, contains = _expect(at, entry.get("expect"), problems)
-    if len(problems) != before:
-        return None
-    return Example(index, str(tool), dict(arguments), error, contains)
-
-
-def _expect(at: str, expect: object, problems: _Problems) -> tuple[bool, str | None]:
-    if expect is None:
-        return False, None
-    if not isinstance(expect, dict):
-        wanted = " and/or ".join(EXPECT_KEYS)
-        problems.add(f"{at}.expect", f"must be a mapping with {wanted}, not {_kind(expect)}")
-        return False, None
-    for key in expect:
-        if key not in EXPECT_KEYS:
-            problems.add(f"{at}.expect.{key}", f"unknown key (allowed: {', '.join(EXPECT_KEYS)})")
-    error, contains = expect.get("error", False), expect.get("summary_contains")
-    if not isinstance(error, bool):
-        problems.add(f"{at}.expect.error", f"must be true or false, not {error!r}")
-    if contains is not None and (not isinstance(contains, str) or not contains.strip()):
-        problems.add(
-            f"{at}.expect.summary_contains", f"must be a non-empty string, not {contains!r}"
-        )
-    return error is True, contains if isinstance(contains, str) else None
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing (an empty file or value)"
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
-    return names.get(type(value), f"a {type(value).__name__}")
-
-
 # -- running ---------------------------------------------------------------------------------
-
-
-class OfflineEventLoop(asyncio.SelectorEventLoop):
-    """The kernel's loop for an offline run: it looks up and reaches loopback only.
-
-    A plugin granted ``network:HOST`` reaches the internet only through the kernel's proxy,
-    and the proxy resolves and connects from this loop; refusing here makes the proxy answer
-    "bad gateway", as it would on a machine without a network. The name lookup is refused
-    too: resolving a plugin's host is itself a query on the network. (A plugin granted bare
-    ``network`` connects by itself, from its worker: the offline run does not start those.)
-    """
-
-    async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
-        host = kwargs.get("host", args[1] if len(args) > 1 else None)
-        if host is not None and not _is_loopback(host):
-            raise OSError(errno.ENETUNREACH, f"smoke run is offline: no route to {host}")
-        return await super().create_connection(*args, **kwargs)
-
-    async def getaddrinfo(self, host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and not _is_loopback(host):
-            raise socket.gaierror(socket.EAI_NONAME, f"smoke run is offline: {host} not looked up")
-        return await super().getaddrinfo(host, *args, **kwargs)
-
-    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
-            raise OSError(errno.ENETUNREACH, f"smoke run is offline: no route to {address[0]}")
-        return await super().sock_connect(sock, address)
-
-    async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
-        remote = kwargs.get("remote_addr")
-        if remote is not None and not _is_loopback(remote[0]):
-            raise OSError(errno.ENETUNREACH, f"smoke run is offline: no route to {remote[0]}")
-        return await super().create_datagram_endpoint(*args, **kwargs)
-
-
-def _is_loopback(host: Any) -> bool:
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    host = str(host)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def smoke_paths(paths: Sequence[Path], *, network: bool = False) -> list[SmokeReport]:

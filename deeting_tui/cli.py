@@ -244,7 +244,7 @@ def _is_known(exc: Exception) -> bool:
     from deeting_tui.kernel.installed import StateFileError
     from deeting_tui.kernel.loader import PluginError
     from deeting_tui.kernel.permissions import GrantStoreError
-    from deeting_tui.kernel.session import SessionStoreError
+    from deeting_tui.kernel.session_db import SessionStoreError
     from deeting_tui.paths import ConfigError
     from deeting_tui.store.errors import StoreError
 
@@ -302,7 +302,8 @@ def _run_chat(args: argparse.Namespace) -> int:
 def _check_session(session_id: str) -> None:
     """``--session ID`` names a stored session: bad usage (exit 2) otherwise, said in one
     line before the chat takes the terminal, as ``--script`` does."""
-    from deeting_tui.kernel.session import SessionNotFound, SessionStore
+    from deeting_tui.kernel.session import SessionStore
+    from deeting_tui.kernel.session_db import SessionNotFound
     from deeting_tui.paths import resolve_paths
 
     with SessionStore(resolve_paths().sessions_db) as store:
@@ -330,7 +331,7 @@ def _run_script(args: argparse.Namespace) -> int:
 
 async def _script_main(args: argparse.Namespace, lines: Any) -> int:
     from deeting_tui.headless import run_script
-    from deeting_tui.kernel.session import SessionNotFound
+    from deeting_tui.kernel.session_db import SessionNotFound
 
     kernel = make_kernel(args.provider, args.model)
     try:

@@ -2,8 +2,9 @@
 
 ``keys`` makes Ed25519 keys and the ``root.json`` that names them, ``gen_registry`` turns a
 folder of plugin sources into reproducible zips and a signed ``registry.json``, and ``serve``
-hands such a folder to clients over loopback HTTP. The formats and every check are
-``deeting_tui.store.trust``'s, so what these tools write is exactly what the client verifies.
+hands such a folder to clients over loopback HTTP. The formats are
+``deeting_tui.store.signing``'s and every check ``deeting_tui.store.trust``'s, so what these
+tools write is exactly what the client verifies.
 
 Only the error type the CLIs turn into one line on stderr lives here; the atomic write that
 keeps a half-written file from ever being published is ``deeting_tui.atomic``'s, shared with

@@ -10,21 +10,16 @@ Published artifacts never change: versions listed by the previous ``registry.jso
 is still in ``OUT/artifacts`` stay listed (clients can pin and roll back), and a zip that
 would be rebuilt with other bytes under the same version is refused ("bump the version").
 Everything is checked with the client's own ``trust`` rules before the first byte is
-written, and ``registry.json`` is written last, atomically: it is the commit point.
+written, and ``registry.json`` is written last, atomically: it is the commit point. The zips
+are ``reprozip.py``'s, the choice of artifacts (fresh or kept) ``artifacts.py``'s; this
+module signs the index, checks it, and writes.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import hashlib
-import io
-import os
-import stat
 import sys
-import tempfile
-import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,55 +28,24 @@ from urllib.parse import quote, urlsplit
 import orjson
 from nacl.signing import SigningKey
 
-from ci.lint import lint_path
 from deeting_tui.atomic import write_bytes_atomic
-from deeting_tui.plugin.manifest import PluginSpec, Problem
-from deeting_tui.store import trust
+from deeting_tui.store import signing, trust
 from deeting_tui.terminal_text import neutralise_line
 from registry_tools import ToolError
+from registry_tools.artifacts import (
+    ARTIFACTS_DIR,
+    LintFailure,
+    Packed,
+    Progress,
+    check_published,
+    from_sources,
+    kept_artifacts,
+)
 from registry_tools.keys import ROOT_FILE, ROOTS_DIR, load_signing_key, root_chain_path
 
-__all__ = [
-    "LintFailure",
-    "Packed",
-    "Summary",
-    "build_zip",
-    "generate",
-    "is_ignored",
-    "main",
-]
+__all__ = ["Summary", "generate", "main"]
 
-ARTIFACTS_DIR, REGISTRY_FILE = "artifacts", "registry.json"
-# What the kernel's folder install skips (loader.COPY_IGNORE), plus other tools' debris.
-IGNORED = (
-    *("__pycache__", "*.pyc", ".git", ".DS_Store"),
-    *("*.pyo", ".hg", ".svn", ".mypy_cache", ".pytest_cache", ".ruff_cache", "Thumbs.db"),
-)
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-DEFLATE_LEVEL = 9
-UNIX = 3  # ZipInfo.create_system: the high 16 bits of external_attr are a Unix st_mode
-
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Packed:
-    """One zip and what the registry says about it; ``kept`` = from an earlier run."""
-
-    name: str
-    version: str
-    data: bytes
-    description: str
-    permissions: tuple[str, ...]
-    kept: bool = False
-
-    @property
-    def file_name(self) -> str:
-        return f"{self.name}-{self.version}.zip"
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+REGISTRY_FILE = "registry.json"
 
 
 @dataclass(frozen=True)
@@ -100,76 +64,6 @@ class Summary:
             f"({len(self.artifacts) - kept} from source, {kept} kept), "
             f"expires {trust.format_time(self.expires)}"
         )
-
-
-class LintFailure(ToolError):
-    """Plugins were refused; ``problems`` holds one line per problem, prefixed by folder."""
-
-    def __init__(self, problems: list[str], plugins: int) -> None:
-        self.problems = problems
-        super().__init__(
-            f"{plugins} plugin{'s have' if plugins != 1 else ' has'} problems — fix them "
-            "(python ci/lint.py FOLDER shows the same); nothing was written"
-        )
-
-
-# -- reproducible zips --------------------------------------------------------------------
-
-
-def is_ignored(name: str) -> bool:
-    return any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED)
-
-
-def build_zip(folder: Path, top: str) -> bytes:
-    """Same files and contents → same bytes, whatever the clock, umask, mtimes or walk order
-    (a given zlib's deflate at a fixed level is deterministic)."""
-    entries = [(f"{top}/", None, 0o755)] + [
-        (f"{top}/{rel}", path, mode) for rel, path, mode in _source_entries(folder)
-    ]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for arcname, path, mode in sorted(entries, key=lambda entry: entry[0]):
-            info = zipfile.ZipInfo(arcname, ZIP_EPOCH)
-            info.create_system = UNIX
-            if path is None:
-                info.external_attr = ((stat.S_IFDIR | mode) << 16) | 0x10  # + MS-DOS dir flag
-                archive.writestr(info, b"", compress_type=zipfile.ZIP_STORED)
-            else:
-                info.external_attr = (stat.S_IFREG | mode) << 16
-                archive.writestr(
-                    info,
-                    path.read_bytes(),
-                    compress_type=zipfile.ZIP_DEFLATED,
-                    compresslevel=DEFLATE_LEVEL,
-                )
-    return buffer.getvalue()
-
-
-def _source_entries(folder: Path) -> list[tuple[str, Path | None, int]]:
-    """(relative path with '/' for folders, file or None, mode); links and devices refused,
-    because the client's extractor refuses them and an install must not fail late."""
-    out: list[tuple[str, Path | None, int]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        here = Path(dirpath)
-        dirnames[:] = [name for name in dirnames if not is_ignored(name)]
-        for name in [*dirnames, *filenames]:
-            if is_ignored(name):
-                continue
-            path = here / name
-            rel = path.relative_to(folder).as_posix()
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                raise ToolError(
-                    f"{rel}: a symlink cannot go into a plugin archive (clients refuse "
-                    "links) — replace it with the file itself"
-                )
-            if stat.S_ISDIR(mode):
-                out.append((f"{rel}/", None, 0o755))
-            elif stat.S_ISREG(mode):
-                out.append((rel, path, 0o755 if mode & 0o111 else 0o644))
-            else:
-                raise ToolError(f"{rel}: not a regular file or folder")
-    return out
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -202,9 +96,9 @@ def generate(
         ) from None
     keys = _check_keys(signing_keys, root)
     previous_version, listed = _previous(out / REGISTRY_FILE)
-    fresh = _from_sources(plugins_dir, out, progress)
-    artifacts = fresh + _kept(out, listed, {(a.name, a.version) for a in fresh}, progress)
-    _check_published(out, fresh)
+    fresh = from_sources(plugins_dir, out, progress)
+    artifacts = fresh + kept_artifacts(out, listed, {(a.name, a.version) for a in fresh}, progress)
+    check_published(out, fresh)
     version = previous_version + 1
     expires = now + timedelta(days=expires_days)
     raw = _registry_bytes(artifacts, version, expires, root.version, base, keys)
@@ -250,7 +144,7 @@ def _check_keys(
         public = bytes(key.verify_key)
         if public not in root.keys.values():
             raise ToolError(
-                f"--key {label} (key {trust.key_id(public)[:12]}) is not one of the root's "
+                f"--key {label} (key {signing.key_id(public)[:12]}) is not one of the root's "
                 "keys — sign with a key listed in root.json"
             )
         chosen[public] = key
@@ -273,7 +167,7 @@ def _previous(path: Path) -> tuple[int, dict[str, list[str]]]:
     try:
         document = orjson.loads(orjson.loads(path.read_bytes())["signed"])
         version, plugins = document["version"], document["plugins"]
-        if document.get("_type") != trust.REGISTRY_TYPE or not isinstance(version, int):
+        if document.get("_type") != signing.REGISTRY_TYPE or not isinstance(version, int):
             raise ValueError("not a deeting-registry document")
         listed: dict[str, list[str]] = {}
         for name, entry in plugins.items():
@@ -285,104 +179,6 @@ def _previous(path: Path) -> tuple[int, dict[str, list[str]]]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ToolError(f"{path} is not a registry this tool wrote ({error}) — {hint}") from None
     return version, listed
-
-
-def _from_sources(plugins_dir: Path, out: Path, progress: Progress) -> list[Packed]:
-    if not plugins_dir.is_dir():
-        raise ToolError(f"{plugins_dir} is not a folder of plugin sources")
-    folders = sorted(
-        p
-        for p in plugins_dir.iterdir()
-        if p.is_dir()
-        and not p.name.startswith(".")
-        and not is_ignored(p.name)
-        and p.resolve() != out.resolve()  # --out may live inside PLUGINS_DIR
-    )
-    if not folders:
-        raise ToolError(f"{plugins_dir} holds no plugin folders")
-    problems: list[str] = []
-    failed: set[Path] = set()
-    seen: dict[str, Path] = {}
-    built: list[Packed] = []
-    for folder in folders:
-        spec, found = lint_path(folder)
-        lines = [_problem_line(folder, p) for p in found]
-        if spec is not None and spec.name in seen:
-            lines.append(f"{folder}: plugin '{spec.name}' is also in {seen[spec.name]}")
-        if spec is not None and not lines:
-            seen[spec.name] = folder
-            try:
-                artifact = _pack(folder, spec)
-            except ToolError as error:
-                lines.append(f"{folder}: {error}")
-            else:
-                built.append(artifact)
-                progress(f"built {spec.name} {spec.version} ({len(artifact.data) / 1000:.1f} kB)")
-        if lines:
-            problems += lines
-            failed.add(folder)
-    if problems:
-        raise LintFailure(problems, len(failed))
-    return built
-
-
-def _problem_line(folder: Path, problem: Problem) -> str:
-    return f"{folder}: {problem}" if problem.file or problem.field else str(problem)
-
-
-def _pack(folder: Path, spec: PluginSpec) -> Packed:
-    """Zip, then lint the zip itself through the client's extractor: what is published is
-    what was checked."""
-    data = build_zip(folder, spec.name)
-    with tempfile.TemporaryDirectory(prefix="deeting-gen-") as tmp:
-        zipped = Path(tmp) / f"{spec.name}.zip"
-        zipped.write_bytes(data)
-        packed, problems = lint_path(zipped)
-    if packed is None or problems:
-        raise ToolError(f"the built zip fails its check: {'; '.join(map(str, problems))}")
-    return Packed(spec.name, spec.version, data, spec.description, _scopes(spec))
-
-
-def _scopes(spec: PluginSpec) -> tuple[str, ...]:
-    return tuple(str(scope) for scope in spec.permissions)
-
-
-def _kept(
-    out: Path, listed: dict[str, list[str]], fresh: set[tuple[str, str]], progress: Progress
-) -> list[Packed]:
-    kept: list[Packed] = []
-    for name, versions in sorted(listed.items()):
-        for version in versions:
-            path = out / ARTIFACTS_DIR / f"{name}-{version}.zip"
-            if (name, version) in fresh:
-                continue
-            if not path.is_file():
-                progress(f"dropped {name} {version} (its zip is no longer in {path.parent})")
-                continue
-            spec, problems = lint_path(path)
-            if spec is None or problems:
-                why = "; ".join(map(str, problems))
-                raise ToolError(f"{path} fails its check now ({why}) — delete it to unlist it")
-            if (spec.name, spec.version) != (name, version):
-                raise ToolError(
-                    f"{path} holds {spec.name} {spec.version}, not {name} {version} — "
-                    "delete it to unlist it"
-                )
-            data = path.read_bytes()
-            kept.append(Packed(name, version, data, spec.description, _scopes(spec), True))
-            progress(f"kept {name} {version} ({len(data) / 1000:.1f} kB)")
-    return kept
-
-
-def _check_published(out: Path, fresh: list[Packed]) -> None:
-    for artifact in fresh:
-        path = out / ARTIFACTS_DIR / artifact.file_name
-        if path.is_file() and path.read_bytes() != artifact.data:
-            raise ToolError(
-                f"{path} already exists with different contents — bump the version of "
-                f"'{artifact.name}' (kimai.json and package.json): a published version never "
-                "changes (if it was never published, delete the file)"
-            )
 
 
 def _registry_bytes(
@@ -400,13 +196,13 @@ def _registry_bytes(
         )
         versions = {}
         for a in mine:
-            message = trust.artifact_message(a.name, a.version, a.sha256, len(a.data))
+            message = signing.artifact_message(a.name, a.version, a.sha256, len(a.data))
             relative = f"{ARTIFACTS_DIR}/{quote(a.file_name)}"
             versions[a.version] = {
                 "sha256": a.sha256,
                 "length": len(a.data),
                 "url": f"{base_url}/{relative}" if base_url else relative,
-                "signatures": trust.signatures_for(message, keys),
+                "signatures": signing.signatures_for(message, keys),
                 "description": a.description,
                 "permissions": list(a.permissions),
             }
@@ -417,14 +213,14 @@ def _registry_bytes(
             "versions": versions,
         }
     document = {
-        "_type": trust.REGISTRY_TYPE,
-        "spec_version": trust.SPEC_VERSION,
+        "_type": signing.REGISTRY_TYPE,
+        "spec_version": signing.SPEC_VERSION,
         "version": version,
         "expires": trust.format_time(expires),
         "root_version": root_version,
         "plugins": plugins,
     }
-    return trust.envelope(document, keys)
+    return signing.envelope(document, keys)
 
 
 def _verify(

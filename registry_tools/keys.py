@@ -25,7 +25,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from deeting_tui.atomic import write_bytes_atomic
-from deeting_tui.store import trust
+from deeting_tui.store import signing, trust
 from registry_tools import ToolError
 
 __all__ = [
@@ -70,7 +70,7 @@ def generate_key(name: str, directory: Path) -> tuple[Path, Path, str]:
     except BaseException:
         secret_path.unlink(missing_ok=True)
         raise
-    return secret_path, public_path, trust.key_id(public)
+    return secret_path, public_path, signing.key_id(public)
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
@@ -147,7 +147,7 @@ def build_root(
     if expires_days < 1:
         raise ToolError(f"--expires-days {expires_days} must be at least 1")
     old = _parse_previous(previous)
-    signers = {trust.key_id(bytes(k.verify_key)): k for k in signing_keys}  # repeats count once
+    signers = {signing.key_id(bytes(k.verify_key)): k for k in signing_keys}  # repeats count once
     trusted = set(keys) | (set(old.keys) if old else set())
     for keyid in signers:
         if keyid not in trusted:
@@ -166,8 +166,8 @@ def build_root(
         raise ToolError("refusing to write the root: " + "; ".join(missing))
     version = old.version + 1 if old else 1
     document = {
-        "_type": trust.ROOT_TYPE,
-        "spec_version": trust.SPEC_VERSION,
+        "_type": signing.ROOT_TYPE,
+        "spec_version": signing.SPEC_VERSION,
         "version": version,
         "expires": trust.format_time(now + timedelta(days=expires_days)),
         "threshold": threshold,
@@ -175,7 +175,7 @@ def build_root(
             keyid: {"keytype": "ed25519", "public": public.hex()} for keyid, public in keys.items()
         },
     }
-    raw = trust.envelope(document, signers.values())
+    raw = signing.envelope(document, signers.values())
     try:  # the client's own rules have the last word
         if old is not None:
             trust.verify_new_root(old, raw)
@@ -190,7 +190,7 @@ def _distinct_keys(public_keys: Sequence[bytes], labels: Mapping[str, str]) -> d
         raise ToolError("a root needs at least one --key FILE.pub")
     keys: dict[str, bytes] = {}
     for public in public_keys:
-        keyid = trust.key_id(public)
+        keyid = signing.key_id(public)
         if keyid in keys:
             raise ToolError(f"key {_label(keyid, labels)} is given twice with --key")
         keys[keyid] = public
@@ -325,12 +325,12 @@ def _root_command(args: argparse.Namespace) -> None:
     public_keys = []
     for path in args.key:
         public = load_public_key(path)
-        labels.setdefault(trust.key_id(public), path.name)
+        labels.setdefault(signing.key_id(public), path.name)
         public_keys.append(public)
     signing_keys = []
     for path in args.sign:
         signing_key = load_signing_key(path)
-        labels.setdefault(trust.key_id(bytes(signing_key.verify_key)), path.name)
+        labels.setdefault(signing.key_id(bytes(signing_key.verify_key)), path.name)
         signing_keys.append(signing_key)
     previous = None
     if args.previous is not None:

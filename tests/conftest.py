@@ -11,7 +11,8 @@ from support import FAST_POLICY
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
-from deeting_tui.quota.cgroups import Cgroups, sweep_stale
+from deeting_tui.quota.cgroup_hierarchies import Cgroups
+from deeting_tui.quota.cgroups import sweep_stale
 
 
 @pytest.fixture(autouse=True)

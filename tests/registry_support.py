@@ -1,6 +1,6 @@
 """A registry made in the test: keys, a root, plugin zips, signed indexes, served from a folder.
 
-Built with ``deeting_tui.store.trust``'s own ``envelope`` and signatures, so it is exactly what
+Built with ``deeting_tui.store.signing``'s own ``envelope`` and signatures, so it is exactly what
 ``registry_tools`` publishes, but every field can be bent for an attack: a test changes one
 thing and checks the client refuses it with nothing changed.
 """
@@ -22,7 +22,13 @@ from support import FIXTURES
 
 from deeting_tui.paths import resolve_paths
 from deeting_tui.store.client import Limits, RegistryClient
-from deeting_tui.store.trust import artifact_message, envelope, format_time, key_id, signatures_for
+from deeting_tui.store.signing import (
+    artifact_message,
+    envelope,
+    format_time,
+    key_id,
+    signatures_for,
+)
 
 if TYPE_CHECKING:
     from deeting_tui.kernel.kernel import Kernel

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import PluginSpec, check_plugin, load_plugin
+from deeting_tui.plugin.checker import check_plugin, load_plugin
+from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 
 from ..atomic import fsync_dir, fsync_tree

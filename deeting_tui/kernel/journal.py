@@ -16,7 +16,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .session import EncodedEvent, SessionNotFound, SessionStore, SessionStoreError, encode_event
+from .session import SessionStore
+from .session_db import SessionNotFound, SessionStoreError
+from .session_events import EncodedEvent, encode_event
 
 log = logging.getLogger("deeting.journal")
 

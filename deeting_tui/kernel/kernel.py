@@ -55,7 +55,8 @@ from .routing import (
     TriggerTable,
     clamp_priority,
 )
-from .session import CONVERSATION_KINDS, EncodedEvent, SessionInfo, SessionStore
+from .session import SessionInfo, SessionStore
+from .session_events import CONVERSATION_KINDS, EncodedEvent
 from .streams import StreamGate
 from .tools import ToolConflict, ToolEntry, ToolIndex, argument_problems
 from .upgrade import Upgrader, UpgradeReport, upgrade_notice

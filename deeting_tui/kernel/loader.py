@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from deeting_tui.errors import Fix, Hint
-from deeting_tui.plugin.manifest import ManifestError, PluginSpec, load_plugin
+from deeting_tui.plugin.checker import load_plugin
+from deeting_tui.plugin.manifest import ManifestError, PluginSpec
 from deeting_tui.plugin.scopes import Scope
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line

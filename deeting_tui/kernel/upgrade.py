@@ -17,7 +17,7 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,6 @@ class UpgradeReport:
     old: str
     new: str
     hot: bool  # a running worker was replaced without a pause
-    added_scopes: list[Scope] = field(default_factory=list)  # granted for the new version
-    pruned: list[str] = field(default_factory=list)  # older versions removed from disk
     drained: bool = True  # False: calls on the old worker outlived the drain timeout
 
 
@@ -92,7 +90,7 @@ class Upgrader:
                 )
             spec = loader.code_spec(name, version)
             fix = fix or Hint(Fix.UPGRADE, name, version)
-            to_grant, added = await self._consent(spec, old, grant, yes, ask_all, fix)
+            to_grant = await self._consent(spec, old, grant, yes, ask_all, fix)
 
             def commit() -> None:
                 if to_grant:
@@ -100,7 +98,7 @@ class Upgrader:
                 loader.installed.set_version(name, version, previous=old)
 
             runtime = loader.runtimes.get(name)
-            report = UpgradeReport(name, old, version, hot=runtime is not None, added_scopes=added)
+            report = UpgradeReport(name, old, version, hot=runtime is not None)
             if runtime is not None:
                 scopes = [*loader.grants.granted(name), *to_grant]
                 report.drained = await self._hot_swap(runtime, spec, scopes, commit)
@@ -109,7 +107,7 @@ class Upgrader:
                     commit()
                 except (OSError, KeyError) as exc:
                     raise PluginError(f"could not record '{name}' {version}: {exc}") from None
-            report.pruned = prune_versions(loader.paths.plugins_dir, name, keep={version, old})
+            prune_versions(loader.paths.plugins_dir, name, keep={version, old})
             return report
 
     async def rollback(
@@ -170,15 +168,15 @@ class Upgrader:
         yes: bool,
         ask_all: AskGrants | None,
         fix: Hint,
-    ) -> tuple[list[Scope], list[Scope]]:
-        """(scopes to grant, scopes the new version adds); raises, recording nothing, when
+    ) -> list[Scope]:
+        """The scopes to grant for what the new version adds; raises, recording nothing, when
         an added scope is not agreed to."""
         loader = self.loader
         requested = loader.requested_grants(spec, grant)
         granted = loader.grants.granted(spec.name)
         added = missing_scopes(spec.permissions, granted)
         if not added:
-            return [], []
+            return []
         to_grant = await loader.consented(spec, requested, (yes, ask_all))
         denied = missing_scopes(spec.permissions, [*granted, *to_grant])
         if denied:
@@ -190,7 +188,7 @@ class Upgrader:
                 f"version ({old}) stays active",
                 replace(fix, flags=(*fix.flags, *flags)),
             )
-        return to_grant, added
+        return to_grant
 
     async def _hot_swap(
         self,
@@ -291,21 +289,18 @@ class _PreupgradeFailed(Exception):
     """The old version's ``preupgrade`` failed: the message is the plugin's error."""
 
 
-def prune_versions(plugins_dir: Path, name: str, keep: set[str]) -> list[str]:
+def prune_versions(plugins_dir: Path, name: str, keep: set[str]) -> None:
     """Remove the code of versions other than ``keep`` (current and previous); only folders
     named like a version, so nothing an updater is staging beside them is touched."""
     folder = plugins_dir / "versions" / name
     if not folder.is_dir():
-        return []
-    pruned = []
+        return
     for child in sorted(folder.iterdir()):
         if child.name in keep or not SEMVER_RE.fullmatch(child.name):
             continue
         if child.is_symlink() or not child.is_dir():
             continue
         shutil.rmtree(child, ignore_errors=True)
-        pruned.append(child.name)
-    return pruned
 
 
 def upgrade_notice(report: UpgradeReport) -> str:

@@ -1,25 +1,20 @@
-"""kimai.json + package.json + llm-tool.yaml + src/index.py → a checked :class:`PluginSpec`.
+"""What a checked plugin is: :class:`PluginSpec` and its parts, and the ways a check says no.
 
-The same checker serves the kernel (install), CI (lint) and the registry builder, so a plugin
-is refused for the same reasons everywhere. It reports every problem at once: an author fixing
-a manifest should not have to run the linter once per mistake.
+``checker.py`` turns a folder (kimai.json + package.json + llm-tool.yaml + src/index.py) into
+one of these or into a list of :class:`Problem`; everything after install (the kernel, the
+router, the watchdog, the plugins screen) only ever reads the spec, so it lives apart from
+the checks that build it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from deeting_tui.plugin._schema import human_errors, type_name, validator
-from deeting_tui.plugin._tools import parse_tools
-from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
-from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
-from deeting_tui.resources import core_renderer_names
+from deeting_tui.plugin.scopes import Scope, parse_scope
+from deeting_tui.plugin.triggers import TriggerPattern, compile_trigger
 
 __all__ = [
     "EventSubscription",
@@ -29,12 +24,9 @@ __all__ = [
     "Problem",
     "ToolSpec",
     "TriggerSpec",
-    "check_plugin",
-    "load_plugin",
+    "build_spec",
 ]
 
-KIMAI, PACKAGE, TOOLS, ENTRY = "kimai.json", "package.json", "llm-tool.yaml", "src/index.py"
-MAX_MANIFEST_BYTES = 1 << 20
 #: Trigger and event priorities (kimai.schema.json says the same; the kernel clamps to it).
 PRIORITY_MIN, PRIORITY_MAX = 0, 100
 TRIGGER_PRIORITY, EVENT_PRIORITY = 50, 0
@@ -126,295 +118,7 @@ class PluginSpec:
         return next((tool for tool in self.tools if tool.name == name), None)
 
 
-def load_plugin(path: Path) -> PluginSpec:
-    """The checked spec, or :class:`ManifestError` carrying every problem found."""
-    spec, problems = check_plugin(path)
-    if spec is None:
-        raise ManifestError(problems)
-    return spec
-
-
-#: The schema's pattern for a renderer name: other strings get the schema's own message.
-_RENDERER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*").fullmatch
-
-
-def check_plugin(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
-    """Check a plugin folder; the spec is None exactly when the problem list is not empty."""
-    root = Path(path)
-    hint = "a plugin is a folder holding kimai.json, package.json, llm-tool.yaml, src/"
-    if not root.is_dir():
-        why = "is not a directory" if root.exists() else "does not exist"
-        return None, [Problem("", "", f"{root} {why}: {hint}")]
-    if not any(_exists(root / name) for name in (KIMAI, PACKAGE)):
-        # Someone typed the wrong folder (their home, /): say so, without walking all of it.
-        return None, [Problem("", "", f"{root} is not a plugin folder (no {KIMAI}): {hint}")]
-    return _Checker(root).run()
-
-
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists() or path.is_symlink()
-    except OSError:  # unreadable: let the checker say so
-        return True
-
-
-class _Checker:
-    """One pass over one folder, accumulating problems instead of raising."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.problems: list[Problem] = []
-        self.escaped: set[str] = set()
-
-    def add(self, file: str, where: str, message: str) -> None:
-        self.problems.append(Problem(file, where, message))
-
-    def run(self) -> tuple[PluginSpec | None, list[Problem]]:
-        self.check_symlinks()
-        kimai = self.check_kimai()
-        package = self.check_package(kimai)
-        tools = self.check_tools()
-        trigger = self.check_trigger(kimai, tools)
-        self.check_entry()
-        if self.problems or kimai is None:
-            return None, self.problems
-        spec = _build(self.root, kimai, package or {}, tools or [], trigger)
-        return spec, []
-
-    def check_symlinks(self) -> None:
-        """A link out of the folder would let a plugin ship (or read at install) foreign files."""
-        real_root = self.root.resolve()
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            for name in [*dirnames, *filenames]:
-                entry = Path(dirpath, name)
-                try:
-                    escapes = entry.is_symlink() and not entry.resolve().is_relative_to(real_root)
-                except (OSError, RuntimeError) as error:  # unreadable, or a link loop
-                    escapes, why = True, getattr(error, "strerror", None) or str(error)
-                else:
-                    why = "symlink points outside the plugin"
-                if escapes:
-                    rel = entry.relative_to(self.root).as_posix()
-                    self.escaped.add(rel)
-                    self.add(rel, "", why)
-
-    def read(self, rel: str, missing: str) -> str | None:
-        path = self.root / rel
-        if rel in self.escaped:
-            return None
-        if not path.exists():
-            self.add(rel, "", f"missing — {missing}")
-            return None
-        if not path.is_file():
-            self.add(rel, "", "must be a file, not a folder")
-            return None
-        if path.stat().st_size > MAX_MANIFEST_BYTES:
-            self.add(rel, "", f"too large: over {MAX_MANIFEST_BYTES} bytes")
-            return None
-        try:
-            return path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            self.add(rel, "", f"cannot be read as UTF-8 text: {error}")
-            return None
-
-    def read_json(self, rel: str, missing: str) -> dict[str, Any] | None:
-        text = self.read(rel, missing)
-        if text is None:
-            return None
-        duplicates: list[str] = []
-        try:
-            document = json.loads(
-                text,
-                object_pairs_hook=lambda pairs: _no_duplicates(pairs, duplicates),
-                parse_constant=_refuse_constant,
-            )
-        except json.JSONDecodeError as error:
-            self.add(
-                rel, "", f"not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
-            )
-            return None
-        except ValueError as error:
-            self.add(rel, "", f"not valid JSON: {error}")
-            return None
-        for key in duplicates:
-            self.add(rel, "", f"duplicate key {key!r}: JSON keys must be unique")
-        if not isinstance(document, dict):
-            self.add(rel, "", f"must be a JSON object, not {type_name(document)}")
-            return None
-        return document
-
-    def check_kimai(self) -> dict[str, Any] | None:
-        kimai = self.read_json(KIMAI, "the plugin's manifest (name, version, permissions…)")
-        if kimai is None:
-            return None
-        for where, message in human_errors(validator("kimai.schema.json").iter_errors(kimai)):
-            self.add(KIMAI, where, message)
-        self.check_permissions(kimai.get("permissions"))
-        self.check_events(kimai.get("events"), kimai.get("permissions"))
-        self.check_renderer(kimai.get("renderer"))
-        return kimai
-
-    def check_renderer(self, renderer: object) -> None:
-        """The core owns the renderers (docs/plugins.md#results-and-renderers): a name it does not
-        know would draw every result as raw JSON, so it is refused here, where the author sees
-        it."""
-        known = core_renderer_names()
-        if isinstance(renderer, str) and renderer not in known and _RENDERER_NAME(renderer):
-            names = ", ".join(sorted(known))
-            self.add(KIMAI, "renderer", f"{renderer!r} is not a core renderer (known: {names})")
-
-    def check_permissions(self, permissions: object) -> None:
-        if not isinstance(permissions, list):
-            return
-        seen: dict[Scope, int] = {}
-        for index, text in enumerate(permissions):
-            if not isinstance(text, str):
-                continue  # the schema has already said so
-            try:
-                scope = parse_scope(text)
-            except ScopeError as error:
-                self.add(KIMAI, f"permissions[{index}]", str(error))
-                continue
-            if scope in seen:
-                message = f"{str(scope)!r} is listed twice (also permissions[{seen[scope]}])"
-                self.add(KIMAI, f"permissions[{index}]", message)
-            seen.setdefault(scope, index)
-
-    def check_events(self, events: object, permissions: object) -> None:
-        """What the user types reaches a subscription only with their consent: a topic that
-        carries it needs the ``messages`` scope declared, so the install asks for it."""
-        if not isinstance(events, list):
-            return
-        declared = isinstance(permissions, list) and str(MESSAGES) in [
-            p.strip() for p in permissions if isinstance(p, str)
-        ]
-        for index, event in enumerate(events):
-            topic = event.get("topic") if isinstance(event, dict) else None
-            if not isinstance(topic, str) or declared or not reads_user_input(topic):
-                continue
-            self.add(
-                KIMAI,
-                f"events[{index}].topic",
-                f'{topic!r} delivers what the user types: add "{MESSAGES}" to permissions '
-                "(the user is asked to allow it), or subscribe to narrower topics "
-                "(like system.tick)",
-            )
-
-    def check_package(self, kimai: dict[str, Any] | None) -> dict[str, Any] | None:
-        package = self.read_json(
-            PACKAGE, "npm metadata: name and version, the same as kimai.json's"
-        )
-        if package is None or kimai is None:
-            return package
-        for key in ("name", "version"):
-            expected, actual = kimai.get(key), package.get(key)
-            if not isinstance(expected, str):
-                continue  # kimai.json's own problem, reported there
-            if actual is None:
-                self.add(PACKAGE, key, f"missing (should be {expected!r}, as in kimai.json)")
-            elif actual != expected:
-                self.add(PACKAGE, key, f"{actual!r} does not match kimai.json's {expected!r}")
-        return package
-
-    def check_tools(self) -> list[dict[str, Any]] | None:
-        """The tools, or None when llm-tool.yaml has problems (so later checks do not pile on)."""
-        text = self.read(TOOLS, "the plugin's tools for the model (OpenAI function-calling spec)")
-        if text is None:
-            return None
-        parsed = parse_tools(text)
-        for where, message in parsed.problems:
-            self.add(TOOLS, where, message)
-        return None if parsed.problems else parsed.tools
-
-    def check_trigger(
-        self, kimai: dict[str, Any] | None, tools: list[dict[str, Any]] | None
-    ) -> TriggerSpec | None:
-        trigger = kimai.get("trigger") if kimai else None
-        if not isinstance(trigger, dict) or not isinstance(trigger.get("regex"), str):
-            return None
-        try:
-            pattern: TriggerPattern | None = compile_trigger(trigger["regex"])
-        except TriggerRegexError as error:
-            self.add(KIMAI, "trigger.regex", str(error))
-            pattern = None
-        if tools is None:
-            return None  # llm-tool.yaml's problems are reported; naming its tools would guess
-        tool = self.trigger_tool(trigger, tools)
-        if tool is None:
-            return None
-        examples = self.trigger_examples(trigger.get("examples"))
-        if pattern is not None:
-            self.check_groups(pattern, tool)
-            self.check_examples(pattern, examples)
-        priority = trigger.get("priority", TRIGGER_PRIORITY)
-        if not isinstance(priority, int | float) or isinstance(priority, bool):
-            priority = TRIGGER_PRIORITY  # the schema has said so; no spec is built from this
-        return TriggerSpec(trigger["regex"], tool["name"], int(priority), examples)
-
-    @staticmethod
-    def trigger_examples(examples: object) -> tuple[str, ...]:
-        """The examples' strings (the schema reports anything else, so no spec is built)."""
-        if not isinstance(examples, list):
-            return ()
-        return tuple(e for e in examples if isinstance(e, str))
-
-    def check_examples(self, pattern: TriggerPattern, examples: tuple[str, ...]) -> None:
-        """An example the trigger does not route would teach the user a message that goes to
-        the assistant instead."""
-        for index, example in enumerate(examples):
-            if example and pattern.search(example) is None:
-                where = f"trigger.examples[{index}]"
-                self.add(KIMAI, where, f"{example!r} does not match the trigger's regex")
-
-    def trigger_tool(
-        self, trigger: dict[str, Any], tools: list[dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        name = trigger.get("tool")
-        if name is None:
-            if not tools:
-                self.add(KIMAI, "trigger", "there is no tool in llm-tool.yaml to route messages to")
-            return tools[0] if tools else None
-        tool = next((tool for tool in tools if tool["name"] == name), None)
-        if tool is None and isinstance(name, str):
-            names = ", ".join(tool["name"] for tool in tools) or "none"
-            self.add(
-                KIMAI, "trigger.tool", f"{name!r} is not a tool in llm-tool.yaml (tools: {names})"
-            )
-        return tool
-
-    def check_groups(self, pattern: TriggerPattern, tool: dict[str, Any]) -> None:
-        """Named groups become arguments by name, so each must be one the tool accepts."""
-        properties = tool["parameters"].get("properties")
-        if not isinstance(properties, dict) or not properties:
-            return
-        for group in pattern.groupindex:
-            if group not in properties:
-                known = ", ".join(properties)
-                where = f"tool {tool['name']!r} (its parameters: {known})"
-                message = f"group {group!r} is not a parameter of {where}"
-                self.add(KIMAI, "trigger.regex", message)
-
-    def check_entry(self) -> None:
-        if ENTRY in self.escaped:
-            return
-        if not (self.root / ENTRY).is_file():
-            self.add(ENTRY, "", "missing — the plugin's entry point")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            duplicates.append(key)
-        document[key] = value
-    return document
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _build(
+def build_spec(
     root: Path,
     kimai: dict[str, Any],
     package: dict[str, Any],

@@ -41,7 +41,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import disktree, openfiles, usage
-from .diskaccount import NEAR_TICK, OPEN_TICK, Account, Owner
+from .diskaccount import NEAR_TICK, OPEN_TICK, Account
+from .disktally import Owner
 from .disktree import Dir
 from .inotify import IN_ISDIR, IN_Q_OVERFLOW, Event, Inotify
 

@@ -87,7 +87,3 @@ class LineBuffer:
         else:
             self._parts.append(rest)
             self._pending += len(rest)
-
-    @property
-    def has_partial(self) -> bool:
-        return bool(self._parts) or self._discarding

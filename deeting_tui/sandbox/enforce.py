@@ -102,7 +102,7 @@ def enforce(
     if caps.landlock_abi or caps.seccomp:
         _require_single_thread()
         from . import capabilities as capability_sets
-        from . import landlock, namespaces, seccomp  # only where they can apply
+        from . import landlock, namespaces, seccomp, seccomp_bpf, seccomp_rules  # where they apply
 
         limits = init.get("limits") if isinstance(init.get("limits"), dict) else {}
         tasks = limits.get("tasks") if isinstance(limits, dict) else None
@@ -123,13 +123,13 @@ def enforce(
             capabilities = capability_sets.drop_all().describe()
             clock.lap("capabilities")
             if caps.seccomp:
-                seccomp.apply(_seccomp_policy(plan, seccomp))
+                seccomp.apply(_seccomp_policy(plan, seccomp_rules))
                 seccomp_on = True
             clock.lap("seccomp")
         except (
             OSError,
             landlock.LandlockError,
-            seccomp.SeccompError,
+            seccomp_bpf.SeccompError,
             capability_sets.CapabilityError,
         ) as exc:
             raise SandboxError(f"the OS sandbox could not be applied: {exc}") from exc
@@ -201,9 +201,9 @@ def _landlock_rules(plan: SandboxPlan, landlock: Any) -> Any:
     )
 
 
-def _seccomp_policy(plan: SandboxPlan, seccomp: Any) -> Any:
+def _seccomp_policy(plan: SandboxPlan, seccomp_rules: Any) -> Any:
     network = {NETWORK_NONE: "none", NETWORK_ANY: "any"}.get(plan.network, "proxy")
-    return seccomp.SeccompPolicy(
+    return seccomp_rules.SeccompPolicy(
         network=network,
         exec_allowed=plan.exec_allowed,
         own_pid=os.getpid(),

@@ -248,7 +248,8 @@ def apply(rules: LandlockRules) -> int:
 
     import ctypes
 
-    from deeting_tui.sandbox.seccomp import SeccompError, set_no_new_privs
+    from deeting_tui.sandbox.seccomp import set_no_new_privs
+    from deeting_tui.sandbox.seccomp_bpf import SeccompError
 
     handled_fs = handled_fs_rights(abi)
     handled_net = 0
@@ -280,17 +281,8 @@ def apply(rules: LandlockRules) -> int:
         for path, rights in _path_grants(rules, handled_fs).items():
             _add_path_rule(libc, ruleset_fd, path, rights)
         for port, rights in port_grants.items():
-            attr = ctypes.create_string_buffer(_NET_PORT_ATTR.pack(rights & handled_net, port))
-            result, err = syscalls.syscall(
-                libc,
-                NR_LANDLOCK_ADD_RULE,
-                ctypes.c_int(ruleset_fd),
-                ctypes.c_int(LANDLOCK_RULE_NET_PORT),
-                attr,
-                ctypes.c_uint32(0),
-            )
-            if result != 0:
-                raise _fail(f"landlock_add_rule(NET_PORT {port})", err)
+            attr = _NET_PORT_ATTR.pack(rights & handled_net, port)
+            _add_rule(libc, ruleset_fd, LANDLOCK_RULE_NET_PORT, attr, f"NET_PORT {port}")
         try:
             set_no_new_privs()
         except SeccompError as exc:
@@ -306,7 +298,6 @@ def apply(rules: LandlockRules) -> int:
 
 
 def _add_path_rule(libc: Any, ruleset_fd: int, path: str, rights: int) -> None:
-    import ctypes
 
     fd = _open_path(path)
     if fd is None:
@@ -316,16 +307,23 @@ def _add_path_rule(libc: Any, ruleset_fd: int, path: str, rights: int) -> None:
             rights &= _FILE_APPLICABLE_RIGHTS
         if rights == 0:  # the kernel answers ENOMSG to an empty rule
             return
-        attr = ctypes.create_string_buffer(_PATH_BENEATH_ATTR.pack(rights, fd))
-        result, err = syscalls.syscall(
-            libc,
-            NR_LANDLOCK_ADD_RULE,
-            ctypes.c_int(ruleset_fd),
-            ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
-            attr,
-            ctypes.c_uint32(0),
-        )
-        if result != 0:
-            raise _fail(f"landlock_add_rule(PATH_BENEATH {path!r})", err)
+        attr = _PATH_BENEATH_ATTR.pack(rights, fd)
+        _add_rule(libc, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, attr, f"PATH_BENEATH {path!r}")
     finally:
         os.close(fd)
+
+
+def _add_rule(libc: Any, ruleset_fd: int, rule_type: int, attr: bytes, what: str) -> None:
+    """landlock_add_rule(2) with one packed rule attribute; raises LandlockError naming it."""
+    import ctypes
+
+    result, err = syscalls.syscall(
+        libc,
+        NR_LANDLOCK_ADD_RULE,
+        ctypes.c_int(ruleset_fd),
+        ctypes.c_int(rule_type),
+        ctypes.create_string_buffer(attr),
+        ctypes.c_uint32(0),
+    )
+    if result != 0:
+        raise _fail(f"landlock_add_rule({what})", err)

@@ -23,7 +23,7 @@ from deeting_tui.atomic import fsync_dir
 from deeting_tui.atomic import fsync_tree as _fsync_tree  # a name the crash tests stop at
 from deeting_tui.paths import Paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.manifest import check_plugin
+from deeting_tui.plugin.checker import check_plugin
 
 from .trust import Artifact
 

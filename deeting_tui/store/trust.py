@@ -2,7 +2,8 @@
 
 Like python-tuf's trusted metadata set, nothing here fetches or writes: the client (and
 ``registry_tools``, which signs) hand in bytes and get a verified object or a TrustError
-whose message says what was wrong. Fetching, caps and deadlines are ``fetch.py``'s.
+whose message says what was wrong. Fetching, caps and deadlines are ``fetch.py``'s; the
+envelope format and the signature threshold both sides share are ``signing.py``'s.
 
 Formats (spec version 1). ``root.json`` and ``registry.json`` are envelopes::
 
@@ -24,31 +25,40 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-import orjson
-from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.signing import SigningKey, VerifyKey
 
 from deeting_tui.plugin.names import PLUGIN_NAME_RE
 from deeting_tui.plugin.versions import SEMVER_RE, version_key
 
+from .signing import (
+    KEYID_RE,
+    REGISTRY_TYPE,
+    ROOT_TYPE,
+    TrustError,
+    artifact_message,
+    check_threshold,
+    check_type,
+    expiry_time,
+    format_time,
+    open_envelope,
+    signature_list,
+    signed_text,
+    typed_field,
+)
+
+# TrustError, format_time and version_key are named here too: what the client catches,
+# shows and sorts by when it checks documents through this module.
 __all__ = [
-    "SPEC_VERSION",
     "Artifact",
     "Registry",
     "Root",
     "TrustError",
-    "artifact_message",
-    "envelope",
     "format_time",
-    "key_id",
     "parse_root",
     "plugin_name_problem",
-    "signatures_for",
     "verify_artifact",
     "verify_new_root",
     "verify_registry",
@@ -56,29 +66,8 @@ __all__ = [
     "version_key",
 ]
 
-SPEC_VERSION = 1
-ROOT_TYPE = "deeting-root"
-REGISTRY_TYPE = "deeting-registry"
-
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
-KEYID_RE = re.compile(r"[0-9a-f]{8,64}")
 MAX_VERSION_LENGTH = 64
-
-
-class TrustError(Exception):
-    """A document or artifact failed a check; the message names which and why."""
-
-
-# -- small pure helpers -------------------------------------------------------------------
-
-
-def key_id(public: bytes) -> str:
-    """The id ``keys.py`` gives a key: its SHA-256, so ids are stable and checkable."""
-    return hashlib.sha256(public).hexdigest()
-
-
-def format_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def plugin_name_problem(name: object) -> str | None:
@@ -89,25 +78,6 @@ def plugin_name_problem(name: object) -> str | None:
             "at most 64 characters)"
         )
     return None
-
-
-def artifact_message(name: str, version: str, sha256: str, length: int) -> bytes:
-    return f"{name}@{version}:{sha256}:{length}".encode()
-
-
-def signatures_for(message: bytes, signing_keys: Iterable[SigningKey]) -> list[dict[str, str]]:
-    out = []
-    for signing_key in signing_keys:
-        public = bytes(signing_key.verify_key)
-        out.append({"keyid": key_id(public), "sig": signing_key.sign(message).signature.hex()})
-    return out
-
-
-def envelope(signed: Mapping[str, Any], signing_keys: Iterable[SigningKey]) -> bytes:
-    """Serialise ``signed`` once, sign those bytes, and wrap both (what the tools publish)."""
-    text = orjson.dumps(dict(signed), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
-    body = {"signed": text.decode(), "signatures": signatures_for(text, signing_keys)}
-    return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 # -- documents ----------------------------------------------------------------------------
@@ -166,110 +136,13 @@ class Registry:
         return self.plugins[name][version]
 
 
-def _open_envelope(raw: bytes, what: str) -> tuple[bytes, list[tuple[str, bytes]], Any]:
-    try:
-        outer = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise TrustError(f"{what} is not JSON ({exc})") from None
-    if not isinstance(outer, dict) or set(outer) != {"signed", "signatures"}:
-        raise TrustError(f"{what} is not a signed envelope ('signed' and 'signatures')")
-    text, listed = outer["signed"], outer["signatures"]
-    if not isinstance(text, str) or not isinstance(listed, list):
-        raise TrustError(f"{what}: 'signed' must be text and 'signatures' a list")
-    signatures = _signature_list(listed, what)
-    signed = text.encode()
-    try:
-        document = orjson.loads(signed)
-    except orjson.JSONDecodeError as exc:
-        raise TrustError(f"{what}: the signed text is not JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise TrustError(f"{what}: the signed text is not a JSON object")
-    return signed, signatures, document
-
-
-def _signed_text(raw: bytes) -> bytes | None:
-    """What an envelope's signatures cover (two copies with the same text are the same
-    document, whatever signatures or outer spacing they carry); None if it is not one."""
-    try:
-        text = orjson.loads(raw).get("signed")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return text.encode() if isinstance(text, str) else None
-
-
-def _signature_list(listed: Sequence[Any], what: str) -> list[tuple[str, bytes]]:
-    out = []
-    for item in listed[:64]:  # more than any threshold needs; the rest are ignored
-        if not isinstance(item, dict):
-            raise TrustError(f"{what}: a signature is not an object")
-        keyid, sig = item.get("keyid"), item.get("sig")
-        if not isinstance(keyid, str) or not isinstance(sig, str):
-            raise TrustError(f"{what}: a signature needs text 'keyid' and 'sig'")
-        try:
-            out.append((keyid, bytes.fromhex(sig)))
-        except ValueError:
-            raise TrustError(f"{what}: signature by {keyid[:12]} is not hex") from None
-    return out
-
-
-def _check_threshold(
-    message: bytes,
-    signatures: Sequence[tuple[str, bytes]],
-    keys: Mapping[str, bytes],
-    threshold: int,
-    what: str,
-) -> None:
-    good: set[bytes] = set()  # distinct public keys, not ids: one key counts once
-    for keyid, sig in signatures:
-        public = keys.get(keyid)
-        if public is None or public in good:
-            continue
-        try:
-            VerifyKey(public).verify(message, sig)
-        except (BadSignatureError, CryptoError, ValueError, TypeError):
-            continue
-        good.add(public)
-    if len(good) < threshold:
-        raise TrustError(
-            f"{what}: {len(good)} valid signature{'s' if len(good) != 1 else ''} from trusted "
-            f"keys, {threshold} needed — it was not signed by the registry's keys, or was "
-            "changed after signing"
-        )
-
-
-def _field(document: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
-    value = document.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise TrustError(f"{what}: '{key}' is missing or malformed")
-    return value
-
-
-def _time(document: Mapping[str, Any], what: str) -> datetime:
-    text = _field(document, "expires", str, what)
-    try:
-        when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        raise TrustError(f"{what}: 'expires' must look like 2027-01-31T00:00:00Z") from None
-    return when
-
-
-def _check_type(document: Mapping[str, Any], expected: str, what: str) -> None:
-    if document.get("_type") != expected:
-        raise TrustError(f"{what}: not a {expected} document (_type {document.get('_type')!r})")
-    spec_version = document.get("spec_version")
-    if type(spec_version) is not int or spec_version != SPEC_VERSION:  # not true, not 1.0
-        raise TrustError(
-            f"{what}: spec version {spec_version!r} is not {SPEC_VERSION} — update deeting"
-        )
-
-
 def parse_root(raw: bytes, what: str = "root.json") -> tuple[Root, bytes, list[tuple[str, bytes]]]:
     """Structure only; signatures are the callers' (initial trust or rotation)."""
-    signed, signatures, document = _open_envelope(raw, what)
-    _check_type(document, ROOT_TYPE, what)
-    version = _field(document, "version", int, what)
-    threshold = _field(document, "threshold", int, what)
-    listed = _field(document, "keys", dict, what)
+    signed, signatures, document = open_envelope(raw, what)
+    check_type(document, ROOT_TYPE, what)
+    version = typed_field(document, "version", int, what)
+    threshold = typed_field(document, "threshold", int, what)
+    listed = typed_field(document, "keys", dict, what)
     keys: dict[str, bytes] = {}
     for keyid, entry in listed.items():
         if not KEYID_RE.fullmatch(keyid) or not isinstance(entry, dict):
@@ -290,14 +163,14 @@ def parse_root(raw: bytes, what: str = "root.json") -> tuple[Root, bytes, list[t
             f"{what}: threshold {threshold} is more than its {len(set(keys.values()))} "
             "distinct keys"
         )
-    root = Root(version, _time(document, what), keys, threshold, raw)
+    root = Root(version, expiry_time(document, what), keys, threshold, raw)
     return root, signed, signatures
 
 
 def verify_root(raw: bytes, *, now: datetime, what: str = "root.json") -> Root:
     """A root trusted out of band (pinned by the user): it must still sign itself."""
     root, signed, signatures = parse_root(raw, what)
-    _check_threshold(signed, signatures, root.keys, root.threshold, what)
+    check_threshold(signed, signatures, root.keys, root.threshold, what)
     if root.expires <= now:
         raise TrustError(f"{what} expired at {format_time(root.expires)}")
     return root
@@ -315,10 +188,10 @@ def verify_new_root(trusted: Root, raw: bytes, *, what: str = "the new root") ->
             f"{what} has version {new.version}; only {trusted.version + 1} can follow the "
             f"trusted root {trusted.version}"
         )
-    _check_threshold(
+    check_threshold(
         signed, signatures, trusted.keys, trusted.threshold, f"{what} (old root's keys)"
     )
-    _check_threshold(signed, signatures, new.keys, new.threshold, f"{what} (its own keys)")
+    check_threshold(signed, signatures, new.keys, new.threshold, f"{what} (its own keys)")
     return new
 
 
@@ -333,21 +206,21 @@ def verify_registry(
 ) -> Registry:
     """Signatures first (nothing unsigned is even parsed further), then rollback, expiry,
     and every entry's shape."""
-    signed, signatures, document = _open_envelope(raw, what)
-    _check_threshold(signed, signatures, root.keys, root.threshold, what)
-    _check_type(document, REGISTRY_TYPE, what)
-    version = _field(document, "version", int, what)
+    signed, signatures, document = open_envelope(raw, what)
+    check_threshold(signed, signatures, root.keys, root.threshold, what)
+    check_type(document, REGISTRY_TYPE, what)
+    version = typed_field(document, "version", int, what)
     if version < seen_version:
         raise TrustError(
             f"{what} version {version} is older than version {seen_version} already seen — "
             "refusing a rollback (a stale mirror, or someone replaying an old registry)"
         )
-    if version == seen_version and seen_raw is not None and _signed_text(seen_raw) != signed:
+    if version == seen_version and seen_raw is not None and signed_text(seen_raw) != signed:
         raise TrustError(
             f"{what} version {version} differs from the copy already seen with that version "
             "— the registry must raise its version when it changes"
         )
-    expires = _time(document, what)
+    expires = expiry_time(document, what)
     if expires <= now:
         raise TrustError(
             f"{what} expired at {format_time(expires)} — the registry has not been "
@@ -356,7 +229,7 @@ def verify_registry(
     root_version = document.get("root_version", root.version)
     if not isinstance(root_version, int) or isinstance(root_version, bool):
         raise TrustError(f"{what}: 'root_version' is malformed")
-    plugins = _plugins(_field(document, "plugins", dict, what), what)
+    plugins = _plugins(typed_field(document, "plugins", dict, what), what)
     return Registry(version, expires, root_version, plugins, raw)
 
 
@@ -375,7 +248,7 @@ def _plugins(listed: Mapping[str, Any], what: str) -> dict[str, dict[str, Artifa
             raise TrustError(f"{where}: description or permissions malformed")
         if not all(isinstance(p, str) for p in permissions):
             raise TrustError(f"{where}: permissions must be text")
-        versions = _field(entry, "versions", dict, where)
+        versions = typed_field(entry, "versions", dict, where)
         out[name] = {}
         for version, item in versions.items():
             shown = version if version.isprintable() and len(version) <= 64 else repr(version)
@@ -401,16 +274,16 @@ def _artifact(
         raise TrustError(f"{where}: version longer than {MAX_VERSION_LENGTH} characters")
     if not isinstance(item, dict):
         raise TrustError(f"{where} is not an object")
-    sha256 = _field(item, "sha256", str, where)
+    sha256 = typed_field(item, "sha256", str, where)
     if not SHA256_RE.fullmatch(sha256):
         raise TrustError(f"{where}: sha256 must be 64 lowercase hex digits")
-    length = _field(item, "length", int, where)
+    length = typed_field(item, "length", int, where)
     if length <= 0:
         raise TrustError(f"{where}: length must be positive")
-    url = _field(item, "url", str, where)
+    url = typed_field(item, "url", str, where)
     if not url.strip():
         raise TrustError(f"{where}: 'url' is empty")
-    signatures = tuple(_signature_list(_field(item, "signatures", list, where), where))
+    signatures = tuple(signature_list(typed_field(item, "signatures", list, where), where))
     item_description = item.get("description", description)
     item_permissions = item.get("permissions", permissions)
     if not isinstance(item_description, str) or not isinstance(item_permissions, list | tuple):
@@ -442,6 +315,6 @@ def verify_artifact(data: bytes, artifact: Artifact, root: Root) -> None:
             f"{label}: sha256 {digest[:16]}… does not match the registry's "
             f"{artifact.sha256[:16]}… — the download was altered or is another file"
         )
-    _check_threshold(
+    check_threshold(
         artifact.message, artifact.signatures, root.keys, root.threshold, f"{label} artifact"
     )

@@ -26,7 +26,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.session import CONVERSATION_KINDS
+from deeting_tui.kernel.session_events import CONVERSATION_KINDS
 from deeting_tui.terminal_text import neutralise, one_line, quote_prefix
 
 from .messages import KernelEvent

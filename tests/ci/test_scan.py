@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from ci.scan import RULES, main, scan_path, scan_source
+from ci.scan import main, scan_path, scan_source
+from ci.scan_rules import RULES
 from deeting_tui.plugin.scopes import parse_scope
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from ci.smoke import OfflineEventLoop, load_examples, main, smoke_paths
-from deeting_tui.plugin.manifest import load_plugin
+from ci.smoke import main, smoke_paths
+from ci.smoke_examples import load_examples
+from ci.smoke_offline import OfflineEventLoop
+from deeting_tui.plugin.checker import load_plugin
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "ci" / "fixtures"

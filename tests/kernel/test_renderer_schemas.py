@@ -13,7 +13,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.renderers import PayloadSchemas
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
-from deeting_tui.plugin import manifest
+from deeting_tui.plugin import checker
 
 
 def _renderers(tmp_path: Path) -> Path:
@@ -49,7 +49,7 @@ async def test_unfit_data_is_an_error_card_and_the_kernel_goes_on(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The manifest may name only a core renderer: this kernel's renderers are the test's.
-    monkeypatch.setattr(manifest, "core_renderer_names", lambda: frozenset({"sum-card"}))
+    monkeypatch.setattr(checker, "core_renderer_names", lambda: frozenset({"sum-card"}))
     plugin = tmp_path / "good"
     shutil.copytree(FIXTURES / "good_plugin", plugin)
     kimai = orjson.loads((plugin / "kimai.json").read_bytes())

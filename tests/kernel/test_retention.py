@@ -17,12 +17,9 @@ from deeting_tui.kernel.retention import (
     batch_drops,
     frames_to_drop,
 )
-from deeting_tui.kernel.session import (
-    SCHEMA_VERSION,
-    EncodedEvent,
-    SessionStore,
-    encode_event,
-)
+from deeting_tui.kernel.session import SessionStore
+from deeting_tui.kernel.session_db import SCHEMA_VERSION
+from deeting_tui.kernel.session_events import EncodedEvent, encode_event
 
 SMALL = StreamCaps(history=3, session_bytes=10_000, session_frames=20, plugin_bytes=25_000,
                    plugin_frames=50)  # fmt: skip

@@ -24,7 +24,8 @@ from deeting_tui.kernel.routing import (
     TriggerTable,
     clamp_priority,
 )
-from deeting_tui.plugin.manifest import EventSubscription, load_plugin
+from deeting_tui.plugin.checker import load_plugin
+from deeting_tui.plugin.manifest import EventSubscription
 from deeting_tui.plugin.scopes import parse_scope
 from deeting_tui.plugin.triggers import compile_trigger
 

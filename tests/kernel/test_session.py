@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.kernel.session import (
-    EVENT_KINDS,
-    SCHEMA_VERSION,
-    SessionEvent,
-    SessionInfo,
-    SessionNotFound,
-    SessionStore,
-    SessionStoreError,
-)
+from deeting_tui.kernel.session import SessionInfo, SessionStore
+from deeting_tui.kernel.session_db import SCHEMA_VERSION, SessionNotFound, SessionStoreError
+from deeting_tui.kernel.session_events import EVENT_KINDS, SessionEvent
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.kernel.session import TITLE_MAX, SessionStore, clean_title
+from deeting_tui.kernel.session import SessionStore
+from deeting_tui.kernel.session_events import TITLE_MAX, clean_title
 
 
 @pytest.fixture

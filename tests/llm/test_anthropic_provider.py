@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from llm.fake_anthropic import FakeAnthropic, Hang, HttpError, Reply, ToolUse, problems
 
-from deeting_tui.llm.anthropic_provider import AnthropicProvider, to_wire_messages
+from deeting_tui.llm.anthropic_provider import AnthropicProvider
+from deeting_tui.llm.anthropic_wire import to_wire_messages
 from deeting_tui.llm.model import (
     Event,
     Message,

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from deeting_tui.netproxy.proxy import HostProxy, _Idle, _pipe
+from deeting_tui.netproxy.proxy import HostProxy
+from deeting_tui.netproxy.relay import Idle, pipe
 
 
 def test_a_tunnel_left_open_when_the_loop_ends_says_nothing() -> None:
@@ -63,5 +64,5 @@ async def test_a_relay_whose_far_end_is_gone_ends_quietly(caplog: pytest.LogCapt
     reader.feed_data(b"the last bytes")
     reader.feed_eof()
     with caplog.at_level(logging.DEBUG, logger="deeting.netproxy"):
-        await _pipe(reader, _GoneWriter(), _Idle(5.0))  # type: ignore[arg-type]
+        await pipe(reader, _GoneWriter(), Idle(5.0))  # type: ignore[arg-type]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

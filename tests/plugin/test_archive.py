@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deeting_tui.plugin.archive import ArchiveError, ArchiveLimits, extract_zip
-from deeting_tui.plugin.manifest import check_plugin
+from deeting_tui.plugin.checker import check_plugin
 
 GOOD = Path(__file__).resolve().parent.parent / "fixtures" / "good_plugin"
 Entries = list[tuple[str | zipfile.ZipInfo, bytes]]

@@ -9,6 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from deeting_tui.plugin._schema import load_schema
+from deeting_tui.plugin.checker import check_plugin, load_plugin
 from deeting_tui.plugin.manifest import (
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -18,8 +19,6 @@ from deeting_tui.plugin.manifest import (
     ManifestError,
     Problem,
     TriggerSpec,
-    check_plugin,
-    load_plugin,
 )
 from deeting_tui.plugin.scopes import parse_scope
 

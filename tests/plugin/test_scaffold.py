@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.plugin.manifest import check_plugin
+from deeting_tui.plugin.checker import check_plugin
 from deeting_tui.plugin.scaffold import scaffold
 from deeting_tui.sdk import Result
 

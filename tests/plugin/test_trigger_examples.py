@@ -16,7 +16,7 @@ from support import FIXTURES, OFFICIAL
 
 from deeting_tui.kernel.assistant import ToolInfo
 from deeting_tui.llm.offline import help_text
-from deeting_tui.plugin.manifest import check_plugin, load_plugin
+from deeting_tui.plugin.checker import check_plugin, load_plugin
 
 GOOD = FIXTURES / "good_plugin"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ci.lint import main as lint_main
-from deeting_tui.plugin.manifest import check_plugin, load_plugin
+from deeting_tui.plugin.checker import check_plugin, load_plugin
 from deeting_tui.plugin.triggers import TriggerRegexError, TriggerSet, compile_trigger
 
 MakePlugin = Callable[..., Path]

@@ -80,6 +80,11 @@ def handler(plugin: ModuleType) -> ModuleType:
 
 
 @pytest.fixture
+def procparse(plugin: ModuleType) -> ModuleType:
+    return import_plugin_module(SRC, "procparse")
+
+
+@pytest.fixture
 def ctx(make_ctx: Any) -> Context:
     context: Context = make_ctx("sysinfo")
     return context
@@ -118,8 +123,8 @@ def clock(plugin: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Clock:
 # -- parsers ------------------------------------------------------------------------------------
 
 
-def test_parse_stat(handler: ModuleType) -> None:
-    times = handler.parse_stat(STAT)
+def test_parse_stat(procparse: ModuleType) -> None:
+    times = procparse.parse_stat(STAT)
     assert times.cores == 4
     # user nice system idle iowait irq softirq steal; guest is already inside user
     total = 10132153 + 290696 + 3084719 + 46828483 + 16683 + 0 + 25195 + 0
@@ -127,15 +132,15 @@ def test_parse_stat(handler: ModuleType) -> None:
     assert times.busy == total - 46828483 - 16683
 
 
-def test_cpu_percent_between_two_samples(handler: ModuleType) -> None:
-    before, after = handler.parse_stat(STAT), handler.parse_stat(STAT_LATER)
-    assert handler.cpu_percent(before, after) == 50.0
-    assert handler.cpu_percent(before, before) is None  # no time passed
-    assert handler.cpu_percent(after, before) is None  # counters went backwards
+def test_cpu_percent_between_two_samples(procparse: ModuleType) -> None:
+    before, after = procparse.parse_stat(STAT), procparse.parse_stat(STAT_LATER)
+    assert procparse.cpu_percent(before, after) == 50.0
+    assert procparse.cpu_percent(before, before) is None  # no time passed
+    assert procparse.cpu_percent(after, before) is None  # counters went backwards
 
 
-def test_parse_stat_of_an_old_kernel_with_four_columns(handler: ModuleType) -> None:
-    times = handler.parse_stat("cpu 100 0 50 850\ncpu0 100 0 50 850\n")
+def test_parse_stat_of_an_old_kernel_with_four_columns(procparse: ModuleType) -> None:
+    times = procparse.parse_stat("cpu 100 0 50 850\ncpu0 100 0 50 850\n")
     assert (times.busy, times.total, times.cores) == (150, 1000, 1)
 
 
@@ -149,25 +154,25 @@ def test_parse_stat_of_an_old_kernel_with_four_columns(handler: ModuleType) -> N
         ("cpu 1 2 -3 4\n", "negative"),
     ],
 )
-def test_parse_stat_refuses_odd_text(handler: ModuleType, text: str, message: str) -> None:
+def test_parse_stat_refuses_odd_text(procparse: ModuleType, text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        handler.parse_stat(text)
+        procparse.parse_stat(text)
 
 
-def test_parse_loadavg(handler: ModuleType) -> None:
-    load = handler.parse_loadavg(LOADAVG)
+def test_parse_loadavg(procparse: ModuleType) -> None:
+    load = procparse.parse_loadavg(LOADAVG)
     assert (load.one, load.five, load.fifteen) == (0.52, 0.58, 0.59)
     assert (load.running, load.threads) == (2, 1234)
 
 
 @pytest.mark.parametrize("text", ["", "0.1 0.2\n", "0.1 0.2 0.3 4\n", "a b c 1/2 3", "nan 1 1 1/2"])
-def test_parse_loadavg_refuses_odd_text(handler: ModuleType, text: str) -> None:
+def test_parse_loadavg_refuses_odd_text(procparse: ModuleType, text: str) -> None:
     with pytest.raises(ValueError):
-        handler.parse_loadavg(text)
+        procparse.parse_loadavg(text)
 
 
-def test_parse_meminfo(handler: ModuleType) -> None:
-    memory = handler.parse_meminfo(MEMINFO)
+def test_parse_meminfo(procparse: ModuleType) -> None:
+    memory = procparse.parse_meminfo(MEMINFO)
     assert memory.total_kib == 16303428
     assert memory.available_kib == 9781996
     assert memory.used_kib == 16303428 - 9781996
@@ -175,16 +180,16 @@ def test_parse_meminfo(handler: ModuleType) -> None:
     assert (memory.swap_total_kib, memory.swap_used_kib) == (2097148, 1048574)
 
 
-def test_parse_meminfo_without_memavailable(handler: ModuleType) -> None:
+def test_parse_meminfo_without_memavailable(procparse: ModuleType) -> None:
     """Kernels before 3.14: free + buffers + cached stands in for available."""
     text = "\n".join(line for line in MEMINFO.splitlines() if not line.startswith("MemAvailable"))
-    memory = handler.parse_meminfo(text)
+    memory = procparse.parse_meminfo(text)
     assert memory.available_kib == 1234567 + 345678 + 6543210
 
 
-def test_parse_meminfo_ignores_junk_lines(handler: ModuleType) -> None:
+def test_parse_meminfo_ignores_junk_lines(procparse: ModuleType) -> None:
     text = "garbage\nMemTotal: 1000 kB\nweird: x kB\nMemAvailable: 250 kB\n:\n"
-    memory = handler.parse_meminfo(text)
+    memory = procparse.parse_meminfo(text)
     assert (memory.total_kib, memory.available_kib, memory.swap_total_kib) == (1000, 250, 0)
     assert memory.used_percent == 75.0
 
@@ -198,30 +203,30 @@ def test_parse_meminfo_ignores_junk_lines(handler: ModuleType) -> None:
         ("MemTotal: 1000 kB\n", "neither MemAvailable nor MemFree"),
     ],
 )
-def test_parse_meminfo_refuses_odd_text(handler: ModuleType, text: str, message: str) -> None:
+def test_parse_meminfo_refuses_odd_text(procparse: ModuleType, text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        handler.parse_meminfo(text)
+        procparse.parse_meminfo(text)
 
 
-def test_parse_uptime(handler: ModuleType) -> None:
-    assert handler.parse_uptime(UPTIME) == 273845.47
+def test_parse_uptime(procparse: ModuleType) -> None:
+    assert procparse.parse_uptime(UPTIME) == 273845.47
     for bad in ("", "soon 1", "-5 1", "inf 1"):
         with pytest.raises(ValueError):
-            handler.parse_uptime(bad)
+            procparse.parse_uptime(bad)
 
 
-def test_count_processes(handler: ModuleType) -> None:
-    assert handler.count_processes(["1", "42", "self", "sys", "٣", "1x", "7"]) == 3
+def test_count_processes(procparse: ModuleType) -> None:
+    assert procparse.count_processes(["1", "42", "self", "sys", "٣", "1x", "7"]) == 3
 
 
-def test_formats(handler: ModuleType) -> None:
-    assert handler.format_kib(512) == "512 KiB"
-    assert handler.format_kib(2048) == "2.0 MiB"
-    assert handler.format_kib(1048574) == "1.0 GiB"  # not "1024.0 MiB"
-    assert handler.format_kib(16303428) == "15.5 GiB"
-    assert handler.format_uptime(273845.47) == "3d 4h 4m"
-    assert handler.format_uptime(7260) == "2h 1m"
-    assert handler.format_uptime(65) == "1m 5s"
+def test_formats(procparse: ModuleType) -> None:
+    assert procparse.format_kib(512) == "512 KiB"
+    assert procparse.format_kib(2048) == "2.0 MiB"
+    assert procparse.format_kib(1048574) == "1.0 GiB"  # not "1024.0 MiB"
+    assert procparse.format_kib(16303428) == "15.5 GiB"
+    assert procparse.format_uptime(273845.47) == "3d 4h 4m"
+    assert procparse.format_uptime(7260) == "2h 1m"
+    assert procparse.format_uptime(65) == "1m 5s"
 
 
 # -- the sysinfo tool ---------------------------------------------------------------------------

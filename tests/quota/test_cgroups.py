@@ -14,14 +14,8 @@ from pathlib import Path
 import pytest
 
 from deeting_tui.quota import cgroups
-from deeting_tui.quota.cgroups import (
-    Cgroups,
-    Hierarchy,
-    KernelCgroups,
-    WorkerLimits,
-    parse_hierarchies,
-    sweep_stale,
-)
+from deeting_tui.quota.cgroup_hierarchies import Cgroups, Hierarchy, parse_hierarchies
+from deeting_tui.quota.cgroups import KernelCgroups, WorkerLimits, sweep_stale
 
 # A hybrid machine like the CI's: v1 controllers, a v2 tree without them, a container path.
 SELF_CGROUP = """\

@@ -16,10 +16,11 @@ import pytest
 
 from deeting_tui.kernel.loader import COPY_IGNORE
 from deeting_tui.plugin.archive import extract_zip
-from deeting_tui.plugin.manifest import check_plugin
+from deeting_tui.plugin.checker import check_plugin
 from deeting_tui.store import trust
 from registry_tools import ToolError
-from registry_tools.gen_registry import LintFailure, build_zip, is_ignored
+from registry_tools.artifacts import LintFailure
+from registry_tools.reprozip import build_zip, is_ignored
 
 Snapshot = Callable[[Path], dict[str, bytes]]
 Build = Callable[..., Any]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from deeting_tui.store import trust
+from deeting_tui.store import signing, trust
 from registry_tools import ToolError
 from registry_tools.keys import build_root, generate_key, load_public_key, load_signing_key
 
@@ -41,7 +41,7 @@ def test_new_writes_a_0600_seed_and_its_public_key(tmp_path: Path, run_tool: Any
     seed = bytes.fromhex(secret.read_text().strip())
     derived = bytes(SigningKey(seed).verify_key)
     assert public.read_text().strip() == derived.hex()
-    assert done.stdout.strip() == trust.key_id(derived)
+    assert done.stdout.strip() == signing.key_id(derived)
     assert "keep it out of version control" in done.stderr
 
 
@@ -105,7 +105,7 @@ def test_root_command_writes_a_root_the_client_trusts(
     assert (out / "roots" / "1.root.json").read_bytes() == raw
     root = trust.verify_root(raw, now=now)
     assert (root.version, root.threshold) == (1, 2)
-    assert set(root.keys) == {trust.key_id(load_public_key(p)) for p in (a.public, b.public)}
+    assert set(root.keys) == {signing.key_id(load_public_key(p)) for p in (a.public, b.public)}
     document = _signed(out / "root.json")
     assert document["_type"] == "deeting-root" and document["spec_version"] == 1
     assert all(entry["keytype"] == "ed25519" for entry in document["keys"].values())

@@ -28,17 +28,16 @@ def test_encode_rejects_non_json() -> None:
 def test_whole_frames_in_one_chunk() -> None:
     buf = LineBuffer()
     assert buf.feed(b'{"a":1}\n{"b":2}\n') == [b'{"a":1}', b'{"b":2}']
-    assert not buf.has_partial
+    assert buf.feed(b"{}\n") == [b"{}"]  # nothing left over to prefix the next frame
 
 
 def test_frame_split_across_chunks() -> None:
     buf = LineBuffer()
     assert buf.feed(b'{"a":') == []
-    assert buf.has_partial
     assert buf.feed(b"1}") == []
     assert buf.feed(b'\n{"b"') == [b'{"a":1}']
     assert buf.feed(b":2}\n") == [b'{"b":2}']
-    assert not buf.has_partial
+    assert buf.feed(b"{}\n") == [b"{}"]
 
 
 def test_byte_at_a_time() -> None:
@@ -61,7 +60,7 @@ def test_blank_lines_are_skipped() -> None:
 def test_empty_feed() -> None:
     buf = LineBuffer()
     assert buf.feed(b"") == []
-    assert not buf.has_partial
+    assert buf.feed(b"{}\n") == [b"{}"]
 
 
 def test_limit_is_inclusive() -> None:
@@ -85,13 +84,11 @@ def test_oversized_partial_is_discarded_and_reported_once() -> None:
     buf = LineBuffer(max_bytes=16)
     assert buf.feed(b"a" * 10) == []
     assert buf.feed(b"b" * 10) == []  # over the limit: from here on discarding
-    assert buf.has_partial
     for _ in range(100):
         assert buf.feed(b"c" * 1000) == []
     # memory stays bounded while discarding
     assert buf._pending == 0 and buf._parts == []
     assert buf.feed(b"d" * 5 + b"\n{}\n") == [Oversized(10 + 10 + 100_000 + 5), b"{}"]
-    assert not buf.has_partial
     assert buf.feed(b'{"after":true}\n') == [b'{"after":true}']
 
 

@@ -18,7 +18,7 @@ import pytest
 
 PRELUDE = """
 import json, os, socket, subprocess, sys, threading
-from deeting_tui.sandbox import landlock, seccomp
+from deeting_tui.sandbox import landlock, seccomp, seccomp_rules
 
 params = json.loads(sys.argv[1])
 results = {}

@@ -29,7 +29,7 @@ from deeting_tui import procgroup
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
-from deeting_tui.quota.cgroups import Cgroups
+from deeting_tui.quota.cgroup_hierarchies import Cgroups
 from deeting_tui.sandbox.probe import probe
 from deeting_tui.workers.launcher import ExecLauncher
 from deeting_tui.workers.supervisor import Supervisor

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from deeting_tui.sandbox import seccomp, syscall_table
+from deeting_tui.sandbox import seccomp, seccomp_bpf, seccomp_rules, syscall_table
 
 Child = Callable[..., dict[str, Any]]
 
@@ -20,7 +20,7 @@ needs_seccomp = pytest.mark.skipif(
 x86_64_only = pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 only")
 
 APPLY = (
-    "seccomp.apply(seccomp.SeccompPolicy(params['network'], params['exec_allowed']))\n"
+    "seccomp.apply(seccomp_rules.SeccompPolicy(params['network'], params['exec_allowed']))\n"
     "results['applied'] = True\n"
 )
 
@@ -50,10 +50,10 @@ def run(
 
 # --- The filter, run through a small classic-BPF interpreter (covers aarch64 here too) ---
 
-RET_ALLOW = seccomp.SECCOMP_RET_ALLOW
-RET_EPERM = seccomp.SECCOMP_RET_ERRNO | errno.EPERM
-RET_ENOSYS = seccomp.SECCOMP_RET_ERRNO | errno.ENOSYS
-RET_KILL = seccomp.SECCOMP_RET_KILL_PROCESS
+RET_ALLOW = seccomp_bpf.SECCOMP_RET_ALLOW
+RET_EPERM = seccomp_bpf.SECCOMP_RET_ERRNO | errno.EPERM
+RET_ENOSYS = seccomp_bpf.SECCOMP_RET_ERRNO | errno.ENOSYS
+RET_KILL = seccomp_bpf.SECCOMP_RET_KILL_PROCESS
 
 
 def evaluate(program: list[tuple[int, int, int, int]], data: bytes) -> int:
@@ -86,9 +86,9 @@ ARCHES = syscall_table.ARCHES
 def _decider(machine: str) -> Callable[..., int]:
     arch = ARCHES[machine]
 
-    def decide(policy: seccomp.SeccompPolicy, name_or_nr: str | int, *args: int) -> int:
+    def decide(policy: seccomp_rules.SeccompPolicy, name_or_nr: str | int, *args: int) -> int:
         number = arch.syscalls[name_or_nr] if isinstance(name_or_nr, str) else name_or_nr
-        program = seccomp.filter_program(policy, machine)
+        program = seccomp_rules.filter_program(policy, machine)
         return evaluate(program, seccomp_data(number, arch.audit_arch, *args))
 
     return decide
@@ -105,15 +105,15 @@ MSG_FASTOPEN = 0x20000000
 @MACHINES
 def test_filter_decisions(machine: str) -> None:
     decide = _decider(machine)
-    none = seccomp.SeccompPolicy("none", exec_allowed=False)
-    proxy = seccomp.SeccompPolicy("proxy", exec_allowed=True)
-    anything = seccomp.SeccompPolicy("any", exec_allowed=True)
+    none = seccomp_rules.SeccompPolicy("none", exec_allowed=False)
+    proxy = seccomp_rules.SeccompPolicy("proxy", exec_allowed=True)
+    anything = seccomp_rules.SeccompPolicy("any", exec_allowed=True)
     getpid = 39 if machine == "x86_64" else 172
 
     assert decide(none, getpid) == RET_ALLOW
-    wrong_arch = seccomp.filter_program(none, machine)
+    wrong_arch = seccomp_rules.filter_program(none, machine)
     assert evaluate(wrong_arch, seccomp_data(getpid, 0x40000003)) == RET_KILL  # i386
-    for name in seccomp._ALWAYS_DENIED:
+    for name in seccomp_rules._ALWAYS_DENIED:
         assert decide(anything, name) == RET_EPERM, name
     assert decide(none, "execve") == RET_EPERM
     assert decide(none, "execveat") == RET_EPERM
@@ -129,7 +129,8 @@ def test_filter_decisions(machine: str) -> None:
     assert decide(none, "fallocate", 3, 0, 0, 1 << 30) == RET_ALLOW  # plain
     assert decide(none, "fallocate", 3, 3, 0, 1 << 30) == RET_ALLOW  # punch a hole
     for mode in (0x01, 0x10, 0x11, 0x20, 0x40):  # keep size, zero, insert, unshare
-        assert decide(none, "fallocate", 3, mode) == seccomp.SECCOMP_RET_ERRNO | errno.EOPNOTSUPP
+        not_supported = seccomp_bpf.SECCOMP_RET_ERRNO | errno.EOPNOTSUPP
+        assert decide(none, "fallocate", 3, mode) == not_supported
     assert decide(none, "personality", 0x0040000) == RET_EPERM  # ADDR_NO_RANDOMIZE
     if machine == "x86_64":
         assert decide(anything, 0x40000000 | getpid) == RET_EPERM  # x32 ABI
@@ -138,9 +139,9 @@ def test_filter_decisions(machine: str) -> None:
 @MACHINES
 def test_sockets_by_network_mode(machine: str) -> None:
     decide = _decider(machine)
-    none = seccomp.SeccompPolicy("none")
-    proxy = seccomp.SeccompPolicy("proxy")
-    anything = seccomp.SeccompPolicy("any")
+    none = seccomp_rules.SeccompPolicy("none")
+    proxy = seccomp_rules.SeccompPolicy("proxy")
+    anything = seccomp_rules.SeccompPolicy("any")
     for family in (AF_UNIX, AF_INET, AF_INET6):
         assert decide(none, "socket", family, SOCK_STREAM) == RET_EPERM
     for name in ("bind", "listen", "connect", "accept", "accept4"):
@@ -187,8 +188,8 @@ def test_sockets_by_network_mode(machine: str) -> None:
 @MACHINES
 def test_other_processes_are_out_of_reach(machine: str) -> None:
     decide = _decider(machine)
-    policy = seccomp.SeccompPolicy("none", own_pid=4242)
-    for name in seccomp._SELF_ONLY:
+    policy = seccomp_rules.SeccompPolicy("none", own_pid=4242)
+    for name in seccomp_rules._SELF_ONLY:
         assert decide(policy, name, 0) == RET_ALLOW, name
         assert decide(policy, name, 4242) == RET_ALLOW, name
         assert decide(policy, name, 1) == RET_EPERM, name
@@ -206,7 +207,7 @@ def test_other_processes_are_out_of_reach(machine: str) -> None:
     assert decide(policy, "ioprio_set", who_process, 77, 0) == RET_EPERM
     assert decide(policy, "ioprio_set", who_pgrp, 0, 0) == RET_EPERM
     assert decide(policy, "ioprio_set", who_user, 0, 0) == RET_EPERM
-    anyone = seccomp.SeccompPolicy("none")  # no own pid given: only 0 means "me"
+    anyone = seccomp_rules.SeccompPolicy("none")  # no own pid given: only 0 means "me"
     assert decide(anyone, "prlimit64", 0) == RET_ALLOW
     assert decide(anyone, "prlimit64", 4242) == RET_EPERM
 
@@ -214,8 +215,8 @@ def test_other_processes_are_out_of_reach(machine: str) -> None:
 @MACHINES
 def test_inotify_only_with_a_filesystem_scope(machine: str) -> None:
     decide = _decider(machine)
-    watching = seccomp.SeccompPolicy("none", watch_files=True)
-    blind = seccomp.SeccompPolicy("none")
+    watching = seccomp_rules.SeccompPolicy("none", watch_files=True)
+    blind = seccomp_rules.SeccompPolicy("none")
     names = [n for n in ("inotify_init", "inotify_init1") if n in ARCHES[machine].syscalls]
     assert names
     for name in names:
@@ -257,17 +258,17 @@ def test_syscall_numbers_match_the_kernel_headers(machine: str, header: str) -> 
 
 def test_policy_rejects_unknown_network_mode() -> None:
     with pytest.raises(ValueError):
-        seccomp.SeccompPolicy("udp", exec_allowed=False)
+        seccomp_rules.SeccompPolicy("udp", exec_allowed=False)
 
 
 def test_unsupported_platform_degrades(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(seccomp, "_machine", lambda: None)
     assert seccomp.available() is False
     assert seccomp.no_new_privs_supported() is False
-    with pytest.raises(seccomp.SeccompError) as raised:
-        seccomp.apply(seccomp.SeccompPolicy("any", exec_allowed=True))
+    with pytest.raises(seccomp_bpf.SeccompError) as raised:
+        seccomp.apply(seccomp_rules.SeccompPolicy("any", exec_allowed=True))
     assert raised.value.errno == errno.ENOSYS
-    with pytest.raises(seccomp.SeccompError):
+    with pytest.raises(seccomp_bpf.SeccompError):
         seccomp.set_no_new_privs()
 
 
@@ -415,7 +416,7 @@ def early():
 
 before = threading.Thread(target=early)
 before.start()
-seccomp.apply(seccomp.SeccompPolicy("none", False))
+seccomp.apply(seccomp_rules.SeccompPolicy("none", False))
 go.set()
 before.join()
 results["early_thread_socket"] = seen["early"]
@@ -514,7 +515,7 @@ def test_other_processes_ipc_and_sessions_are_refused_live(child: Child) -> None
         + """
 import resource
 nr, parent = params["nr"], params["parent"]
-seccomp.apply(seccomp.SeccompPolicy("none", own_pid=os.getpid()))
+seccomp.apply(seccomp_rules.SeccompPolicy("none", own_pid=os.getpid()))
 attempt("setsid", os.setsid)
 attempt("setpgid", lambda: os.setpgid(0, 0))
 attempt("prlimit_parent", lambda: resource.prlimit(parent, resource.RLIMIT_FSIZE, (1, 1)))
@@ -585,15 +586,15 @@ attempt("sendto_fastopen", fast_open)
 def test_the_fast_path_never_shadows_a_rule(machine: str) -> None:
     nr = ARCHES[machine].syscalls
     for policy in (
-        seccomp.SeccompPolicy(network, exec_allowed, 4242, watch)
-        for network in seccomp.NETWORK_MODES
+        seccomp_rules.SeccompPolicy(network, exec_allowed, 4242, watch)
+        for network in seccomp_rules.NETWORK_MODES
         for exec_allowed in (False, True)
         for watch in (False, True)
     ):
-        ruled = {number for number, _ in seccomp._rules(policy, nr)}
-        fast = {nr[name] for name in seccomp._FAST_PATH if name in nr}
+        ruled = {number for number, _ in seccomp_rules._rules(policy, nr)}
+        fast = {nr[name] for name in seccomp_rules._FAST_PATH if name in nr}
         assert fast and not fast & ruled
         decide = _decider(machine)
-        for name in seccomp._FAST_PATH:
+        for name in seccomp_rules._FAST_PATH:
             if name in nr:
                 assert decide(policy, name, 0, 0, 0) == RET_ALLOW

@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deeting_tui.store import fetch as fetch_module
-from deeting_tui.store.fetch import Fetched, FetchError, fetch, resolve
+from deeting_tui.store import fetch_http
+from deeting_tui.store.fetch import fetch, resolve
+from deeting_tui.store.fetch_limits import Fetched, FetchError
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -354,7 +355,7 @@ async def test_a_trickling_server_fails_at_the_deadline(server: LoopbackServer) 
 async def test_a_silent_server_fails_on_the_read_timeout(
     server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fetch_module, "SILENCE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(fetch_http, "SILENCE_TIMEOUT_S", 0.3)
 
     async def silent(_: Seen, reader: asyncio.StreamReader, __: asyncio.StreamWriter) -> None:
         await reader.read()  # reads the request, never answers

@@ -29,7 +29,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.store.errors import StoreError
 from deeting_tui.store.lock import updater_lock
-from deeting_tui.store.trust import artifact_message, signatures_for
+from deeting_tui.store.signing import artifact_message, signatures_for
 
 
 def installed_state(kernel: Kernel) -> dict[str, bytes]:

@@ -2,7 +2,7 @@
 
 In the spirit of python-tuf's ``test_trusted_metadata_set.py`` and ``test_updater_*.py``:
 every root, registry and artifact is built here, from deterministic Ed25519 keys, with the
-same ``trust.envelope`` the registry tools publish with; each test then breaks one thing and
+same ``signing.envelope`` the registry tools publish with; each test then breaks one thing and
 checks that it is refused with a one-line message naming what is wrong.
 """
 
@@ -19,7 +19,7 @@ import orjson
 import pytest
 from nacl.signing import SigningKey
 
-from deeting_tui.store import trust
+from deeting_tui.store import signing, trust
 from deeting_tui.store.trust import Registry, Root, TrustError
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ def public(key: SigningKey) -> bytes:
 
 
 def kid(key: SigningKey) -> str:
-    return trust.key_id(public(key))
+    return signing.key_id(public(key))
 
 
 def key_entry(key: SigningKey) -> dict[str, str]:
@@ -76,7 +76,7 @@ def root_document(
 
 def root_bytes(keys: Iterable[SigningKey], signers: Iterable[SigningKey] = (), **kw: Any) -> bytes:
     keys = list(keys)
-    return trust.envelope(root_document(keys, **kw), list(signers) or keys)
+    return signing.envelope(root_document(keys, **kw), list(signers) or keys)
 
 
 def make_root(keys: Iterable[SigningKey] = (ROOT_A,), **kw: Any) -> Root:
@@ -101,8 +101,8 @@ def artifact_entry(
         "url": f"https://plugins.example/{name}-{version}.zip",
         "sha256": sha256,
         "length": length,
-        "signatures": trust.signatures_for(
-            trust.artifact_message(name, version, sha256, length), signers
+        "signatures": signing.signatures_for(
+            signing.artifact_message(name, version, sha256, length), signers
         ),
     }
 
@@ -148,7 +148,7 @@ def registry_document(
 
 
 def registry_bytes(signers: Iterable[SigningKey] = (ROOT_A,), **kw: Any) -> bytes:
-    return trust.envelope(registry_document(**kw), signers)
+    return signing.envelope(registry_document(**kw), signers)
 
 
 def verify(raw: bytes, root: Root | None = None, **kw: Any) -> Registry:
@@ -246,7 +246,7 @@ def test_registry_signed_by_an_unknown_key_is_refused() -> None:
 
 
 def test_unknown_key_claiming_a_trusted_key_id_is_refused() -> None:
-    forged = trust.envelope(registry_document(), [STRANGER])
+    forged = signing.envelope(registry_document(), [STRANGER])
     forged = rewrap(forged, lambda o: o["signatures"][0].update(keyid=kid(ROOT_A)))
     refused(lambda: verify(forged), "0 valid signatures", "1 needed")
 
@@ -397,7 +397,7 @@ def test_artifact_signature_duplicated_does_not_meet_a_threshold_of_two() -> Non
 def test_impossible_threshold_is_refused_at_parse(
     keys: list[SigningKey], aliases: dict[str, SigningKey], threshold: int, words: tuple[str, ...]
 ) -> None:
-    raw = trust.envelope(
+    raw = signing.envelope(
         root_document(keys, threshold=threshold, aliases=aliases), [ROOT_A, ROOT_B]
     )
     refused(lambda: trust.parse_root(raw), "root.json", *words)
@@ -432,7 +432,7 @@ BAD_ROOT_FIELDS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize(("fields", "words"), BAD_ROOT_FIELDS.values(), ids=BAD_ROOT_FIELDS.keys())
 def test_malformed_root_is_refused(fields: dict[str, Any], words: tuple[str, ...]) -> None:
-    raw = trust.envelope({**root_document([ROOT_A]), **fields}, [ROOT_A])
+    raw = signing.envelope({**root_document([ROOT_A]), **fields}, [ROOT_A])
     refused(lambda: trust.verify_root(raw, now=NOW), "root.json", *words)
 
 
@@ -462,8 +462,8 @@ def test_a_registry_served_as_the_root_is_refused() -> None:
 def test_wrong_type_or_spec_version_is_refused(
     fields: dict[str, Any], words: tuple[str, ...]
 ) -> None:
-    refused(lambda: verify(trust.envelope(registry_document(**fields), [ROOT_A])), *words)
-    root = trust.envelope(root_document([ROOT_A], **fields), [ROOT_A])
+    refused(lambda: verify(signing.envelope(registry_document(**fields), [ROOT_A])), *words)
+    root = signing.envelope(root_document([ROOT_A], **fields), [ROOT_A])
     refused(lambda: trust.verify_root(root, now=NOW), "root.json")
 
 
@@ -731,8 +731,8 @@ def test_previous_versions_artifact_served_as_the_new_version_is_refused() -> No
 def test_artifact_signed_with_a_different_length_is_refused() -> None:
     data = payload("calc", "1.0.0")
     entry = artifact_entry("calc", "1.0.0", data)
-    message = trust.artifact_message("calc", "1.0.0", entry["sha256"], len(data) + 1)
-    entry["signatures"] = trust.signatures_for(message, [ROOT_A])
+    message = signing.artifact_message("calc", "1.0.0", entry["sha256"], len(data) + 1)
+    entry["signatures"] = signing.signatures_for(message, [ROOT_A])
     plugins = {"calc": plugin_entry("calc", items={"1.0.0": entry})}
     artifact = verify(registry_bytes(plugins=plugins)).find("calc")
     refused(lambda: trust.verify_artifact(data, artifact, make_root()), "0 valid signatures")
@@ -890,7 +890,7 @@ def test_malformed_plugin_entry_is_refused(entry: Any, words: tuple[str, ...]) -
 def test_malformed_registry_fields_are_refused(
     fields: dict[str, Any], words: tuple[str, ...]
 ) -> None:
-    raw = trust.envelope({**registry_document(), **fields}, [ROOT_A])
+    raw = signing.envelope({**registry_document(), **fields}, [ROOT_A])
     refused(lambda: verify(raw), "registry.json", *words)
 
 
@@ -904,7 +904,7 @@ def test_root_version_defaults_to_the_roots() -> None:
     root = trust.verify_new_root(
         make_root([ROOT_A]), root_bytes([ROOT_A], signers=[ROOT_A], version=2)
     )
-    assert verify(trust.envelope(document, [ROOT_A]), root).root_version == 2
+    assert verify(signing.envelope(document, [ROOT_A]), root).root_version == 2
 
 
 # -- SemVer precedence and lookups --------------------------------------------------------
@@ -1012,7 +1012,7 @@ def test_format_time_is_utc_with_a_z() -> None:
 
 
 def test_envelope_signs_the_exact_text_it_carries() -> None:
-    raw = trust.envelope({"b": 1, "a": 2}, [ROOT_A, ROOT_B])
+    raw = signing.envelope({"b": 1, "a": 2}, [ROOT_A, ROOT_B])
     outer = orjson.loads(raw)
     assert outer["signed"] == '{\n  "a": 2,\n  "b": 1\n}'  # sorted keys, indented
     assert [s["keyid"] for s in outer["signatures"]] == [kid(ROOT_A), kid(ROOT_B)]

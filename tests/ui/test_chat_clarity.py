@@ -341,7 +341,9 @@ async def test_the_sessions_footer_names_x_as_the_readme_does(app: DeetingApp) -
         await _ready(pilot, app)
         app.action_sessions()
         await until(pilot, lambda: isinstance(app.screen, SessionList), "the session list")
-        await pilot.pause()
+        # The footer paints its keys a frame or more after the screen is pushed (more under
+        # load): wait for the paint, not a fixed number of pauses.
+        await until(pilot, lambda: "esc" in _inside(app, app.screen.query_one(Footer)), "keys")
         footer = _inside(app, app.screen.query_one(Footer))
         assert "x Delete" in footer, footer
         assert "del " not in footer, footer
@@ -357,6 +359,7 @@ async def test_the_plugin_footer_fits_80_columns_with_an_upgrade(
     async with app.run_test(size=SMALL) as pilot:
         manager = await _manager(pilot, app)
         await _select(pilot, manager, "weather")
+        await until(pilot, lambda: "Upgrade" in _inside(app, manager.query_one(Footer)), "keys")
         footer = _inside(app, manager.query_one(Footer))
         for key in ("e Enable", "i Install", "u Upgrade", "x Uninstall", "esc Back", "^q Quit"):
             assert key in footer, footer

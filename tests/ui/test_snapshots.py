@@ -43,6 +43,7 @@ from textual.widgets import Input, TextArea
 from ui_support import DEADLINE_S, until
 
 import deeting_tui.kernel.session as session_module
+import deeting_tui.kernel.session_events as session_events_module
 import deeting_tui.sandbox.probe as probe_module
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.session import SessionStore
@@ -123,6 +124,7 @@ def pinned(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setattr(probe_module, "probe", lambda: SANDBOX)
     clock = _Clock(NOW)
     monkeypatch.setattr(session_module, "time", clock)
+    monkeypatch.setattr(session_events_module, "time", clock)
     monkeypatch.setattr(session_module, "secrets", _Ids())
     monkeypatch.setattr(header_module, "datetime", _FrozenDatetime)
     tz = os.environ.get("TZ")

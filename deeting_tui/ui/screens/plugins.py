@@ -33,16 +33,13 @@ from .grants import GrantsDialog
 from .install import InstallDialog, install_summary
 from .permission import PermissionDialog
 from .plugin_details import STATE_STYLE, PluginDetails
+from .plugin_table import PluginTable, Row
 
 if TYPE_CHECKING:
     from deeting_tui.kernel.kernel import Kernel
 
 log = logging.getLogger("deeting.ui")
 
-#: Each column has one cell of padding on each side; the table keeps room for its scrollbar.
-CELL_PADDING = 2
-SCROLLBAR = 2
-MIN_PERMISSIONS = 16
 POLL_SECONDS = 1.0  # how often a crash, a restart or new log lines show up unasked
 FOR_A_PLUGIN = {
     "enable",
@@ -52,25 +49,6 @@ FOR_A_PLUGIN = {
     "no_upgrade",
     "uninstall",
 }  # need a plugin
-
-
-#: A row of the plugin table: its key (the plugin's name), then its four cells.
-Row = tuple[str, Text, Text, Text, Text]
-
-
-class PluginTable(DataTable[Text]):
-    """The plugins, one row each. Home and End go to the first and the last plugin (a
-    DataTable's own scroll sideways, which a table that fits its width never needs)."""
-
-    BINDINGS = [
-        Binding("home", "scroll_top", "First", show=False),
-        Binding("end", "scroll_bottom", "Last", show=False),
-    ]
-
-    def on_resize(self) -> None:
-        """Lay the rows out again for the new width (the terminal, or narrow ↔ wide)."""
-        if isinstance(self.screen, PluginManager):
-            self.screen.table_resized(self.size.width)
 
 
 class PluginManager(Screen[None]):
@@ -134,7 +112,9 @@ class PluginManager(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Container(id="body"):
-            yield PluginTable(id="plugins", cursor_type="row", zebra_stripes=True)
+            yield PluginTable(
+                self.table_resized, id="plugins", cursor_type="row", zebra_stripes=True
+            )
             yield PluginDetails(self.kernel, id="details")
         yield Footer(compact=True)  # with an upgrade on offer, seven keys: all in 80 columns
 
@@ -148,7 +128,7 @@ class PluginManager(Screen[None]):
 
     def refresh_table(self, select: str | None = None) -> None:
         """Redraw every row from the kernel; the cursor stays on (or moves to) a plugin."""
-        table = self.query_one("#plugins", DataTable)
+        table = self.query_one("#plugins", PluginTable)
         selected = select or self._selected()
         self.updates = available_updates(self.kernel)
         rows: list[Row] = []
@@ -168,29 +148,11 @@ class PluginManager(Screen[None]):
             if info.name in self.updates:
                 version.append(f" → {one_line(self.updates[info.name])}", style="bold cyan")
             rows.append((info.name, name, version, state_text, perms))
-        self._fill(table, rows)
+        self._width = table.fill(rows, table.size.width or self.app.size.width)
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected))
         self._seen = self._snapshot()
         self._show_details()
-
-    def _fill(self, table: DataTable[Text], rows: list[Row]) -> None:
-        """The rows at the table's width: fixed columns, the permissions last, wrapped over
-        as many lines as they need, so no scope is cut or pushed out of sight to the right.
-        (Widths are set, not measured later on idle, so a resize never keeps stale lines.)"""
-        table.clear(columns=True)
-        headers = ("plugin", "version", "state")
-        fixed = [(name, version, state) for _key, name, version, state, _perms in rows]
-        widths = [max([len(h), *(c[i].cell_len for c in fixed)]) for i, h in enumerate(headers)]
-        width = table.size.width or self.app.size.width
-        left = width - sum(widths) - 4 * CELL_PADDING - SCROLLBAR
-        perms_width = max(MIN_PERMISSIONS, left)
-        for header, column_width in zip(headers, widths, strict=True):
-            table.add_column(header, width=column_width, key=header)
-        table.add_column("permissions", width=perms_width, key="permissions")
-        for key, *cells in rows:
-            table.add_row(*cells, height=None, key=key)
-        self._width = width
 
     def table_resized(self, width: int) -> None:
         if width != self._width:

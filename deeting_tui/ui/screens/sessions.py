@@ -17,7 +17,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from deeting_tui.kernel.session import TITLE_MAX, SessionStoreError, clean_title
+from deeting_tui.kernel.session_db import SessionStoreError
+from deeting_tui.kernel.session_events import TITLE_MAX, clean_title
 from deeting_tui.terminal_text import one_line
 
 from .confirm import ConfirmDialog

@@ -35,8 +35,6 @@ class PromptInput(Input):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._typed: list[str] = []
-        #: How many insertions the typed keys cost (tests count them: the work, not the time).
-        self.insertions = 0
 
     async def _on_key(self, event: events.Key) -> None:
         if event.is_printable and event.character is not None:
@@ -75,7 +73,6 @@ class PromptInput(Input):
             return
         text = "".join(self._typed)
         self._typed.clear()
-        self.insertions += 1
         self._restart_blink()
         selection = self.selection
         if selection.is_empty:

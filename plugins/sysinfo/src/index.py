@@ -1,5 +1,6 @@
 """sysinfo: a snapshot of CPU, load, memory, uptime and processes from ``/proc``, and a live
-CPU/memory card fed by ``system.tick`` (parsing and the rolling window are in handler.py)."""
+CPU/memory card fed by ``system.tick`` (reading and the rolling window are in handler.py,
+parsing in procparse.py)."""
 
 from __future__ import annotations
 
