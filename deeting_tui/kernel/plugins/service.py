@@ -172,10 +172,11 @@ class PluginService:
         if version is not None:
             check_name_and_version(name, version)
         existing = self.kernel.installed.get(name)
-        if existing is not None:
+        if existing is not None:  # a registry copy changes by upgrade, a folder's by reinstall
+            again = Hint(Fix.INSTALL, argument=existing.source, flags=("--force",))
             raise PluginError(
                 f"'{name}' {existing.version} is already installed",
-                Hint(Fix.UPGRADE, name),
+                again if existing.dev else Hint(Fix.UPGRADE, name),
             )
         registry = self._registry()
         with registry.updating():
