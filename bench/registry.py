@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -321,7 +320,6 @@ async def _no_change_sync(figures: RegistryFigures, raw: bytes, key: SigningKey,
     requests it makes; the baseline is one conditional GET of the same file with httpx."""
     import httpx
 
-    from deeting_tui.kernel.installed import InstalledStore
     from deeting_tui.paths import resolve_paths
     from deeting_tui.store.client import RegistryClient
     from registry_tools import serve
@@ -333,11 +331,10 @@ async def _no_change_sync(figures: RegistryFigures, raw: bytes, key: SigningKey,
         root_file = site / "root.json"
         root_file.write_bytes(root_for(key).raw)
         paths = resolve_paths({"DEETING_HOME": str(home)})
-        loader = SimpleNamespace(installed=InstalledStore(paths.plugin_state_file))
         client = RegistryClient(paths, clock=lambda: NOW)
         with serve.start(site) as server:
             url = server.url + "registry.json"
-            await client.sync(loader, url, root_file)  # type: ignore[arg-type]
+            await client.sync([], url, root_file)  # nothing installed: no update to find
             etag = client.files.meta().etag or ""
             sync, get = Timing("deeting registry sync (no change)", []), Timing("", [])
             get.name = "baseline: one conditional GET (httpx)"
@@ -345,7 +342,7 @@ async def _no_change_sync(figures: RegistryFigures, raw: bytes, key: SigningKey,
                 for _ in range(runs):
                     server.server.served.clear()
                     began = time.perf_counter()
-                    report = await client.sync(loader)  # type: ignore[arg-type]
+                    report = await client.sync([])
                     sync.samples.append(time.perf_counter() - began)
                     if not report.not_modified:
                         raise RuntimeError("a no-change sync fetched the registry again")

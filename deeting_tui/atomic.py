@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_dir", "write_bytes_atomic", "write_json_atomic"]
+__all__ = ["fsync_dir", "fsync_tree", "write_bytes_atomic", "write_json_atomic"]
 
 
 def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -46,6 +46,19 @@ def fsync_dir(folder: Path) -> None:
         pass  # some file systems refuse fsync on a directory; the rename itself stands
     finally:
         os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """Make every file and folder under ``root`` durable before it is renamed into place:
+    a power cut after the rename then finds whole files, never empty ones."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(folder))
 
 
 def write_json_atomic(path: Path, value: object) -> None:

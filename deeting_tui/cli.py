@@ -236,7 +236,7 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return one_line(os_error_line(exc))
     message = one_line(str(exc)) or type(exc).__name__
-    if _expected(exc):
+    if is_known(exc):
         return message
     return f"{type(exc).__name__}: {message} (DEETING_DEBUG=1 shows the traceback)"
 
@@ -246,19 +246,6 @@ def os_error_line(exc: OSError) -> str:
     spells it (``PermissionError: [Errno 13] …``)."""
     where = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
     return f"{where}: {exc.strerror}" if where else str(exc.strerror)
-
-
-def _expected(exc: BaseException) -> bool:
-    """``errors.is_known``, and the known errors not yet derived from DeetingError (the
-    plugin service's: the loader's, the grant and state files', the store's). Their tuple goes
-    once they are: ``is_known`` is the rule."""
-    from deeting_tui.kernel.installed import StateFileError
-    from deeting_tui.kernel.loader import PluginError
-    from deeting_tui.kernel.permissions import GrantStoreError
-    from deeting_tui.store.errors import StoreError
-
-    not_yet = (PluginError, GrantStoreError, StateFileError, StoreError)
-    return is_known(exc) or isinstance(exc, not_yet)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -293,7 +280,7 @@ def _run_chat(args: argparse.Namespace) -> int:
     app.run()
     if app.return_code or app.crash is not None:  # Textual gives 1 for an uncaught exception
         crash = app.crash
-        if crash is not None and _expected(crash):
+        if crash is not None and is_known(crash):
             raise crash  # expected (a damaged config, say): said as its one line, fix and all
         what = f"{type(crash).__name__}: {one_line(str(crash))}" if crash else "no reason given"
         raise CliError(

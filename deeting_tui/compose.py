@@ -23,4 +23,19 @@ def make_kernel(provider: str | None = None, model: str | None = None) -> Kernel
     paths = resolve_paths()
     config = load_config(paths)
     choice = choose(provider, model, config.provider, config.model)
-    return Kernel(paths, config=config, assistant=build_assistant(choice))
+    return plug_ports(Kernel(paths, config=config, assistant=build_assistant(choice)))
+
+
+def plug_ports(kernel: Kernel) -> Kernel:
+    """Give the kernel's plugin service what the kernel may not import: the registry (the
+    store's client, loaded on first use) and the sandbox's words for what a grant allows.
+    Ports already plugged (a test's fake registry) are kept."""
+    from deeting_tui.sandbox.policy import describe_grants
+    from deeting_tui.store.lazy import LazyRegistry
+
+    service = kernel.plugins
+    if service.registry is None:
+        service.registry = LazyRegistry(kernel.paths)
+    if service.describe_sandbox is None:
+        service.describe_sandbox = describe_grants
+    return kernel

@@ -1,7 +1,9 @@
 """``deeting plugin …``: the lifecycle commands, printed for people (or ``--json``).
 
 Each command builds a kernel without starting the enabled plugins (a CLI call must not
-spin up every worker), does its one step through the Loader, and shuts down.
+spin up every worker), does its one step through the kernel's plugin service
+(kernel/plugins.py, which the chat's plugin manager renders too), and shuts down. A refusal
+is a DeetingError, said once here as one line with the command that fixes it.
 
 Manifest strings (description, author, license, tool descriptions, scope paths, a trigger's
 regex) and plugin error messages are the plugin's, so every line printed for people goes
@@ -18,25 +20,34 @@ from typing import Any
 
 import orjson
 
-from deeting_tui.command_output import ask_on_tty, event_line, fail, say, settled
-from deeting_tui.kernel.events import Event, PluginNotice
+from deeting_tui.command_output import (
+    NOTICES,
+    download_bar,
+    error_line,
+    fail,
+    say,
+    settled,
+    tty_consent,
+)
+from deeting_tui.compose import plug_ports
+from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.permissions import missing_scopes
 from deeting_tui.paths import load_config, resolve_paths
 from deeting_tui.plugin.manifest import Limits
-from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope, reads_user_input
+from deeting_tui.plugin.scopes import reads_user_input
 from deeting_tui.quota.diskwatch import walked_instead
 from deeting_tui.quota.watchdog import describe_limits
-from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
-from deeting_tui.store.names import split_source
+from deeting_tui.sandbox.policy import SANDBOX_LINES
 from deeting_tui.terminal_text import one_line, terminal_safe_json
 
 
 async def run_plugin_command(args: argparse.Namespace) -> int:
     if args.action == "new":
         return _new(args)
-    return await with_kernel(_HANDLERS[args.action], args)
+    try:
+        return await with_kernel(_HANDLERS[args.action], args)
+    except DeetingError as exc:  # the one place a refusal becomes the CLI's error line
+        return fail(error_line(exc))
 
 
 async def with_kernel(
@@ -44,127 +55,89 @@ async def with_kernel(
 ) -> int:
     """Run one command on a kernel that starts no plugin worker, and shut it down."""
     paths = resolve_paths()
-    kernel = Kernel(paths, config=load_config(paths))
-    kernel.add_listener(_say_notices)
+    kernel = plug_ports(Kernel(paths, config=load_config(paths)))
+    kernel.add_listener(NOTICES)
     try:
         return await handler(kernel, args)
     finally:
         await kernel.shutdown()
 
 
-def _say_notices(event: Event) -> None:
-    """What the kernel tells about a plugin while a command runs (a hook that missed its
-    deadline, say) goes to stderr, one line each."""
-    if isinstance(event, PluginNotice):
-        print(f"deeting: {one_line(event_line(event))}", file=sys.stderr)
-
-
 async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
-    source = Path(args.source).expanduser()
-    from_registry = split_source(args.source)
-    if from_registry is not None and not source.exists():
-        if args.force:
-            raise PluginError("--force is for folder and zip installs; use: deeting plugin upgrade")
-        from deeting_tui import registry_commands  # the client's imports, only when used
-
-        return await registry_commands.install(kernel, args, *from_registry)
-    ask = ask_on_tty if sys.stdin.isatty() and not args.yes else None
-    report = await kernel.loader.install(
-        source, grant=args.grant, yes=args.yes, force=args.force, ask=ask
-    )
-    spec = report.spec
-    kind = "a local dev install from a folder" if report.dev else "from an archive"
-    say(f"installed {spec.name} {spec.version} ({kind})")
+    async with download_bar() as progress:
+        report = await kernel.plugins.install(
+            args.source,
+            grant=args.grant,
+            yes=args.yes,
+            force=args.force,
+            ask_all=tty_consent(args.yes),
+            on_progress=progress,
+        )
+    say(kernel.plugins.info(report.spec.name).installed_words)
     return settled(report)
 
 
 async def _enable(kernel: Kernel, args: argparse.Namespace) -> int:
-    runtime = await kernel.loader.enable(args.name)
-    say(f"enabled {args.name} {runtime.spec.version}")
+    info = await kernel.plugins.enable(args.name)
+    say(f"enabled {args.name} {info.version}")
     return 0
 
 
 async def _disable(kernel: Kernel, args: argparse.Namespace) -> int:
-    record = kernel.loader.record(args.name)
-    if not record.enabled:
+    if not await kernel.plugins.disable(args.name):
         say(f"{args.name} is already disabled")
         return 0
-    await kernel.loader.disable(args.name)
     say(f"disabled {args.name}")
     return 0
 
 
 async def _uninstall(kernel: Kernel, args: argparse.Namespace) -> int:
-    record = await kernel.loader.uninstall(args.name)
+    record = await kernel.plugins.uninstall(args.name)
     say(f"uninstalled {record.name} {record.version} (code, data and cache removed)")
     return 0
 
 
-def _declared(kernel: Kernel, name: str, text: str) -> Scope:
-    spec = kernel.loader.spec(name)
-    try:
-        scope = parse_scope(text)
-    except ScopeError as exc:
-        raise PluginError(f"{text}: {exc}") from None
-    if scope not in spec.permissions:
-        declared = ", ".join(str(s) for s in spec.permissions) or "nothing"
-        raise PluginError(f"'{name}' does not ask for '{scope}' (it declares: {declared})")
-    return scope
-
-
 async def _grant(kernel: Kernel, args: argparse.Namespace) -> int:
-    scope = _declared(kernel, args.name, args.scope)
-    added = kernel.grants.grant(args.name, [scope])
-    say(f"granted '{scope}' to {args.name}" if added else f"{args.name} already has '{scope}'")
-    record = kernel.loader.record(args.name)
-    spec = kernel.loader.spec(args.name)
-    missing = missing_scopes(spec.permissions, kernel.grants.granted(args.name))
-    if missing:
-        say(f"{args.name} still needs: " + ", ".join(str(s) for s in missing))
-    elif not record.enabled:
-        await kernel.loader.enable(args.name)
+    report = await kernel.plugins.grant(args.name, args.scope)
+    scope = kernel.plugins.declared(args.name, args.scope)
+    say(
+        f"granted '{scope}' to {args.name}"
+        if report.added
+        else f"{args.name} already has '{scope}'"
+    )
+    if report.missing:
+        say(f"{args.name} still needs: " + ", ".join(str(s) for s in report.missing))
+    elif report.enabled:
         say(f"enabled {args.name}")
     return 0
 
 
 async def _revoke(kernel: Kernel, args: argparse.Namespace) -> int:
-    scope = _declared(kernel, args.name, args.scope)
-    if not kernel.grants.revoke(args.name, scope):
+    report = await kernel.plugins.revoke(args.name, args.scope)
+    scope = args.scope
+    if not report.revoked:
         say(f"{args.name} did not have '{scope}'")
         return 0
     say(f"revoked '{scope}' from {args.name}")
-    record = kernel.loader.record(args.name)
-    if record.enabled:
-        reason = f"permission '{scope}' was revoked"
-        await kernel.loader.disable(args.name, reason=reason)
-        say(f"disabled {args.name} ({reason}; grant it again to re-enable)")
+    if report.disabled:
+        say(f"disabled {args.name} ({report.reason}; grant it again to re-enable)")
     return 0
 
 
-def _state(kernel: Kernel, name: str) -> str:
-    record = kernel.loader.record(name)
-    if record.enabled:
-        return "enabled"
-    if record.disabled_reason and "not granted" in record.disabled_reason:
-        return "needs grant"
-    return "disabled"
-
-
 async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
-    records = kernel.installed.all()
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        rows.append(
-            {
-                "name": record.name,
-                "version": record.version,
-                "state": _state(kernel, record.name),
-                "enabled": record.enabled,
-                "dev": record.dev,
-                "source": record.source,
-                "reason": record.disabled_reason,
-            }
-        )
+    infos = kernel.plugins.all()
+    rows: list[dict[str, Any]] = [
+        {
+            "name": info.name,
+            "version": info.version,
+            "state": str(info.state),
+            "enabled": info.enabled,
+            "dev": info.dev,
+            "source": info.source,
+            "reason": info.reason,
+        }
+        for info in infos
+    ]
     from deeting_tui.sandbox.probe import probe
 
     caps = probe()
@@ -177,26 +150,21 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
     if not rows:
         say("no plugins installed — install one with: deeting plugin install PATH")
         return 0
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        origin = "dev" if r["dev"] else _origin(str(r["source"]))
-        line = f"{r['name']:<{width}}  {r['version']:<10} {r['state']:<12} {origin}"
-        if r["reason"] and not r["enabled"]:
-            line += f"  ({one_line(str(r['reason']))})"
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        line = f"{info.name:<{width}}  {info.version:<10} {info.state:<12} {info.origin}"
+        if info.reason:
+            line += f"  ({one_line(info.reason)})"
+        elif info.problem:
+            line += f"  ({one_line(info.problem)})"
         say(line)
     return 0
 
 
-def _origin(source: str) -> str:
-    """Where a non-dev install came from, in one word: the registry, or a zip."""
-    return "registry" if source.startswith("registry ") else "zip"
-
-
 async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
-    record = kernel.loader.record(args.name)
-    spec = kernel.loader.spec(args.name)
-    granted = kernel.grants.granted(args.name)
-    missing = missing_scopes(spec.permissions, granted)
+    plugin = kernel.plugins.info(args.name)
+    spec = kernel.plugins.spec(args.name)  # a damaged copy: its error, with the fix
+    missing = plugin.missing
     paths = kernel.paths
     info: dict[str, Any] = {
         "name": spec.name,
@@ -204,10 +172,10 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "description": spec.description,
         "author": spec.author,
         "license": spec.license,
-        "state": _state(kernel, args.name),
-        "reason": record.disabled_reason,
-        "source": record.source,
-        "dev": record.dev,
+        "state": str(plugin.state),
+        "reason": plugin.reason,
+        "source": plugin.source,
+        "dev": plugin.dev,
         "permissions": [{"scope": str(s), "granted": s not in missing} for s in spec.permissions],
         "tools": [{"name": t.name, "description": t.description} for t in spec.tools],
         "trigger": (
@@ -226,7 +194,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "data_dir": str(paths.plugin_data(spec.name)),
         "cache_dir": str(paths.plugin_cache(spec.name)),
         "log": str(paths.plugin_log(spec.name)),
-        "sandbox": describe_grants(granted),
+        "sandbox": dict(plugin.sandbox),
         "limits": _limits(kernel, spec.limits, paths.plugin_folders(spec.name)),
     }
     if args.json:
@@ -234,11 +202,8 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(terminal_safe_json(info_json) + b"\n")
         return 0
     say(f"{spec.name} {spec.version} — {spec.description}".rstrip(" —"))
-    say(
-        f"  state:       {info['state']}"
-        + (f" ({record.disabled_reason})" if info["reason"] and not record.enabled else "")
-    )
-    say(f"  source:      {record.source}" + (" (dev install)" if record.dev else ""))
+    say(f"  state:       {plugin.state}" + (f" ({plugin.reason})" if plugin.reason else ""))
+    say(f"  source:      {plugin.source} ({plugin.origin.said})")
     perms = ", ".join(
         f"{p['scope']}{'' if p['granted'] else ' (not granted)'}" for p in info["permissions"]
     )

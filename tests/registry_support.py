@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nacl.signing import SigningKey
 from support import FIXTURES
@@ -30,6 +30,10 @@ from deeting_tui.store.signing import (
     signatures_for,
 )
 
+if TYPE_CHECKING:
+    from deeting_tui.kernel.kernel import Kernel
+    from deeting_tui.kernel.plugins import PluginService
+
 #: "Now" for the clients under test: the real time (so a client on the real clock agrees),
 #: read once, so every expiry in a test is relative to one instant.
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -43,6 +47,21 @@ def client_at(home: Path, days: float = 0, **limits: Any) -> RegistryClient:
         clock=lambda: NOW + timedelta(days=days),
         limits=Limits(**limits),
     )
+
+
+def installed_of(kernel: Kernel) -> list[tuple[str, str]]:
+    """The registry installs of ``kernel`` as (name, version): what a sync checks for updates."""
+    return [(r.name, r.version) for r in kernel.installed.all() if not r.dev]
+
+
+def plugins_with(kernel: Kernel, client: RegistryClient) -> PluginService:
+    """The kernel's plugin service, reaching the registry through ``client``."""
+    kernel.plugins.registry = client
+    return kernel.plugins
+
+
+def source(name: str, version: str | None) -> str:
+    return name if version is None else f"{name}@{version}"
 
 
 def stored(home: Path) -> dict[str, bytes]:

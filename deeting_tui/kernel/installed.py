@@ -15,10 +15,13 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from deeting_tui.errors import DeetingError
 
 from ..atomic import write_json_atomic
 
@@ -33,8 +36,18 @@ log = logging.getLogger("deeting.installed")
 FileSignature = tuple[int, int, int, int]
 
 
-class StateFileError(Exception):
+class StateFileError(DeetingError):
     """state.json is unreadable; the message names it and what to do."""
+
+
+class Cause(StrEnum):
+    """Why the kernel (not the user) left a plugin disabled, stored beside the reason's words
+    so a front end reads the cause instead of parsing the sentence."""
+
+    NOT_GRANTED = "not granted"  # a declared scope has no grant
+    REVOKED = "revoked"  # a scope it held was taken back
+    CRASHED = "crashed"  # a crash loop: the supervisor gave up on it
+    QUOTA = "quota"  # over its disk quota
 
 
 @dataclass
@@ -47,6 +60,16 @@ class InstalledPlugin:
     installed_at: float = 0.0
     disabled_reason: str | None = None  # why the kernel disabled it (crash loop, grants)
     previous: str | None = None  # the version kept on disk for rollback
+    #: What ``disabled_reason`` is about (a :class:`Cause` value); None: the user disabled it.
+    disabled_cause: str | None = None
+
+    @property
+    def cause(self) -> Cause | None:
+        """The stored cause; an unknown word (a newer deeting wrote it) reads as none."""
+        try:
+            return Cause(self.disabled_cause) if self.disabled_cause else None
+        except ValueError:
+            return None
 
 
 def file_signature(path: Path) -> FileSignature | None:
@@ -150,8 +173,11 @@ class InstalledStore:
 
         self._change(change)
 
-    def set_enabled(self, name: str, enabled: bool, reason: str | None = None) -> None:
-        """Record enabled/disabled; a no-op for a plugin another process has removed."""
+    def set_enabled(
+        self, name: str, enabled: bool, reason: str | None = None, cause: Cause | None = None
+    ) -> None:
+        """Record enabled/disabled (with why, and its ``cause`` when the kernel did it); a
+        no-op for a plugin another process has removed."""
 
         def change(plugins: dict[str, InstalledPlugin]) -> bool:
             plugin = plugins.get(name)
@@ -159,6 +185,7 @@ class InstalledStore:
                 return False
             plugin.enabled = enabled
             plugin.disabled_reason = None if enabled else reason
+            plugin.disabled_cause = None if enabled or cause is None else str(cause)
             return True
 
         self._change(change)

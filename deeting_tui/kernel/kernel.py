@@ -46,11 +46,13 @@ from .events import (
     ToolResult,
     UserMessage,
 )
+from .follow import PointerFollower
 from .installed import InstalledStore
 from .journal import SessionJournal
 from .limits import message_problem
 from .loader import Loader
 from .permissions import GrantStore
+from .plugins import PluginService
 from .renderers import PayloadSchemas
 from .routing import (
     ASSISTANT_PRIORITY,
@@ -60,7 +62,7 @@ from .routing import (
 from .session import SessionInfo, SessionStore
 from .streams import StreamGate
 from .tools import ToolIndex
-from .upgrade import PointerFollower, Upgrader
+from .upgrade import Upgrader
 from .wiring import PluginWiring
 
 log = logging.getLogger("deeting.kernel")
@@ -123,6 +125,10 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
             upgrader=Upgrader,
         )
         self.loader.on_notice = self._plugin_notice
+        #: Plugin administration for the front ends (plugins/); compose.py plugs its ports.
+        self.plugins = PluginService(self)
+        #: Whether :meth:`start` started the enabled plugins (a CLI command's kernel does not).
+        self.runs_plugins = False
         self.assistant = assistant
         self.active_session: str | None = None
         self._listeners: list[Listener] = []
@@ -156,6 +162,7 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
         await self._stop_background()
         loop = asyncio.get_running_loop()
         self._watchdog = loop.create_task(self.confinement.run())
+        self.runs_plugins = self.runs_plugins or plugins
         problems = await self.loader.start_enabled() if plugins else []
         if ticker:
             self._ticker = loop.create_task(self._tick_forever())

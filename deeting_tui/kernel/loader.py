@@ -11,20 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import shutil
-import zipfile
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.checker import check_plugin, load_plugin
+from deeting_tui.errors import Fix, Hint
+from deeting_tui.plugin.checker import load_plugin
 from deeting_tui.plugin.manifest import ManifestError, PluginSpec
-from deeting_tui.plugin.names import PLUGIN_NAME_RE
-from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
-from deeting_tui.plugin.versions import SEMVER_RE
+from deeting_tui.plugin.scopes import Scope
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
@@ -38,7 +32,23 @@ from ..workers.supervisor import (
     WorkerConfig,
     WorkerStartError,
 )
-from .installed import InstalledPlugin, InstalledStore
+from .install import COPY_IGNORE, Installs
+from .installed import Cause, InstalledPlugin, InstalledStore
+from .lifecycle import (
+    INSTALL_STEPS,
+    AskGrant,
+    AskGrants,
+    GrantReport,
+    InstallReport,
+    OnStep,
+    PluginError,
+    PluginRuntime,
+    RevokeReport,
+    Wiring,
+    _one_by_one,
+    check_name_and_version,
+    start_hint,
+)
 from .permissions import GrantStore, PermissionMissing, missing_scopes
 
 if TYPE_CHECKING:
@@ -47,74 +57,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("deeting.loader")
 
-COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
+# What the lifecycle speaks is defined in lifecycle.py and install.py, and imported from here
+# by the kernel, the front ends and the tests.
+__all__ = [
+    "COPY_IGNORE",
+    "INSTALL_STEPS",
+    "AskGrant",
+    "AskGrants",
+    "GrantReport",
+    "InstallReport",
+    "Loader",
+    "OnStep",
+    "PluginError",
+    "PluginRuntime",
+    "RevokeReport",
+    "Wiring",
+    "check_name_and_version",
+    "start_hint",
+]
 
 
-class PluginError(Exception):
-    """A lifecycle step failed; the message is one line saying what to do."""
-
-
-@dataclass
-class PluginRuntime:
-    """An enabled plugin: its spec and the supervisor of its worker."""
-
-    spec: PluginSpec
-    supervisor: Supervisor
-
-
-class Wiring(Protocol):
-    """The kernel's side of enable/disable: routes, tools and subscriptions."""
-
-    def attach(self, runtime: PluginRuntime) -> None: ...
-
-    def detach(self, runtime: PluginRuntime) -> None: ...
-
-    def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
-        """Move routes and subscriptions from ``old`` to ``new`` in one synchronous step
-        (a hot upgrade); raises PluginError, with ``old`` still wired, if ``new`` cannot be."""
-        ...
-
-
-@dataclass
-class InstallReport:
-    spec: PluginSpec
-    dev: bool
-    granted: list[Scope]
-    enabled: bool
-    problem: str | None = None  # why it is installed but not enabled
-    #: Declared scopes still not granted: installed fine, waiting for the user's consent.
-    awaiting: list[Scope] = field(default_factory=list)
-
-
-AskGrant = Callable[[str, Scope], bool]
-"""The CLI's prompt: one question per missing scope, answered synchronously."""
-AskGrants = Callable[[str, list[Scope]], Awaitable[Collection[Scope]]]
-"""A consent dialog: every missing scope at once; answers with the ones the user allows."""
-OnStep = Callable[[str, float], None]
-"""Install progress: what is happening now and the fraction done (0.0 … 1.0)."""
-
-INSTALL_STEPS = ("unpacking", "validating", "copying", "postinstall", "permissions", "starting")
-
-
-@dataclass
-class GrantReport:
-    """What granting changed: scopes newly added, what is still missing, whether it started."""
-
-    added: list[Scope]
-    missing: list[Scope]
-    enabled: bool = False
-
-
-@dataclass
-class RevokeReport:
-    """What revoking changed; ``disabled`` when the plugin was running and had to stop."""
-
-    revoked: bool
-    disabled: bool = False
-    reason: str | None = None
-
-
-class Loader:
+class Loader(Installs):
     def __init__(
         self,
         paths: Paths,
@@ -152,7 +115,7 @@ class Loader:
     def record(self, name: str) -> InstalledPlugin:
         plugin = self.installed.get(name)
         if plugin is None:
-            raise PluginError(f"no plugin '{name}' is installed — see: deeting plugin list")
+            raise PluginError(f"no plugin '{name}' is installed", Hint(Fix.LIST))
         return plugin
 
     def spec(self, name: str) -> PluginSpec:
@@ -162,7 +125,8 @@ class Loader:
         except ManifestError as exc:
             first = exc.problems[0] if exc.problems else "unknown problem"
             raise PluginError(
-                f"installed copy of '{name}' is damaged ({first}) — reinstall it with --force"
+                f"installed copy of '{name}' is damaged ({first}) — reinstall it with --force",
+                Hint(Fix.INSTALL, argument=plugin.source, flags=("--force",)),
             ) from None
 
     def code_spec(self, name: str, version: str) -> PluginSpec:
@@ -174,7 +138,8 @@ class Loader:
         if not code.is_dir():
             raise PluginError(
                 f"{code}: no such folder — the code of '{name}' {version} must be in place "
-                f"first (reinstall it: deeting plugin install {name}@{version})"
+                "first (reinstall it)",
+                Hint(Fix.INSTALL, name, version),
             )
         spec = self._validated(code, code)
         if (spec.name, spec.version) != (name, version):
@@ -187,234 +152,6 @@ class Loader:
     def lock(self, name: str) -> asyncio.Lock:
         """One lifecycle change at a time per plugin (an upgrade, a follow, a stop)."""
         return self._locks.setdefault(name, asyncio.Lock())
-
-    # -- install -----------------------------------------------------------------------------
-
-    async def install(
-        self,
-        source: Path,
-        *,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        force: bool = False,
-        ask: AskGrant | None = None,
-        ask_all: AskGrants | None = None,
-        on_step: OnStep | None = None,
-    ) -> InstallReport:
-        """Install from a folder (a dev install) or a zip, grant, and start.
-
-        Consent comes from ``--grant``/``yes``, then from ``ask`` (the CLI: one scope at a
-        time) or ``ask_all`` (a dialog: every missing scope at once). ``on_step`` hears each
-        step of :data:`INSTALL_STEPS` as it starts, then ``("done", 1.0)``.
-        """
-        steps = _progress(on_step)
-        if ask_all is None and ask is not None:
-            ask_all = _one_by_one(ask)
-        staging_root = self.paths.plugins_dir / ".staging"
-        staging_root.mkdir(parents=True, exist_ok=True)
-        stage = staging_root / secrets.token_hex(6)
-        try:
-            steps("unpacking")
-            root, dev = self._unpack(source, stage)
-            steps("validating")
-            spec = self._validated(root, source)
-            requested = self.requested_grants(spec, grant)
-            report = await self._install_from(
-                spec, source, dev, requested, (yes, ask_all), force, stage, steps
-            )
-            steps("done")
-            return report
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-
-    async def install_prepared(
-        self,
-        name: str,
-        version: str,
-        source: str,
-        *,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask: AskGrant | None = None,
-        ask_all: AskGrants | None = None,
-        on_step: OnStep | None = None,
-    ) -> InstallReport:
-        """Install code the registry client already verified, extracted and fsynced at
-        ``versions/NAME/VERSION``: validate, postinstall, grants (as :meth:`install`), record,
-        enable. On PluginError nothing is recorded and the folder is left to the caller;
-        an installed ``name`` is refused (that is an upgrade).
-        """
-        steps = _progress(on_step)
-        if ask_all is None and ask is not None:
-            ask_all = _one_by_one(ask)
-        check_name_and_version(name, version)
-        existing = self.installed.get(name)
-        if existing is not None:
-            raise PluginError(
-                f"'{name}' {existing.version} is already installed — to change its version "
-                f"run: deeting plugin upgrade {name}"
-            )
-        steps("validating")
-        spec = self.code_spec(name, version)
-        requested = self.requested_grants(spec, grant)
-        report = await self._settle_install(
-            spec,
-            source,
-            False,
-            requested,
-            (yes, ask_all),
-            steps,
-            undo=lambda: self._remove_data(name),
-        )
-        steps("done")
-        return report
-
-    def _unpack(self, source: Path, stage: Path) -> tuple[Path, bool]:
-        if source.is_dir():
-            return source, True
-        if not source.exists():
-            raise PluginError(
-                f"{source}: no such folder or zip — pass a plugin folder, a .zip, or a "
-                "registry name (NAME or NAME@VERSION, after: deeting registry sync)"
-            )
-        if not zipfile.is_zipfile(source):
-            raise PluginError(f"{source}: not a plugin folder or a zip archive")
-        try:
-            return extract_zip(source, stage / "unpacked"), False
-        except ArchiveError as exc:
-            raise PluginError(f"{source}: refused: {exc}") from None
-
-    def _validated(self, root: Path, source: Path) -> PluginSpec:
-        spec, problems = check_plugin(root)
-        if problems or spec is None:
-            lines = "; ".join(str(p) for p in problems[:5])
-            more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-            raise PluginError(
-                f"{source}: not a valid plugin: {lines}{more} — check it with: "
-                f"python ci/lint.py {source}"
-            )
-        return spec
-
-    def requested_grants(self, spec: PluginSpec, grant: Sequence[str]) -> list[Scope]:
-        requested = []
-        for text in grant:
-            try:
-                scope = parse_scope(text)
-            except ScopeError as exc:
-                raise PluginError(f"--grant {text}: {exc}") from None
-            if scope not in spec.permissions:
-                declared = ", ".join(str(s) for s in spec.permissions) or "none"
-                raise PluginError(
-                    f"--grant {text}: '{spec.name}' does not ask for it (it declares: {declared})"
-                )
-            requested.append(scope)
-        return requested
-
-    async def _install_from(
-        self,
-        spec: PluginSpec,
-        source: Path,
-        dev: bool,
-        requested: list[Scope],
-        consent: tuple[bool, AskGrants | None],
-        force: bool,
-        stage: Path,
-        steps: Callable[[str], None],
-    ) -> InstallReport:
-        existing = self.installed.get(spec.name)
-        if existing is not None and not force:
-            same = existing.version == spec.version
-            raise PluginError(
-                f"'{spec.name}' {existing.version} is already installed"
-                + (" — pass --force to reinstall it" if same else " — uninstall it first")
-            )
-        if existing is not None:
-            await self.uninstall(spec.name, keep_data=True)
-        steps("copying")
-        target = self.paths.plugin_code(spec.name, spec.version)
-        copy = stage / "copy"
-        shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():  # debris of an interrupted earlier install
-            shutil.rmtree(target)
-        copy.rename(target)
-
-        def undo() -> None:
-            shutil.rmtree(target, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                target.parent.rmdir()
-            if existing is None:
-                self._remove_data(spec.name)
-
-        return await self._settle_install(
-            load_plugin(target),
-            str(source.resolve()),
-            dev,
-            requested,
-            consent,
-            steps,
-            undo,
-            # A reinstall keeps its place: ties of priority go to the plugin installed first.
-            installed_at=existing.installed_at if existing is not None else 0.0,
-        )
-
-    async def _settle_install(
-        self,
-        spec: PluginSpec,
-        source: str,
-        dev: bool,
-        requested: list[Scope],
-        consent: tuple[bool, AskGrants | None],
-        steps: Callable[[str], None],
-        undo: Callable[[], None],
-        installed_at: float = 0.0,
-    ) -> InstallReport:
-        """The steps after the code is in place: postinstall (``undo`` on failure), grants,
-        the record (``installed_at`` 0: now), and a start whose failure is reported, not
-        raised."""
-        steps("postinstall")
-        try:
-            await self._run_hook(spec, "postinstall")
-        except PluginError:
-            undo()
-            raise
-        steps("permissions")
-        granted = await self._settle_grants(spec, requested, consent)
-        self.installed.put(
-            InstalledPlugin(
-                spec.name, spec.version, source, dev, enabled=False, installed_at=installed_at
-            )
-        )
-        report = InstallReport(spec, dev, granted, enabled=False)
-        report.awaiting = missing_scopes(spec.permissions, self.grants.granted(spec.name))
-        steps("starting")
-        try:
-            await self.enable(spec.name)
-            report.enabled = True
-        except PluginError as exc:
-            report.problem = str(exc)
-        return report
-
-    async def consented(
-        self, spec: PluginSpec, requested: list[Scope], consent: tuple[bool, AskGrants | None]
-    ) -> list[Scope]:
-        """The scopes to grant: all declared with ``yes``, else ``--grant``'s plus what the
-        dialog allows of the rest. Asks only about scopes not granted yet; records nothing."""
-        yes, ask_all = consent
-        to_grant = list(spec.permissions) if yes else list(requested)
-        missing = missing_scopes(spec.permissions, [*self.grants.granted(spec.name), *to_grant])
-        if missing and not yes and ask_all is not None:
-            allowed = await ask_all(spec.name, missing)
-            to_grant += [scope for scope in missing if scope in allowed]  # never more than asked
-        return to_grant
-
-    async def _settle_grants(
-        self, spec: PluginSpec, requested: list[Scope], consent: tuple[bool, AskGrants | None]
-    ) -> list[Scope]:
-        to_grant = await self.consented(spec, requested, consent)
-        if to_grant:
-            self.grants.grant(spec.name, to_grant)
-        return to_grant
 
     # -- grant / revoke ----------------------------------------------------------------------
 
@@ -437,7 +174,7 @@ class Loader:
         report = RevokeReport(self.grants.revoke(name, scope))
         if report.revoked and (record.enabled or name in self.runtimes):
             report.reason = f"permission '{scope}' was revoked"
-            await self.disable(name, reason=report.reason)
+            await self.disable(name, reason=report.reason, cause=Cause.REVOKED)
             report.disabled = True
         return report
 
@@ -450,8 +187,8 @@ class Loader:
         try:
             self.grants.check(name, spec.permissions)
         except PermissionMissing as exc:
-            self.installed.set_enabled(name, False, str(exc))
-            raise PluginError(str(exc)) from None
+            self.installed.set_enabled(name, False, exc.message, Cause.NOT_GRANTED)
+            raise PluginError(exc.message, exc.hint) from None
         await self._check_disk(spec)
         supervisor = self.supervisor_for(spec)
         try:
@@ -482,17 +219,24 @@ class Loader:
         folders = self.paths.plugin_folders(spec.name)
         problem = await asyncio.to_thread(disk_problem, spec.name, folders, spec.limits.disk_mb)
         if problem is not None:
-            self.installed.set_enabled(spec.name, False, problem)
+            self.installed.set_enabled(spec.name, False, problem, Cause.QUOTA)
             raise PluginError(problem)
 
-    async def disable(self, name: str, *, reason: str | None = None, persist: bool = True) -> None:
+    async def disable(
+        self,
+        name: str,
+        *,
+        reason: str | None = None,
+        cause: Cause | None = None,
+        persist: bool = True,
+    ) -> None:
         record = self.record(name)
         runtime = self.runtimes.pop(name, None)
         if runtime is not None:
             self.wiring.detach(runtime)
             await self.deactivate(runtime)
         if persist and (record.enabled or reason):
-            self.installed.set_enabled(name, False, reason)
+            self.installed.set_enabled(name, False, reason, cause)
 
     async def deactivate(self, runtime: PluginRuntime) -> None:
         """The deactivate hook (under its hard deadline), then stop the worker: at most
@@ -688,46 +432,3 @@ class Loader:
             raise PluginError(f"'{spec.name}' {hook} failed: {one_line(exc.message)}") from None
         finally:
             await supervisor.stop()
-
-
-def start_hint(message: str) -> str:
-    """What to do when the plugin's code cannot even be imported for a missing module."""
-    if "No module named" in message:
-        # What is true today (docs/plugins.md#dependencies): nothing installs a plugin's
-        # own third-party dependencies yet, so naming requirements.txt would mislead.
-        return (
-            " — a plugin can rely on the standard library, deeting_tui.sdk and its own src/ "
-            "(docs/plugins.md#dependencies): fix the import, or vendor the module into src/"
-        )
-    return ""
-
-
-def check_name_and_version(name: str, version: str) -> None:
-    """Both become folder names under versions/: refuse anything but a plugin name and a
-    SemVer version before any path is built from them."""
-    if not isinstance(name, str) or not PLUGIN_NAME_RE.fullmatch(name):
-        raise PluginError(
-            f"{name!r} is not a plugin name (lowercase letters, digits and '-', at most 64)"
-        )
-    if not isinstance(version, str) or not SEMVER_RE.fullmatch(version):
-        raise PluginError(f"{version!r} is not a SemVer version (like 1.2.3)")
-
-
-def _progress(on_step: OnStep | None) -> Callable[[str], None]:
-    """Turn step names into fractions of INSTALL_STEPS for ``on_step`` (a no-op without one)."""
-
-    def step(label: str) -> None:
-        if on_step is not None:
-            done = INSTALL_STEPS.index(label) if label in INSTALL_STEPS else len(INSTALL_STEPS)
-            on_step(label, done / len(INSTALL_STEPS))
-
-    return step
-
-
-def _one_by_one(ask: AskGrant) -> AskGrants:
-    """The CLI's per-scope prompt, seen as a dialog that is shown every scope at once."""
-
-    async def ask_all(name: str, scopes: list[Scope]) -> list[Scope]:
-        return [scope for scope in scopes if ask(name, scope)]
-
-    return ask_all

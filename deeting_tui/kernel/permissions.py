@@ -12,13 +12,14 @@ from pathlib import Path
 
 import orjson
 
+from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.scopes import Scope, ScopeError, covers, parse_scope
 
 from ..atomic import write_json_atomic
 
 
-class PermissionMissing(Exception):
-    """A plugin declares scopes the user has not granted; says how to grant them."""
+class PermissionMissing(DeetingError):
+    """A plugin declares scopes the user has not granted; the hint grants the first."""
 
     def __init__(self, name: str, scopes: list[Scope]) -> None:
         self.name = name
@@ -26,12 +27,12 @@ class PermissionMissing(Exception):
         first = scopes[0]
         more = f" (and {len(scopes) - 1} more)" if len(scopes) > 1 else ""
         super().__init__(
-            f"permission '{first}' not granted to '{name}'{more} — "
-            f"run: deeting plugin grant {name} {first}"
+            f"permission '{first}' not granted to '{name}'{more}",
+            Hint(Fix.GRANT, name, str(first)),
         )
 
 
-class GrantStoreError(Exception):
+class GrantStoreError(DeetingError):
     """grants.json is unreadable; nothing is granted until it is fixed."""
 
 

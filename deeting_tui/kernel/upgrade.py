@@ -7,21 +7,21 @@ the old worker finish there; then it stops. Anything failing before the switch s
 and leaves the old one serving with the pointer unchanged.
 
 The pointer is state.json. ``deeting plugin upgrade`` in another terminal swaps it, and a
-running kernel follows (:class:`PointerFollower`), so an upgrade reaches a live chat or a
+running kernel follows (``follow.PointerFollower``), so an upgrade reaches a live chat or a
 ``deeting --script`` run without dropping a call.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope
 from deeting_tui.plugin.versions import SEMVER_RE, version_key
@@ -29,7 +29,7 @@ from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
 from ..workers.supervisor import SupervisorHooks, WorkerStartError
-from .installed import FileSignature, StateFileError, file_signature
+from .installed import StateFileError
 from .loader import (
     AskGrants,
     Loader,
@@ -38,7 +38,7 @@ from .loader import (
     check_name_and_version,
     start_hint,
 )
-from .permissions import GrantStoreError, missing_scopes
+from .permissions import missing_scopes
 
 log = logging.getLogger("deeting.upgrade")
 
@@ -74,7 +74,7 @@ class Upgrader:
         yes: bool = False,
         ask_all: AskGrants | None = None,
         allow_downgrade: bool = False,
-        fix: str | None = None,
+        fix: Hint | None = None,
     ) -> UpgradeReport:
         check_name_and_version(name, version)
         loader = self.loader
@@ -85,10 +85,11 @@ class Upgrader:
             if version_key(version) < version_key(old) and not allow_downgrade:
                 raise PluginError(
                     f"'{name}' {version} is older than the installed {old} — pass "
-                    f"--allow-downgrade to go back to it (or run: deeting plugin rollback {name})"
+                    "--allow-downgrade to go back to it, or roll back",
+                    Hint(Fix.ROLLBACK, name),
                 )
             spec = loader.code_spec(name, version)
-            fix = fix or f"deeting plugin upgrade {name}@{version}"
+            fix = fix or Hint(Fix.UPGRADE, name, version)
             to_grant = await self._consent(spec, old, grant, yes, ask_all, fix)
 
             def commit() -> None:
@@ -121,9 +122,10 @@ class Upgrader:
         if record.previous is None:
             raise PluginError(
                 f"'{name}' has no previous version to roll back to (an upgrade keeps one) — "
-                f"install another with: deeting plugin upgrade {name}@VERSION --allow-downgrade"
+                "install another with an upgrade",
+                Hint(Fix.UPGRADE, name, "VERSION", ("--allow-downgrade",)),
             )
-        fix = f"deeting plugin upgrade {name}@{record.previous} --allow-downgrade"
+        fix = Hint(Fix.UPGRADE, name, record.previous, ("--allow-downgrade",))
         return await self.upgrade(
             name,
             record.previous,
@@ -150,7 +152,8 @@ class Upgrader:
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
                 raise PluginError(
                     f"'{name}' {version} needs permission '{missing[0]}'{more}, not granted; "
-                    f"{old} keeps running — run: deeting plugin grant {name} {missing[0]}"
+                    f"{old} keeps running",
+                    Hint(Fix.GRANT, name, str(missing[0])),
                 )
             drained = await self._hot_swap(runtime, spec, None, None)
             return UpgradeReport(name, old, version, hot=True, drained=drained)
@@ -164,7 +167,7 @@ class Upgrader:
         grant: Sequence[str],
         yes: bool,
         ask_all: AskGrants | None,
-        fix: str,
+        fix: Hint,
     ) -> list[Scope]:
         """The scopes to grant for what the new version adds; raises, recording nothing, when
         an added scope is not agreed to."""
@@ -179,10 +182,11 @@ class Upgrader:
         if denied:
             noun = "permission" if len(denied) == 1 else "permissions"
             listed = ", ".join(f"'{s}'" for s in denied)
-            flags = " ".join(f"--grant {s}" for s in denied)
+            flags = tuple(f for s in denied for f in ("--grant", str(s)))
             raise PluginError(
                 f"'{spec.name}' {spec.version} needs {noun} {listed}, not granted; the old "
-                f"version ({old}) stays active — grant with: {fix} {flags}"
+                f"version ({old}) stays active",
+                replace(fix, flags=(*fix.flags, *flags)),
             )
         return to_grant
 
@@ -297,112 +301,6 @@ def prune_versions(plugins_dir: Path, name: str, keep: set[str]) -> None:
         if child.is_symlink() or not child.is_dir():
             continue
         shutil.rmtree(child, ignore_errors=True)
-
-
-Notify = Callable[[str | None, str], None]
-"""Tells the front ends (plugin name or None, one-line message)."""
-
-
-class PointerFollower:
-    """Keeps a running kernel on what state.json and grants.json say.
-
-    Another process (``deeting plugin upgrade``, ``rollback``, ``install``, ``disable``,
-    ``uninstall``, ``grant``) changes these files; a stat every ``interval`` seconds notices,
-    and the running plugins are brought in line: a new recorded version is hot-switched to,
-    a plugin newly recorded enabled is started, one disabled or removed is stopped. Every
-    failure is told through ``notify`` (and the log), never raised.
-    """
-
-    def __init__(
-        self,
-        loader: Loader,
-        grants_file: Path,
-        *,
-        reload_grants: Callable[[], None],
-        notify: Notify,
-        interval: float = FOLLOW_INTERVAL,
-    ) -> None:
-        self.loader = loader
-        self.grants_file = grants_file
-        self.reload_grants = reload_grants
-        self.notify = notify
-        self.interval = interval
-        self._state_sig: FileSignature | None = loader.installed.signature()
-        self._grants_sig: FileSignature | None = file_signature(grants_file)
-        self._enabled = {r.name: r.enabled for r in loader.installed.all()}
-        self._failed: dict[str, str] = {}  # plugin → version a follow failed for
-        self._closed = False
-
-    async def run(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self.interval)  # the polling period, not synchronisation
-            if self._closed:
-                break
-            try:
-                await self.check()
-            except Exception:  # a bug here must not end the kernel's following for good
-                log.exception("following state.json failed")
-
-    def close(self) -> None:
-        """End :meth:`run` at its next turn. The kernel also cancels it; this flag makes sure
-        it ends even if a cancellation is swallowed deep inside a step (3.11's ``wait_for``
-        can return a result that raced with a cancel)."""
-        self._closed = True
-
-    async def check(self) -> None:
-        """One look at the files; reconciles only when one of them changed."""
-        grants_sig = file_signature(self.grants_file)
-        grants_changed = grants_sig != self._grants_sig
-        if grants_changed:
-            self._grants_sig = grants_sig
-            self._failed.clear()  # a grant may be what a failed follow was waiting for
-            try:
-                self.reload_grants()
-            except GrantStoreError as exc:
-                self.notify(None, f"{exc} (the grants in memory are kept)")
-        state_sig = self.loader.installed.signature()
-        if state_sig == self._state_sig and not grants_changed:
-            return
-        self._state_sig = state_sig
-        try:
-            self.loader.installed.reload()
-        except StateFileError as exc:
-            self.notify(None, f"{exc} (running plugins are left as they are)")
-            return
-        await self._reconcile()
-
-    async def _reconcile(self) -> None:
-        loader = self.loader
-        records = {r.name: r for r in loader.installed.all()}
-        was_enabled, self._enabled = self._enabled, {n: r.enabled for n, r in records.items()}
-        for name in list(loader.runtimes):
-            record = records.get(name)
-            if record is None or not record.enabled:
-                if await loader.stop_running(name):
-                    why = "uninstalled" if record is None else "disabled"
-                    self.notify(name, f"stopped {name}: it was {why} elsewhere")
-            elif self._failed.get(name) != record.version:
-                await self._follow(name, record.version)
-        for name, record in records.items():
-            if record.enabled and not was_enabled.get(name) and name not in loader.runtimes:
-                try:
-                    await loader.enable(name)
-                except PluginError as exc:
-                    self.notify(name, str(exc))
-                else:
-                    self.notify(name, f"started {name} {record.version}")
-
-    async def _follow(self, name: str, version: str) -> None:
-        try:
-            report = await Upgrader(self.loader).follow(name)
-        except PluginError as exc:
-            self._failed[name] = version
-            log.warning("%s", exc)
-            self.notify(name, str(exc))
-            return
-        if report is not None:
-            self._failed.pop(name, None)
-            self.notify(name, upgrade_notice(report))
 
 
 def upgrade_notice(report: UpgradeReport) -> str:

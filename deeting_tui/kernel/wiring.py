@@ -35,7 +35,7 @@ from .events import (
     ToolResult,
     UserMessage,
 )
-from .installed import InstalledStore
+from .installed import Cause, InstalledStore
 from .journal import SessionJournal
 from .loader import AskGrants, Loader, PluginError, PluginRuntime
 from .permissions import GrantStore
@@ -322,8 +322,11 @@ class PluginWiring:
         self._publish_soon("plugin.crashed", {"plugin": plugin, "message": message})
 
     def _on_disabled(self, plugin: str, message: str) -> None:
-        self.loader.forget_runtime(plugin)
-        self.installed.set_enabled(plugin, False, message)
+        runtime = self.loader.forget_runtime(plugin)
+        # The supervisor gives up on a worker for a crash loop or for its disk quota: the
+        # cause is stored as such, so no front end has to read it out of the message.
+        looped = runtime is None or runtime.supervisor.guard.tripped
+        self.installed.set_enabled(plugin, False, message, Cause.CRASHED if looped else Cause.QUOTA)
         self.error(None, message, plugin=plugin)
         self._plugin_notice(plugin, message)
         self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["PLUGIN_NAME", "PLUGIN_NAME_RE"]
+__all__ = ["PLUGIN_NAME", "PLUGIN_NAME_RE", "split_source"]
 
 #: The pattern, unanchored, for embedding in a larger one (``name@version``).
 PLUGIN_NAME = r"[a-z0-9][a-z0-9-]{0,63}"
 #: Use with ``fullmatch``.
 PLUGIN_NAME_RE = re.compile(PLUGIN_NAME)
+
+#: A registry name, with an optional version (a path never matches: no '/' and no '.zip').
+_REQUIREMENT = re.compile(rf"(?P<name>{PLUGIN_NAME})(?:@(?P<version>[0-9][^\s/]*))?")
+
+
+def split_source(text: str) -> tuple[str, str | None] | None:
+    """``weather`` → (weather, None); ``weather@1.2.0`` → (weather, 1.2.0); else None."""
+    match = _REQUIREMENT.fullmatch(text)
+    return (match["name"], match["version"]) if match else None

@@ -1,55 +1,45 @@
-"""The registry client: sync the signed index, then install, upgrade and roll back from it.
+"""The registry client: sync the signed index (sync.py), then stage plugins from it.
 
 Every operation runs under the updater lock and follows one rule: verify everything before
-changing anything. A sync fetches (conditionally) and verifies the registry — walking root
-rotations first — and only then stores it; an install or upgrade downloads, verifies length,
-hash and signatures, unpacks and checks the archive in staging, and only then renames the
-code into place and lets the Loader swap the active pointer. A failure at any step is a
+changing anything. A stage downloads, verifies length, hash and signatures, unpacks and
+checks the archive in staging, and only then renames the code into place: a
+:class:`StagedPlugin`, which the kernel's plugin service (its ``RegistryPort``; this client
+is one) hands to its loader to record and start. A failure at any step is a
 :class:`StoreError` that says what was wrong, and the installed state is what it was.
 
-Running deeting processes follow the pointer swap on their own (the kernel watches the
-installed state) and hot-upgrade their workers; this module never talks to them.
+The client imports nothing from the kernel: it is told what is installed, and running
+deeting processes follow the pointer the kernel swaps on their own.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import orjson
-
+from deeting_tui.errors import Fix, Hint
 from deeting_tui.paths import Paths
 
 from .errors import StoreError
 from .fetch import FetchError, fetch, resolve
 from .lock import updater_lock
-from .staging import StagingError, clean_leftovers, stage_artifact
+from .staging import StagedPlugin, StagingError, clean_leftovers, stage_artifact
 from .state import RegistryMeta, RegistryStateError, RegistryStateFiles
+from .sync import SyncReport, Syncs, Update
 from .trust import (
     Artifact,
     Registry,
-    Root,
     TrustError,
-    format_time,
     verify_artifact,
-    verify_new_root,
     verify_registry,
     verify_root,
     version_key,
 )
 
-if TYPE_CHECKING:
-    from deeting_tui.kernel.loader import AskGrants, Loader, OnStep
-
-__all__ = ["Limits", "RegistryClient", "StoreError", "SyncReport", "Update"]
-
-#: Root expiry is checked on the last root of a chain only; earlier ones are read with this.
-_NO_EXPIRY_CHECK = datetime(1970, 1, 1, tzinfo=UTC)
+__all__ = ["Limits", "RegistryClient", "StagedPlugin", "StoreError", "SyncReport", "Update"]
 
 Progress = Callable[[str, int, int | None], None]
 """What is downloading (a label), bytes so far, bytes expected (None when unknown)."""
@@ -65,27 +55,7 @@ class Limits:
     artifact_max_bytes: int = 64 * 2**20
 
 
-@dataclass(frozen=True)
-class Update:
-    name: str
-    installed: str
-    available: str
-
-
-@dataclass
-class SyncReport:
-    url: str
-    version: int
-    expires: datetime
-    plugins: int
-    not_modified: bool
-    rotated_to: int | None = None
-    root_pinned: bool = False
-    root_on_first_use: bool = False  # pinned from the registry's own server, not --root
-    updates: list[Update] = field(default_factory=list)
-
-
-class RegistryClient:
+class RegistryClient(Syncs):
     def __init__(
         self,
         paths: Paths,
@@ -99,152 +69,17 @@ class RegistryClient:
         self.files = RegistryStateFiles(paths.data_dir / "registry")
         self.lock_file = paths.plugins_dir / ".updater.lock"
 
-    # -- sync --------------------------------------------------------------------------------
-
-    async def sync(
-        self,
-        loader: Loader,
-        url: str | None = None,
-        root_file: Path | None = None,
-        on_progress: Progress | None = None,
-    ) -> SyncReport:
-        with self._locked():
-            now = self.clock()  # one reading for every expiry check of this sync
-            meta = self._meta()
-            url = url or meta.url
-            if url is None:
-                raise StoreError(
-                    "no registry URL yet — pass it once: deeting registry sync --url URL"
-                )
-            new_root_bytes = self._read_root_file(root_file) if root_file else None
-            first_use = new_root_bytes is None and self._read_pinned() is None
-            if first_use:
-                new_root_bytes = await self._root_on_first_use(url)
-            trusted = self._trusted_root(new_root_bytes)
-            stored = self._stored_registry()
-            etag = meta.etag if (meta.url == url and stored is not None) else None
-            fetched = await self._fetch(
-                url, "registry.json", self.limits.registry_max_bytes, etag, on_progress
-            )
-            raw = stored if fetched.not_modified else fetched.body
-            assert raw is not None
-            chain = await self._rotations(trusted, raw, url, on_progress)
-            final = chain[-1] if chain else trusted
-            if final.expires <= now:
-                raise StoreError(
-                    f"the registry's root (version {final.version}) expired at "
-                    f"{format_time(final.expires)} — ask its maintainers for a new root.json "
-                    "and pass it with --root"
-                )
-            stored_version = _peek_version(stored)
-            seen = max(meta.seen_version, stored_version)
-            try:
-                registry = verify_registry(
-                    raw,
-                    final,
-                    now=now,
-                    seen_version=seen,
-                    seen_raw=stored if stored_version == seen else None,
-                )
-            except TrustError as exc:
-                raise StoreError(f"{url}: {exc}") from None
-            root_to_save = final.raw if (chain or new_root_bytes is not None) else None
-            self.files.save(
-                root=root_to_save,
-                registry=None if raw == stored else raw,
-                meta=RegistryMeta(url, fetched.etag or etag, registry.version),
-            )
-            return SyncReport(
-                url=url,
-                version=registry.version,
-                expires=registry.expires,
-                plugins=len(registry.plugins),
-                not_modified=fetched.not_modified,
-                rotated_to=chain[-1].version if chain else None,
-                root_pinned=new_root_bytes is not None,
-                root_on_first_use=first_use,
-                updates=self.updates(loader, registry),
-            )
-
-    def _read_root_file(self, root_file: Path) -> bytes:
-        try:
-            if root_file.stat().st_size > self.limits.root_max_bytes:
-                raise StoreError(f"{root_file}: too large for a root file")
-            return root_file.read_bytes()
-        except OSError as exc:
-            raise StoreError(f"--root {root_file}: cannot read it ({exc.strerror})") from None
-
-    async def _root_on_first_use(self, url: str) -> bytes:
-        """The root.json beside the registry, pinned as SSH pins a host key: what it says is
-        trusted from now on, and every later root must be signed by its keys. The user is
-        told, and --root pins one got out of band instead."""
-        root_url = self._resolve(url, "root.json")
-        try:
-            fetched = await fetch(
-                root_url,
-                what="root.json",
-                max_bytes=self.limits.root_max_bytes,
-                deadline_s=self.limits.index_deadline_s,
-            )
-        except FetchError as exc:
-            raise StoreError(
-                f"no registry root is pinned yet and {exc} — get the registry's root.json "
-                "from its maintainers and run: deeting registry sync --url URL --root root.json"
-            ) from None
-        assert fetched.body is not None
-        return fetched.body
-
-    def _trusted_root(self, new_root: bytes | None) -> Root:
-        """The root to start from: the one passed with --root (the user pins it now), else
-        the pinned one. Expiry is judged on the end of the rotation chain, not here."""
-        raw = new_root if new_root is not None else self._read_pinned()
-        what = "--root" if new_root is not None else str(self.files.root_file)
-        if raw is None:
-            raise StoreError(
-                "no registry root is pinned yet — get the registry's root.json from its "
-                "maintainers and run: deeting registry sync --url URL --root root.json"
-            )
-        try:
-            return verify_root(raw, now=_NO_EXPIRY_CHECK, what=what)
-        except TrustError as exc:
-            raise StoreError(str(exc)) from None
-
-    async def _rotations(
-        self, trusted: Root, raw: bytes, url: str, on_progress: Progress | None
-    ) -> list[Root]:
-        """Roots N+1 … M when the registry says it is signed under root M > N."""
-        wanted = _peek_root_version(raw)
-        if wanted is None or wanted <= trusted.version:
-            return []
-        if wanted - trusted.version > self.limits.max_rotations:
-            raise StoreError(
-                f"{url}: the registry claims root version {wanted}, more than "
-                f"{self.limits.max_rotations} rotations past the pinned {trusted.version}"
-            )
-        chain: list[Root] = []
-        current = trusted
-        for version in range(trusted.version + 1, wanted + 1):
-            root_url = self._resolve(url, f"roots/{version}.root.json")
-            fetched = await self._fetch(
-                root_url, f"root {version}", self.limits.root_max_bytes, None, on_progress
-            )
-            assert fetched.body is not None
-            try:
-                current = verify_new_root(current, fetched.body, what=f"root {version}")
-            except TrustError as exc:
-                raise StoreError(f"{root_url}: {exc}") from None
-            chain.append(current)
-        return chain
-
-    def updates(self, loader: Loader, registry: Registry) -> list[Update]:
-        """Installed registry plugins with a newer version in ``registry``."""
+    def updates(
+        self, installed: Sequence[tuple[str, str]], registry: Registry | None = None
+    ) -> list[Update]:
+        """Of the registry installs ``installed`` (name, version), those with a newer version
+        in ``registry`` (default: the stored one, verified again)."""
+        registry = self.registry() if registry is None else registry
         found = []
-        for record in loader.installed.all():
-            latest = registry.latest(record.name)
-            if record.dev or latest is None:
-                continue
-            if version_key(latest.version) > version_key(record.version):
-                found.append(Update(record.name, record.version, latest.version))
+        for name, version in installed:
+            latest = registry.latest(name)
+            if latest is not None and version_key(latest.version) > version_key(version):
+                found.append(Update(name, version, latest.version))
         return found
 
     # -- the stored registry -----------------------------------------------------------------
@@ -255,7 +90,8 @@ class RegistryClient:
         pinned = self._read_pinned()
         if raw is None or pinned is None:
             raise StoreError(
-                "no registry synced yet — run: deeting registry sync --url URL --root root.json"
+                "no registry synced yet",
+                Hint(Fix.SYNC, flags=("--url", "URL", "--root", "root.json")),
             )
         now = self.clock()
         try:
@@ -264,103 +100,49 @@ class RegistryClient:
                 raw, root, now=now, seen_version=self._meta().seen_version, seen_raw=None
             )
         except TrustError as exc:
-            raise StoreError(f"{exc} — run: deeting registry sync") from None
+            raise StoreError(str(exc), Hint(Fix.SYNC)) from None
 
-    # -- install, upgrade, rollback ----------------------------------------------------------
+    # -- staging, for the kernel's plugin service (its RegistryPort) ------------------------
 
-    async def install(
+    def updating(self) -> AbstractContextManager[None]:
+        """The updater lock, held by the kernel's service around a stage and its record."""
+        return self._locked()
+
+    async def stage(
         self,
-        loader: Loader,
         name: str,
-        version: str | None = None,
+        version: str | None,
         *,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask_all: AskGrants | None = None,
-        on_progress: Progress | None = None,
-        on_step: OnStep | None = None,
-    ) -> Any:
-        """Download, verify and stage ``name`` (the newest, or ``version``), then let the
-        Loader record and start it; ``on_step`` hears the Loader's install steps."""
-        with self._locked():
-            self._clean(loader)
-            registry = self.registry()
-            artifact = self._find(registry, name, version)
-            existing = loader.installed.get(name)
-            if existing is not None:
-                raise StoreError(
-                    f"'{name}' is already installed ({existing.version}) — to change its "
-                    f"version run: deeting plugin upgrade {name}"
-                )
-            target = await self._download_and_stage(artifact, on_progress)
-            try:
-                return await loader.install_prepared(
-                    name,
-                    artifact.version,
-                    source=f"registry {self._meta().url}",
-                    grant=grant,
-                    yes=yes,
-                    ask_all=ask_all,
-                    on_step=on_step,
-                )
-            except BaseException:
-                if loader.installed.get(name) is None:
-                    shutil.rmtree(target, ignore_errors=True)
-                raise
-
-    async def upgrade(
-        self,
-        loader: Loader,
-        name: str,
-        version: str | None = None,
-        *,
+        kept: Sequence[tuple[str, str]],
+        current: str | None = None,
+        previous: str | None = None,
         allow_downgrade: bool = False,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask_all: AskGrants | None = None,
         on_progress: Progress | None = None,
-    ) -> Any | None:
-        """Upgrade one plugin to ``version`` (default: the newest); None when it is current."""
-        with self._locked():
-            self._clean(loader)
-            record = loader.record(name)
-            if record.dev:
-                raise StoreError(
-                    f"'{name}' is a local dev install from {record.source}; reinstall it from "
-                    f"there (deeting plugin install PATH --force), or uninstall it and install "
-                    "it from the registry"
-                )
-            registry = self.registry()
-            artifact = self._find(registry, name, version)
-            if artifact.version == record.version:
+    ) -> StagedPlugin | None:
+        """Find ``name`` (``version``, or the newest) in the synced registry, download it,
+        verify it and put it at ``versions/NAME/VERSION``: a plugin ready for the loader.
+
+        For an upgrade (``current``: the installed version, ``previous``: the one kept):
+        None when ``current`` is that version already, and a kept copy is reused. First,
+        leftovers that no (name, version) in ``kept`` points to are removed. Call it under
+        :meth:`updating`."""
+        clean_leftovers(self.paths, kept)
+        artifact = self._find(self.registry(), name, version)
+        source = f"registry {self._meta().url}"
+        if current is not None:
+            if artifact.version == current:
                 return None
-            if version_key(artifact.version) < version_key(record.version) and not allow_downgrade:
+            if version_key(artifact.version) < version_key(current) and not allow_downgrade:
                 raise StoreError(
-                    f"{name} {artifact.version} is older than the installed {record.version} — "
-                    "refusing a downgrade; pass --allow-downgrade if you mean it"
+                    f"{name} {artifact.version} is older than the installed {current} — "
+                    "refusing a downgrade; pass --allow-downgrade if you mean it",
+                    Hint(Fix.UPGRADE, name, artifact.version, ("--allow-downgrade",)),
                 )
             target = self.paths.plugin_code(name, artifact.version)
-            kept_before = artifact.version == record.previous and target.is_dir()
-            if not kept_before:
-                target = await self._download_and_stage(artifact, on_progress)
-            try:
-                return await loader.upgrade(
-                    name,
-                    artifact.version,
-                    grant=grant,
-                    yes=yes,
-                    ask_all=ask_all,
-                    allow_downgrade=allow_downgrade,
-                )
-            except BaseException:
-                current = loader.installed.get(name)
-                if not kept_before and (current is None or current.version != artifact.version):
-                    shutil.rmtree(target, ignore_errors=True)
-                raise
-
-    async def rollback(self, loader: Loader, name: str) -> Any:
-        with self._locked():
-            return await loader.rollback(name)
+            if artifact.version == previous and target.is_dir():
+                return StagedPlugin(name, artifact.version, source, target, fresh=False)
+        target = await self._download_and_stage(artifact, on_progress)
+        return StagedPlugin(name, artifact.version, source, target)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -422,15 +204,7 @@ class RegistryClient:
         try:
             return registry.find(name, version)
         except TrustError as exc:
-            raise StoreError(f"{exc} — run: deeting registry sync, to see the newest") from None
-
-    def _clean(self, loader: Loader) -> None:
-        kept = []
-        for record in loader.installed.all():
-            kept.append((record.name, record.version))
-            if record.previous:
-                kept.append((record.name, record.previous))
-        clean_leftovers(self.paths, kept)
+            raise StoreError(f"{exc} (a sync shows the newest)", Hint(Fix.SYNC)) from None
 
     def _locked(self) -> AbstractContextManager[None]:
         return updater_lock(self.lock_file)
@@ -452,27 +226,3 @@ class RegistryClient:
             return self.files.registry()
         except RegistryStateError as exc:
             raise StoreError(str(exc)) from None
-
-
-def _signed_document(raw: bytes | None) -> dict[str, Any] | None:
-    """The signed document of an envelope, NOT verified: only for numbers that are checked
-    later (the root version to fetch) or came from a copy verified before it was stored."""
-    if raw is None:
-        return None
-    try:
-        document = orjson.loads(orjson.loads(raw)["signed"])
-    except (orjson.JSONDecodeError, TypeError, KeyError):
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def _peek_version(raw: bytes | None) -> int:
-    document = _signed_document(raw)
-    version = document.get("version") if document else None
-    return version if isinstance(version, int) and not isinstance(version, bool) else 0
-
-
-def _peek_root_version(raw: bytes) -> int | None:
-    document = _signed_document(raw)
-    version = document.get("root_version") if document else None
-    return version if isinstance(version, int) and not isinstance(version, bool) else None

@@ -3,10 +3,12 @@ changed. Front ends print its message as it is."""
 
 from __future__ import annotations
 
+from deeting_tui.errors import DeetingError
+
 __all__ = ["StoreError", "UpdaterBusy"]
 
 
-class StoreError(Exception):
+class StoreError(DeetingError):
     """A registry operation was refused or failed; nothing was changed."""
 
 

@@ -16,16 +16,18 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from deeting_tui.atomic import fsync_dir
+from deeting_tui.atomic import fsync_tree as _fsync_tree  # a name the crash tests stop at
 from deeting_tui.paths import Paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.checker import check_plugin
 
 from .trust import Artifact
 
-__all__ = ["StagingError", "clean_leftovers", "stage_artifact"]
+__all__ = ["StagedPlugin", "StagingError", "clean_leftovers", "stage_artifact"]
 
 STAGING_PREFIX = "registry-"
 #: A version folder nothing points to is only removed once it is this old: a folder install
@@ -34,6 +36,23 @@ ORPHAN_AGE_S = 600.0
 #: An atomic write's temporary file lives for milliseconds; one older than this was left by
 #: a killed process (a running deeting may be writing state.json right now, lock or not).
 TEMP_AGE_S = 60.0
+
+
+@dataclass(frozen=True)
+class StagedPlugin:
+    """A verified plugin at ``code`` (``versions/NAME/VERSION``), unpacked and fsynced, ready
+    for the kernel's loader; ``source`` is what its record says it came from. ``fresh``: put
+    there now, so :meth:`discard` removes it when the install does not go through."""
+
+    name: str
+    version: str
+    source: str
+    code: Path
+    fresh: bool = True
+
+    def discard(self) -> None:
+        if self.fresh:
+            shutil.rmtree(self.code, ignore_errors=True)
 
 
 class StagingError(Exception):
@@ -77,17 +96,6 @@ def stage_artifact(paths: Paths, artifact: Artifact, data: bytes) -> Path:
         return target
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-def _fsync_tree(root: Path) -> None:
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(folder))
 
 
 def clean_leftovers(paths: Paths, kept: Iterable[tuple[str, str]]) -> list[Path]:

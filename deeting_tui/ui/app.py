@@ -26,7 +26,6 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from deeting_tui.kernel.events import Event
-from deeting_tui.kernel.health import health_line
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.terminal_text import neutralise, one_line
 
@@ -61,11 +60,11 @@ class DeetingApp(App[None]):
         environment): that is what ``textual run --dev deeting_tui.ui.app:DeetingApp`` uses.
         Without ``session_id``, the latest session is resumed, or with ``new`` a new one."""
         super().__init__()
-        if kernel is None:
-            from deeting_tui.compose import make_kernel
+        from deeting_tui.compose import make_kernel, plug_ports
 
-            kernel = make_kernel()
-        self.kernel = kernel
+        # The plugin manager renders the kernel's plugin service; its registry and sandbox
+        # ports are plugged here for a kernel handed in (as the tests do).
+        self.kernel = plug_ports(kernel) if kernel is not None else make_kernel()
         self.session_id = session_id
         self.new = new
         self.problems: list[str] = []
@@ -221,7 +220,9 @@ class DeetingApp(App[None]):
         assistant = self.kernel.assistant
         who = getattr(assistant, "name", "offline")
         model = getattr(assistant, "model", None)
-        line = one_line(f"{who}{' ' + model if model else ''} · {health_line(self.kernel)}")
+        line = one_line(
+            f"{who}{' ' + model if model else ''} · {self.kernel.plugins.health_line()}"
+        )
         if "awaiting consent" in line:  # say how to give it, as far as the header has room
             room = self.size.width - HEADER_SIDES - len(f"{self.title} — ")
             hint = next((h for h in CONSENT_HINTS if len(line + h) <= room), "")

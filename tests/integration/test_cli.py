@@ -125,7 +125,7 @@ def test_scopes_need_grants_and_grant_enables(
     assert code == 0 and err == ""  # installed; waiting for consent is not a failure
     assert "installed needs-net 2.0.0" in out
     assert "deeting plugin grant needs-net network:api.example.com" in out
-    assert "needs grant" in cli(capsys, "plugin", "list")[1]
+    assert "needs consent" in cli(capsys, "plugin", "list")[1]
     code, out, _ = cli(capsys, "plugin", "grant", "needs-net", "network:api.example.com")
     assert code == 0 and "still needs: shell" in out
     code, _, err = cli(capsys, "plugin", "grant", "needs-net", "gpu")

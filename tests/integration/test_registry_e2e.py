@@ -138,6 +138,21 @@ def user(home: Path, published: Published) -> Path:
     return home
 
 
+def test_an_upgrade_is_said_once(user: Path, published: Published) -> None:
+    """The kernel tells every front end of an upgrade (a plugin_notice); the CLI, which says
+    it on stdout itself, does not repeat it on stderr."""
+    published.bump("calc", "1.1.0")
+    published.build()
+    assert deeting(user, "registry", "sync").returncode == 0
+    done = deeting(user, "plugin", "upgrade", "calc")
+    assert done.returncode == 0, done.stderr
+    assert "upgraded calc 1.0.0 → 1.1.0 (previous version kept)" in done.stdout
+    assert "upgraded" not in done.stderr, done.stderr
+    done = deeting(user, "plugin", "rollback", "calc")
+    assert done.returncode == 0 and "1.1.0 → 1.0.0" in done.stdout
+    assert "upgraded" not in done.stderr, done.stderr
+
+
 def test_install_upgrade_rollback_through_deeting(user: Path, published: Published) -> None:
     assert calc_says(user) == "2+3 = 5"
     listed = deeting(user, "plugin", "list").stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import orjson
 import pytest
 from support import DEETING, FAST_POLICY, FIXTURES, REPO, events_of
 
+from deeting_tui.command_output import error_line
 from deeting_tui.kernel.assistant import ToolOutcome
 from deeting_tui.kernel.installed import InstalledStore
 from deeting_tui.kernel.kernel import Kernel, Turn
@@ -219,12 +221,12 @@ async def test_a_lower_version_needs_allow_downgrade(kernel: Kernel) -> None:
     assert (await kernel.loader.install_prepared(NAME, "2.0.0", "registry test")).enabled
     place(kernel.paths, V1)
     before = state_bytes(kernel.paths)
-    with pytest.raises(
-        PluginError,
-        match=r"^'upgrade-fixture' 1\.0\.0 is older than the installed 2\.0\.0 — pass "
-        r"--allow-downgrade to go back to it \(or run: deeting plugin rollback upgrade-fixture\)$",
-    ):
+    with pytest.raises(PluginError) as refused:
         await kernel.loader.upgrade(NAME, "1.0.0")
+    assert error_line(refused.value) == (
+        "'upgrade-fixture' 1.0.0 is older than the installed 2.0.0 — pass --allow-downgrade "
+        "to go back to it, or roll back — run: deeting plugin rollback upgrade-fixture"
+    )
     assert state_bytes(kernel.paths) == before and running_version(kernel) == "2.0.0"
     with pytest.raises(PluginError, match=r"'upgrade-fixture' 2\.0\.0 is already the active"):
         await kernel.loader.upgrade(NAME, "2.0.0")
@@ -261,13 +263,13 @@ async def test_added_scopes_not_agreed_to_change_nothing(
     supervisor = kernel.loader.runtimes[NAME].supervisor
     place(kernel.paths, V3)
     before = state_bytes(kernel.paths)
-    with pytest.raises(
-        PluginError,
-        match=r"^'upgrade-fixture' 3\.0\.0 needs permission 'filesystem:read:/proc', not "
-        r"granted; the old version \(1\.0\.0\) stays active — grant with: deeting plugin "
-        r"upgrade upgrade-fixture@3\.0\.0 --grant filesystem:read:/proc$",
-    ):
+    with pytest.raises(PluginError) as refused:
         await kernel.loader.upgrade(NAME, "3.0.0", ask_all=ask_all)
+    assert error_line(refused.value) == (
+        "'upgrade-fixture' 3.0.0 needs permission 'filesystem:read:/proc', not granted; the old "
+        "version (1.0.0) stays active — run: deeting plugin upgrade upgrade-fixture@3.0.0 "
+        "--grant filesystem:read:/proc"
+    )
     assert state_bytes(kernel.paths) == before
     assert kernel.grants.granted(NAME) == []
     assert not kernel.paths.grants_file.exists() or NAME not in orjson.loads(
@@ -517,8 +519,9 @@ async def test_rollback_goes_back_to_the_kept_version_and_keeps_the_other(
     report = await kernel.loader.rollback(NAME)  # and forth again
     assert (report.old, report.new) == ("1.0.0", "2.0.0")
     shutil.rmtree(kernel.paths.plugin_code(NAME, "1.0.0"))
-    with pytest.raises(PluginError, match=r"no such folder .* deeting plugin install"):
+    with pytest.raises(PluginError) as refused:
         await kernel.loader.rollback(NAME)
+    assert re.search(r"no such folder .* deeting plugin install", error_line(refused.value))
     assert kernel.loader.record(NAME).version == "2.0.0" and running_version(kernel) == "2.0.0"
 
 
@@ -558,7 +561,7 @@ async def test_a_followed_version_needing_more_scopes_waits_for_the_grant(
     InstalledStore(kernel.paths.plugin_state_file).set_version(NAME, "3.0.0", previous="1.0.0")
     expected = (
         "'upgrade-fixture' 3.0.0 needs permission 'filesystem:read:/proc', not granted; 1.0.0 "
-        "keeps running — run: deeting plugin grant upgrade-fixture filesystem:read:/proc"
+        "keeps running"
     )
     await wait_until(lambda: expected in notices(seen), "the refusal to be told")
     assert running_version(kernel) == "1.0.0"

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from support import FAST_POLICY, FIXTURES, HOSTILE, OFFICIAL, events_of
 
+from deeting_tui.command_output import cli_hint
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.llm.offline import OfflineAssistant
@@ -101,7 +102,8 @@ async def test_tool_name_conflict_is_refused_at_enable(kernel: Kernel, tmp_path:
 async def test_missing_grant_installs_but_does_not_enable(kernel: Kernel) -> None:
     report = await kernel.loader.install(HOSTILE / "needs-net")
     assert not report.enabled
-    assert report.problem and "run: deeting plugin grant needs-net" in report.problem
+    assert report.problem and report.hint is not None
+    assert cli_hint(report.hint) == "deeting plugin grant needs-net network:api.example.com"
     kernel.grants.grant("needs-net", kernel.loader.spec("needs-net").permissions)
     await kernel.loader.enable("needs-net")
     assert "needs-net" in kernel.loader.runtimes

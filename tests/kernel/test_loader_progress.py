@@ -8,6 +8,7 @@ from collections.abc import Collection
 import pytest
 from support import FIXTURES, OFFICIAL
 
+from deeting_tui.command_output import error_line
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import INSTALL_STEPS, PluginError
 from deeting_tui.plugin.scopes import Scope, parse_scope
@@ -108,10 +109,12 @@ async def test_revoking_from_a_stopped_plugin_only_changes_the_grants(kernel: Ke
 
 
 async def test_grant_and_revoke_of_an_unknown_plugin_say_how_to_look(kernel: Kernel) -> None:
-    with pytest.raises(PluginError, match="deeting plugin list"):
+    with pytest.raises(PluginError) as refused:
         await kernel.loader.grant("nope", [parse_scope("network")])
-    with pytest.raises(PluginError, match="deeting plugin list"):
+    assert error_line(refused.value).endswith("— run: deeting plugin list")
+    with pytest.raises(PluginError) as refused:
         await kernel.loader.revoke("nope", parse_scope("network"))
+    assert error_line(refused.value).endswith("— run: deeting plugin list")
 
 
 def test_install_steps_name_what_the_ui_shows() -> None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from deeting_tui.command_output import error_line
 from deeting_tui.kernel.permissions import (
     GrantStore,
     GrantStoreError,
@@ -29,7 +30,7 @@ def test_grants_persist_and_check(tmp_path: Path) -> None:
     again.check("weather", scopes("network:api.open-meteo.com"))
     with pytest.raises(PermissionMissing) as info:
         again.check("weather", scopes("network:api.open-meteo.com", "shell"))
-    message = str(info.value)
+    message = error_line(info.value)
     assert "permission 'shell' not granted to 'weather'" in message
     assert "run: deeting plugin grant weather shell" in message
 

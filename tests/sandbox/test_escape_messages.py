@@ -19,6 +19,7 @@ import orjson
 import pytest
 from support import HOSTILE, OFFICIAL, events_of
 
+from deeting_tui.command_output import cli_hint
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
 from deeting_tui.plugin.scopes import MESSAGES
@@ -61,10 +62,9 @@ async def test_without_the_grant_it_never_sees_a_message(kernel: Kernel) -> None
     assert (await kernel.loader.install(OFFICIAL / "notes")).enabled
     report = await kernel.loader.install(EAVESDROP)  # no --yes, no --grant, no prompt
     assert not report.enabled
-    assert report.problem == (
-        "permission 'messages' not granted to 'eavesdrop' — "
-        "run: deeting plugin grant eavesdrop messages"
-    )
+    assert report.problem == "permission 'messages' not granted to 'eavesdrop'"
+    assert report.hint is not None
+    assert cli_hint(report.hint) == "deeting plugin grant eavesdrop messages"
     await _notes_took_the_pin(kernel)
     seen = await _say(kernel, "hello there")
     assert [e["provider"] for e in seen if e["type"] == "reply"] == ["offline"]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from registry_support import NOW, PLUGIN, TestRegistry, client_at
+from registry_support import NOW, PLUGIN, TestRegistry, client_at, installed_of, plugins_with
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.llm.offline import OfflineAssistant
@@ -56,9 +56,8 @@ UPDATER = textwrap.dedent(
     async def main():
         kernel = Kernel(resolve_paths())
         try:
-            await RegistryClient(kernel.paths, clock=lambda: now).upgrade(
-                kernel.loader, sys.argv[3]
-            )
+            kernel.plugins.registry = RegistryClient(kernel.paths, clock=lambda: now)
+            await kernel.plugins.upgrade(sys.argv[3])
         finally:
             await kernel.shutdown()
 
@@ -88,11 +87,11 @@ async def test_a_kill_at_each_step_of_an_upgrade(
     step: str, home: Path, cli_kernel: Kernel, registry: TestRegistry
 ) -> None:
     client = client_at(home)
-    await client.sync(cli_kernel.loader, registry.url, registry.root_file)
-    await client.install(cli_kernel.loader, PLUGIN)
+    await client.sync(installed_of(cli_kernel), registry.url, registry.root_file)
+    await plugins_with(cli_kernel, client).install(PLUGIN)
     registry.add("1.1.0")
     registry.publish()
-    await client.sync(cli_kernel.loader)
+    await client.sync(installed_of(cli_kernel))
     await cli_kernel.shutdown()
 
     env = {**os.environ, "DEETING_HOME": str(home)}
@@ -115,7 +114,7 @@ async def test_a_kill_at_each_step_of_an_upgrade(
         os.utime(temp, (an_hour_ago, an_hour_ago))
     kernel = Kernel(resolve_paths(), assistant=OfflineAssistant())
     try:
-        report = await client_at(home).upgrade(kernel.loader, PLUGIN)
+        report = await plugins_with(kernel, client_at(home)).upgrade(PLUGIN)
     finally:
         await kernel.shutdown()
     assert (report.old, report.new) == ("1.0.0", "1.1.0")

@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
-from registry_support import PLUGIN, TestRegistry, client_at, plugin_source, zip_plugin
+from registry_support import (
+    PLUGIN,
+    TestRegistry,
+    client_at,
+    installed_of,
+    plugin_source,
+    plugins_with,
+    source,
+    zip_plugin,
+)
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.loader import PluginError
@@ -37,16 +46,20 @@ def installed_state(kernel: Kernel) -> dict[str, bytes]:
 
 
 async def synced(kernel: Kernel, registry: TestRegistry) -> None:
-    await client_at(kernel.paths.config_dir).sync(kernel.loader, registry.url, registry.root_file)
+    await client_at(kernel.paths.config_dir).sync(
+        installed_of(kernel), registry.url, registry.root_file
+    )
 
 
 async def install(kernel: Kernel, name: str = PLUGIN, version: str | None = None) -> Any:
-    return await client_at(kernel.paths.config_dir).install(kernel.loader, name, version)
+    return await plugins_with(kernel, client_at(kernel.paths.config_dir)).install(
+        source(name, version)
+    )
 
 
 async def upgrade(kernel: Kernel, version: str | None = None, **options: Any) -> Any:
     client = client_at(kernel.paths.config_dir)
-    return await client.upgrade(kernel.loader, PLUGIN, version, **options)
+    return await plugins_with(kernel, client).upgrade(PLUGIN, version, **options)
 
 
 async def refused_install(kernel: Kernel, *words: str, name: str = PLUGIN) -> None:
@@ -81,7 +94,7 @@ async def test_install_the_newest_or_a_pinned_version(
     assert record.source.startswith("registry file://")
     assert (cli_kernel.paths.plugin_code(PLUGIN, "1.0.0") / "kimai.json").is_file()
     assert not any((cli_kernel.paths.plugins_dir / ".staging").iterdir())
-    with pytest.raises(StoreError, match="already installed"):
+    with pytest.raises(PluginError, match="already installed"):  # the service's refusal
         await install(cli_kernel)
 
 
@@ -232,7 +245,7 @@ async def test_upgrade_keeps_the_previous_version_and_rollback_returns_to_it(
     await install(cli_kernel)
     registry.add("1.1.0")
     registry.publish()
-    report = await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader)
+    report = await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel))
     assert [(u.name, u.installed, u.available) for u in report.updates] == [
         (PLUGIN, "1.0.0", "1.1.0")
     ]
@@ -242,7 +255,7 @@ async def test_upgrade_keeps_the_previous_version_and_rollback_returns_to_it(
     assert record is not None and (record.version, record.previous) == ("1.1.0", "1.0.0")
     assert cli_kernel.paths.plugin_code(PLUGIN, "1.0.0").is_dir()
     assert await upgrade(cli_kernel) is None  # already the newest
-    back = await client_at(cli_kernel.paths.config_dir).rollback(cli_kernel.loader, PLUGIN)
+    back = await cli_kernel.plugins.rollback(PLUGIN)
     assert (back.old, back.new) == ("1.1.0", "1.0.0")
     record = cli_kernel.installed.get(PLUGIN)
     assert record is not None and (record.version, record.previous) == ("1.0.0", "1.1.0")
@@ -291,7 +304,7 @@ async def test_a_dev_install_is_not_upgraded_from_the_registry(
 ) -> None:
     await cli_kernel.loader.install(plugin_source(tmp_path, "0.9.0"))
     await synced(cli_kernel, registry)
-    with pytest.raises(StoreError, match="local dev install"):
+    with pytest.raises(PluginError, match="local dev install"):
         await upgrade(cli_kernel)
 
 

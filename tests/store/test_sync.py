@@ -9,21 +9,24 @@ from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
-from registry_support import NOW, PLUGIN, TestRegistry, client_at, stored
+from registry_support import NOW, PLUGIN, TestRegistry, client_at, installed_of, stored
 
+from deeting_tui.command_output import error_line
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.store.errors import StoreError
 from deeting_tui.store.lock import updater_lock
 
 
 async def first_sync(kernel: Kernel, registry: TestRegistry) -> None:
-    await client_at(kernel.paths.config_dir).sync(kernel.loader, registry.url, registry.root_file)
+    await client_at(kernel.paths.config_dir).sync(
+        installed_of(kernel), registry.url, registry.root_file
+    )
 
 
 async def refused(kernel: Kernel, registry: TestRegistry, *words: str, days: float = 0) -> None:
     before = stored(kernel.paths.config_dir)
     with pytest.raises(StoreError) as caught:
-        await client_at(kernel.paths.config_dir, days).sync(kernel.loader, registry.url)
+        await client_at(kernel.paths.config_dir, days).sync(installed_of(kernel), registry.url)
     message = str(caught.value)
     for word in words:
         assert word in message, message
@@ -33,12 +36,14 @@ async def refused(kernel: Kernel, registry: TestRegistry, *words: str, days: flo
 async def test_without_root_the_first_sync_trusts_the_registrys_own_root(
     cli_kernel: Kernel, registry: TestRegistry
 ) -> None:
-    report = await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader, registry.url)
+    report = await client_at(cli_kernel.paths.config_dir).sync(
+        installed_of(cli_kernel), registry.url
+    )
     assert report.root_on_first_use and report.version == 1
     assert stored(cli_kernel.paths.config_dir)["root.json"] == registry.root_bytes
     # From then on that root is the anchor: a root.json swapped on the server changes nothing.
     registry.make_root([SigningKey.generate()], 1, signers=[SigningKey.generate()])
-    again = await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader)
+    again = await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel))
     assert not again.root_on_first_use
     assert stored(cli_kernel.paths.config_dir)["root.json"] == registry.root_bytes
 
@@ -47,15 +52,18 @@ async def test_a_first_sync_with_no_root_anywhere(
     cli_kernel: Kernel, registry: TestRegistry
 ) -> None:
     registry.root_file.unlink()
-    with pytest.raises(StoreError, match=r"no registry root is pinned yet.*--root"):
-        await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader, registry.url)
+    with pytest.raises(StoreError, match=r"no registry root is pinned yet") as refused:
+        await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel), registry.url)
+    assert error_line(refused.value).endswith(
+        "— run: deeting registry sync --url URL --root root.json"
+    )
     assert stored(cli_kernel.paths.config_dir) == {}
     # A root.json that does not verify (signed by a key it does not list) is refused too.
     registry.root_file.write_bytes(
         registry.make_root(registry.keys, 1, signers=[SigningKey.generate()])
     )
     with pytest.raises(StoreError, match="0 valid signatures"):
-        await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader, registry.url)
+        await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel), registry.url)
     assert stored(cli_kernel.paths.config_dir) == {}
 
 
@@ -63,21 +71,21 @@ async def test_a_sync_pins_the_root_and_stores_what_verified(
     cli_kernel: Kernel, registry: TestRegistry
 ) -> None:
     client = client_at(cli_kernel.paths.config_dir)
-    report = await client.sync(cli_kernel.loader, registry.url, registry.root_file)
+    report = await client.sync(installed_of(cli_kernel), registry.url, registry.root_file)
     assert (report.version, report.plugins, report.root_pinned) == (1, 1, True)
     files = stored(cli_kernel.paths.config_dir)
     assert files["root.json"] == registry.root_bytes
     assert files["registry.json"] == (registry.folder / "registry.json").read_bytes()
     assert client.registry().find(PLUGIN).version == "1.0.0"
     # The URL is remembered; a repeat without --url or --root just re-verifies.
-    again = await client.sync(cli_kernel.loader)
+    again = await client.sync(installed_of(cli_kernel))
     assert again.version == 1 and not again.root_pinned
 
 
 async def test_no_url_ever_given(cli_kernel: Kernel, registry: TestRegistry) -> None:
     with pytest.raises(StoreError, match="no registry URL yet"):
         await client_at(cli_kernel.paths.config_dir).sync(
-            cli_kernel.loader, None, registry.root_file
+            installed_of(cli_kernel), None, registry.root_file
         )
 
 
@@ -159,7 +167,7 @@ async def test_root_rotation_is_followed_when_both_key_sets_sign(
     registry.make_root(new, 1, signers=[*old, *new])
     registry.keys = new
     registry.publish()
-    report = await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader)
+    report = await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel))
     assert report.rotated_to == 2
     assert stored(cli_kernel.paths.config_dir)["root.json"] == registry.root_file.read_bytes()
     # The old key alone no longer signs a registry the client accepts.
@@ -197,7 +205,7 @@ async def test_an_oversized_registry(cli_kernel: Kernel, registry: TestRegistry)
     before = stored(cli_kernel.paths.config_dir)
     client = client_at(cli_kernel.paths.config_dir, registry_max_bytes=100)
     with pytest.raises(StoreError):
-        await client.sync(cli_kernel.loader)
+        await client.sync(installed_of(cli_kernel))
     assert stored(cli_kernel.paths.config_dir) == before
 
 
@@ -207,16 +215,16 @@ async def test_a_second_updater_is_turned_away(cli_kernel: Kernel, registry: Tes
     before = stored(cli_kernel.paths.config_dir)
     lock = updater_lock(cli_kernel.paths.plugins_dir / ".updater.lock")
     with lock, pytest.raises(StoreError, match="another deeting update is running"):
-        await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader)
+        await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel))
     assert stored(cli_kernel.paths.config_dir) == before
-    await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader)  # free again
+    await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel))  # free again
 
 
 async def test_a_damaged_state_file(cli_kernel: Kernel, registry: TestRegistry) -> None:
     await first_sync(cli_kernel, registry)
     (cli_kernel.paths.data_dir / "registry" / "state.json").write_text("{not json")
     with pytest.raises(StoreError, match=r"state\.json is damaged.*remove the folder"):
-        await client_at(cli_kernel.paths.config_dir).sync(cli_kernel.loader)
+        await client_at(cli_kernel.paths.config_dir).sync(installed_of(cli_kernel))
 
 
 async def test_an_expired_registry_is_refused_even_when_the_server_says_304(
@@ -228,10 +236,10 @@ async def test_an_expired_registry_is_refused_even_when_the_server_says_304(
     home = cli_kernel.paths.config_dir
     with serve.start(registry.folder) as server:
         url = server.url + "registry.json"
-        await client_at(home).sync(cli_kernel.loader, url, registry.root_file)
+        await client_at(home).sync(installed_of(cli_kernel), url, registry.root_file)
         before = stored(home)
         server.server.served.clear()
         with pytest.raises(StoreError, match="expired at"):
-            await client_at(home, days=31).sync(cli_kernel.loader)
+            await client_at(home, days=31).sync(installed_of(cli_kernel))
         assert server.server.served == [("GET", "/registry.json", 304)]
     assert stored(home) == before

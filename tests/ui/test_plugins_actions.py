@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, ProgressBar, SelectionList
 from ui_support import Notes, app_with_plugins, record_notes, settled, until
 
+from deeting_tui.kernel.events import Event, PluginNotice
 from deeting_tui.store.client import RegistryClient
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.confirm import ConfirmDialog
@@ -268,13 +269,13 @@ async def registry(app: DeetingApp, tmp_path: Path) -> TestRegistry:
     made.add("1.0.0", name="upgrade-fixture", data=zip_plugin(FIXTURES / "upgrade_v1"))
     made.publish()
     client = RegistryClient(app.kernel.paths)
-    await client.sync(app.kernel.loader, made.url, made.root_file)
-    await client.install(app.kernel.loader, "upgrade-fixture")
+    await client.sync([], made.url, made.root_file)
+    await app.kernel.plugins.install("upgrade-fixture")
     await app.kernel.loader.shutdown()
     made.add("3.0.0", name="upgrade-fixture", data=zip_plugin(FIXTURES / "upgrade_v3_more_scopes"))
     made.add("2.0.0")
     made.publish()
-    await client.sync(app.kernel.loader)
+    await client.sync([("upgrade-fixture", "1.0.0")])
     return made
 
 
@@ -306,14 +307,36 @@ async def test_upgrade_from_the_registry_asks_for_the_new_scope(
         await until(pilot, lambda: isinstance(app.screen, PermissionDialog), "consent")
         await pilot.press("a")
         await until(pilot, lambda: app.screen is manager and not manager.busy, "the manager")
-        assert notes[-1] == (
+        assert (
             "information",
             "upgraded upgrade-fixture 1.0.0 → 3.0.0 without a pause",
-        )
+        ) in notes
         record = app.kernel.loader.record("upgrade-fixture")
         assert (record.version, record.previous) == ("3.0.0", "1.0.0")
         assert str(table.get_row("upgrade-fixture")[1]) == "3.0.0"
         assert manager.check_action("upgrade", ()) is False  # nothing newer now
+
+
+async def test_an_upgrade_in_the_plugin_manager_is_told_as_a_plugin_notice(
+    app: DeetingApp, notes: Notes, registry: TestRegistry
+) -> None:
+    """The manager upgrades through the kernel's path, so every listener hears it (the
+    chat's header, another front end), as it does for a CLI upgrade."""
+    heard: list[Event] = []
+    app.kernel.add_listener(heard.append)
+    async with app.run_test(size=SIZE) as pilot:
+        manager = await _manager(pilot, app)
+        table = manager.query_one("#plugins", DataTable)
+        await until(pilot, lambda: table.row_count == 3, "the table")
+        table.move_cursor(row=table.get_row_index("upgrade-fixture"))
+        await pilot.pause()
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, PermissionDialog), "consent")
+        await pilot.press("a")
+        await until(pilot, lambda: app.screen is manager and not manager.busy, "the manager")
+        told = [(e.plugin, e.message) for e in heard if isinstance(e, PluginNotice)]
+        upgraded = ("upgrade-fixture", "upgraded upgrade-fixture 1.0.0 → 3.0.0")
+        assert told.count(upgraded) == 1, told
 
 
 async def test_install_by_name_from_the_registry(
@@ -324,7 +347,8 @@ async def test_install_by_name_from_the_registry(
         manager = await _manager(pilot, app)
         await _install(pilot, app, "echo-fixture")
         await until(pilot, lambda: app.screen is manager, "the manager")
-        assert "installed echo-fixture 2.0.0 (from an archive) and enabled it" in notes[-1][1]
+        said = "installed echo-fixture 2.0.0 from the registry (verified) and enabled it"
+        assert any(said in note for _, note in notes), notes
         record = app.kernel.loader.record("echo-fixture")
         assert not record.dev and record.source.startswith("registry ")
         # A name the registry does not have: a notification, and the dialog stays.

@@ -192,3 +192,39 @@ def test_scopes_are_explained_with_a_risk() -> None:
     assert explain(parse_scope("network"))[1] == "high"
     assert explain(parse_scope("filesystem:read:/proc"))[0].endswith("may read files here")
     assert explain(parse_scope("shell"))[1] == "high" and explain(parse_scope("gpu"))[1] == "low"
+
+
+async def test_the_cli_and_the_chat_name_states_and_origins_alike(
+    app: DeetingApp, home: Path
+) -> None:
+    """`deeting plugin list` (another process, a kernel that runs no plugin) and the plugin
+    manager read one service: the same state word for each plugin, and the same origin."""
+    import asyncio
+    import os
+    import sys
+
+    import orjson
+
+    done = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "deeting_tui",
+        "plugin",
+        "list",
+        "--json",
+        env={**os.environ, "DEETING_HOME": str(home)},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(done.communicate(), 60)
+    listed = {p["name"]: p for p in orjson.loads(out)["plugins"]}
+    async with app.run_test(size=SIZE) as pilot:
+        manager = await _open_manager(pilot, app)
+        assert {n: p["state"] for n, p in listed.items()} == _states(manager)
+        assert _states(manager) == {"echo-fixture": "enabled", "weather": "needs consent"}
+        for name in listed:
+            details = manager.query_one("#details", PluginDetails)
+            details.show(name)
+            await pilot.pause()
+            shown = _plain(details.query_one("#summary", Static))
+            assert re.search(r"installed +a local dev install from a folder", shown), shown
+            assert listed[name]["dev"] is True

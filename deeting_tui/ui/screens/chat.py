@@ -30,8 +30,8 @@ from deeting_tui.kernel.events import (
     ToolResult,
     UserMessage,
 )
-from deeting_tui.kernel.health import health_counts
 from deeting_tui.kernel.limits import message_problem
+from deeting_tui.kernel.plugins import PluginState
 from deeting_tui.terminal_text import one_line
 
 from ..completion import SlashSuggester, ToolParameters
@@ -157,7 +157,7 @@ class ChatScreen(Screen[None]):
         await transcript.remove_children()
         self._echo = None
         if not events:
-            waiting = health_counts(self.deeting.kernel)["needs consent"]
+            waiting = self.deeting.kernel.plugins.health()[PluginState.NEEDS_CONSENT]
             await transcript.mount(Welcome(self._example_call(), waiting))
         self._earlier = list(events)
         await self._show_earlier()

@@ -23,12 +23,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from deeting_tui.kernel.health import plugin_state
-from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.permissions import missing_scopes
+from deeting_tui.errors import DeetingError
 from deeting_tui.plugin.scopes import Scope, covers, explain, parse_scope
 from deeting_tui.terminal_text import one_line
 
+from ..hints import chat_error
 from .permission import PermissionDialog, fit_to_screen, scope_line
 from .plugin_details import STATE_STYLE
 
@@ -77,14 +76,13 @@ class GrantsDialog(ModalScreen[None]):
         """Rebuild the list from the grant store; the highlight stays on the same line."""
         scopes_list: SelectionList[str] = self.query_one("#scopes", SelectionList)
         highlighted = scopes_list.highlighted
-        spec = self.kernel.loader.spec(self.plugin)
-        granted = self.kernel.grants.granted(self.plugin)
-        missing = missing_scopes(spec.permissions, granted)
+        info = self.kernel.plugins.info(self.plugin)
+        granted, missing = list(info.granted), info.missing
         rows: list[Selection[str]] = []
-        for scope in spec.permissions:
+        for scope in info.permissions:
             rows.append(Selection(self._prompt(scope, granted), str(scope), scope not in missing))
         for scope in granted:  # held but no longer declared (an upgrade dropped it)
-            if scope not in spec.permissions:
+            if scope not in info.permissions:
                 prompt = self._prompt(scope, granted).append(" (no longer asked for)", "dim")
                 rows.append(Selection(prompt, str(scope), True))
         scopes_list.clear_options()
@@ -92,8 +90,7 @@ class GrantsDialog(ModalScreen[None]):
         if rows:
             scopes_list.highlighted = min(highlighted or 0, len(rows) - 1)
         self._explain(scopes_list.highlighted)
-        state = plugin_state(self.kernel, self.plugin)
-        text = Text.assemble(("state: ", "bold"), (state, STATE_STYLE[state]))
+        text = Text.assemble(("state: ", "bold"), (info.state, STATE_STYLE[info.state]))
         if not rows:
             text.append(" — it asks for no permissions: only its own folders", style="dim")
         self.query_one("#state", Static).update(text)
@@ -132,7 +129,14 @@ class GrantsDialog(ModalScreen[None]):
                     await self._grant(scope)
                 else:
                     await self._revoke(scope)
-            except (PluginError, OSError) as exc:  # OSError: the grant store could not be written
+            except DeetingError as exc:
+                self.notify(
+                    chat_error(exc, on_plugin_screen=True),
+                    severity="error",
+                    timeout=10,
+                    markup=False,
+                )
+            except OSError as exc:  # the grant store could not be written
                 self.notify(str(exc), severity="error", timeout=10, markup=False)
             finally:
                 if self.is_attached:
@@ -144,7 +148,7 @@ class GrantsDialog(ModalScreen[None]):
         if not await self.app.push_screen_wait(PermissionDialog(name, [scope], intro=intro)):
             self.notify(f"did not grant '{scope}' to {name}", markup=False)
             return
-        report = await self.kernel.loader.grant(name, [scope])
+        report = await self.kernel.plugins.grant(name, scope)
         message = (
             f"granted '{scope}' to {name}" if report.added else f"{name} already has '{scope}'"
         )
@@ -156,9 +160,9 @@ class GrantsDialog(ModalScreen[None]):
 
     async def _revoke(self, scope: Scope) -> None:
         name = self.plugin
-        report = await self.kernel.loader.revoke(name, scope)
+        report = await self.kernel.plugins.revoke(name, scope)
         if not report.revoked:
-            broader = [g for g in self.kernel.grants.granted(name) if covers(g, scope)]
+            broader = [g for g in self.kernel.plugins.granted(name) if covers(g, scope)]
             hint = f": '{broader[0]}' covers it — revoke that instead" if broader else ""
             self.notify(f"{name} did not have '{scope}'{hint}", severity="warning", markup=False)
             return

@@ -25,13 +25,12 @@ from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Static
 
-from deeting_tui.kernel.loader import InstallReport, PluginError
+from deeting_tui.errors import DeetingError
+from deeting_tui.kernel.plugins import InstallReport, PluginInfo
 from deeting_tui.plugin.scopes import Scope
-from deeting_tui.store.client import RegistryClient
-from deeting_tui.store.errors import StoreError
-from deeting_tui.store.names import split_source
 from deeting_tui.terminal_text import one_line
 
+from ..hints import chat_error, chat_hint
 from .permission import PermissionDialog
 
 if TYPE_CHECKING:
@@ -154,12 +153,7 @@ class InstallDialog(ModalScreen[InstallReport | None]):
             )
             return
         self._set_installing(True)
-        source = Path(text).expanduser()
-        from_registry = split_source(text)
-        if from_registry is not None and not source.exists():
-            self._install_from_registry(*from_registry)
-        else:
-            self._install(source, self.query_one("#force", Checkbox).value)
+        self._install(text, self.query_one("#force", Checkbox).value)
 
     @on(Button.Pressed, "#cancel")
     def _cancel_button(self) -> None:
@@ -170,26 +164,27 @@ class InstallDialog(ModalScreen[InstallReport | None]):
         self.dismiss(None)
 
     @work(group="install", exit_on_error=False)
-    async def _install(self, source: Path, force: bool) -> None:
-        await self._attempt(
-            str(source),
-            lambda: self.kernel.loader.install(
-                source, force=force, ask_all=self._consent, on_step=self._on_step
-            ),
-        )
+    async def _install(self, source: str, force: bool) -> None:
+        """The kernel tells a registry name from a path; a download fills the bar's first
+        half, the install steps the rest (all of it for a folder or a zip)."""
+        downloaded = False
 
-    @work(group="install", exit_on_error=False)
-    async def _install_from_registry(self, name: str, version: str | None) -> None:
-        """Download with a byte count on the bar, verify, then the same steps as a zip."""
+        def on_download(what: str, done: int, total: int | None) -> None:
+            nonlocal downloaded
+            downloaded = True
+            self._on_download(what, done, total)
+
+        def on_step(label: str, fraction: float) -> None:
+            self._on_step(label, 0.5 + fraction / 2 if downloaded else fraction)
+
         await self._attempt(
-            name,
-            lambda: RegistryClient(self.kernel.paths).install(
-                self.kernel.loader,
-                name,
-                version,
+            source,
+            lambda: self.kernel.plugins.install(
+                source,
+                force=force,
                 ask_all=self._consent,
-                on_progress=self._on_download,
-                on_step=lambda label, fraction: self._on_step(label, 0.5 + fraction / 2),
+                on_step=on_step,
+                on_progress=on_download,
             ),
         )
 
@@ -198,8 +193,9 @@ class InstallDialog(ModalScreen[InstallReport | None]):
         and the dialog stays, with the input, so it can be corrected."""
         try:
             report = await install()
-        except (PluginError, StoreError) as exc:
-            self.notify(in_dialog_words(str(exc)), severity="error", timeout=12, markup=False)
+        except DeetingError as exc:
+            message = in_dialog_words(chat_error(exc, on_plugin_screen=True))
+            self.notify(message, severity="error", timeout=12, markup=False)
         except OSError as exc:  # a disk problem while copying: say which file and why
             message = f"{label}: install failed: {exc}"
             self.notify(message, severity="error", timeout=12, markup=False)
@@ -243,16 +239,18 @@ class InstallDialog(ModalScreen[InstallReport | None]):
             self.query_one("#path", Input).focus()
 
 
-def install_summary(report: InstallReport, still_missing: list[Scope]) -> tuple[str, bool]:
+def install_summary(
+    report: InstallReport, info: PluginInfo, still_missing: list[Scope]
+) -> tuple[str, bool]:
     """What to tell the user after an install (and whether it is a warning), worded like the
     CLI's output but with the TUI's way to fix things."""
     spec = report.spec
-    kind = "a local dev install from a folder" if report.dev else "from an archive"
-    message = f"installed {spec.name} {spec.version} ({kind})"
+    message = info.installed_words
     if report.enabled:
         tools = ", ".join(t.name for t in spec.tools)
         return f"{message} and enabled it — tools: {tools}", False
     if still_missing:
         needs = ", ".join(str(s) for s in still_missing)
         return f"{message} but did not enable it: it needs {needs} — press g to grant", True
-    return f"{message} but did not enable it: {report.problem}", True
+    fix = f" — {chat_hint(report.hint, on_plugin_screen=True)}" if report.hint is not None else ""
+    return f"{message} but did not enable it: {report.problem}{fix}", True

@@ -24,14 +24,13 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Markdown, Static
 
-from deeting_tui.kernel.health import plugin_state
-from deeting_tui.kernel.loader import PluginError
-from deeting_tui.kernel.permissions import missing_scopes
+from deeting_tui.errors import DeetingError
+from deeting_tui.kernel.plugins import PluginInfo, PluginState
 from deeting_tui.plugin.manifest import PluginSpec
-from deeting_tui.plugin.scopes import Scope, explain, reads_user_input
-from deeting_tui.sandbox.policy import SANDBOX_LINES, describe_grants
+from deeting_tui.plugin.scopes import explain, reads_user_input
 from deeting_tui.terminal_text import neutralise, neutralise_line, one_line
 
+from ..hints import chat_error
 from .permission import scope_line
 
 if TYPE_CHECKING:
@@ -40,20 +39,19 @@ if TYPE_CHECKING:
 LOG_LINES = 20
 README_LIMIT = 200_000  # characters; a README is documentation, not a data dump
 STATE_STYLE = {
-    "enabled": "bold green",
-    "restarting": "bold yellow",
-    "needs consent": "bold yellow",
-    "crashed": "bold red",
-    "disabled": "dim",
+    PluginState.ENABLED: "bold green",
+    PluginState.RESTARTING: "bold yellow",
+    PluginState.NEEDS_CONSENT: "bold yellow",
+    PluginState.CRASHED: "bold red",
+    PluginState.DAMAGED: "bold red",
+    PluginState.DISABLED: "dim",
 }
 
 
-def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
+def summary(info: PluginInfo, spec: PluginSpec) -> RenderableType:
     """A two-column grid (label, value) that wraps with a hanging indent at any width; what a
     user decides on (state, permissions, sandbox, tools) first, where things live last."""
-    record = kernel.loader.record(name)
-    granted = kernel.grants.granted(name)
-    state = plugin_state(kernel, name)
+    state = info.state
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -62,17 +60,18 @@ def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
         title.append(f" — {one_line(spec.description)}")
     grid.add_row("", title)
     state_text = Text.assemble((state, STATE_STYLE[state]))
-    reason = one_line(record.disabled_reason or "")
-    if reason and state != "enabled" and "not granted" not in reason:  # ✗ below says that
+    reason = one_line(info.reason or "")
+    if reason and state is not PluginState.NEEDS_CONSENT:  # ✗ below says what is missing
         state_text.append(f" ({reason})", style="dim")
-    if state == "needs consent":
+    if state is PluginState.NEEDS_CONSENT:
         state_text.append(" — press e to allow all and start it, g to choose", style="dim")
     grid.add_row("state", state_text)
-    grid.add_row("permissions", _scopes(spec, granted))
-    box = describe_grants(granted)
-    grid.add_row("sandbox", Text(one_line(box["level"])))
-    for what in SANDBOX_LINES:
-        grid.add_row(f"  {what}", Text(one_line(box[what])))
+    grid.add_row("permissions", _scopes(info))
+    box = dict(info.sandbox)
+    if "level" in box:
+        grid.add_row("sandbox", Text(one_line(box.pop("level"))))
+    for what, said in box.items():
+        grid.add_row(f"  {what}", Text(one_line(said)))
     grid.add_row("tools", _tools(spec))
     if spec.trigger:
         trigger = spec.trigger
@@ -87,33 +86,31 @@ def summary(kernel: Kernel, name: str, spec: PluginSpec) -> RenderableType:
         grid.add_row("events", Text(one_line(events)))
     if spec.renderer:
         grid.add_row("renderer", Text(one_line(spec.renderer)))
-    kind = "a local dev install from a folder" if record.dev else "from an archive"
-    grid.add_row("installed", Text(kind))
+    grid.add_row("installed", Text(info.origin.said))
     if spec.author or spec.license:
         author = " · ".join(p for p in (spec.author, spec.license) if p)
         grid.add_row("author", Text(one_line(author)))
     return grid
 
 
-def where(kernel: Kernel, name: str) -> RenderableType:
+def where(kernel: Kernel, info: PluginInfo) -> RenderableType:
     """Where it came from and where it lives: for debugging, so after the README."""
-    paths = kernel.paths
-    record = kernel.loader.record(name)
+    paths, name = kernel.paths, info.name
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    grid.add_row("source", Text(_short(record.source)))
-    grid.add_row("code", Text(_short(paths.plugin_code(name, record.version))))
+    grid.add_row("source", Text(_short(info.source)))
+    grid.add_row("code", Text(_short(paths.plugin_code(name, info.version))))
     grid.add_row("data", Text(_short(paths.plugin_data(name))))
     grid.add_row("cache", Text(_short(paths.plugin_cache(name))))
     grid.add_row("log", Text(_short(paths.plugin_log(name))))
     return grid
 
 
-def _scopes(spec: PluginSpec, granted: list[Scope]) -> Text:
-    missing = missing_scopes(spec.permissions, granted)
+def _scopes(info: PluginInfo) -> Text:
+    missing = info.missing
     text = Text()
-    for scope in spec.permissions:
+    for scope in info.permissions:
         words, risk = explain(scope)
         text.append("✗ " if scope in missing else "✓ ", "yellow" if scope in missing else "green")
         text.append_text(scope_line(words, risk))
@@ -205,14 +202,21 @@ class PluginDetails(VerticalScroll, can_focus=True):
             self._show_log(None)
             return
         try:
-            spec = self.kernel.loader.spec(name)
-        except PluginError as exc:  # a damaged copy: say how to repair it, show what is left
-            summary_widget.update(Text(one_line(str(exc)), style="bold red"))
+            info = self.kernel.plugins.info(name)
+        except DeetingError as exc:  # uninstalled meanwhile (another terminal)
+            summary_widget.update(
+                Text(one_line(chat_error(exc, on_plugin_screen=True)), style="bold red")
+            )
+            self._set_readme(None)
+            self._show_files(None)
+            return
+        if info.spec is None:  # a damaged copy: say how to repair it, show what is left
+            summary_widget.update(Text(one_line(info.problem or ""), style="bold red"))
             self._set_readme(None)
         else:
-            summary_widget.update(summary(self.kernel, name, spec))
-            self._set_readme(read_readme(spec))
-        self._show_files(name)
+            summary_widget.update(summary(info, info.spec))
+            self._set_readme(read_readme(info.spec))
+        self._show_files(info)
         if changed:
             self.scroll_home(animate=False)
         self.refresh_log()
@@ -231,11 +235,11 @@ class PluginDetails(VerticalScroll, can_focus=True):
             self._log_key = key
             self._show_log(path)
 
-    def _show_files(self, name: str | None) -> None:
+    def _show_files(self, info: PluginInfo | None) -> None:
         files = self.query_one("#files", Static)
-        files.display = self.query_one("#files-heading").display = name is not None
-        if name is not None:
-            files.update(where(self.kernel, name))
+        files.display = self.query_one("#files-heading").display = info is not None
+        if info is not None:
+            files.update(where(self.kernel, info))
 
     def _show_log(self, path: Path | None) -> None:
         heading = self.query_one("#log-heading", Static)

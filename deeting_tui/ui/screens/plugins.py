@@ -1,7 +1,7 @@
 """The plugin manager: every installed plugin with its state and permissions, and everything
 about the highlighted one; enable, disable, grant, revoke, install and uninstall without leaving
-the chat. All decisions are the kernel's (Loader, grants); this screen shows them and asks the
-user where consent is needed. Modals do the multi-step work (grants.py, install.py).
+the chat. All decisions are the kernel's plugin service (kernel/plugins.py); this screen renders
+it and asks the user where consent is needed. Modals do the multi-step work (grants.py, install.py).
 
 Cells are ``Text`` of neutralised strings (a ``str`` cell would be read as markup), and every
 notification goes through ``DeetingApp.notify``, which neutralises it: an error may quote the
@@ -22,15 +22,12 @@ from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
-from deeting_tui.kernel.health import plugin_state
-from deeting_tui.kernel.installed import StateFileError
-from deeting_tui.kernel.loader import InstallReport, PluginError
-from deeting_tui.kernel.permissions import GrantStoreError, missing_scopes
+from deeting_tui.errors import DeetingError
+from deeting_tui.kernel.plugins import InstallReport, PluginService
 from deeting_tui.plugin.scopes import Scope
-from deeting_tui.store.client import RegistryClient
-from deeting_tui.store.errors import StoreError
 from deeting_tui.terminal_text import one_line
 
+from ..hints import chat_error
 from .confirm import ConfirmDialog
 from .grants import GrantsDialog
 from .install import InstallDialog, install_summary
@@ -106,6 +103,7 @@ class PluginManager(Screen[None]):
     def __init__(self, kernel: Kernel) -> None:
         super().__init__()
         self.kernel = kernel
+        self.plugins: PluginService = kernel.plugins
         self.busy = False  # a lifecycle step is running: no second one on top of it
         self._seen: Any = None  # what the table last showed, to redraw only on change
         self.updates: dict[str, str] = {}  # plugin → newer version in the synced registry
@@ -134,29 +132,22 @@ class PluginManager(Screen[None]):
         selected = select or self._selected()
         self.updates = available_updates(self.kernel)
         rows: list[Row] = []
-        for record in self.kernel.installed.all():
-            try:
-                spec = self.kernel.loader.spec(record.name)
-            except PluginError:  # a damaged copy: listed, so it can be uninstalled
-                damaged = Text("damaged", "bold red")
-                name, version = Text(one_line(record.name)), Text(one_line(record.version))
-                rows.append((record.name, name, version, damaged, Text("?")))
+        for info in self.plugins.all():
+            name, version = Text(one_line(info.name)), Text(one_line(info.version))
+            state_text = Text(info.state, style=STATE_STYLE[info.state])
+            if info.spec is None:  # a damaged copy: listed, so it can be uninstalled
+                rows.append((info.name, name, version, state_text, Text("?")))
                 continue
-            granted = self.kernel.grants.granted(record.name)
-            missing = missing_scopes(spec.permissions, granted)
-            state = plugin_state(self.kernel, record.name)
             # One scope a line: a narrow column then folds only a scope longer than itself.
-            perms = Text(",\n".join(one_line(str(s)) for s in spec.permissions) or "none")
-            if missing:
+            perms = Text(",\n".join(one_line(str(s)) for s in info.permissions) or "none")
+            if info.missing:
                 perms = Text(",\n").join(
-                    Text(one_line(str(s)), style="yellow" if s in missing else "")
-                    for s in spec.permissions
+                    Text(one_line(str(s)), style="yellow" if s in info.missing else "")
+                    for s in info.permissions
                 )
-            version = Text(one_line(record.version))
-            if record.name in self.updates:
-                version.append(f" → {one_line(self.updates[record.name])}", style="bold cyan")
-            state_text = Text(state, style=STATE_STYLE[state])
-            rows.append((record.name, Text(one_line(record.name)), version, state_text, perms))
+            if info.name in self.updates:
+                version.append(f" → {one_line(self.updates[info.name])}", style="bold cyan")
+            rows.append((info.name, name, version, state_text, perms))
         self._width = table.fill(rows, table.size.width or self.app.size.width)
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected))
@@ -181,18 +172,7 @@ class PluginManager(Screen[None]):
 
     def _snapshot(self) -> Any:
         """Cheap fingerprint of everything the table shows (no manifest is read)."""
-        running, grants = self.kernel.loader.runtimes, self.kernel.grants
-        return [
-            (
-                r.name,
-                r.version,
-                r.enabled,
-                r.disabled_reason,
-                r.name in running,
-                tuple(grants.granted(r.name)),
-            )
-            for r in self.kernel.installed.all()
-        ]
+        return self.plugins.fingerprint()
 
     def _poll(self) -> None:
         """Catch what happens behind the screen's back: a crash loop, a CLI in another
@@ -218,7 +198,7 @@ class PluginManager(Screen[None]):
         name = self._selected()
         if name is None:
             return False
-        running = name in self.kernel.loader.runtimes
+        running = self.plugins.running(name)
         if (action == "enable" and running) or (action == "disable" and not running):
             return False
         if action == "upgrade" and name not in self.updates:
@@ -236,8 +216,10 @@ class PluginManager(Screen[None]):
         self.refresh_bindings()
         try:
             yield
-        except (PluginError, GrantStoreError, StateFileError, StoreError) as exc:
-            self.notify(str(exc), severity="error", timeout=10, markup=False)
+        except DeetingError as exc:
+            self.notify(
+                chat_error(exc, on_plugin_screen=True), severity="error", timeout=10, markup=False
+            )
         except OSError as exc:
             self.notify(
                 f"{exc} — check the disk space and the permissions of {self.kernel.paths.data_dir}",
@@ -258,23 +240,16 @@ class PluginManager(Screen[None]):
         if name is None:
             return
         async with self._working():
-            spec = self.kernel.loader.spec(name)
-            missing = missing_scopes(spec.permissions, self.kernel.grants.granted(name))
-            if missing:
-                if not await self.app.push_screen_wait(PermissionDialog(name, missing)):
-                    self.notify(f"{name} stays disabled: permissions not granted", markup=False)
-                    return
-                self.kernel.grants.grant(name, missing)
-            await self.kernel.loader.enable(name)
+            await self.plugins.enable(name, ask_all=self._enable_consent)
             self.notify(f"enabled {name}", markup=False)
 
     @work(group="plugins", exit_on_error=False)
     async def action_disable(self) -> None:
         name = self._selected()
-        if name is None or name not in self.kernel.loader.runtimes:
+        if name is None or not self.plugins.running(name):
             return
         async with self._working():
-            await self.kernel.loader.disable(name)
+            await self.plugins.disable(name)
             self.notify(f"disabled {name}", markup=False)
 
     def action_back(self) -> None:
@@ -285,9 +260,11 @@ class PluginManager(Screen[None]):
         if name is None:
             return
         try:
-            self.kernel.loader.spec(name)  # a damaged copy has no scopes to show
-        except PluginError as exc:
-            self.notify(str(exc), severity="error", timeout=10, markup=False)
+            self.plugins.spec(name)  # a damaged copy has no scopes to show
+        except DeetingError as exc:
+            self.notify(
+                chat_error(exc, on_plugin_screen=True), severity="error", timeout=10, markup=False
+            )
             return
         self.app.push_screen(GrantsDialog(self.kernel, name), lambda _: self.refresh_table())
 
@@ -297,14 +274,14 @@ class PluginManager(Screen[None]):
         if name is None:
             return
         async with self._working():
-            version = self.kernel.loader.record(name).version
+            version = self.plugins.info(name).version
             question = (
                 f"Uninstall {name} {version}? Its code, data, cache, log and permissions "
                 "are removed."
             )
             if not await self.app.push_screen_wait(ConfirmDialog(question)):
                 return
-            record = await self.kernel.loader.uninstall(name)
+            record = await self.plugins.uninstall(name)
             self.notify(
                 f"uninstalled {record.name} {record.version} (code, data, cache removed)",
                 markup=False,
@@ -316,9 +293,8 @@ class PluginManager(Screen[None]):
         if name is None or name not in self.updates:
             return
         async with self._working():
-            report = await RegistryClient(self.kernel.paths).upgrade(
-                self.kernel.loader, name, ask_all=self._upgrade_consent
-            )
+            # The service upgrades through the kernel, which tells every front end (plugin_notice).
+            report = await self.plugins.upgrade(name, ask_all=self._upgrade_consent)
             if report is not None:
                 how = "without a pause" if report.hot else "(it was not running)"
                 self.notify(f"upgraded {name} {report.old} → {report.new} {how}", markup=False)
@@ -327,13 +303,16 @@ class PluginManager(Screen[None]):
         name = self._selected()
         if name is None:
             return
-        version = self.kernel.installed.get(name)
-        current = f" {version.version}" if version is not None else ""
+        current = f" {self.plugins.info(name).version}" if name in self.plugins.names() else ""
         self.notify(
             f"no newer version of {name}{current} in the synced registry — "
             "run `deeting registry sync` to fetch the latest list, then press u again",
             markup=False,
         )
+
+    async def _enable_consent(self, name: str, scopes: list[Scope]) -> list[Scope]:
+        allowed = await self.app.push_screen_wait(PermissionDialog(name, scopes))
+        return scopes if allowed else []
 
     async def _upgrade_consent(self, name: str, scopes: list[Scope]) -> list[Scope]:
         intro = "The new version asks for more. Deny keeps the current version running."
@@ -347,8 +326,8 @@ class PluginManager(Screen[None]):
         if report is None:
             return
         name = report.spec.name
-        missing = missing_scopes(report.spec.permissions, self.kernel.grants.granted(name))
-        message, warn = install_summary(report, missing)
+        info = self.plugins.info(name)
+        message, warn = install_summary(report, info, list(info.missing))
         self.notify(
             message, severity="warning" if warn else "information", timeout=10, markup=False
         )
@@ -358,9 +337,4 @@ class PluginManager(Screen[None]):
 def available_updates(kernel: Kernel) -> dict[str, str]:
     """Newer versions in the last synced registry (none when there is none, or it no longer
     verifies: the plugin manager then simply offers no upgrade)."""
-    client = RegistryClient(kernel.paths)
-    try:
-        registry = client.registry()
-    except StoreError:
-        return {}
-    return {u.name: u.available for u in client.updates(kernel.loader, registry)}
+    return kernel.plugins.updates()

@@ -1,0 +1,35 @@
+"""Plugin administration: the one service both front ends render.
+
+``deeting plugin …`` and the chat's plugin manager list, install, enable, disable, grant,
+revoke, upgrade, roll back and uninstall through :class:`PluginService`, and read a plugin as
+a :class:`PluginInfo`: one state (:class:`PluginState`), one origin (:class:`Origin`), the
+cause the kernel stored when it disabled it (:class:`Cause`, never parsed out of a sentence).
+So the CLI and the chat cannot disagree about a plugin, and wording lives here once.
+
+The registry and the sandbox's description of a grant are reached through ports
+(:class:`RegistryPort`, :data:`DescribeSandbox`), plugged in by the composition root
+(``deeting_tui.compose``): the kernel imports neither httpx and PyNaCl nor the sandbox.
+"""
+
+from __future__ import annotations
+
+from ..installed import Cause
+from ..loader import InstallReport
+from .info import COUNTED, Origin, PluginInfo, PluginState, origin_of
+from .ports import DescribeSandbox, RegistryPort, StagedPlugin, Update
+from .service import PluginService
+
+__all__ = [
+    "COUNTED",
+    "Cause",
+    "DescribeSandbox",
+    "InstallReport",
+    "Origin",
+    "PluginInfo",
+    "PluginService",
+    "PluginState",
+    "RegistryPort",
+    "StagedPlugin",
+    "Update",
+    "origin_of",
+]

@@ -1,0 +1,102 @@
+"""A plugin as every front end reads it: one state, one origin, the cause of a disable.
+
+:class:`PluginInfo` is built by the service (service.py) from the installed record, the grant
+store and the running workers; the words a listing shows (a state's, an origin's) live here,
+once, for the CLI and the chat alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from deeting_tui.plugin.manifest import PluginSpec
+from deeting_tui.plugin.scopes import Scope
+
+from ..installed import Cause, InstalledPlugin
+
+__all__ = ["COUNTED", "Origin", "PluginInfo", "PluginState", "origin_of"]
+
+
+class PluginState(StrEnum):
+    """A plugin's state in one word (healthiest first); the words the CLI and chat show."""
+
+    ENABLED = "enabled"
+    RESTARTING = "restarting"
+    NEEDS_CONSENT = "needs consent"
+    CRASHED = "crashed"
+    DAMAGED = "damaged"
+    DISABLED = "disabled"
+
+
+#: How the chat's header counts the states it mentions (disabled ones go unsaid).
+COUNTED = {
+    PluginState.RESTARTING: "restarting",
+    PluginState.CRASHED: "crashed",
+    PluginState.DAMAGED: "damaged",
+    PluginState.NEEDS_CONSENT: "awaiting consent",
+}
+
+
+class Origin(StrEnum):
+    """Where an installed plugin came from: the word a listing shows."""
+
+    FOLDER = "dev"  # a local dev install from a folder
+    ZIP = "zip"
+    REGISTRY = "registry"
+
+    @property
+    def said(self) -> str:
+        """Where it came from, in words, on the CLI and in the chat alike."""
+        return {
+            Origin.FOLDER: "a local dev install from a folder",
+            Origin.ZIP: "from an archive",
+            Origin.REGISTRY: "from the registry (verified)",
+        }[self]
+
+    @property
+    def words(self) -> str:
+        """The same, as the end of ``installed NAME VERSION …``."""
+        return self.said if self is Origin.REGISTRY else f"({self.said})"
+
+
+REGISTRY_SOURCE = "registry "  # an install's recorded source: "registry URL"
+
+
+def origin_of(record: InstalledPlugin) -> Origin:
+    if record.dev:
+        return Origin.FOLDER
+    return Origin.REGISTRY if record.source.startswith(REGISTRY_SOURCE) else Origin.ZIP
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One installed plugin as every front end shows it. ``spec`` is None for a damaged copy
+    (``problem`` says what is wrong), which is listed so that it can be uninstalled."""
+
+    name: str
+    version: str
+    state: PluginState
+    origin: Origin
+    source: str
+    enabled: bool  # recorded as enabled (it starts with the next chat)
+    running: bool  # a worker serves it in this process
+    reason: str | None  # why it is disabled, in words
+    cause: Cause | None  # what the kernel stored with the reason
+    previous: str | None
+    spec: PluginSpec | None
+    problem: str | None = None
+    permissions: tuple[Scope, ...] = ()
+    granted: tuple[Scope, ...] = ()
+    missing: tuple[Scope, ...] = ()
+    #: What the OS sandbox allows with these grants: "level", then one line per layer.
+    sandbox: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dev(self) -> bool:
+        return self.origin is Origin.FOLDER
+
+    @property
+    def installed_words(self) -> str:
+        return f"installed {self.name} {self.version} {self.origin.words}"
