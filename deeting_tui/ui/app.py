@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.filter import LineFilter
@@ -30,7 +30,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.terminal_text import neutralise, one_line
 
 from .hints import chat_error
-from .messages import KernelEvent
+from .messages import KernelEvent, NewSessionWanted, SessionsWanted, StatusChanged
 from .screens.chat import ChatScreen
 from .terminal_guard import TerminalGuard
 
@@ -181,6 +181,18 @@ class DeetingApp(App[None]):
 
     async def action_new_session(self) -> None:
         await self.open_session(None)
+
+    @on(NewSessionWanted)
+    def _new_session_wanted(self) -> None:
+        self.run_worker(self.action_new_session(), group="session", exclusive=True)
+
+    @on(SessionsWanted)
+    def _sessions_wanted(self) -> None:
+        self.action_sessions()
+
+    @on(StatusChanged)
+    def _status_changed(self) -> None:
+        self.update_status()
 
     def action_plugins(self) -> None:
         from .screens.plugins import PluginManager

@@ -44,3 +44,15 @@ class LocalReply(Message):
     def __init__(self, markdown: str) -> None:
         super().__init__()
         self.markdown = markdown
+
+
+class NewSessionWanted(Message):
+    """A screen asks for an empty conversation (``/new``)."""
+
+
+class SessionsWanted(Message):
+    """A screen asks for the session list (``/sessions``)."""
+
+
+class StatusChanged(Message):
+    """What the header shows may have changed (a plugin's state, the terminal's width)."""

@@ -8,7 +8,7 @@ every pending tool call). Plugin streams are coalesced to at most 30 redraws a s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from textual import on, work
 from textual.actions import SkipAction
@@ -36,7 +36,15 @@ from deeting_tui.terminal_text import one_line
 
 from ..completion import SlashSuggester, ToolParameters
 from ..hints import chat_event_line
-from ..messages import KernelEvent, LocalReply, neutralised
+from ..host import ChatHost
+from ..messages import (
+    KernelEvent,
+    LocalReply,
+    NewSessionWanted,
+    SessionsWanted,
+    StatusChanged,
+    neutralised,
+)
 from ..widgets.prompt import PromptInput, as_line
 from ..widgets.transcript import (
     AssistantReply,
@@ -47,9 +55,6 @@ from ..widgets.transcript import (
     message_widgets,
 )
 from .replay import Echo, batch_start, echo_of, repeats, replay
-
-if TYPE_CHECKING:
-    from ..app import DeetingApp
 
 STREAM_REDRAW_S = 1 / 30
 #: A stored session shows its last this many events (a few screens); earlier ones come this
@@ -122,9 +127,10 @@ class ChatScreen(Screen[None]):
         }
 
     @property
-    def deeting(self) -> DeetingApp:
-        # Only a DeetingApp pushes this screen; the app imports the screens, not the reverse.
-        return cast("DeetingApp", self.app)
+    def deeting(self) -> ChatHost:
+        # Only the Deeting app pushes this screen (see host.py: the app imports the screens,
+        # not the reverse).
+        return cast(ChatHost, self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -235,7 +241,7 @@ class ChatScreen(Screen[None]):
         self._history.append(text)
         self._history_at = len(self._history)
         if text == "/new":
-            self.run_worker(self.deeting.action_new_session(), group="session", exclusive=True)
+            self.post_message(NewSessionWanted())
             return
         if text == "/plugins":
             from .plugins import PluginManager
@@ -243,7 +249,7 @@ class ChatScreen(Screen[None]):
             self.app.push_screen(PluginManager(self.deeting.kernel))
             return
         if text == "/sessions":
-            self.deeting.action_sessions()
+            self.post_message(SessionsWanted())
             return
         if text in ("/help", "/?"):
             self.show_help()
@@ -257,10 +263,12 @@ class ChatScreen(Screen[None]):
         self.post_message(LocalReply(HELP))
 
     def on_resize(self) -> None:
-        self.deeting.update_status()  # the header's consent hint is as long as it has room for
+        # The header's consent hint is as long as it has room for.
+        self.post_message(StatusChanged())
 
     def on_screen_resume(self) -> None:
-        self.deeting.update_status()  # back from the plugin manager: states may have changed
+        # Back from the plugin manager: the plugins' states may have changed.
+        self.post_message(StatusChanged())
 
     @work(group="turn", exclusive=True, exit_on_error=False)
     async def run_turn(self, text: str) -> None:
@@ -366,7 +374,7 @@ class ChatScreen(Screen[None]):
 
     async def _on_plugin_notice(self, event: PluginNotice) -> None:
         self.notify(chat_event_line(event), severity="warning", timeout=8)
-        self.deeting.update_status()
+        self.post_message(StatusChanged())
 
     async def _on_error(self, event: ErrorEvent) -> None:
         await self._end_reply()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from rich.text import Text
 from textual import on
@@ -21,11 +21,9 @@ from deeting_tui.kernel.session_db import SessionStoreError
 from deeting_tui.kernel.session_events import TITLE_MAX, clean_title
 from deeting_tui.terminal_text import one_line
 
+from ..host import ChatHost
 from .confirm import ConfirmDialog
 from .rename import RenameDialog
-
-if TYPE_CHECKING:
-    from ..app import DeetingApp
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 CURRENT = " ●"
@@ -94,9 +92,10 @@ class SessionList(Screen[str | None]):
         yield Footer()
 
     @property
-    def deeting(self) -> DeetingApp:
-        # Only a DeetingApp pushes this screen; the app imports the screens, not the reverse.
-        return cast("DeetingApp", self.app)
+    def deeting(self) -> ChatHost:
+        # Only the Deeting app pushes this screen (see host.py: the app imports the screens,
+        # not the reverse).
+        return cast(ChatHost, self.app)
 
     def on_mount(self) -> None:
         self.refresh_table()
