@@ -137,8 +137,8 @@ class ChatInputFigures:
 
 
 def _store_sessions(home: Path) -> dict[str, str]:
-    from deeting_tui.kernel.session import SessionStore
-    from deeting_tui.kernel.session_events import encode_event
+    from deeting_tui.kernel.sessions.encoding import encode_event
+    from deeting_tui.kernel.sessions.store import SessionStore
     from deeting_tui.paths import resolve_paths
 
     os.environ["DEETING_HOME"] = str(home)

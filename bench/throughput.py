@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deeting_tui.kernel.session import SessionStore
+from deeting_tui.kernel.sessions.store import SessionStore
 
 from .common import TRIVIAL_PLUGIN, reap, spawn_child
 

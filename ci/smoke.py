@@ -46,7 +46,7 @@ from ci.smoke_offline import OfflineEventLoop
 from deeting_tui.kernel.assistant import ToolOutcome
 from deeting_tui.kernel.events import Event, PluginNotice
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.plugins.loader import PluginError
 from deeting_tui.kernel.renderers import PayloadSchemas
 from deeting_tui.paths import resolve_paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip

@@ -293,8 +293,8 @@ def _run_chat(args: argparse.Namespace) -> int:
 def _check_session(session_id: str) -> None:
     """``--session ID`` names a stored session: bad usage (exit 2) otherwise, said in one
     line before the chat takes the terminal, as ``--script`` does."""
-    from deeting_tui.kernel.session import SessionStore
-    from deeting_tui.kernel.session_db import SessionNotFound
+    from deeting_tui.kernel.sessions.database import SessionNotFound
+    from deeting_tui.kernel.sessions.store import SessionStore
     from deeting_tui.paths import resolve_paths
 
     with SessionStore(resolve_paths().sessions_db) as store:
@@ -322,7 +322,7 @@ def _run_script(args: argparse.Namespace) -> int:
 
 async def _script_main(args: argparse.Namespace, lines: Any) -> int:
     from deeting_tui.headless import run_script
-    from deeting_tui.kernel.session_db import SessionNotFound
+    from deeting_tui.kernel.sessions.database import SessionNotFound
 
     kernel = make_kernel(args.provider, args.model)
     try:

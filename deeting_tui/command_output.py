@@ -19,7 +19,7 @@ from deeting_tui.plugin.scopes import Scope, explain
 from deeting_tui.terminal_text import neutralise_line, one_line
 
 if TYPE_CHECKING:
-    from deeting_tui.kernel.loader import AskGrants, InstallReport
+    from deeting_tui.kernel.plugins.loader import AskGrants, InstallReport
 
 
 def say(line: str) -> None:

@@ -11,7 +11,7 @@ from deeting_tui.command_output import cli_hint, error_line, event_line
 from deeting_tui.errors import DeetingError, Fix, Hint, is_known
 from deeting_tui.kernel.arguments import ArgumentError
 from deeting_tui.kernel.events import ErrorEvent, from_json
-from deeting_tui.kernel.session import SessionNotFound, SessionStoreError
+from deeting_tui.kernel.sessions.store import SessionNotFound, SessionStoreError
 from deeting_tui.kernel.tools import ToolConflict
 from deeting_tui.llm.model import ProviderError
 from deeting_tui.paths import ConfigError

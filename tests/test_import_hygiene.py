@@ -11,7 +11,7 @@ import pytest
 
 CORE_MODULES = [
     "deeting_tui.kernel.kernel",
-    "deeting_tui.kernel.loader",
+    "deeting_tui.kernel.plugins.loader",
     "deeting_tui.workers.supervisor",
     "deeting_tui.plugin.manifest",
     "deeting_tui.rpc.peer",

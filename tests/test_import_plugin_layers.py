@@ -36,9 +36,9 @@ def test_the_store_imports_nothing_from_the_kernel() -> None:
 
 def test_the_chat_reaches_plugins_only_through_the_service() -> None:
     forbidden = (
-        "deeting_tui.kernel.loader",
+        "deeting_tui.kernel.plugins.loader",
         "deeting_tui.kernel.permissions",
-        "deeting_tui.kernel.installed",
+        "deeting_tui.kernel.plugins.installed",
         "deeting_tui.kernel.health",
         "deeting_tui.store",
         "deeting_tui.sandbox",

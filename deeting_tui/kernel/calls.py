@@ -29,15 +29,15 @@ from .events import (
     ToolResult,
     UserMessage,
 )
-from .installed import InstalledStore
-from .journal import SessionJournal
-from .loader import Loader
 from .permissions import GrantStore
+from .plugins.installed import InstalledStore
+from .plugins.loader import Loader
 from .renderers import PayloadSchemas
 from .routing import (
     TriggerTable,
 )
-from .session import SessionStore
+from .sessions.journal import SessionJournal
+from .sessions.store import SessionStore
 from .streams import StreamGate
 from .tools import ToolEntry, ToolIndex, argument_problems
 

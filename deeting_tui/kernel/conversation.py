@@ -25,16 +25,16 @@ from .events import (
     UserMessage,
     from_stored,
 )
-from .installed import InstalledStore
-from .journal import SessionJournal
-from .loader import Loader
 from .permissions import GrantStore
+from .plugins.installed import InstalledStore
+from .plugins.loader import Loader
 from .renderers import PayloadSchemas
 from .routing import (
     TriggerTable,
 )
-from .session import SessionStore
-from .session_events import CONVERSATION_KINDS
+from .sessions.encoding import CONVERSATION_KINDS
+from .sessions.journal import SessionJournal
+from .sessions.store import SessionStore
 from .streams import StreamGate
 from .tools import ToolIndex
 

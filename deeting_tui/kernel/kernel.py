@@ -46,23 +46,23 @@ from .events import (
     ToolResult,
     UserMessage,
 )
-from .follow import PointerFollower
-from .installed import InstalledStore
-from .journal import SessionJournal
 from .limits import message_problem
-from .loader import Loader
 from .permissions import GrantStore
 from .plugins import PluginService
+from .plugins.follow import PointerFollower
+from .plugins.installed import InstalledStore
+from .plugins.loader import Loader
+from .plugins.upgrade import Upgrader
 from .renderers import PayloadSchemas
 from .routing import (
     ASSISTANT_PRIORITY,
     TRIGGER_BAND,
     TriggerTable,
 )
-from .session import SessionInfo, SessionStore
+from .sessions.journal import SessionJournal
+from .sessions.store import SessionInfo, SessionStore
 from .streams import StreamGate
 from .tools import ToolIndex
-from .upgrade import Upgrader
 from .wiring import PluginWiring
 
 log = logging.getLogger("deeting.kernel")

@@ -35,10 +35,10 @@ from .events import (
     ToolResult,
     UserMessage,
 )
-from .installed import Cause, InstalledStore
-from .journal import SessionJournal
-from .loader import AskGrants, Loader, PluginError, PluginRuntime
 from .permissions import GrantStore
+from .plugins.installed import Cause, InstalledStore
+from .plugins.loader import AskGrants, Loader, PluginError, PluginRuntime
+from .plugins.upgrade import UpgradeReport, upgrade_notice
 from .renderers import PayloadSchemas
 from .routing import (
     INLINE_MATCH_CHARS,
@@ -47,11 +47,11 @@ from .routing import (
     TriggerTable,
     clamp_priority,
 )
-from .session import SessionStore
-from .session_events import EncodedEvent
+from .sessions.encoding import EncodedEvent
+from .sessions.journal import SessionJournal
+from .sessions.store import SessionStore
 from .streams import StreamGate
 from .tools import ToolConflict, ToolIndex
-from .upgrade import UpgradeReport, upgrade_notice
 
 if TYPE_CHECKING:
     pass

@@ -17,7 +17,7 @@ from deeting_tui.cli import error_text
 from deeting_tui.errors import DeetingError, Fix, Hint, is_known
 from deeting_tui.headless import ScriptPrinter
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.plugins.loader import PluginError
 
 GOOD = FIXTURES / "good_plugin"
 

@@ -23,7 +23,7 @@ from deeting_tui.kernel.events import (
     from_json,
 )
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.session import SessionStore
+from deeting_tui.kernel.sessions.store import SessionStore
 
 GOLDEN = FIXTURES / "golden"
 

@@ -24,10 +24,10 @@ from support import DEETING, FAST_POLICY, FIXTURES, REPO, events_of
 
 from deeting_tui.command_output import error_line
 from deeting_tui.kernel.assistant import ToolOutcome
-from deeting_tui.kernel.installed import InstalledStore
 from deeting_tui.kernel.kernel import Kernel, Turn
-from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.permissions import GrantStore
+from deeting_tui.kernel.plugins.installed import InstalledStore
+from deeting_tui.kernel.plugins.loader import PluginError
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import Paths, resolve_paths
 from deeting_tui.plugin.scopes import Scope, parse_scope

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.kernel.journal import SessionJournal
-from deeting_tui.kernel.session import SessionStore
+from deeting_tui.kernel.sessions.journal import SessionJournal
+from deeting_tui.kernel.sessions.store import SessionStore
 
 
 @pytest.fixture

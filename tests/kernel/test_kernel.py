@@ -11,7 +11,7 @@ from support import FAST_POLICY, FIXTURES, HOSTILE, OFFICIAL, events_of
 
 from deeting_tui.command_output import cli_hint
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.plugins.loader import PluginError
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
 
@@ -171,7 +171,7 @@ async def test_image_without_a_handler_is_an_error(kernel: Kernel, tmp_path: Pat
 
 
 async def test_a_turn_is_in_the_store_when_submit_returns(kernel: Kernel) -> None:
-    from deeting_tui.kernel.session import SessionStore
+    from deeting_tui.kernel.sessions.store import SessionStore
 
     await kernel.loader.install(GOOD)
     session = kernel.open_session()
@@ -184,7 +184,7 @@ async def test_a_turn_is_in_the_store_when_submit_returns(kernel: Kernel) -> Non
 async def test_history_that_cannot_be_saved_fails_the_turn_visibly(
     kernel: Kernel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deeting_tui.kernel.session_db import SessionStoreError
+    from deeting_tui.kernel.sessions.database import SessionStoreError
 
     await kernel.loader.install(GOOD)
     session = kernel.open_session()

@@ -10,7 +10,7 @@ from support import FIXTURES, OFFICIAL
 
 from deeting_tui.command_output import error_line
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import INSTALL_STEPS, PluginError
+from deeting_tui.kernel.plugins.loader import INSTALL_STEPS, PluginError
 from deeting_tui.plugin.scopes import Scope, parse_scope
 
 WEATHER_SCOPES = ["network:api.open-meteo.com", "network:geocoding-api.open-meteo.com"]

@@ -14,13 +14,13 @@ import orjson
 import pytest
 from support import FIXTURES, HOSTILE, OFFICIAL
 
-import deeting_tui.kernel.install as install_module
+import deeting_tui.kernel.plugins.install as install_module
 from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.kernel.events import PluginNotice
-from deeting_tui.kernel.installed import Cause, InstalledPlugin, InstalledStore
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
 from deeting_tui.kernel.plugins import Origin, PluginState
+from deeting_tui.kernel.plugins.installed import Cause, InstalledPlugin, InstalledStore
+from deeting_tui.kernel.plugins.loader import PluginError
 from deeting_tui.plugin.scopes import Scope
 
 UPGRADE = "upgrade-fixture"

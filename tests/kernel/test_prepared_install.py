@@ -14,9 +14,9 @@ import pytest
 from support import FIXTURES, events_of
 
 from deeting_tui.command_output import cli_hint, error_line
-from deeting_tui.kernel.installed import InstalledPlugin, InstalledStore, StateFileError
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import INSTALL_STEPS, PluginError
+from deeting_tui.kernel.plugins.installed import InstalledPlugin, InstalledStore, StateFileError
+from deeting_tui.kernel.plugins.loader import INSTALL_STEPS, PluginError
 from deeting_tui.paths import Paths
 from deeting_tui.plugin.scopes import Scope, parse_scope
 

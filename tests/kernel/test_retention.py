@@ -1,4 +1,4 @@
-"""The session store keeps the latest state of each stream, within caps (kernel/retention.py),
+"""The session store keeps the latest state of each stream, within caps (sessions/retention.py),
 and upgrades a used version-2 store (every frame kept) in place."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from typing import Any
 import orjson
 import pytest
 
-from deeting_tui.kernel.retention import (
+from deeting_tui.kernel.sessions.database import SCHEMA_VERSION
+from deeting_tui.kernel.sessions.encoding import EncodedEvent, encode_event
+from deeting_tui.kernel.sessions.retention import (
     ROW_OVERHEAD,
     Frame,
     StreamCaps,
     batch_drops,
     frames_to_drop,
 )
-from deeting_tui.kernel.session import SessionStore
-from deeting_tui.kernel.session_db import SCHEMA_VERSION
-from deeting_tui.kernel.session_events import EncodedEvent, encode_event
+from deeting_tui.kernel.sessions.store import SessionStore
 
 SMALL = StreamCaps(history=3, session_bytes=10_000, session_frames=20, plugin_bytes=25_000,
                    plugin_frames=50)  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 from support import FIXTURES, events_of
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginRuntime
+from deeting_tui.kernel.plugins.loader import PluginRuntime
 from deeting_tui.kernel.routing import (
     ASSISTANT_PRIORITY,
     INLINE_MATCH_CHARS,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.kernel.session import SessionInfo, SessionStore
-from deeting_tui.kernel.session_db import SCHEMA_VERSION, SessionNotFound, SessionStoreError
-from deeting_tui.kernel.session_events import EVENT_KINDS, SessionEvent
+from deeting_tui.kernel.sessions.database import SCHEMA_VERSION, SessionNotFound, SessionStoreError
+from deeting_tui.kernel.sessions.encoding import EVENT_KINDS, SessionEvent
+from deeting_tui.kernel.sessions.store import SessionInfo, SessionStore
 
 
 @pytest.fixture
@@ -261,7 +261,7 @@ def test_two_processes_append_to_the_same_session(db_path: Path) -> None:
                 sys.executable,
                 "-c",
                 "import sys; from pathlib import Path\n"
-                "from deeting_tui.kernel.session import SessionStore\n"
+                "from deeting_tui.kernel.sessions.store import SessionStore\n"
                 "with SessionStore(Path(sys.argv[1])) as st:\n"
                 "    for i in range(200): st.append(sys.argv[2], 'reply', {'who': 'child'})\n",
                 str(db_path),
@@ -279,7 +279,7 @@ def test_two_processes_append_to_the_same_session(db_path: Path) -> None:
 def test_same_clock_tick_orders_by_creation(
     store: SessionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import deeting_tui.kernel.session as session_module
+    import deeting_tui.kernel.sessions.store as session_module
 
     monkeypatch.setattr(session_module.time, "time", lambda: 1_000_000.0)
     a, b, c = store.create(), store.create(), store.create()

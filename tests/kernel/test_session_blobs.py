@@ -8,9 +8,9 @@ from pathlib import Path
 
 from support import FIXTURES
 
-from deeting_tui.kernel.blobs import BLOB_MIN_CHARS
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.session import SessionStore
+from deeting_tui.kernel.sessions.blobs import BLOB_MIN_CHARS
+from deeting_tui.kernel.sessions.store import SessionStore
 
 
 def _stored_bytes(db: Path) -> tuple[int, int]:

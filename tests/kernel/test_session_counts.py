@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deeting_tui.kernel.session import SessionStore
-from deeting_tui.kernel.session_events import TITLE_MAX
+from deeting_tui.kernel.sessions.encoding import TITLE_MAX
+from deeting_tui.kernel.sessions.store import SessionStore
 
 
 def test_the_event_count_is_the_conversation_not_the_frames(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.kernel.session import SessionStore
-from deeting_tui.kernel.session_events import TITLE_MAX, clean_title
+from deeting_tui.kernel.sessions.encoding import TITLE_MAX, clean_title
+from deeting_tui.kernel.sessions.store import SessionStore
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from deeting_tui.kernel.installed import InstalledPlugin, InstalledStore, StateFileError
+from deeting_tui.kernel.plugins.installed import InstalledPlugin, InstalledStore, StateFileError
 from deeting_tui.paths import ConfigError, load_config, resolve_paths
 
 

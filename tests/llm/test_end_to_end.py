@@ -118,7 +118,7 @@ def test_ctrl_c_stops_a_waiting_model_call_cleanly(installed: Path) -> None:
 
     from support import REPO
 
-    from deeting_tui.kernel.session import SessionStore
+    from deeting_tui.kernel.sessions.store import SessionStore
 
     fake = FakeOpenAI([Reply.never()])
     with fake.running_in_thread() as server:

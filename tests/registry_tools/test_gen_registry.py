@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from deeting_tui.kernel.loader import COPY_IGNORE
+from deeting_tui.kernel.plugins.loader import COPY_IGNORE
 from deeting_tui.plugin.archive import extract_zip
 from deeting_tui.plugin.checker import check_plugin
 from deeting_tui.store import trust

@@ -20,7 +20,7 @@ import pytest
 from support import HOSTILE, events_of
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.plugins.loader import PluginError
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
 from deeting_tui.workers.supervisor import SupervisionPolicy

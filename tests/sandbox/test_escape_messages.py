@@ -21,7 +21,7 @@ from support import HOSTILE, OFFICIAL, events_of
 
 from deeting_tui.command_output import cli_hint
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.plugins.loader import PluginError
 from deeting_tui.plugin.scopes import MESSAGES
 
 EAVESDROP = HOSTILE / "eavesdrop"

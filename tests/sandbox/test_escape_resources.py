@@ -30,7 +30,7 @@ from support import FAST_POLICY, FAST_WATCHDOG, HOSTILE, OFFICIAL, run_deeting
 
 from deeting_tui.kernel.events import Event, PluginNotice
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.plugins.loader import PluginError
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
 from deeting_tui.quota import disktree, usage

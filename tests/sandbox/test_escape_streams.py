@@ -21,7 +21,7 @@ from support import HOSTILE, events_of, run_deeting
 
 from deeting_tui.errors import Fix, Hint
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.retention import ROW_OVERHEAD, StreamCaps
+from deeting_tui.kernel.sessions.retention import ROW_OVERHEAD, StreamCaps
 from deeting_tui.rpc.framing import DEFAULT_MAX_MESSAGE_BYTES
 from deeting_tui.rpc.limits import MAX_STREAM_FRAME_BYTES
 from deeting_tui.workers.supervisor import Supervisor

@@ -28,7 +28,7 @@ UPDATER = textwrap.dedent(
     import asyncio, os, sys
     from datetime import datetime, UTC
 
-    import deeting_tui.kernel.installed as installed
+    import deeting_tui.kernel.plugins.installed as installed
     import deeting_tui.store.staging as staging
     from deeting_tui.kernel.kernel import Kernel
     from deeting_tui.paths import resolve_paths

@@ -26,7 +26,7 @@ from registry_support import (
 )
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.loader import PluginError
+from deeting_tui.kernel.plugins.loader import PluginError
 from deeting_tui.store.errors import StoreError
 from deeting_tui.store.lock import updater_lock
 from deeting_tui.store.signing import artifact_message, signatures_for

@@ -15,7 +15,7 @@ from ui_support import record_notes, until
 
 from deeting_tui import cli
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.session import SessionStoreError
+from deeting_tui.kernel.sessions.store import SessionStoreError
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import ConfigError, resolve_paths
 from deeting_tui.ui.app import DeetingApp

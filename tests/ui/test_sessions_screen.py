@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input
 from ui_support import until
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.session_events import TITLE_MAX
+from deeting_tui.kernel.sessions.encoding import TITLE_MAX
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp

@@ -42,11 +42,11 @@ from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 from ui_support import DEADLINE_S, until
 
-import deeting_tui.kernel.session as session_module
-import deeting_tui.kernel.session_events as session_events_module
+import deeting_tui.kernel.sessions.encoding as session_events_module
+import deeting_tui.kernel.sessions.store as session_module
 import deeting_tui.sandbox.probe as probe_module
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.session import SessionStore
+from deeting_tui.kernel.sessions.store import SessionStore
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp

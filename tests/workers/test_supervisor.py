@@ -54,7 +54,7 @@ async def test_caller_cancellation_reaches_the_worker(kernel: Kernel) -> None:
 
 
 async def test_failed_postinstall_leaves_nothing_behind(kernel: Kernel) -> None:
-    from deeting_tui.kernel.loader import PluginError
+    from deeting_tui.kernel.plugins.loader import PluginError
 
     try:
         await kernel.loader.install(HOSTILE / "bad-postinstall", yes=True)

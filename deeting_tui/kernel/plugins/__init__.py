@@ -1,4 +1,9 @@
-"""Plugin administration: the one service both front ends render.
+"""Plugins: the microkernel's loader, and the one administration service front ends render.
+
+The loader (``loader.py`` with ``install.py``, the vocabulary in ``lifecycle.py``) installs a
+plugin package, starts its worker under supervision and wires it into the kernel; the record
+of what is installed and active is ``installed.py``; hot upgrades and rollbacks are
+``upgrade.py``, and ``follow.py`` follows a version another process made active.
 
 ``deeting plugin …`` and the chat's plugin manager list, install, enable, disable, grant,
 revoke, upgrade, roll back and uninstall through :class:`PluginService`, and read a plugin as
@@ -13,9 +18,9 @@ The registry and the sandbox's description of a grant are reached through ports
 
 from __future__ import annotations
 
-from ..installed import Cause
-from ..loader import InstallReport
 from .info import COUNTED, Origin, PluginInfo, PluginState, origin_of
+from .installed import Cause
+from .loader import InstallReport
 from .ports import DescribeSandbox, RegistryPort, StagedPlugin, Update
 from .service import PluginService
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope
 
-from ..installed import Cause, InstalledPlugin
+from .installed import Cause, InstalledPlugin
 
 __all__ = ["COUNTED", "Origin", "PluginInfo", "PluginState", "origin_of"]
 

@@ -18,8 +18,10 @@ from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.names import split_source
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 
-from ..installed import Cause, InstalledPlugin
-from ..loader import (
+from ..permissions import missing_scopes
+from .info import COUNTED, PluginInfo, PluginState, origin_of
+from .installed import Cause, InstalledPlugin
+from .loader import (
     AskGrants,
     GrantReport,
     InstallReport,
@@ -28,13 +30,11 @@ from ..loader import (
     RevokeReport,
     check_name_and_version,
 )
-from ..permissions import missing_scopes
-from .info import COUNTED, PluginInfo, PluginState, origin_of
 from .ports import DescribeSandbox, RegistryPort, Update
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
-    from ..upgrade import UpgradeReport
+    from .upgrade import UpgradeReport
 
 __all__ = ["PluginService"]
 

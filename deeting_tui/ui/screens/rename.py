@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from deeting_tui.kernel.session_events import TITLE_MAX
+from deeting_tui.kernel.sessions.encoding import TITLE_MAX
 
 
 class RenameDialog(ModalScreen[str | None]):

@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from deeting_tui.kernel.session_db import SessionStoreError
-from deeting_tui.kernel.session_events import TITLE_MAX, clean_title
+from deeting_tui.kernel.sessions.database import SessionStoreError
+from deeting_tui.kernel.sessions.encoding import TITLE_MAX, clean_title
 from deeting_tui.terminal_text import one_line
 
 from ..host import ChatHost

@@ -31,9 +31,8 @@ from typing import Any
 import orjson
 
 from .blobs import restore
-from .retention import Frame, batch_drops, trim_plugin, trim_session
-from .session_db import SessionDatabase, SessionNotFound, SessionStoreError
-from .session_events import (
+from .database import SessionDatabase, SessionNotFound, SessionStoreError
+from .encoding import (
     TITLE_MAX,
     EncodedEvent,
     SessionEvent,
@@ -41,6 +40,7 @@ from .session_events import (
     clean_title,
     encode_event,
 )
+from .retention import Frame, batch_drops, trim_plugin, trim_session
 
 __all__ = ["SessionInfo", "SessionStore"]
 

@@ -22,7 +22,8 @@ from deeting_tui.plugin.checker import check_plugin, load_plugin
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 
-from ..atomic import fsync_dir, fsync_tree
+from ...atomic import fsync_dir, fsync_tree
+from ..permissions import missing_scopes
 from .installed import InstalledPlugin
 from .lifecycle import (
     AskGrant,
@@ -34,13 +35,12 @@ from .lifecycle import (
     _progress,
     check_name_and_version,
 )
-from .permissions import missing_scopes
 
 if TYPE_CHECKING:
-    from ..paths import Paths
+    from ...paths import Paths
+    from ..permissions import GrantStore
     from .installed import InstalledStore
     from .lifecycle import PluginRuntime
-    from .permissions import GrantStore
 
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
 

@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .session import SessionStore
-from .session_db import SessionNotFound, SessionStoreError
-from .session_events import EncodedEvent, encode_event
+from .database import SessionNotFound, SessionStoreError
+from .encoding import EncodedEvent, encode_event
+from .store import SessionStore
 
 log = logging.getLogger("deeting.journal")
 

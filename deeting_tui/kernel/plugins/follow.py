@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from ..permissions import GrantStoreError
 from .installed import FileSignature, StateFileError, file_signature
 from .loader import Loader, PluginError
-from .permissions import GrantStoreError
 from .upgrade import FOLLOW_INTERVAL, Upgrader, upgrade_notice
 
 log = logging.getLogger("deeting.upgrade")

@@ -22,16 +22,17 @@ from deeting_tui.plugin.scopes import Scope
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
-from ..paths import Paths
-from ..quota.usage import disk_problem
-from ..workers.launcher import Launcher
-from ..workers.supervisor import (
+from ...paths import Paths
+from ...quota.usage import disk_problem
+from ...workers.launcher import Launcher
+from ...workers.supervisor import (
     SupervisionPolicy,
     Supervisor,
     SupervisorHooks,
     WorkerConfig,
     WorkerStartError,
 )
+from ..permissions import GrantStore, PermissionMissing, missing_scopes
 from .install import COPY_IGNORE, Installs
 from .installed import Cause, InstalledPlugin, InstalledStore
 from .lifecycle import (
@@ -49,10 +50,9 @@ from .lifecycle import (
     check_name_and_version,
     start_hint,
 )
-from .permissions import GrantStore, PermissionMissing, missing_scopes
 
 if TYPE_CHECKING:
-    from ..quota.watchdog import Confinement
+    from ...quota.watchdog import Confinement
     from .upgrade import Upgrader, UpgradeReport
 
 log = logging.getLogger("deeting.loader")

@@ -23,7 +23,7 @@ import orjson
 
 from deeting_tui.errors import DeetingError
 
-from ..atomic import write_json_atomic
+from ...atomic import write_json_atomic
 
 try:
     import fcntl

@@ -28,7 +28,8 @@ from deeting_tui.plugin.versions import SEMVER_RE, version_key
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
-from ..workers.supervisor import SupervisorHooks, WorkerStartError
+from ...workers.supervisor import SupervisorHooks, WorkerStartError
+from ..permissions import missing_scopes
 from .installed import StateFileError
 from .loader import (
     AskGrants,
@@ -38,7 +39,6 @@ from .loader import (
     check_name_and_version,
     start_hint,
 )
-from .permissions import missing_scopes
 
 log = logging.getLogger("deeting.upgrade")
 

@@ -17,7 +17,7 @@ from deeting_tui.plugin.names import PLUGIN_NAME_RE
 from deeting_tui.plugin.scopes import Scope
 from deeting_tui.plugin.versions import SEMVER_RE
 
-from ..workers.supervisor import Supervisor
+from ...workers.supervisor import Supervisor
 
 
 class PluginError(DeetingError):
