@@ -181,3 +181,38 @@ async def test_a_pasted_text_keeps_all_its_lines(kernel_home: Kernel) -> None:
         assert stored == "see: first line\nsecond line\nthird"
         await pilot.press("up")
         assert prompt.value == "see: first line↵second line↵third"
+
+
+async def test_keys_typed_after_enter_start_the_next_line(kernel_home: Kernel) -> None:
+    """Typing ahead: keys that come after Enter, before the chat has handled the line sent,
+    belong to the next line. They used to be appended to the line sent (``/newsleep 60``)
+    and then wiped with it when the chat cleared the line: lost input."""
+    app = DeetingApp(kernel_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await _started(pilot, app)
+        prompt = app.chat.query_one("#prompt", PromptInput)
+        _burst(app, prompt, "hello")
+        app.post_message(events.Key("enter", "\r"))
+        _burst(app, prompt, "next")  # all queued before the chat sees the line sent
+        await until(pilot, lambda: bool(app.chat.query(UserLine)), "the message sent")
+        await until(pilot, lambda: prompt.value == "next", f"'next' kept ({prompt.value!r})")
+        assert [str(line.render()) for line in app.chat.query(UserLine)] == ["> hello"]
+
+
+async def test_a_refused_line_comes_back_before_what_was_typed_after_it(
+    kernel_home: Kernel,
+) -> None:
+    """A line refused (over the cap) goes back into the input, ahead of any keys typed after
+    Enter, so nothing typed is lost either way."""
+    app = DeetingApp(kernel_home)
+    async with app.run_test(size=SIZE) as pilot:
+        await _started(pilot, app)
+        prompt = app.chat.query_one("#prompt", PromptInput)
+        huge = "y" * (MAX_MESSAGE_BYTES + 1)
+        prompt.value = huge
+        app.post_message(events.Key("enter", "\r"))
+        _burst(app, prompt, "z")
+        await until(pilot, lambda: prompt.value.endswith("z"), "the key typed after Enter")
+        await pilot.pause()
+        assert prompt.value == huge + "z"
+        assert not app.chat.query(UserLine)

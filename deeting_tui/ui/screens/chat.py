@@ -232,10 +232,10 @@ class ChatScreen(Screen[None]):
     def _submitted(self, event: Input.Submitted) -> None:
         text = PromptInput.message(event.value).strip()
         problem = message_problem(text)
-        if problem is not None:  # refused: the text stays in the line, to be cut or fixed
+        if problem is not None:  # refused: the text goes back in the line, to be cut or fixed
             self.notify(problem, severity="error", timeout=10)
+            self.query_one("#prompt", PromptInput).restore(event.value)
             return
-        event.input.value = ""
         if not text:
             return
         self._history.append(text)

@@ -10,6 +10,12 @@ callback queued behind them) or before anything else touches the line (another k
 a click). A burst of N keys is one insertion of N characters; a key typed alone is inserted as
 soon as it is read, as before.
 
+Enter sends the line in turn with the keys (not through a binding, which Textual resolves
+only once the key has bubbled up to the app) and empties it in the same step: keys typed
+ahead, before the chat has handled the line sent, start the next line. Before, they were
+appended to the line sent (``/newsleep 60``) and then wiped with it. A line the chat refuses is
+put back, ahead of them.
+
 A pasted text keeps all its lines (Textual's Input keeps the first line of a paste and drops
 the rest): each line break shows as ``LINE_BREAK`` in the one-line input and goes back to a
 line break in the message sent (:meth:`PromptInput.message`).
@@ -45,6 +51,12 @@ class PromptInput(Input):
             self._typed.append(event.character)
             return
         self.flush_typed()  # Enter, arrows, Backspace: they act on the line as typed so far
+        if event.key == "enter":
+            # Sent here, in turn with the keys: Input's binding would run only once the key
+            # has bubbled up to the app, after keys typed ahead had already reached the line.
+            event.stop()
+            event.prevent_default()
+            await self.action_submit()
 
     def _on_paste(self, event: events.Paste) -> None:
         self.flush_typed()
@@ -58,6 +70,20 @@ class PromptInput(Input):
             self.insert_text_at_cursor(text)
         else:
             self.replace(text, *selection)
+
+    async def action_submit(self) -> None:
+        """Send the line and empty it in the same step (see the module's docstring)."""
+        self.flush_typed()
+        value = self.value
+        validation = self.validate(value) if "submitted" in self.validate_on else None
+        self.value = ""
+        self.post_message(self.Submitted(self, value, validation))
+
+    def restore(self, line: str) -> None:
+        """Put a line that was sent back (the chat refused it), ahead of what was typed since."""
+        self.flush_typed()
+        self.value = line + self.value
+        self.cursor_position = len(line)
 
     @staticmethod
     def message(value: str) -> str:
