@@ -46,14 +46,14 @@ from .lifecycle import (
     PluginRuntime,
     RevokeReport,
     Wiring,
-    _one_by_one,
     check_name_and_version,
     start_hint,
 )
+from .upgrading import Upgrading
 
 if TYPE_CHECKING:
     from ...quota.watchdog import Confinement
-    from .upgrade import Upgrader, UpgradeReport
+    from .upgrade import Upgrader
 
 log = logging.getLogger("deeting.loader")
 
@@ -77,7 +77,7 @@ __all__ = [
 ]
 
 
-class Loader(Installs):
+class Loader(Installs, Upgrading):
     def __init__(
         self,
         paths: Paths,
@@ -271,50 +271,6 @@ class Loader(Installs):
             self.wiring.detach(runtime)
             await self.deactivate(runtime)
             return True
-
-    # -- upgrade (see upgrade.py) ------------------------------------------------------------
-
-    async def upgrade(
-        self,
-        name: str,
-        version: str,
-        *,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask: AskGrant | None = None,
-        ask_all: AskGrants | None = None,
-        allow_downgrade: bool = False,
-    ) -> UpgradeReport:
-        """Make ``version`` (already at ``versions/NAME/VERSION``) the active one, hot when
-        the plugin runs. Scopes it adds need consent; refused, nothing changes."""
-        return await self._upgrader().upgrade(
-            name,
-            version,
-            grant=grant,
-            yes=yes,
-            ask_all=_one_by_one(ask) if ask_all is None and ask is not None else ask_all,
-            allow_downgrade=allow_downgrade,
-        )
-
-    async def rollback(
-        self,
-        name: str,
-        *,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask: AskGrant | None = None,
-        ask_all: AskGrants | None = None,
-    ) -> UpgradeReport:
-        """Go back to the version the last upgrade kept; it becomes the kept one in turn."""
-        return await self._upgrader().rollback(
-            name,
-            grant=grant,
-            yes=yes,
-            ask_all=_one_by_one(ask) if ask_all is None and ask is not None else ask_all,
-        )
-
-    def _upgrader(self) -> Upgrader:
-        return self._make_upgrader(self)
 
     # -- uninstall ---------------------------------------------------------------------------
 
