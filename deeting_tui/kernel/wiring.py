@@ -37,8 +37,8 @@ from .events import (
 )
 from .permissions import GrantStore
 from .plugins.installed import Cause, InstalledStore
-from .plugins.loader import AskGrants, Loader, PluginError, PluginRuntime
-from .plugins.upgrade import UpgradeReport, upgrade_notice
+from .plugins.loader import AskGrants, Loader, PluginError, PluginRuntime, UpgradeReport
+from .plugins.upgrade import upgrade_notice
 from .renderers import PayloadSchemas
 from .routing import (
     INLINE_MATCH_CHARS,

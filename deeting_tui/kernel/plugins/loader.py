@@ -45,15 +45,15 @@ from .lifecycle import (
     PluginError,
     PluginRuntime,
     RevokeReport,
+    UpgradeReport,
     Wiring,
     check_name_and_version,
     start_hint,
 )
-from .upgrading import Upgrading
+from .upgrading import Upgrades, Upgrading
 
 if TYPE_CHECKING:
     from ...quota.watchdog import Confinement
-    from .upgrade import Upgrader
 
 log = logging.getLogger("deeting.loader")
 
@@ -71,6 +71,7 @@ __all__ = [
     "PluginError",
     "PluginRuntime",
     "RevokeReport",
+    "UpgradeReport",
     "Wiring",
     "check_name_and_version",
     "start_hint",
@@ -89,7 +90,7 @@ class Loader(Installs, Upgrading):
         policy: SupervisionPolicy | None = None,
         confinement: Confinement | None = None,
         *,
-        upgrader: Callable[[Loader], Upgrader],
+        upgrader: Callable[[Loader], Upgrades],
     ) -> None:
         self.paths = paths
         self.confinement = confinement  # cgroups and the watchdog, for every worker
@@ -99,7 +100,7 @@ class Loader(Installs, Upgrading):
         self.hooks_for = hooks_for
         self.wiring = wiring
         self.policy = policy
-        #: Builds the upgrades for this loader (``upgrade.Upgrader``): upgrade.py builds on
+        #: Builds the upgrades for this loader (an ``upgrade.Upgrader``): upgrade.py builds on
         #: this module, so the composition root hands it in rather than this module importing it.
         self._make_upgrader = upgrader
         self.runtimes: dict[str, PluginRuntime] = {}

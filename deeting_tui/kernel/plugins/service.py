@@ -28,13 +28,13 @@ from .loader import (
     OnStep,
     PluginError,
     RevokeReport,
+    UpgradeReport,
     check_name_and_version,
 )
 from .ports import DescribeSandbox, RegistryPort, Update
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
-    from .upgrade import UpgradeReport
 
 __all__ = ["PluginService"]
 

@@ -4,20 +4,39 @@ an Upgrader (upgrade.py), built by the factory the composition root gave the loa
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol, Self
 
-from .lifecycle import AskGrant, AskGrants, _one_by_one
+from .lifecycle import AskGrant, AskGrants, UpgradeReport, _one_by_one
 
-if TYPE_CHECKING:
-    from .loader import Loader
-    from .upgrade import Upgrader, UpgradeReport
+
+class Upgrades(Protocol):
+    """What the loader needs of an ``upgrade.Upgrader`` (which builds on the loader)."""
+
+    async def upgrade(
+        self,
+        name: str,
+        version: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask_all: AskGrants | None = None,
+        allow_downgrade: bool = False,
+    ) -> UpgradeReport: ...
+
+    async def rollback(
+        self,
+        name: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask_all: AskGrants | None = None,
+    ) -> UpgradeReport: ...
 
 
 class Upgrading:
-    """The upgrade steps of the Loader, which provides what is declared below."""
+    """The upgrade steps of the Loader, which sets the factory declared below."""
 
-    if TYPE_CHECKING:
-        _make_upgrader: Callable[[Loader], Upgrader]
+    _make_upgrader: Callable[[Self], Upgrades]
 
     # -- upgrade (see upgrade.py) ------------------------------------------------------------
 
@@ -60,5 +79,5 @@ class Upgrading:
             ask_all=_one_by_one(ask) if ask_all is None and ask is not None else ask_all,
         )
 
-    def _upgrader(self) -> Upgrader:
+    def _upgrader(self: Self) -> Upgrades:
         return self._make_upgrader(self)
