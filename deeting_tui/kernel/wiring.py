@@ -21,7 +21,8 @@ from deeting_tui.rpc.errors import RpcError
 from deeting_tui.rpc.protocol import EventParams, OnEventResult
 
 from ..paths import Config, Paths
-from ..workers.supervisor import Supervisor, SupervisorHooks
+from ..workers.policy import Restarted
+from ..workers.supervisor import SupervisorHooks
 from .arguments import trigger_arguments
 from .assistant import Assistant, ToolInfo, ToolOutcome
 from .bus import EventBus
@@ -331,7 +332,7 @@ class PluginWiring:
         self._plugin_notice(plugin, message)
         self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})
 
-    async def _reactivate(self, supervisor: Supervisor) -> None:
+    async def _reactivate(self, supervisor: Restarted) -> None:
         if protocol.ACTIVATE in supervisor.hooks_defined:
             await supervisor.run_hook(protocol.ACTIVATE)
 
