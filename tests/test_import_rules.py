@@ -5,9 +5,11 @@ Every import form counts (tests/import_graph.py): module level, inside a functio
 a literal name. A deferred or type-only import still ties two packages together: neither can be
 read, tested or moved without the other.
 
-The one exception is the cycle check, which leaves `if TYPE_CHECKING:` imports out: they never
-run, so they cannot make start-up depend on load order, and a screen may name its app in a type
-hint. The package rules below count them: a type is part of what a package knows about.
+The cycle check counts them too. A type-only import never runs, so it cannot make start-up
+depend on load order, but two modules that name each other's types still cannot be read or
+changed apart: where one side needs the other, it says what it needs in a small Protocol (or
+both import a shared type from a third module) instead. The package rules below count them as
+well: a type is part of what a package knows about.
 """
 
 from __future__ import annotations
@@ -150,14 +152,14 @@ def _describe(cycle: list[str], edges: dict[str, set[str]]) -> str:
 def test_the_package_has_no_import_cycles_deferred_imports_included(
     imports: dict[str, list[Import]],
 ) -> None:
-    edges = graph(imports)
+    edges = graph(imports, with_type_checking=True)
     found = [c for c in cycles(edges) if c not in KNOWN_CYCLES]
     assert not found, "import cycles:\n" + "\n".join(_describe(c, edges) for c in found)
 
 
 def test_the_known_exceptions_are_still_cycles(imports: dict[str, list[Import]]) -> None:
     """An exception that is no longer a cycle must leave the list, so it cannot hide a new one."""
-    found = cycles(graph(imports))
+    found = cycles(graph(imports, with_type_checking=True))
     stale = [c for c in KNOWN_CYCLES if c not in found]
     assert not stale, f"no longer cycles, remove from KNOWN_CYCLES: {stale}"
 
@@ -247,6 +249,23 @@ def test_a_planted_cycle_through_a_deferred_import_is_found(tmp_path: Path) -> N
     (tmp_path / "p" / "a.py").write_text("from p import b\n")
     (tmp_path / "p" / "b.py").write_text("def later():\n    from . import a\n")
     assert cycles(graph(all_imports(tmp_path, ["p"]))) == [["p.a", "p.b"]]
+
+
+def test_a_planted_cycle_through_a_type_checking_import_fails_the_cycle_test(
+    tmp_path: Path,
+) -> None:
+    """The cycle test sees a cycle that only a type hint closes (as the real package's test
+    runs it); left out, the same graph has none."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "__init__.py").write_text("")
+    (tmp_path / "p" / "a.py").write_text("from p import b\n")
+    (tmp_path / "p" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p.a import A\n"
+    )
+    imports = all_imports(tmp_path, ["p"])
+    with pytest.raises(AssertionError, match=r"p\.a"):
+        test_the_package_has_no_import_cycles_deferred_imports_included(imports)
+    assert cycles(graph(imports)) == []
 
 
 def test_a_module_planted_in_a_copy_of_the_package_breaks_the_real_rules(tmp_path: Path) -> None:

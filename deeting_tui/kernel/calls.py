@@ -1,6 +1,7 @@
 """Tool calls: the Kernel's ``call_tool``, from the recorded call to its recorded result.
 
-A mixin of :class:`~deeting_tui.kernel.kernel.Kernel` (its state is the kernel's).
+A mixin of :class:`~deeting_tui.kernel.kernel.Kernel`; the state and methods it uses of the
+other parts are declared once, in state.py.
 """
 
 from __future__ import annotations
@@ -10,39 +11,20 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from deeting_tui.errors import Hint
 from deeting_tui.rpc.errors import NOT_READY, RpcError
 from deeting_tui.terminal_text import quote_prefix
 
-from ..paths import Config, Paths
 from ..workers.supervisor import ProgressListener, Supervisor
-from .assistant import Assistant, ToolInfo, ToolOutcome
-from .bus import EventBus
+from .assistant import ToolOutcome
 from .events import (
-    ErrorEvent,
-    Event,
     Progress,
-    Reply,
     ToolCall,
     ToolResult,
-    UserMessage,
 )
-from .permissions import GrantStore
-from .plugins.installed import InstalledStore
-from .plugins.loader import Loader
-from .renderers import PayloadSchemas
-from .routing import (
-    TriggerTable,
-)
-from .sessions.journal import SessionJournal
-from .sessions.store import SessionStore
-from .streams import StreamGate
-from .tools import ToolEntry, ToolIndex, argument_problems
-
-if TYPE_CHECKING:
-    pass
+from .state import KernelState
+from .tools import ToolEntry, argument_problems
 
 log = logging.getLogger("deeting.kernel")
 
@@ -77,61 +59,7 @@ class _Call:
         return round((time.perf_counter() - self.started) * 1000, 3)
 
 
-class ToolCalls:
-    # What this part of the Kernel uses of the rest (kernel.py sets or defines them).
-    paths: Paths
-    config: Config
-    assistant: Assistant | None
-    bus: EventBus
-    sessions: SessionStore
-    journal: SessionJournal
-    streams: StreamGate
-    grants: GrantStore
-    installed: InstalledStore
-    tools: ToolIndex
-    loader: Loader
-    payload_schemas: PayloadSchemas
-    triggers: TriggerTable
-    active_session: str | None
-    _calls_running: set[str]
-    _background: set[asyncio.Task[Any]]
-
-    if TYPE_CHECKING:
-
-        def error(
-            self,
-            session_id: str | None,
-            message: str,
-            *,
-            plugin: str | None = None,
-            line: int | None = None,
-            input: str | None = None,
-        ) -> None: ...
-
-        def reply(
-            self,
-            session_id: str,
-            text: str,
-            *,
-            provider: str | None = None,
-            model: str | None = None,
-            hint: Hint | None = None,
-        ) -> None: ...
-
-        def _emit(
-            self, event: UserMessage | Reply | ToolCall | ToolResult | ErrorEvent
-        ) -> None: ...
-
-        def _notify(self, event: Event) -> None: ...
-
-        def _known_tools(self) -> str: ...
-
-        def tool_infos(self) -> list[ToolInfo]: ...
-
-        def _plugin_notice(
-            self, plugin: str | None, message: str, hint: Hint | None = None
-        ) -> None: ...
-
+class ToolCalls(KernelState):
     async def call_tool(
         self,
         session_id: str,

@@ -1,114 +1,29 @@
 """The conversation: the assistant's turn, and a stored session read back as typed events.
 
-A mixin of :class:`~deeting_tui.kernel.kernel.Kernel` (its state is the kernel's).
+A mixin of :class:`~deeting_tui.kernel.kernel.Kernel`; the state and methods it uses of the
+other parts are declared once, in state.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from deeting_tui.errors import Hint
-
-from ..paths import Config, Paths
-from .assistant import Assistant, AssistantTurn, ToolInfo, ToolOutcome
-from .bus import EventBus
+from .assistant import AssistantTurn, ToolOutcome
 from .events import (
     ErrorEvent,
     Event,
     EventFormatError,
-    Reply,
     ReplyDelta,
-    ToolCall,
-    ToolResult,
-    UserMessage,
     from_stored,
 )
-from .permissions import GrantStore
-from .plugins.installed import InstalledStore
-from .plugins.loader import Loader
-from .renderers import PayloadSchemas
-from .routing import (
-    TriggerTable,
-)
 from .sessions.encoding import CONVERSATION_KINDS
-from .sessions.journal import SessionJournal
-from .sessions.store import SessionStore
-from .streams import StreamGate
-from .tools import ToolIndex
-
-if TYPE_CHECKING:
-    pass
+from .state import KernelState
 
 log = logging.getLogger("deeting.kernel")
 
 
-class Conversation:
-    # What this part of the Kernel uses of the rest (kernel.py sets or defines them).
-    paths: Paths
-    config: Config
-    assistant: Assistant | None
-    bus: EventBus
-    sessions: SessionStore
-    journal: SessionJournal
-    streams: StreamGate
-    grants: GrantStore
-    installed: InstalledStore
-    tools: ToolIndex
-    loader: Loader
-    payload_schemas: PayloadSchemas
-    triggers: TriggerTable
-    active_session: str | None
-    _calls_running: set[str]
-    _background: set[asyncio.Task[Any]]
-
-    if TYPE_CHECKING:
-
-        def error(
-            self,
-            session_id: str | None,
-            message: str,
-            *,
-            plugin: str | None = None,
-            line: int | None = None,
-            input: str | None = None,
-        ) -> None: ...
-
-        def reply(
-            self,
-            session_id: str,
-            text: str,
-            *,
-            provider: str | None = None,
-            model: str | None = None,
-            hint: Hint | None = None,
-        ) -> None: ...
-
-        def _emit(
-            self, event: UserMessage | Reply | ToolCall | ToolResult | ErrorEvent
-        ) -> None: ...
-
-        def _notify(self, event: Event) -> None: ...
-
-        def _known_tools(self) -> str: ...
-
-        def tool_infos(self) -> list[ToolInfo]: ...
-
-        def _plugin_notice(
-            self, plugin: str | None, message: str, hint: Hint | None = None
-        ) -> None: ...
-
-        async def call_tool(
-            self,
-            session_id: str,
-            tool: str,
-            args: dict[str, Any],
-            *,
-            reply: bool = False,
-            report_errors: bool = True,
-        ) -> ToolOutcome: ...
-
+class Conversation(KernelState):
     # -- the assistant -----------------------------------------------------------------------
 
     async def _assistant_handler(self, topic: str, payload: dict[str, Any]) -> bool:

@@ -1,7 +1,8 @@
 """Enabled plugins wired into the kernel (tools, triggers, subscriptions), their upgrades, and
 what their supervisors report (streams, crashes, a plugin disabled).
 
-A mixin of :class:`~deeting_tui.kernel.kernel.Kernel` (its state is the kernel's).
+A mixin of :class:`~deeting_tui.kernel.kernel.Kernel`; the state and methods it uses of the
+other parts are declared once, in state.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deeting_tui.errors import DeetingError, Hint
 from deeting_tui.plugin.manifest import EVENT_PRIORITY, TRIGGER_PRIORITY, PluginSpec
@@ -20,26 +21,17 @@ from deeting_tui.rpc import protocol
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.rpc.protocol import EventParams, OnEventResult
 
-from ..paths import Config, Paths
-from ..workers.supervisor import Supervisor, SupervisorHooks
+from ..workers.policy import Restarted
+from ..workers.supervisor import SupervisorHooks
 from .arguments import trigger_arguments
-from .assistant import Assistant, ToolInfo, ToolOutcome
-from .bus import EventBus
 from .events import (
-    ErrorEvent,
-    Event,
     PluginNotice,
-    Reply,
     StreamFrame,
-    ToolCall,
-    ToolResult,
-    UserMessage,
 )
 from .permissions import GrantStore
-from .plugins.installed import Cause, InstalledStore
-from .plugins.loader import AskGrants, Loader, PluginError, PluginRuntime
-from .plugins.upgrade import UpgradeReport, upgrade_notice
-from .renderers import PayloadSchemas
+from .plugins.installed import Cause
+from .plugins.loader import AskGrants, PluginError, PluginRuntime, UpgradeReport
+from .plugins.upgrade import upgrade_notice
 from .routing import (
     INLINE_MATCH_CHARS,
     MAX_TRIGGER_TEXT,
@@ -48,13 +40,8 @@ from .routing import (
     clamp_priority,
 )
 from .sessions.encoding import EncodedEvent
-from .sessions.journal import SessionJournal
-from .sessions.store import SessionStore
-from .streams import StreamGate
-from .tools import ToolConflict, ToolIndex
-
-if TYPE_CHECKING:
-    pass
+from .state import KernelState
+from .tools import ToolConflict
 
 log = logging.getLogger("deeting.kernel")
 
@@ -64,67 +51,7 @@ class ToolClash(PluginError, DeetingError):
     (a PluginError: it stops the new worker), keeping the conflict's hint."""
 
 
-class PluginWiring:
-    # What this part of the Kernel uses of the rest (kernel.py sets or defines them).
-    paths: Paths
-    config: Config
-    assistant: Assistant | None
-    bus: EventBus
-    sessions: SessionStore
-    journal: SessionJournal
-    streams: StreamGate
-    grants: GrantStore
-    installed: InstalledStore
-    tools: ToolIndex
-    loader: Loader
-    payload_schemas: PayloadSchemas
-    triggers: TriggerTable
-    active_session: str | None
-    _calls_running: set[str]
-    _background: set[asyncio.Task[Any]]
-
-    if TYPE_CHECKING:
-
-        def error(
-            self,
-            session_id: str | None,
-            message: str,
-            *,
-            plugin: str | None = None,
-            line: int | None = None,
-            input: str | None = None,
-        ) -> None: ...
-
-        def reply(
-            self,
-            session_id: str,
-            text: str,
-            *,
-            provider: str | None = None,
-            model: str | None = None,
-            hint: Hint | None = None,
-        ) -> None: ...
-
-        def _emit(
-            self, event: UserMessage | Reply | ToolCall | ToolResult | ErrorEvent
-        ) -> None: ...
-
-        def _notify(self, event: Event) -> None: ...
-
-        def _known_tools(self) -> str: ...
-
-        def tool_infos(self) -> list[ToolInfo]: ...
-
-        async def call_tool(
-            self,
-            session_id: str,
-            tool: str,
-            args: dict[str, Any],
-            *,
-            reply: bool = False,
-            report_errors: bool = True,
-        ) -> ToolOutcome: ...
-
+class PluginWiring(KernelState):
     # -- wiring enabled plugins (the Loader calls these) -------------------------------------
 
     def attach(self, runtime: PluginRuntime) -> None:
@@ -331,7 +258,7 @@ class PluginWiring:
         self._plugin_notice(plugin, message)
         self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})
 
-    async def _reactivate(self, supervisor: Supervisor) -> None:
+    async def _reactivate(self, supervisor: Restarted) -> None:
         if protocol.ACTIVATE in supervisor.hooks_defined:
             await supervisor.run_hook(protocol.ACTIVATE)
 

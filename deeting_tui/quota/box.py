@@ -16,14 +16,14 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from . import usage
-from .cgroups import WorkerCgroup
+from .cgroup_hierarchies import Cgroups
+from .cgroups import KernelCgroups, WorkerCgroup
 from .diskaccount import Account
-
-if TYPE_CHECKING:
-    from .watchdog import Confinement
+from .diskwatch import DiskWatch
+from .policy import WatchdogPolicy
 
 log = logging.getLogger("deeting.watchdog")
 
@@ -45,12 +45,25 @@ class Watched(Protocol):
     def disable_for_limit(self, generation: int, reason: str) -> None: ...
 
 
+class Guard(Protocol):
+    """What a box needs of the Confinement that watches it (watchdog.py)."""
+
+    policy: WatchdogPolicy
+    cgroups: Cgroups
+    kernel_cgroups: KernelCgroups | None
+    boxes: dict[int, Box]
+    disk: DiskWatch
+
+    def scan_disk(self, box: Box, sample: usage.Usage) -> None:
+        """Measure ``box``'s folders again now (``sample`` is its latest)."""
+
+
 class Box:
     """One worker under watch: its cgroup (if any), its recent samples, its fate."""
 
     def __init__(
         self,
-        confinement: Confinement,
+        confinement: Guard,
         supervisor: Watched,
         pid: int,
         generation: int,

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
 from . import disktree, openfiles
-from .disktally import Tally
+from .disktally import Owner, Tally
 from .disktree import Builder, Dir, GiveUp, Snapshot, blocks, holes
 from .inotify import (
     IN_CREATE,
@@ -35,8 +36,33 @@ OPEN_TICK = 0.01  # seconds between looks at the files a writing plugin holds op
 NEAR_TICK = 0.001  # ... down to this often as its writes near its quota
 
 
+class Watch(Protocol):
+    """What an account needs of the kernel's one inotify instance (diskwatch.DiskWatch),
+    shared by every plugin's account."""
+
+    owners: dict[int, Account]  # watch descriptor → account
+    pending: dict[int, tuple[Account, Dir]]  # moved-from folders, by cookie
+    orphans: set[int]  # watches to remove once no walk is in flight
+    writing: dict[Account, float]  # accounts whose open files are looked at
+    scans: int  # walks in flight
+
+    def add(self, path: str) -> int: ...
+    def bind(self, wd: int, account: Account) -> None: ...
+    def unbind(self, wd: int) -> None: ...
+    def sweep(self) -> None: ...
+    def dirs_allowed(self, account: Account) -> int: ...
+    def replay(self, account: Account) -> None: ...
+    def poll_soon(self, account: Account) -> None: ...
+    def forget(self, account: Account) -> None: ...
+
+
 class Account(Tally):
     """One plugin's folders, accounted live."""
+
+    watch: Watch
+
+    def __init__(self, watch: Watch, roots: tuple[str, ...], quota: int, owner: Owner):
+        super().__init__(watch, roots, quota, owner)
 
     # -- events ------------------------------------------------------------------------------
 

@@ -15,13 +15,17 @@ import stat
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from . import disktree
 from .disktree import Dir, GiveUp, Inode, Key, blocks, holes
 
-if TYPE_CHECKING:
-    from .diskwatch import DiskWatch
+
+class Unbinds(Protocol):
+    """What the tally needs of the kernel's shared watch (diskwatch.DiskWatch)."""
+
+    def unbind(self, wd: int) -> None:
+        """No folder of this tally has watch ``wd`` any more."""
 
 
 class Owner(Protocol):
@@ -41,7 +45,7 @@ class Owner(Protocol):
 class Tally(ABC):
     """One plugin's folders as counted: the tree, its inodes and the running total."""
 
-    def __init__(self, watch: DiskWatch, roots: tuple[str, ...], quota: int, owner: Owner):
+    def __init__(self, watch: Unbinds, roots: tuple[str, ...], quota: int, owner: Owner):
         self.watch = watch
         self.roots = roots
         self.quota = quota

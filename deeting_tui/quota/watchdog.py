@@ -33,7 +33,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from . import usage
@@ -41,20 +40,12 @@ from .box import Box, Watched
 from .cgroup_hierarchies import Cgroups
 from .cgroups import KernelCgroups, WorkerLimits
 from .diskwatch import DiskWatch
+from .policy import WatchdogPolicy
 
 log = logging.getLogger("deeting.watchdog")
 
-
-@dataclass(frozen=True)
-class WatchdogPolicy:
-    """Timing knobs; tests shrink them, the product keeps the defaults."""
-
-    interval: float = 0.5  # seconds between samples
-    cpu_window: float = 10.0  # cpu_percent is an average over this
-    idle_window: float = 3.0  # idle_cpu_percent over this: a spinning thread goes in seconds
-    disk_check: float = 30.0  # watched folders are walked, as a check, at most this often
-    disk_interval: float = 5.0  # folders not watched are walked at most this often ...
-    disk_after_call: float = 1.0  # ... and this long after the last walk once a call ended
+#: WatchdogPolicy is defined in policy.py (box.py reads it too) and imported from here.
+__all__ = ["Confinement", "WatchdogPolicy", "describe_limits"]
 
 
 class Confinement:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from deeting_tui.paths import Paths
 
 from .errors import StoreError
 from .fetch import FetchError, fetch, resolve
+from .limits import Limits, Progress
 from .lock import updater_lock
 from .staging import StagedPlugin, StagingError, clean_leftovers, stage_artifact
 from .state import RegistryMeta, RegistryStateError, RegistryStateFiles
@@ -40,19 +40,6 @@ from .trust import (
 )
 
 __all__ = ["Limits", "RegistryClient", "StagedPlugin", "StoreError", "SyncReport", "Update"]
-
-Progress = Callable[[str, int, int | None], None]
-"""What is downloading (a label), bytes so far, bytes expected (None when unknown)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    registry_max_bytes: int = 32 * 2**20
-    root_max_bytes: int = 1 * 2**20
-    max_rotations: int = 64
-    index_deadline_s: float = 60.0
-    artifact_deadline_s: float = 300.0
-    artifact_max_bytes: int = 64 * 2**20
 
 
 class RegistryClient(Syncs):

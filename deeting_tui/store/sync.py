@@ -20,6 +20,7 @@ from deeting_tui.errors import Fix, Hint
 
 from .errors import StoreError
 from .fetch import FetchError, fetch
+from .limits import Limits, Progress
 from .state import RegistryMeta, RegistryStateFiles
 from .trust import (
     Registry,
@@ -30,9 +31,6 @@ from .trust import (
     verify_registry,
     verify_root,
 )
-
-if TYPE_CHECKING:
-    from .client import Limits, Progress
 
 __all__ = ["SyncReport", "Syncs", "Update"]
 

@@ -1,6 +1,7 @@
 """Calls to a worker under their deadlines: requests, hooks, events, cancellation.
 
-A mixin of :class:`~deeting_tui.workers.supervisor.Supervisor` (its state is the supervisor's).
+A mixin of :class:`~deeting_tui.workers.supervisor.Supervisor`; the state and methods it uses
+of the other parts are declared once, in state.py.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deeting_tui.rpc import protocol
 from deeting_tui.rpc.errors import (
@@ -18,7 +19,6 @@ from deeting_tui.rpc.errors import (
     WORKER_CRASHED,
     RpcError,
 )
-from deeting_tui.rpc.peer import Peer
 from deeting_tui.rpc.protocol import (
     CancelParams,
     EventParams,
@@ -27,60 +27,15 @@ from deeting_tui.rpc.protocol import (
     ProtocolError,
 )
 
-from ..netproxy.proxy import HostProxy
-from .denials import DenialReporter
-from .launcher import Launcher
 from .policy import (
-    CrashLoopGuard,
     ProgressListener,
-    SupervisionPolicy,
-    SupervisorHooks,
-    WorkerConfig,
 )
-from .worker_process import WorkerProcess
-
-if TYPE_CHECKING:
-    from ..quota.watchdog import Confinement
-
+from .state import SupervisorState
 
 log = logging.getLogger("deeting.supervisor")
 
 
-class SupervisedCalls:
-    # The Supervisor's state (supervisor.py sets it in __init__).
-    config: WorkerConfig
-    confinement: Confinement | None
-    name: str
-    launcher: Launcher
-    hooks: SupervisorHooks
-    policy: SupervisionPolicy
-    guard: CrashLoopGuard
-    state: str
-    pid: int | None
-    hooks_defined: list[str]
-    sandbox: dict[str, Any] | None
-    disabled_reason: str | None
-    denials: DenialReporter
-    _proxy: HostProxy | None
-    _process: WorkerProcess | None
-    _peer: Peer | None
-    _generation: int
-    _ready: asyncio.Event
-    _end_reason: asyncio.Future[str] | None
-    _progress: dict[int, float]
-    _progress_listeners: dict[int, ProgressListener]
-    _timers: dict[int, asyncio.TimerHandle]
-    _restart_task: asyncio.Task[None] | None
-    _winding_down: set[int]
-    _idle: asyncio.Event | None
-    _stopped_for_cancel: int | None
-
-    if TYPE_CHECKING:
-
-        def _abandon(self, generation: int, reason: str) -> None: ...
-
-        async def _reason_for(self, generation: int, exc: BaseException) -> str: ...
-
+class SupervisedCalls(SupervisorState):
     # -- calls -------------------------------------------------------------------------------
 
     async def invoke(

@@ -1,6 +1,7 @@
 """How a worker ends: garbage, EOF, exit, crash and restart, resource limits, stop and kill.
 
-A mixin of :class:`~deeting_tui.workers.supervisor.Supervisor` (its state is the supervisor's).
+A mixin of :class:`~deeting_tui.workers.supervisor.Supervisor`; the state and methods it uses
+of the other parts are declared once, in state.py.
 """
 
 from __future__ import annotations
@@ -8,70 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, cast
 
 from deeting_tui.rpc import protocol
 from deeting_tui.rpc.errors import (
     RpcError,
 )
-from deeting_tui.rpc.peer import Peer
 
-from ..netproxy.proxy import HostProxy
-from .denials import DenialReporter
-from .launcher import Launcher, describe_exit
+from .launcher import describe_exit
 from .policy import (
-    CrashLoopGuard,
-    ProgressListener,
-    SupervisionPolicy,
-    SupervisorHooks,
-    WorkerConfig,
     WorkerStartError,
 )
+from .state import SupervisorState
 from .worker_process import WorkerProcess
-
-if TYPE_CHECKING:
-    from ..quota.watchdog import Confinement
-    from .supervisor import Supervisor
-
 
 log = logging.getLogger("deeting.supervisor")
 
 
-class WorkerEndings:
-    # The Supervisor's state (supervisor.py sets it in __init__).
-    config: WorkerConfig
-    confinement: Confinement | None
-    name: str
-    launcher: Launcher
-    hooks: SupervisorHooks
-    policy: SupervisionPolicy
-    guard: CrashLoopGuard
-    state: str
-    pid: int | None
-    hooks_defined: list[str]
-    sandbox: dict[str, Any] | None
-    disabled_reason: str | None
-    denials: DenialReporter
-    _proxy: HostProxy | None
-    _process: WorkerProcess | None
-    _peer: Peer | None
-    _generation: int
-    _ready: asyncio.Event
-    _end_reason: asyncio.Future[str] | None
-    _progress: dict[int, float]
-    _progress_listeners: dict[int, ProgressListener]
-    _timers: dict[int, asyncio.TimerHandle]
-    _restart_task: asyncio.Task[None] | None
-    _winding_down: set[int]
-    _idle: asyncio.Event | None
-    _stopped_for_cancel: int | None
-
-    if TYPE_CHECKING:
-
-        async def _spawn(self) -> None: ...
-
-        def log_line(self, line: str) -> None: ...
-
+class WorkerEndings(SupervisorState):
     # -- endings -----------------------------------------------------------------------------
 
     def _on_garbage(self, generation: int, why: str) -> None:
@@ -165,7 +119,7 @@ class WorkerEndings:
         try:
             await self._spawn()
             if self.hooks.on_restarted is not None:
-                await self.hooks.on_restarted(cast("Supervisor", self))
+                await self.hooks.on_restarted(self)
         except (WorkerStartError, RpcError) as exc:
             message = exc.message if isinstance(exc, RpcError) else str(exc)
             log.warning("plugin %s: restart failed: %s", self.name, message)

@@ -7,15 +7,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from deeting_tui.rpc import protocol
 from deeting_tui.rpc.protocol import ProgressParams, ProtocolError
 from deeting_tui.terminal_text import one_line
-
-if TYPE_CHECKING:
-    from .supervisor import Supervisor
-
 
 #: Deadlines of the lifecycle hooks, in seconds. They are hard: progress reports do not
 #: extend them (they extend tool calls only), so a plugin cannot hold the kernel's start-up,
@@ -141,6 +137,14 @@ class WorkerStartError(Exception):
     """The worker could not be started or did not complete the handshake."""
 
 
+class Restarted(Protocol):
+    """What ``on_restarted`` is handed: the supervisor whose worker just came back."""
+
+    hooks_defined: list[str]
+
+    async def run_hook(self, hook: str, params: Any = None) -> Any: ...
+
+
 @dataclass
 class SupervisorHooks:
     """How a supervisor reports to the kernel; every hook is optional."""
@@ -148,6 +152,6 @@ class SupervisorHooks:
     on_stream: Callable[[str, dict[str, Any]], None] | None = None
     on_notice: Callable[[str, str], None] | None = None  # crash / restart messages
     on_disabled: Callable[[str, str], None] | None = None
-    on_restarted: Callable[[Supervisor], Awaitable[None]] | None = None
+    on_restarted: Callable[[Restarted], Awaitable[None]] | None = None
     #: Something the plugin tried was refused (its grants, a limit): one line for the user.
     on_denial: Callable[[str, str], None] | None = None

@@ -3,7 +3,8 @@
 The loader (``loader.py`` with ``install.py``, the vocabulary in ``lifecycle.py``) installs a
 plugin package, starts its worker under supervision and wires it into the kernel; the record
 of what is installed and active is ``installed.py``; hot upgrades and rollbacks are
-``upgrade.py``, and ``follow.py`` follows a version another process made active.
+``upgrade.py`` (reached through ``upgrading.py``), and ``follow.py`` follows a version another
+process made active.
 
 ``deeting plugin …`` and the chat's plugin manager list, install, enable, disable, grant,
 revoke, upgrade, roll back and uninstall through :class:`PluginService`, and read a plugin as

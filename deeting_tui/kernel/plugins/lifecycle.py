@@ -57,6 +57,17 @@ class InstallReport:
     awaiting: list[Scope] = field(default_factory=list)
 
 
+@dataclass
+class UpgradeReport:
+    """What an upgrade, rollback or follow did."""
+
+    name: str
+    old: str
+    new: str
+    hot: bool  # a running worker was replaced without a pause
+    drained: bool = True  # False: calls on the old worker outlived the drain timeout
+
+
 AskGrant = Callable[[str, Scope], bool]
 """The CLI's prompt: one question per missing scope, answered synchronously."""
 AskGrants = Callable[[str, list[Scope]], Awaitable[Collection[Scope]]]

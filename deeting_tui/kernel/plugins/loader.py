@@ -45,15 +45,15 @@ from .lifecycle import (
     PluginError,
     PluginRuntime,
     RevokeReport,
+    UpgradeReport,
     Wiring,
-    _one_by_one,
     check_name_and_version,
     start_hint,
 )
+from .upgrading import Upgrades, Upgrading
 
 if TYPE_CHECKING:
     from ...quota.watchdog import Confinement
-    from .upgrade import Upgrader, UpgradeReport
 
 log = logging.getLogger("deeting.loader")
 
@@ -71,13 +71,14 @@ __all__ = [
     "PluginError",
     "PluginRuntime",
     "RevokeReport",
+    "UpgradeReport",
     "Wiring",
     "check_name_and_version",
     "start_hint",
 ]
 
 
-class Loader(Installs):
+class Loader(Installs, Upgrading):
     def __init__(
         self,
         paths: Paths,
@@ -89,7 +90,7 @@ class Loader(Installs):
         policy: SupervisionPolicy | None = None,
         confinement: Confinement | None = None,
         *,
-        upgrader: Callable[[Loader], Upgrader],
+        upgrader: Callable[[Loader], Upgrades],
     ) -> None:
         self.paths = paths
         self.confinement = confinement  # cgroups and the watchdog, for every worker
@@ -99,7 +100,7 @@ class Loader(Installs):
         self.hooks_for = hooks_for
         self.wiring = wiring
         self.policy = policy
-        #: Builds the upgrades for this loader (``upgrade.Upgrader``): upgrade.py builds on
+        #: Builds the upgrades for this loader (an ``upgrade.Upgrader``): upgrade.py builds on
         #: this module, so the composition root hands it in rather than this module importing it.
         self._make_upgrader = upgrader
         self.runtimes: dict[str, PluginRuntime] = {}
@@ -271,50 +272,6 @@ class Loader(Installs):
             self.wiring.detach(runtime)
             await self.deactivate(runtime)
             return True
-
-    # -- upgrade (see upgrade.py) ------------------------------------------------------------
-
-    async def upgrade(
-        self,
-        name: str,
-        version: str,
-        *,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask: AskGrant | None = None,
-        ask_all: AskGrants | None = None,
-        allow_downgrade: bool = False,
-    ) -> UpgradeReport:
-        """Make ``version`` (already at ``versions/NAME/VERSION``) the active one, hot when
-        the plugin runs. Scopes it adds need consent; refused, nothing changes."""
-        return await self._upgrader().upgrade(
-            name,
-            version,
-            grant=grant,
-            yes=yes,
-            ask_all=_one_by_one(ask) if ask_all is None and ask is not None else ask_all,
-            allow_downgrade=allow_downgrade,
-        )
-
-    async def rollback(
-        self,
-        name: str,
-        *,
-        grant: Sequence[str] = (),
-        yes: bool = False,
-        ask: AskGrant | None = None,
-        ask_all: AskGrants | None = None,
-    ) -> UpgradeReport:
-        """Go back to the version the last upgrade kept; it becomes the kept one in turn."""
-        return await self._upgrader().rollback(
-            name,
-            grant=grant,
-            yes=yes,
-            ask_all=_one_by_one(ask) if ask_all is None and ask is not None else ask_all,
-        )
-
-    def _upgrader(self) -> Upgrader:
-        return self._make_upgrader(self)
 
     # -- uninstall ---------------------------------------------------------------------------
 

@@ -11,39 +11,68 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.names import split_source
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 
-from ..permissions import missing_scopes
+from ..permissions import GrantStore, missing_scopes
 from .info import COUNTED, PluginInfo, PluginState, origin_of
-from .installed import Cause, InstalledPlugin
+from .installed import Cause, InstalledPlugin, InstalledStore
 from .loader import (
     AskGrants,
     GrantReport,
     InstallReport,
+    Loader,
     OnStep,
     PluginError,
     RevokeReport,
+    UpgradeReport,
     check_name_and_version,
 )
 from .ports import DescribeSandbox, RegistryPort, Update
 
-if TYPE_CHECKING:
-    from ..kernel import Kernel
-    from .upgrade import UpgradeReport
+__all__ = ["PluginHost", "PluginService"]
 
-__all__ = ["PluginService"]
+
+class PluginHost(Protocol):
+    """What the service needs of its kernel (kernel.Kernel, which builds it): the stores and
+    loader it reads and changes, and the upgrades the kernel tells every listener about."""
+
+    @property
+    def installed(self) -> InstalledStore: ...
+    @property
+    def grants(self) -> GrantStore: ...
+    @property
+    def loader(self) -> Loader: ...
+    @property
+    def runs_plugins(self) -> bool:
+        """Whether this kernel starts plugins (a chat or a script), not only administers them."""
+        ...
+
+    async def upgrade_plugin(
+        self,
+        name: str,
+        version: str,
+        *,
+        grant: Sequence[str] = (),
+        yes: bool = False,
+        ask_all: AskGrants | None = None,
+        allow_downgrade: bool = False,
+    ) -> UpgradeReport: ...
+
+    async def rollback_plugin(
+        self, name: str, *, ask_all: AskGrants | None = None
+    ) -> UpgradeReport: ...
 
 
 class PluginService:
     """Every plugin operation of one kernel; changes go through its loader, so its locks,
     rollbacks and notices apply whichever front end asked."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: PluginHost) -> None:
         self.kernel = kernel
         self.registry: RegistryPort | None = None
         self.describe_sandbox: DescribeSandbox | None = None

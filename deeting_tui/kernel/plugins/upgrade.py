@@ -17,7 +17,7 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from .loader import (
     Loader,
     PluginError,
     PluginRuntime,
+    UpgradeReport,
     check_name_and_version,
     start_hint,
 )
@@ -46,17 +47,6 @@ log = logging.getLogger("deeting.upgrade")
 DRAIN_GRACE = 5.0
 #: How often a running kernel looks at state.json (one stat; cheap).
 FOLLOW_INTERVAL = 0.5
-
-
-@dataclass
-class UpgradeReport:
-    """What an upgrade, rollback or follow did."""
-
-    name: str
-    old: str
-    new: str
-    hot: bool  # a running worker was replaced without a pause
-    drained: bool = True  # False: calls on the old worker outlived the drain timeout
 
 
 class Upgrader:
