@@ -14,7 +14,8 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
-from deeting_tui.ui.screens.chat import HELP, ChatScreen
+from deeting_tui.ui.help_text import HELP
+from deeting_tui.ui.screens.chat import ChatScreen
 from deeting_tui.ui.widgets.transcript import AssistantReply, ErrorLine, UserLine
 
 SIZE = (100, 32)

@@ -35,6 +35,7 @@ from deeting_tui.kernel.plugins import PluginState
 from deeting_tui.terminal_text import one_line
 
 from ..completion import SlashSuggester, ToolParameters
+from ..help_text import HELP
 from ..hints import chat_event_line
 from ..host import ChatHost
 from ..messages import (
@@ -61,26 +62,6 @@ STREAM_REDRAW_S = 1 / 30
 #: many at a time, on demand. Drawing the widgets of 10,000 events took many seconds before
 #: the first screenful showed (bench/chat_input.py).
 SHOWN_EVENTS = 50
-
-HELP = """**Commands**
-
-- `/TOOL key=value …` — call a plugin's tool directly (see `/plugins` for the tools)
-- `/image PATH` — send an image to the plugins that take images
-- `/plugins` (F2) — installed plugins: enable `e`, disable `d`, permissions `g`,
-  install `i`, upgrade `u`, uninstall `x`
-- `/sessions` (F3) — stored conversations: open (Enter), rename `r`, delete `x`
-- `/new` (Ctrl+N) — start a new session
-- `/help` (F1) — this list
-
-**Keys**: Esc cancels the running turn; ↑/↓ walk your earlier messages; → or Tab accepts
-the greyed-out completion of a command, tool, argument name or path; Ctrl+P opens the
-command palette; Ctrl+Q quits.
-
-**A model**: without one, the offline assistant answers (try `help`). Quit, then set
-`ANTHROPIC_API_KEY` (Anthropic) or `OPENAI_BASE_URL` / `OPENAI_API_KEY` (any Chat
-Completions server: OpenAI, Ollama, llama.cpp, vLLM) and start `deeting` again; `--model`
-or `model` in `config.toml` picks the model. `deeting --help` says which would answer.
-"""
 
 
 class ChatScreen(Screen[None]):
