@@ -106,6 +106,7 @@ class ToolCalls:
             plugin: str | None = None,
             line: int | None = None,
             input: str | None = None,
+            hint: Hint | None = None,
         ) -> None: ...
 
         def reply(

@@ -73,6 +73,7 @@ class Conversation:
             plugin: str | None = None,
             line: int | None = None,
             input: str | None = None,
+            hint: Hint | None = None,
         ) -> None: ...
 
         def reply(
