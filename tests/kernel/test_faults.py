@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 from support import HOSTILE, OFFICIAL, events_of
 
-from deeting_tui.command_output import event_line
+from deeting_tui.command_output import event_line, with_cli_hint
 from deeting_tui.errors import Fix, Hint
 from deeting_tui.kernel.events import ErrorEvent, Event, PluginNotice
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.ui.hints import chat_event_line
+from deeting_tui.ui.hints import chat_event_line, with_chat_hint
 
 FAULT_THEN_OK = [
     "user",
@@ -189,3 +189,21 @@ async def test_a_crash_loop_carries_the_enable_as_a_hint_each_front_end_phrases(
         assert chat_event_line(event).endswith(
             "fix it, then enable it again — press F2, select faulty, press e"
         )
+
+
+async def test_a_crashed_plugins_info_carries_the_enable_as_its_fix(kernel: Kernel) -> None:
+    """The stored reason is words; `deeting plugin info` and the chat's details phrase the
+    fix beside it, each its own way."""
+    await _install_faulty(kernel)
+    session = kernel.open_session()
+    for _ in range(3):
+        await kernel.submit(session.id, "fault exit")
+    info = kernel.plugins.info("faulty")
+    assert info.reason is not None and "deeting plugin" not in info.reason
+    assert info.fix == Hint(Fix.ENABLE, "faulty")
+    assert with_cli_hint(info.reason, info.fix).endswith(" — run: deeting plugin enable faulty")
+    assert with_chat_hint(info.reason, info.fix, on_plugin_screen=True).endswith(
+        " — select faulty, press e"
+    )
+    await kernel.loader.enable("faulty")
+    assert kernel.plugins.info("faulty").fix is None  # enabled: nothing to fix
