@@ -28,6 +28,7 @@ from deeting_tui.command_output import (
     say,
     settled,
     tty_consent,
+    with_cli_hint,
 )
 from deeting_tui.compose import plug_ports
 from deeting_tui.errors import DeetingError
@@ -202,7 +203,8 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(terminal_safe_json(info_json) + b"\n")
         return 0
     say(f"{spec.name} {spec.version} — {spec.description}".rstrip(" —"))
-    say(f"  state:       {plugin.state}" + (f" ({plugin.reason})" if plugin.reason else ""))
+    reason = with_cli_hint(plugin.reason, plugin.fix) if plugin.reason else None
+    say(f"  state:       {plugin.state}" + (f" ({reason})" if reason else ""))
     say(f"  source:      {plugin.source} ({plugin.origin.said})")
     perms = ", ".join(
         f"{p['scope']}{'' if p['granted'] else ' (not granted)'}" for p in info["permissions"]

@@ -299,9 +299,11 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
         plugin: str | None = None,
         line: int | None = None,
         input: str | None = None,
+        hint: Hint | None = None,
     ) -> None:
         """Record an error in the session (and fail the running turn); ``plugin`` when a
-        plugin's call failed, ``line`` and ``input`` for a script line not sent."""
+        plugin's call failed, ``line`` and ``input`` for a script line not sent, ``hint``
+        the fix, for each front end to phrase."""
         turn = _current_turn.get()
         if turn is not None:
             turn.failed = True
@@ -312,7 +314,12 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
             return
         self._emit(
             ErrorEvent(
-                session_id=session_id, message=message, plugin=plugin, line=line, input=input
+                session_id=session_id,
+                message=message,
+                plugin=plugin,
+                line=line,
+                input=input,
+                hint=hint,
             )
         )
 

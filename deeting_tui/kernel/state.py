@@ -76,6 +76,7 @@ class KernelState:
             plugin: str | None = None,
             line: int | None = None,
             input: str | None = None,
+            hint: Hint | None = None,
         ) -> None: ...
 
         def reply(

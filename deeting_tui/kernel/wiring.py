@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from deeting_tui.errors import DeetingError, Hint
+from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.manifest import EVENT_PRIORITY, TRIGGER_PRIORITY, PluginSpec
 from deeting_tui.plugin.scopes import MESSAGES, covers, parsed_scopes, reads_user_input
 from deeting_tui.plugin.triggers import TriggerRegexError
@@ -254,8 +254,11 @@ class PluginWiring(KernelState):
         # cause is stored as such, so no front end has to read it out of the message.
         looped = runtime is None or runtime.supervisor.guard.tripped
         self.installed.set_enabled(plugin, False, message, Cause.CRASHED if looped else Cause.QUOTA)
-        self.error(None, message, plugin=plugin)
-        self._plugin_notice(plugin, message)
+        # Either way the way back is to enable it (once fixed, or with space freed): a hint
+        # of the kernel's own, which the CLI says as a command and the chat as a key.
+        hint = Hint(Fix.ENABLE, plugin)
+        self.error(None, message, plugin=plugin, hint=hint)
+        self._plugin_notice(plugin, message, hint)
         self._publish_soon("plugin.disabled", {"plugin": plugin, "message": message})
 
     async def _reactivate(self, supervisor: Restarted) -> None:

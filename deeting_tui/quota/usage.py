@@ -229,12 +229,13 @@ def disk_breach(used_bytes: int, disk_mb: int) -> Breach | None:
 
 
 def disk_reason(plugin: str, breach: Breach, folders: Sequence[Path]) -> str:
-    """Why a plugin over its disk quota is stopped, and how to get it back."""
+    """Why a plugin over its disk quota is stopped, and how to get it back: the enable that
+    follows is the kernel's hint (``Fix.ENABLE``), phrased by each front end."""
     where = ", ".join(str(folder) for folder in folders)
     return (
         f"plugin '{plugin}' was stopped: its folders hold {breach.used}, over its disk limit "
         f"of {breach.allowed} (limits.disk_mb) — free space in {where} (or raise "
-        f"limits.disk_mb in its kimai.json), then run: deeting plugin enable {plugin}"
+        f"limits.disk_mb in its kimai.json), then enable it again"
     )
 
 

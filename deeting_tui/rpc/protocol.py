@@ -272,17 +272,26 @@ class ProgressParams:
 
 @dataclass(frozen=True, slots=True)
 class DeniedParams:
-    """``denied``: the worker's guard refused something (a path, a syscall) and says so."""
+    """``denied``: the worker's guard refused something (a path, a syscall) and says so;
+    ``scope``, when one would allow it, is the permission as text (``network``), so that the
+    kernel offers the grant as a fix of its own making rather than as the worker's words.
+    Only its type is checked here: the kernel parses it (it is the worker's word)."""
 
     message: str
+    scope: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"message": self.message}
+        data: dict[str, Any] = {"message": self.message}
+        if self.scope is not None:
+            data["scope"] = self.scope
+        return data
 
     @classmethod
     def from_json(cls, params: Any) -> DeniedParams:
         what = "a refusal report"
-        message = _text(f"{what}'s 'message'", _object(what, params).get("message"))
+        params = _object(what, params)
+        message = _text(f"{what}'s 'message'", params.get("message"))
         if not message:
             raise ProtocolError(f"{what}'s 'message' is empty")
-        return cls(message)
+        scope = _text(f"{what}'s 'scope'", params.get("scope"), optional=True)
+        return cls(message, scope)

@@ -86,10 +86,11 @@ def plan_for(init: dict[str, Any]) -> SandboxPlan:
 
 
 def enforce(
-    init: dict[str, Any], plugin: str, report: Callable[[str], None] | None = None
+    init: dict[str, Any], plugin: str, report: Callable[[str, str | None], None] | None = None
 ) -> Applied:
     """Apply every available layer for this plugin's grants; raise SandboxError on failure.
-    ``report`` hears each refusal the guard makes, for the kernel to tell the user."""
+    ``report`` hears each refusal the guard makes (its message, and the scope that would
+    allow it, if any), for the kernel to tell the user."""
     began = time.perf_counter()
     plan = plan_for(init)
     caps = probe()

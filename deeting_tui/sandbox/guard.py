@@ -34,7 +34,10 @@ class Guard:
     """Checks audit events against a plan; installed once per worker, never removed."""
 
     def __init__(
-        self, plugin: str, plan: SandboxPlan, report: Callable[[str], None] | None = None
+        self,
+        plugin: str,
+        plan: SandboxPlan,
+        report: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.plugin = plugin
         self.plan = plan
@@ -77,10 +80,11 @@ class Guard:
         if scope is None:
             message = f"plugin '{self.plugin}' may not do this: {what}"
         else:
+            # Plain words: the plugin's own code reads this. The fix (a grant) goes to the
+            # kernel as the scope, for each front end to phrase (its command, its key).
             message = (
                 f"plugin '{self.plugin}' has no '{scope}' permission: {what} — "
-                f"declare it in kimai.json; the user grants it with: "
-                f"deeting plugin grant {self.plugin} {scope}"
+                f"declare it in kimai.json, and the user must grant it"
             )
         self._busy = True
         try:
@@ -90,7 +94,7 @@ class Guard:
             key = f"{scope}|{what}"
             if self._report is not None and key not in self._reported and len(self._reported) < 64:
                 self._reported.add(key)
-                self._report(message)
+                self._report(message, scope)
         finally:
             self._busy = False
         raise SandboxDenied(message)

@@ -83,7 +83,7 @@ log = logging.getLogger("deeting.worker")
 
 
 def apply_os_sandbox(
-    init: dict[str, Any], report: Callable[[str], None] | None = None
+    init: dict[str, Any], report: Callable[[str, str | None], None] | None = None
 ) -> dict[str, Any]:
     """The OS sandbox for the granted scopes (see sandbox/enforce.py); before any plugin
     import and before any thread exists. Returns what was applied, for the handshake.
@@ -261,11 +261,11 @@ class WorkerServer:
         hooks = [f for f in OPTIONAL_FUNCTIONS if callable(getattr(self.module, f, None))]
         return InitializeResult(os.getpid(), tuple(hooks), sandbox).to_json()
 
-    def _report_denial(self, message: str) -> None:
+    def _report_denial(self, message: str, scope: str | None) -> None:
         """Tell the kernel what the guard refused, so the user hears of it even if the
-        plugin swallows the PermissionError."""
+        plugin swallows the PermissionError; ``scope`` is what a grant would allow."""
         with contextlib.suppress(Exception):  # never let reporting break the refusal itself
-            self.peer.notify(DENIED, DeniedParams(message).to_json())
+            self.peer.notify(DENIED, DeniedParams(message, scope).to_json())
 
     # -- teardown ----------------------------------------------------------------------------
 

@@ -179,7 +179,7 @@ class RegistryClient(Syncs):
                 on_progress=progress,
             )
         except FetchError as exc:
-            raise StoreError(str(exc)) from None
+            raise StoreError(str(exc), exc.fix) from None
 
     def _resolve(self, base: str, reference: str) -> str:
         try:

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from deeting_tui.errors import Fix, Hint
+
 __all__ = [
+    "FIXES",
     "LENGTH_HINT",
     "TOO_BIG_HINT",
     "CappedBody",
@@ -28,8 +31,13 @@ SHOWN_URL_MAX = 200
 Progress = Callable[[int, int | None], None]
 """Called with (bytes received so far, expected total or None) as bytes arrive."""
 
-LENGTH_HINT = "the copy served does not match the registry — run: deeting registry sync"
+#: In words; the fix (a sync) is :data:`FIXES`' hint, which each front end phrases.
+LENGTH_HINT = "the copy served does not match the registry"
 TOO_BIG_HINT = "check the URL; the file is larger than this client accepts"
+
+#: The fix a command does, for the words that call for one: the front end says the command
+#: (``deeting registry sync``) or where to run it, never the error's text.
+FIXES: dict[str, Hint] = {LENGTH_HINT: Hint(Fix.SYNC)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ class FetchError(Exception):
         self.url = url
         self.reason = reason
         self.hint = hint
+        #: The fix as data (a sync), for the StoreError this becomes.
+        self.fix: Hint | None = FIXES.get(hint)
         self.status = status  # the HTTP status, when the server answered with an error
         super().__init__(f"cannot fetch {what} from {shown_url(url)}: {reason} — {hint}")
 

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from deeting_tui.errors import Hint
 from deeting_tui.terminal_text import one_line
 
 #: Longest refusal message kept (a plugin's text may be part of it).
@@ -31,7 +32,7 @@ class DenialReporter:
         self,
         plugin: str,
         log_path: Path,
-        notify: Callable[[str], None] | None,
+        notify: Callable[[str, Hint | None], None] | None,
         *,
         quiet_seconds: float = 60.0,
         burst: int = 5,
@@ -65,9 +66,10 @@ class DenialReporter:
                 return message
         return None
 
-    def refused(self, message: str, *, log: bool = True) -> bool:
+    def refused(self, message: str, *, log: bool = True, hint: Hint | None = None) -> bool:
         """Report one refusal; True when the user was told. ``log=False`` when the worker
-        already wrote it to the plugin's log itself (its guard does)."""
+        already wrote it to the plugin's log itself (its guard does); ``hint``: the fix (a
+        grant), which the front end the user reads phrases."""
         message = one_line(str(message))[:MAX_MESSAGE]
         now = self._clock()
         while self._recent and self._recent[0] <= now - 60.0:
@@ -86,7 +88,7 @@ class DenialReporter:
             self._append(f"({self.left_out} more refusals not repeated here)")
             self.left_out = 0
         if self._notify is not None:
-            self._notify(message)
+            self._notify(message, hint)
         return True
 
     def _append(self, line: str) -> None:

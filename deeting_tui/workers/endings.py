@@ -95,8 +95,7 @@ class WorkerEndings(SupervisorState):
             minutes = self.policy.crash_window / 60
             self.disabled_reason = (
                 f"plugin '{self.name}' crashed {count} times in {minutes:g} minutes and was "
-                f"disabled (last: worker {reason}) — after fixing it, run: "
-                f"deeting plugin enable {self.name}"
+                f"disabled (last: worker {reason}) — fix it, then enable it again"
             )
             self.state = "disabled"
             self._ready.set()  # wake waiters so they see the disabled state

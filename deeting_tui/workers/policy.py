@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from deeting_tui.errors import Hint
 from deeting_tui.rpc import protocol
 from deeting_tui.rpc.protocol import ProgressParams, ProtocolError
 from deeting_tui.terminal_text import one_line
@@ -154,4 +155,5 @@ class SupervisorHooks:
     on_disabled: Callable[[str, str], None] | None = None
     on_restarted: Callable[[Restarted], Awaitable[None]] | None = None
     #: Something the plugin tried was refused (its grants, a limit): one line for the user.
-    on_denial: Callable[[str, str], None] | None = None
+    #: The hint, when there is one, is the fix (a grant) as data, for the front end to phrase.
+    on_denial: Callable[[str, str, Hint | None], None] | None = None

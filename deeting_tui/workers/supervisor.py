@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deeting_tui.plugin.scopes import network_hosts
+from deeting_tui.errors import Fix, Hint
+from deeting_tui.plugin.scopes import ScopeError, network_hosts, parse_scope
 from deeting_tui.rpc import protocol
 from deeting_tui.rpc.errors import (
     CONNECTION_CLOSED,
@@ -71,6 +72,8 @@ __all__ = [
 log = logging.getLogger("deeting.supervisor")
 
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
+#: Longest scope a refusal report may name for a grant to be offered (a path in it).
+MAX_SCOPE = 512
 
 
 class Supervisor(SupervisedCalls, WorkerEndings):
@@ -217,9 +220,9 @@ class Supervisor(SupervisedCalls, WorkerEndings):
         log.info("plugin %s: proxy refused %s: %s", self.name, target, reason)
         self.denials.network_refused(reason)
 
-    def _tell_denial(self, message: str) -> None:
+    def _tell_denial(self, message: str, hint: Hint | None) -> None:
         if self.hooks.on_denial is not None:
-            self.hooks.on_denial(self.name, message)
+            self.hooks.on_denial(self.name, message, hint)
 
     async def _handshake(self, peer: Peer) -> InitializeResult:
         c = self.config
@@ -272,7 +275,22 @@ class Supervisor(SupervisedCalls, WorkerEndings):
         message = denied.message
         if not message.startswith(f"plugin '{self.name}' "):
             message = f"plugin '{self.name}' reports a refusal: {message}"
-        self.denials.refused(message, log=False)  # the worker's guard logged it
+        hint = self._grant_hint(denied.scope)
+        self.denials.refused(message, log=False, hint=hint)  # the worker's guard logged it
+
+    def _grant_hint(self, scope: str | None) -> Hint | None:
+        """The grant that would allow what the worker says was refused, or None. The scope
+        is the worker's word: offered only when it parses as a scope and is not granted
+        already; the plugin it names is this supervisor's own, never the worker's."""
+        if scope is None or len(scope) > MAX_SCOPE or not scope.isprintable():
+            return None  # no scope is that long, or holds a control character
+        try:
+            parsed = parse_scope(scope)
+        except ScopeError:
+            return None
+        if str(parsed) in self.config.scopes:
+            return None  # granted: a grant would not fix it, so a hint would mislead
+        return Hint(Fix.GRANT, self.name, str(parsed))
 
     def _on_progress(self, params: Any) -> None:
         call = params.get("call") if isinstance(params, dict) else None

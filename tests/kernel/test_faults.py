@@ -9,7 +9,11 @@ from __future__ import annotations
 import pytest
 from support import HOSTILE, OFFICIAL, events_of
 
+from deeting_tui.command_output import event_line, with_cli_hint
+from deeting_tui.errors import Fix, Hint
+from deeting_tui.kernel.events import ErrorEvent, Event, PluginNotice
 from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.ui.hints import chat_event_line, with_chat_hint
 
 FAULT_THEN_OK = [
     "user",
@@ -127,7 +131,7 @@ async def test_crash_loop_disables_plugin_with_reenable_hint(kernel: Kernel) -> 
     turn = await kernel.submit(session.id, "/ok")
     record = kernel.installed.get("faulty")
     assert record is not None and not record.enabled
-    assert record.disabled_reason and "deeting plugin enable faulty" in record.disabled_reason
+    assert record.disabled_reason and "enable it again" in record.disabled_reason
     assert turn.failed  # the tool is gone with its plugin
     assert "faulty" not in kernel.loader.runtimes
     # Re-enabling works and the plugin serves again.
@@ -157,3 +161,49 @@ async def test_a_fault_in_one_plugin_leaves_others_alone(kernel: Kernel) -> None
     await kernel.submit(session.id, "fault exit")
     assert not (await kernel.submit(session.id, "calc 1+1")).failed
     assert kernel.loader.runtimes["calc"].supervisor.pid == calc_pid
+
+
+async def test_a_crash_loop_carries_the_enable_as_a_hint_each_front_end_phrases(
+    kernel: Kernel,
+) -> None:
+    """No command in the message the chat shows too: the kernel's error and notice carry
+    Hint(ENABLE), the CLI says the command and the chat the key."""
+    await _install_faulty(kernel)
+    heard: list[ErrorEvent | PluginNotice] = []
+
+    def hear(event: Event) -> None:
+        if isinstance(event, ErrorEvent | PluginNotice) and "disabled" in event.message:
+            heard.append(event)
+
+    kernel.add_listener(hear)
+    session = kernel.open_session()
+    for _ in range(3):
+        await kernel.submit(session.id, "fault exit")
+    assert {type(e) for e in heard} == {ErrorEvent, PluginNotice}
+    for event in heard:
+        assert event.hint == Hint(Fix.ENABLE, "faulty")
+        assert "deeting plugin" not in event.message
+        assert event_line(event).endswith(
+            "fix it, then enable it again — run: deeting plugin enable faulty"
+        )
+        assert chat_event_line(event).endswith(
+            "fix it, then enable it again — press F2, select faulty, press e"
+        )
+
+
+async def test_a_crashed_plugins_info_carries_the_enable_as_its_fix(kernel: Kernel) -> None:
+    """The stored reason is words; `deeting plugin info` and the chat's details phrase the
+    fix beside it, each its own way."""
+    await _install_faulty(kernel)
+    session = kernel.open_session()
+    for _ in range(3):
+        await kernel.submit(session.id, "fault exit")
+    info = kernel.plugins.info("faulty")
+    assert info.reason is not None and "deeting plugin" not in info.reason
+    assert info.fix == Hint(Fix.ENABLE, "faulty")
+    assert with_cli_hint(info.reason, info.fix).endswith(" — run: deeting plugin enable faulty")
+    assert with_chat_hint(info.reason, info.fix, on_plugin_screen=True).endswith(
+        " — select faulty, press e"
+    )
+    await kernel.loader.enable("faulty")
+    assert kernel.plugins.info("faulty").fix is None  # enabled: nothing to fix

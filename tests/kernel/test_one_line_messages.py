@@ -14,7 +14,7 @@ HOSTILE = "evil\x1b]0;owned\x07 host\n\tnext line"
 
 def test_a_refusal_message_is_one_neutral_line(tmp_path: Path) -> None:
     told: list[str] = []
-    reporter = DenialReporter("demo", tmp_path / "log", told.append)
+    reporter = DenialReporter("demo", tmp_path / "log", lambda m, _hint: told.append(m))
     reporter.network_refused(HOSTILE)
     message = reporter.network_refusal_since(0.0)
     assert message is not None

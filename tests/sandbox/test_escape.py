@@ -145,7 +145,8 @@ async def test_denials_name_the_missing_scope(kernel: Kernel, world: World, tmp_
     supervisor = await install_hostile(kernel, ESCAPE, tmp_path, [])
     tcp = await _attempt(supervisor, world, "tcp")
     assert "has no 'network' permission" in tcp["detail"]
-    assert "deeting plugin grant escape network" in tcp["detail"]
+    # The plugin reads plain words; the grant reaches the user as a hint (test_escape_hints).
+    assert "the user must grant it" in tcp["detail"] and "deeting plugin" not in tcp["detail"]
     run = await _attempt(supervisor, world, "subprocess")
     assert "has no 'shell' permission" in run["detail"]
     read = await _attempt(supervisor, world, "read_secret")

@@ -28,6 +28,7 @@ import orjson
 import pytest
 from support import FAST_POLICY, FAST_WATCHDOG, HOSTILE, OFFICIAL, run_deeting
 
+from deeting_tui.command_output import event_line
 from deeting_tui.kernel.events import Event, PluginNotice
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.plugins.loader import PluginError
@@ -69,7 +70,7 @@ class Notices:
 
     def _hear(self, event: Event) -> None:
         if isinstance(event, PluginNotice) and event.plugin == NAME:
-            self.seen.append(event.message)
+            self.seen.append(event_line(event))  # as the CLI says it: with its hint
             self._changed.set()
 
     def about(self, text: str) -> list[str]:

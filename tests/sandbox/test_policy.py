@@ -101,11 +101,25 @@ def guard(*scopes: str, proxy_port: int | None = None) -> Guard:
     return Guard("p", plan(*scopes, proxy_port=proxy_port))
 
 
+def test_guard_reports_the_missing_scope_as_data_not_as_a_command() -> None:
+    """The kernel hears the scope itself, to offer the grant as a hint each front end
+    phrases; no command is baked into the refusal the plugin (and the user) reads."""
+    told: list[tuple[str, str | None]] = []
+    g = Guard("p", plan(), lambda message, scope: told.append((message, scope)))
+    with pytest.raises(SandboxDenied):
+        g._hook("socket.__new__", (None, socket.AF_INET, socket.SOCK_STREAM, 0))
+    with pytest.raises(SandboxDenied):
+        g._hook("subprocess.Popen", ("/bin/ls", ["ls"], None, None))
+    assert [scope for _, scope in told] == ["network", "shell"]
+    assert all("deeting plugin" not in message for message, _ in told)
+
+
 def test_guard_names_the_missing_scope_and_the_command() -> None:
     g = guard()
     with pytest.raises(SandboxDenied, match="has no 'network' permission") as info:
         g._hook("socket.__new__", (None, socket.AF_INET, socket.SOCK_STREAM, 0))
-    assert "deeting plugin grant p network" in str(info.value)
+    # The plugin reads plain words; the grant goes to the kernel as the scope (see below).
+    assert "declare it in kimai.json, and the user must grant it" in str(info.value)
     with pytest.raises(SandboxDenied, match="has no 'shell' permission: running '/bin/ls'"):
         g._hook("subprocess.Popen", ("/bin/ls", ["ls"], None, None))
     with pytest.raises(SandboxDenied, match=r"filesystem:read:/home/u/\.ssh/id_rsa"):

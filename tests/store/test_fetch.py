@@ -19,9 +19,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deeting_tui.command_output import error_line
+from deeting_tui.errors import Fix, Hint
+from deeting_tui.paths import resolve_paths
 from deeting_tui.store import fetch_http
+from deeting_tui.store.client import RegistryClient
+from deeting_tui.store.errors import StoreError
 from deeting_tui.store.fetch import fetch, resolve
 from deeting_tui.store.fetch_limits import Fetched, FetchError
+from deeting_tui.ui.hints import chat_error
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -285,7 +291,29 @@ async def test_exact_length_refuses_a_byte_more_or_less(
     error = await failure(server.url("/weather.zip"), exact_length=exact)
 
     assert words in str(error)
-    assert "deeting registry sync" in str(error)
+    assert error.fix == Hint(Fix.SYNC)  # the sync is data, for each front end to phrase
+    assert "deeting registry sync" not in str(error)
+
+
+async def test_a_wrong_length_reaches_each_front_end_with_the_sync_as_its_fix(
+    server: LoopbackServer, home: Path
+) -> None:
+    """The client's StoreError carries the sync: the CLI says the command, the chat says
+    where to run it (no key syncs)."""
+    server.routes["/weather.zip"] = chunked(b"x" * 10)
+    client = RegistryClient(resolve_paths())
+    with pytest.raises(StoreError) as caught:
+        await client._fetch(
+            server.url("/weather.zip"), "weather.zip", 1 << 20, None, None, exact_length=20
+        )
+    error = caught.value
+    assert error.hint == Hint(Fix.SYNC)
+    assert error_line(error).endswith(
+        "the copy served does not match the registry — run: deeting registry sync"
+    )
+    assert chat_error(error).endswith(
+        "the copy served does not match the registry — run in a shell: deeting registry sync"
+    )
 
 
 async def test_exact_length_met_reports_it_as_the_total(server: LoopbackServer) -> None:

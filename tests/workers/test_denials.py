@@ -16,7 +16,7 @@ class Clock:
 
 
 def _reporter(tmp_path: Path, told: list[str], clock: Clock) -> DenialReporter:
-    return DenialReporter("x", tmp_path / "x.log", told.append, clock=clock)
+    return DenialReporter("x", tmp_path / "x.log", lambda m, _hint: told.append(m), clock=clock)
 
 
 def test_each_refusal_is_told_once_per_quiet_period_and_logged(tmp_path: Path) -> None:
@@ -65,6 +65,6 @@ def test_the_workers_own_log_lines_are_not_doubled(tmp_path: Path) -> None:
 
 def test_an_unwritable_log_does_not_stop_the_telling(tmp_path: Path) -> None:
     told: list[str] = []
-    reporter = DenialReporter("x", tmp_path / "missing" / "x.log", told.append)
+    reporter = DenialReporter("x", tmp_path / "missing" / "x.log", lambda m, _h: told.append(m))
     assert reporter.refused("still told")
     assert told == ["still told"]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope
 
@@ -92,6 +93,15 @@ class PluginInfo:
     missing: tuple[Scope, ...] = ()
     #: What the OS sandbox allows with these grants: "level", then one line per layer.
     sandbox: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def fix(self) -> Hint | None:
+        """What brings back a plugin the kernel disabled for a crash loop or its disk quota
+        (once fixed, or with space freed): enabling it. The stored ``reason`` says what to
+        fix in words; each front end phrases this hint beside it (a command, a key)."""
+        if self.cause in (Cause.CRASHED, Cause.QUOTA) and not self.enabled:
+            return Hint(Fix.ENABLE, self.name)
+        return None
 
     @property
     def dev(self) -> bool:

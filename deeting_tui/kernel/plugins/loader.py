@@ -221,7 +221,7 @@ class Loader(Installs, Upgrading):
         problem = await asyncio.to_thread(disk_problem, spec.name, folders, spec.limits.disk_mb)
         if problem is not None:
             self.installed.set_enabled(spec.name, False, problem, Cause.QUOTA)
-            raise PluginError(problem)
+            raise PluginError(problem, Hint(Fix.ENABLE, spec.name))  # once space is freed
 
     async def disable(
         self,

@@ -30,7 +30,7 @@ from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import explain, reads_user_input
 from deeting_tui.terminal_text import neutralise, neutralise_line, one_line
 
-from ..hints import chat_error
+from ..hints import chat_error, with_chat_hint
 from .permission import scope_line
 
 if TYPE_CHECKING:
@@ -60,7 +60,9 @@ def summary(info: PluginInfo, spec: PluginSpec) -> RenderableType:
         title.append(f" — {one_line(spec.description)}")
     grid.add_row("", title)
     state_text = Text.assemble((state, STATE_STYLE[state]))
-    reason = one_line(info.reason or "")
+    reason = one_line(
+        with_chat_hint(info.reason, info.fix, on_plugin_screen=True) if info.reason else ""
+    )
     if reason and state is not PluginState.NEEDS_CONSENT:  # ✗ below says what is missing
         state_text.append(f" ({reason})", style="dim")
     if state is PluginState.NEEDS_CONSENT:
