@@ -16,7 +16,7 @@ key of the wrong JSON type raises :class:`EventFormatError`, which says which ke
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -44,10 +44,14 @@ class EventFormatError(ValueError):
     """An event's JSON is not one this version can read (a damaged or foreign session)."""
 
 
-def _json(*types: type, omit: bool = False) -> dict[str, Any]:
-    """A field's metadata: the JSON types its key may hold (none: any), and whether the key
-    is left out of the JSON while the field has its default (keys there only sometimes)."""
-    return {"types": types, "omit": omit}
+def _json(
+    *types: type, omit: bool = False, read: Callable[[Any], Any] | None = None
+) -> dict[str, Any]:
+    """A field's metadata: the JSON types its key may hold (none: any), whether the key is
+    left out of the JSON while the field has its default (keys there only sometimes), and
+    ``read``, for a field that reads its own JSON leniently (a ``hint``: a fix that cannot be
+    read never stops its message being shown)."""
+    return {"types": types, "omit": omit, "read": read}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +109,7 @@ class Reply(Event):
     text: str = field(default="", metadata=_json(str))
     provider: str | None = field(default=None, metadata=_json(str, omit=True))
     model: str | None = field(default=None, metadata=_json(str, omit=True))
-    hint: Hint | None = field(default=None, metadata=_json(dict, omit=True))
+    hint: Hint | None = field(default=None, metadata=_json(dict, omit=True, read=Hint.from_data))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,7 +169,7 @@ class ErrorEvent(Event):
     plugin: str | None = field(default=None, metadata=_json(str, omit=True))
     line: int | None = field(default=None, metadata=_json(int, omit=True))
     input: str | None = field(default=None, metadata=_json(str, omit=True))
-    hint: Hint | None = field(default=None, metadata=_json(dict, omit=True))
+    hint: Hint | None = field(default=None, metadata=_json(dict, omit=True, read=Hint.from_data))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,7 +208,7 @@ class PluginNotice(Event):
     TYPE: ClassVar[str] = "plugin_notice"
     plugin: str | None = field(default=None, metadata=_json(str))
     message: str = field(default="", metadata=_json(str))
-    hint: Hint | None = field(default=None, metadata=_json(dict, omit=True))
+    hint: Hint | None = field(default=None, metadata=_json(dict, omit=True, read=Hint.from_data))
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -271,8 +275,8 @@ def from_json(data: Mapping[str, Any]) -> Event:
             continue
         if value is None and spec.default is not None and not spec.metadata.get("omit"):
             raise EventFormatError(f"'{kind}' event: '{key}' must not be null")
-        if key == "hint":  # a fix that cannot be read never stops its message being shown
-            values[key] = Hint.from_data(value)
+        if (read := spec.metadata.get("read")) is not None:
+            values[key] = read(value)
             continue
         values[key] = _check(kind, key, value, spec.metadata.get("types", ()))
     return cls(**values, extra=extra)
