@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import orjson
 
-from deeting_tui.command_output import cli_hint, event_line
+from deeting_tui.command_output import event_line, with_cli_hint
 from deeting_tui.kernel.events import (
     ErrorEvent,
     Event,
@@ -96,7 +96,7 @@ class ScriptPrinter:
             self._streaming = True
         elif isinstance(event, Reply):
             # A fix the reply points to, as this front end says it: the command to run.
-            phrase = f" — run: {cli_hint(event.hint)}" if event.hint else ""
+            phrase = with_cli_hint("", event.hint)  # the CLI's own words: " — run: …" or none
             if self._streaming:  # its text is on the terminal already
                 self._streaming = False
                 self.out.write(neutralise(phrase).encode() + b"\n")
