@@ -29,6 +29,23 @@ setup() {  # $1: extras, e.g. "dev" or "dev,bench"
     fi
 }
 
+# The browser faces' libraries (frontend/package.json, pinned by its package-lock.json) are built
+# into deeting_tui/web/vendor with the machine's node and npm: `npm ci` checks every package's
+# integrity hash. Rebuilt only when the lock, the build script or its entries change.
+build_frontend() {
+    local stamp="deeting_tui/web/vendor/.built-$(cat frontend/package-lock.json frontend/build.mjs \
+        frontend/entries/* | sha256sum | cut -c1-16)"
+    [ -e "$stamp" ] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "dev.sh: npm is missing, so the browser faces (deeting view) can't be built;" \
+            "install Node.js 20+ and npm" >&2
+        return 0
+    fi
+    (cd frontend && npm ci --no-audit --no-fund --loglevel=error </dev/null >/dev/null &&
+        node build.mjs >/dev/null)
+    touch "$stamp"
+}
+
 install_official_plugins() {
     for plugin in plugins/*/; do
         name="$(basename "$plugin")"
@@ -53,6 +70,27 @@ ensure_tmux() {
     else
         echo "dev.sh: tmux is missing, so the end-to-end chat test will be skipped" \
             "(install tmux, e.g. apt-get install tmux, or run ./dev.sh test as root)" >&2
+    fi
+}
+
+# tests/web drives the browser faces in Debian's Chromium through Playwright (skipped without
+# it; `playwright install` needs a download this network refuses). As root, install it.
+ensure_chromium() {
+    local path
+    for path in /usr/bin/chromium-headless-shell /usr/bin/chromium; do
+        [ -x "$path" ] && return 0
+    done
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0
+            chromium-headless-shell)
+        if "${apt[@]}" >/dev/null 2>&1 </dev/null ||
+            { apt-get update -qq </dev/null >/dev/null && "${apt[@]}" >/dev/null </dev/null; }; then
+            return 0
+        fi
+        echo "dev.sh: could not install chromium-headless-shell; the browser tests will be skipped" >&2
+    else
+        echo "dev.sh: Chromium is missing, so the browser tests will be skipped" \
+            "(apt-get install chromium-headless-shell, or run ./dev.sh test as root)" >&2
     fi
 }
 
@@ -137,6 +175,7 @@ cmd="${1:-run}"
 case "$cmd" in
     run)
         setup dev
+        build_frontend
         install_official_plugins
         exec "$VENV/bin/deeting" "$@"
         ;;
@@ -144,6 +183,8 @@ case "$cmd" in
         setup "dev,bench"
         unprivileged_kit
         ensure_tmux
+        ensure_chromium
+        build_frontend
         "$VENV/bin/ruff" check deeting_tui ci registry_tools plugins tests bench
         "$VENV/bin/ruff" format --check deeting_tui ci registry_tools plugins tests bench
         "$VENV/bin/mypy" deeting_tui
@@ -151,6 +192,8 @@ case "$cmd" in
         ;;
     bench)
         setup "dev,bench"
+        ensure_chromium
+        build_frontend
         exec "$VENV/bin/python" -m bench "$@"
         ;;
     *)

@@ -1,0 +1,46 @@
+"""The headers every response of the loopback server carries, and the two page policies.
+
+Plugin data reaches a browser only inside a renderer's sandboxed iframe (an opaque origin),
+so the policies are written for that: a renderer runs only the core's own scripts, may fetch
+nothing (its data arrives by postMessage), may embed nothing, and may be framed only by the
+host page. The host page may talk only to its own server and frame only its own renderers.
+"""
+
+from __future__ import annotations
+
+#: A renderer document: scripts, styles, fonts and images from the server's own files only.
+#: ``connect-src 'none'``: no fetch, XHR, WebSocket or EventSource to anywhere, this server
+#: included. Inline ``<style>`` and ``style=""`` in markup are refused too (a face styles
+#: through its own CSS file or the CSSOM).
+_RENDERER = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'none'; frame-src 'none'; worker-src 'none'; "
+    "object-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors {origin}"
+)
+
+#: The host page: its own scripts and styles, its server's event stream, its own renderers.
+_HOST = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; frame-src 'self'; worker-src 'none'; "
+    "object-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def renderer_policy(origin: str) -> str:
+    """The CSP of a renderer document served from ``origin`` (``http://127.0.0.1:PORT``)."""
+    return _RENDERER.format(origin=origin)
+
+
+def host_policy() -> str:
+    """The CSP of the host page."""
+    return _HOST
+
+
+#: On every response: no sniffing, no referrer (the token is in the path), no caching of
+#: private data, and no cross-origin reads (no CORS header is ever sent).
+COMMON_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+    ("Cache-Control", "no-store"),
+)

@@ -1,0 +1,74 @@
+"""Real-browser tests: Playwright (from PyPI) driving Debian's Chromium.
+
+``playwright install`` needs a download this network refuses, so the browser is the distro's
+(``./dev.sh test`` installs chromium-headless-shell as root) and is launched by path. Tests
+that need it take the ``browser`` fixture, which skips with the reason when no Chromium is
+on the machine. The flags keep Chromium off the network it would otherwise try at start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+CANDIDATES = (
+    "/usr/bin/chromium-headless-shell",
+    "/usr/lib/chromium/chromium-headless-shell",
+    "/usr/bin/chromium",
+)
+FLAGS = (
+    "--no-sandbox",  # as root; the pages under test are ours, served on 127.0.0.1
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--font-render-hinting=none",  # steadier glyphs for screenshot comparison
+)
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium, or one named by DEETING_CHROMIUM."""
+    named = os.environ.get("DEETING_CHROMIUM")
+    if named:
+        return named if os.access(named, os.X_OK) else None
+    for candidate in CANDIDATES:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("chromium")
+    return found
+
+
+def skip_reason() -> str | None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed: run ./dev.sh test (it installs the dev extras)"
+    if chromium_path() is None:
+        return (
+            "no Chromium on this machine: install chromium-headless-shell (apt-get install "
+            "chromium-headless-shell) or run ./dev.sh test as root, which installs it"
+        )
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the session; each test opens its own context."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=chromium_path(), args=list(FLAGS))
+        try:
+            yield chromium
+        finally:
+            chromium.close()
