@@ -140,6 +140,18 @@ def test_markdown_code_blocks_scroll_sideways_at_phone_width(open_face: Opener) 
     face.assert_clean()
 
 
+def test_markdown_aligned_table_columns_need_no_inline_style(open_face: Opener) -> None:
+    # markdown-it writes style="text-align:right"; the renderer CSP refuses inline styles.
+    face = open_face("markdown")
+    face.draw({"markdown": "| name | size |\n|:-----|-----:|\n| weather | 12 kB |\n"})
+    aligns = face.page.eval_on_selector_all(
+        ".markdown td", "tds => tds.map(td => getComputedStyle(td).textAlign)"
+    )
+    assert aligns == ["left", "right"]
+    assert face.page.query_selector(".markdown [style]") is None
+    face.assert_clean()
+
+
 def test_markdown_of_a_megabyte_is_cut_with_a_note_and_draws_quickly(open_face: Opener) -> None:
     face = open_face("markdown")
     started = time.perf_counter()
@@ -344,6 +356,10 @@ def test_fallback_shows_any_json_value(open_face: Opener) -> None:
     assert face.page.query_selector(".fallback-json b") is None
     face.draw(None)
     assert face.page.inner_text(".fallback-json") == "null"
+    face.draw({"numbers": list(range(150))})  # scalars flow along lines, as in the terminal
+    flow = face.page.query_selector_all(".j-flow")
+    assert len(flow) == 1 and flow[0].inner_text().startswith("0, 1, 2, 3")
+    assert "… 50 more items" in face.page.inner_text(".fallback-json")
     face.assert_clean()
 
 
