@@ -308,6 +308,9 @@ def test_key_value_takes_every_form_and_shows_values_compactly(open_face: Opener
     face.draw({"items": [{"key": f"k{i}", "value": i} for i in range(250)]})
     assert len(face.page.query_selector_all(".kv-row")) == 200
     assert face.page.inner_text(".kv-more") == "… 50 more items"
+    face.draw_js('JSON.parse(\'{"cfg": {"__proto__": {"polluted": 1}, "b": 2}}\')')
+    assert face.page.inner_text(".kv-value") == '{"__proto__":{"polluted":1},"b":2}'
+    assert face.page.evaluate("({}).polluted") is None
     face.draw({"items": []})
     assert face.text() == "(nothing to show)"
     face.assert_clean()
@@ -373,6 +376,9 @@ def test_fallback_shows_any_json_value(open_face: Opener) -> None:
     assert face.page.query_selector(".fallback-json b") is None
     face.draw(None)
     assert face.page.inner_text(".fallback-json") == "null"
+    face.draw_js('JSON.parse(\'{"__proto__": {"polluted": 1}}\')')
+    assert '"__proto__"' in face.page.inner_text(".fallback-json")
+    assert '"polluted"' in face.page.text_content(".fallback-json")
     face.draw({"numbers": list(range(150))})  # scalars flow along lines, as in the terminal
     flow = face.page.query_selector_all(".j-flow")
     assert len(flow) == 1 and flow[0].inner_text().startswith("0, 1, 2, 3")
