@@ -211,10 +211,12 @@
 
   // The index axis shows the label of a point (its time, when times could not be an axis).
   function labelAt(index) {
-    const names = view && view.last && (view.last.labels || view.last.times);
+    const last = view && view.last;
+    const names = last && (last.labels || (view.seconds ? null : last.times));
     if (!names) return String(index + 1);
     const name = names[index];
     if (name === undefined || name === null) return "";
+    if (typeof name === "number" && names !== last.labels) return Number.isFinite(name) ? dateText(name, name % 86400 !== 0) : "";
     const text = DeetingFace.clean(String(name));
     return text.length > MAX_LABEL ? `${text.slice(0, MAX_LABEL - 1)}…` : text;
   }
@@ -224,11 +226,27 @@
     return withTime ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}` : iso.slice(0, 10);
   }
 
+  // On a time axis the crosshair shows the point's label too, when the payload names points.
+  function timeLabel(time, withTime) {
+    const date = dateText(time, withTime);
+    const seconds = view && view.seconds;
+    if (!seconds || !view.last || !view.last.labels) return date;
+    let low = 0;
+    let high = seconds.length - 1;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (seconds[middle] < time) low = middle + 1;
+      else high = middle;
+    }
+    const label = seconds[low] === time ? labelAt(low) : "";
+    return label ? `${label} · ${date}` : date;
+  }
+
   function axisOptions(spec, seconds) {
     const spark = spec.kind === "sparkline";
     const unit = spec.unit ? ` ${spec.unit}` : "";
     const withTime = Boolean(seconds && seconds.some((t) => t % 86400 !== 0));
-    const timeText = seconds ? (t) => dateText(t, withTime) : (t) => labelAt(t);
+    const timeText = seconds ? (t) => timeLabel(t, withTime) : (t) => labelAt(t);
     return {
       localization: { priceFormatter: (p) => number(p) + unit, timeFormatter: timeText },
       rightPriceScale: { visible: !spark },

@@ -273,3 +273,25 @@ def test_fits_a_phone_and_draws_ten_thousand_points(browser: Any, base: str) -> 
         assert pixels(page, SERIES_1["light"])["near"] > 100
     finally:
         context.close()
+
+
+# The non-background pixels of the time axis (the widest canvas in the chart's last row).
+AXIS_INK = """() => {
+  const row = [...document.querySelectorAll('.chart-plot table tr')].pop();
+  const axis = [...row.querySelectorAll('canvas')].reduce((a, b) => (b.width > a.width ? b : a));
+  const { data } = axis.getContext('2d').getImageData(0, 0, axis.width, axis.height);
+  const key = (i) => `${data[i]},${data[i + 1]},${data[i + 2]},${data[i + 3]}`;
+  const counts = new Map();
+  for (let i = 0; i < data.length; i += 4) counts.set(key(i), (counts.get(key(i)) || 0) + 1);
+  const common = Math.max(...counts.values());
+  return data.length / 4 - common;  // pixels unlike the commonest (the axis's ground)
+}"""
+
+
+def test_the_index_axis_shows_the_labels(face: Any) -> None:
+    values = [1, 3, 2, 5, 4, 6]
+    draw(face, {"labels": [""] * 6, "series": [{"name": "x", "values": values}]})
+    blank = face.evaluate(AXIS_INK)
+    draw(face, {"labels": ["WWWW"] * 6, "series": [{"name": "x", "values": [*values, 0]}]})
+    labelled = face.evaluate(AXIS_INK)
+    assert labelled > blank + 100, (blank, labelled)
