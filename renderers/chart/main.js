@@ -474,6 +474,12 @@
   }
 
   function append(spec, seconds, start) {
+    // A chart showing all its points keeps showing all of them as points arrive (a stream
+    // that starts with two points would otherwise stay zoomed in on the newest two); one the
+    // reader has zoomed or scrolled stays where it is.
+    const time = view.chart.timeScale();
+    const range = time.getVisibleLogicalRange();
+    const whole = !range || (range.from <= 0.5 && range.to >= view.last.length - 1.5);
     let any = false;
     spec.series.forEach((one, index) => {
       const values = one.values;
@@ -492,6 +498,7 @@
       view.note.textContent = "";
       view.note.hidden = true;
     }
+    if (whole) time.fitContent();
   }
 
   function remember(spec) {
