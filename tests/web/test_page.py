@@ -358,3 +358,47 @@ def test_no_port_is_left_listening_after_stop() -> None:
     thread.close()
     with socket.socket() as probe, pytest.raises(OSError):
         probe.connect(("127.0.0.1", port))
+
+
+def test_a_replaced_card_is_torn_down_before_its_iframe_goes(
+    page: Any, served: ServerThread
+) -> None:
+    page.goto(served.server.url)
+    served.publish(ToolCall(session_id="s", call_id="c1", tool="t", plugin="p"))
+    served.publish(_result("c1", "text", {"text": "first"}))
+    drawn(card_frame(page, "c1", "text"), 1)
+    # The same card, now with another renderer: a new iframe, and the old face told first.
+    served.publish(_result("c1", "notice", {"text": "second"}))
+    drawn(card_frame(page, "c1", "notice"), 1)
+    until(page, "() => document.body.dataset.teardowns === '1'")
+    until(page, "() => document.querySelectorAll('iframe').length === 1")
+    assert page.locator("article.card").count() == 1
+
+
+def test_plugin_strings_stay_text_on_the_host_page(page: Any, served: ServerThread) -> None:
+    hostile = (
+        "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>"
+    )
+    bidi = "\u202eevil\u202c"
+    page.goto(served.server.url)
+    result = ToolResult(
+        session_id="s",
+        call_id="hostile1",
+        tool=hostile + bidi,
+        plugin=hostile,
+        ok=True,
+        data={"text": hostile},
+        renderer="text",
+        text=hostile,
+    )
+    served.publish(result)
+    served.run(served.server.load, "s", hostile, [result])
+    frame = card_frame(page, "hostile1", "text")
+    drawn(frame, 1)
+    until(page, "() => document.querySelector('#title').textContent.includes('<img')")
+    assert page.evaluate("() => document.querySelectorAll('img, b, script:not([src])').length") == 0
+    assert frame.evaluate("() => document.querySelectorAll('img, script:not([src])').length") == 0
+    assert page.title().startswith("<img")  # the session title, as text: no script ran
+    heading = page.inner_text("article[data-card='hostile1'] .card-title")
+    assert "\u202e" not in heading and heading.endswith("\ufffdevil\ufffd")
+    assert frame.evaluate("() => document.body.innerText") == hostile
