@@ -30,6 +30,17 @@ def narrow_table(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F81
     yield from open_face(browser, face_server, "table", width=360)
 
 
+def assert_no_controls(face: Face) -> None:
+    """No control or bidi character anywhere a person reads: text, tooltips, labels, links."""
+    seen = face.page.evaluate(
+        """[document.body.innerText, ...[...document.querySelectorAll('*')].flatMap(el =>
+             ['title', 'aria-label', 'href'].map(a => el.getAttribute(a) || ''))].join('\\n')"""
+    )
+    for char in CONTROLS:
+        assert char not in seen, repr(char)
+    assert "\ufffd" in seen
+
+
 def body_text(face: Face) -> str:
     return str(face.page.evaluate("document.body.innerText"))
 
@@ -167,8 +178,7 @@ def test_table_hostile_strings_are_neutralised_everywhere(table: Face) -> None:
     )
     html = table.page.content()
     text = body_text(table)
-    for char in CONTROLS:
-        assert char not in text
+    assert_no_controls(table)
     assert "\ufffdevil" in text
     assert "<img" not in html.split("<body", 1)[1].replace("&lt;img", "")
     assert table.page.locator("tbody img, thead b").count() == 0
@@ -189,6 +199,25 @@ def test_table_wrong_types_fail_visibly(table: Face, payload: Any, message: str)
     assert table.draw(payload) == 1
     failure = table.failure()
     assert failure is not None and message in failure
+    assert table.errors == []
+
+
+def test_table_object_rows_read_only_their_own_keys(table: Face) -> None:
+    table.draw({"columns": ["constructor", "toString"], "rows": [{"constructor": 1}, {}]})
+    assert cells(table) == [["1", ""], ["", ""]]
+    assert table.errors == []
+
+
+def test_table_stream_frame_with_new_columns_drops_a_vanished_sort(table: Face) -> None:
+    table.draw({"columns": ["a", "b"], "rows": [[2, "x"], [1, "y"]]})
+    table.page.locator("th", has_text="a").locator("button").click()
+    assert [row[0] for row in cells(table)] == ["1", "2"]
+    table.draw({"columns": ["c"], "rows": [[3], [4]]})
+    assert table.page.locator("th").all_text_contents() == ["c"]
+    assert table.page.locator("th").get_attribute("aria-sort") == "none"
+    assert cells(table) == [["3"], ["4"]]
+    table.draw({"columns": ["a", "b"], "rows": [[5, "p"], [6, "q"], [None, "r"]]})
+    assert [row[0] for row in cells(table)] == ["5", "6", "—"]
     assert table.errors == []
 
 
@@ -302,8 +331,7 @@ def test_search_hostile_strings_and_huge_snippet(narrow_search: Face) -> None:
         }
     )
     text = body_text(narrow_search)
-    for char in CONTROLS:
-        assert char not in text
+    assert_no_controls(narrow_search)
     assert "\ufffdevil" in text
     snippet = narrow_search.page.locator(".result-snippet").text_content() or ""
     assert len(snippet) <= 400 and snippet.endswith("…") and "  " not in snippet
@@ -443,9 +471,7 @@ def test_weather_hostile_strings(weather: Face) -> None:
         }
     )
     text = body_text(weather)
-    for char in CONTROLS:
-        assert char not in text
-    assert "\ufffd" in text
+    assert_no_controls(weather)
     assert len(weather.page.locator(".wx-place").text_content() or "") <= 120
     assert weather.page.locator(".wx-day").count() == 16
     assert "… 4 more days" in text
