@@ -130,7 +130,7 @@ async def open_url_async(
         return Opened(False, f"the browser did not start within {timeout:g} s")
 
 
-def _start(url: str, finish: Callable[[Opened], None]) -> None:
+def _start(url: str, finish: Callable[[Opened], object]) -> None:
     """Launch in a daemon thread, not an executor's: an executor's threads are joined at
     exit, and a browser command that never returns would hold the process open."""
 
