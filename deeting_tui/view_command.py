@@ -154,21 +154,14 @@ async def _follow(
     store: SessionStore, server: CardServer, session_id: str, title: str | None
 ) -> None:
     """Load what the session holds, then publish what any process appends to it."""
-    from deeting_tui.kernel.events import EventFormatError, from_stored
     from deeting_tui.kernel.sessions.database import SessionNotFound
     from deeting_tui.web.follow import follow_session
+    from deeting_tui.web.loading import stored_events
 
-    stored = await asyncio.to_thread(store.events, session_id)
-    events = []
-    for event in stored:
-        try:
-            events.append(from_stored(event.kind, event.session_id, event.payload))
-        except EventFormatError:
-            continue  # an event this version cannot read: the others still show
-    server.load(session_id, title, events)
-    after = stored[-1].seq if stored else 0
     try:
-        async for _seq, event in follow_session(store, session_id, after_seq=after):
+        events, last = await asyncio.to_thread(stored_events, store, session_id)
+        server.load(session_id, title, events)
+        async for _seq, event in follow_session(store, session_id, after_seq=last):
             server.publish(event)
     except SessionNotFound:
         print(

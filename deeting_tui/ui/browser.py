@@ -90,20 +90,14 @@ class CardBrowser:
             await server.stop()
 
     async def _load(self, session_id: str) -> None:
-        from deeting_tui.kernel.events import EventFormatError, from_stored
+        from deeting_tui.web.loading import stored_events
 
         assert self.server is not None
         self._session_id = session_id
         self._held = []
         try:
             info = self.sessions.get(session_id)
-            stored = await asyncio.to_thread(self.sessions.events, session_id)
-            events: list[Event] = []
-            for item in stored:
-                try:
-                    events.append(from_stored(item.kind, item.session_id, item.payload))
-                except EventFormatError:
-                    continue  # what this version cannot read: the rest still shows
+            events, _last = await asyncio.to_thread(stored_events, self.sessions, session_id)
             title = info.title or self.sessions.first_message(session_id)
             if self.server is not None:  # not stopped meanwhile (the app quit)
                 self.server.load(session_id, title, events)
