@@ -38,7 +38,12 @@ from deeting_tui.kernel.events import Event
 from deeting_tui.resources import core_renderers_dir
 
 from .cards import FALLBACK, Board
-from .policy import COMMON_HEADERS, host_policy, renderer_policy
+from .policy import (
+    COMMON_HEADERS,
+    FACE_FILE_RESOURCE_POLICY,
+    host_policy,
+    renderer_policy,
+)
 
 __all__ = ["MAX_HEADER_BYTES", "CardServer"]
 
@@ -221,6 +226,13 @@ class CardServer:
             event = await self._next_event(conn, reader)
             if event is None:
                 return
+            if isinstance(event, h11.RemoteProtocolError):
+                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    words = "request headers too large" if event.error_status_hint == 431 else ""
+                    await self._plain(
+                        conn, writer, event.error_status_hint, words or "bad request", "GET"
+                    )
+                return
             if isinstance(event, h11.Request):
                 keep = await self._respond(conn, writer, event)
                 if not keep:
@@ -234,8 +246,8 @@ class CardServer:
         while True:
             try:
                 event = conn.next_event()
-            except h11.RemoteProtocolError:
-                return None  # garbage, or headers over the limit: nothing more to say
+            except h11.RemoteProtocolError as exc:
+                return exc  # garbage, or headers over the limit: answered, then closed
             if event is h11.NEED_DATA:
                 data = await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT_S)
                 conn.receive_data(data)
@@ -248,6 +260,10 @@ class CardServer:
         self, conn: h11.Connection, writer: asyncio.StreamWriter, request: h11.Request
     ) -> bool:
         """Answer one request; False when the connection must close after it."""
+        size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        if size > MAX_HEADER_BYTES:  # arrived whole in one read, so h11's own limit let it be
+            await self._plain(conn, writer, 431, "request headers too large", "GET")
+            return False
         headers = {name.lower(): value for name, value in request.headers}
         method = request.method.decode("latin-1")
         target = request.target.decode("latin-1")
@@ -289,11 +305,16 @@ class CardServer:
             return True
         content_type = _TYPES[file.suffix]
         del query  # ?card=ID is read by the page itself
-        await self._send_response(conn, writer, 200, content_type, body, method, policy)
+        face_file = rest[0] in ("renderers", "vendor")
+        await self._send_response(
+            conn, writer, 200, content_type, body, method, policy, face_file=face_file
+        )
         return True
 
     def _file(self, rest: list[str]) -> tuple[Path, str] | None:
         """The file a path names (inside one of the three folders), and its policy."""
+        if not rest:
+            return None
         if rest == [""]:
             return _pair(self._inside(self.page_dir, ["index.html"]), host_policy())
         head, tail = rest[0], rest[1:]
@@ -336,13 +357,18 @@ class CardServer:
 
     # -- responses ------------------------------------------------------------------------
 
-    def _headers(self, content_type: str, policy: str) -> list[tuple[bytes, bytes]]:
+    def _headers(
+        self, content_type: str, policy: str, face_file: bool = False
+    ) -> list[tuple[bytes, bytes]]:
         headers = [
             (b"Content-Type", content_type.encode()),
             (b"Content-Security-Policy", policy.encode()),
             (b"Server", _SERVER_NAME),
         ]
-        headers.extend((name.encode(), value.encode()) for name, value in COMMON_HEADERS)
+        for name, value in COMMON_HEADERS:
+            if face_file and name == "Cross-Origin-Resource-Policy":
+                value = FACE_FILE_RESOURCE_POLICY
+            headers.append((name.encode(), value.encode()))
         return headers
 
     async def _send_response(
@@ -355,8 +381,10 @@ class CardServer:
         method: str,
         policy: str,
         extra: tuple[tuple[bytes, bytes], ...] = (),
+        *,
+        face_file: bool = False,
     ) -> None:
-        headers = self._headers(content_type, policy)
+        headers = self._headers(content_type, policy, face_file)
         headers.append((b"Content-Length", str(len(body)).encode()))
         headers.extend(extra)
         data = conn.send(h11.Response(status_code=status, headers=headers))
@@ -376,7 +404,7 @@ class CardServer:
         *extra: tuple[bytes, bytes],
     ) -> None:
         """A short error, no detail: which token or host was expected is never said."""
-        if conn.our_state is not h11.SEND_RESPONSE:
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         extra = (*extra, (b"Connection", b"close"))
         body = (text + "\n").encode()
@@ -388,18 +416,20 @@ class CardServer:
         self, conn: h11.Connection, writer: asyncio.StreamWriter, method: str
     ) -> None:
         """The event stream: a reset, then ops, until the client or the server goes."""
+        # The head is written by hand: the body is plain lines until the connection closes
+        # (no chunked framing), which every EventSource reads and a test can read raw.
         headers = self._headers("text/event-stream; charset=utf-8", host_policy())
         headers.append((b"Connection", b"close"))
-        writer.write(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
+        head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"%s: %s\r\n" % pair for pair in headers)
+        writer.write(head + b"\r\n")
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
         if method == "HEAD":
-            writer.write(conn.send(h11.EndOfMessage()) or b"")
             return
         client = _Client()
         self._clients.add(client)
         try:
             # Tell EventSource to come back quickly after a restart of the stream.
-            writer.write(conn.send(h11.Data(data=b"retry: 1000\n\n")) or b"")
+            writer.write(b"retry: 1000\n\n")
             while True:
                 if client.needs_reset:
                     client.needs_reset = False
@@ -417,7 +447,7 @@ class CardServer:
                         else:
                             continue
                     chunk = b"".join(chunks)
-                writer.write(conn.send(h11.Data(data=chunk)) or b"")
+                writer.write(chunk)
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
         finally:
             self._clients.discard(client)
