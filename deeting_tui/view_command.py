@@ -1,6 +1,8 @@
 """``deeting view [--session ID] [--no-open] [--port N]``: a session's cards in the browser.
 
-Serves the session chosen at start (default: the latest) from 127.0.0.1 (``web.CardServer``),
+Serves a session from 127.0.0.1 (``web.CardServer``): ``--session ID``, or else the newest,
+moving to each newer session as any process starts one (a ``deeting --script`` run started
+after the view shows up in it; with no session yet, the page waits for the first). It
 prints its URL as the first line on stdout at once (flushed, so a script reading a pipe gets
 it before anything else happens), opens the system browser where that is safe
 (``web.opening``; otherwise says how to reach the page, SSH forwarding included), loads the
@@ -74,30 +76,25 @@ def run_view_command(args: argparse.Namespace) -> int:
     from deeting_tui.paths import resolve_paths
 
     with SessionStore(resolve_paths().sessions_db) as store:
-        info = _chosen_session(store, args.view_session or args.session)
+        session_id = args.view_session or args.session
+        info = None if session_id is None else _chosen_session(store, session_id)
         return asyncio.run(_serve(store, info, port=args.port, open_browser=not args.no_open))
 
 
-def _chosen_session(store: SessionStore, session_id: str | None) -> SessionInfo:
+def _chosen_session(store: SessionStore, session_id: str) -> SessionInfo:
     from deeting_tui.kernel.sessions.database import SessionNotFound
 
-    if session_id is not None:
-        try:
-            return store.get(session_id)
-        except SessionNotFound as exc:
-            raise ViewUsageError(
-                f"--session {session_id}: {exc} — without --session, the latest is shown"
-            ) from None
-    latest = store.latest()
-    if latest is None:
-        raise DeetingError(
-            "no sessions yet, so nothing to show — start one: deeting (the chat) or "
-            "deeting --script FILE"
-        )
-    return latest
+    try:
+        return store.get(session_id)
+    except SessionNotFound as exc:
+        raise ViewUsageError(
+            f"--session {session_id}: {exc} — without --session, the newest is shown"
+        ) from None
 
 
-async def _serve(store: SessionStore, info: SessionInfo, *, port: int, open_browser: bool) -> int:
+async def _serve(
+    store: SessionStore, info: SessionInfo | None, *, port: int, open_browser: bool
+) -> int:
     from deeting_tui.web.opening import open_url_async
     from deeting_tui.web.server import CardServer
     from deeting_tui.web.terminal_theme import terminal_theme
@@ -112,13 +109,13 @@ async def _serve(store: SessionStore, info: SessionInfo, *, port: int, open_brow
     try:
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()
-        title = info.title or store.first_message(info.id)
-        said = f"session {info.id}" + (f" ({title})" if title else "")
-        print(one_line(f"deeting: showing {said} — Ctrl-C stops"), file=sys.stderr, flush=True)
         if open_browser:
             opening = asyncio.ensure_future(open_url_async(server.url))
             opening.add_done_callback(lambda done: _said_if_not_opened(done, server))
-        follower = asyncio.create_task(_follow(store, server, info.id, title))
+        if info is None:
+            follower = asyncio.create_task(_follow_newest(store, server))
+        else:
+            follower = asyncio.create_task(_follow_one(store, server, info))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({follower, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -150,6 +147,66 @@ def _said_if_not_opened(opening: asyncio.Future[Opened], server: CardServer) -> 
         file=sys.stderr,
         flush=True,
     )
+
+
+def _showing(store: SessionStore, info: SessionInfo) -> str | None:
+    """Say on stderr which session the page shows; its title, for the page."""
+    title = info.title or store.first_message(info.id)
+    said = f"session {info.id}" + (f" ({title})" if title else "")
+    print(one_line(f"deeting: showing {said} — Ctrl-C stops"), file=sys.stderr, flush=True)
+    return title
+
+
+async def _follow_one(store: SessionStore, server: CardServer, info: SessionInfo) -> None:
+    await _follow(store, server, info.id, _showing(store, info))
+
+
+async def _follow_newest(store: SessionStore, server: CardServer) -> None:
+    """The newest session, and each newer one as any process starts it; a failure to follow
+    one ends the command with its error, as with ``--session``."""
+    from deeting_tui.web.follow import newest_sessions
+
+    failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _report(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not failed.done():
+            failed.set_exception(task.exception())  # type: ignore[arg-type]
+
+    following: asyncio.Task[None] | None = None
+
+    def show(info: SessionInfo) -> None:
+        nonlocal following
+        if following is not None:
+            following.cancel()
+        title = _showing(store, info)
+        following = asyncio.create_task(_follow(store, server, info.id, title))
+        following.add_done_callback(_report)
+
+    first = store.latest()  # said at once, before a Ctrl-C can come
+    if first is None:
+        print(
+            "deeting: no session yet — the page shows the first one that deeting (the chat) "
+            "or deeting --script starts; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        show(first)
+
+    async def switch() -> None:
+        async for info in newest_sessions(store, shown=first.id if first else None):
+            show(info)
+
+    switching = asyncio.create_task(switch())
+    try:
+        await asyncio.wait({switching, failed}, return_when=asyncio.FIRST_COMPLETED)
+        if failed.done():
+            failed.result()
+        switching.result()
+    finally:
+        switching.cancel()
+        if following is not None:
+            following.cancel()
 
 
 async def _follow(

@@ -130,8 +130,8 @@ def test_url_is_the_first_line_at_once_through_a_pipe(home: Path, views: list[Vi
     assert URL.fullmatch(view.url.rstrip("\n")), view.url
     url = view.url.strip()
     assert httpx.get(url + "vendor/mcp-app.js").status_code == 200
-    reset = next(_events(url))
-    assert reset["op"] == "reset" and reset["session"]["id"] == session
+    reset = _loaded(_events(url))
+    assert reset["session"]["id"] == session
     assert [card["id"] for card in reset["cards"]] == ["c1"]
     code, took, err = view.stop()
     assert code == 0 and took < 1.0, (code, took, err)
@@ -155,30 +155,70 @@ def test_a_signal_stops_it_within_a_second_with_exit_0(
         httpx.get(url, timeout=2)
 
 
+def _loaded(events: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    """The next reset that names a session (a page may connect before the view has loaded
+    its session: that first reset names none)."""
+    for op in events:
+        if op["op"] == "reset" and op["session"]["id"] is not None:
+            return op
+    raise AssertionError("the event stream ended")
+
+
+def _shown(events: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    return dict(_loaded(events)["session"])
+
+
 def test_latest_session_by_default_and_session_by_id(home: Path, views: list[View]) -> None:
     first = _session("first")
     second = _session("second")
     view = View(home, "--no-open")
     views.append(view)
-    assert next(_events(view.url.strip()))["session"]["id"] == second
+    assert _shown(_events(view.url.strip()))["id"] == second
     view.stop()
     view = View(home, "--no-open", "--session", first)
     views.append(view)
-    assert next(_events(view.url.strip()))["session"] == {"id": first, "title": "first"}
+    assert _shown(_events(view.url.strip())) == {"id": first, "title": "first"}
     assert view.stop()[0] == 0
 
 
-def test_unknown_session_and_no_session_are_one_line_each(home: Path) -> None:
-    none = run_deeting("view", "--no-open", home=home)
-    assert none.returncode == 1 and none.stdout == ""
-    assert none.stderr.startswith("deeting: error: no sessions yet")
-    assert len(none.stderr.splitlines()) == 1
+def test_without_session_the_view_moves_to_each_newer_session(
+    home: Path, views: list[View]
+) -> None:
+    """A `deeting --script` run started after the view makes a new session: the page shows
+    it, without a restart. With --session, the view stays where it was put."""
+    old = _session("old")
+    newest = View(home, "--no-open")
+    pinned = View(home, "--no-open", "--session", old)
+    views.extend([newest, pinned])
+    following, staying = _events(newest.url.strip()), _events(pinned.url.strip())
+    assert _shown(following)["id"] == old
+    assert _shown(staying)["id"] == old
+    new = _session("new")
+    assert _shown(following) == {"id": new, "title": "new"}
+    assert "showing session " + new in newest.stop()[2]
+    assert new not in pinned.stop()[2]
+
+
+def test_with_no_session_yet_the_view_waits_for_the_first(home: Path, views: list[View]) -> None:
+    view = View(home, "--no-open")
+    views.append(view)
+    events = _events(view.url.strip())
+    reset = next(events)
+    assert reset["op"] == "reset" and reset["cards"] == []
+    first = _session("first")
+    assert _shown(events) == {"id": first, "title": "first"}
+    code, _took, err = view.stop()
+    assert code == 0
+    assert "no session yet" in err and "Traceback" not in err
+
+
+def test_an_unknown_session_is_one_line(home: Path) -> None:
     _session()
     unknown = run_deeting("view", "--session", "ffffffffffff", home=home)
     assert unknown.returncode == 2 and unknown.stdout == ""
     assert unknown.stderr.splitlines() == [
         "deeting: error: --session ffffffffffff: no session 'ffffffffffff' — without "
-        "--session, the latest is shown"
+        "--session, the newest is shown"
     ]
 
 
