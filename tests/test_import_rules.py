@@ -59,6 +59,7 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
             "openai",
             "deeting_tui.sandbox",
             "textual",
+            "deeting_tui.web",
             *FRONT_ENDS,
         ),
         "the microkernel knows no screen, no model SDK (only the Assistant protocol) and starts "
@@ -71,6 +72,12 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
             "a service beside the kernel serves every front end and knows none of them",
         )
         for service in ("deeting_tui.workers", "deeting_tui.quota", "deeting_tui.netproxy")
+    ),
+    (
+        "deeting_tui.web",
+        ("textual", "deeting_tui.ui", "deeting_tui.llm", "deeting_tui.sandbox", *FRONT_ENDS),
+        "the browser face is a front end's server: it stands on the kernel's events and the "
+        "session store, and any front end (the chat, deeting view) starts it",
     ),
     (
         "deeting_tui.sandbox",

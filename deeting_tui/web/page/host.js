@@ -1,0 +1,312 @@
+// The host page: a session's cards, newest first, live from the server's event stream.
+//
+// Each card is a renderer's face in <iframe sandbox="allow-scripts"> (an opaque origin: it
+// can reach neither this page nor the server), spoken to with the MCP Apps protocol through
+// the official AppBridge over a PostMessageTransport bound to that iframe's window, which
+// ignores messages from any other window. This page only ever puts plugin strings into
+// textContent; the faces draw the data.
+//
+// Event stream (GET events, one JSON op per message):
+//   {op:"reset", session:{id,title}, theme, cards:[CARD…] (oldest first), older:N}
+//   {op:"card", card:CARD}            a new card, or a replacement of the card with that id
+//   {op:"result", id, result}         a further result (a stream's next frame)
+//   {op:"cancelled", id, reason}      the call was cancelled
+//   {op:"theme", theme}               "light" | "dark" | null (null: the system's)
+// CARD = {id, kind, renderer, title, plugin, tool, ts, input, result (null: running), frames,
+//         cancelled? (the reason)}
+(function () {
+  "use strict";
+
+  const { AppBridge, PostMessageTransport } = window.McpHost;
+  const MAX_CARDS = 200;
+  const MIN_HEIGHT = 32;
+  const MAX_HEIGHT = 4000;
+  const TEARDOWN_WAIT_MS = 500;
+
+  const only = new URLSearchParams(location.search).get("card");
+  const list = document.getElementById("cards");
+  const olderLine = document.getElementById("older");
+  const emptyLine = document.getElementById("empty");
+  const status = document.getElementById("status");
+  const titleLine = document.getElementById("title");
+  const dark = window.matchMedia ? matchMedia("(prefers-color-scheme: dark)") : null;
+
+  let serverTheme = null;
+  let older = 0;
+  const views = new Map(); // card id -> view
+
+  function theme() {
+    if (serverTheme === "light" || serverTheme === "dark") return serverTheme;
+    return dark && dark.matches ? "dark" : "light";
+  }
+
+  function applyTheme() {
+    const name = theme();
+    document.documentElement.dataset.theme = name;
+    for (const view of views.values()) {
+      if (view.ready) view.bridge.setHostContext({ theme: name });
+    }
+  }
+
+  function text(tag, className, value) {
+    const node = document.createElement(tag);
+    node.className = className;
+    node.textContent = value == null ? "" : String(value);
+    return node;
+  }
+
+  function timeOf(ts) {
+    if (typeof ts !== "number" || !ts) return "";
+    return new Date(ts * 1000).toLocaleTimeString();
+  }
+
+  function wanted(card) {
+    return only === null || card.id === only;
+  }
+
+  // -- one card ------------------------------------------------------------------------------
+
+  function makeView(card) {
+    const el = document.createElement("article");
+    el.className = "card";
+    el.dataset.card = card.id;
+    const head = document.createElement("div");
+    head.className = "card-head";
+    head.append(
+      text("span", "card-title", card.title || card.tool || card.id),
+      text("span", "card-plugin", card.plugin || ""),
+      text("time", "card-time", timeOf(card.ts)),
+    );
+    const state = text("div", "card-state", "");
+    const iframe = document.createElement("iframe");
+    iframe.setAttribute("sandbox", "allow-scripts");
+    iframe.setAttribute("loading", "lazy");
+    iframe.setAttribute("referrerpolicy", "no-referrer");
+    iframe.dataset.renderer = card.renderer;
+    iframe.dataset.card = card.id;
+    iframe.title = `${card.title || card.id} (${card.renderer})`;
+    el.append(head, state, iframe);
+    const view = { card, el, state, iframe, bridge: null, ready: false, sent: 0 };
+    showState(view);
+    return view;
+  }
+
+  // Connects the bridge and loads the face; done once the card has something to draw, so a
+  // running call costs no iframe.
+  function mount(view) {
+    if (view.bridge || view.card.result === null) return;
+    const { iframe } = view;
+    const bridge = new AppBridge(
+      null,
+      { name: "deeting", version: "1.0.0" },
+      { openLinks: {} },
+      { hostContext: { theme: theme(), containerDimensions: { maxHeight: MAX_HEIGHT } } },
+    );
+    view.bridge = bridge;
+    bridge.oninitialized = () => {
+      view.ready = true;
+      const input = view.card.input && view.card.input.arguments ? view.card.input.arguments : {};
+      bridge.sendToolInput({ arguments: input });
+      deliver(view);
+      if (view.card.cancelled) bridge.sendToolCancelled({ reason: String(view.card.cancelled) });
+    };
+    bridge.onsizechange = (params) => {
+      const height = Number(params && params.height);
+      if (!Number.isFinite(height)) return;
+      iframe.style.height = `${Math.round(Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, height)))}px`;
+    };
+    // Links a face asks to open (search results): http(s) only, in a new tab with no opener.
+    bridge.onopenlink = async (params) => {
+      let url;
+      try {
+        url = new URL(String(params && params.url));
+      } catch (err) {
+        return { isError: true };
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") return { isError: true };
+      window.open(url.href, "_blank", "noopener,noreferrer");
+      return {};
+    };
+    // The transport only hears messages whose source is this iframe's window.
+    const transport = new PostMessageTransport(iframe.contentWindow, iframe.contentWindow);
+    bridge.connect(transport).catch(() => {});
+    iframe.src = `renderers/${encodeURIComponent(view.card.renderer)}/index.html`;
+  }
+
+  // Sends the card's latest result if the face has not drawn it yet.
+  function deliver(view) {
+    const { card } = view;
+    if (!view.ready || card.result === null || view.sent === card.frames) return;
+    view.sent = card.frames;
+    view.bridge.sendToolResult(card.result);
+  }
+
+  function showState(view) {
+    const { card, state, iframe } = view;
+    let words = "";
+    if (card.cancelled) words = `cancelled: ${card.cancelled}`;
+    else if (card.result === null) words = "running…";
+    state.textContent = words;
+    state.hidden = words === "";
+    state.classList.toggle("cancelled", Boolean(card.cancelled));
+    iframe.hidden = card.result === null;
+  }
+
+  function update(view, card) {
+    view.card = card;
+    showState(view);
+    mount(view);
+    deliver(view);
+  }
+
+  function remove(view) {
+    views.delete(view.card.id);
+    const { bridge, el } = view;
+    el.remove();
+    if (!bridge) return;
+    // The face may tidy up first (MCP Apps: teardown before unmounting); it is not waited for
+    // long, and the element is already gone from the list.
+    const done = view.ready ? bridge.teardownResource({}) : Promise.resolve();
+    const timeout = new Promise((resolve) => setTimeout(resolve, TEARDOWN_WAIT_MS));
+    Promise.race([done, timeout])
+      .catch(() => {})
+      .then(() => bridge.close())
+      .catch(() => {});
+  }
+
+  // -- the board -----------------------------------------------------------------------------
+
+  function put(card, before) {
+    if (!wanted(card)) return;
+    const view = views.get(card.id);
+    if (view && view.card.renderer === card.renderer) {
+      update(view, card);
+      return;
+    }
+    const fresh = makeView(card);
+    if (view) {
+      view.el.replaceWith(fresh.el); // a replacement keeps its place
+      views.delete(card.id);
+      remove(view);
+    } else {
+      list.insertBefore(fresh.el, before === undefined ? list.firstElementChild : before);
+    }
+    views.set(card.id, fresh);
+    mount(fresh);
+    trim();
+  }
+
+  // Keeps the newest MAX_CARDS; the rest are counted on the "older" line.
+  function trim() {
+    while (views.size > MAX_CARDS) {
+      const last = list.lastElementChild;
+      const view = last && views.get(last.dataset.card);
+      if (!view) break;
+      remove(view);
+      older += 1;
+    }
+    showCounts();
+  }
+
+  function showCounts() {
+    olderLine.hidden = only !== null || older === 0;
+    olderLine.textContent = older === 1 ? "1 older card" : `${older} older cards`;
+    if (only !== null) {
+      emptyLine.textContent = "This card is not on the board (it may be older than the newest 200).";
+    }
+    emptyLine.hidden = views.size !== 0;
+  }
+
+  function reset(op) {
+    serverTheme = op.theme === undefined ? null : op.theme;
+    const session = op.session || {};
+    const name = session.title || (session.id ? `Session ${session.id}` : "Deeting");
+    titleLine.textContent = name;
+    document.title = `${name} — Deeting cards`;
+    const cards = (op.cards || []).filter(wanted);
+    const keep = new Set(cards.map((card) => card.id));
+    for (const view of [...views.values()]) {
+      if (!keep.has(view.card.id)) remove(view);
+    }
+    // Newest first, keeping the iframes already in place (moving one would reload it).
+    let cursor = list.firstElementChild;
+    for (let i = cards.length - 1; i >= 0; i -= 1) {
+      const card = cards[i];
+      const view = views.get(card.id);
+      if (view && view.card.renderer === card.renderer && view.el === cursor) {
+        update(view, card);
+        cursor = cursor.nextElementSibling;
+        continue;
+      }
+      if (view) {
+        if (view.el === cursor) cursor = cursor.nextElementSibling;
+        views.delete(card.id);
+        remove(view);
+      }
+      put(card, cursor);
+    }
+    older = Number(op.older) || 0;
+    applyTheme();
+    trim();
+  }
+
+  function handle(op) {
+    switch (op.op) {
+      case "reset":
+        reset(op);
+        break;
+      case "card":
+        put(op.card);
+        break;
+      case "result": {
+        const view = views.get(op.id);
+        if (!view) break;
+        const frames = op.result && op.result._meta ? op.result._meta["deeting/frame"] : undefined;
+        const card = Object.assign({}, view.card, { result: op.result });
+        card.frames = typeof frames === "number" ? frames : view.card.frames + 1;
+        update(view, card);
+        break;
+      }
+      case "cancelled": {
+        const view = views.get(op.id);
+        if (!view) break;
+        const reason = String(op.reason || "cancelled");
+        view.card = Object.assign({}, view.card, { cancelled: reason });
+        showState(view);
+        if (view.ready) view.bridge.sendToolCancelled({ reason });
+        break;
+      }
+      case "theme":
+        serverTheme = op.theme === undefined ? null : op.theme;
+        applyTheme();
+        break;
+      default:
+        break; // an op from a newer server: ignored
+    }
+  }
+
+  function connect() {
+    const source = new EventSource("events");
+    source.onopen = () => {
+      status.textContent = "live";
+    };
+    source.onmessage = (message) => {
+      let op;
+      try {
+        op = JSON.parse(message.data);
+      } catch (err) {
+        return;
+      }
+      if (op && typeof op === "object") handle(op);
+    };
+    // EventSource reconnects by itself (the server sends retry: 1000); the first op after is a reset.
+    source.onerror = () => {
+      status.textContent = source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…";
+    };
+  }
+
+  if (dark && dark.addEventListener) dark.addEventListener("change", applyTheme);
+  applyTheme();
+  showCounts();
+  connect();
+})();

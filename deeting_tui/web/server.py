@@ -1,0 +1,453 @@
+"""The loopback server: the host page, the renderers' faces, the libraries and the card events.
+
+It listens on 127.0.0.1 only, and everything it serves sits under a secret token (the first
+path segment, made once per process): a request without it gets a bare 404, so another local
+user or a web page guessing ports learns nothing. The Host header must name exactly the
+address it bound (``127.0.0.1:PORT``), which defeats DNS rebinding (a page at evil.example
+whose name now resolves to 127.0.0.1 sends ``Host: evil.example:PORT``). No CORS header is
+ever sent, only GET and HEAD are served, files are served from three fixed folders with
+their real paths checked to stay inside, and every response carries the page policies
+(policy.py). HTTP/1.1 is parsed by h11; a request is at most :data:`MAX_HEADER_BYTES` of
+headers and no body.
+
+``/TOKEN/events`` is a Server-Sent Events stream: a ``reset`` (the whole board) first, then
+the board's ops as they happen (cards.py). Each client has a bounded queue; one that reads too
+slowly loses its backlog and gets a fresh reset instead, so it never holds up the others or
+grows the server's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hmac
+import secrets
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import h11
+import orjson
+
+from deeting_tui.errors import DeetingError
+from deeting_tui.kernel.events import Event
+from deeting_tui.resources import core_renderers_dir
+
+from .cards import FALLBACK, Board
+from .policy import COMMON_HEADERS, host_policy, renderer_policy
+
+__all__ = ["MAX_HEADER_BYTES", "CardServer"]
+
+HOST = "127.0.0.1"
+#: The most a request line and its headers may weigh.
+MAX_HEADER_BYTES = 16 * 1024
+#: A connection that sends nothing for this long (between requests, or mid-request) is closed.
+IDLE_TIMEOUT_S = 30.0
+#: A comment line on every event stream this often, so a dead client is noticed (the write
+#: fails) and proxies keep the stream open.
+HEARTBEAT_S = 15.0
+#: Ops waiting for one slow client before its backlog is dropped for a fresh reset.
+CLIENT_QUEUE = 512
+#: A client that takes longer than this to take one write is dropped.
+WRITE_TIMEOUT_S = 30.0
+#: Connections at once; more are closed at once (a page opens a handful).
+MAX_CONNECTIONS = 256
+
+_PACKAGE = Path(__file__).resolve().parent
+PAGE_DIR = _PACKAGE / "page"
+VENDOR_DIR = _PACKAGE / "vendor"
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".woff2": "font/woff2",
+}
+# Percent-escapes that would smuggle a separator, a NUL or a backslash into one segment.
+_SMUGGLED = ("%2f", "%5c", "%00", "%2e")
+_SERVER_NAME = b"deeting"
+
+
+@dataclass(eq=False)
+class _Client:
+    """One event-stream client: its queue of encoded ops, and whether it needs a reset."""
+
+    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    needs_reset: bool = True
+
+    def push(self, chunk: bytes) -> None:
+        if self.needs_reset:
+            return  # the coming reset holds it
+        try:
+            self.queue.put_nowait(chunk)
+        except asyncio.QueueFull:
+            self.resync()
+            return
+        self.wake.set()
+
+    def resync(self) -> None:
+        """Drop the backlog: the client gets the whole board again instead."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.needs_reset = True
+        self.wake.set()
+
+
+class CardServer:
+    """Serves one board of cards on 127.0.0.1 to any number of browser tabs."""
+
+    def __init__(self, *, port: int = 0, theme: str | None = None) -> None:
+        self._port = port
+        self.token = secrets.token_urlsafe(24)
+        self.board = Board()
+        self.board.theme = _theme(theme)
+        self._server: asyncio.Server | None = None
+        self._clients: set[_Client] = set()
+        self._connections: set[asyncio.Task[None]] = set()
+        self._next_id = 0
+        self._stopped = False
+        self.renderers_dir = core_renderers_dir().resolve()
+        self.page_dir = PAGE_DIR.resolve()
+        self.vendor_dir = VENDOR_DIR.resolve()
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind 127.0.0.1 (the given port, or a free one) and start accepting."""
+        if self._server is not None:
+            return
+        try:
+            self._server = await asyncio.start_server(
+                self._connection, HOST, self._port, limit=MAX_HEADER_BYTES, reuse_address=True
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise DeetingError(
+                    f"port {self._port} on {HOST} is already in use — choose another with "
+                    "--port N, or leave --port out for any free port"
+                ) from None
+            raise DeetingError(f"cannot listen on {HOST}:{self._port}: {exc.strerror}") from None
+        sock: socket.socket = self._server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+        self.authority = f"{HOST}:{self.port}"
+        self.origin = f"http://{self.authority}"
+
+    async def stop(self) -> None:
+        """Stop accepting, end every event stream and close every connection. Idempotent."""
+        if self._server is None or self._stopped:
+            return
+        self._stopped = True
+        self._server.close()
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        """The host page: ``http://127.0.0.1:PORT/TOKEN/``."""
+        return f"{self.origin}/{self.token}/"
+
+    def card_url(self, card_id: str) -> str:
+        """The host page showing one card only."""
+        return f"{self.url}?card={quote(card_id, safe='')}"
+
+    # -- the board ------------------------------------------------------------------------
+
+    def publish(self, event: Event, ts: float | None = None) -> None:
+        """Fold a kernel event into the board and send the ops to every page."""
+        for op in self.board.apply(event, ts):
+            self._send(op)
+
+    def load(self, session_id: str | None, title: str | None, events: Iterable[Event] = ()) -> None:
+        """Replace the board (a first load, or a session switch); every page starts over."""
+        self.board.load(session_id, title, events)
+        for client in self._clients:
+            client.resync()
+
+    def set_theme(self, theme: str | None) -> None:
+        """Follow the front end's theme; None lets each page follow the system's."""
+        self.board.theme = _theme(theme)
+        self._send({"op": "theme", "theme": self.board.theme})
+
+    def _send(self, op: dict[str, Any]) -> None:
+        chunk = self._event(op)
+        for client in self._clients:
+            client.push(chunk)
+
+    def _event(self, op: dict[str, Any]) -> bytes:
+        self._next_id += 1
+        data = orjson.dumps(op, option=orjson.OPT_NON_STR_KEYS)
+        return b"id: %d\ndata: %s\n\n" % (self._next_id, data)
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._stopped or len(self._connections) >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (TimeoutError, OSError, h11.ProtocolError):
+            pass
+        except asyncio.CancelledError:
+            # stop() cancels every connection; the task ends here, quietly (asyncio's stream
+            # callback would report a cancelled connection task as an error).
+            if not self._stopped:
+                raise
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        while True:
+            event = await self._next_event(conn, reader)
+            if event is None:
+                return
+            if isinstance(event, h11.Request):
+                keep = await self._respond(conn, writer, event)
+                if not keep:
+                    return
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                conn.start_next_cycle()
+
+    async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                return None  # garbage, or headers over the limit: nothing more to say
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT_S)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.ConnectionClosed):
+                return None
+            return event
+
+    async def _respond(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, request: h11.Request
+    ) -> bool:
+        """Answer one request; False when the connection must close after it."""
+        headers = {name.lower(): value for name, value in request.headers}
+        method = request.method.decode("latin-1")
+        target = request.target.decode("latin-1")
+        if headers.get(b"host", b"").decode("latin-1") != self.authority:
+            await self._plain(conn, writer, 421, "misdirected request", method)
+            return False
+        path, _, query = target.partition("?")
+        segments = _segments(path)
+        if (
+            segments is None
+            or not segments
+            or not hmac.compare_digest(segments[0].encode(), self.token.encode())
+        ):
+            await self._plain(conn, writer, 404, "not found", method)
+            return False
+        if method not in ("GET", "HEAD"):
+            await self._plain(
+                conn, writer, 405, "method not allowed", method, (b"Allow", b"GET, HEAD")
+            )
+            return False
+        if (b"content-length" in headers and headers[b"content-length"] != b"0") or (
+            b"transfer-encoding" in headers
+        ):
+            await self._plain(conn, writer, 413, "a request has no body", method)
+            return False
+        rest = segments[1:]
+        if rest == ["events"]:
+            await self._events(conn, writer, method)
+            return False
+        found = self._file(rest)
+        if found is None:
+            await self._plain(conn, writer, 404, "not found", method)
+            return True
+        file, policy = found
+        try:
+            body = file.read_bytes()
+        except OSError:
+            await self._plain(conn, writer, 404, "not found", method)
+            return True
+        content_type = _TYPES[file.suffix]
+        del query  # ?card=ID is read by the page itself
+        await self._send_response(conn, writer, 200, content_type, body, method, policy)
+        return True
+
+    def _file(self, rest: list[str]) -> tuple[Path, str] | None:
+        """The file a path names (inside one of the three folders), and its policy."""
+        if rest == [""]:
+            return _pair(self._inside(self.page_dir, ["index.html"]), host_policy())
+        head, tail = rest[0], rest[1:]
+        if head == "page" and tail:
+            return _pair(self._inside(self.page_dir, tail), host_policy())
+        if head == "vendor" and tail:
+            return _pair(self._inside(self.vendor_dir, tail), host_policy())
+        if head == "renderers" and len(tail) >= 2:
+            name, inner = tail[0], tail[1:]
+            folder = self._inside_dir(self.renderers_dir, name)
+            if folder is None:
+                return None
+            if not name.startswith("_") and not (folder / "index.html").is_file():
+                folder = (self.renderers_dir / FALLBACK).resolve()  # no face of its own
+            return _pair(self._inside(folder, inner), renderer_policy(self.origin))
+        return None
+
+    @staticmethod
+    def _inside_dir(base: Path, name: str) -> Path | None:
+        candidate = (base / name).resolve()
+        if candidate.parent != base or not candidate.is_dir():
+            return None
+        return candidate
+
+    @staticmethod
+    def _inside(base: Path, parts: list[str]) -> Path | None:
+        """``base/parts`` if it is a regular file whose real path stays inside base."""
+        if any(part in ("", ".", "..") for part in parts):
+            return None
+        candidate = base.joinpath(*parts)
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if not real.is_relative_to(base.resolve()) or not real.is_file():
+            return None
+        if real.suffix not in _TYPES:
+            return None
+        return real
+
+    # -- responses ------------------------------------------------------------------------
+
+    def _headers(self, content_type: str, policy: str) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"Content-Type", content_type.encode()),
+            (b"Content-Security-Policy", policy.encode()),
+            (b"Server", _SERVER_NAME),
+        ]
+        headers.extend((name.encode(), value.encode()) for name, value in COMMON_HEADERS)
+        return headers
+
+    async def _send_response(
+        self,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        status: int,
+        content_type: str,
+        body: bytes,
+        method: str,
+        policy: str,
+        extra: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        headers = self._headers(content_type, policy)
+        headers.append((b"Content-Length", str(len(body)).encode()))
+        headers.extend(extra)
+        data = conn.send(h11.Response(status_code=status, headers=headers))
+        if method != "HEAD":
+            data = (data or b"") + (conn.send(h11.Data(data=body)) or b"")
+        data = (data or b"") + (conn.send(h11.EndOfMessage()) or b"")
+        writer.write(data)
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+
+    async def _plain(
+        self,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        status: int,
+        text: str,
+        method: str,
+        *extra: tuple[bytes, bytes],
+    ) -> None:
+        """A short error, no detail: which token or host was expected is never said."""
+        if conn.our_state is not h11.SEND_RESPONSE:
+            return
+        extra = (*extra, (b"Connection", b"close"))
+        body = (text + "\n").encode()
+        await self._send_response(
+            conn, writer, status, "text/plain; charset=utf-8", body, method, host_policy(), extra
+        )
+
+    async def _events(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, method: str
+    ) -> None:
+        """The event stream: a reset, then ops, until the client or the server goes."""
+        headers = self._headers("text/event-stream; charset=utf-8", host_policy())
+        headers.append((b"Connection", b"close"))
+        writer.write(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+        if method == "HEAD":
+            writer.write(conn.send(h11.EndOfMessage()) or b"")
+            return
+        client = _Client()
+        self._clients.add(client)
+        try:
+            # Tell EventSource to come back quickly after a restart of the stream.
+            writer.write(conn.send(h11.Data(data=b"retry: 1000\n\n")) or b"")
+            while True:
+                if client.needs_reset:
+                    client.needs_reset = False
+                    chunk = self._event(self.board.reset())
+                else:
+                    chunks: list[bytes] = []
+                    while not client.queue.empty() and len(chunks) < 64:
+                        chunks.append(client.queue.get_nowait())
+                    if not chunks:
+                        client.wake.clear()
+                        try:
+                            await asyncio.wait_for(client.wake.wait(), HEARTBEAT_S)
+                        except TimeoutError:
+                            chunks.append(b": ping\n\n")
+                        else:
+                            continue
+                    chunk = b"".join(chunks)
+                writer.write(conn.send(h11.Data(data=chunk)) or b"")
+                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+        finally:
+            self._clients.discard(client)
+
+
+def _segments(path: str) -> list[str] | None:
+    """The path's segments, decoded; None for anything that could step out of a folder or
+    hide a separator (``..``, ``.``, an encoded slash, backslash or dot, a NUL)."""
+    if not path.startswith("/") or "\\" in path or "\0" in path:
+        return None
+    lowered = path.lower()
+    if any(bad in lowered for bad in _SMUGGLED):
+        return None
+    try:
+        parts = [unquote(part, errors="strict") for part in path[1:].split("/")]
+    except UnicodeDecodeError:
+        return None
+    for index, part in enumerate(parts):
+        if part in (".", "..") or "\0" in part or "/" in part or "\\" in part:
+            return None
+        if part == "" and index != len(parts) - 1:
+            return None  # '//' inside a path
+    return parts
+
+
+def _pair(path: Path | None, policy: str) -> tuple[Path, str] | None:
+    return None if path is None else (path, policy)
+
+
+def _theme(theme: str | None) -> str | None:
+    if theme not in (None, "light", "dark"):
+        raise ValueError(f"theme must be 'light', 'dark' or None, not {theme!r}")
+    return theme
