@@ -1,0 +1,55 @@
+// The notice face: one line that something happened, with the level's icon and colour (info,
+// success, warning, error; an unknown level reads as info, as in the terminal). Other keys of
+// the payload are the plugin's own and are not drawn.
+(function () {
+  "use strict";
+
+  const LEVELS = {
+    info: ["ℹ", "Info"],
+    success: ["✓", "Success"],
+    warning: ["⚠", "Warning"],
+    error: ["✗", "Error"],
+  };
+
+  function el(tag, className) {
+    const node = document.createElement(tag);
+    node.className = className;
+    return node;
+  }
+
+  const root = el("section", "notice");
+  const icon = el("span", "notice-icon");
+  const line = el("p", "notice-text");
+  root.setAttribute("role", "status");
+  root.append(icon, line);
+
+  function kind(value) {
+    if (value === null) return "null";
+    if (Array.isArray(value)) return "a list";
+    const type = typeof value;
+    return { boolean: "a boolean", number: "a number", string: "a string", object: "an object" }[type] || type;
+  }
+
+  DeetingFace.register({
+    draw(payload) {
+      if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
+        throw new Error(`the 'notice' renderer expects an object, not ${kind(payload)}`);
+      }
+      const said = payload.text;
+      if (said === undefined || said === null) throw new Error("text: missing");
+      if (typeof said !== "string") throw new Error(`text: expected a string, not ${kind(said)}`);
+      let level = payload.level;
+      if (level !== undefined && level !== null && typeof level !== "string") {
+        throw new Error(`level: expected a string, not ${kind(level)}`);
+      }
+      level = Object.prototype.hasOwnProperty.call(LEVELS, level) ? level : "info";
+      const [mark, name] = LEVELS[level];
+      root.dataset.level = level;
+      icon.textContent = mark;
+      icon.setAttribute("aria-label", name);
+      icon.title = name;
+      line.textContent = DeetingFace.clean(said);
+      if (!root.isConnected) document.body.replaceChildren(root);
+    },
+  });
+})();
