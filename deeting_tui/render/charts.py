@@ -2,13 +2,16 @@
 
 A line chart is a braille canvas with a value axis; bars are rows of block characters growing
 from zero; sparklines are one row per series. When the width leaves no room for a line chart it
-becomes sparklines, which still show the shape.
+becomes sparklines, which still show the shape. The kinds the browser draws richer map onto
+these: an area is a line, a histogram is bars, and candlesticks are the line of their closing
+values, with a note that says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.cells import cell_len, set_cell_size
@@ -18,7 +21,10 @@ from rich.text import Text
 from .base import PayloadError, clean, field, fmt_short, kind, mapping, more, number, required
 from .plot import Canvas, bounds, hbar, sparkline
 
-KINDS = ("line", "bar", "sparkline")
+KINDS = ("line", "bar", "sparkline", "area", "histogram", "candlestick")
+#: The terminal's drawing for each kind: a line plot, bars, or sparklines.
+DRAWN_AS = {"area": "line", "candlestick": "line", "histogram": "bar"}
+CANDLE = ("open", "high", "low", "close")
 COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")
 MAX_SERIES = len(COLORS)
 MAX_BARS = 60
@@ -34,8 +40,9 @@ class Series:
 
 
 def chart_face(data: Any, width: int) -> RenderableType:
-    """``{kind?: line|bar|sparkline, series: [{name?, values: [number|null]}], labels?, title?,
-    unit?}``: null values are gaps."""
+    """``{kind?: line|area|bar|histogram|candlestick|sparkline, series: [{name?, values:
+    [number|null]}], labels?, times?, title?, unit?}``: null values are gaps; a candlestick
+    chart's values are ``{open, high, low, close}`` objects."""
     payload = mapping(data, "chart")
     chart_kind = field(payload, "kind", str, "") or "line"
     if chart_kind not in KINDS:
@@ -43,8 +50,12 @@ def chart_face(data: Any, width: int) -> RenderableType:
             f"kind: expected one of {', '.join(KINDS)}, not {clean(chart_kind, 20)!r}"
         )
     raw_series = required(payload, "series", (list, tuple), "")
-    series = [_series(item, index) for index, item in enumerate(raw_series[:MAX_SERIES])]
+    candles = chart_kind == "candlestick"
+    series = [_series(item, index, candles) for index, item in enumerate(raw_series[:MAX_SERIES])]
     labels = [_label(label) for label in field(payload, "labels", (list, tuple), "") or []]
+    if not labels:
+        labels = _times(field(payload, "times", (list, tuple), "") or [])
+    drawn = DRAWN_AS.get(chart_kind, chart_kind)
     title = field(payload, "title", str, "")
     unit = clean(field(payload, "unit", str, "") or "", 12)
     parts: list[RenderableType] = []
@@ -55,12 +66,14 @@ def chart_face(data: Any, width: int) -> RenderableType:
         parts.append(heading)
     if not any(value is not None for s in series for value in s.values):
         parts.append(Text("(no values)", style="dim italic"))
-    elif chart_kind == "bar":
+    elif drawn == "bar":
         parts.extend(_bars(series, labels, unit, width))
-    elif chart_kind == "line" and width >= MIN_LINE_WIDTH:
+    elif drawn == "line" and width >= MIN_LINE_WIDTH:
         parts.extend(_line(series, labels, unit, width))
     else:
         parts.extend(_sparklines(series, unit, width))
+    if candles:
+        parts.append(Text("closing values; the browser view draws the candles", style="dim italic"))
     if len(series) > 1 and chart_kind != "sparkline" and width >= MIN_LINE_WIDTH:
         parts.append(_legend(series))
     if len(raw_series) > MAX_SERIES:
@@ -68,7 +81,7 @@ def chart_face(data: Any, width: int) -> RenderableType:
     return Group(*parts)
 
 
-def _series(item: Any, index: int) -> Series:
+def _series(item: Any, index: int, candles: bool = False) -> Series:
     where = f"series/{index}/"
     if not isinstance(item, Mapping):
         raise PayloadError(f"series/{index}: expected an object with values, not {kind(item)}")
@@ -76,12 +89,48 @@ def _series(item: Any, index: int) -> Series:
     raw = required(item, "values", (list, tuple), where)
     values: list[float | None] = []
     for position, value in enumerate(raw):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if candles and value is not None:
+            value = _close(value, f"{where}values/{position}")
+        elif value is not None and not _is_number(value):
             raise PayloadError(
                 f"{where}values/{position}: expected a number or null, not {kind(value)}"
             )
         values.append(number(value))  # NaN and infinities become gaps
     return Series(name, values, COLORS[index % len(COLORS)])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _close(candle: Any, where: str) -> Any:
+    """A candle's closing value, after checking the candle has all four numbers."""
+    if not isinstance(candle, Mapping):
+        raise PayloadError(
+            f"{where}: expected {{open, high, low, close}} or null, not {kind(candle)}"
+        )
+    for key in CANDLE:
+        if not _is_number(candle.get(key)):
+            raise PayloadError(f"{where}/{key}: expected a number, not {kind(candle.get(key))}")
+    return candle["close"]
+
+
+def _times(times: Sequence[Any]) -> list[str]:
+    """Times as labels: unix seconds as UTC dates (with the time of day when any has one),
+    ISO strings as given."""
+    moments: list[datetime | None] = []
+    for value in times:
+        seconds = number(value) if _is_number(value) else None
+        try:
+            moments.append(None if seconds is None else datetime.fromtimestamp(seconds, UTC))
+        except (OverflowError, OSError, ValueError):
+            moments.append(None)
+    with_time = any(m is not None and (m.hour or m.minute or m.second) for m in moments)
+    shape = "%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d"
+    return [
+        moment.strftime(shape) if moment else _label(value if isinstance(value, str) else "?")
+        for value, moment in zip(times, moments, strict=True)
+    ]
 
 
 def _label(label: Any) -> str:

@@ -176,3 +176,78 @@ def test_chart_payload_errors_fall_back(draw: Draw) -> None:
     assert "could not draw this: series/0/values/1: expected a number or null, not a string" in text
     text = draw(render("chart", {"kind": "pie", "series": []}), width=120)
     assert "kind: expected one of line, bar, sparkline" in text
+
+
+def test_area_is_drawn_as_a_line_and_histogram_as_bars(draw: Draw) -> None:
+    series = [{"name": "rx", "values": [1, 4, 2]}]
+    line = draw(render("chart", {"kind": "line", "series": series}))
+    assert draw(render("chart", {"kind": "area", "series": series})) == line
+    bars = draw(render("chart", {"kind": "bar", "labels": ["a", "b", "c"], "series": series}))
+    histogram = {"kind": "histogram", "labels": ["a", "b", "c"], "series": series}
+    assert draw(render("chart", histogram)) == bars
+
+
+def test_candlesticks_draw_their_closes_with_a_note(draw: Draw) -> None:
+    candles = [
+        {"open": 10, "high": 12, "low": 9, "close": 11},
+        None,
+        {"open": 11, "high": 30, "low": 1, "close": 20},
+    ]
+    data = {"kind": "candlestick", "unit": "€", "series": [{"name": "ACME", "values": candles}]}
+    text = draw(render("chart", data))
+    closes = draw(
+        render("chart", {"unit": "€", "series": [{"name": "ACME", "values": [11, None, 20]}]})
+    )
+    assert text.startswith(closes.rstrip("\n"))
+    assert "20 €┤" in text and "30 €" not in text  # the close, not the high
+    assert "closing values; the browser view draws the candles" in text
+    narrow = draw(render("chart", data), width=20)
+    assert "ACME" in narrow and "20 €" in narrow
+
+
+def test_candlestick_shape_errors_are_specific(draw: Draw) -> None:
+    wrong = {"kind": "candlestick", "series": [{"values": [3]}]}
+    assert "series/0/values/0: expected {open, high, low, close} or null, not a number" in draw(
+        render("chart", wrong), width=120
+    )
+    half = {"kind": "candlestick", "series": [{"values": [{"open": 1, "high": 2, "low": 0}]}]}
+    assert "series/0/values/0/close: expected a number" in draw(render("chart", half), width=120)
+    candle_in_line = {"series": [{"values": [{"open": 1, "high": 2, "low": 0, "close": 1}]}]}
+    assert "expected a number or null, not an object" in draw(
+        render("chart", candle_in_line), width=120
+    )
+
+
+def test_times_label_the_axis_when_there_are_no_labels(draw: Draw) -> None:
+    days = {"times": [1_764_979_200, 1_765_065_600], "series": [{"values": [1, 2]}]}
+    text = draw(render("chart", days))
+    assert "2025-12-06" in text and "2025-12-07" in text
+    hours = {"times": [1_764_979_200, 1_764_982_800], "series": [{"values": [1, 2]}]}
+    assert "2025-12-06 01:00" in draw(render("chart", hours))
+    iso = {"times": ["2026-12-07", "2026-12-08T10:00:00Z"], "series": [{"values": [1, 2]}]}
+    assert "2026-12-08T10:00:00Z" in draw(render("chart", iso))
+    both = {"labels": ["Mon", "Tue"], "times": [0, 86400], "series": [{"values": [1, 2]}]}
+    text = draw(render("chart", both))
+    assert "Mon" in text and "1970" not in text
+
+
+def test_new_kinds_fit_the_schema_and_wrong_shapes_do_not() -> None:
+    from deeting_tui.kernel.renderers import PayloadSchemas
+
+    schemas = PayloadSchemas()
+    candle = {"open": 1, "high": 2, "low": 0, "close": 1.5}
+    for good in (
+        {"kind": "area", "series": [{"values": [1, None]}]},
+        {"kind": "histogram", "series": [{"values": [1, 2]}]},
+        {"kind": "candlestick", "series": [{"values": [candle, None]}]},
+        {"times": [1_700_000_000, "2026-12-07", "2026-12-07T15:30:00+01:00"], "series": []},
+        {"kind": "sparkline", "labels": ["a"], "series": [{"values": [1]}]},
+    ):
+        assert schemas.problem("chart", good) is None, good
+    number_candle = schemas.problem("chart", {"kind": "candlestick", "series": [{"values": [3]}]})
+    assert number_candle and "series/0/values/0" in number_candle and "object" in number_candle
+    half = {"kind": "candlestick", "series": [{"values": [{"open": 1}]}]}
+    assert "'high' is a required property" in (schemas.problem("chart", half) or "")
+    in_line = schemas.problem("chart", {"series": [{"values": [candle]}]})
+    assert in_line and "series/0/values/0" in in_line and "'number', 'null'" in in_line
+    assert schemas.problem("chart", {"times": ["yesterday"], "series": []})
