@@ -74,6 +74,20 @@
     // Folded, the summary reads "{ 3 keys }"; unfolded, the closing bracket ends the body.
     summary.append(el("span", "j-punct", open), el("span", "j-size", sizeText), el("span", "j-punct j-fold", close));
     const body = el("ul", "j-body");
+    if (list && value.every((item) => item === null || typeof item !== "object")) {
+      // Scalars flow along lines, "1, 2, 3", as the terminal packs them: not one per line.
+      const line = el("li", "j-entry j-flow");
+      const shown = Math.min(size, MAX_ITEMS, Math.max(1, budget.nodes));
+      for (let i = 0; i < shown; i += 1) {
+        budget.nodes -= 1;
+        if (i > 0) line.append(el("span", "j-punct", ", "));
+        line.append(scalar(value[i]));
+      }
+      body.append(line);
+      if (shown < size) body.append(more(size - shown, "more item"));
+      box.append(summary, body, el("span", "j-punct j-close", close));
+      return box;
+    }
     for (let i = 0; i < size; i += 1) {
       if (i >= MAX_ITEMS || budget.nodes <= 0) {
         body.append(more(size - i, list ? "more item" : "more key"));

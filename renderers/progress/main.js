@@ -69,6 +69,7 @@
         track.removeAttribute("aria-valuetext");
       }
       message.textContent = DeetingFace.clean(text);
+      track.setAttribute("aria-label", message.textContent || "Progress");
       message.hidden = !text;
       if (!root.isConnected) document.body.replaceChildren(root);
     },

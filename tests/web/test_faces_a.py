@@ -60,11 +60,21 @@ def test_each_face_draws_its_example(open_face: Opener, name: str, theme: str) -
 @pytest.mark.parametrize("name", [*sorted(EXAMPLE_TEXTS), "table"])
 def test_each_face_fits_a_phone(open_face: Opener, name: str) -> None:
     face = open_face(name, width=360)
-    payload = example(name)
-    if name == "key-value":
-        payload["items"].append({"key": "note", "value": "word " * 80 + "x" * 300})
-    face.draw(payload, "dark")
+    face.draw(example(name), "dark")
     no_page_overflow(face)
+    # A word longer than the card (an address, a hash) wraps instead of widening it.
+    word = "https://example.org/" + "x" * 400
+    long = {
+        "markdown": {"markdown": f"# {word}\n\n{word} `{word}`"},
+        "key-value": {"title": word, "items": [{"key": word, "value": word}]},
+        "progress": {"fraction": 0.5, "message": word},
+        "error": {"title": word, "message": word, "hint": word},
+        "notice": {"text": word},
+        "table": {"rows": [[word]], "title": word},
+    }[name]
+    face.draw(long, "light")
+    no_page_overflow(face)
+    assert "xxxxxxxxxx" in face.text()
     face.assert_clean()
 
 
@@ -79,7 +89,8 @@ def test_markdown_refuses_scripts_handlers_and_raw_html(open_face: Opener) -> No
             '<img src="x" onerror="window.pwned = 2">',
             '<div onclick="window.pwned = 3"><b>raw</b> html</div>',
             "[js](javascript:window.pwned=4) [data](data:text/html;base64,PHNjcmlwdD4=) "
-            "[vb](vbscript:msgbox) [rel](../../vendor/x.js) [ok](https://example.org/a?b=1)",
+            "[vb](vbscript:msgbox) [rel](../../vendor/x.js) [ok](https://example.org/a?b=1) "
+            "[pic](data:image/png;base64,iVBORw0KGgo=) [file](file:///etc/passwd)",
             '<a href="https://example.org" onmouseover="window.pwned=5">raw link</a>',
             "mail <mailto:someone@example.org> and https://bare.example.org/x",
             "![logo](https://evil.example/track.png) ![local](/T/vendor/x.png)",
@@ -137,6 +148,18 @@ def test_markdown_code_blocks_scroll_sideways_at_phone_width(open_face: Opener) 
     assert pre.evaluate("e => e.scrollWidth > e.clientWidth")
     assert pre.evaluate("e => getComputedStyle(e).overflowX") == "auto"
     no_page_overflow(face)
+    face.assert_clean()
+
+
+def test_markdown_aligned_table_columns_need_no_inline_style(open_face: Opener) -> None:
+    # markdown-it writes style="text-align:right"; the renderer CSP refuses inline styles.
+    face = open_face("markdown")
+    face.draw({"markdown": "| name | size |\n|:-----|-----:|\n| weather | 12 kB |\n"})
+    aligns = face.page.eval_on_selector_all(
+        ".markdown td", "tds => tds.map(td => getComputedStyle(td).textAlign)"
+    )
+    assert aligns == ["left", "right"]
+    assert face.page.query_selector(".markdown [style]") is None
     face.assert_clean()
 
 
@@ -344,6 +367,10 @@ def test_fallback_shows_any_json_value(open_face: Opener) -> None:
     assert face.page.query_selector(".fallback-json b") is None
     face.draw(None)
     assert face.page.inner_text(".fallback-json") == "null"
+    face.draw({"numbers": list(range(150))})  # scalars flow along lines, as in the terminal
+    flow = face.page.query_selector_all(".j-flow")
+    assert len(flow) == 1 and flow[0].inner_text().startswith("0, 1, 2, 3")
+    assert "… 50 more items" in face.page.inner_text(".fallback-json")
     face.assert_clean()
 
 
