@@ -200,28 +200,26 @@
   }
 
   // Column widths from the header and a sample of cells, so the layout never shifts as rows
-  // scroll in and out (the table's layout is fixed).
+  // scroll in and out (the table's layout is fixed). No column is wider than most of the view, so
+  // on a phone the next column still peeks in and says "scroll sideways".
   function sizeColumns() {
     const sample = Math.min(state.rows.length, 300);
-    let total = 0;
     const widths = state.columns.map((name, position) => {
-      let chars = Math.min(name.length, 24) + 2;
+      let chars = Math.min(name.length, 24) + 4; // bold text and the sort arrow
       for (let i = 0; i < sample; i++) {
         const value = rawCell(state.rows[i], position, name);
         const size = typeof value === "string" ? value.length : value === null || value === undefined ? 1
           : typeof value === "object" ? 24 : String(value).length;
         if (size > chars) chars = size;
       }
-      chars = Math.max(4, Math.min(chars, 40));
-      total += chars;
-      return chars;
+      return `min(calc(${Math.max(4, Math.min(chars, 40))}ch + 24px), 62vw)`;
     });
-    state.colgroup.replaceChildren(...widths.map((chars) => {
+    state.colgroup.replaceChildren(...widths.map((width) => {
       const col = document.createElement("col");
-      col.style.width = `calc(${chars}ch + 24px)`;
+      col.style.width = width;
       return col;
     }));
-    state.table.style.width = `max(100%, calc(${total}ch + ${24 * widths.length}px))`;
+    state.table.style.width = widths.length ? `max(100%, calc(${widths.join(" + ")}))` : "100%";
   }
 
   function makeRow() {
@@ -324,6 +322,10 @@
     state.note.className = "tbl-note";
     root.append(head, state.scroller, state.caption, state.note);
     state.root = root;
+    // A new skeleton (first frame, or after a failure replaced the page): nothing is drawn yet.
+    state.columns = [];
+    state.pool = [];
+    state.first = state.last = -1;
     document.body.replaceChildren(root);
   }
 

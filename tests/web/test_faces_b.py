@@ -30,6 +30,17 @@ def narrow_table(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F81
     yield from open_face(browser, face_server, "table", width=360)
 
 
+def assert_no_controls(face: Face) -> None:
+    """No control or bidi character anywhere a person reads: text, tooltips, labels, links."""
+    seen = face.page.evaluate(
+        """[document.body.innerText, ...[...document.querySelectorAll('*')].flatMap(el =>
+             ['title', 'aria-label', 'href'].map(a => el.getAttribute(a) || ''))].join('\\n')"""
+    )
+    for char in CONTROLS:
+        assert char not in seen, repr(char)
+    assert "\ufffd" in seen
+
+
 def body_text(face: Face) -> str:
     return str(face.page.evaluate("document.body.innerText"))
 
@@ -167,8 +178,7 @@ def test_table_hostile_strings_are_neutralised_everywhere(table: Face) -> None:
     )
     html = table.page.content()
     text = body_text(table)
-    for char in CONTROLS:
-        assert char not in text
+    assert_no_controls(table)
     assert "\ufffdevil" in text
     assert "<img" not in html.split("<body", 1)[1].replace("&lt;img", "")
     assert table.page.locator("tbody img, thead b").count() == 0
@@ -192,6 +202,36 @@ def test_table_wrong_types_fail_visibly(table: Face, payload: Any, message: str)
     assert table.errors == []
 
 
+def test_table_object_rows_read_only_their_own_keys(table: Face) -> None:
+    table.draw({"columns": ["constructor", "toString"], "rows": [{"constructor": 1}, {}]})
+    assert cells(table) == [["1", ""], ["", ""]]
+    assert table.errors == []
+
+
+def test_table_stream_frame_with_new_columns_drops_a_vanished_sort(table: Face) -> None:
+    table.draw({"columns": ["a", "b"], "rows": [[2, "x"], [1, "y"]]})
+    table.page.locator("th", has_text="a").locator("button").click()
+    assert [row[0] for row in cells(table)] == ["1", "2"]
+    table.draw({"columns": ["c"], "rows": [[3], [4]]})
+    assert table.page.locator("th").all_text_contents() == ["c"]
+    assert table.page.locator("th").get_attribute("aria-sort") == "none"
+    assert cells(table) == [["3"], ["4"]]
+    table.draw({"columns": ["a", "b"], "rows": [[5, "p"], [6, "q"], [None, "r"]]})
+    assert [row[0] for row in cells(table)] == ["5", "6", "—"]
+    assert table.errors == []
+
+
+def test_table_draws_again_after_a_failed_frame(table: Face) -> None:
+    table.draw(example("table"))
+    table.draw({"rows": 5})
+    assert table.failure() is not None
+    table.draw(example("table"))
+    assert table.failure() is None
+    assert table.page.locator("th").all_text_contents() == ["id", "created", "text"]
+    assert len(cells(table)) == 3
+    assert table.errors == []
+
+
 def test_table_empty_and_huge_string(table: Face) -> None:
     table.draw({"columns": ["a"], "rows": []})
     assert "No rows" in body_text(table)
@@ -199,3 +239,280 @@ def test_table_empty_and_huge_string(table: Face) -> None:
     text = cells(table)[0][0]
     assert len(text) <= 500 and text.endswith("…")
     assert table.errors == []
+
+
+# --- search-cards ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def search(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
+    yield from open_face(browser, face_server, "search-cards")
+
+
+@pytest.fixture
+def narrow_search(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
+    yield from open_face(browser, face_server, "search-cards", width=360)
+
+
+def links(face: Face) -> list[dict[str, str]]:
+    return face.page.evaluate(
+        "[...document.querySelectorAll('a')].map(a => ({text: a.textContent, "
+        "href: a.getAttribute('href'), target: a.target, rel: a.rel}))"
+    )
+
+
+def test_search_draws_the_example_in_both_themes(search: Face) -> None:
+    for theme in ("light", "dark"):
+        search.draw(example("search-cards"), theme)
+    assert search.page.evaluate("document.body.dataset.updates") == "2"
+    text = body_text(search)
+    assert "Results for" in text and "textual python tui" in text
+    assert search.page.locator(".result").count() == 3
+    drawn = links(search)
+    assert [link["text"] for link in drawn] == [
+        "Textual",
+        "Rich: rich text and beautiful formatting in the terminal",
+        "Building a TUI in an afternoon",
+    ]
+    for link in drawn:
+        assert link["target"] == "_blank"
+        assert set(link["rel"].split()) == {"noopener", "noreferrer"}
+    urls = search.page.locator(".result-url").all_text_contents()
+    assert urls == [
+        "textual.textualize.io",
+        "github.com/Textualize/rich",
+        "example.org/blog/tui-afternoon",
+    ]
+    assert "GitHub" in text and "2026-10-02" in text
+    assert "Rich is a Python library" in text
+    assert search.page.locator("img").count() == 0
+    assert search.errors == []
+
+
+def test_search_links_only_web_addresses(search: Face) -> None:
+    hostile = [
+        "javascript:alert(1)",
+        " JaVaScRiPt:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "vbscript:msgbox(1)",
+        "https://bank.example@evil.example/",
+        "not a url",
+    ]
+    results = [{"title": f"t{i}", "url": url, "snippet": "s"} for i, url in enumerate(hostile)]
+    results.append({"title": "ok", "url": "http://example.com/a?b=1"})
+    search.draw({"results": results})
+    drawn = links(search)
+    assert [link["text"] for link in drawn] == ["ok"]
+    assert drawn[0]["href"] == "http://example.com/a?b=1"
+    # the hostile addresses are still shown, as plain text
+    shown = search.page.locator(".result-url").all_text_contents()
+    assert any("javascript:alert(1)" in url for url in shown)
+    assert any(url.startswith("data:text/html,<script>") for url in shown)
+    assert search.page.locator("script:not([src])").count() == 0
+    assert search.errors == []
+
+
+def test_search_hostile_strings_and_huge_snippet(narrow_search: Face) -> None:
+    narrow_search.draw(
+        {
+            "query": HOSTILE,
+            "results": [
+                {
+                    "title": HOSTILE,
+                    "url": "https://example.com/" + HOSTILE,
+                    "snippet": HOSTILE + " " + "lorem   ipsum\n\n" * 100_000,
+                    "source": HOSTILE,
+                    "date": HOSTILE,
+                },
+                {"title": "", "url": "https://" + "x" * 200_000 + ".example/"},
+            ],
+        }
+    )
+    text = body_text(narrow_search)
+    assert_no_controls(narrow_search)
+    assert "\ufffdevil" in text
+    snippet = narrow_search.page.locator(".result-snippet").text_content() or ""
+    assert len(snippet) <= 400 and snippet.endswith("…") and "  " not in snippet
+    assert "(untitled)" in text
+    assert narrow_search.page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert narrow_search.errors == []
+
+
+def test_search_empty_and_many(search: Face) -> None:
+    search.draw({"results": []})
+    assert "No results." in body_text(search)
+    search.draw({"results": [{"title": f"r{i}"} for i in range(60)]})
+    assert search.page.locator(".result").count() == 50
+    assert "… 10 more results" in body_text(search)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"results": {"a": 1}}, "results: expected a list, not an object"),
+        ({"query": "q"}, "results: missing"),
+        ({"results": ["x"]}, "results/0: expected an object, not a string"),
+        ({"results": [{"url": "https://a.example"}]}, "results/0/title: missing"),
+        ({"results": [{"title": "t", "url": 5}]}, "results/0/url: expected a string, not a number"),
+        ({"results": [], "query": ["q"]}, "query: expected a string, not a list"),
+        ("just text", "expects an object, not a string"),
+    ],
+)
+def test_search_wrong_types_fail_visibly(search: Face, payload: Any, message: str) -> None:
+    assert search.draw(payload) == 1
+    failure = search.failure()
+    assert failure is not None and message in failure
+    assert search.errors == []
+
+
+# --- weather-cards --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def weather(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
+    yield from open_face(browser, face_server, "weather-cards")
+
+
+@pytest.fixture
+def narrow_weather(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
+    yield from open_face(browser, face_server, "weather-cards", width=360)
+
+
+def test_weather_draws_the_example_in_both_themes(weather: Face) -> None:
+    for theme in ("light", "dark"):
+        weather.draw(example("weather-cards"), theme)
+    assert weather.page.evaluate("document.body.dataset.updates") == "2"
+    page = weather.page
+    assert page.locator(".wx-place").text_content() == "Berlin, Germany"
+    assert page.locator(".wx-temp").text_content() == "7.3°C"
+    assert page.locator(".wx-cond").text_content() == "Partly cloudy"  # from WMO code 2
+    assert "Open-Meteo" in (page.locator(".wx-source").text_content() or "")
+    details = page.locator(".wx-detail").all_text_contents()
+    assert details == ["Feels like4°C", "Wind14 km/h W", "Humidity81%"]
+    days = page.locator(".wx-day")
+    assert days.count() == 4
+    assert days.nth(0).locator(".wx-date").text_content() == "Wed25 Nov"
+    assert days.nth(0).locator(".wx-words").text_content() == "Light rain"
+    assert days.nth(1).locator(".wx-low").text_content() == "\u22121°"  # a true minus sign
+    assert days.nth(2).locator(".wx-words").text_content() == "Clear sky"
+    assert days.nth(3).locator(".wx-words").text_content() == "Partly cloudy"
+    assert days.nth(0).locator(".wx-chance").text_content() == "80%"
+    # icons are inline SVG named by their condition; nothing is fetched
+    labels = page.eval_on_selector_all(
+        ".wx-day svg", "s => s.map(x => x.getAttribute('aria-label'))"
+    )
+    assert labels == ["Light rain", "Light snow", "Clear sky", "Partly cloudy"]
+    assert page.locator("img").count() == 0
+    # one shared scale: the coldest low starts the bar at 0 %, the warmest high ends at 100 %
+    fills = page.eval_on_selector_all(".wx-fill", "s => s.map(f => [f.style.left, f.style.width])")
+    assert fills[2][0] == "0%"
+    ends = [float(left[:-1]) + float(width[:-1]) for left, width in fills]
+    assert max(ends) == pytest.approx(100)
+    assert weather.errors == []
+
+
+def test_weather_at_phone_width_fits(narrow_weather: Face) -> None:
+    narrow_weather.draw(example("weather-cards"), "dark")
+    page = narrow_weather.page
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert page.locator(".wx-day").count() == 4
+    assert narrow_weather.errors == []
+
+
+def test_weather_night_words_units_and_missing_values(weather: Face) -> None:
+    weather.draw(
+        {
+            "location": "Nowhere",
+            "current": {
+                "temperature": 44.6,
+                "unit": "°F",
+                "condition": "clear",
+                "is_day": 0,
+                "wind": "calm",
+                "precipitation": 1.25,
+            },
+            "daily": [
+                {"date": "2026-02-29", "min": None, "max": None},  # not a real date
+                {"date": "2026-12-31", "min": 30, "max": 50, "condition": "light snow showers"},
+            ],
+        }
+    )
+    page = weather.page
+    assert page.locator(".wx-temp").text_content() == "44.6°F"
+    assert page.locator(".wx-cond").text_content() == "Clear"
+    assert page.locator(".wx-now svg").get_attribute("class") == "wx-icon icon-night"
+    assert "Windcalm" in page.locator(".wx-details").text_content()
+    assert "Precipitation1.3 mm" in page.locator(".wx-details").text_content()
+    days = page.locator(".wx-day")
+    assert days.nth(0).locator(".wx-date").text_content() == "2026-02-29"
+    assert days.nth(0).locator(".wx-low").text_content() == "—"
+    assert days.nth(0).locator(".wx-fill").count() == 0
+    assert days.nth(1).locator(".wx-high").text_content() == "50°"
+    assert days.nth(1).locator("svg").get_attribute("class") == "wx-icon icon-snow"
+    assert weather.errors == []
+
+
+def test_weather_hostile_strings(weather: Face) -> None:
+    weather.draw(
+        {
+            "location": HOSTILE + "x" * 100_000,
+            "source": HOSTILE,
+            "timezone": HOSTILE,
+            "current": {
+                "temperature": 1,
+                "unit": HOSTILE,
+                "condition": HOSTILE,
+                "wind": HOSTILE,
+                "time": HOSTILE,
+            },
+            "daily": [{"date": HOSTILE, "min": 1, "max": 2, "condition": HOSTILE}] * 20,
+        }
+    )
+    text = body_text(weather)
+    assert_no_controls(weather)
+    assert len(weather.page.locator(".wx-place").text_content() or "") <= 120
+    assert weather.page.locator(".wx-day").count() == 16
+    assert "… 4 more days" in text
+    assert weather.errors == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"current": {"temperature": 1}}, "location: missing"),
+        ({"location": "x", "current": []}, "current: expected an object, not a list"),
+        ({"location": "x", "current": {}}, "current/temperature: missing"),
+        (
+            {"location": "x", "current": {"temperature": "7"}},
+            "temperature: expected a number, not a string",
+        ),
+        (
+            {"location": "x", "current": {"temperature": 1, "code": 2.5}},
+            "current/code: expected an integer",
+        ),
+        (
+            {"location": "x", "current": {"temperature": 1}, "daily": [5]},
+            "daily/0: expected an object, not a number",
+        ),
+        (
+            {"location": "x", "current": {"temperature": 1}, "daily": [{"min": 1, "max": 2}]},
+            "daily/0/date: missing",
+        ),
+        (
+            {
+                "location": "x",
+                "current": {"temperature": 1},
+                "daily": [{"date": "d", "min": "1", "max": 2}],
+            },
+            "daily/0/min: expected a number, not a string",
+        ),
+        (None, "expects an object, not null"),
+    ],
+)
+def test_weather_wrong_types_fail_visibly(weather: Face, payload: Any, message: str) -> None:
+    assert weather.draw(payload) == 1
+    failure = weather.failure()
+    assert failure is not None and message in failure
+    assert weather.errors == []
