@@ -46,7 +46,6 @@ from .browser_page import (
     DRAW_TIMED,
     FLAGS,
     OBSERVE,
-    QUIET,
     card_frame,
     chromium_path,
     heap_session,
@@ -111,13 +110,24 @@ class Heap:
 
     frames: int
     seconds: float
-    drawn: int  # data-updates in the chart's iframe at the end (frames drawn)
-    took_s: float
+    drawn: int  # payloads the chart's iframe drew during the flood (data-updates)
+    took_s: float  # the plugin's pushing, start to end
+    drained_s: float  # from the last push to the last frame drawn (a backlog, if any)
     frame_start: int
     frame_end: int
     page_start: int | None  # None when the iframe shares the page's heap
     page_end: int | None
-    frame_peak: int  # the largest sample without GC, during the flood
+    frame_samples: list[int] = field(repr=False)  # every 2 s, after a GC, start to end
+
+    @property
+    def frame_peak(self) -> int:
+        return max(self.frame_samples)
+
+    @property
+    def late_growth(self) -> int:
+        """Bytes gained over the flood's second half: a leak keeps growing, a cache does not."""
+        half = self.frame_samples[len(self.frame_samples) // 2]
+        return self.frame_end - half
 
     @property
     def growth(self) -> float:
@@ -129,9 +139,11 @@ class Heap:
             "seconds": self.seconds,
             "frames_drawn": self.drawn,
             "push_took_s": round(self.took_s, 3),
+            "drain_after_push_s": round(max(self.drained_s, 0.0001), 4),
             "iframe_heap_start_bytes": self.frame_start,
             "iframe_heap_end_bytes": self.frame_end,
             "iframe_heap_peak_bytes": self.frame_peak,
+            "iframe_heap_samples": len(self.frame_samples),
             "iframe_heap_growth": round(self.growth, 4),
         }
         if self.page_start is not None and self.page_end is not None:
@@ -149,6 +161,8 @@ class BrowserFigures:
     chart_called: list[float] = field(default_factory=list)  # the draw call, ms
     chart_painted: list[float] = field(default_factory=list)  # to the painted frame, ms
     chart_points: int = 0
+    chart_floor: list[float] = field(default_factory=list)  # a 10-point chart, to painted, ms
+    chart_redraw: list[float] = field(default_factory=list)  # the same page drawing it again
     #: Parts that could not run, and why (figures from the others still count).
     missing: dict[str, str] = field(default_factory=dict)
 
@@ -169,6 +183,8 @@ class BrowserFigures:
                 "points": self.chart_points,
                 "draw_call": _ms(self.chart_called),
                 "painted": _ms(self.chart_painted),
+                "redraw_painted": _ms(self.chart_redraw),
+                "floor_10_points_painted": _ms(self.chart_floor),
             }
         if self.missing:
             out["missing"] = dict(self.missing)
@@ -203,15 +219,26 @@ class BrowserFigures:
             rows.append(
                 _row("  of which the draw call", str(len(self.chart_called)), self.chart_called)
             )
+            rows.append(
+                _row("  drawn again on the same page", str(len(self.chart_redraw)),
+                     self.chart_redraw)
+            )  # fmt: skip
+            rows.append(
+                _row("floor: a 10-point chart, to painted", str(len(self.chart_floor)),
+                     self.chart_floor)
+            )  # fmt: skip
         heap = self.heap
         if heap is not None:
             rows += [
                 ("", "", "", "", ""),
                 (f"live chart, {heap.frames} frames in {heap.seconds:g} s", "value", "", "", ""),
                 ("frames drawn in the iframe", str(heap.drawn), "", "", ""),
+                ("pushing took", f"{heap.took_s:.2f} s", "", "", ""),
+                ("last frame drawn after the last push", f"{heap.drained_s:.2f} s", "", "", ""),
                 ("iframe JS heap, first frame drawn", _mb(heap.frame_start), "", "", ""),
                 ("iframe JS heap, last frame drawn", _mb(heap.frame_end), "", "", ""),
-                ("iframe JS heap, peak sample (no GC)", _mb(heap.frame_peak), "", "", ""),
+                ("iframe JS heap, largest of every 2 s", _mb(heap.frame_peak), "", "", ""),
+                ("  gained over the second half", _mb(heap.late_growth), "", "", ""),
             ]
             if heap.page_start is not None and heap.page_end is not None:
                 rows += [
@@ -480,39 +507,49 @@ def _has_face(name: str) -> bool:
 
 
 async def _chart_flood(page: Any, kernel: Any, session_id: str, sizes: BrowserSizes) -> Heap:
+    """One chart frame first (the card's iframe loads and draws it: the heap's start), then
+    the flood; the end is taken once the flood's last frame is drawn, after a GC."""
     if not _has_face("chart"):
         raise _Missing("no chart face (renderers/chart/index.html) on this tree")
+    await _call(kernel, session_id, "chart", {"count": 1, "seconds": 0, "window": 120})
+    frame = await card_frame(page, CHART_CARD)
+    heap, separate = await heap_session(page, frame)
+    page_heap = await page.context.new_cdp_session(page)
+    await page_heap.send("Performance.enable")
+    frame_start = await heap_used(heap, collect=True)
+    page_start = await heap_used(page_heap, collect=True)
+    before = int(await frame.evaluate("() => Number(document.body.dataset.updates)"))
+
     count = int(sizes.flood_rate * sizes.flood_seconds)
     args = {"count": count, "seconds": sizes.flood_seconds, "window": 120}
     began = time.monotonic()
     flood = asyncio.ensure_future(kernel.call_tool(session_id, "chart", args))
     try:
-        frame = await card_frame(page, CHART_CARD)
-        frame_heap, separate = await heap_session(page, frame)
-        page_heap = await page.context.new_cdp_session(page)
-        await page_heap.send("Performance.enable")
-        frame_start = await heap_used(frame_heap, collect=True)
-        page_start = await heap_used(page_heap, collect=True)
-        peak = frame_start
+        samples = [frame_start]
         while not flood.done():
-            peak = max(peak, await heap_used(frame_heap, collect=False))
-            await asyncio.wait([flood], timeout=0.5)
+            await asyncio.wait([flood], timeout=2.0)
+            if not flood.done():  # every 2 s, after a GC: the trend, not the garbage
+                samples.append(await heap_used(heap, collect=True))
         outcome = flood.result()
-        took = time.monotonic() - began
-        if not getattr(outcome, "ok", True):
-            raise RuntimeError(f"chart failed: {outcome}")
-        await frame.evaluate(QUIET, 500)
-        drawn = int(await frame.evaluate("() => Number(document.body.dataset.updates)"))
-        frame_end = await heap_used(frame_heap, collect=True)
-        page_end = await heap_used(page_heap, collect=True)
     finally:
         if not flood.done():
             flood.cancel()
             with contextlib.suppress(BaseException):
                 await flood
+    pushed_s = time.monotonic() - began
+    if not getattr(outcome, "ok", True):
+        raise RuntimeError(f"chart failed: {outcome}")
+    last = f"live {count}/{count}"
+    await frame.wait_for_function(
+        "(last) => document.body.textContent.includes(last)", arg=last, timeout=300_000
+    )
+    drained_s = time.monotonic() - began - pushed_s
+    drawn = int(await frame.evaluate("() => Number(document.body.dataset.updates)")) - before
+    frame_end = await heap_used(heap, collect=True)
+    page_end = await heap_used(page_heap, collect=True)
     return Heap(
-        count, sizes.flood_seconds, drawn, took, frame_start, frame_end,
-        page_start if separate else None, page_end if separate else None, peak,
+        count, sizes.flood_seconds, drawn, pushed_s, drained_s, frame_start, frame_end,
+        page_start if separate else None, page_end if separate else None, [*samples, frame_end],
     )  # fmt: skip
 
 
@@ -527,20 +564,32 @@ def big_chart_payload(points: int) -> dict[str, Any]:
 
 
 async def _big_chart(browser: Any, base: str, sizes: BrowserSizes, figures: BrowserFigures) -> None:
+    """A fresh page per run: the 10-point floor, then the big chart, then the big chart again
+    on the same page (a redraw: the chart exists, only its data changes)."""
     if not _has_face("chart"):
         raise _Missing("no chart face (renderers/chart/index.html) on this tree")
-    payload = big_chart_payload(sizes.chart_points)
+    small, big = big_chart_payload(10), big_chart_payload(sizes.chart_points)
     figures.chart_points = sizes.chart_points
     for _ in range(sizes.chart_runs):
-        page = await browser.new_page(viewport={"width": 720, "height": 480})
-        try:
-            await page.goto(f"{base}renderers/chart/index.html")
-            await page.wait_for_function("() => window.DeetingFace && DeetingFace.drawForTest")
+        figures.chart_floor.append((await _draw_fresh(browser, base, [small]))[0][1])
+        (called, painted), (_, again) = await _draw_fresh(browser, base, [big, big])
+        figures.chart_called.append(called)
+        figures.chart_painted.append(painted)
+        figures.chart_redraw.append(again)
+
+
+async def _draw_fresh(browser: Any, base: str, payloads: list[Any]) -> list[tuple[float, float]]:
+    page = await browser.new_page(viewport={"width": 720, "height": 480})
+    try:
+        await page.goto(f"{base}renderers/chart/index.html")
+        await page.wait_for_function("() => window.DeetingFace && DeetingFace.drawForTest")
+        timings = []
+        for payload in payloads:
             called, painted = await page.evaluate(DRAW_TIMED, payload)
-        finally:
-            await page.close()
-        figures.chart_called.append(float(called))
-        figures.chart_painted.append(float(painted))
+            timings.append((float(called), float(painted)))
+        return timings
+    finally:
+        await page.close()
 
 
 # -- the command ------------------------------------------------------------------------------

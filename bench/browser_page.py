@@ -61,15 +61,6 @@ OBSERVE = """() => {
   }).observe(document.body, { attributes: true, attributeFilter: ["data-updates"] });
 }"""
 
-#: Resolves once data-updates has not changed for QUIET ms (the stream has been drawn out).
-QUIET = """(quiet) => new Promise((done) => {
-  let timer = setTimeout(done, quiet);
-  new MutationObserver(() => {
-    clearTimeout(timer);
-    timer = setTimeout(done, quiet);
-  }).observe(document.body, { attributes: true, attributeFilter: ["data-updates"] });
-})"""
-
 
 async def card_frame(page: Any, card_id: str, timeout_s: float = 30.0) -> Any:
     """The iframe of card ``card_id`` in the host page, once it has drawn a payload."""
@@ -109,8 +100,15 @@ async def heap_session(page: Any, frame: Any) -> tuple[Any, bool]:
 
 
 async def heap_used(session: Any, collect: bool) -> int:
-    """JSHeapUsedSize, after a full garbage collection when ``collect``."""
+    """JSHeapUsedSize, after a full garbage collection when ``collect``.
+
+    Before collecting, the console's kept messages are dropped: the MCP Apps SDK logs every
+    message it parses with console.debug, and while a DevTools client (this one) is attached
+    the inspector keeps the last thousand with their arguments — the payloads — which would
+    read as the page's growth. Without DevTools nothing keeps them.
+    """
     if collect:
+        await session.send("Runtime.discardConsoleEntries")
         await session.send("HeapProfiler.collectGarbage")
     metrics = await session.send("Performance.getMetrics")
     for metric in metrics["metrics"]:
