@@ -62,17 +62,36 @@ OBSERVE = """() => {
 }"""
 
 
-async def card_frame(page: Any, card_id: str, timeout_s: float = 30.0) -> Any:
+def console_errors(page: Any) -> list[str]:
+    """The page's console errors from now on (its iframes' included), for error messages."""
+    seen: list[str] = []
+    page.on("console", lambda msg: seen.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda err: seen.append(str(err)))
+    return seen
+
+
+async def card_frame(
+    page: Any, card_id: str, errors: list[str] | None = None, timeout_s: float = 30.0
+) -> Any:
     """The iframe of card ``card_id`` in the host page, once it has drawn a payload."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     selector = f'iframe[data-card="{card_id}"]'
-    element = await page.wait_for_selector(selector, state="attached", timeout=timeout_s * 1e3)
-    frame = await element.content_frame()
-    if frame is None:
-        raise RuntimeError(f"the card {card_id}'s iframe has no document")
-    await frame.wait_for_function(
-        "() => document.body && Number(document.body.dataset.updates || 0) >= 1",
-        timeout=timeout_s * 1e3,
-    )
+    try:
+        element = await page.wait_for_selector(selector, state="attached", timeout=timeout_s * 1e3)
+        frame = await element.content_frame()
+        if frame is None:
+            raise RuntimeError(f"the card {card_id}'s iframe has no document")
+        await frame.wait_for_function(
+            "() => document.body && Number(document.body.dataset.updates || 0) >= 1",
+            timeout=timeout_s * 1e3,
+        )
+    except PlaywrightTimeout:
+        said = "; ".join(dict.fromkeys(errors or [])) or "nothing"
+        raise RuntimeError(
+            f"the card {card_id} drew nothing in {timeout_s:g} s; the page's console said: "
+            f"{said[:500]}"
+        ) from None
     return frame
 
 
