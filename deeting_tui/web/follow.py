@@ -27,6 +27,8 @@ log = logging.getLogger("deeting.web")
 #: With inotify: a safety net only. Without: how stale the view may get.
 POLL_WITH_INOTIFY_S = 2.0
 POLL_WITHOUT_S = 0.1
+#: After a wake that found nothing new, look again after these pauses (see follow_session).
+SETTLE_S = (0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.12, 0.25)
 
 
 class _Wake:
@@ -62,9 +64,9 @@ class _Wake:
         if not events or any(e.name in self._names or e.wd == -1 for e in events):
             self.event.set()
 
-    async def wait(self) -> None:
+    async def wait(self, timeout: float | None = None) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), self.poll)
+            await asyncio.wait_for(self.event.wait(), self.poll if timeout is None else timeout)
         self.event.clear()
 
     def close(self) -> None:
@@ -87,6 +89,7 @@ async def follow_session(
     """
     wake = _Wake(Path(store.path))
     seq = after_seq
+    settle: tuple[float, ...] = ()
     try:
         while True:
             # The event that wakes us is cleared before reading, so a commit landing during
@@ -104,7 +107,16 @@ async def follow_session(
                         extra={UNREADABLE_KEY: row.seq},
                     )
                 yield row.seq, event
-            if not rows:
+            if rows:
+                settle = ()
+            elif settle:
+                # Woken, but nothing new yet: the WAL's write is seen before the commit is
+                # published in its index (shared memory, which inotify cannot see), so look
+                # again shortly, a few times, before the long wait.
+                await wake.wait(settle[0])
+                settle = settle[1:]
+            else:
                 await wake.wait()
+                settle = SETTLE_S
     finally:
         wake.close()

@@ -44,3 +44,10 @@ COMMON_HEADERS: tuple[tuple[str, str], ...] = (
     ("Cross-Origin-Resource-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 )
+
+#: A face's own files and the libraries (``renderers/``, ``vendor/``) are loaded by a sandboxed
+#: iframe, whose opaque origin is cross-origin to everyone: ``same-origin`` there would block
+#: every script and style of every card (net::ERR_BLOCKED_BY_RESPONSE.NotSameOrigin). They are
+#: the core's own static code, no user data, so these responses say ``cross-origin`` instead;
+#: the host page and the event stream (the data) keep ``same-origin``.
+FACE_FILE_RESOURCE_POLICY = "cross-origin"

@@ -38,7 +38,12 @@ from deeting_tui.kernel.events import Event
 from deeting_tui.resources import core_renderers_dir
 
 from .cards import FALLBACK, Board
-from .policy import COMMON_HEADERS, host_policy, renderer_policy
+from .policy import (
+    COMMON_HEADERS,
+    FACE_FILE_RESOURCE_POLICY,
+    host_policy,
+    renderer_policy,
+)
 
 __all__ = ["MAX_HEADER_BYTES", "CardServer"]
 
@@ -300,7 +305,10 @@ class CardServer:
             return True
         content_type = _TYPES[file.suffix]
         del query  # ?card=ID is read by the page itself
-        await self._send_response(conn, writer, 200, content_type, body, method, policy)
+        face_file = rest[0] in ("renderers", "vendor")
+        await self._send_response(
+            conn, writer, 200, content_type, body, method, policy, face_file=face_file
+        )
         return True
 
     def _file(self, rest: list[str]) -> tuple[Path, str] | None:
@@ -349,13 +357,18 @@ class CardServer:
 
     # -- responses ------------------------------------------------------------------------
 
-    def _headers(self, content_type: str, policy: str) -> list[tuple[bytes, bytes]]:
+    def _headers(
+        self, content_type: str, policy: str, face_file: bool = False
+    ) -> list[tuple[bytes, bytes]]:
         headers = [
             (b"Content-Type", content_type.encode()),
             (b"Content-Security-Policy", policy.encode()),
             (b"Server", _SERVER_NAME),
         ]
-        headers.extend((name.encode(), value.encode()) for name, value in COMMON_HEADERS)
+        for name, value in COMMON_HEADERS:
+            if face_file and name == "Cross-Origin-Resource-Policy":
+                value = FACE_FILE_RESOURCE_POLICY
+            headers.append((name.encode(), value.encode()))
         return headers
 
     async def _send_response(
@@ -368,8 +381,10 @@ class CardServer:
         method: str,
         policy: str,
         extra: tuple[tuple[bytes, bytes], ...] = (),
+        *,
+        face_file: bool = False,
     ) -> None:
-        headers = self._headers(content_type, policy)
+        headers = self._headers(content_type, policy, face_file)
         headers.append((b"Content-Length", str(len(body)).encode()))
         headers.extend(extra)
         data = conn.send(h11.Response(status_code=status, headers=headers))

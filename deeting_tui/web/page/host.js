@@ -48,10 +48,18 @@
     }
   }
 
+  // C0 (but tab and newline), DEL, C1, and the bidi embeddings, overrides and isolates: as
+  // guest.js's DeetingFace.clean, so a plugin's title can't reorder or hide what is around it.
+  const CONTROLS = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+
+  function clean(value) {
+    return value == null ? "" : String(value).replace(CONTROLS, "\uFFFD");
+  }
+
   function text(tag, className, value) {
     const node = document.createElement(tag);
     node.className = className;
-    node.textContent = value == null ? "" : String(value);
+    node.textContent = clean(value);
     return node;
   }
 
@@ -84,7 +92,7 @@
     iframe.setAttribute("referrerpolicy", "no-referrer");
     iframe.dataset.renderer = card.renderer;
     iframe.dataset.card = card.id;
-    iframe.title = `${card.title || card.id} (${card.renderer})`;
+    iframe.title = clean(`${card.title || card.id} (${card.renderer})`);
     el.append(head, state, iframe);
     const view = { card, el, state, iframe, bridge: null, ready: false, sent: 0 };
     showState(view);
@@ -144,7 +152,7 @@
   function showState(view) {
     const { card, state, iframe } = view;
     let words = "";
-    if (card.cancelled) words = `cancelled: ${card.cancelled}`;
+    if (card.cancelled) words = clean(`cancelled: ${card.cancelled}`);
     else if (card.result === null) words = "running…";
     state.textContent = words;
     state.hidden = words === "";
@@ -159,19 +167,38 @@
     deliver(view);
   }
 
+  // A removed card leaves the list at once (hidden, no longer a card), but its iframe stays
+  // in the document until the face has answered resource-teardown (MCP Apps: teardown before
+  // unmounting; a detached iframe could not hear it), or TEARDOWN_WAIT_MS has passed.
   function remove(view) {
-    views.delete(view.card.id);
-    const { bridge, el } = view;
-    el.remove();
-    if (!bridge) return;
-    // The face may tidy up first (MCP Apps: teardown before unmounting); it is not waited for
-    // long, and the element is already gone from the list.
-    const done = view.ready ? bridge.teardownResource({}) : Promise.resolve();
+    if (views.get(view.card.id) === view) views.delete(view.card.id);
+    const { bridge, el, iframe } = view;
+    el.hidden = true;
+    el.className = "card-leaving";
+    delete el.dataset.card;
+    delete iframe.dataset.card;
+    if (!bridge || !view.ready) {
+      el.remove();
+      if (bridge) bridge.close().catch(() => {});
+      return;
+    }
+    const answered = bridge.teardownResource({}).then(() => {
+      document.body.dataset.teardowns = String(Number(document.body.dataset.teardowns || 0) + 1);
+    });
     const timeout = new Promise((resolve) => setTimeout(resolve, TEARDOWN_WAIT_MS));
-    Promise.race([done, timeout])
+    Promise.race([answered, timeout])
       .catch(() => {})
-      .then(() => bridge.close())
+      .then(() => {
+        el.remove();
+        return bridge.close();
+      })
       .catch(() => {});
+  }
+
+  // The list's cards, skipping ones on their way out.
+  function live(el) {
+    while (el && !el.dataset.card) el = el.nextElementSibling;
+    return el;
   }
 
   // -- the board -----------------------------------------------------------------------------
@@ -185,7 +212,7 @@
     }
     const fresh = makeView(card);
     if (view) {
-      view.el.replaceWith(fresh.el); // a replacement keeps its place
+      list.insertBefore(fresh.el, view.el); // a replacement keeps its place
       views.delete(card.id);
       remove(view);
     } else {
@@ -199,7 +226,8 @@
   // Keeps the newest MAX_CARDS; the rest are counted on the "older" line.
   function trim() {
     while (views.size > MAX_CARDS) {
-      const last = list.lastElementChild;
+      let last = list.lastElementChild;
+      while (last && !last.dataset.card) last = last.previousElementSibling;
       const view = last && views.get(last.dataset.card);
       if (!view) break;
       remove(view);
@@ -220,7 +248,7 @@
   function reset(op) {
     serverTheme = op.theme === undefined ? null : op.theme;
     const session = op.session || {};
-    const name = session.title || (session.id ? `Session ${session.id}` : "Deeting");
+    const name = clean(session.title || (session.id ? `Session ${session.id}` : "Deeting"));
     titleLine.textContent = name;
     document.title = `${name} — Deeting cards`;
     const cards = (op.cards || []).filter(wanted);
@@ -229,17 +257,17 @@
       if (!keep.has(view.card.id)) remove(view);
     }
     // Newest first, keeping the iframes already in place (moving one would reload it).
-    let cursor = list.firstElementChild;
+    let cursor = live(list.firstElementChild);
     for (let i = cards.length - 1; i >= 0; i -= 1) {
       const card = cards[i];
       const view = views.get(card.id);
       if (view && view.card.renderer === card.renderer && view.el === cursor) {
         update(view, card);
-        cursor = cursor.nextElementSibling;
+        cursor = live(cursor.nextElementSibling);
         continue;
       }
       if (view) {
-        if (view.el === cursor) cursor = cursor.nextElementSibling;
+        if (view.el === cursor) cursor = live(cursor.nextElementSibling);
         views.delete(card.id);
         remove(view);
       }
