@@ -17,10 +17,9 @@ HELP = """**Commands**
 the greyed-out completion of a command, tool, argument name or path; Ctrl+P opens the
 command palette; Ctrl+Q quits.
 
-**In the browser**: Tab to a result card (or a live one), then `o` opens it as a web page
-that keeps updating; Ctrl+P → "Open session in browser" shows every card of the session.
-Over SSH (or with no display) the chat shows the URL and the `ssh -L` forward to reach it;
-`deeting view` serves a session's cards from the command line.
+**In the browser**: Tab to a result card, then `o` opens it as a live web page (Ctrl+P,
+"Open session in browser": every card); over SSH the chat shows the URL and the `ssh -L` to
+reach it.
 
 **A model**: without one, the offline assistant answers (try `help`). Quit, then set
 `ANTHROPIC_API_KEY` (Anthropic) or `OPENAI_BASE_URL` / `OPENAI_API_KEY` (any Chat
