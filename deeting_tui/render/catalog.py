@@ -60,7 +60,7 @@ FACES: Mapping[str, Face] = MappingProxyType(
             Face("key-value", key_value_face, "one line per key and value"),
             Face("weather-cards", weather_face, "current weather and a daily forecast"),
             Face("search-cards", search_face, "search results: title, address, snippet"),
-            Face("chart", chart_face, "line, bar or sparkline chart"),
+            Face("chart", chart_face, "line, area, bar, candlestick or sparkline chart"),
             Face("progress", progress_face, "a progress bar with a message"),
             Face("error", error_face, "what failed and what to do"),
             Face("notice", notice_face, "a one-line notice (a timer rang)"),

@@ -197,24 +197,26 @@
 
   // ---- numbers and axis text ------------------------------------------------------------------
 
-  const formats = new Map();
+  // Axis and crosshair text for a value. The library calls this for every point it lays out,
+  // so it is plain arithmetic: Intl.NumberFormat here cost more than drawing 10,000 points.
   function number(value) {
     const size = Math.abs(value);
-    const digits = size >= 1000 ? 0 : size >= 10 ? 1 : size >= 1 ? 2 : 4;
-    let format = formats.get(digits);
-    if (!format) {
-      format = new Intl.NumberFormat("en-US", { maximumFractionDigits: digits });
-      formats.set(digits, format);
-    }
-    return format.format(value);
+    if (size < 1) return size === 0 ? "0" : String(Number(value.toPrecision(3)));
+    const digits = size >= 1000 ? 0 : size >= 10 ? 1 : 2;
+    let text = value.toFixed(digits);
+    if (digits > 0 && text.includes(".")) text = text.replace(/\.?0+$/, "");
+    if (size >= 10000 && size < 1e21) text = text.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return text === "-0" ? "0" : text;
   }
 
   // The index axis shows the label of a point (its time, when times could not be an axis).
   function labelAt(index) {
-    const names = view && view.last && (view.last.labels || view.last.times);
+    const last = view && view.last;
+    const names = last && (last.labels || (view.seconds ? null : last.times));
     if (!names) return String(index + 1);
     const name = names[index];
     if (name === undefined || name === null) return "";
+    if (typeof name === "number" && names !== last.labels) return Number.isFinite(name) ? dateText(name, name % 86400 !== 0) : "";
     const text = DeetingFace.clean(String(name));
     return text.length > MAX_LABEL ? `${text.slice(0, MAX_LABEL - 1)}…` : text;
   }
@@ -224,11 +226,27 @@
     return withTime ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}` : iso.slice(0, 10);
   }
 
+  // On a time axis the crosshair shows the point's label too, when the payload names points.
+  function timeLabel(time, withTime) {
+    const date = dateText(time, withTime);
+    const seconds = view && view.seconds;
+    if (!seconds || !view.last || !view.last.labels) return date;
+    let low = 0;
+    let high = seconds.length - 1;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (seconds[middle] < time) low = middle + 1;
+      else high = middle;
+    }
+    const label = seconds[low] === time ? labelAt(low) : "";
+    return label ? `${label} · ${date}` : date;
+  }
+
   function axisOptions(spec, seconds) {
     const spark = spec.kind === "sparkline";
     const unit = spec.unit ? ` ${spec.unit}` : "";
     const withTime = Boolean(seconds && seconds.some((t) => t % 86400 !== 0));
-    const timeText = seconds ? (t) => dateText(t, withTime) : (t) => labelAt(t);
+    const timeText = seconds ? (t) => timeLabel(t, withTime) : (t) => labelAt(t);
     return {
       localization: { priceFormatter: (p) => number(p) + unit, timeFormatter: timeText },
       rightPriceScale: { visible: !spark },
@@ -271,16 +289,19 @@
     return gapNext && HIDDEN[kind] ? { time, value, ...HIDDEN[kind] } : { time, value };
   }
 
-  function build(spec) {
-    dispose();
+  // The chart's frame, made as soon as the face loads (hidden until the first payload): the
+  // library's first paint, with its canvases, font metrics and cold code, then happens while
+  // the card is still being set up instead of on a payload's clock.
+  function shell() {
     const root = document.createElement("div");
-    root.className = spec.kind === "sparkline" ? "chart sparkline" : "chart";
+    root.className = "chart waiting";
     const head = document.createElement("div");
     head.className = "chart-head";
     const plot = document.createElement("div");
     plot.className = "chart-plot";
     const note = document.createElement("div");
     note.className = "chart-note";
+    note.hidden = true;
     const legend = document.createElement("ul");
     legend.className = "chart-legend";
     const credit = document.createElement("a");
@@ -294,13 +315,36 @@
     foot.append(legend, credit);
     root.append(head, plot, note, foot);
     document.body.replaceChildren(root);
+    const chart = LWC.createChart(plot, {
+      autoSize: true,
+      ...chartColours(themed(), false),
+      // A long series fits the width (fitContent), points merged below half a pixel.
+      timeScale: { minBarSpacing: 0.001, enableConflation: true },
+    });
+    view = {
+      root, head, note, legend, chart,
+      series: [],
+      swatches: [],
+      kind: null,
+      names: [],
+      seconds: null,
+      last: null,
+      unit: null,
+      title: null,
+    };
+  }
 
+  // The series (and legend) for a payload of a new shape: another kind or other series.
+  function build(spec) {
+    if (!view) shell();
+    for (const api of view.series) view.chart.removeSeries(api);
     const colours = themed();
     const spark = spec.kind === "sparkline";
-    const chart = LWC.createChart(plot, { autoSize: true, ...chartColours(colours, spark) });
+    view.root.className = spark ? "chart sparkline" : "chart";
+    view.chart.applyOptions(chartColours(colours, spark));
     const type = LWC[SERIES_TYPE[spec.kind]];
-    const series = spec.series.map((one, index) =>
-      chart.addSeries(type, {
+    view.series = spec.series.map((one, index) =>
+      view.chart.addSeries(type, {
         ...seriesColours(spec.kind, colours, index),
         priceLineVisible: false,
         lastValueVisible: !spark,
@@ -308,32 +352,27 @@
         title: "",
       }),
     );
-    const swatches = spec.series.map((one, index) => {
+    view.legend.replaceChildren();
+    view.swatches = spec.series.map((one, index) => {
       const item = document.createElement("li");
       const swatch = document.createElement("span");
       swatch.className = "chart-swatch";
-      swatch.style.backgroundColor = swatchColour(spec.kind, colours, index);
+      swatch.style.backgroundColor = swatchColour(spec.kind, colours, index); // CSSOM: allowed
       const name = document.createElement("span");
       name.textContent = one.name;
       item.append(swatch, name);
-      legend.append(item);
+      view.legend.append(item);
       return swatch;
     });
     if (spec.more > 0) {
       const item = document.createElement("li");
       item.className = "chart-more";
       item.textContent = `+${spec.more} more series`;
-      legend.append(item);
+      view.legend.append(item);
     }
-    view = {
-      root, head, note, chart, series, swatches,
-      kind: spec.kind,
-      names: spec.series.map((one) => one.name),
-      seconds: null,
-      last: null,
-      unit: null,
-      title: null,
-    };
+    view.kind = spec.kind;
+    view.names = spec.series.map((one) => one.name);
+    view.last = null;
   }
 
   function dispose() {
@@ -435,6 +474,12 @@
   }
 
   function append(spec, seconds, start) {
+    // A chart showing all its points keeps showing all of them as points arrive (a stream
+    // that starts with two points would otherwise stay zoomed in on the newest two); one the
+    // reader has zoomed or scrolled stays where it is.
+    const time = view.chart.timeScale();
+    const range = time.getVisibleLogicalRange();
+    const whole = !range || (range.from <= 0.5 && range.to >= view.last.length - 1.5);
     let any = false;
     spec.series.forEach((one, index) => {
       const values = one.values;
@@ -453,6 +498,7 @@
       view.note.textContent = "";
       view.note.hidden = true;
     }
+    if (whole) time.fitContent();
   }
 
   function remember(spec) {
@@ -464,12 +510,14 @@
     };
   }
 
+  shell();
   DeetingFace.register({
     draw(payload) {
       const spec = read(payload);
       // A failure shown by guest.js replaces the page: the chart that was there is gone.
       if (view && !view.root.isConnected) dispose();
-      let start = view ? extension(spec) : null;
+      if (!view) shell();
+      let start = extension(spec);
       if (start) check(spec, start); // before anything on screen changes
       if (start && !moreSeconds(spec)) start = null;
       if (start) {
@@ -479,7 +527,7 @@
       } else {
         check(spec, []);
         const seconds = secondsOf(spec.times, spec.length);
-        if (!view || !sameSeries(spec)) build(spec);
+        if (!sameSeries(spec)) build(spec);
         view.seconds = seconds;
         remember(spec); // the axis's labels are read from here
         view.chart.applyOptions(axisOptions(spec, seconds));

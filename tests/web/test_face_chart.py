@@ -273,3 +273,57 @@ def test_fits_a_phone_and_draws_ten_thousand_points(browser: Any, base: str) -> 
         assert pixels(page, SERIES_1["light"])["near"] > 100
     finally:
         context.close()
+
+
+# The non-background pixels of the time axis (the widest canvas in the chart's last row).
+AXIS_INK = """() => {
+  const row = [...document.querySelectorAll('.chart-plot table tr')].pop();
+  const axis = [...row.querySelectorAll('canvas')].reduce((a, b) => (b.width > a.width ? b : a));
+  const { data } = axis.getContext('2d').getImageData(0, 0, axis.width, axis.height);
+  const key = (i) => `${data[i]},${data[i + 1]},${data[i + 2]},${data[i + 3]}`;
+  const counts = new Map();
+  for (let i = 0; i < data.length; i += 4) counts.set(key(i), (counts.get(key(i)) || 0) + 1);
+  const common = Math.max(...counts.values());
+  return data.length / 4 - common;  // pixels unlike the commonest (the axis's ground)
+}"""
+
+
+def test_the_index_axis_shows_the_labels(face: Any) -> None:
+    values = [1, 3, 2, 5, 4, 6]
+    draw(face, {"labels": [""] * 6, "series": [{"name": "x", "values": values}]})
+    blank = face.evaluate(AXIS_INK)
+    draw(face, {"labels": ["WWWW"] * 6, "series": [{"name": "x", "values": [*values, 0]}]})
+    labelled = face.evaluate(AXIS_INK)
+    assert labelled > blank + 100, (blank, labelled)
+
+
+# How many separate runs of the first series' colour touch the top 30% of the pane: the
+# peaks of a zigzag in view.
+PEAKS = """([colour]) => {
+  const canvases = [...document.querySelectorAll('.chart-plot canvas')];
+  const pane = canvases.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
+  const { data, width, height } = pane.getContext('2d').getImageData(0, 0, pane.width, pane.height);
+  const want = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
+  const hit = new Array(width).fill(false);
+  for (let y = 0; y < Math.floor(height * 0.3); y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 4;
+      if ([0, 1, 2].every((k) => Math.abs(data[i + k] - want[k]) <= 24)) hit[x] = true;
+    }
+  }
+  let runs = 0;
+  for (let x = 0; x < width; x++) if (hit[x] && (x === 0 || !hit[x - 1])) runs++;
+  return runs;
+}"""
+
+
+def test_a_stream_that_starts_small_keeps_every_point_in_view(face: Any) -> None:
+    zigzag = [0 if i % 2 else 10 for i in range(41)]
+    draw(face, {"series": [{"name": "z", "values": zigzag[:2]}]})
+    for end in range(3, 42):
+        face.evaluate(
+            "(p) => DeetingFace.drawForTest(p)", {"series": [{"name": "z", "values": zigzag[:end]}]}
+        )
+    draw(face, {"series": [{"name": "z", "values": zigzag}]})
+    assert appended(face) == 40
+    assert face.evaluate(PEAKS, [SERIES_1["light"]]) >= 15  # 21 peaks, all in view
