@@ -43,7 +43,7 @@
       case "string":
         return el("span", "j-string", quoted(value));
       case "number":
-        return el("span", "j-number", Number.isFinite(value) ? String(value) : String(value));
+        return el("span", "j-number", String(value));
       case "boolean":
         return el("span", "j-bool", String(value));
       default:

@@ -41,7 +41,8 @@
     const keys = list ? null : Object.keys(value);
     const size = list ? value.length : keys.length;
     if (depth >= 4 || budget.nodes <= 0) return list ? `[… ${count(size, "item")}]` : `{… ${count(size, "key")}}`;
-    const out = list ? [] : {};
+    // No prototype: a key named "__proto__" is data here, not a way to reparent the copy.
+    const out = list ? [] : Object.create(null);
     for (let i = 0; i < size; i += 1) {
       if (i >= 20 || budget.nodes <= 0) {
         if (list) out.push(`… ${size - i} more`);

@@ -57,7 +57,9 @@ WRONG = {
 
 
 def test_names_are_the_faces_and_the_folders() -> None:
-    folders = sorted(p.name for p in RENDERERS_DIR.iterdir() if p.is_dir() and p.name[0] != "_")
+    folders = sorted(
+        p.name for p in RENDERERS_DIR.iterdir() if p.is_dir() and p.name[0] not in "._"
+    )
     assert NAMES == sorted(FACES) == folders
     assert set(EXPECTED) == set(WRONG) == set(NAMES)
     assert RENDERERS_DIR == CORE_RENDERERS  # the kernel checks the schemas the faces document

@@ -44,8 +44,8 @@ KNOWN_PROBE = re.compile(
 
 
 def resolve(path: str) -> Path | None:
-    """The file ``/T/renderers/...`` or ``/T/vendor/...`` names, or None. A renderer folder
-    without index.html gets the ``_fallback`` face's files, as from the real server."""
+    """The file ``/T/renderers/...`` or ``/T/vendor/...`` names, or None. A renderer without
+    index.html gets the ``_fallback`` face's files, as from the real server."""
     parts = [unquote(p) for p in urlsplit(path).path.split("/") if p]
     if len(parts) < 3 or parts[0] != "T" or any(p in (".", "..") or "\\" in p for p in parts):
         return None
@@ -64,9 +64,10 @@ def resolve(path: str) -> Path | None:
 
 
 def _faceless(folder: str) -> bool:
-    """A renderer's folder (not _shared or _fallback) that has no index.html of its own."""
-    here = RENDERERS / folder
-    return not folder.startswith("_") and here.is_dir() and not (here / "index.html").is_file()
+    """A renderer (not _shared or _fallback) with no index.html of its own. Unlike the real
+    server this includes names with no folder at all, so the fallback can be tested under a
+    renderer's name once every core renderer has a face."""
+    return not folder.startswith("_") and not (RENDERERS / folder / "index.html").is_file()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -89,8 +90,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: a test's output is its assertions."""
 
 
-@pytest.fixture(scope="session")
-def face_server() -> Iterator[str]:
+# The fixtures are registered under their names by pytest when a test module imports these
+# functions; their Python names differ so that a test's parameter does not shadow an import.
+@pytest.fixture(scope="session", name="face_server")
+def face_server_fixture() -> Iterator[str]:
     """The base URL (``http://127.0.0.1:PORT/T/``) of a server for the checkout's faces."""
     if not (VENDOR / "mcp-app.js").is_file():
         pytest.skip("the front-end libraries are not built: run ./dev.sh test (or build.mjs)")
@@ -138,8 +141,8 @@ class FacePage:
         assert self.foreign == [], self.foreign
 
 
-@pytest.fixture
-def open_face(browser: Any, face_server: str) -> Iterator[Callable[..., FacePage]]:
+@pytest.fixture(name="open_face")
+def open_face_fixture(browser: Any, face_server: str) -> Iterator[Callable[..., FacePage]]:
     """``open_face(NAME, width=800)``: the face in a fresh browser context, closed after the
     test."""
     contexts: list[Any] = []

@@ -10,7 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from web.faces_support import RENDERERS, FacePage
+from browser_support import browser  # noqa: F401 (a fixture)
+from web.faces_support import (  # noqa: F401 (fixtures)
+    RENDERERS,
+    FacePage,
+    face_server_fixture,
+    open_face_fixture,
+)
 
 Opener = Callable[..., FacePage]
 FACES = ("markdown", "key-value", "progress", "error", "notice", "_fallback")
@@ -57,10 +63,10 @@ def test_each_face_draws_its_example(open_face: Opener, name: str, theme: str) -
     face.assert_clean()
 
 
-@pytest.mark.parametrize("name", [*sorted(EXAMPLE_TEXTS), "table"])
+@pytest.mark.parametrize("name", [*sorted(EXAMPLE_TEXTS), "_fallback"])
 def test_each_face_fits_a_phone(open_face: Opener, name: str) -> None:
     face = open_face(name, width=360)
-    face.draw(example(name), "dark")
+    face.draw(example(name if name != "_fallback" else "table"), "dark")
     no_page_overflow(face)
     # A word longer than the card (an address, a hash) wraps instead of widening it.
     word = "https://example.org/" + "x" * 400
@@ -70,7 +76,7 @@ def test_each_face_fits_a_phone(open_face: Opener, name: str) -> None:
         "progress": {"fraction": 0.5, "message": word},
         "error": {"title": word, "message": word, "hint": word},
         "notice": {"text": word},
-        "table": {"rows": [[word]], "title": word},
+        "_fallback": {"rows": [[word]], "title": word},
     }[name]
     face.draw(long, "light")
     no_page_overflow(face)
@@ -302,6 +308,9 @@ def test_key_value_takes_every_form_and_shows_values_compactly(open_face: Opener
     face.draw({"items": [{"key": f"k{i}", "value": i} for i in range(250)]})
     assert len(face.page.query_selector_all(".kv-row")) == 200
     assert face.page.inner_text(".kv-more") == "… 50 more items"
+    face.draw_js('JSON.parse(\'{"cfg": {"__proto__": {"polluted": 1}, "b": 2}}\')')
+    assert face.page.inner_text(".kv-value") == '{"__proto__":{"polluted":1},"b":2}'
+    assert face.page.evaluate("({}).polluted") is None
     face.draw({"items": []})
     assert face.text() == "(nothing to show)"
     face.assert_clean()
@@ -311,9 +320,9 @@ def test_key_value_takes_every_form_and_shows_values_compactly(open_face: Opener
 
 
 def test_a_renderer_without_a_face_gets_the_json_view_naming_it(open_face: Opener) -> None:
-    face = open_face("table")  # no browser face yet in this branch: the server sends _fallback
+    face = open_face("no-face-yet")  # served the _fallback face's files
     face.draw(example("table"))
-    assert "No browser face for 'table' here" in face.text()
+    assert "No browser face for 'no-face-yet' here" in face.text()
     assert '"title"' in face.text() and '"Notes"' in face.text()
     face.assert_clean()
 
@@ -367,6 +376,9 @@ def test_fallback_shows_any_json_value(open_face: Opener) -> None:
     assert face.page.query_selector(".fallback-json b") is None
     face.draw(None)
     assert face.page.inner_text(".fallback-json") == "null"
+    face.draw_js('JSON.parse(\'{"__proto__": {"polluted": 1}}\')')
+    assert '"__proto__"' in face.page.inner_text(".fallback-json")
+    assert '"polluted"' in face.page.text_content(".fallback-json")
     face.draw({"numbers": list(range(150))})  # scalars flow along lines, as in the terminal
     flow = face.page.query_selector_all(".j-flow")
     assert len(flow) == 1 and flow[0].inner_text().startswith("0, 1, 2, 3")
@@ -377,7 +389,9 @@ def test_fallback_shows_any_json_value(open_face: Opener) -> None:
 # hostile strings everywhere -------------------------------------------------------------------
 
 HOSTILE_PAYLOADS = {
-    "markdown": {"markdown": f"# {HOSTILE}\n\n{HOSTILE} [{HOSTILE}](https://example.org)"},
+    "markdown": {
+        "markdown": f"# {HOSTILE}\n\n{HOSTILE} [{HOSTILE}](https://example.org/{HOSTILE})"
+    },
     "key-value": {
         "title": HOSTILE,
         "items": [{"key": HOSTILE, "value": HOSTILE}, {"key": "n", "value": {HOSTILE: HOSTILE}}],
@@ -393,7 +407,11 @@ HOSTILE_PAYLOADS = {
 def test_control_and_bidi_characters_never_reach_the_page(open_face: Opener, name: str) -> None:
     face = open_face(name)
     face.draw(HOSTILE_PAYLOADS[name])
-    text = face.page.text_content("body") or ""
+    # What a person reads: the text, and the attributes a browser shows (tooltips, labels, links).
+    text = face.page.evaluate(
+        """[document.body.textContent, ...[...document.querySelectorAll('*')].flatMap(el =>
+             ['title', 'aria-label', 'href'].map(a => el.getAttribute(a) || ''))].join('\\n')"""
+    )
     assert "\x1b" not in text and "\u202e" not in text
     assert "\ufffd" in text
     assert face.page.query_selector("body img") is None
