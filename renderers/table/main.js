@@ -368,6 +368,7 @@
         return any;
       });
       setText(state.title, title ? clean(title.slice(0, 300)) : "");
+      state.title.title = state.title.textContent; // the whole title, when the line cuts it
       setText(state.count, `${kept.length.toLocaleString("en-US")} ${kept.length === 1 ? "row" : "rows"}`);
       setText(state.caption, caption ? clean(caption.slice(0, 1000)) : "");
       const left = [];

@@ -10,6 +10,7 @@ fetch fails here as it would in the product. ``open_face`` opens a face top-leve
 from __future__ import annotations
 
 import mimetypes
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ MOUNTS = {
 #: Zod (inside the MCP App SDK) probes ``new Function("")`` once while mcp-app.js loads, before
 #: the App sets ``jitless``; the CSP refuses it (as it should) and the probe catches the error.
 #: Every face shows this one report, so it is not the face's fault; nothing else is tolerated.
-KNOWN_VENDOR_REPORT = "CSP violation: script-src eval"
+KNOWN_VENDOR_REPORT = re.compile(r"^CSP violation: script-src eval from \S+/T/vendor/mcp-app\.js$")
 TYPES = {
     ".js": "text/javascript",
     ".css": "text/css",
@@ -110,14 +111,15 @@ def open_face(browser: Any, base: str, name: str, width: int = 800) -> Iterator[
         "console",
         lambda msg: (
             face.errors.append(msg.text)
-            if msg.type == "error" and msg.text != KNOWN_VENDOR_REPORT
+            if msg.type == "error" and not KNOWN_VENDOR_REPORT.match(msg.text)
             else None
         ),
     )
     page.on("pageerror", lambda err: face.errors.append(str(err)))
     page.add_init_script(
         "document.addEventListener('securitypolicyviolation', e => "
-        "console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))"
+        "console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI"
+        " + ' from ' + e.sourceFile))"
     )
     page.goto(f"{base}renderers/{name}/index.html")
     page.wait_for_function(
