@@ -13,10 +13,14 @@ chat does it); and *deeting view*, another process following the session as it i
 The floor: the same frames from a child process over a pipe, sent as Server-Sent Events to
 a bare page that puts them in its body — no kernel, no host page, no iframe.
 
-**Memory.** The plugin's ``chart`` tool pushes RATE frames/s for S seconds into one live
-chart card (each the last 120 points of two series, in process); the JavaScript heap
-(CDP ``Performance.getMetrics`` JSHeapUsedSize, after a forced GC) of the chart's iframe and
-of the host page, once the first frame is drawn and once the last one is.
+**Memory.** One chart frame is drawn first (the card's iframe has loaded: the start); then
+the plugin's ``chart`` tool pushes RATE frames/s for S seconds into that live chart card
+(each the last 120 points of two series, in process). The JavaScript heap (CDP
+``Performance.getMetrics`` JSHeapUsedSize after a forced GC) of the chart's iframe — and of
+the host page, when Chromium gives the iframe its own process — is sampled every 2 s and
+once the flood's last frame is drawn. The target is no growth over the flood's second half
+(caches fill in the first); frames drawn and how long the pushing really took are reported
+beside it (a kernel that can't keep up stretches the flood; a slow page is sent a reset).
 
 **Big chart.** A 10,000-point line chart drawn by the chart face, opened top-level from the
 card server: from the draw call to the frame its canvas was painted in, a fresh page a run.
