@@ -37,7 +37,7 @@ def test_bench_quick_json_reports_every_figure() -> None:
         [sys.executable, "-m", "bench", "--quick", "--json"],
         cwd=REPO_ROOT,
         capture_output=True,
-        timeout=120,
+        timeout=300,  # ~100 s on a loaded 2-core VM, the browser section (Chromium) included
     )
     assert process.returncode == 0, process.stderr.decode(errors="replace")
     report = json.loads(process.stdout)
