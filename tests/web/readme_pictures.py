@@ -81,6 +81,7 @@ def readme_block() -> str:
     """The README's picture table for the faces that have pictures, two to a row."""
     stems = desktop_references()
     faces = [stem.removesuffix("-light") for stem in stems if stem.endswith("-light")]
+    faces.sort(key=lambda face: (face.startswith("_"), face))  # the fallback comes last
     cells = [(face, "light") for face in faces]
     cells += [(face, "dark") for face in faces if face in DARK_FACES]
     lines = [START, "<table>"]
