@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import errno
 import hmac
+import json
 import secrets
 import socket
 from collections.abc import Iterable
@@ -171,7 +172,9 @@ class CardServer:
     # -- the board ------------------------------------------------------------------------
 
     def publish(self, event: Event, ts: float | None = None) -> None:
-        """Fold a kernel event into the board and send the ops to every page."""
+        """Fold a kernel event into the board and send the ops to every page. Call it on the
+        server's event loop (a front end's listener runs there); it never raises for plugin
+        data."""
         for op in self.board.apply(event, ts):
             self._send(op)
 
@@ -193,7 +196,12 @@ class CardServer:
 
     def _event(self, op: dict[str, Any]) -> bytes:
         self._next_id += 1
-        data = orjson.dumps(op, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            data = orjson.dumps(op, option=orjson.OPT_NON_STR_KEYS, default=str)
+        except orjson.JSONEncodeError:
+            # An integer beyond 64 bits in a call's arguments (payloads were checked by the
+            # board): the standard library writes it; nothing a plugin sends stops a page.
+            data = json.dumps(op, default=str, ensure_ascii=False).encode()
         return b"id: %d\ndata: %s\n\n" % (self._next_id, data)
 
     # -- connections ----------------------------------------------------------------------

@@ -441,3 +441,16 @@ async def test_face_files_may_load_in_an_opaque_origin_and_the_data_may_not(
         "vendor/mcp-app.js": "cross-origin",
         "": "same-origin",
     }
+
+
+async def test_arguments_json_cannot_carry_do_not_stop_the_stream(server: CardServer) -> None:
+    from deeting_tui.kernel.events import ToolCall
+
+    stream = await Stream.open(server)
+    try:
+        await stream.op()
+        server.publish(ToolCall(session_id="s", call_id="c1", tool="t", args={"n": 2**70}))
+        op = await stream.op()
+        assert op["card"]["input"] == {"arguments": {"n": 2**70}}  # type: ignore[index]
+    finally:
+        stream.close()

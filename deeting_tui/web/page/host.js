@@ -86,6 +86,38 @@
       text("time", "card-time", timeOf(card.ts)),
     );
     const state = text("div", "card-state", "");
+    // The iframe's place, until the card comes near the viewport (see mount).
+    const slot = document.createElement("div");
+    slot.className = "card-slot";
+    el.append(head, state, slot);
+    const view = { card, el, state, slot, iframe: null, near: only !== null, bridge: null };
+    Object.assign(view, { ready: false, sent: 0 });
+    showState(view);
+    if (!view.near) nearby.observe(el);
+    return view;
+  }
+
+  // An iframe costs a browsing context (milliseconds each): a page of 200 cards makes one
+  // only for the cards near the viewport, as they scroll into reach.
+  const nearby = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        nearby.unobserve(entry.target);
+        const view = views.get(entry.target.dataset.card);
+        if (!view || view.el !== entry.target) continue;
+        view.near = true;
+        mount(view);
+      }
+    },
+    { rootMargin: "800px 0px" },
+  );
+
+  // Makes the iframe, connects its bridge and loads the face: once the card is near the
+  // viewport and has something to draw (a running call costs no iframe).
+  function mount(view) {
+    if (view.bridge || !view.near || view.card.result === null) return;
+    const { card } = view;
     const iframe = document.createElement("iframe");
     iframe.setAttribute("sandbox", "allow-scripts");
     iframe.setAttribute("loading", "lazy");
@@ -93,17 +125,8 @@
     iframe.dataset.renderer = card.renderer;
     iframe.dataset.card = card.id;
     iframe.title = clean(`${card.title || card.id} (${card.renderer})`);
-    el.append(head, state, iframe);
-    const view = { card, el, state, iframe, bridge: null, ready: false, sent: 0 };
-    showState(view);
-    return view;
-  }
-
-  // Connects the bridge and loads the face; done once the card has something to draw, so a
-  // running call costs no iframe.
-  function mount(view) {
-    if (view.bridge || view.card.result === null) return;
-    const { iframe } = view;
+    view.slot.replaceWith(iframe);
+    view.iframe = iframe;
     const bridge = new AppBridge(
       null,
       { name: "deeting", version: "1.0.0" },
@@ -150,14 +173,15 @@
   }
 
   function showState(view) {
-    const { card, state, iframe } = view;
+    const { card, state, iframe, slot } = view;
     let words = "";
     if (card.cancelled) words = clean(`cancelled: ${card.cancelled}`);
     else if (card.result === null) words = "running…";
     state.textContent = words;
     state.hidden = words === "";
     state.classList.toggle("cancelled", Boolean(card.cancelled));
-    iframe.hidden = card.result === null;
+    if (iframe) iframe.hidden = card.result === null;
+    slot.hidden = card.result === null;
   }
 
   function update(view, card) {
@@ -173,10 +197,11 @@
   function remove(view) {
     if (views.get(view.card.id) === view) views.delete(view.card.id);
     const { bridge, el, iframe } = view;
+    nearby.unobserve(el);
     el.hidden = true;
     el.className = "card-leaving";
     delete el.dataset.card;
-    delete iframe.dataset.card;
+    if (iframe) delete iframe.dataset.card;
     if (!bridge || !view.ready) {
       el.remove();
       if (bridge) bridge.close().catch(() => {});
