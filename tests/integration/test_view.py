@@ -270,3 +270,14 @@ def test_results_a_script_adds_in_another_process_reach_the_page(
             script.wait()
     assert card["tool"] == "add" and card["kind"] == "result"
     assert view.stop()[0] == 0
+
+
+@pytest.mark.parametrize("command", [["view"], ["--script", "-"]])
+def test_a_session_id_that_is_not_utf8_is_unknown_not_a_crash(
+    home: Path, command: list[str]
+) -> None:
+    _session()
+    result = run_deeting(*command, "--session", "\udcff", home=home, stdin="hi\n")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("deeting: error: --session \ufffd: no session")
+    assert "UnicodeEncodeError" not in result.stderr
