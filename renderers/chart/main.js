@@ -71,7 +71,7 @@
     for (const one of series) length = Math.max(length, one.values.length);
     return {
       kind,
-      title: payload.title || "",
+      title: (payload.title || "").slice(0, 300),
       unit: DeetingFace.clean(payload.unit || "").slice(0, MAX_UNIT),
       labels: payload.labels || null,
       times: payload.times || null,
@@ -259,7 +259,8 @@
       },
       handleScroll: !spark,
       handleScale: !spark,
-      crosshair: spark ? { vertLine: { visible: false, labelVisible: false }, horzLine: { visible: false, labelVisible: false } } : {},
+      // Said both ways: the chart is reused when the kind changes, and options merge.
+      crosshair: { vertLine: { visible: !spark, labelVisible: !spark }, horzLine: { visible: !spark, labelVisible: !spark } },
     };
   }
 

@@ -327,3 +327,18 @@ def test_a_stream_that_starts_small_keeps_every_point_in_view(face: Any) -> None
     draw(face, {"series": [{"name": "z", "values": zigzag}]})
     assert appended(face) == 40
     assert face.evaluate(PEAKS, [SERIES_1["light"]]) >= 15  # 21 peaks, all in view
+
+
+def test_a_sparkline_hides_the_axes_and_the_next_line_chart_has_them_again(face: Any) -> None:
+    labels = ["WWWW"] * 4
+    draw(
+        face,
+        {"kind": "sparkline", "labels": labels, "series": [{"name": "s", "values": [1, 3, 2, 4]}]},
+    )
+    axis_shown = (
+        "() => getComputedStyle([...document.querySelectorAll('.chart-plot tr')].pop()).display"
+    )
+    assert face.evaluate(axis_shown) == "none"
+    draw(face, {"labels": labels, "series": [{"name": "s", "values": [1, 3, 2, 4]}]})
+    assert face.evaluate(axis_shown) != "none" and face.evaluate(AXIS_INK) > 100
+    assert face.locator(".chart-plot").bounding_box()["height"] > 200
