@@ -18,7 +18,7 @@
     root: null, title: null, count: null, scroller: null, table: null, colgroup: null,
     headRow: null, body: null, top: null, bottom: null, caption: null, note: null,
     columns: [], numeric: [], rows: [], order: [], shown: [],
-    sort: null, // {name, dir: "ascending" | "descending"}
+    sort: null, // {position, name, dir: "ascending" | "descending"}
     pool: [], rowHeight: 0, first: -1, last: -1, version: 0, frame: 0,
   };
 
@@ -127,7 +127,14 @@
     const n = state.rows.length;
     const order = new Array(n);
     for (let i = 0; i < n; i++) order[i] = i;
-    const position = state.sort ? state.columns.indexOf(state.sort.name) : -1;
+    // The sorted column by position (names may repeat, e.g. unnamed ones), or by name when a new
+    // frame moved it.
+    let position = -1;
+    if (state.sort) {
+      position = state.columns[state.sort.position] === state.sort.name
+        ? state.sort.position : state.columns.indexOf(state.sort.name);
+      if (position >= 0) state.sort.position = position;
+    }
     if (position >= 0) {
       const name = state.columns[position];
       const ranks = new Uint8Array(n);
@@ -174,7 +181,7 @@
       arrow.className = "arrow";
       arrow.setAttribute("aria-hidden", "true");
       button.append(label, arrow);
-      button.addEventListener("click", () => sortBy(name));
+      button.addEventListener("click", () => sortBy(position));
       th.append(button);
       cells.push(th);
     });
@@ -184,16 +191,18 @@
   function markSort() {
     const ths = state.headRow.children;
     state.columns.forEach((name, position) => {
-      const on = state.sort && state.sort.name === name;
+      const on = state.sort && state.sort.position === position;
       ths[position].setAttribute("aria-sort", on ? state.sort.dir : "none");
       ths[position].querySelector(".arrow").textContent = on ? (state.sort.dir === "ascending" ? "▲" : "▼") : "";
     });
   }
 
   // Click once: ascending; twice: descending; a third time: the plugin's own order.
-  function sortBy(name) {
-    const current = state.sort && state.sort.name === name ? state.sort.dir : null;
-    state.sort = current === null ? { name, dir: "ascending" } : current === "ascending" ? { name, dir: "descending" } : null;
+  function sortBy(position) {
+    const name = state.columns[position];
+    const current = state.sort && state.sort.position === position ? state.sort.dir : null;
+    const dir = current === null ? "ascending" : current === "ascending" ? "descending" : null;
+    state.sort = dir ? { position, name, dir } : null;
     applySort();
     markSort();
     renderWindow();
@@ -350,7 +359,8 @@
           throw new Error(`rows/${index}: expected a list or an object, not ${kind(row)}`);
         }
       });
-      const all = columnsOf(given, kept);
+      const found = columnsOf(given, kept);
+      const all = found.length ? found : [""]; // rows of nothing: still one (empty) column
       const columns = all.slice(0, MAX_COLUMNS);
 
       if (!state.root || !state.root.isConnected) build();
@@ -389,7 +399,6 @@
           spacer.replaceChildren(td);
         }
       }
-      if (state.sort && !columns.includes(state.sort.name)) state.sort = null;
       sizeColumns();
       applySort();
       markSort();

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from browser_support import browser  # noqa: F401 (a fixture)
-
 from web.faces_b_support import ROOT, Face, face_server, open_face  # noqa: F401 (a fixture)
 
 HOSTILE = "\u202eevil\u202c\x1b[31mred\x07\u2066x\u2069"  # bidi override, ESC, BEL, isolates
@@ -218,6 +217,19 @@ def test_table_stream_frame_with_new_columns_drops_a_vanished_sort(table: Face) 
     assert cells(table) == [["3"], ["4"]]
     table.draw({"columns": ["a", "b"], "rows": [[5, "p"], [6, "q"], [None, "r"]]})
     assert [row[0] for row in cells(table)] == ["5", "6", "—"]
+    assert table.errors == []
+
+
+def test_table_sorts_by_the_clicked_one_of_two_unnamed_columns(table: Face) -> None:
+    table.draw({"columns": ["a"], "rows": [[1, 5, 9], [2, 4, 3], [3, 6, 1]]})
+    headers = table.page.locator("th")
+    assert headers.count() == 3
+    headers.nth(2).locator("button").click()
+    assert [row[0] for row in cells(table)] == ["3", "2", "1"]
+    sorts = [headers.nth(i).get_attribute("aria-sort") for i in range(3)]
+    assert sorts == ["none", "none", "ascending"]
+    table.draw({"rows": [[], []]})  # rows of nothing: still a card, not a failure
+    assert table.failure() is None and len(cells(table)) == 2
     assert table.errors == []
 
 
