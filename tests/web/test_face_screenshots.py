@@ -10,6 +10,9 @@ changed layout or colour does not.
 A missing reference FAILS, naming the command that writes the references
 (``DEETING_UPDATE_SHOTS=1``); it never passes unseen. On a mismatch the actual picture, the
 reference and a diff (differing pixels in red) are written to the test's tmp dir.
+
+``browser`` is tests/web/conftest.py's, one per module: a session-wide sync Playwright would
+keep its loop running under every async test collected after this module.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import browser
 from web.shots_support import (
     UPDATE_COMMAND,
     UPDATE_ENV,
@@ -30,8 +32,6 @@ from web.shots_support import (
     face_server,
     screenshot,
 )
-
-__all__ = ["browser"]
 
 #: A channel may move this much (of 255) before its pixel counts as different.
 CHANNEL_DELTA = 48
