@@ -117,15 +117,14 @@ async def _serve(store: SessionStore, info: SessionInfo, *, port: int, open_brow
         print(one_line(f"deeting: showing {said} — Ctrl-C stops"), file=sys.stderr, flush=True)
         if open_browser:
             opening = asyncio.ensure_future(open_url_async(server.url))
-            opening.add_done_callback(lambda done: _said_if_not_opened(done.result(), server))
+            opening.add_done_callback(lambda done: _said_if_not_opened(done, server))
         follower = asyncio.create_task(_follow(store, server, info.id, title))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({follower, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
-        if follower.done() and not follower.cancelled() and follower.exception() is not None:
-            raise follower.exception()  # type: ignore[misc]
-        if follower.done():  # the session went away (deleted): the page keeps what it shows
-            await stop.wait()
+        if follower.done():
+            follower.result()  # what ended it, if it failed, is said as the command's error
+            await stop.wait()  # the session was deleted: the page keeps what it shows
         return 0
     finally:
         if follower is not None:
@@ -135,11 +134,14 @@ async def _serve(store: SessionStore, info: SessionInfo, *, port: int, open_brow
             loop.remove_signal_handler(signum)
 
 
-def _said_if_not_opened(opened: Opened, server: CardServer) -> None:
+def _said_if_not_opened(opening: asyncio.Future[Opened], server: CardServer) -> None:
+    """Where no browser opened, the URL is for the user to open: say so, and how over SSH.
+    Stopped before the browser answered (Ctrl-C at once): nothing to say."""
     from deeting_tui.web.opening import ssh_hint
 
-    if opened.ok:
+    if opening.cancelled() or opening.result().ok:
         return
+    opened = opening.result()
     port = urlsplit(server.url).port or 0
     print(
         one_line(f"deeting: no browser opened ({opened.reason}): open the URL above in one")

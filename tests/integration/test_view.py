@@ -3,6 +3,7 @@ a `deeting --script` in another process whose results reach the page's event str
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -281,3 +282,33 @@ def test_a_session_id_that_is_not_utf8_is_unknown_not_a_crash(
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("deeting: error: --session \ufffd: no session")
     assert "UnicodeEncodeError" not in result.stderr
+
+
+def _kill_started(command: Path) -> None:
+    """Kill every process group led by a process running ``command`` (a fake browser Deeting
+    started in its own session). Called once `deeting view` has exited, so none can start
+    after."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if str(command).encode() in (proc / "cmdline").read_bytes():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(proc.name), signal.SIGKILL)
+
+
+def test_ctrl_c_while_the_browser_starts_is_still_quiet_and_quick(
+    home: Path, views: list[View], tmp_path: Path
+) -> None:
+    _session()
+    browser = tmp_path / "slow-browser"
+    browser.write_text("#!/bin/sh\nsleep 30\n")  # runs on, as a browser does
+    browser.chmod(0o755)
+    view = View(home, DISPLAY=":99", BROWSER=str(browser))
+    views.append(view)
+    try:
+        code, took, err = view.stop()
+    finally:
+        _kill_started(browser)
+    assert (code, err.count("\n")) == (0, 1), err  # only the "showing session" line
+    assert took < 1.0

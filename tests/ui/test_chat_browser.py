@@ -192,3 +192,28 @@ async def test_a_session_without_cards_says_so_instead_of_opening(app: DeetingAp
 def test_a_live_cards_id_is_the_pages() -> None:
     frame = StreamFrame(session_id="s", plugin="clock", topic="tick", payload={})
     assert LiveCard("clock", "tick").card_id == card_id(frame)
+
+
+async def test_o_on_a_live_card_opens_the_streams_page(app: DeetingApp) -> None:
+    from deeting_tui.ui.messages import KernelEvent
+
+    opened = _record_opens(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        frame = StreamFrame(
+            session_id=app.session_id or "",
+            plugin="clock",
+            topic="tick",
+            payload={"text": "12:00"},
+            renderer="text",
+        )
+        app.chat.post_message(KernelEvent(frame))
+        await until(pilot, lambda: bool(app.chat.query(LiveCard)), "the live card")
+        app.chat.query_one(LiveCard).focus()
+        await pilot.pause()
+        shown = app.screen.active_bindings["o"]  # in the footer while the card has focus
+        assert shown.binding.show and shown.binding.description == "Browser"
+        await pilot.press("o")
+        await settled(app, "browser")
+        assert app.browser.server is not None
+        assert opened == [app.browser.server.card_url("stream:clock:tick")]
