@@ -155,8 +155,8 @@
         attributionLogo: false,
       },
       grid: {
-        vertLines: { color: colours.border, visible: !spark },
-        horzLines: { color: colours.border, visible: !spark },
+        vertLines: { color: alpha(colours.border, 0.6), visible: !spark },
+        horzLines: { color: alpha(colours.border, 0.6), visible: !spark },
       },
       rightPriceScale: { borderColor: colours.border },
       timeScale: { borderColor: colours.border },

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import browser  # noqa: F401  (the fixture)
+from browser_support import FLAGS, chromium_path, skip_reason
 from web.chart_support import serve_faces
 
 CANDLES = [
@@ -51,13 +51,32 @@ PIXELS = """([colour]) => {
 
 
 @pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """browser_support's Chromium, for this module only: a sync Playwright kept open for the
+    whole session leaves its event loop marked as running in the main thread, and every async
+    test that runs after it then fails ("Runner.run() cannot be called from a running event
+    loop"), e.g. all of tests/workers."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=chromium_path(), args=list(FLAGS))
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
 def base() -> Iterator[str]:
     with serve_faces() as url:
         yield url
 
 
 @pytest.fixture
-def face(browser: Any, base: str) -> Iterator[Any]:  # noqa: F811
+def face(browser: Any, base: str) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 800, "height": 600})
     page = context.new_page()
     problems: list[str] = []
@@ -259,7 +278,7 @@ def test_no_values_says_so(face: Any) -> None:
     assert face.locator(".chart-note").is_hidden()
 
 
-def test_fits_a_phone_and_draws_ten_thousand_points(browser: Any, base: str) -> None:  # noqa: F811
+def test_fits_a_phone_and_draws_ten_thousand_points(browser: Any, base: str) -> None:
     context = browser.new_context(viewport={"width": 360, "height": 640})
     try:
         page = context.new_page()
