@@ -58,9 +58,13 @@ def skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session; each test opens its own context."""
+    """One headless Chromium per test module; each test opens its own context.
+
+    Not per session: sync Playwright keeps its asyncio loop running in the main thread while it
+    is open, and every async test after it (pytest-asyncio) then fails with "Runner.run() cannot
+    be called from a running event loop". Closing it at the end of the module stops the loop."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)

@@ -280,7 +280,12 @@
     rows.forEach((tr, k) => fill(tr, first + k));
     state.top.style.height = `${first * height}px`;
     state.bottom.style.height = `${(n - last) * height}px`;
-    state.body.replaceChildren(state.top, ...rows, state.bottom);
+    // The same <tr>s stay in place while the window only moves (the common case when scrolling):
+    // re-inserting them would cost a style and layout pass over every row.
+    const body = state.body;
+    if (body.childElementCount !== count + 2 || body.firstChild !== state.top || body.children[count] !== rows[count - 1]) {
+      body.replaceChildren(state.top, ...rows, state.bottom);
+    }
     if (!state.rowHeight && rows.length) {
       // The real height of a row (font, zoom): measured once, then the spacers follow it.
       const measured = rows[0].getBoundingClientRect().height;
