@@ -86,6 +86,18 @@
       if (typeof face.teardown === "function") face.teardown();
       return {};
     };
+    // A sandboxed card may not open windows itself (no allow-popups): a link the reader
+    // follows is asked of the host (MCP Apps ui/open-link), which opens http(s) and mailto
+    // only, in a new tab with no opener. Faces still draw real <a href> for copy and hover.
+    const follow = (event) => {
+      const link = event.target instanceof Element ? event.target.closest("a[href]") : null;
+      if (!link) return;
+      event.preventDefault();
+      if (event.type === "auxclick" && event.button !== 1) return;
+      app.openLink({ url: link.href }).catch(() => {});
+    };
+    document.addEventListener("click", follow);
+    document.addEventListener("auxclick", follow);
     const transport = new PostMessageTransport(window.parent, window.parent);
     app.connect(transport).then(() => {
       const context = app.getHostContext();

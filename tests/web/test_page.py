@@ -411,3 +411,70 @@ def test_plugin_strings_stay_text_on_the_host_page(page: Any, served: ServerThre
     heading = page.inner_text("article[data-card='hostile1'] .card-title")
     assert "\u202e" not in heading and heading.endswith("\ufffdevil\ufffd")
     assert frame.evaluate("() => document.body.innerText") == hostile
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[str]:
+    """A second loopback server: the place a search result links to."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html><title>elsewhere</title><p>elsewhere</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/found"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_link_in_a_card_opens_in_a_new_tab_through_the_host(
+    page: Any, served: ServerThread, elsewhere: str
+) -> None:
+    """The card's sandbox has no allow-popups: the face asks the host (ui/open-link), which
+    opens http(s) in a new tab with no opener; a file: address is refused, nothing opens."""
+    payload = {"query": "q", "results": [{"title": "Found it", "url": elsewhere}]}
+    page.goto(served.server.url)
+    served.publish(_result("links", "search-cards", payload))
+    frame = card_frame(page, "links", "search-cards")
+    drawn(frame, 1)
+    with page.context.expect_page(timeout=10_000) as opened:
+        frame.click("a[href]")
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url == elsewhere
+    assert tab.evaluate("() => window.opener === null")
+    assert tab.evaluate("() => document.referrer") == ""
+    # A file: link put into the face by hand is refused by the host. Requests are answered
+    # in order, so the next tab to open is the good link clicked after it: nothing between.
+    before = len(page.context.pages)
+    frame.evaluate(
+        """() => {
+            const a = document.createElement('a');
+            a.href = 'file:///etc/passwd';
+            a.id = 'sneaky';
+            a.textContent = 'sneaky';
+            document.body.appendChild(a);
+        }"""
+    )
+    frame.click("#sneaky")
+    with page.context.expect_page(timeout=10_000) as again:
+        frame.click("a[href^='http']")
+    again.value.wait_for_load_state()
+    assert again.value.url == elsewhere
+    assert len(page.context.pages) == before + 1
+    assert page.url == served.server.url

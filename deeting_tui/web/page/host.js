@@ -146,7 +146,8 @@
       if (!Number.isFinite(height)) return;
       iframe.style.height = `${Math.round(Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, height)))}px`;
     };
-    // Links a face asks to open (search results): http(s) only, in a new tab with no opener.
+    // Links a face asks to open (search results, Markdown): http(s) and mailto only, in a new
+    // tab with no opener and no referrer (the token is in this page's path).
     bridge.onopenlink = async (params) => {
       let url;
       try {
@@ -154,7 +155,7 @@
       } catch (err) {
         return { isError: true };
       }
-      if (url.protocol !== "http:" && url.protocol !== "https:") return { isError: true };
+      if (!["http:", "https:", "mailto:"].includes(url.protocol)) return { isError: true };
       window.open(url.href, "_blank", "noopener,noreferrer");
       return {};
     };
