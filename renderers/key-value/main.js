@@ -16,12 +16,7 @@
     return node;
   }
 
-  function kind(value) {
-    if (value === null) return "null";
-    if (Array.isArray(value)) return "a list";
-    const type = typeof value;
-    return { boolean: "a boolean", number: "a number", string: "a string", object: "an object" }[type] || type;
-  }
+  const { field, kind } = DeetingFace;
 
   function cut(text, limit) {
     return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
@@ -108,10 +103,7 @@
       let title = "";
       let list;
       if ("items" in payload) {
-        const given = payload.title;
-        if (given !== undefined && given !== null && typeof given !== "string") {
-          throw new Error(`title: expected a string, not ${kind(given)}`);
-        }
+        const given = field(payload, "title", "string");
         title = given || "";
         list = pairs(payload.items);
       } else {
