@@ -154,6 +154,14 @@
     clean(text) {
       return String(text).replace(CONTROLS, "\uFFFD");
     },
+    // A new element with a class and, when given, text (textContent: never markup), the
+    // helper every face builds its DOM with.
+    el(tag, className, text) {
+      const node = document.createElement(tag);
+      if (className) node.className = className;
+      if (text !== undefined) node.textContent = text;
+      return node;
+    },
     // A value's JSON type in words, for the sentence that fails a card on a plugin's mistake
     // ("title: expected a string, not a list"); an absent value reads as null.
     kind,

@@ -3,11 +3,7 @@
 (function () {
   "use strict";
 
-  function el(tag, className) {
-    const node = document.createElement(tag);
-    node.className = className;
-    return node;
-  }
+  const { el, kind } = DeetingFace;
 
   const root = el("section", "error-card");
   const head = el("header", "error-head");
@@ -25,8 +21,6 @@
   head.append(icon, title);
   hint.append(arrow, hintText);
   root.append(head, message, hint);
-
-  const { kind } = DeetingFace;
 
   // An optional string: "" when absent or null, an error naming the key when of another type.
   function text(payload, key) {

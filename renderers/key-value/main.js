@@ -9,14 +9,7 @@
   const MAX_VALUE = 2000; // characters of one value
   const MAX_KEY = 200;
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  const { field, kind } = DeetingFace;
+  const { el, field, kind } = DeetingFace;
 
   function cut(text, limit) {
     return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;

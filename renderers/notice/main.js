@@ -11,19 +11,13 @@
     error: ["✗", "Error"],
   };
 
-  function el(tag, className) {
-    const node = document.createElement(tag);
-    node.className = className;
-    return node;
-  }
+  const { el, field, kind } = DeetingFace;
 
   const root = el("section", "notice");
   const icon = el("span", "notice-icon");
   const line = el("p", "notice-text");
   root.setAttribute("role", "status");
   root.append(icon, line);
-
-  const { field, kind } = DeetingFace;
 
   DeetingFace.register({
     draw(payload) {

@@ -5,11 +5,7 @@
 (function () {
   "use strict";
 
-  function el(tag, className) {
-    const node = document.createElement(tag);
-    node.className = className;
-    return node;
-  }
+  const { el, kind } = DeetingFace;
 
   const root = el("section", "progress");
   const row = el("div", "progress-row");
@@ -23,8 +19,6 @@
   track.append(fill);
   row.append(track, percent);
   root.append(row, message);
-
-  const { kind } = DeetingFace;
 
   function read(payload) {
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {

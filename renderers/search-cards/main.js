@@ -20,12 +20,7 @@
     return value.length > limit ? value.slice(0, limit - 1) + "…" : value;
   }
 
-  function element(tag, className, content) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (content !== undefined) node.textContent = content;
-    return node;
-  }
+  const element = DeetingFace.el;
 
   // The URL as a link target, only for web addresses: javascript:, data:, file: and the rest
   // are shown as text. The parsed form is used, so what is opened is what was checked.

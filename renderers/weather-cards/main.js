@@ -48,12 +48,7 @@
     return String(Object.is(rounded, -0) ? 0 : rounded).replace("-", "−");
   }
 
-  function element(tag, className, content) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (content !== undefined) node.textContent = content;
-    return node;
-  }
+  const element = DeetingFace.el;
 
   function iconKind(code, condition, isDay) {
     let found = Number.isInteger(code) && WMO[code] ? WMO[code][1] : "";
