@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from .browser import BrowserSizes, browser_figures
 from .chat_input import ChatInputSizes, chat_input_figures
 from .common import REPO_ROOT, Sizes, reap_children
 from .confinement import confinement_cost
@@ -124,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             "triggers",
             "matching a message against 200 plugins' triggers (RE2 set), against str/re",
             lambda: trigger_figures(TriggerSizes.quick() if options.quick else TriggerSizes()),
+        )
+        run(
+            "browser",
+            "browser faces: server start, a stream frame to its drawing, a live chart's heap",
+            lambda: browser_figures(BrowserSizes.quick() if options.quick else BrowserSizes()),
         )
     finally:
         reap_children()

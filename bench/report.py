@@ -14,6 +14,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from .browser import BrowserFigures
 from .chat_input import ChatInputFigures
 from .common import Latency, percentile
 from .confinement import ConfinementCost
@@ -175,6 +176,10 @@ def results_table(results: dict[str, Any]) -> str:
     if triggers:
         rows.append(("", "", "", "", ""))
         rows += triggers.result_rows()
+    browser: BrowserFigures | None = results.get("browser")
+    if browser:
+        rows.append(("", "", "", "", ""))
+        rows += browser.rows()
     return _table(rows)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .browser import BrowserFigures
 from .chat_input import ChatInputFigures
 from .common import Latency
 from .launchers import default_launcher_name
@@ -143,4 +144,7 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     triggers: TriggerFigures | None = results.get("triggers")
     if triggers:
         verdicts += [Verdict(*verdict) for verdict in triggers.verdicts()]
+    browser: BrowserFigures | None = results.get("browser")
+    if browser:
+        verdicts += [Verdict(*verdict) for verdict in browser.verdicts()]
     return verdicts

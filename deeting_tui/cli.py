@@ -33,6 +33,7 @@ Deeting — a terminal AI shell whose every ability is a sandboxed plugin.
   deeting --session ID                the chat (or --script) in session ID
   deeting --script FILE|-  [--json]   run messages headless, one per line
   deeting plugin …                    install and manage plugins
+  deeting view                        a session's cards in the browser
 """
 
 EPILOG = """\
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_plugin_commands(commands)
     _add_registry_commands(commands)
+    from deeting_tui.view_command import add_view_command
+
+    add_view_command(commands)
     return parser
 
 
@@ -258,6 +262,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from deeting_tui.registry_commands import run_registry_command
 
         return asyncio.run(with_kernel(run_registry_command, args))
+    if args.command == "view":
+        from deeting_tui.view_command import ViewUsageError, run_view_command
+
+        try:
+            return run_view_command(args)
+        except ViewUsageError as exc:
+            raise UsageError(exc.message) from None
     if args.json and not args.script:
         raise UsageError("--json needs --script (the chat has no JSON mode)")
     if args.new and args.session:

@@ -37,7 +37,7 @@ def test_bench_quick_json_reports_every_figure() -> None:
         [sys.executable, "-m", "bench", "--quick", "--json"],
         cwd=REPO_ROOT,
         capture_output=True,
-        timeout=120,
+        timeout=300,  # ~100 s on a loaded 2-core VM, the browser section (Chromium) included
     )
     assert process.returncode == 0, process.stderr.decode(errors="replace")
     report = json.loads(process.stdout)
@@ -185,3 +185,41 @@ def test_bench_diskquota_reports_its_figures() -> None:
         assert len(report[key]) == 1 and report[key][0] >= 0, (key, report[key])
     # Stopped: far from the gigabyte it tried to write.
     assert report["overshoot_mb"][0] < 1024 - 64 and report["parallel_overshoot_mb"][0] < 1024 - 64
+
+
+def test_bench_browser_quick_json_reports_every_figure() -> None:
+    """``python -m bench.browser``: server start, frame latency (in process, deeting view and
+    the floor), the live chart's heap and the big chart, as positive numbers; nothing missing."""
+    from browser_support import skip_reason
+
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.browser", "--quick", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=240,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+    assert "missing" not in report, report.get("missing")
+    for key in ("server_start", "server_start_floor"):
+        assert report[key]["n"] >= 1 and report[key]["p50_ms"] <= report[key]["max_ms"], key
+    for key in ("frame_in_process", "frame_view", "frame_floor"):
+        frames = report[key]
+        assert frames["frames_drawn"] >= 1, key
+        assert frames["frames_drawn"] <= frames["frames_sent"], key
+        assert frames["p50_ms"] <= frames["p99_ms"] <= frames["max_ms"], key
+    # Every stamped frame of the in-process card and the floor reaches the page: nothing
+    # between the plugin and the iframe drops a frame at 50 frames/s.
+    assert report["frame_in_process"]["frames_drawn"] == report["frame_in_process"]["frames_sent"]
+    flood = report["chart_flood"]
+    assert 1 <= flood["frames_drawn"] <= flood["frames_pushed"]
+    big = report["big_chart"]
+    assert big["points"] == 10_000 and big["painted"]["n"] >= 1
+    figures = list(_numbers(report))
+    assert len(figures) >= 2 * 4 + 3 * 5 + 8 + 1 + 4 * 4
+    for path, value in figures:
+        assert isinstance(value, int | float) and not isinstance(value, bool), path
+        assert value > 0, f"{path} = {value}"

@@ -29,6 +29,7 @@ FRONT_ENDS = (
     "deeting_tui.command_output",
     "deeting_tui.plugin_commands",
     "deeting_tui.registry_commands",
+    "deeting_tui.view_command",
 )
 
 # (importing package, packages it must never import, why). A name is a package or a module;

@@ -29,8 +29,15 @@ from deeting_tui.kernel.events import Event
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.terminal_text import neutralise, one_line
 
+from .browser import CardBrowser
 from .hints import chat_error
-from .messages import KernelEvent, NewSessionWanted, SessionsWanted, StatusChanged
+from .messages import (
+    CardPageWanted,
+    KernelEvent,
+    NewSessionWanted,
+    SessionsWanted,
+    StatusChanged,
+)
 from .screens.chat import ChatScreen
 from .terminal_guard import TerminalGuard
 
@@ -73,6 +80,8 @@ class DeetingApp(App[None]):
         self._remove_listener: Any = None
         self._guard = TerminalGuard()
         self.chat: ChatScreen
+        #: The card pages (``deeting view``'s server, for this chat): started on first use.
+        self.browser = CardBrowser(self.kernel.sessions, theme=_terminal_theme())
 
     async def on_mount(self) -> None:
         self.problems = await self.kernel.start()
@@ -83,6 +92,7 @@ class DeetingApp(App[None]):
 
         def forward(event: Event) -> None:
             chat.post_message(KernelEvent(event))
+            self.browser.feed(event)
 
         self._remove_listener = self.kernel.add_listener(forward)
         await self.push_screen(chat)
@@ -119,6 +129,7 @@ class DeetingApp(App[None]):
     async def on_unmount(self) -> None:
         if self._remove_listener is not None:
             self._remove_listener()
+        await self.browser.stop()
         await self.kernel.shutdown()
 
     async def submit(self, text: str) -> None:
@@ -148,6 +159,7 @@ class DeetingApp(App[None]):
     async def _show_session(self, session_id: str | None) -> None:
         info = self.kernel.open_session(session_id)
         self.session_id = info.id
+        await self.browser.switch(info.id)
         # Without streams: a resumed live card would only show its last frame.
         await self.chat.show_session(self.kernel.conversation(info.id))
         self.update_status()
@@ -202,6 +214,52 @@ class DeetingApp(App[None]):
     def action_help(self) -> None:
         self.chat.show_help()
 
+    @on(CardPageWanted)
+    def _card_page_wanted(self, message: CardPageWanted) -> None:
+        self.open_page(message.card_id)
+
+    @work(group="browser", exclusive=True, exit_on_error=False)
+    async def open_page(self, card_id: str | None) -> None:
+        """A card's page (None: the session's) in the system browser; where none can be
+        opened, its URL to copy and how to forward the port over SSH."""
+        from deeting_tui.web.opening import ssh_hint
+
+        if self.session_id is None:
+            return
+        try:
+            url = await self.browser.url(self.session_id, card_id)
+        except Exception as exc:  # a taken port, a damaged session: said, never a crash
+            self.notify(f"the card page could not be served: {chat_error(exc)}", severity="error")
+            return
+        opened = await self.browser.opener(url)
+        if not opened.ok:
+            from urllib.parse import urlsplit
+
+            from .screens.browser_url import BrowserUrl
+
+            port = urlsplit(url).port or 0
+            await self.push_screen(BrowserUrl(url, opened.reason, ssh_hint(port)))
+
+    def _focused_card(self) -> str | None:
+        """The card under focus, else the newest drawn in the transcript (None: no card)."""
+        from .widgets.transcript import LiveCard, ToolCallBlock
+
+        node = self.focused
+        while node is not None:
+            if isinstance(node, ToolCallBlock | LiveCard):
+                return node.card_id
+            node = node.parent  # type: ignore[assignment]
+        cards = self.chat.query("ToolCallBlock, LiveCard")
+        last = cards.last() if cards else None
+        return last.card_id if isinstance(last, ToolCallBlock | LiveCard) else None
+
+    def action_open_card_page(self) -> None:
+        card = self._focused_card()
+        if card is None:
+            self.notify("no result card in this session yet", timeout=4)
+            return
+        self.open_page(card)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Screen switches only from the chat: not over a dialog, nor twice."""
         if action in ("help", "plugins", "sessions", "new_session"):
@@ -221,6 +279,16 @@ class DeetingApp(App[None]):
                 "Plugins", "Install, enable, disable, grant, uninstall", self.action_plugins
             )
             yield SystemCommand("Help", "Commands and keys of the chat", self.action_help)
+            yield SystemCommand(
+                "Open card in browser",
+                "The focused result card (else the newest) as a web page (o on a card)",
+                self.action_open_card_page,
+            )
+            yield SystemCommand(
+                "Open session in browser",
+                "Every card of this session, live, as a web page (deeting view)",
+                partial(self.open_page, None),
+            )
         yield from screen_commands(screen)
 
     def update_status(self) -> None:
@@ -262,3 +330,9 @@ def screen_commands(screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield SystemCommand(
             binding.description, help_text, partial(screen.run_action, binding.action)
         )
+
+
+def _terminal_theme() -> str | None:
+    from deeting_tui.web.terminal_theme import terminal_theme
+
+    return terminal_theme()

@@ -17,6 +17,10 @@ HELP = """**Commands**
 the greyed-out completion of a command, tool, argument name or path; Ctrl+P opens the
 command palette; Ctrl+Q quits.
 
+**In the browser**: Tab to a result card, then `o` opens it as a live web page (Ctrl+P,
+"Open session in browser": every card); over SSH the chat shows the URL and the `ssh -L` to
+reach it.
+
 **A model**: without one, the offline assistant answers (try `help`). Quit, then set
 `ANTHROPIC_API_KEY` (Anthropic) or `OPENAI_BASE_URL` / `OPENAI_API_KEY` (any Chat
 Completions server: OpenAI, Ollama, llama.cpp, vLLM) and start `deeting` again; `--model`

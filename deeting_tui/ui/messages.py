@@ -56,3 +56,12 @@ class SessionsWanted(Message):
 
 class StatusChanged(Message):
     """What the header shows may have changed (a plugin's state, the terminal's width)."""
+
+
+class CardPageWanted(Message):
+    """Open a card's page in the browser (``card_id``), or the session's (None); the app
+    serves it (ui/browser.py)."""
+
+    def __init__(self, card_id: str | None) -> None:
+        super().__init__()
+        self.card_id = card_id

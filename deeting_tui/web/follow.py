@@ -15,12 +15,12 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from deeting_tui.kernel.events import ErrorEvent, Event, EventFormatError, from_stored
-from deeting_tui.kernel.sessions.store import SessionStore
+from deeting_tui.kernel.events import Event
+from deeting_tui.kernel.sessions.store import SessionInfo, SessionStore
 
-from .cards import UNREADABLE_KEY
+from .loading import typed_event
 
-__all__ = ["follow_session"]
+__all__ = ["follow_session", "newest_sessions"]
 
 log = logging.getLogger("deeting.web")
 
@@ -31,12 +31,13 @@ POLL_WITHOUT_S = 0.1
 SETTLE_S = (0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.12, 0.25)
 
 
-class _Wake:
+class StoreWake:
     """Set when the store's files change (inotify on their folder); a poll if unavailable."""
 
     def __init__(self, db_path: Path) -> None:
         self.event = asyncio.Event()
         self.poll = POLL_WITHOUT_S
+        self._settle: tuple[float, ...] = ()
         self._names = {db_path.name, f"{db_path.name}-wal"}
         self._inotify = None
         self._loop = asyncio.get_running_loop()
@@ -69,6 +70,19 @@ class _Wake:
             await asyncio.wait_for(self.event.wait(), self.poll if timeout is None else timeout)
         self.event.clear()
 
+    async def next_look(self, *, found: bool) -> None:
+        """Wait until the store is worth reading again. After a wake that found nothing new,
+        look again shortly, a few times, before the long wait: the WAL's write is seen before
+        the commit is published in its index (shared memory, which inotify cannot see)."""
+        if found:
+            self._settle = ()
+        if self._settle:
+            await self.wait(self._settle[0])
+            self._settle = self._settle[1:]
+        else:
+            await self.wait()
+            self._settle = SETTLE_S
+
     def close(self) -> None:
         if self._inotify is not None:
             self._loop.remove_reader(self._inotify.fd)
@@ -87,9 +101,8 @@ async def follow_session(
     this version cannot read is yielded as an :class:`ErrorEvent` that makes an error card
     (cards.UNREADABLE_KEY), and following goes on.
     """
-    wake = _Wake(Path(store.path))
+    wake = StoreWake(Path(store.path))
     seq = after_seq
-    settle: tuple[float, ...] = ()
     try:
         while True:
             # The event that wakes us is cleared before reading, so a commit landing during
@@ -98,25 +111,27 @@ async def follow_session(
             rows = await asyncio.to_thread(store.events, session_id, after_seq=seq)
             for row in rows:
                 seq = row.seq
-                try:
-                    event = from_stored(row.kind, row.session_id, row.payload)
-                except (EventFormatError, TypeError, ValueError) as exc:
-                    event = ErrorEvent(
-                        session_id=session_id,
-                        message=f"event {row.seq} of this session could not be read: {exc}",
-                        extra={UNREADABLE_KEY: row.seq},
-                    )
-                yield row.seq, event
-            if rows:
-                settle = ()
-            elif settle:
-                # Woken, but nothing new yet: the WAL's write is seen before the commit is
-                # published in its index (shared memory, which inotify cannot see), so look
-                # again shortly, a few times, before the long wait.
-                await wake.wait(settle[0])
-                settle = settle[1:]
-            else:
-                await wake.wait()
-                settle = SETTLE_S
+                yield row.seq, typed_event(row)
+            await wake.next_look(found=bool(rows))
+    finally:
+        wake.close()
+
+
+async def newest_sessions(
+    store: SessionStore, shown: str | None = None
+) -> AsyncIterator[SessionInfo]:
+    """Yield the newest session (unless it is ``shown`` already), then each newer one as any
+    process starts it (a ``deeting --script`` run, the chat's new session): what ``deeting
+    view`` without ``--session`` shows. Nothing is yielded while the store holds no session."""
+    wake = StoreWake(Path(store.path))
+    try:
+        while True:
+            wake.event.clear()
+            newest = await asyncio.to_thread(store.latest)
+            fresh = newest is not None and newest.id != shown
+            if newest is not None and fresh:
+                shown = newest.id
+                yield newest
+            await wake.next_look(found=fresh)
     finally:
         wake.close()

@@ -10,7 +10,7 @@ import pytest
 from support import FAST_POLICY, FIXTURES, events_of
 
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.renderers import PayloadSchemas
+from deeting_tui.kernel.renderers import CORE_RENDERERS, PayloadSchemas
 from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
 from deeting_tui.plugin import checker
@@ -80,3 +80,27 @@ async def test_unfit_data_is_an_error_card_and_the_kernel_goes_on(
         ]
     finally:
         await kernel.shutdown()
+
+
+def test_a_payload_nested_too_deeply_to_quote_is_said_not_raised() -> None:
+    """jsonschema quotes the value that fails, and a value nested a thousand deep is past
+    Python's recursion limit: the answer is a sentence, not a RecursionError in the kernel."""
+    nested: list[object] = []
+    for _ in range(1000):
+        nested = [nested]
+    problem = PayloadSchemas().problem("chart", {"series": [{"values": nested}]})
+    assert problem == "data does not fit the 'chart' renderer: it is nested too deeply"
+
+
+def test_fitting_and_unfitting_payloads_agree_with_the_full_validator() -> None:
+    """The fast check (jsonschema-rs) and the one that words the problem (jsonschema) say the
+    same of each renderer's example and of a broken copy of it."""
+    import jsonschema
+
+    for folder in sorted(p for p in CORE_RENDERERS.iterdir() if (p / "example.json").is_file()):
+        schema = orjson.loads((folder / "schema.json").read_bytes())
+        full = jsonschema.validators.validator_for(schema)(schema)
+        example = orjson.loads((folder / "example.json").read_bytes())
+        assert PayloadSchemas().problem(folder.name, example) is None
+        broken = [] if isinstance(example, dict) else {"text": 1}
+        assert (PayloadSchemas().problem(folder.name, broken) is None) == full.is_valid(broken)

@@ -85,6 +85,17 @@ class SessionInfo:
     event_count: int
 
 
+def _storable(session_id: str) -> bool:
+    """Whether an id can be looked up at all: one typed on a command line may hold bytes that
+    are not UTF-8 (``--session $'\\xff'``, surrogate-escaped by Python), which SQLite refuses
+    with an encoding error. No stored session has such an id, so it is simply not found."""
+    try:
+        session_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _blob(conn: sqlite3.Connection, digest: str) -> str | None:
     row = conn.execute("SELECT text FROM blobs WHERE hash = ?", (digest,)).fetchone()
     return None if row is None else str(row[0])
@@ -116,11 +127,15 @@ class SessionStore(SessionDatabase):
         raise SessionStoreError("could not find a free session id")  # pragma: no cover
 
     def exists(self, session_id: str) -> bool:
+        if not _storable(session_id):
+            return False
         with self._db() as conn:
             row = conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return row is not None
 
     def get(self, session_id: str) -> SessionInfo:
+        if not _storable(session_id):
+            raise SessionNotFound(session_id)
         with self._db() as conn:
             row = conn.execute(f"{_SESSION_SELECT} WHERE s.id = ?", (session_id,)).fetchone()
         if row is None:

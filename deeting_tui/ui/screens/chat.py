@@ -376,7 +376,7 @@ class ChatScreen(Screen[None]):
             card = self._live.get(key)
             fresh = card is None
             if card is None:
-                card = self._live[key] = LiveCard()
+                card = self._live[key] = LiveCard(event.plugin, event.topic)
             card.show(event.renderer, event.payload, event.topic)
             if fresh:  # drawn before it is shown: never an empty frame
                 await self.query_one("#transcript", VerticalScroll).mount(card)

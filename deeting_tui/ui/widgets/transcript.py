@@ -24,9 +24,16 @@ from textual.widgets import Collapsible, Markdown, ProgressBar, Static
 from deeting_tui.kernel.events import ToolResult
 from deeting_tui.render import render
 
+from ..messages import CardPageWanted
+
 #: How much of one message the transcript lays out; the rest is a click away (MoreText).
 #: Wrapped at 80 columns this is 50 lines: a screenful and more, drawn in milliseconds.
 DISPLAY_CHARS = 4000
+
+#: On a focused card (a result's title, a live stream): its page in the browser.
+BROWSER_BINDING = Binding(
+    "o", "open_in_browser", "Browser", id="card.browser", tooltip="Open this card in the browser"
+)
 
 
 def cut(text: str, limit: int = DISPLAY_CHARS) -> tuple[str, int]:
@@ -174,6 +181,8 @@ class ToolCallBlock(Vertical):
 
     SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
     SPIN_INTERVAL_S = 0.1
+    # Active while focus is inside the block: its result's title, once it has one.
+    BINDINGS = [BROWSER_BINDING]
 
     def __init__(self, call_id: str, tool: str, plugin: str | None, args: dict[str, Any]) -> None:
         # No widget id from the call id: ids are data (stored, maybe by an older version that
@@ -205,6 +214,14 @@ class ToolCallBlock(Vertical):
     def _spin(self) -> None:
         self._frame += 1
         self.query_one(".status", Static).update(self._running_line())
+
+    @property
+    def card_id(self) -> str:
+        """The id of this call's card on the browser page (``web.cards.card_id``)."""
+        return self.call_id
+
+    def action_open_in_browser(self) -> None:
+        self.post_message(CardPageWanted(self.card_id))
 
     async def progress(self, fraction: float | None, message: str) -> None:
         """Show the plugin's latest progress report (fraction None: amount unknown)."""
@@ -279,12 +296,23 @@ def _duration(ms: float) -> str:
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
-class LiveCard(Static):
-    """A plugin's stream (push_stream), redrawn in place as new payloads arrive."""
+class LiveCard(Static, can_focus=True):
+    """A plugin's stream (push_stream), redrawn in place as new payloads arrive. Focused
+    (Tab), o opens its page, where it keeps moving too."""
 
     DEFAULT_CSS = """
     LiveCard { border: round $accent; height: auto; margin: 0 0 0 2; }
+    LiveCard:focus { border: double $accent; }
     """
+    BINDINGS = [BROWSER_BINDING]
+
+    def __init__(self, plugin: str = "", topic: str = "") -> None:
+        super().__init__()
+        #: The id of this stream's card on the browser page (``web.cards.card_id``).
+        self.card_id = f"stream:{plugin}:{topic}"
+
+    def action_open_in_browser(self) -> None:
+        self.post_message(CardPageWanted(self.card_id))
 
     def show(self, renderer: str | None, payload: Any, topic: str) -> None:
         self.border_title = Text(topic)

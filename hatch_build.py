@@ -1,0 +1,75 @@
+"""Wheel build hook: the browser faces' libraries, built from the pinned npm packages.
+
+``deeting_tui/web/vendor`` (the classic scripts ``frontend/build.mjs`` makes: the MCP Apps
+bridge, markdown-it, DOMPurify, Lightweight Charts, and their licences) is build output, so
+git ignores it, and hatch with it; pyproject lists it as an artifact so the wheel carries it.
+This hook makes sure it is there and matches ``frontend/`` before the wheel is assembled:
+when the stamp of the inputs it was built from (the same ``.built-HASH`` file ``dev.sh``
+writes) is missing, it runs ``npm ci`` (skipped when ``node_modules`` is current) and
+``node build.mjs``. A user installing the wheel needs no Node; whoever builds it does, and
+is told so in one line when it is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+VENDOR = Path("deeting_tui", "web", "vendor")
+FRONTEND = Path("frontend")
+
+
+def inputs_stamp(root: Path) -> str:
+    """``.built-`` and the first 16 hex digits of the sha256 of what the build reads, in
+    dev.sh's order (package-lock.json, build.mjs, entries/* sorted), so both agree."""
+    frontend = root / FRONTEND
+    files = [frontend / "package-lock.json", frontend / "build.mjs"]
+    files += sorted((frontend / "entries").iterdir())
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    return f".built-{digest[:16]}"
+
+
+def vendor_is_current(root: Path) -> bool:
+    vendor = root / VENDOR
+    return (vendor / inputs_stamp(root)).is_file() and (vendor / "NOTICE.txt").is_file()
+
+
+class CustomBuildHook(BuildHookInterface):
+    PLUGIN_NAME = "custom"
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name != "wheel" or version == "editable":
+            return  # an editable install reads vendor/ from the checkout (dev.sh builds it)
+        root = Path(self.root)
+        if vendor_is_current(root):
+            return
+        if shutil.which("npm") is None or shutil.which("node") is None:
+            built = (root / VENDOR / "NOTICE.txt").is_file()
+            state = "is out of date with frontend/" if built else "is not built"
+            raise RuntimeError(
+                f"deeting wheel: {VENDOR} (the browser faces' libraries) {state}, and building "
+                "it needs Node.js 20+ with npm on PATH — install them, or run "
+                "`cd frontend && npm ci && node build.mjs` where they are, then build again"
+            )
+        frontend = root / FRONTEND
+        self.app.display_info("deeting wheel: building the browser faces' libraries (npm)")
+        installed = frontend / "node_modules" / ".package-lock.json"
+        lock = frontend / "package-lock.json"
+        if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
+            _run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], frontend)
+        _run(["node", "build.mjs"], frontend)
+        (root / VENDOR / inputs_stamp(root)).touch()
+
+
+def _run(command: list[str], where: Path) -> None:
+    done = subprocess.run(command, cwd=where, stdin=subprocess.DEVNULL, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"deeting wheel: `{' '.join(command)}` in {where} failed (exit {done.returncode}); "
+            "its output above says why"
+        )

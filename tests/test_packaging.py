@@ -1,0 +1,115 @@
+"""The wheel carries the browser faces' built libraries (deeting_tui/web/vendor), which git
+ignores: pyproject names them as an artifact and hatch_build.py builds them when missing or
+stale. Building a real wheel needs npm and hatchling from the network, so these tests check
+the configuration and drive the hook itself with hatchling's interface stubbed."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tomllib
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pyproject_ships_vendor_and_runs_the_hook() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    wheel = config["targets"]["wheel"]
+    assert "deeting_tui/web/vendor/" in wheel["artifacts"]
+    assert "custom" in wheel["hooks"]  # hatch_build.py, hatch's default path for it
+    assert (REPO / "hatch_build.py").is_file()
+    sdist_excludes = config["targets"]["sdist"]["exclude"]
+    assert "/frontend/node_modules" in sdist_excludes
+
+
+@pytest.fixture
+def hook_module(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """hatch_build.py, imported with hatchling's hook interface stubbed (hatchling lives in
+    the build's own environment, not in the test venv)."""
+
+    class BuildHookInterface:
+        def __init__(self, root: str, target_name: str) -> None:
+            self.root = root
+            self.target_name = target_name
+            self.app = types.SimpleNamespace(display_info=lambda message: None)
+
+    interface = types.ModuleType("hatchling.builders.hooks.plugin.interface")
+    interface.BuildHookInterface = BuildHookInterface  # type: ignore[attr-defined]
+    for name in ("hatchling", "hatchling.builders", "hatchling.builders.hooks"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "hatchling.builders.hooks.plugin", types.ModuleType("p"))
+    monkeypatch.setitem(sys.modules, "hatchling.builders.hooks.plugin.interface", interface)
+    spec = importlib.util.spec_from_file_location("hatch_build", REPO / "hatch_build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _source_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "src"
+    frontend = root / "frontend"
+    (frontend / "entries").mkdir(parents=True)
+    for name in ("package-lock.json", "build.mjs"):
+        (frontend / name).write_bytes((REPO / "frontend" / name).read_bytes())
+    for entry in (REPO / "frontend" / "entries").iterdir():
+        (frontend / "entries" / entry.name).write_bytes(entry.read_bytes())
+    return root
+
+
+def test_the_stamp_is_the_one_dev_sh_writes(hook_module: Any) -> None:
+    dev_sh = subprocess.run(
+        [
+            "bash",
+            "-c",
+            "cat frontend/package-lock.json frontend/build.mjs frontend/entries/* "
+            "| sha256sum | cut -c1-16",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert hook_module.inputs_stamp(REPO) == f".built-{dev_sh}"
+
+
+def test_without_npm_and_without_vendor_the_wheel_fails_in_one_clear_line(
+    hook_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _source_tree(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    hook = hook_module.CustomBuildHook(str(root), "wheel")
+    with pytest.raises(RuntimeError, match=r"is not built, and building it needs Node\.js"):
+        hook.initialize("standard", {})
+
+
+def test_a_stale_vendor_is_rebuilt_and_a_current_one_left_alone(
+    hook_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _source_tree(tmp_path)
+    vendor = root / "deeting_tui" / "web" / "vendor"
+    vendor.mkdir(parents=True)
+    (vendor / "NOTICE.txt").write_text("old")
+    (vendor / ".built-0000000000000000").touch()  # built from other inputs
+    ran: list[list[str]] = []
+
+    def run(command: list[str], where: Path) -> None:
+        ran.append(command)
+
+    monkeypatch.setattr(hook_module, "_run", run)
+    monkeypatch.setattr(hook_module.shutil, "which", lambda name: f"/usr/bin/{name}")
+    hook = hook_module.CustomBuildHook(str(root), "wheel")
+    hook.initialize("standard", {})
+    assert [c[0] for c in ran] == ["npm", "node"]
+    assert hook_module.vendor_is_current(root)
+    ran.clear()
+    hook.initialize("standard", {})
+    hook.initialize("editable", {})
+    hook_module.CustomBuildHook(str(root), "sdist").initialize("standard", {})
+    assert ran == []
