@@ -145,12 +145,12 @@ class FacePage:
 
 @pytest.fixture(name="open_face")
 def open_face_fixture(browser: Any, face_server: str) -> Iterator[Callable[..., FacePage]]:
-    """``open_face(NAME, width=800, height=700)``: the face in a fresh browser context, closed
-    after the test."""
+    """``open_face(NAME, width=800, height=700, **options)``: the face in a fresh browser
+    context (``options`` are Playwright's new_context arguments), closed after the test."""
     contexts: list[Any] = []
 
-    def opener(name: str, *, width: int = 800, height: int = 700) -> FacePage:
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def opener(name: str, *, width: int = 800, height: int = 700, **options: Any) -> FacePage:
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
         contexts.append(context)
         return _open(context, face_server, name)
 
