@@ -11,12 +11,7 @@
   const MAX_STRING = 2000; // characters per string
   const OPEN_LEVELS = 2; // levels unfolded at first
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const { el } = DeetingFace;
 
   function count(n, noun) {
     return `${n.toLocaleString("en")} ${noun}${n === 1 ? "" : "s"}`;

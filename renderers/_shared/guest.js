@@ -105,6 +105,25 @@
     });
   }
 
+  function kind(value) {
+    if (value === null || value === undefined) return "null";
+    if (Array.isArray(value)) return "a list";
+    if (typeof value === "object") return "an object";
+    if (typeof value === "number") return "a number";
+    if (typeof value === "boolean") return "a boolean";
+    return `a ${typeof value}`;
+  }
+
+  // The types DeetingFace.field checks: [test, the words an error uses for it].
+  const FIELD_TYPES = {
+    string: [(v) => typeof v === "string", "a string"],
+    number: [(v) => typeof v === "number" && Number.isFinite(v), "a number"],
+    integer: [(v) => Number.isInteger(v), "an integer"],
+    object: [(v) => typeof v === "object" && !Array.isArray(v), "an object"],
+    list: [Array.isArray, "a list"],
+    numberOrString: [(v) => typeof v === "string" || (typeof v === "number" && Number.isFinite(v)), "a number or a string"],
+  };
+
   window.DeetingFace = {
     // face: { draw(payload, info), theme?(name), cancelled?(params), teardown?() }
     register(candidate) {
@@ -134,6 +153,31 @@
     // stay. Always put the result in textContent, never in markup.
     clean(text) {
       return String(text).replace(CONTROLS, "\uFFFD");
+    },
+    // A new element with a class and, when given, text (textContent: never markup), the
+    // helper every face builds its DOM with.
+    el(tag, className, text) {
+      const node = document.createElement(tag);
+      if (className) node.className = className;
+      if (text !== undefined) node.textContent = text;
+      return node;
+    },
+    // A value's JSON type in words, for the sentence that fails a card on a plugin's mistake
+    // ("title: expected a string, not a list"); an absent value reads as null.
+    kind,
+    // data[key] checked against one of FIELD_TYPES: null when absent or null (or the error
+    // "WHEREKEY: missing" when required), the value when it fits, else the error "WHEREKEY:
+    // expected TYPE, not KIND". where is the path to data, e.g. "daily/0/", so a plugin
+    // author reads which value was wrong (as the terminal face says it).
+    field(data, key, type, where = "", required = false) {
+      const value = data[key];
+      if (value === null || value === undefined) {
+        if (required) throw new Error(`${where}${key}: missing`);
+        return null;
+      }
+      const [check, expected] = FIELD_TYPES[type];
+      if (!check(value)) throw new Error(`${where}${key}: expected ${expected}, not ${kind(value)}`);
+      return value;
     },
   };
 })();

@@ -3,11 +3,7 @@
 (function () {
   "use strict";
 
-  function el(tag, className) {
-    const node = document.createElement(tag);
-    node.className = className;
-    return node;
-  }
+  const { el, kind } = DeetingFace;
 
   const root = el("section", "error-card");
   const head = el("header", "error-head");
@@ -26,19 +22,9 @@
   hint.append(arrow, hintText);
   root.append(head, message, hint);
 
-  function kind(value) {
-    if (value === null) return "null";
-    if (Array.isArray(value)) return "a list";
-    const type = typeof value;
-    return { boolean: "a boolean", number: "a number", string: "a string", object: "an object" }[type] || type;
-  }
-
   // An optional string: "" when absent or null, an error naming the key when of another type.
   function text(payload, key) {
-    const value = payload[key];
-    if (value === undefined || value === null) return "";
-    if (typeof value !== "string") throw new Error(`${key}: expected a string, not ${kind(value)}`);
-    return value;
+    return DeetingFace.field(payload, key, "string") ?? "";
   }
 
   DeetingFace.register({

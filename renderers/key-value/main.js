@@ -9,19 +9,7 @@
   const MAX_VALUE = 2000; // characters of one value
   const MAX_KEY = 200;
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function kind(value) {
-    if (value === null) return "null";
-    if (Array.isArray(value)) return "a list";
-    const type = typeof value;
-    return { boolean: "a boolean", number: "a number", string: "a string", object: "an object" }[type] || type;
-  }
+  const { el, field, kind } = DeetingFace;
 
   function cut(text, limit) {
     return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
@@ -108,10 +96,7 @@
       let title = "";
       let list;
       if ("items" in payload) {
-        const given = payload.title;
-        if (given !== undefined && given !== null && typeof given !== "string") {
-          throw new Error(`title: expected a string, not ${kind(given)}`);
-        }
+        const given = field(payload, "title", "string");
         title = given || "";
         list = pairs(payload.items);
       } else {

@@ -74,12 +74,7 @@
     return payload.markdown;
   }
 
-  function kind(value) {
-    if (value === null) return "null";
-    if (Array.isArray(value)) return "a list";
-    const type = typeof value;
-    return { boolean: "a boolean", number: "a number", string: "a string", object: "an object" }[type] || type;
-  }
+  const { kind } = DeetingFace;
 
   DeetingFace.register({
     draw(payload) {

@@ -11,11 +11,7 @@
     error: ["✗", "Error"],
   };
 
-  function el(tag, className) {
-    const node = document.createElement(tag);
-    node.className = className;
-    return node;
-  }
+  const { el, field, kind } = DeetingFace;
 
   const root = el("section", "notice");
   const icon = el("span", "notice-icon");
@@ -23,25 +19,13 @@
   root.setAttribute("role", "status");
   root.append(icon, line);
 
-  function kind(value) {
-    if (value === null) return "null";
-    if (Array.isArray(value)) return "a list";
-    const type = typeof value;
-    return { boolean: "a boolean", number: "a number", string: "a string", object: "an object" }[type] || type;
-  }
-
   DeetingFace.register({
     draw(payload) {
       if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
         throw new Error(`the 'notice' renderer expects an object, not ${kind(payload)}`);
       }
-      const said = payload.text;
-      if (said === undefined || said === null) throw new Error("text: missing");
-      if (typeof said !== "string") throw new Error(`text: expected a string, not ${kind(said)}`);
-      let level = payload.level;
-      if (level !== undefined && level !== null && typeof level !== "string") {
-        throw new Error(`level: expected a string, not ${kind(level)}`);
-      }
+      const said = field(payload, "text", "string", "", true);
+      let level = field(payload, "level", "string");
       level = Object.prototype.hasOwnProperty.call(LEVELS, level) ? level : "info";
       const [mark, name] = LEVELS[level];
       root.dataset.level = level;

@@ -5,11 +5,7 @@
 (function () {
   "use strict";
 
-  function el(tag, className) {
-    const node = document.createElement(tag);
-    node.className = className;
-    return node;
-  }
+  const { el, kind } = DeetingFace;
 
   const root = el("section", "progress");
   const row = el("div", "progress-row");
@@ -24,13 +20,6 @@
   row.append(track, percent);
   root.append(row, message);
 
-  function kind(value) {
-    if (value === null) return "null";
-    if (Array.isArray(value)) return "a list";
-    const type = typeof value;
-    return { boolean: "a boolean", number: "a number", string: "a string", object: "an object" }[type] || type;
-  }
-
   function read(payload) {
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
       throw new Error(`the 'progress' renderer expects an object, not ${kind(payload)}`);
@@ -40,10 +29,7 @@
     if (fraction !== null && typeof fraction !== "number") {
       throw new Error(`fraction: expected a number from 0 to 1 or null, not ${kind(fraction)}`);
     }
-    const text = payload.message;
-    if (text !== undefined && text !== null && typeof text !== "string") {
-      throw new Error(`message: expected a string, not ${kind(text)}`);
-    }
+    const text = DeetingFace.field(payload, "message", "string");
     const known = fraction !== null && Number.isFinite(fraction);
     return { done: known ? Math.min(1, Math.max(0, fraction)) : null, text: text || "" };
   }

@@ -9,35 +9,18 @@
   const MAX_SNIPPET = 400;
   const clean = (text) => DeetingFace.clean(text);
 
-  function kind(value) {
-    if (value === null || value === undefined) return "null";
-    if (Array.isArray(value)) return "a list";
-    if (typeof value === "object") return "an object";
-    if (typeof value === "number") return "a number";
-    if (typeof value === "boolean") return "a boolean";
-    return `a ${typeof value}`;
-  }
+  const { kind } = DeetingFace;
 
+  // A string field, "" when absent.
   function text(data, key, where, required) {
-    const value = data[key];
-    if (value === null || value === undefined) {
-      if (required) throw new Error(`${where}${key}: missing`);
-      return "";
-    }
-    if (typeof value !== "string") throw new Error(`${where}${key}: expected a string, not ${kind(value)}`);
-    return value;
+    return DeetingFace.field(data, key, "string", where, required) ?? "";
   }
 
   function cut(value, limit) {
     return value.length > limit ? value.slice(0, limit - 1) + "…" : value;
   }
 
-  function element(tag, className, content) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (content !== undefined) node.textContent = content;
-    return node;
-  }
+  const element = DeetingFace.el;
 
   // The URL as a link target, only for web addresses: javascript:, data:, file: and the rest
   // are shown as text. The parsed form is used, so what is opened is what was checked.

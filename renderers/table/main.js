@@ -22,21 +22,7 @@
     pool: [], rowHeight: 0, first: -1, last: -1, version: 0, frame: 0,
   };
 
-  function kind(value) {
-    if (value === null || value === undefined) return "null";
-    if (Array.isArray(value)) return "a list";
-    if (typeof value === "object") return "an object";
-    if (typeof value === "number") return "a number";
-    if (typeof value === "boolean") return "a boolean";
-    return `a ${typeof value}`;
-  }
-
-  function optional(payload, key, check, expected) {
-    const value = payload[key];
-    if (value === null || value === undefined) return null;
-    if (!check(value)) throw new Error(`${key}: expected ${expected}, not ${kind(value)}`);
-    return value;
-  }
+  const { field, kind } = DeetingFace;
 
   function own(row, key) {
     return Object.prototype.hasOwnProperty.call(row, key) ? row[key] : undefined;
@@ -355,9 +341,9 @@
       }
       const rows = payload.rows;
       if (!Array.isArray(rows)) throw new Error(rows === undefined || rows === null ? "rows: missing" : `rows: expected a list, not ${kind(rows)}`);
-      const title = optional(payload, "title", (v) => typeof v === "string", "a string");
-      const caption = optional(payload, "caption", (v) => typeof v === "string", "a string");
-      const given = optional(payload, "columns", Array.isArray, "a list");
+      const title = field(payload, "title", "string");
+      const caption = field(payload, "caption", "string");
+      const given = field(payload, "columns", "list");
       const kept = rows.length > MAX_ROWS ? rows.slice(0, MAX_ROWS) : rows;
       kept.forEach((row, index) => {
         if (row === null || typeof row !== "object") {

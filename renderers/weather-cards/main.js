@@ -33,35 +33,9 @@
   const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-  function kind(value) {
-    if (value === null || value === undefined) return "null";
-    if (Array.isArray(value)) return "a list";
-    if (typeof value === "object") return "an object";
-    if (typeof value === "number") return "a number";
-    if (typeof value === "boolean") return "a boolean";
-    return `a ${typeof value}`;
-  }
-
   // A field of the expected type, null when absent; anything else is the plugin's mistake and
   // fails the card with a sentence saying where (as the terminal face does).
-  const TYPES = {
-    string: [(v) => typeof v === "string", "a string"],
-    number: [(v) => typeof v === "number" && Number.isFinite(v), "a number"],
-    integer: [(v) => Number.isInteger(v), "an integer"],
-    object: [(v) => typeof v === "object" && !Array.isArray(v), "an object"],
-    list: [Array.isArray, "a list"],
-    numberOrString: [(v) => typeof v === "string" || (typeof v === "number" && Number.isFinite(v)), "a number or a string"],
-  };
-  function field(data, key, type, where, required) {
-    const value = data[key];
-    if (value === null || value === undefined) {
-      if (required) throw new Error(`${where}${key}: missing`);
-      return null;
-    }
-    const [check, expected] = TYPES[type];
-    if (!check(value)) throw new Error(`${where}${key}: expected ${expected}, not ${kind(value)}`);
-    return value;
-  }
+  const { field, kind } = DeetingFace;
   // A value only drawn when it is a finite number (as the terminal's number()).
   const number = (value) => (typeof value === "number" && Number.isFinite(value) ? value : null);
 
@@ -74,12 +48,7 @@
     return String(Object.is(rounded, -0) ? 0 : rounded).replace("-", "−");
   }
 
-  function element(tag, className, content) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (content !== undefined) node.textContent = content;
-    return node;
-  }
+  const element = DeetingFace.el;
 
   function iconKind(code, condition, isDay) {
     let found = Number.isInteger(code) && WMO[code] ? WMO[code][1] : "";

@@ -1,18 +1,21 @@
 """Testing one browser face on its own: a tiny loopback server and a page that records trouble.
 
-The real server (deeting_tui.web) serves faces under a secret token; a face's own tests need
-only the same layout and the same policy, so this serves the checkout's ``renderers/`` at
-``/T/renderers/`` and the built libraries at ``/T/vendor/``, every response with the renderer
-CSP and the common headers. A face opened top-level exposes ``DeetingFace.drawForTest``.
+The one face server and page helper for every face's tests (tests/web/conftest.py registers
+the fixtures). The real server (deeting_tui.web) serves faces under a secret token; a face's
+own tests need only the same layout and the same policy, so this serves the checkout's
+``renderers/`` at ``/T/renderers/`` and the built libraries at ``/T/vendor/``, every response
+with the renderer CSP and the common headers: a face that needs an inline script, a remote
+image or a fetch fails here as it would in the product. A face opened top-level exposes
+``DeetingFace.drawForTest``.
 
-``open_face`` gives a page whose console errors, page errors and CSP violations land in a list
-the test asserts is empty, and which records every request that left the server's origin.
+``open_face`` gives a page whose console errors and warnings, page errors and CSP violations
+land in a list the test asserts is empty, and which records every request that left the
+server's origin. Nothing is tolerated, vendor files included.
 """
 
 from __future__ import annotations
 
 import mimetypes
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,13 +37,6 @@ TYPES = {
     ".html": "text/html",
     ".json": "application/json",
 }
-
-
-#: zod (inside the MCP Apps SDK) probes once whether eval works, catches the refusal and runs
-#: without it; the refusal is a CSP report, not a fault. Any other eval stays a failure.
-KNOWN_PROBE = re.compile(
-    r"^console\.error: CSP violation: script-src eval from \S+/T/vendor/mcp-app\.js$"
-)
 
 
 def resolve(path: str) -> Path | None:
@@ -90,8 +86,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: a test's output is its assertions."""
 
 
-# The fixtures are registered under their names by pytest when a test module imports these
-# functions; their Python names differ so that a test's parameter does not shadow an import.
+# tests/web/conftest.py imports these, which registers them under their names; their Python
+# names differ so that a test's parameter does not shadow an import.
 @pytest.fixture(scope="session", name="face_server")
 def face_server_fixture() -> Iterator[str]:
     """The base URL (``http://127.0.0.1:PORT/T/``) of a server for the checkout's faces."""
@@ -118,11 +114,13 @@ class FacePage:
     problems: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
 
-    def draw(self, payload: Any, theme: str | None = None) -> None:
-        """Draw ``payload`` as a stream frame would, and wait until it is counted."""
+    def draw(self, payload: Any, theme: str | None = None) -> int:
+        """Draw ``payload`` as a stream frame would, wait until it is counted, and return the
+        count (``body.dataset.updates``) after it."""
         before = int(self.page.evaluate("document.body.dataset.updates || '0'"))
         self.page.evaluate("([p, t]) => DeetingFace.drawForTest(p, t)", [payload, theme])
         self.page.wait_for_function(f"Number(document.body.dataset.updates) > {before}")
+        return int(self.page.evaluate("document.body.dataset.updates"))
 
     def draw_js(self, expression: str, theme: str | None = None) -> None:
         """Draw the payload a JavaScript ``expression`` builds in the page (data too deep or
@@ -134,21 +132,25 @@ class FacePage:
     def text(self, selector: str = "body") -> str:
         return str(self.page.inner_text(selector))
 
+    def failure(self) -> str | None:
+        """The escaped failure text guest.js shows when the face threw, else None."""
+        box = self.page.query_selector(".face-failure")
+        return box.text_content() if box else None
+
     def assert_clean(self) -> None:
-        """No console error, page error, CSP violation or request off the server."""
-        problems = [p for p in self.problems if not KNOWN_PROBE.search(p)]
-        assert problems == [], problems
+        """No console error or warning, page error, CSP violation or request off the server."""
+        assert self.problems == [], self.problems
         assert self.foreign == [], self.foreign
 
 
 @pytest.fixture(name="open_face")
 def open_face_fixture(browser: Any, face_server: str) -> Iterator[Callable[..., FacePage]]:
-    """``open_face(NAME, width=800)``: the face in a fresh browser context, closed after the
-    test."""
+    """``open_face(NAME, width=800, height=700, **options)``: the face in a fresh browser
+    context (``options`` are Playwright's new_context arguments), closed after the test."""
     contexts: list[Any] = []
 
-    def opener(name: str, *, width: int = 800) -> FacePage:
-        context = browser.new_context(viewport={"width": width, "height": 700})
+    def opener(name: str, *, width: int = 800, height: int = 700, **options: Any) -> FacePage:
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
         contexts.append(context)
         return _open(context, face_server, name)
 

@@ -1,11 +1,9 @@
 """Drawing a browser face on its own, for screenshot references and the README's pictures.
 
-A small threaded ``http.server`` serves the renderer folders and the built libraries in the
-card server's URL layout (``/TOKEN/renderers/NAME/…``, ``/TOKEN/vendor/…``), so a face's
-relative links (``../_shared/guest.js``, ``../../vendor/mcp-app.js``) resolve as they do in
-production, and every renderer document carries the production CSP (``renderer_policy``): a
-face that needs an inline script or style fails here too. Opened top-level (no parent), a face
-exposes ``DeetingFace.drawForTest(payload, theme)``; :func:`draw_face` calls it and waits on
+The face is served and opened by faces_support (``face_server``, ``open_face``: the card
+server's URL layout and the production CSP, so a face that needs an inline script or style
+fails here too). Opened top-level (no parent), a face exposes
+``DeetingFace.drawForTest(payload, theme)``; :func:`screenshot` draws through it and waits on
 the page contract (``body.dataset.updates``), the fonts and two animation frames — never on
 time — so a loaded machine only makes it slower, not different.
 
@@ -15,24 +13,17 @@ between machines, a layout change does not hide in a few pixels.
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
-import mimetypes
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+from web.faces_support import FacePage
 
 from deeting_tui.resources import core_renderers_dir
-from deeting_tui.web.policy import COMMON_HEADERS, renderer_policy
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCES = Path(__file__).resolve().parent / "references"
-VENDOR = REPO_ROOT / "deeting_tui" / "web" / "vendor"
-TOKEN = "shots"
 
 #: The generic face: drawn for a renderer that has no browser face of its own.
 FALLBACK = "_fallback"
@@ -49,14 +40,6 @@ UPDATE_COMMAND = (
     f"{UPDATE_ENV}=1 PYTHONPATH=$PWD .venv/bin/python -m pytest -q -p no:cacheprovider "
     "tests/web/test_face_screenshots.py"
 )
-
-_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".txt": "text/plain; charset=utf-8",
-}
 
 
 @dataclass(frozen=True)
@@ -104,69 +87,6 @@ def example_of(face: str) -> Any:
     raise FileNotFoundError(f"{path} is missing: every renderer has an example.json")
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """GET only, from two folders, nothing outside them; the production headers."""
-
-    server_version = "deeting-shots"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read no log
-        return
-
-    def do_GET(self) -> None:
-        path = unquote(urlsplit(self.path).path)
-        parts = path.split("/")
-        file: Path | None = None
-        if len(parts) >= 4 and parts[0] == "" and parts[1] == TOKEN:
-            if parts[2] == "renderers":
-                file = _inside(renderers_dir(), parts[3:])
-            elif parts[2] == "vendor":
-                file = _inside(VENDOR, parts[3:])
-        if file is None:
-            self._send(404, b"not found\n", "text/plain; charset=utf-8")
-            return
-        kind = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0] or "text/plain"
-        self._send(200, file.read_bytes(), kind, html=file.suffix == ".html")
-
-    def _send(self, status: int, body: bytes, kind: str, *, html: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in COMMON_HEADERS:
-            self.send_header(name, value)
-        if html:
-            host, port = self.server.server_address[:2]
-            self.send_header("Content-Security-Policy", renderer_policy(f"http://{host}:{port}"))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-def _inside(root: Path, parts: list[str]) -> Path | None:
-    if not parts or any(p in ("", ".", "..") for p in parts):
-        return None
-    candidate = root.joinpath(*parts).resolve()
-    base = root.resolve()
-    if base not in candidate.parents or not candidate.is_file():
-        return None
-    return candidate
-
-
-@contextlib.contextmanager
-def face_server() -> Iterator[str]:
-    """Serve the faces on 127.0.0.1; yields the base URL (``http://127.0.0.1:P/TOKEN/``)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="shots-server", daemon=True)
-    thread.start()
-    try:
-        host, port = server.server_address[:2]
-        yield f"http://{host}:{port}/{TOKEN}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 #: Resolves once the drawn payload is on the page, the fonts are in, and two frames have
 #: been painted after it (a canvas face — the chart — paints in requestAnimationFrame).
 _SETTLE = """async () => {
@@ -176,49 +96,29 @@ _SETTLE = """async () => {
 }"""
 
 
-def draw_face(page: Any, base: str, shot: Shot, payload: Any) -> None:
-    """Open ``shot.face`` top-level, draw ``payload`` in ``shot.theme``, wait until settled.
+def screenshot(open_face: Callable[..., FacePage], shot: Shot, payload: Any) -> bytes:
+    """The face drawn in a fresh context at ``shot``'s viewport: PNG bytes.
 
-    A console error or a page error (a CSP refusal among them) fails the drawing: a face that
-    needs something the policy refuses must not get a reference that hides it.
+    The payload is drawn in ``shot.theme``, then the page waits until settled. Anything
+    open_face records (a console error or warning, a page error, a CSP refusal, a request off
+    the server) or a failure the face shows fails the drawing: a face that needs something the
+    policy refuses must not get a reference that hides it.
     """
-    problems: list[str] = []
-    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
-        ),
-    )
-    page.goto(f"{base}renderers/{shot.face}/index.html", wait_until="load")
-    page.wait_for_function("() => window.DeetingFace && window.DeetingFace.drawForTest")
-    page.evaluate(
-        "([payload, theme]) => DeetingFace.drawForTest(payload, theme)", [payload, shot.theme]
-    )
-    page.wait_for_function("() => document.body.dataset.updates === '1'")
-    page.evaluate(_SETTLE)
-    failure = page.query_selector(".face-failure")
-    if failure is not None:
-        problems.append(f"the face showed a failure: {failure.text_content()}")
-    if problems:
-        raise AssertionError(f"{shot.key}: " + "; ".join(problems))
-
-
-def screenshot(browser: Any, base: str, shot: Shot, payload: Any) -> bytes:
-    """The face drawn in a fresh context at ``shot``'s viewport: PNG bytes."""
-    context = browser.new_context(
-        viewport={"width": shot.width, "height": shot.height},
+    face = open_face(
+        shot.face,
+        width=shot.width,
+        height=shot.height,
         device_scale_factor=1,
         reduced_motion="reduce",
         color_scheme=shot.theme,
     )
-    try:
-        page = context.new_page()
-        draw_face(page, base, shot, payload)
-        png: bytes = page.screenshot(animations="disabled", caret="hide")
-        return png
-    finally:
-        context.close()
+    face.draw(payload, shot.theme)
+    face.page.evaluate(_SETTLE)
+    failure = face.failure()
+    assert failure is None, f"{shot.key}: the face showed a failure: {failure}"
+    assert face.problems == [] and face.foreign == [], f"{shot.key}: {face.problems + face.foreign}"
+    png: bytes = face.page.screenshot(animations="disabled", caret="hide")
+    return png
 
 
 @dataclass

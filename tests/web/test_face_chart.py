@@ -4,12 +4,11 @@ text, and a wrong shape is an escaped failure the next good frame recovers from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from browser_support import FLAGS, chromium_path, skip_reason
-from web.chart_support import serve_faces
+from web.faces_support import FacePage
 
 CANDLES = [
     {"open": 10, "high": 14, "low": 8, "close": 12},
@@ -23,13 +22,24 @@ SERIES_1 = {"light": "#2962ff", "dark": "#5b8cff"}
 GOOD = {"light": "#1a7f37", "dark": "#3fb950"}
 BG = {"light": "#ffffff", "dark": "#0d1117"}
 
+# A canvas's pixels, read from a copy made for reading: reading the chart's own canvases again
+# and again makes Chromium warn (willReadFrequently) on the page the test checks is clean.
+READ_BACK = """const readBack = (canvas) => {
+    const copy = document.createElement('canvas');
+    copy.width = canvas.width;
+    copy.height = canvas.height;
+    const ctx = copy.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(canvas, 0, 0);
+    return ctx.getImageData(0, 0, copy.width, copy.height);
+  };"""
+
 # Counts the pixels of the plot's pane canvas: those unlike the background, and those near a
 # given colour (antialiasing blurs edges, so "near" is within a few steps per channel).
 PIXELS = """([colour]) => {
+  ${READ_BACK}
   const canvases = [...document.querySelectorAll('.chart-plot canvas')];
   const pane = canvases.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
-  const ctx = pane.getContext('2d');
-  const { data, width, height } = ctx.getImageData(0, 0, pane.width, pane.height);
+  const { data, width, height } = readBack(pane);
   const hex = (h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
   const want = hex(colour);
   const counts = new Map();
@@ -47,57 +57,15 @@ PIXELS = """([colour]) => {
     if (px.every((v, k) => Math.abs(v - want[k]) <= 24)) { near++; columns.add((i / 4) % width); }
   }
   return { other, near, width, height, bg, columns: [...columns].sort((a, b) => a - b) };
-}"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """browser_support's Chromium, for this module only: a sync Playwright kept open for the
-    whole session leaves its event loop marked as running in the main thread, and every async
-    test that runs after it then fails ("Runner.run() cannot be called from a running event
-    loop"), e.g. all of tests/workers."""
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=chromium_path(), args=list(FLAGS))
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture(scope="module")
-def base() -> Iterator[str]:
-    with serve_faces() as url:
-        yield url
+}""".replace("${READ_BACK}", READ_BACK)
 
 
 @pytest.fixture
-def face(browser: Any, base: str) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 800, "height": 600})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation',"
-        " (e) => console.error(`CSP ${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}`));"
-    )
-    page.goto(base + "renderers/chart/index.html")
-    page.wait_for_function("() => window.DeetingFace && DeetingFace.drawForTest")
-    yield page
-    context.close()
-    assert [p for p in problems if not _known(p)] == []
-
-
-def _known(problem: str) -> bool:
-    """The shared guest's bundled zod probes ``new Function`` once to pick its fast path; the
-    CSP refuses it (as it should) and zod falls back. Not this face's doing: reported to the
-    lead (``z.config({jitless: true})`` in frontend/entries/mcp-app.js would silence it)."""
-    return problem.startswith("CSP script-src eval ") and "/vendor/mcp-app.js" in problem
+def face(open_face: Callable[..., FacePage]) -> Iterator[Any]:
+    """The chart face's page; nothing may go wrong on it (asserted when the test ends)."""
+    opened = open_face("chart", height=600)
+    yield opened.page
+    opened.assert_clean()
 
 
 def draw(page: Any, payload: Any, theme: str = "light") -> None:
@@ -278,33 +246,30 @@ def test_no_values_says_so(face: Any) -> None:
     assert face.locator(".chart-note").is_hidden()
 
 
-def test_fits_a_phone_and_draws_ten_thousand_points(browser: Any, base: str) -> None:
-    context = browser.new_context(viewport={"width": 360, "height": 640})
-    try:
-        page = context.new_page()
-        page.goto(base + "renderers/chart/index.html")
-        page.wait_for_function("() => window.DeetingFace && DeetingFace.drawForTest")
-        values = [((i * 7919) % 1000) / 10 for i in range(10_000)]
-        draw(page, {"title": "A long title " * 8, "series": [{"name": "n", "values": values}]})
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
-        box = page.locator(".chart-plot").bounding_box()
-        assert 300 <= box["width"] <= 340
-        assert pixels(page, SERIES_1["light"])["near"] > 100
-    finally:
-        context.close()
+def test_fits_a_phone_and_draws_ten_thousand_points(open_face: Callable[..., FacePage]) -> None:
+    opened = open_face("chart", width=360, height=640)
+    page = opened.page
+    values = [((i * 7919) % 1000) / 10 for i in range(10_000)]
+    draw(page, {"title": "A long title " * 8, "series": [{"name": "n", "values": values}]})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    box = page.locator(".chart-plot").bounding_box()
+    assert 300 <= box["width"] <= 340
+    assert pixels(page, SERIES_1["light"])["near"] > 100
+    opened.assert_clean()
 
 
 # The non-background pixels of the time axis (the widest canvas in the chart's last row).
 AXIS_INK = """() => {
+  ${READ_BACK}
   const row = [...document.querySelectorAll('.chart-plot table tr')].pop();
   const axis = [...row.querySelectorAll('canvas')].reduce((a, b) => (b.width > a.width ? b : a));
-  const { data } = axis.getContext('2d').getImageData(0, 0, axis.width, axis.height);
+  const { data } = readBack(axis);
   const key = (i) => `${data[i]},${data[i + 1]},${data[i + 2]},${data[i + 3]}`;
   const counts = new Map();
   for (let i = 0; i < data.length; i += 4) counts.set(key(i), (counts.get(key(i)) || 0) + 1);
   const common = Math.max(...counts.values());
   return data.length / 4 - common;  // pixels unlike the commonest (the axis's ground)
-}"""
+}""".replace("${READ_BACK}", READ_BACK)
 
 
 def test_the_index_axis_shows_the_labels(face: Any) -> None:
@@ -319,9 +284,10 @@ def test_the_index_axis_shows_the_labels(face: Any) -> None:
 # How many separate runs of the first series' colour touch the top 30% of the pane: the
 # peaks of a zigzag in view.
 PEAKS = """([colour]) => {
+  ${READ_BACK}
   const canvases = [...document.querySelectorAll('.chart-plot canvas')];
   const pane = canvases.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
-  const { data, width, height } = pane.getContext('2d').getImageData(0, 0, pane.width, pane.height);
+  const { data, width, height } = readBack(pane);
   const want = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
   const hit = new Array(width).fill(false);
   for (let y = 0; y < Math.floor(height * 0.3); y++) {
@@ -333,7 +299,7 @@ PEAKS = """([colour]) => {
   let runs = 0;
   for (let x = 0; x < width; x++) if (hit[x] && (x === 0 || !hit[x - 1])) runs++;
   return runs;
-}"""
+}""".replace("${READ_BACK}", READ_BACK)
 
 
 def test_a_stream_that_starts_small_keeps_every_point_in_view(face: Any) -> None:

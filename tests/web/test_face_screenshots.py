@@ -11,17 +11,19 @@ A missing reference FAILS, naming the command that writes the references
 (``DEETING_UPDATE_SHOTS=1``); it never passes unseen. On a mismatch the actual picture, the
 reference and a diff (differing pixels in red) are written to the test's tmp dir.
 
-``browser`` is tests/web/conftest.py's, one per module: a session-wide sync Playwright would
-keep its loop running under every async test collected after this module.
+``open_face`` is tests/web/conftest.py's (faces_support), on a ``browser`` that lives for one
+module: a session-wide sync Playwright would keep its loop running under every async test
+collected after this module.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from web.faces_support import FacePage
 from web.shots_support import (
     UPDATE_COMMAND,
     UPDATE_ENV,
@@ -29,9 +31,10 @@ from web.shots_support import (
     compare,
     example_of,
     face_names,
-    face_server,
     screenshot,
 )
+
+Opener = Callable[..., FacePage]
 
 #: A channel may move this much (of 255) before its pixel counts as different.
 CHANNEL_DELTA = 48
@@ -56,15 +59,9 @@ def shots() -> list[Shot]:
     return found
 
 
-@pytest.fixture(scope="module")
-def base() -> Any:
-    with face_server() as url:
-        yield url
-
-
 @pytest.mark.parametrize("shot", shots(), ids=lambda shot: shot.key)
-def test_face_matches_its_reference(browser: Any, base: str, shot: Shot, tmp_path: Path) -> None:
-    png = screenshot(browser, base, shot, example_of(shot.face))
+def test_face_matches_its_reference(open_face: Opener, shot: Shot, tmp_path: Path) -> None:
+    png = screenshot(open_face, shot, example_of(shot.face))
     if os.environ.get(UPDATE_ENV) == "1":
         shot.reference.parent.mkdir(parents=True, exist_ok=True)
         shot.reference.write_bytes(png)
@@ -101,14 +98,14 @@ def test_every_face_has_its_pictures() -> None:
         assert f"{face}-light" in keys and f"{face}-dark" in keys
 
 
-def test_the_comparison_sees_a_changed_drawing(browser: Any, base: str) -> None:
+def test_the_comparison_sees_a_changed_drawing(open_face: Opener) -> None:
     """The tolerance forgives antialiasing, not content: the text face drawing other words is
     over the limit against text-light's reference, and the same drawing is within it."""
     shot = Shot("text", "light", *DESKTOP)
     if not shot.reference.is_file():
         pytest.fail(f"no reference {shot.reference.name}: {UPDATE_COMMAND}", pytrace=False)
-    same = screenshot(browser, base, shot, example_of("text"))
-    other = screenshot(browser, base, shot, {"text": "Disk usage of /var: 3.1 GB of 64 GB.\nOK."})
+    same = screenshot(open_face, shot, example_of("text"))
+    other = screenshot(open_face, shot, {"text": "Disk usage of /var: 3.1 GB of 64 GB.\nOK."})
     assert compare(same, shot.reference, CHANNEL_DELTA)[0].fraction <= MAX_FRACTION
     changed, diff = compare(other, shot.reference, CHANNEL_DELTA)
     assert changed.size_matches and changed.fraction > MAX_FRACTION, changed.describe()

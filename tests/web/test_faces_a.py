@@ -10,13 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser_support import browser  # noqa: F401 (a fixture)
-from web.faces_support import (  # noqa: F401 (fixtures)
-    RENDERERS,
-    FacePage,
-    face_server_fixture,
-    open_face_fixture,
-)
+from web.faces_support import RENDERERS, FacePage
 
 Opener = Callable[..., FacePage]
 FACES = ("markdown", "key-value", "progress", "error", "notice", "_fallback")

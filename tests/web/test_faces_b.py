@@ -4,12 +4,13 @@ renderer CSP: what they show, how they sort and scroll, and what hostile payload
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser_support import browser  # noqa: F401 (a fixture)
-from web.faces_b_support import ROOT, Face, face_server, open_face  # noqa: F401 (a fixture)
+from web.faces_support import ROOT, FacePage
+
+Opener = Callable[..., FacePage]
 
 HOSTILE = "\u202eevil\u202c\x1b[31mred\x07\u2066x\u2069"  # bidi override, ESC, BEL, isolates
 CONTROLS = ("\u202e", "\u202c", "\x1b", "\x07", "\u2066", "\u2069")
@@ -20,16 +21,16 @@ def example(name: str) -> Any:
 
 
 @pytest.fixture
-def table(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
-    yield from open_face(browser, face_server, "table")
+def table(open_face: Opener) -> FacePage:
+    return open_face("table")
 
 
 @pytest.fixture
-def narrow_table(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
-    yield from open_face(browser, face_server, "table", width=360)
+def narrow_table(open_face: Opener) -> FacePage:
+    return open_face("table", width=360)
 
 
-def assert_no_controls(face: Face) -> None:
+def assert_no_controls(face: FacePage) -> None:
     """No control or bidi character anywhere a person reads: text, tooltips, labels, links."""
     seen = face.page.evaluate(
         """[document.body.innerText, ...[...document.querySelectorAll('*')].flatMap(el =>
@@ -40,11 +41,11 @@ def assert_no_controls(face: Face) -> None:
     assert "\ufffd" in seen
 
 
-def body_text(face: Face) -> str:
+def body_text(face: FacePage) -> str:
     return str(face.page.evaluate("document.body.innerText"))
 
 
-def cells(face: Face) -> list[list[str]]:
+def cells(face: FacePage) -> list[list[str]]:
     """The drawn (non-spacer) rows' cell texts, top to bottom."""
     return face.page.evaluate(
         "[...document.querySelectorAll('tbody tr:not(.spacer)')]"
@@ -60,7 +61,7 @@ def big_table(count: int) -> dict[str, Any]:
     }
 
 
-def test_table_draws_the_example_in_both_themes(table: Face) -> None:
+def test_table_draws_the_example_in_both_themes(table: FacePage) -> None:
     for theme in ("light", "dark"):
         assert table.draw(example("table"), theme) >= 1
         assert table.page.evaluate("document.documentElement.dataset.theme") == theme
@@ -76,10 +77,10 @@ def test_table_draws_the_example_in_both_themes(table: Face) -> None:
         ".map(td => getComputedStyle(td).textAlign)"
     )
     assert align == ["right", "left", "left"]
-    assert table.errors == []
+    table.assert_clean()
 
 
-def test_table_of_10000_rows_keeps_the_dom_small_and_scrolls_to_the_end(table: Face) -> None:
+def test_table_of_10000_rows_keeps_the_dom_small_and_scrolls_to_the_end(table: FacePage) -> None:
     table.draw(big_table(10_000))
     count = table.page.evaluate("document.querySelectorAll('tr').length")
     assert count < 120, count
@@ -104,10 +105,10 @@ def test_table_of_10000_rows_keeps_the_dom_small_and_scrolls_to_the_end(table: F
     )
     assert visible
     assert table.page.evaluate("document.querySelectorAll('tr').length") < 120
-    assert table.errors == []
+    table.assert_clean()
 
 
-def test_table_sorts_by_a_column_numbers_numerically_nulls_last_stable(table: Face) -> None:
+def test_table_sorts_by_a_column_numbers_numerically_nulls_last_stable(table: FacePage) -> None:
     payload = {
         "columns": ["name", "n"],
         "rows": [["b", 10], ["a", None], ["c", 9], ["d", 10], ["e", 100], ["F", 2]],
@@ -130,7 +131,7 @@ def test_table_sorts_by_a_column_numbers_numerically_nulls_last_stable(table: Fa
     assert header.get_attribute("aria-sort") == "none"
 
 
-def test_table_sorts_10000_rows_and_a_stream_frame_keeps_sort_and_scroll(table: Face) -> None:
+def test_table_sorts_10000_rows_and_a_stream_frame_keeps_sort_and_scroll(table: FacePage) -> None:
     table.draw(big_table(10_000))
     score = table.page.locator("th", has_text="score").locator("button")
     score.click()
@@ -150,10 +151,12 @@ def test_table_sorts_10000_rows_and_a_stream_frame_keeps_sort_and_scroll(table: 
         "() => document.querySelector('tbody td') && "
         "document.querySelector('tbody tr:not(.spacer)').children[2].textContent === '5000'"
     )
-    assert table.errors == []
+    table.assert_clean()
 
 
-def test_table_long_cells_are_ellipsised_with_the_full_text_as_tooltip(narrow_table: Face) -> None:
+def test_table_long_cells_are_ellipsised_with_the_full_text_as_tooltip(
+    narrow_table: FacePage,
+) -> None:
     long = "word " * 2000
     narrow_table.draw({"columns": ["a", "b"], "rows": [[long, 1]]})
     td = narrow_table.page.locator("tbody tr:not(.spacer) td").first
@@ -163,10 +166,10 @@ def test_table_long_cells_are_ellipsised_with_the_full_text_as_tooltip(narrow_ta
     assert title.startswith("word word") and len(title) <= 4000
     # the page fits a phone: nothing wider than the viewport but the scroll box's content
     assert narrow_table.page.evaluate("document.documentElement.scrollWidth") <= 360
-    assert narrow_table.errors == []
+    narrow_table.assert_clean()
 
 
-def test_table_hostile_strings_are_neutralised_everywhere(table: Face) -> None:
+def test_table_hostile_strings_are_neutralised_everywhere(table: FacePage) -> None:
     table.draw(
         {
             "title": HOSTILE,
@@ -181,7 +184,7 @@ def test_table_hostile_strings_are_neutralised_everywhere(table: Face) -> None:
     assert "\ufffdevil" in text
     assert "<img" not in html.split("<body", 1)[1].replace("&lt;img", "")
     assert table.page.locator("tbody img, thead b").count() == 0
-    assert table.errors == []
+    table.assert_clean()
 
 
 @pytest.mark.parametrize(
@@ -194,20 +197,20 @@ def test_table_hostile_strings_are_neutralised_everywhere(table: Face) -> None:
         ([1, 2], "expects an object, not a list"),
     ],
 )
-def test_table_wrong_types_fail_visibly(table: Face, payload: Any, message: str) -> None:
+def test_table_wrong_types_fail_visibly(table: FacePage, payload: Any, message: str) -> None:
     assert table.draw(payload) == 1
     failure = table.failure()
     assert failure is not None and message in failure
-    assert table.errors == []
+    table.assert_clean()
 
 
-def test_table_object_rows_read_only_their_own_keys(table: Face) -> None:
+def test_table_object_rows_read_only_their_own_keys(table: FacePage) -> None:
     table.draw({"columns": ["constructor", "toString"], "rows": [{"constructor": 1}, {}]})
     assert cells(table) == [["1", ""], ["", ""]]
-    assert table.errors == []
+    table.assert_clean()
 
 
-def test_table_stream_frame_with_new_columns_drops_a_vanished_sort(table: Face) -> None:
+def test_table_stream_frame_with_new_columns_drops_a_vanished_sort(table: FacePage) -> None:
     table.draw({"columns": ["a", "b"], "rows": [[2, "x"], [1, "y"]]})
     table.page.locator("th", has_text="a").locator("button").click()
     assert [row[0] for row in cells(table)] == ["1", "2"]
@@ -217,10 +220,10 @@ def test_table_stream_frame_with_new_columns_drops_a_vanished_sort(table: Face) 
     assert cells(table) == [["3"], ["4"]]
     table.draw({"columns": ["a", "b"], "rows": [[5, "p"], [6, "q"], [None, "r"]]})
     assert [row[0] for row in cells(table)] == ["5", "6", "—"]
-    assert table.errors == []
+    table.assert_clean()
 
 
-def test_table_sorts_by_the_clicked_one_of_two_unnamed_columns(table: Face) -> None:
+def test_table_sorts_by_the_clicked_one_of_two_unnamed_columns(table: FacePage) -> None:
     table.draw({"columns": ["a"], "rows": [[1, 5, 9], [2, 4, 3], [3, 6, 1]]})
     headers = table.page.locator("th")
     assert headers.count() == 3
@@ -230,10 +233,10 @@ def test_table_sorts_by_the_clicked_one_of_two_unnamed_columns(table: Face) -> N
     assert sorts == ["none", "none", "ascending"]
     table.draw({"rows": [[], []]})  # rows of nothing: still a card, not a failure
     assert table.failure() is None and len(cells(table)) == 2
-    assert table.errors == []
+    table.assert_clean()
 
 
-def test_table_draws_again_after_a_failed_frame(table: Face) -> None:
+def test_table_draws_again_after_a_failed_frame(table: FacePage) -> None:
     table.draw(example("table"))
     table.draw({"rows": 5})
     assert table.failure() is not None
@@ -241,39 +244,39 @@ def test_table_draws_again_after_a_failed_frame(table: Face) -> None:
     assert table.failure() is None
     assert table.page.locator("th").all_text_contents() == ["id", "created", "text"]
     assert len(cells(table)) == 3
-    assert table.errors == []
+    table.assert_clean()
 
 
-def test_table_empty_and_huge_string(table: Face) -> None:
+def test_table_empty_and_huge_string(table: FacePage) -> None:
     table.draw({"columns": ["a"], "rows": []})
     assert "No rows" in body_text(table)
     table.draw({"columns": ["a"], "rows": [["x" * 1_000_000]]})
     text = cells(table)[0][0]
     assert len(text) <= 500 and text.endswith("…")
-    assert table.errors == []
+    table.assert_clean()
 
 
 # --- search-cards ---------------------------------------------------------------------------
 
 
 @pytest.fixture
-def search(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
-    yield from open_face(browser, face_server, "search-cards")
+def search(open_face: Opener) -> FacePage:
+    return open_face("search-cards")
 
 
 @pytest.fixture
-def narrow_search(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
-    yield from open_face(browser, face_server, "search-cards", width=360)
+def narrow_search(open_face: Opener) -> FacePage:
+    return open_face("search-cards", width=360)
 
 
-def links(face: Face) -> list[dict[str, str]]:
+def links(face: FacePage) -> list[dict[str, str]]:
     return face.page.evaluate(
         "[...document.querySelectorAll('a')].map(a => ({text: a.textContent, "
         "href: a.getAttribute('href'), target: a.target, rel: a.rel}))"
     )
 
 
-def test_search_draws_the_example_in_both_themes(search: Face) -> None:
+def test_search_draws_the_example_in_both_themes(search: FacePage) -> None:
     for theme in ("light", "dark"):
         search.draw(example("search-cards"), theme)
     assert search.page.evaluate("document.body.dataset.updates") == "2"
@@ -298,10 +301,10 @@ def test_search_draws_the_example_in_both_themes(search: Face) -> None:
     assert "GitHub" in text and "2026-10-02" in text
     assert "Rich is a Python library" in text
     assert search.page.locator("img").count() == 0
-    assert search.errors == []
+    search.assert_clean()
 
 
-def test_search_links_only_web_addresses(search: Face) -> None:
+def test_search_links_only_web_addresses(search: FacePage) -> None:
     hostile = [
         "javascript:alert(1)",
         " JaVaScRiPt:alert(1)",
@@ -323,10 +326,10 @@ def test_search_links_only_web_addresses(search: Face) -> None:
     assert any("javascript:alert(1)" in url for url in shown)
     assert any(url.startswith("data:text/html,<script>") for url in shown)
     assert search.page.locator("script:not([src])").count() == 0
-    assert search.errors == []
+    search.assert_clean()
 
 
-def test_search_hostile_strings_and_huge_snippet(narrow_search: Face) -> None:
+def test_search_hostile_strings_and_huge_snippet(narrow_search: FacePage) -> None:
     narrow_search.draw(
         {
             "query": HOSTILE,
@@ -349,10 +352,10 @@ def test_search_hostile_strings_and_huge_snippet(narrow_search: Face) -> None:
     assert len(snippet) <= 400 and snippet.endswith("…") and "  " not in snippet
     assert "(untitled)" in text
     assert narrow_search.page.evaluate("document.documentElement.scrollWidth") <= 360
-    assert narrow_search.errors == []
+    narrow_search.assert_clean()
 
 
-def test_search_empty_and_many(search: Face) -> None:
+def test_search_empty_and_many(search: FacePage) -> None:
     search.draw({"results": []})
     assert "No results." in body_text(search)
     search.draw({"results": [{"title": f"r{i}"} for i in range(60)]})
@@ -372,27 +375,27 @@ def test_search_empty_and_many(search: Face) -> None:
         ("just text", "expects an object, not a string"),
     ],
 )
-def test_search_wrong_types_fail_visibly(search: Face, payload: Any, message: str) -> None:
+def test_search_wrong_types_fail_visibly(search: FacePage, payload: Any, message: str) -> None:
     assert search.draw(payload) == 1
     failure = search.failure()
     assert failure is not None and message in failure
-    assert search.errors == []
+    search.assert_clean()
 
 
 # --- weather-cards --------------------------------------------------------------------------
 
 
 @pytest.fixture
-def weather(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
-    yield from open_face(browser, face_server, "weather-cards")
+def weather(open_face: Opener) -> FacePage:
+    return open_face("weather-cards")
 
 
 @pytest.fixture
-def narrow_weather(browser: Any, face_server: str) -> Iterator[Face]:  # noqa: F811
-    yield from open_face(browser, face_server, "weather-cards", width=360)
+def narrow_weather(open_face: Opener) -> FacePage:
+    return open_face("weather-cards", width=360)
 
 
-def test_weather_draws_the_example_in_both_themes(weather: Face) -> None:
+def test_weather_draws_the_example_in_both_themes(weather: FacePage) -> None:
     for theme in ("light", "dark"):
         weather.draw(example("weather-cards"), theme)
     assert weather.page.evaluate("document.body.dataset.updates") == "2"
@@ -422,18 +425,18 @@ def test_weather_draws_the_example_in_both_themes(weather: Face) -> None:
     assert fills[2][0] == "0%"
     ends = [float(left[:-1]) + float(width[:-1]) for left, width in fills]
     assert max(ends) == pytest.approx(100)
-    assert weather.errors == []
+    weather.assert_clean()
 
 
-def test_weather_at_phone_width_fits(narrow_weather: Face) -> None:
+def test_weather_at_phone_width_fits(narrow_weather: FacePage) -> None:
     narrow_weather.draw(example("weather-cards"), "dark")
     page = narrow_weather.page
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     assert page.locator(".wx-day").count() == 4
-    assert narrow_weather.errors == []
+    narrow_weather.assert_clean()
 
 
-def test_weather_night_words_units_and_missing_values(weather: Face) -> None:
+def test_weather_night_words_units_and_missing_values(weather: FacePage) -> None:
     weather.draw(
         {
             "location": "Nowhere",
@@ -463,10 +466,10 @@ def test_weather_night_words_units_and_missing_values(weather: Face) -> None:
     assert days.nth(0).locator(".wx-fill").count() == 0
     assert days.nth(1).locator(".wx-high").text_content() == "50°"
     assert days.nth(1).locator("svg").get_attribute("class") == "wx-icon icon-snow"
-    assert weather.errors == []
+    weather.assert_clean()
 
 
-def test_weather_hostile_strings(weather: Face) -> None:
+def test_weather_hostile_strings(weather: FacePage) -> None:
     weather.draw(
         {
             "location": HOSTILE + "x" * 100_000,
@@ -487,7 +490,7 @@ def test_weather_hostile_strings(weather: Face) -> None:
     assert len(weather.page.locator(".wx-place").text_content() or "") <= 120
     assert weather.page.locator(".wx-day").count() == 16
     assert "… 4 more days" in text
-    assert weather.errors == []
+    weather.assert_clean()
 
 
 @pytest.mark.parametrize(
@@ -523,8 +526,8 @@ def test_weather_hostile_strings(weather: Face) -> None:
         (None, "expects an object, not null"),
     ],
 )
-def test_weather_wrong_types_fail_visibly(weather: Face, payload: Any, message: str) -> None:
+def test_weather_wrong_types_fail_visibly(weather: FacePage, payload: Any, message: str) -> None:
     assert weather.draw(payload) == 1
     failure = weather.failure()
     assert failure is not None and message in failure
-    assert weather.errors == []
+    weather.assert_clean()
