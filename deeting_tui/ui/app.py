@@ -84,6 +84,11 @@ class DeetingApp(App[None]):
         self.browser = CardBrowser(self.kernel.sessions, theme=_terminal_theme())
 
     async def on_mount(self) -> None:
+        # Pages start with the terminal's theme (COLORFGBG, else the browser's own choice);
+        # a theme the user picks in the chat afterwards is followed by open pages.
+        self.theme_changed_signal.subscribe(
+            self, lambda theme: self.browser.set_theme("dark" if theme.dark else "light")
+        )
         self.problems = await self.kernel.start()
         if self.session_id is None and not self.new:
             latest = self.kernel.sessions.latest()

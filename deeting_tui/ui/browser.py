@@ -66,6 +66,12 @@ class CardBrowser:
                 await self._load(session_id)
             return self.server.url if card_id is None else self.server.card_url(card_id)
 
+    def set_theme(self, theme: str | None) -> None:
+        """The chat's theme changed (its palette): open pages follow it."""
+        self.theme = theme
+        if self.server is not None:
+            self.server.set_theme(theme)
+
     def feed(self, event: Event) -> None:
         """A kernel event as it happens: published when it belongs to the session shown."""
         if self.server is None or getattr(event, "session_id", None) != self._session_id:

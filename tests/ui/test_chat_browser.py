@@ -217,3 +217,22 @@ async def test_o_on_a_live_card_opens_the_streams_page(app: DeetingApp) -> None:
         await settled(app, "browser")
         assert app.browser.server is not None
         assert opened == [app.browser.server.card_url("stream:clock:tick")]
+
+
+async def test_a_theme_picked_in_the_chat_is_followed_by_open_pages(app: DeetingApp) -> None:
+    _record_opens(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await _send(pilot, "/add a=1 b=2")
+        (block,) = app.chat.query(ToolCallBlock)
+        await _press_o_on(pilot, block)
+        server = app.browser.server
+        assert server is not None
+        events = _events(server.url)
+        await anext(events)  # the reset
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert await anext(events) == {"op": "theme", "theme": "light"}
+        app.theme = "nord"
+        await pilot.pause()
+        assert await anext(events) == {"op": "theme", "theme": "dark"}
+        await events.aclose()
