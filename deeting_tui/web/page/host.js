@@ -22,6 +22,9 @@
   const MIN_HEIGHT = 32;
   const MAX_HEIGHT = 4000;
   const TEARDOWN_WAIT_MS = 500;
+  // The newest cards get their iframe at once, wherever they are on the page (what a reader
+  // or a test asks for first); older ones only as they scroll near (see nearby).
+  const EAGER_CARDS = 24;
 
   const only = new URLSearchParams(location.search).get("card");
   const list = document.getElementById("cards");
@@ -74,7 +77,7 @@
 
   // -- one card ------------------------------------------------------------------------------
 
-  function makeView(card) {
+  function makeView(card, eager) {
     const el = document.createElement("article");
     el.className = "card";
     el.dataset.card = card.id;
@@ -90,7 +93,8 @@
     const slot = document.createElement("div");
     slot.className = "card-slot";
     el.append(head, state, slot);
-    const view = { card, el, state, slot, iframe: null, near: only !== null, bridge: null };
+    const near = only !== null || eager;
+    const view = { card, el, state, slot, iframe: null, near, bridge: null };
     Object.assign(view, { ready: false, sent: 0 });
     showState(view);
     if (!view.near) nearby.observe(el);
@@ -98,7 +102,7 @@
   }
 
   // An iframe costs a browsing context (milliseconds each): a page of 200 cards makes one
-  // only for the cards near the viewport, as they scroll into reach.
+  // for its newest cards and for the others near the viewport, as they scroll into reach.
   const nearby = new IntersectionObserver(
     (entries) => {
       for (const entry of entries) {
@@ -120,7 +124,6 @@
     const { card } = view;
     const iframe = document.createElement("iframe");
     iframe.setAttribute("sandbox", "allow-scripts");
-    iframe.setAttribute("loading", "lazy");
     iframe.setAttribute("referrerpolicy", "no-referrer");
     iframe.dataset.renderer = card.renderer;
     iframe.dataset.card = card.id;
@@ -229,14 +232,14 @@
 
   // -- the board -----------------------------------------------------------------------------
 
-  function put(card, before) {
+  function put(card, before, eager = true) {
     if (!wanted(card)) return;
     const view = views.get(card.id);
     if (view && view.card.renderer === card.renderer) {
       update(view, card);
       return;
     }
-    const fresh = makeView(card);
+    const fresh = makeView(card, eager);
     if (view) {
       list.insertBefore(fresh.el, view.el); // a replacement keeps its place
       views.delete(card.id);
@@ -297,7 +300,7 @@
         views.delete(card.id);
         remove(view);
       }
-      put(card, cursor);
+      put(card, cursor, cards.length - 1 - i < EAGER_CARDS);
     }
     older = Number(op.older) || 0;
     applyTheme();
