@@ -317,11 +317,21 @@
     if (changed) showDots(one, seconds, themed(), index);
   }
 
+  // The markers plugin is attached only while a series has dots: attached, it copies the
+  // series' whole data on every change (Lightweight Charts 5.3), which would make each
+  // appended frame cost as much as the chart's points, and a big chart's first draw slower.
   function showDots(one, seconds, colours, index) {
+    if (!one.at.length) {
+      if (one.plugin) one.plugin.detach();
+      one.plugin = null;
+      return;
+    }
     const color = colours.series[index % colours.series.length];
-    one.api.setMarkers(one.at.map((i) => ({
+    const markers = one.at.map((i) => ({
       time: seconds ? seconds[i] : i, position: "inBar", shape: "circle", color, size: 0.5,
-    })));
+    }));
+    if (one.plugin) one.plugin.setMarkers(markers);
+    else one.plugin = LWC.createSeriesMarkers(one.series, markers);
   }
 
   function point(kind, time, value, gapNext) {
@@ -395,7 +405,7 @@
       }),
     );
     view.dots = view.series.map((api) =>
-      DOTTED[spec.kind] ? { api: LWC.createSeriesMarkers(api, []), at: [] } : null);
+      DOTTED[spec.kind] ? { series: api, plugin: null, at: [] } : null);
     view.legend.replaceChildren();
     view.swatches = spec.series.map((one, index) => {
       const item = document.createElement("li");
