@@ -11,9 +11,12 @@ their real paths checked to stay inside, and every response carries the page pol
 headers and no body.
 
 ``/TOKEN/events`` is a Server-Sent Events stream: a ``reset`` (the whole board) first, then
-the board's ops as they happen (cards.py). Each client has a bounded queue; one that reads too
-slowly loses its backlog and gets a fresh reset instead, so it never holds up the others or
-grows the server's memory.
+the board's ops as they happen (cards.py). Each client has a bounded backlog of ops not yet
+written. While a client reads slowly, a stream's frames coalesce in it: a card's next ``result``
+replaces the one still waiting (every frame is a whole payload, so the latest is all a page
+needs), which keeps a flooded live card current on a slow page. Only when the backlog still
+overflows (many cards, not one fast stream) does the client lose it and get a fresh reset;
+either way a slow page never holds up the others or grows the server's memory.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import hmac
 import json
 import secrets
 import socket
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,8 +60,11 @@ IDLE_TIMEOUT_S = 30.0
 #: A comment line on every event stream this often, so a dead client is noticed (the write
 #: fails) and proxies keep the stream open.
 HEARTBEAT_S = 15.0
-#: Ops waiting for one slow client before its backlog is dropped for a fresh reset.
+#: Ops waiting for one slow client before its backlog is dropped for a fresh reset (a
+#: stream's frames coalesce first: one waiting frame per card).
 CLIENT_QUEUE = 512
+#: Ops written to a client at once; a backlog longer than this coalesces frames too.
+WRITE_BATCH = 64
 #: A client that takes longer than this to take one write is dropped.
 WRITE_TIMEOUT_S = 30.0
 #: Connections at once; more are closed at once (a page opens a handful).
@@ -82,28 +89,72 @@ _SMUGGLED = ("%2f", "%5c", "%00", "%2e")
 _SERVER_NAME = b"deeting"
 
 
+class _Backlog:
+    """A client's ops not yet written, oldest first, where a card's newer frame replaces its
+    waiting one.
+
+    Each op has a key: a ``result`` op's is its card (so the latest frame wins and moves to
+    the end, after every op published before it: order between cards, and a card's own
+    ``card``/``cancelled`` ops before its later frames, are kept); every other op's key is
+    unique, so it is never dropped.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._ops: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._serial = 0
+
+    def put(self, key: Hashable | None, chunk: bytes, coalesce: bool = True) -> bool:
+        """Queue `chunk` (replacing the waiting op with the same key, when `coalesce`);
+        False when full."""
+        if key is None or not coalesce:
+            self._serial += 1
+            key = ("op", self._serial)
+        elif self._ops.pop(key, None) is not None:
+            self._ops[key] = chunk
+            return True
+        if len(self._ops) >= self.limit:
+            return False
+        self._ops[key] = chunk
+        return True
+
+    def get_nowait(self) -> bytes:
+        return self._ops.popitem(last=False)[1]
+
+    def empty(self) -> bool:
+        return not self._ops
+
+    def qsize(self) -> int:
+        return len(self._ops)
+
+    def clear(self) -> None:
+        self._ops.clear()
+
+
 @dataclass(eq=False)
 class _Client:
-    """One event-stream client: its queue of encoded ops, and whether it needs a reset."""
+    """One event-stream client: its backlog of encoded ops, and whether it needs a reset."""
 
-    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    queue: _Backlog = field(default_factory=lambda: _Backlog(CLIENT_QUEUE))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     needs_reset: bool = True
+    #: The client's socket is full (its writer waits): it reads slower than ops come.
+    behind: bool = False
 
-    def push(self, chunk: bytes) -> None:
+    def push(self, chunk: bytes, key: Hashable | None = None) -> None:
         if self.needs_reset:
             return  # the coming reset holds it
-        try:
-            self.queue.put_nowait(chunk)
-        except asyncio.QueueFull:
+        # A page that keeps up gets every frame (a burst within one write included); one
+        # that has fallen behind gets each card's latest.
+        coalesce = self.behind or self.queue.qsize() >= WRITE_BATCH
+        if not self.queue.put(key, chunk, coalesce):
             self.resync()
             return
         self.wake.set()
 
     def resync(self) -> None:
         """Drop the backlog: the client gets the whole board again instead."""
-        while not self.queue.empty():
-            self.queue.get_nowait()
+        self.queue.clear()
         self.needs_reset = True
         self.wake.set()
 
@@ -191,8 +242,10 @@ class CardServer:
 
     def _send(self, op: dict[str, Any]) -> None:
         chunk = self._event(op)
+        # A card's frames coalesce in a slow client's backlog: each is a whole payload.
+        key = ("result", op.get("id")) if op.get("op") == "result" else None
         for client in self._clients:
-            client.push(chunk)
+            client.push(chunk, key)
 
     def _event(self, op: dict[str, Any]) -> bytes:
         self._next_id += 1
@@ -444,7 +497,7 @@ class CardServer:
                     chunk = self._event(self.board.reset())
                 else:
                     chunks: list[bytes] = []
-                    while not client.queue.empty() and len(chunks) < 64:
+                    while not client.queue.empty() and len(chunks) < WRITE_BATCH:
                         chunks.append(client.queue.get_nowait())
                     if not chunks:
                         client.wake.clear()
@@ -456,7 +509,12 @@ class CardServer:
                             continue
                     chunk = b"".join(chunks)
                 writer.write(chunk)
-                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+                # drain() only waits while the socket is full: ops pushed meanwhile coalesce.
+                client.behind = True
+                try:
+                    await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+                finally:
+                    client.behind = False
         finally:
             self._clients.discard(client)
 

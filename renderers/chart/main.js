@@ -190,6 +190,9 @@
     const colours = themed();
     view.chart.applyOptions(chartColours(colours, view.kind === "sparkline"));
     view.series.forEach((api, index) => api.applyOptions(seriesColours(view.kind, colours, index)));
+    view.dots.forEach((one, index) => {
+      if (one && one.at.length) showDots(one, view.seconds, colours, index);
+    });
     view.swatches.forEach((swatch, index) => {
       swatch.style.backgroundColor = swatchColour(view.kind, colours, index); // CSSOM: allowed by the CSP
     });
@@ -284,6 +287,53 @@
     area: { lineColor: "transparent", topColor: "transparent", bottomColor: "transparent" },
   };
 
+  // A line is drawn between points only: a value between two gaps (or a series' only value)
+  // would not show at all. Each such point gets a dot in its series' colour (a series marker).
+  // Bars and candles draw every point on its own already.
+  const DOTTED = { line: true, sparkline: true, area: true };
+
+  function alone(values, i) {
+    return values[i] != null && (i === 0 || values[i - 1] == null) &&
+      (i === values.length - 1 || values[i + 1] == null);
+  }
+
+  // The dots of series `index` for points `from` onwards (earlier dots stay: a frame that only
+  // appends changes nothing before the point it continues, so this costs what it adds).
+  function dots(spec, seconds, index, from) {
+    const one = view.dots[index];
+    if (!one) return;
+    const values = spec.series[index].values;
+    let changed = false;
+    while (one.at.length && one.at[one.at.length - 1] >= from) {
+      one.at.pop();
+      changed = true;
+    }
+    for (let i = from; i < values.length; i++) {
+      if (alone(values, i)) {
+        one.at.push(i);
+        changed = true;
+      }
+    }
+    if (changed) showDots(one, seconds, themed(), index);
+  }
+
+  // The markers plugin is attached only while a series has dots: attached, it copies the
+  // series' whole data on every change (Lightweight Charts 5.3), which would make each
+  // appended frame cost as much as the chart's points, and a big chart's first draw slower.
+  function showDots(one, seconds, colours, index) {
+    if (!one.at.length) {
+      if (one.plugin) one.plugin.detach();
+      one.plugin = null;
+      return;
+    }
+    const color = colours.series[index % colours.series.length];
+    const markers = one.at.map((i) => ({
+      time: seconds ? seconds[i] : i, position: "inBar", shape: "circle", color, size: 0.5,
+    }));
+    if (one.plugin) one.plugin.setMarkers(markers);
+    else one.plugin = LWC.createSeriesMarkers(one.series, markers);
+  }
+
   function point(kind, time, value, gapNext) {
     if (value === null || value === undefined) return { time }; // whitespace: a gap
     if (kind === "candlestick") return { time, open: value.open, high: value.high, low: value.low, close: value.close };
@@ -325,6 +375,7 @@
     view = {
       root, head, note, legend, chart,
       series: [],
+      dots: [],
       swatches: [],
       kind: null,
       names: [],
@@ -353,6 +404,8 @@
         title: "",
       }),
     );
+    view.dots = view.series.map((api) =>
+      DOTTED[spec.kind] ? { series: api, plugin: null, at: [] } : null);
     view.legend.replaceChildren();
     view.swatches = spec.series.map((one, index) => {
       const item = document.createElement("li");
@@ -414,6 +467,7 @@
         data[i] = point(spec.kind, seconds ? seconds[i] : i, value, values[i + 1] === null);
       }
       view.series[index].setData(data);
+      dots(spec, seconds, index, 0);
     });
     view.chart.timeScale().fitContent();
     view.note.textContent = any ? "" : "(no values)";
@@ -494,6 +548,7 @@
         if (values[i] !== null) any = true;
         api.update(point(spec.kind, seconds ? seconds[i] : i, values[i], values[i + 1] === null));
       }
+      dots(spec, seconds, index, Math.max(0, from - 1)); // the old last point may have a neighbour now
     });
     if (any && !view.note.hidden) {
       view.note.textContent = "";

@@ -327,3 +327,30 @@ def test_a_sparkline_hides_the_axes_and_the_next_line_chart_has_them_again(face:
     draw(face, {"labels": labels, "series": [{"name": "s", "values": [1, 3, 2, 4]}]})
     assert face.evaluate(axis_shown) != "none" and face.evaluate(AXIS_INK) > 100
     assert face.locator(".chart-plot").bounding_box()["height"] > 200
+
+
+def _near_middle(page: Any) -> bool:
+    found = pixels(page, SERIES_1["light"])
+    columns = found["columns"]
+    middle = found["width"] // 2
+    return any(abs(column - middle) < 20 for column in columns)
+
+
+@pytest.mark.parametrize("kind", ["line", "area", "sparkline"])
+def test_a_point_between_gaps_is_drawn(face: Any, kind: str) -> None:
+    # A line needs two points: an isolated value gets a dot, else it would not show at all.
+    values = [None] * 20 + [5.0] + [None] * 20
+    draw(face, {"kind": kind, "series": [{"name": "one", "values": values}]})
+    assert pixels(face, SERIES_1["light"])["near"] > 20
+    ends = [1.0] * 10 + [None] * 10 + [5.0] + [None] * 10 + [9.0] * 10
+    draw(face, {"kind": kind, "series": [{"name": "one", "values": ends}]})
+    assert _near_middle(face)
+
+
+def test_an_isolated_point_that_arrives_in_a_stream_frame_is_drawn(face: Any) -> None:
+    start = [1.0] * 10
+    draw(face, {"series": [{"name": "s", "values": start}]})
+    assert face.evaluate(PEAKS, [SERIES_1["light"]]) == 0  # the line is at the bottom
+    draw(face, {"series": [{"name": "s", "values": [*start, *([None] * 5), 5.0]}]})
+    assert appended(face) == 1
+    assert face.evaluate(PEAKS, [SERIES_1["light"]]) == 1  # the lone 5 is at the top: a dot

@@ -454,3 +454,68 @@ async def test_arguments_json_cannot_carry_do_not_stop_the_stream(server: CardSe
         assert op["card"]["input"] == {"arguments": {"n": 2**70}}  # type: ignore[index]
     finally:
         stream.close()
+
+
+def _frame(n: int, topic: str = "t", pad: str = "") -> StreamFrame:
+    payload = {"text": f"{n}{pad}"}
+    return StreamFrame(session_id="s", plugin="p", topic=topic, payload=payload, renderer="text")
+
+
+async def test_a_slow_client_gets_the_latest_frame_of_a_flooded_card_without_a_reset(
+    server: CardServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stream far faster than the page reads: its frames coalesce (latest wins) instead of
+    # overflowing the backlog, which would cost the page a whole reset.
+    monkeypatch.setattr(server_module, "CLIENT_QUEUE", 8)
+    slow, fast = await Stream.open(server), await Stream.open(server)
+    slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
+    try:
+        assert (await fast.op())["op"] == "reset"
+        pad = "x" * 20_000  # enough to fill the socket buffers of the client that never reads
+        server.publish(_frame(0, "a"))
+        assert (await fast.op())["op"] == "card"
+        for n in range(1, 2001):
+            server.publish(_frame(n, "a", pad))
+            if n == 1000:
+                server.publish(_frame(0, "b"))  # another card, between the frames
+                server.set_theme("dark")
+            assert all(client.queue.qsize() <= 3 for client in server._clients)  # bounded
+            op = await fast.op()  # the other client sees every frame, in order
+            if n == 1000:
+                assert op["op"] == "result"
+                assert (await fast.op())["op"] == "card"
+                assert (await fast.op())["op"] == "theme"
+            assert op["op"] == "result" and op["result"]["_meta"]["deeting/frame"] == n + 1  # type: ignore[index]
+        slow.writer.transport.resume_reading()  # type: ignore[attr-defined]
+        ops = [await slow.op()]
+        while not (
+            ops[-1]["op"] == "result" and ops[-1]["result"]["_meta"]["deeting/frame"] == 2001
+        ):  # type: ignore[index]
+            ops.append(await slow.op())
+        kinds = [op["op"] for op in ops]
+        assert "reset" not in kinds[1:]  # no backlog was dropped
+        assert len(ops) < 2001  # frames were coalesced
+        # Order between cards and the non-frame ops are kept: card b and the theme come
+        # after a frame of card a published before them, and before the last frame.
+        b = next(
+            i for i, op in enumerate(ops) if op["op"] == "card" and op["card"]["id"] == "stream:p:b"
+        )  # type: ignore[index]
+        theme = kinds.index("theme")
+        assert b < theme < len(ops) - 1
+        frames = [op["result"]["_meta"]["deeting/frame"] for op in ops if op["op"] == "result"]  # type: ignore[index]
+        assert frames == sorted(frames)  # a card's frames never go backwards
+    finally:
+        slow.close()
+        fast.close()
+
+
+async def test_frames_of_a_client_that_keeps_up_are_all_sent(server: CardServer) -> None:
+    stream = await Stream.open(server)
+    try:
+        assert (await stream.op())["op"] == "reset"
+        for n in range(50):
+            server.publish(_frame(n))
+            op = await stream.op()
+            assert op["op"] == ("card" if n == 0 else "result")
+    finally:
+        stream.close()

@@ -1,7 +1,9 @@
 """bench-browser: stream frames for the browser bench (``python -m bench.browser``).
 
 ``stamped`` frames carry the wall-clock time they were sent, so the bench can time each to
-its drawing in the browser; ``chart`` is a fast live chart, for the page's memory over time.
+its drawing in the browser; ``chart`` is a fast live chart, for the page's memory over time:
+a sliding window (every frame the last WINDOW points, full from the first frame, as a
+sysinfo-style card sends), or, with ``grow``, every point so far (the data itself grows).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 STAMPED = "bench.stamped"
 CHART = "bench.chart"
+CHART_GROW = "bench.chart.grow"
 
 
 def _on_schedule(began: float, i: int, interval: float) -> None:
@@ -39,16 +42,20 @@ def _chart(ctx: Any, args: dict[str, Any]) -> dict[str, Any]:
     count = int(args["count"])
     seconds = float(args.get("seconds", 20.0))
     window = int(args.get("window", 120))
+    grow = bool(args.get("grow", False))
     interval = seconds / count
-    wave: deque[float] = deque(maxlen=window)
-    noise: deque[float] = deque(maxlen=window)
+    wave: deque[float] = deque(maxlen=None if grow else window)
+    noise: deque[float] = deque(maxlen=None if grow else window)
+    for i in range(0 if grow else -window, 0):  # a window is full from the first frame
+        wave.append(round(50 + 45 * math.sin(i / 10), 2))
+        noise.append(round((i * 7919) % 100, 2))
     began = time.monotonic()
     for i in range(count):
         _on_schedule(began, i, interval)
         wave.append(round(50 + 45 * math.sin(i / 10), 2))
         noise.append(round((i * 7919) % 100, 2))
         ctx.push_stream(
-            CHART,
+            CHART_GROW if grow else CHART,
             {
                 "kind": "line",
                 "title": f"live {i + 1}/{count}",
