@@ -12,11 +12,8 @@ headers and no body.
 
 ``/TOKEN/events`` is a Server-Sent Events stream: a ``reset`` (the whole board) first, then
 the board's ops as they happen (cards.py). Each client has a bounded backlog of ops not yet
-written. While a client reads slowly, a stream's frames coalesce in it: a card's next ``result``
-replaces the one still waiting (every frame is a whole payload, so the latest is all a page
-needs), which keeps a flooded live card current on a slow page. Only when the backlog still
-overflows (many cards, not one fast stream) does the client lose it and get a fresh reset;
-either way a slow page never holds up the others or grows the server's memory.
+written (backlog.py), where a stream's frames coalesce: a slow page never holds up the others
+or grows the server's memory. Which file a path names, and under which policy, is files.py.
 """
 
 from __future__ import annotations
@@ -28,27 +25,20 @@ import hmac
 import json
 import secrets
 import socket
-from collections import OrderedDict
-from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import h11
 import orjson
 
 from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.events import Event
-from deeting_tui.resources import core_renderers_dir
 
-from .cards import FALLBACK, Board
-from .policy import (
-    COMMON_HEADERS,
-    FACE_FILE_RESOURCE_POLICY,
-    host_policy,
-    renderer_policy,
-)
+from .backlog import WRITE_BATCH, StreamClient
+from .cards import Board
+from .files import FaceFiles, content_type, segments
+from .policy import COMMON_HEADERS, FACE_FILE_RESOURCE_POLICY, host_policy
 
 __all__ = ["MAX_HEADER_BYTES", "CardServer"]
 
@@ -60,103 +50,12 @@ IDLE_TIMEOUT_S = 30.0
 #: A comment line on every event stream this often, so a dead client is noticed (the write
 #: fails) and proxies keep the stream open.
 HEARTBEAT_S = 15.0
-#: Ops waiting for one slow client before its backlog is dropped for a fresh reset (a
-#: stream's frames coalesce first: one waiting frame per card).
-CLIENT_QUEUE = 512
-#: Ops written to a client at once; a backlog longer than this coalesces frames too.
-WRITE_BATCH = 64
 #: A client that takes longer than this to take one write is dropped.
 WRITE_TIMEOUT_S = 30.0
 #: Connections at once; more are closed at once (a page opens a handful).
 MAX_CONNECTIONS = 256
 
-_PACKAGE = Path(__file__).resolve().parent
-PAGE_DIR = _PACKAGE / "page"
-VENDOR_DIR = _PACKAGE / "vendor"
-
-_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".txt": "text/plain; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".woff2": "font/woff2",
-}
-# Percent-escapes that would smuggle a separator, a NUL or a backslash into one segment.
-_SMUGGLED = ("%2f", "%5c", "%00", "%2e")
 _SERVER_NAME = b"deeting"
-
-
-class _Backlog:
-    """A client's ops not yet written, oldest first, where a card's newer frame replaces its
-    waiting one.
-
-    Each op has a key: a ``result`` op's is its card (so the latest frame wins and moves to
-    the end, after every op published before it: order between cards, and a card's own
-    ``card``/``cancelled`` ops before its later frames, are kept); every other op's key is
-    unique, so it is never dropped.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._ops: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._serial = 0
-
-    def put(self, key: Hashable | None, chunk: bytes, coalesce: bool = True) -> bool:
-        """Queue `chunk` (replacing the waiting op with the same key, when `coalesce`);
-        False when full."""
-        if key is None or not coalesce:
-            self._serial += 1
-            key = ("op", self._serial)
-        elif self._ops.pop(key, None) is not None:
-            self._ops[key] = chunk
-            return True
-        if len(self._ops) >= self.limit:
-            return False
-        self._ops[key] = chunk
-        return True
-
-    def get_nowait(self) -> bytes:
-        return self._ops.popitem(last=False)[1]
-
-    def empty(self) -> bool:
-        return not self._ops
-
-    def qsize(self) -> int:
-        return len(self._ops)
-
-    def clear(self) -> None:
-        self._ops.clear()
-
-
-@dataclass(eq=False)
-class _Client:
-    """One event-stream client: its backlog of encoded ops, and whether it needs a reset."""
-
-    queue: _Backlog = field(default_factory=lambda: _Backlog(CLIENT_QUEUE))
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    needs_reset: bool = True
-    #: The client's socket is full (its writer waits): it reads slower than ops come.
-    behind: bool = False
-
-    def push(self, chunk: bytes, key: Hashable | None = None) -> None:
-        if self.needs_reset:
-            return  # the coming reset holds it
-        # A page that keeps up gets every frame (a burst within one write included); one
-        # that has fallen behind gets each card's latest.
-        coalesce = self.behind or self.queue.qsize() >= WRITE_BATCH
-        if not self.queue.put(key, chunk, coalesce):
-            self.resync()
-            return
-        self.wake.set()
-
-    def resync(self) -> None:
-        """Drop the backlog: the client gets the whole board again instead."""
-        self.queue.clear()
-        self.needs_reset = True
-        self.wake.set()
 
 
 class CardServer:
@@ -168,13 +67,10 @@ class CardServer:
         self.board = Board()
         self.board.theme = _theme(theme)
         self._server: asyncio.Server | None = None
-        self._clients: set[_Client] = set()
+        self._clients: set[StreamClient] = set()
         self._connections: set[asyncio.Task[None]] = set()
         self._next_id = 0
         self._stopped = False
-        self.renderers_dir = core_renderers_dir().resolve()
-        self.page_dir = PAGE_DIR.resolve()
-        self.vendor_dir = VENDOR_DIR.resolve()
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -197,6 +93,7 @@ class CardServer:
         self.port = int(sock.getsockname()[1])
         self.authority = f"{HOST}:{self.port}"
         self.origin = f"http://{self.authority}"
+        self.files = FaceFiles(self.origin)
 
     async def stop(self) -> None:
         """Stop accepting, end every event stream and close every connection. Idempotent."""
@@ -332,11 +229,11 @@ class CardServer:
             await self._plain(conn, writer, 421, "misdirected request", method)
             return False
         path, _, query = target.partition("?")
-        segments = _segments(path)
+        parts = segments(path)
         if (
-            segments is None
-            or not segments
-            or not hmac.compare_digest(segments[0].encode(), self.token.encode())
+            parts is None
+            or not parts
+            or not hmac.compare_digest(parts[0].encode(), self.token.encode())
         ):
             await self._plain(conn, writer, 404, "not found", method)
             return False
@@ -350,11 +247,11 @@ class CardServer:
         ):
             await self._plain(conn, writer, 413, "a request has no body", method)
             return False
-        rest = segments[1:]
+        rest = parts[1:]
         if rest == ["events"]:
             await self._events(conn, writer, method)
             return False
-        found = self._file(rest)
+        found = self.files.find(rest)
         if found is None:
             await self._plain(conn, writer, 404, "not found", method)
             return True
@@ -364,57 +261,12 @@ class CardServer:
         except OSError:
             await self._plain(conn, writer, 404, "not found", method)
             return True
-        content_type = _TYPES[file.suffix]
         del query  # ?card=ID is read by the page itself
         face_file = rest[0] in ("renderers", "vendor")
         await self._send_response(
-            conn, writer, 200, content_type, body, method, policy, face_file=face_file
+            conn, writer, 200, content_type(file), body, method, policy, face_file=face_file
         )
         return True
-
-    def _file(self, rest: list[str]) -> tuple[Path, str] | None:
-        """The file a path names (inside one of the three folders), and its policy."""
-        if not rest:
-            return None
-        if rest == [""]:
-            return _pair(self._inside(self.page_dir, ["index.html"]), host_policy())
-        head, tail = rest[0], rest[1:]
-        if head == "page" and tail:
-            return _pair(self._inside(self.page_dir, tail), host_policy())
-        if head == "vendor" and tail:
-            return _pair(self._inside(self.vendor_dir, tail), host_policy())
-        if head == "renderers" and len(tail) >= 2:
-            name, inner = tail[0], tail[1:]
-            folder = self._inside_dir(self.renderers_dir, name)
-            if folder is None:
-                return None
-            if not name.startswith("_") and not (folder / "index.html").is_file():
-                folder = (self.renderers_dir / FALLBACK).resolve()  # no face of its own
-            return _pair(self._inside(folder, inner), renderer_policy(self.origin))
-        return None
-
-    @staticmethod
-    def _inside_dir(base: Path, name: str) -> Path | None:
-        candidate = (base / name).resolve()
-        if candidate.parent != base or not candidate.is_dir():
-            return None
-        return candidate
-
-    @staticmethod
-    def _inside(base: Path, parts: list[str]) -> Path | None:
-        """``base/parts`` if it is a regular file whose real path stays inside base."""
-        if any(part in ("", ".", "..") for part in parts):
-            return None
-        candidate = base.joinpath(*parts)
-        try:
-            real = candidate.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return None
-        if not real.is_relative_to(base.resolve()) or not real.is_file():
-            return None
-        if real.suffix not in _TYPES:
-            return None
-        return real
 
     # -- responses ------------------------------------------------------------------------
 
@@ -486,7 +338,7 @@ class CardServer:
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
         if method == "HEAD":
             return
-        client = _Client()
+        client = StreamClient()
         self._clients.add(client)
         try:
             # Tell EventSource to come back quickly after a restart of the stream.
@@ -517,30 +369,6 @@ class CardServer:
                     client.behind = False
         finally:
             self._clients.discard(client)
-
-
-def _segments(path: str) -> list[str] | None:
-    """The path's segments, decoded; None for anything that could step out of a folder or
-    hide a separator (``..``, ``.``, an encoded slash, backslash or dot, a NUL)."""
-    if not path.startswith("/") or "\\" in path or "\0" in path:
-        return None
-    lowered = path.lower()
-    if any(bad in lowered for bad in _SMUGGLED):
-        return None
-    try:
-        parts = [unquote(part, errors="strict") for part in path[1:].split("/")]
-    except UnicodeDecodeError:
-        return None
-    for index, part in enumerate(parts):
-        if part in (".", "..") or "\0" in part or "/" in part or "\\" in part:
-            return None
-        if part == "" and index != len(parts) - 1:
-            return None  # '//' inside a path
-    return parts
-
-
-def _pair(path: Path | None, policy: str) -> tuple[Path, str] | None:
-    return None if path is None else (path, policy)
 
 
 def _theme(theme: str | None) -> str | None:

@@ -16,6 +16,7 @@ from web_support import get, parse, raw
 
 from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.events import StreamFrame, ToolResult
+from deeting_tui.web import backlog as backlog_module
 from deeting_tui.web import server as server_module
 from deeting_tui.web.server import CardServer
 
@@ -60,7 +61,7 @@ async def test_a_renderer_without_a_face_gets_the_fallback_face(
         (faces / name).mkdir(parents=True)
     (faces / "_fallback" / "index.html").write_text("fallback face")
     (faces / "text" / "index.html").write_text("text face")
-    server.renderers_dir = faces
+    server.files.renderers_dir = faces
     answers = {}
     for name in ("text", "facelessone"):
         response = await raw(server, get(server, _path(server, f"renderers/{name}/index.html")))
@@ -164,7 +165,7 @@ async def test_a_symlink_out_of_a_served_folder_is_not_followed(
     os.symlink(secret, faces / "text" / "main.js")
     os.symlink(tmp_path, faces / "escape")  # a renderer folder that is a link out
     (faces / "text" / "index.html").write_text("face")
-    server.renderers_dir = faces
+    server.files.renderers_dir = faces
     for rest in ("renderers/text/main.js", "renderers/escape/secret.js"):
         status, _, body = parse(await raw(server, get(server, _path(server, rest))))
         assert status == 404, rest
@@ -380,7 +381,7 @@ async def test_stop_ends_open_event_streams_promptly(server: CardServer) -> None
 async def test_a_slow_client_holds_up_no_one_and_gets_a_fresh_reset(
     server: CardServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(server_module, "CLIENT_QUEUE", 8)
+    monkeypatch.setattr(backlog_module, "CLIENT_QUEUE", 8)
     slow, fast = await Stream.open(server), await Stream.open(server)
     slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
     try:
@@ -466,7 +467,7 @@ async def test_a_slow_client_gets_the_latest_frame_of_a_flooded_card_without_a_r
 ) -> None:
     # A stream far faster than the page reads: its frames coalesce (latest wins) instead of
     # overflowing the backlog, which would cost the page a whole reset.
-    monkeypatch.setattr(server_module, "CLIENT_QUEUE", 8)
+    monkeypatch.setattr(backlog_module, "CLIENT_QUEUE", 8)
     slow, fast = await Stream.open(server), await Stream.open(server)
     slow.writer.transport.pause_reading()  # type: ignore[attr-defined]
     try:
