@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small N (for the smoke test)")
     parser.add_argument("--json", action="store_true", help="print one JSON document only")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="SECTION",
+        help="leave a section out (e.g. browser, which python -m bench.browser runs alone)",
+    )
     options = parser.parse_args(argv)
     sizes = Sizes.quick() if options.quick else Sizes()
     os.chdir(REPO_ROOT)  # children run `python -m bench.*`
@@ -58,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     errors: dict[str, str] = {}
 
     def run(key: str, label: str, fn: Callable[[], Any]) -> Any:
+        if key in options.skip:
+            say(f"skipped: {label}")
+            return None
         say(f"running: {label} ...")
         began = time.perf_counter()
         try:

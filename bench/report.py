@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from .browser import BrowserFigures
+from .browser_figures import BrowserFigures
 from .chat_input import ChatInputFigures
 from .common import Latency, percentile
 from .confinement import ConfinementCost

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .browser import BrowserFigures
+from .browser_figures import BrowserFigures
 from .chat_input import ChatInputFigures
 from .common import Latency
 from .launchers import default_launcher_name
