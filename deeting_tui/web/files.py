@@ -16,7 +16,7 @@ from deeting_tui.resources import core_renderers_dir
 from .cards import FALLBACK
 from .policy import host_policy, renderer_policy
 
-__all__ = ["PAGE_DIR", "VENDOR_DIR", "FaceFiles", "content_type", "segments"]
+__all__ = ["PAGE_DIR", "VENDOR_DIR", "FaceFiles", "content_type", "missing_libraries", "segments"]
 
 _PACKAGE = Path(__file__).resolve().parent
 PAGE_DIR = _PACKAGE / "page"
@@ -34,6 +34,24 @@ _TYPES = {
 }
 #: Percent-escapes that would smuggle a separator, a NUL or a backslash into one segment.
 _SMUGGLED = ("%2f", "%5c", "%00", "%2e")
+
+
+#: What every page needs from the built libraries (frontend/build.mjs).
+LIBRARIES = ("mcp-host.js", "mcp-app.js")
+
+
+def missing_libraries(vendor_dir: Path | None = None) -> str | None:
+    """Why the pages cannot work here, or None: a checkout whose front-end libraries were
+    never built (no Node.js when ./dev.sh ran) would serve pages that stay blank."""
+    folder = VENDOR_DIR if vendor_dir is None else vendor_dir
+    if all((folder / name).is_file() for name in LIBRARIES):
+        return None
+    return (
+        f"the browser pages' libraries are not built ({folder} lacks "
+        f"{', '.join(n for n in LIBRARIES if not (folder / n).is_file())}) — in a checkout, "
+        "install Node.js 20+ and npm, then run ./dev.sh run (it builds them); an installed "
+        "deeting carries them: reinstall it"
+    )
 
 
 def content_type(path: Path) -> str:

@@ -37,7 +37,7 @@ from deeting_tui.kernel.events import Event
 
 from .backlog import WRITE_BATCH, StreamClient
 from .cards import Board
-from .files import FaceFiles, content_type, segments
+from .files import FaceFiles, content_type, missing_libraries, segments
 from .policy import COMMON_HEADERS, FACE_FILE_RESOURCE_POLICY, host_policy
 
 __all__ = ["MAX_HEADER_BYTES", "CardServer"]
@@ -78,6 +78,9 @@ class CardServer:
         """Bind 127.0.0.1 (the given port, or a free one) and start accepting."""
         if self._server is not None:
             return
+        problem = missing_libraries()
+        if problem is not None:
+            raise DeetingError(problem)
         try:
             self._server = await asyncio.start_server(
                 self._connection, HOST, self._port, limit=MAX_HEADER_BYTES, reuse_address=True

@@ -520,3 +520,21 @@ async def test_frames_of_a_client_that_keeps_up_are_all_sent(server: CardServer)
             assert op["op"] == ("card" if n == 0 else "result")
     finally:
         stream.close()
+
+
+async def test_a_checkout_without_built_libraries_is_told_how_to_build_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No Node.js when ./dev.sh ran: the pages would stay blank, so the server says so
+    instead of starting (deeting view prints it; the chat's o key shows it)."""
+    from deeting_tui.errors import DeetingError
+    from deeting_tui.web import files
+
+    monkeypatch.setattr(files, "VENDOR_DIR", tmp_path / "vendor")
+    server = CardServer()
+    with pytest.raises(DeetingError) as raised:
+        await server.start()
+    message = str(raised.value)
+    assert "libraries are not built" in message and "mcp-host.js, mcp-app.js" in message
+    assert "./dev.sh run" in message
+    await server.stop()
