@@ -49,7 +49,8 @@ def add_view_command(commands: argparse._SubParsersAction) -> None:  # type: ign
         "--session",
         dest="view_session",
         metavar="ID",
-        help="the session to show (default: the latest; ids: F3 in the chat)",
+        help="stay on session ID (default: the newest, moving to each newer one as it starts; "
+        "ids: F3 in the chat)",
     )
     view.add_argument("--no-open", action="store_true", help="print the URL only; open no browser")
     view.add_argument(
