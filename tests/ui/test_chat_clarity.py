@@ -457,3 +457,14 @@ async def test_esc_cancel_is_dimmed_while_nothing_runs(app: DeetingApp) -> None:
         await _send(pilot, app, "echo done")
         await pilot.pause()
         assert app.chat.check_action("cancel_turn", ()) is None
+
+
+async def test_the_status_tick_on_a_screen_being_taken_down_is_no_crash(app: DeetingApp) -> None:
+    """The header's timer can tick while a chat screen's widgets are already gone (the app
+    closing, a session reopened): it once ended the app with NoMatches('#prompt')."""
+    async with app.run_test(size=SMALL) as pilot:
+        await _ready(pilot, app)
+        await app.chat.query_one("#prompt").remove()
+        app.update_status()
+        await pilot.pause()
+        assert app.return_code is None and app.is_running

@@ -238,7 +238,10 @@ class ChatScreen(Screen[None]):
         self.run_turn(text)
 
     def show_session_id(self, session_id: str) -> None:
-        self.query_one("#prompt", Input).border_subtitle = f"session {session_id}"
+        # The status timer may tick while the app is closing and this screen's widgets are
+        # already gone: nothing to show then, and no error to end the app with.
+        for prompt in self.query("#prompt").results(Input):
+            prompt.border_subtitle = f"session {session_id}"
 
     def show_help(self) -> None:
         self.post_message(LocalReply(HELP))
