@@ -66,8 +66,11 @@ class StoreWake:
             self.event.set()
 
     async def wait(self, timeout: float | None = None) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that comes as
+        # the event is set, and the follower would run on after its view stopped.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), self.poll if timeout is None else timeout)
+            async with asyncio.timeout(self.poll if timeout is None else timeout):
+                await self.event.wait()
         self.event.clear()
 
     async def next_look(self, *, found: bool) -> None:

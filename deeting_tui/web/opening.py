@@ -125,7 +125,8 @@ async def open_url_async(
 
     _start(url, lambda result: loop.call_soon_threadsafe(settle, result))
     try:
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(future)
     except TimeoutError:
         return Opened(False, f"the browser did not start within {timeout:g} s")
 

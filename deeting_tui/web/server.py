@@ -104,6 +104,10 @@ class CardServer:
             return
         self._stopped = True
         self._server.close()
+        # Cancelling is not enough alone: a stream woken as it is cancelled could carry on
+        # (asyncio.wait_for on 3.11 may swallow the cancel); each also sees _stopped.
+        for client in self._clients:
+            client.wake.set()
         tasks = list(self._connections)
         for task in tasks:
             task.cancel()
@@ -179,7 +183,8 @@ class CardServer:
             self._connections.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
@@ -210,7 +215,8 @@ class CardServer:
             except h11.RemoteProtocolError as exc:
                 return exc  # garbage, or headers over the limit: answered, then closed
             if event is h11.NEED_DATA:
-                data = await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT_S)
+                async with asyncio.timeout(IDLE_TIMEOUT_S):
+                    data = await reader.read(65536)
                 conn.receive_data(data)
                 continue
             if isinstance(event, h11.ConnectionClosed):
@@ -308,7 +314,8 @@ class CardServer:
             data = (data or b"") + (conn.send(h11.Data(data=body)) or b"")
         data = (data or b"") + (conn.send(h11.EndOfMessage()) or b"")
         writer.write(data)
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await writer.drain()
 
     async def _plain(
         self,
@@ -338,7 +345,8 @@ class CardServer:
         headers.append((b"Connection", b"close"))
         head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"%s: %s\r\n" % pair for pair in headers)
         writer.write(head + b"\r\n")
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await writer.drain()
         if method == "HEAD":
             return
         client = StreamClient()
@@ -346,7 +354,7 @@ class CardServer:
         try:
             # Tell EventSource to come back quickly after a restart of the stream.
             writer.write(b"retry: 1000\n\n")
-            while True:
+            while not self._stopped:
                 if client.needs_reset:
                     client.needs_reset = False
                     chunk = self._event(self.board.reset())
@@ -357,7 +365,8 @@ class CardServer:
                     if not chunks:
                         client.wake.clear()
                         try:
-                            await asyncio.wait_for(client.wake.wait(), HEARTBEAT_S)
+                            async with asyncio.timeout(HEARTBEAT_S):
+                                await client.wake.wait()
                         except TimeoutError:
                             chunks.append(b": ping\n\n")
                         else:
@@ -367,7 +376,8 @@ class CardServer:
                 # drain() only waits while the socket is full: ops pushed meanwhile coalesce.
                 client.behind = True
                 try:
-                    await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+                    async with asyncio.timeout(WRITE_TIMEOUT_S):
+                        await writer.drain()
                 finally:
                     client.behind = False
         finally:

@@ -378,6 +378,19 @@ async def test_stop_ends_open_event_streams_promptly(server: CardServer) -> None
         await asyncio.open_connection("127.0.0.1", server.port)
 
 
+async def test_stop_as_a_frame_wakes_the_stream_still_ends_it_promptly(
+    server: CardServer,
+) -> None:
+    """A frame published just before stop() wakes the stream as it is cancelled: the cancel
+    must not be lost (asyncio.wait_for on 3.11 could swallow it, and the stream then waited
+    for its next heartbeat: a view stopped by Ctrl-C hung for seconds)."""
+    stream = await Stream.open(server)
+    assert (await stream.op())["op"] == "reset"
+    server.publish(_result("c1"))
+    await asyncio.wait_for(server.stop(), 1.0)
+    stream.close()
+
+
 async def test_a_slow_client_holds_up_no_one_and_gets_a_fresh_reset(
     server: CardServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
