@@ -14,12 +14,13 @@ import os
 import shutil
 from typing import Any
 
-#: As tests/browser_support.py: Debian's Chromium, launched by path (never downloaded).
+#: Debian's Chromium, launched by path (never downloaded); tests/browser_support.py uses these.
 CANDIDATES = (
     "/usr/bin/chromium-headless-shell",
     "/usr/lib/chromium/chromium-headless-shell",
     "/usr/bin/chromium",
 )
+#: Keep Chromium off the network it would otherwise try at start.
 FLAGS = [
     "--no-sandbox",  # as root; the pages are ours, on 127.0.0.1
     "--disable-gpu",
@@ -33,15 +34,25 @@ FLAGS = [
 ]
 
 
-def chromium_path() -> str:
+def find_chromium() -> str | None:
+    """The Chromium DEETING_CHROMIUM names (None if it can't run), else Debian's."""
     named = os.environ.get("DEETING_CHROMIUM")
-    for candidate in (named, *CANDIDATES, shutil.which("chromium")):
+    if named:
+        return named if os.access(named, os.X_OK) else None
+    for candidate in (*CANDIDATES, shutil.which("chromium")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    raise RuntimeError(
-        "no Chromium on this machine: apt-get install chromium-headless-shell "
-        "(./dev.sh bench installs it as root), or name one in DEETING_CHROMIUM"
-    )
+    return None
+
+
+def chromium_path() -> str:
+    found = find_chromium()
+    if found is None:
+        raise RuntimeError(
+            "no Chromium on this machine: apt-get install chromium-headless-shell "
+            "(./dev.sh bench installs it as root), or name one in DEETING_CHROMIUM"
+        )
+    return found
 
 
 #: Installed in the drawing document: one record per frame drawn, [frame, sent_ms, drawn_ms].

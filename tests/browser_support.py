@@ -8,41 +8,20 @@ on the machine. The flags keep Chromium off the network it would otherwise try a
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-CANDIDATES = (
-    "/usr/bin/chromium-headless-shell",
-    "/usr/lib/chromium/chromium-headless-shell",
-    "/usr/bin/chromium",
-)
-FLAGS = (
-    "--no-sandbox",  # as root; the pages under test are ours, served on 127.0.0.1
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--font-render-hinting=none",  # steadier glyphs for screenshot comparison
-)
+from bench.browser_page import FLAGS as BENCH_FLAGS
+from bench.browser_page import find_chromium
+
+#: The bench's flags, plus steadier glyphs for screenshot comparison.
+FLAGS = (*BENCH_FLAGS, "--font-render-hinting=none")
 
 
 def chromium_path() -> str | None:
-    """Debian's Chromium, or one named by DEETING_CHROMIUM."""
-    named = os.environ.get("DEETING_CHROMIUM")
-    if named:
-        return named if os.access(named, os.X_OK) else None
-    for candidate in CANDIDATES:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("chromium")
-    return found
+    """Debian's Chromium, or one named by DEETING_CHROMIUM (found as the bench finds it)."""
+    return find_chromium()
 
 
 def skip_reason() -> str | None:
