@@ -170,6 +170,40 @@ unprivileged_kit() {
     export DEETING_UNPRIV_PYTHON="$KIT/bin/python"
 }
 
+# Tests of plugin dependencies (tests/wheel_index.py) serve a small fixed set of real wheels from
+# 127.0.0.1, never the internet: tabulate (pure) and orjson (native, older than deeting's own, so
+# a test can tell the plugin's copy from deeting's), for every Python and platform the registry's
+# default targets name. Fetched once, wheels only; the stamp makes repeat runs do nothing.
+WHEELHOUSE=tests/.wheelhouse
+TEST_WHEELS=(tabulate==0.9.0 orjson==3.11.4)
+TEST_WHEEL_PYTHONS=(3.11 3.12 3.13 3.14)
+TEST_WHEEL_PLATFORMS=(manylinux_2_17_x86_64 manylinux_2_17_aarch64)
+
+fetch_test_wheels() {
+    local stamp="$WHEELHOUSE/.fetched-$(printf '%s\n' "${TEST_WHEELS[*]}" "${TEST_WHEEL_PYTHONS[*]}" \
+        "${TEST_WHEEL_PLATFORMS[*]}" | sha256sum | cut -c1-16)"
+    [ -e "$stamp" ] && return 0
+    local tmp="$WHEELHOUSE.part" py platform
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    for py in "${TEST_WHEEL_PYTHONS[@]}"; do
+        for platform in "${TEST_WHEEL_PLATFORMS[@]}"; do
+            if ! "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check \
+                --only-binary :all: --no-deps --dest "$tmp" --python-version "$py" \
+                --implementation cp --abi "cp${py/./}" --platform "$platform" \
+                "${TEST_WHEELS[@]}" </dev/null; then
+                echo "dev.sh: could not download the test wheels; the plugin dependency tests" \
+                    "will be skipped" >&2
+                rm -rf "$tmp"
+                return 0
+            fi
+        done
+    done
+    rm -rf "$WHEELHOUSE"
+    mv "$tmp" "$WHEELHOUSE"
+    touch "$stamp"
+}
+
 cmd="${1:-run}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -185,6 +219,7 @@ case "$cmd" in
         ensure_tmux
         ensure_chromium
         build_frontend
+        fetch_test_wheels
         "$VENV/bin/ruff" check deeting_tui ci registry_tools plugins tests bench
         "$VENV/bin/ruff" format --check deeting_tui ci registry_tools plugins tests bench
         "$VENV/bin/mypy" deeting_tui
