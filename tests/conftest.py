@@ -14,6 +14,9 @@ from deeting_tui.paths import resolve_paths
 from deeting_tui.quota.cgroup_hierarchies import Cgroups
 from deeting_tui.quota.cgroups import sweep_stale
 
+# The local package index for the plugin-dependency tests (wheel_index, bare_wheel_index, …).
+pytest_plugins = ["wheel_index"]
+
 
 @pytest.fixture(autouse=True)
 def _no_model_provider_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
