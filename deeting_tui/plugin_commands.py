@@ -36,6 +36,7 @@ from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.paths import load_config, resolve_paths
 from deeting_tui.plugin.manifest import Limits
 from deeting_tui.plugin.scopes import reads_user_input
+from deeting_tui.plugin.wheel_install import DEPS_DIR, installed_dependencies
 from deeting_tui.quota.diskwatch import walked_instead
 from deeting_tui.quota.watchdog import describe_limits
 from deeting_tui.sandbox.policy import SANDBOX_LINES
@@ -192,6 +193,11 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "renderer": spec.renderer,
         "events": [{"topic": e.topic, "priority": e.priority} for e in spec.events],
         "code": str(paths.plugin_code(spec.name, spec.version)),
+        "dependencies": [
+            {"name": dep.name, "version": dep.version}
+            for dep in installed_dependencies(paths.plugin_code(spec.name, spec.version))
+        ],
+        "deps_dir": str(paths.plugin_code(spec.name, spec.version) / DEPS_DIR),
         "data_dir": str(paths.plugin_data(spec.name)),
         "cache_dir": str(paths.plugin_cache(spec.name)),
         "log": str(paths.plugin_log(spec.name)),
@@ -215,6 +221,10 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     for layer in SANDBOX_LINES:
         say(f"    {layer + ':':<14}{box[layer]}")
     _say_limits(info["limits"])
+    if info["dependencies"]:
+        pins = ", ".join(f"{d['name']}=={d['version']}" for d in info["dependencies"])
+        say(f"  dependencies: {pins}")
+        say(f"    {'installed in:':<14}{info['deps_dir']}")
     for tool in spec.tools:
         say(f"  tool:        {tool.name} — {tool.description.strip().splitlines()[0]}")
     if spec.trigger:

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from deeting_tui.errors import DeetingError
 
-__all__ = ["ArchiveError", "ArchiveLimits", "extract_zip"]
+__all__ = ["ArchiveError", "ArchiveLimits", "check_entries", "extract_zip"]
 
 CHUNK = 64 * 1024
 # Below this size a high ratio is ordinary (a small file of spaces); above it, it is a bomb.
@@ -74,6 +74,12 @@ def _extract_all(zip_path: Path, staging: Path, limits: ArchiveLimits) -> str | 
             else:
                 written += _write_file(archive, info, staging / name, written, limits)
         return _single_top(entries)
+
+
+def check_entries(archive: zipfile.ZipFile, limits: ArchiveLimits) -> None:
+    """The checks of :func:`extract_zip` that need only the central directory (names,
+    types, sizes, ratios), for a zip another reader unpacks (a wheel: wheel_install.py)."""
+    _checked_entries(archive, limits)
 
 
 def _checked_entries(

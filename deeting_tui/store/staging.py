@@ -24,6 +24,7 @@ from deeting_tui.atomic import fsync_tree as _fsync_tree  # a name the crash tes
 from deeting_tui.paths import Paths
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.checker import check_plugin
+from deeting_tui.plugin.wheel_install import WheelInstallError, prepare_dependencies
 
 from .trust import Artifact
 
@@ -86,6 +87,10 @@ def stage_artifact(paths: Paths, artifact: Artifact, data: bytes) -> Path:
                 f"{label}: the archive holds {spec.name} {spec.version}, not what the registry "
                 "names — refusing it (a mislabelled or substituted artifact)"
             )
+        try:  # its vendored wheels, for this Python, into its deps/ (synced below with the rest)
+            prepare_dependencies(root, label=label)
+        except WheelInstallError as exc:
+            raise StagingError(str(exc)) from None
         _fsync_tree(root)
         target = paths.plugin_code(artifact.name, artifact.version)
         target.parent.mkdir(parents=True, exist_ok=True)

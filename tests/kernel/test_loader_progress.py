@@ -122,6 +122,7 @@ def test_install_steps_name_what_the_ui_shows() -> None:
         "unpacking",
         "validating",
         "copying",
+        "dependencies",
         "postinstall",
         "permissions",
         "starting",

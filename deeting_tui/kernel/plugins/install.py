@@ -8,6 +8,7 @@ every step either completes or leaves things as they were.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import shutil
@@ -21,6 +22,12 @@ from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.checker import check_plugin, load_plugin
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.plugin.wheel_install import (
+    DEPS_DIR,
+    WHEELS_DIR,
+    WheelInstallError,
+    prepare_dependencies,
+)
 
 from ...atomic import fsync_dir, fsync_tree
 from ..permissions import missing_scopes
@@ -43,6 +50,19 @@ if TYPE_CHECKING:
     from .lifecycle import PluginRuntime
 
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
+
+
+def _copy_ignore(root: Path, dev: bool) -> Callable[[str, list[str]], set[str]]:
+    """COPY_IGNORE, and for a folder install its own deps/ and wheels/ at the top: those
+    are made fresh in the copy from requirements.txt (a zip's wheels/ is its vendored set)."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        ignored = set(COPY_IGNORE(folder, names))
+        if dev and Path(folder) == root:
+            ignored |= {DEPS_DIR, WHEELS_DIR} & set(names)
+        return ignored
+
+    return ignore
 
 
 class Installs:
@@ -198,12 +218,19 @@ class Installs:
                 f"'{spec.name}' {existing.version} is already installed"
                 + (" — pass --force to reinstall it" if same else " — uninstall it first")
             )
-        if existing is not None:
-            await self.uninstall(spec.name, keep_data=True)
         steps("copying")
         target = self.paths.plugin_code(spec.name, spec.version)
         copy = stage / "copy"
-        shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
+        shutil.copytree(spec.root, copy, ignore=_copy_ignore(spec.root, dev), symlinks=False)
+        steps("dependencies")
+        try:  # a folder's wheels are fetched now; a zip carries them: both into copy/deps
+            await asyncio.to_thread(
+                prepare_dependencies, copy, label=f"{spec.name} {spec.version}", fetch=dev
+            )
+        except WheelInstallError as exc:
+            raise PluginError(exc.message) from None
+        if existing is not None:  # only now: a refused dependency leaves the old copy installed
+            await self.uninstall(spec.name, keep_data=True)
         # As durable as a registry install (store/staging.py): synced, then renamed in place.
         fsync_tree(copy)
         target.parent.mkdir(parents=True, exist_ok=True)

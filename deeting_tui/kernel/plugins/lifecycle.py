@@ -75,7 +75,15 @@ AskGrants = Callable[[str, list[Scope]], Awaitable[Collection[Scope]]]
 OnStep = Callable[[str, float], None]
 """Install progress: what is happening now and the fraction done (0.0 … 1.0)."""
 
-INSTALL_STEPS = ("unpacking", "validating", "copying", "postinstall", "permissions", "starting")
+INSTALL_STEPS = (
+    "unpacking",
+    "validating",
+    "copying",
+    "dependencies",
+    "postinstall",
+    "permissions",
+    "starting",
+)
 
 
 @dataclass

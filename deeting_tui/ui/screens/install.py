@@ -42,6 +42,7 @@ STEP_WORDS = {
     "unpacking": "unpacking the archive…",
     "validating": "checking the manifest and tools…",
     "copying": "copying the code into place…",
+    "dependencies": "installing its Python dependencies (wheels only)…",
     "postinstall": "running its postinstall hook…",
     "permissions": "asking for permissions…",
     "starting": "starting its sandboxed worker…",
