@@ -68,6 +68,7 @@ PRELOAD = (
     "deeting_tui.rpc.peer",
     "deeting_tui.sdk",
     "deeting_tui.sandbox.plugin_import",
+    "deeting_tui.sandbox.plugin_path",
     "deeting_tui.sandbox.worker",
     "deeting_tui.sandbox.enforce",
     "deeting_tui.sandbox.landlock",
@@ -101,6 +102,10 @@ def preload() -> None:
 
     probe()
     python_installation()  # sysconfig's first call is the slowest part of planning a sandbox
+    from deeting_tui.sandbox.plugin_path import deeting_libraries, stdlib_folders
+
+    deeting_libraries()  # what a plugin may not import, for each worker's isolation
+    stdlib_folders()
 
 
 def encode(message: dict[str, Any]) -> bytes:

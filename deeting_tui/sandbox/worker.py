@@ -62,6 +62,7 @@ from deeting_tui.rpc.protocol import (
 from deeting_tui.sandbox.guard import SandboxDenied
 from deeting_tui.sandbox.idle import _IdleWait, _loop_has_work, _next_timer_delay
 from deeting_tui.sandbox.plugin_import import import_plugin_module
+from deeting_tui.sandbox.plugin_path import isolate
 from deeting_tui.sandbox.process_limits import (
     CPU_LIMIT_S,
     FILE_SIZE_LIMIT_MB,
@@ -254,6 +255,10 @@ class WorkerServer:
             channel=self.peer,
             log=logging.getLogger(f"plugin.{name}"),
         )
+        # From here on plugin code may run: it imports only its own src/ and deps/, the
+        # standard library and deeting_tui (plugin_path.py); the worker's own imports are
+        # all done above (none of its modules imports a library lazily).
+        isolate(name, root / "src", root / "deps")
         try:
             self.module = import_plugin_module(root / "src")
         except BaseException as exc:
