@@ -122,7 +122,10 @@ async def _smoke_path(path: Path, network: bool = False) -> SmokeReport:
             return report
         examples, report.problems = load_examples(root, spec)
         if examples:
-            await _run_examples(root, examples, Path(tmp) / "home", report)
+            # A zip is installed as the zip, so its vendored wheels/ are what its deps/ gets;
+            # a folder's dependencies are fetched as a folder install fetches them.
+            source = path if root != path else root
+            await _run_examples(source, examples, Path(tmp) / "home", report)
         return report
 
 

@@ -180,13 +180,16 @@ def plan_sandbox(
 
 @functools.cache
 def python_installation() -> tuple[str, ...]:
-    """Where the interpreter imports from: the standard library, lib-dynload, site-packages
-    (of the venv and of the base installation) and the folder of this package. Deliberately
-    not ``sys.path`` as a whole: its first entry may be the current directory, even ``/``."""
-    found: list[str] = []
-    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
-        paths = sysconfig.get_paths(vars=scheme_vars)
-        found.extend(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib"))
+    """What a worker's interpreter reads once plugin code may run: the standard library
+    (with lib-dynload) of the base installation, its shared libraries and the folder of
+    this package. Not site-packages: the worker's own libraries are loaded before the
+    sandbox, and plugin code imports only its own deps/ (plugin_path.py), so a plugin that
+    puts a venv's site folder back on sys.path still cannot read deeting's libraries from
+    it. (A base installation's site folder under LIBDIR or /usr/lib stays readable with
+    those folders: Landlock cannot cut a folder out of one it allows.) Deliberately not
+    ``sys.path`` as a whole: its first entry may be the current directory, even ``/``."""
+    base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+    found = [base["stdlib"], base["platstdlib"]]
     libdir = sysconfig.get_config_var("LIBDIR")
     if isinstance(libdir, str):
         found.append(libdir)

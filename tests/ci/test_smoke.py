@@ -389,3 +389,39 @@ def test_a_plugin_with_bare_network_is_not_run_offline(make_plugin: MakePlugin) 
     (report,) = smoke_paths([make_plugin(permissions=["network"])])
     assert not report.ok and report.calls == []
     assert any("smoke it with --network" in str(p) for p in report.problems), report.problems
+
+
+# -- plugins with Python dependencies -----------------------------------------------------------
+
+DEPS_DEMO = REPO / "tests" / "fixtures" / "deps-demo"
+
+
+def test_a_folder_with_requirements_is_smoked_with_its_dependencies_fetched(
+    capsys: pytest.CaptureFixture[str], wheel_index: str
+) -> None:
+    code, document = _json(capsys, str(DEPS_DEMO))
+    assert code == 0, _messages_of_all(document)
+    assert [call["ok"] for call in document["plugins"][0]["calls"]] == [True, True]
+
+
+def test_a_zip_is_smoked_with_the_wheels_it_carries(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, bare_wheel_index: str
+) -> None:
+    """No real wheel on the index: only the zip's own wheels/ can make the calls pass."""
+    from wheel_index import WHEELHOUSE, WHEELHOUSE_MISSING
+
+    wheels = [
+        w for w in WHEELHOUSE.glob("*.whl") if w.name.startswith(("tabulate-", "orjson-3.11.4-"))
+    ]
+    if not wheels:
+        pytest.skip(WHEELHOUSE_MISSING)
+    archive = tmp_path / "deps-demo.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for file in sorted(DEPS_DEMO.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts:
+                out.write(file, f"deps-demo/{file.relative_to(DEPS_DEMO)}")
+        for wheel in wheels:
+            out.write(wheel, f"deps-demo/wheels/{wheel.name}")
+    code, document = _json(capsys, str(archive))
+    assert code == 0, _messages_of_all(document)
+    assert [call["ok"] for call in document["plugins"][0]["calls"]] == [True, True]
