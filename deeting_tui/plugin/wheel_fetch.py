@@ -94,7 +94,7 @@ class Target:
         match = _TARGET.fullmatch(text.strip())
         if match is None:
             raise ValueError(
-                f"target {quote_prefix(text, 60)} is not PYTHON-PLATFORM, "
+                f"target {quote_prefix(text, 60)!r} is not PYTHON-PLATFORM, "
                 "e.g. 3.12-manylinux_2_17_x86_64"
             )
         return cls(python=f"{match[1]}.{match[2]}", platform=match[3])
