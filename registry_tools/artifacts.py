@@ -19,6 +19,7 @@ from deeting_tui.plugin.lint import lint_path
 from deeting_tui.plugin.manifest import PluginSpec, Problem
 from deeting_tui.plugin.requirements import RequirementsError, read_requirements
 from deeting_tui.plugin.wheel_fetch import DEFAULT_TARGETS, DependencyError, Target, fetch_wheels
+from deeting_tui.store.limits import Limits
 from registry_tools import ToolError
 from registry_tools.reprozip import build_zip, is_ignored
 
@@ -124,6 +125,12 @@ def _pack(folder: Path, spec: PluginSpec, targets: Sequence[Target], progress: P
     with tempfile.TemporaryDirectory(prefix="deeting-gen-") as tmp:
         wheels = _fetch(folder, spec, targets, Path(tmp) / WHEELS_DIR, progress)
         data = build_zip(folder, spec.name, [(f"{WHEELS_DIR}/{w.name}", w) for w in wheels])
+        limit = Limits().artifact_max_bytes
+        if len(data) > limit:
+            raise ToolError(
+                f"the zip is {len(data) / 2**20:.1f} MiB, over the {limit // 2**20} MiB a client "
+                "downloads — vendor fewer wheels (fewer --target, smaller dependencies)"
+            )
         zipped = Path(tmp) / f"{spec.name}.zip"
         zipped.write_bytes(data)
         packed, problems = lint_path(zipped)

@@ -4,6 +4,7 @@ The wheels come from a local index on 127.0.0.1 (tests/wheel_index.py)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -14,6 +15,7 @@ from wheel_index import WHEELHOUSE, make_sdist, make_wheel
 
 from deeting_tui.plugin.lint import lint_path
 from deeting_tui.plugin.wheel_fetch import Target
+from deeting_tui.store.limits import Limits
 from registry_tools.artifacts import LintFailure
 from registry_tools.reprozip import build_zip
 
@@ -139,3 +141,20 @@ def test_the_command_line_takes_targets_and_refuses_a_bad_one(
     assert [n for n in names if n.endswith(".whl")] == [
         "calc/wheels/orjson-3.11.4-cp314-cp314-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
     ]
+
+
+def test_a_zip_over_what_a_client_downloads_is_refused(
+    bare_wheel_index: str,
+    wheel_index_extras: Path,
+    tmp_path: Path,
+    build: Build,
+    one_plugin: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("registry_tools.artifacts.Limits", lambda: Limits(artifact_max_bytes=4096))
+    make_wheel(wheel_index_extras, "big", "1.0", files={"big/blob.bin": os.urandom(8192)})
+    (one_plugin / "calc" / "requirements.txt").write_text("big==1.0\n")
+    with pytest.raises(LintFailure) as failure:
+        build(plugins=one_plugin, out=tmp_path / "out", targets=TWO)
+    [line] = failure.value.problems
+    assert "MiB, over the 0 MiB a client downloads — vendor fewer wheels" in line
