@@ -14,10 +14,16 @@ them. This module is the command: suppressions, plugin folders and zips, the rep
 like ``ci/lint.py``; ``--json`` gives one document. A finding is silenced on its own line only,
 and only with a reason: ``# deeting-scan: ignore[DS201] runs git, declared in README``. Exit 0:
 no errors (warnings allowed); 1: any error; 2: bad usage.
+
+A plugin's ``requirements.txt`` is checked too (``scan_deps.py``): a complete lock whose wheels
+exist for every ``--target`` (fetched with pip into a temporary folder, wheels only), and, with
+``--advisories PATH`` (OSV's PyPI ``all.zip``, or a folder of OSV JSON records), no pinned
+version with a known advisory. Without ``--advisories`` the scan says that check was skipped.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import io
 import json
@@ -36,9 +42,11 @@ if not __package__:  # run as a script: the checkout's ``ci`` and deeting_tui, n
 
 from ci._cli import parse, plugin_parser, report
 from ci.scan_analyzer import Analyzer
+from ci.scan_deps import AdvisoryDatabase, AdvisoryError, check_dependencies
 from ci.scan_rules import ERROR, RULES, Finding
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
 from deeting_tui.plugin.scopes import Scope, parsed_scopes
+from deeting_tui.plugin.wheel_fetch import DEFAULT_TARGETS, Target
 from deeting_tui.terminal_text import neutralise_line
 
 __all__ = ["ScanReport", "main", "scan_path", "scan_source"]
@@ -53,6 +61,7 @@ class ScanReport:
     scopes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     suppressed: list[Finding] = field(default_factory=list)
+    pins: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -153,7 +162,13 @@ def _python_files(root: Path) -> list[Path]:
     return sorted(p for p in found if not p.is_symlink())
 
 
-def scan_plugin(root: Path, shown: Path | None = None) -> ScanReport:
+def scan_plugin(
+    root: Path,
+    shown: Path | None = None,
+    *,
+    targets: Sequence[Target] = DEFAULT_TARGETS,
+    advisories: AdvisoryDatabase | None = None,
+) -> ScanReport:
     report = ScanReport(shown or root)
     scopes, problem = _declared_scopes(root)
     report.scopes = [str(scope) for scope in scopes]
@@ -172,13 +187,21 @@ def scan_plugin(root: Path, shown: Path | None = None) -> ScanReport:
         findings, suppressed = scan_source(source, rel, scopes)
         report.findings += findings
         report.suppressed += suppressed
+    pins, findings = check_dependencies(root, targets=targets, advisories=advisories)
+    report.pins = [pin.requirement for pin in pins]
+    report.findings += findings
     return report
 
 
-def scan_path(path: Path) -> ScanReport:
+def scan_path(
+    path: Path,
+    *,
+    targets: Sequence[Target] = DEFAULT_TARGETS,
+    advisories: AdvisoryDatabase | None = None,
+) -> ScanReport:
     """Scan a plugin folder, or a zip after a safe extraction (as an install would do)."""
     if path.is_dir():
-        return scan_plugin(path)
+        return scan_plugin(path, targets=targets, advisories=advisories)
     if not (path.is_file() and zipfile.is_zipfile(path)):
         why = "is not a plugin folder or zip" if path.exists() else "does not exist"
         return _unusable(path, "", f"{path} {why}", "give a plugin folder or its zip")
@@ -187,7 +210,7 @@ def scan_path(path: Path) -> ScanReport:
             root = extract_zip(path, Path(tmp) / "plugin")
         except ArchiveError as error:
             return _unusable(path, path.name, f"refused archive: {error}", "rebuild the zip")
-        return scan_plugin(root, shown=path)
+        return scan_plugin(root, shown=path, targets=targets, advisories=advisories)
 
 
 def _unusable(path: Path, file: str, message: str, fix: str) -> ScanReport:
@@ -200,14 +223,49 @@ def _unusable(path: Path, file: str, message: str, fix: str) -> ScanReport:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = plugin_parser("scan.py", "Static security scan of Deeting plugin code.")
     parser.add_argument("--rules", action="store_true", help="list the rules and exit")
+    parser.add_argument(
+        "--advisories",
+        type=Path,
+        metavar="PATH",
+        help="offline advisory database: OSV's PyPI all.zip, or a folder of OSV JSON files",
+    )
+    parser.add_argument(
+        "--target",
+        type=_target,
+        action="append",
+        metavar="PY-PLATFORM",
+        help="a Python and platform the dependencies need wheels for, e.g. "
+        "3.12-manylinux_2_17_x86_64 (repeatable; default: the registry's)",
+    )
     args = parse(parser, argv, needs_paths=lambda args: not args.rules)
     if isinstance(args, int):
         return args
     if args.rules:
         _print_rules(args.json)
         return 0
-    reports = [scan_path(path) for path in args.paths]
+    database = None
+    if args.advisories is not None:
+        try:
+            database = AdvisoryDatabase.load(args.advisories)
+        except AdvisoryError as error:
+            print(neutralise_line(f"scan.py: error: {error}"), file=sys.stderr)
+            return 2
+    targets = args.target or DEFAULT_TARGETS
+    reports = [scan_path(p, targets=targets, advisories=database) for p in args.paths]
+    if database is None and any(r.pins for r in reports):
+        print(
+            "scan.py: advisory check skipped: no --advisories database given (OSV's PyPI "
+            "all.zip, or a folder of OSV JSON files)",
+            file=sys.stderr,
+        )
     return report(reports, args.json, _as_json, _print_plain)
+
+
+def _target(text: str) -> Target:
+    try:
+        return Target.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _print_rules(as_json: bool) -> None:
@@ -242,6 +300,7 @@ def _as_json(report: ScanReport) -> dict[str, object]:
         "scopes": report.scopes,
         "findings": [entry(f) for f in report.findings],
         "suppressed": [entry(f) for f in report.suppressed],
+        "pins": report.pins,
     }
 
 

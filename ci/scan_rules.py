@@ -63,6 +63,13 @@ and its filesystem:write scopes | write under ctx.data_dir or ctx.cache_dir, or 
 "filesystem:write:PATH" in kimai.json
 DS601 warning unsafe-deserialisation | pickle, marshal or shelve loads run code chosen by \
 whoever wrote the data | store data as JSON (json.loads) and check its shape
+DS701 error dependency-lock | requirements.txt is not a complete lock of pins with a wheel for \
+every target (a loose pin, an option, an unpinned dependency, no wheel: sdists are never \
+used) | pin every dependency as NAME==VERSION (pip-compile writes such a lock) and pick \
+versions that publish wheels for the targets
+DS702 error vulnerable-dependency | a pinned dependency's version has a known advisory in the \
+offline advisory database (--advisories) | pin a fixed version (the advisory names it), \
+or drop the dependency
 """)
 
 

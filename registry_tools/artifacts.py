@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeting_tui.plugin.checker import WHEELS_DIR
 from deeting_tui.plugin.lint import lint_path
 from deeting_tui.plugin.manifest import PluginSpec, Problem
+from deeting_tui.plugin.requirements import RequirementsError, read_requirements
+from deeting_tui.plugin.wheel_fetch import DEFAULT_TARGETS, DependencyError, Target, fetch_wheels
+from deeting_tui.store.limits import Limits
 from registry_tools import ToolError
 from registry_tools.reprozip import build_zip, is_ignored
 
@@ -66,7 +70,12 @@ class LintFailure(ToolError):
         )
 
 
-def from_sources(plugins_dir: Path, out: Path, progress: Progress) -> list[Packed]:
+def from_sources(
+    plugins_dir: Path,
+    out: Path,
+    progress: Progress,
+    targets: Sequence[Target] = DEFAULT_TARGETS,
+) -> list[Packed]:
     if not plugins_dir.is_dir():
         raise ToolError(f"{plugins_dir} is not a folder of plugin sources")
     folders = sorted(
@@ -91,7 +100,7 @@ def from_sources(plugins_dir: Path, out: Path, progress: Progress) -> list[Packe
         if spec is not None and not lines:
             seen[spec.name] = folder
             try:
-                artifact = _pack(folder, spec)
+                artifact = _pack(folder, spec, targets, progress)
             except ToolError as error:
                 lines.append(f"{folder}: {error}")
             else:
@@ -109,17 +118,44 @@ def _problem_line(folder: Path, problem: Problem) -> str:
     return f"{folder}: {problem}" if problem.file or problem.field else str(problem)
 
 
-def _pack(folder: Path, spec: PluginSpec) -> Packed:
-    """Zip, then lint the zip itself through the client's extractor: what is published is
-    what was checked."""
-    data = build_zip(folder, spec.name)
+def _pack(folder: Path, spec: PluginSpec, targets: Sequence[Target], progress: Progress) -> Packed:
+    """Zip (with the wheels of requirements.txt's pins for ``targets`` at ``wheels/``), then
+    lint the zip itself through the client's extractor: what is published is what was
+    checked."""
     with tempfile.TemporaryDirectory(prefix="deeting-gen-") as tmp:
+        wheels = _fetch(folder, spec, targets, Path(tmp) / WHEELS_DIR, progress)
+        data = build_zip(folder, spec.name, [(f"{WHEELS_DIR}/{w.name}", w) for w in wheels])
+        limit = Limits().artifact_max_bytes
+        if len(data) > limit:
+            raise ToolError(
+                f"the zip is {len(data) / 2**20:.1f} MiB, over the {limit // 2**20} MiB a client "
+                "downloads — vendor fewer wheels (fewer --target, smaller dependencies)"
+            )
         zipped = Path(tmp) / f"{spec.name}.zip"
         zipped.write_bytes(data)
         packed, problems = lint_path(zipped)
     if packed is None or problems:
         raise ToolError(f"the built zip fails its check: {'; '.join(map(str, problems))}")
     return Packed(spec.name, spec.version, data, spec.description, _scopes(spec))
+
+
+def _fetch(
+    folder: Path, spec: PluginSpec, targets: Sequence[Target], dest: Path, progress: Progress
+) -> list[Path]:
+    """The pinned wheels for every target (none without requirements.txt); pip's failures and
+    an unclosed lock become a ToolError line."""
+    try:
+        pins = read_requirements(folder)
+        if not pins:
+            return []
+        return fetch_wheels(
+            pins,
+            dest,
+            targets=targets,
+            on_progress=lambda what: progress(f"fetching {spec.name}: {what}"),
+        )
+    except (RequirementsError, DependencyError) as error:
+        raise ToolError(str(error)) from None
 
 
 def _scopes(spec: PluginSpec) -> tuple[str, ...]:

@@ -6,6 +6,13 @@ deflate level), hashed, and signed as ``name@version:sha256:length``. ``registry
 every artifact with its URL, hash, length, signatures, description and permissions, carries a
 version one above the previous run's and an expiry, and is signed over its exact bytes.
 
+A plugin with a ``requirements.txt`` (a complete lock of exact pins) gets its wheels, fetched
+with pip for each ``--target`` (wheels only, ``--no-deps``: nothing from a dependency runs; the
+lock's closure is checked from the wheels' METADATA), stored in the zip at
+``NAME/wheels/*.whl`` as downloaded. Refused with one line: a loose pin, a pin with no wheel
+for a target (an sdist is never built), a dependency the lock leaves out. A plugin without one
+zips exactly as before.
+
 Published artifacts never change: versions listed by the previous ``registry.json`` whose zip
 is still in ``OUT/artifacts`` stay listed (clients can pin and roll back), and a zip that
 would be rebuilt with other bytes under the same version is refused ("bump the version").
@@ -29,6 +36,7 @@ import orjson
 from nacl.signing import SigningKey
 
 from deeting_tui.atomic import write_bytes_atomic
+from deeting_tui.plugin.wheel_fetch import DEFAULT_TARGETS, Target
 from deeting_tui.store import signing, trust
 from deeting_tui.terminal_text import neutralise_line
 from registry_tools import ToolError
@@ -79,6 +87,7 @@ def generate(
     base_url: str | None = None,
     expires_days: int = 30,
     progress: Progress = lambda line: None,
+    targets: Sequence[Target] = DEFAULT_TARGETS,
 ) -> Summary:
     """Check everything, then write artifacts, roots and finally ``registry.json``.
 
@@ -96,7 +105,7 @@ def generate(
         ) from None
     keys = _check_keys(signing_keys, root)
     previous_version, listed = _previous(out / REGISTRY_FILE)
-    fresh = from_sources(plugins_dir, out, progress)
+    fresh = from_sources(plugins_dir, out, progress, targets)
     artifacts = fresh + kept_artifacts(out, listed, {(a.name, a.version) for a in fresh}, progress)
     check_published(out, fresh)
     version = previous_version + 1
@@ -290,7 +299,24 @@ def _parser() -> argparse.ArgumentParser:
         help="absolute artifact URLs (default: relative to registry.json)",
     )
     parser.add_argument("--expires-days", type=int, default=30, metavar="DAYS")
+    parser.add_argument(
+        "--target",
+        type=_target,
+        action="append",
+        metavar="PY-PLATFORM",
+        help="a Python and platform to vendor the plugins' wheels for, e.g. "
+        "3.12-manylinux_2_17_x86_64 (repeatable; default: "
+        + ", ".join(str(t) for t in DEFAULT_TARGETS)
+        + ")",
+    )
     return parser
+
+
+def _target(text: str) -> Target:
+    try:
+        return Target.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -311,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base_url=args.base_url,
             expires_days=args.expires_days,
             progress=progress,
+            targets=args.target or DEFAULT_TARGETS,
         )
     except LintFailure as failure:
         for line in failure.problems:

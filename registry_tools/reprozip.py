@@ -13,6 +13,7 @@ import io
 import os
 import stat
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from registry_tools import ToolError
@@ -36,12 +37,19 @@ def is_ignored(name: str) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED)
 
 
-def build_zip(folder: Path, top: str) -> bytes:
+def build_zip(folder: Path, top: str, extra: Sequence[tuple[str, Path]] = ()) -> bytes:
     """Same files and contents → same bytes, whatever the clock, umask, mtimes or walk order
-    (a given zlib's deflate at a fixed level is deterministic)."""
+    (a given zlib's deflate at a fixed level is deterministic).
+
+    ``extra`` adds files that are not in ``folder`` (relative name, file): the vendored wheels,
+    ``wheels/NAME.whl``. A wheel is stored, not deflated: it is a zip already, so its bytes
+    in the archive are the downloaded ones, and no zlib version can change them."""
     entries = [(f"{top}/", None, 0o755)] + [
         (f"{top}/{rel}", path, mode) for rel, path, mode in _source_entries(folder)
     ]
+    folders = {f"{top}/{rel.rsplit('/', 1)[0]}/" for rel, _path in extra if "/" in rel}
+    entries += [(name, None, 0o755) for name in sorted(folders)]
+    entries += [(f"{top}/{rel}", path, 0o644) for rel, path in extra]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for arcname, path, mode in sorted(entries, key=lambda entry: entry[0]):
@@ -52,11 +60,12 @@ def build_zip(folder: Path, top: str) -> bytes:
                 archive.writestr(info, b"", compress_type=zipfile.ZIP_STORED)
             else:
                 info.external_attr = (stat.S_IFREG | mode) << 16
+                stored = arcname.endswith(".whl")
                 archive.writestr(
                     info,
                     path.read_bytes(),
-                    compress_type=zipfile.ZIP_DEFLATED,
-                    compresslevel=DEFLATE_LEVEL,
+                    compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
+                    compresslevel=None if stored else DEFLATE_LEVEL,
                 )
     return buffer.getvalue()
 

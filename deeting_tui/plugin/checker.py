@@ -12,7 +12,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
 
 from deeting_tui.plugin._schema import human_errors, type_name, validator
 from deeting_tui.plugin._tools import parse_tools
@@ -24,19 +27,32 @@ from deeting_tui.plugin.manifest import (
     TriggerSpec,
     build_spec,
 )
+from deeting_tui.plugin.requirements import REQUIREMENTS_FILE, RequirementsError, read_requirements
 from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
 from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
 from deeting_tui.resources import core_renderer_names
 
-__all__ = ["check_plugin", "load_plugin"]
+__all__ = ["DEPS_DIR", "WHEELS_DIR", "Layout", "check_plugin", "load_plugin"]
 
 KIMAI, PACKAGE, TOOLS, ENTRY = "kimai.json", "package.json", "llm-tool.yaml", "src/index.py"
 MAX_MANIFEST_BYTES = 1 << 20
 
+#: The dependency folders: ``wheels/`` holds the pinned wheels (vendored by a registry build,
+#: or fetched by a folder install), ``deps/`` what an install unpacked from them. Neither is
+#: the author's: a source folder must not have them.
+WHEELS_DIR, DEPS_DIR = "wheels", "deps"
 
-def load_plugin(path: Path) -> PluginSpec:
+#: Where a plugin folder comes from, which decides what its dependency folders may hold:
+#: an author's ``source`` has neither; an ``archive`` (a registry zip) may carry ``wheels/``
+#: (only ``*.whl`` files of pinned distributions) but not ``deps/``; an ``installed`` copy
+#: may have both.
+Layout = Literal["source", "archive", "installed"]
+_REQUIREMENTS_LINE = re.compile(r"requirements\.txt(:\d+)?: (.*)", re.DOTALL)
+
+
+def load_plugin(path: Path, *, layout: Layout = "installed") -> PluginSpec:
     """The checked spec, or :class:`ManifestError` carrying every problem found."""
-    spec, problems = check_plugin(path)
+    spec, problems = check_plugin(path, layout=layout)
     if spec is None:
         raise ManifestError(problems)
     return spec
@@ -46,8 +62,11 @@ def load_plugin(path: Path) -> PluginSpec:
 _RENDERER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*").fullmatch
 
 
-def check_plugin(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
-    """Check a plugin folder; the spec is None exactly when the problem list is not empty."""
+def check_plugin(
+    path: Path, *, layout: Layout = "installed"
+) -> tuple[PluginSpec | None, list[Problem]]:
+    """Check a plugin folder; the spec is None exactly when the problem list is not empty.
+    ``layout`` says where it comes from (see :data:`Layout`)."""
     root = Path(path)
     hint = "a plugin is a folder holding kimai.json, package.json, llm-tool.yaml, src/"
     if not root.is_dir():
@@ -56,7 +75,7 @@ def check_plugin(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
     if not any(_exists(root / name) for name in (KIMAI, PACKAGE)):
         # Someone typed the wrong folder (their home, /): say so, without walking all of it.
         return None, [Problem("", "", f"{root} is not a plugin folder (no {KIMAI}): {hint}")]
-    return _Checker(root).run()
+    return _Checker(root, layout).run()
 
 
 def _exists(path: Path) -> bool:
@@ -69,8 +88,9 @@ def _exists(path: Path) -> bool:
 class _Checker:
     """One pass over one folder, accumulating problems instead of raising."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, layout: Layout = "installed") -> None:
         self.root = root
+        self.layout = layout
         self.problems: list[Problem] = []
         self.escaped: set[str] = set()
 
@@ -84,6 +104,7 @@ class _Checker:
         tools = self.check_tools()
         trigger = self.check_trigger(kimai, tools)
         self.check_entry()
+        self.check_dependencies()
         if self.problems or kimai is None:
             return None, self.problems
         spec = build_spec(self.root, kimai, package or {}, tools or [], trigger)
@@ -307,6 +328,58 @@ class _Checker:
             return
         if not (self.root / ENTRY).is_file():
             self.add(ENTRY, "", "missing — the plugin's entry point")
+
+    def check_dependencies(self) -> None:
+        """requirements.txt is a complete lock of exact pins; ``wheels/`` and ``deps/`` are
+        what the layout allows (see :data:`Layout`)."""
+        pins: dict[tuple[str, Version], str] | None = None
+        if REQUIREMENTS_FILE not in self.escaped:
+            try:
+                found = read_requirements(self.root)
+            except RequirementsError as error:
+                match = _REQUIREMENTS_LINE.fullmatch(error.message)
+                where, message = (match[1] or "", match[2]) if match else ("", error.message)
+                self.add(f"{REQUIREMENTS_FILE}{where}", "", message)
+            else:
+                pins = {(pin.name, Version(pin.version)): pin.requirement for pin in found}
+        reserved = "is reserved for the plugin's dependencies"
+        if self.layout == "source":
+            for name in (WHEELS_DIR, DEPS_DIR):
+                if _exists(self.root / name):
+                    self.add(
+                        f"{name}/",
+                        "",
+                        f"{reserved} (a registry build or an install makes it) — remove it, "
+                        f"and list the dependencies in {REQUIREMENTS_FILE}",
+                    )
+            return
+        if self.layout == "archive" and _exists(self.root / DEPS_DIR):
+            self.add(
+                f"{DEPS_DIR}/",
+                "",
+                f"{reserved}, made at install — an archive carries only {WHEELS_DIR}/",
+            )
+        self.check_wheels(pins)
+
+    def check_wheels(self, pins: dict[tuple[str, Version], str] | None) -> None:
+        folder = self.root / WHEELS_DIR
+        if not _exists(folder):
+            return
+        if folder.is_symlink() or not folder.is_dir():
+            self.add(f"{WHEELS_DIR}/", "", "must be a folder of *.whl files")
+            return
+        for entry in sorted(folder.iterdir()):
+            rel = f"{WHEELS_DIR}/{entry.name}"
+            if entry.is_symlink() or not entry.is_file() or not entry.name.endswith(".whl"):
+                self.add(rel, "", f"{WHEELS_DIR}/ holds only wheel files (*.whl)")
+                continue
+            try:
+                name, version, _build, _tags = parse_wheel_filename(entry.name)
+            except InvalidWheelFilename:
+                self.add(rel, "", "not a wheel's file name (NAME-VERSION-TAGS.whl)")
+                continue
+            if pins is None or (canonicalize_name(name), version) not in pins:
+                self.add(rel, "", f"{name} {version} is not pinned in {REQUIREMENTS_FILE}")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:

@@ -16,13 +16,14 @@ __all__ = ["lint_path"]
 
 
 def lint_path(path: Path) -> tuple[PluginSpec | None, list[Problem]]:
-    """Check one folder, or one zip after a safe extraction (as an install would do)."""
+    """Check one folder (an author's source: no ``wheels/`` nor ``deps/``), or one zip after a
+    safe extraction (as an install would do; it may carry ``wheels/``)."""
     if not (path.is_file() and zipfile.is_zipfile(path)):
-        return check_plugin(path)
+        return check_plugin(path, layout="source")
     with tempfile.TemporaryDirectory(prefix="deeting-lint-") as tmp:
         try:
             root = extract_zip(path, Path(tmp) / "plugin")
         except ArchiveError as error:
             return None, [Problem(path.name, "", f"refused archive: {error}")]
-        spec, problems = check_plugin(root)
+        spec, problems = check_plugin(root, layout="archive")
     return spec, problems

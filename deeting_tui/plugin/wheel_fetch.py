@@ -54,6 +54,10 @@ SDISTS_NEVER = "sdists are never used: a dependency must not run code at install
 NO_PIP = "pip is not available in this Python — install pip, or install the plugin from a registry"
 
 _TARGET = re.compile(r"(\d+)\.(\d+)-([a-z0-9_]+)")
+_UNREACHABLE = re.compile(
+    r"connection broken by|Could not fetch URL|Failed to establish a new connection|"
+    r"Name or service not known|Temporary failure in name resolution|ProxyError|SSLError"
+)
 _ARCH = re.compile(r"(?:manylinux|musllinux)_\d+_\d+_(\w+)|manylinux\d+_(\w+)|linux_(\w+)")
 
 
@@ -94,7 +98,7 @@ class Target:
         match = _TARGET.fullmatch(text.strip())
         if match is None:
             raise ValueError(
-                f"target {quote_prefix(text, 60)} is not PYTHON-PLATFORM, "
+                f"target {quote_prefix(text, 60)!r} is not PYTHON-PLATFORM, "
                 "e.g. 3.12-manylinux_2_17_x86_64"
             )
         return cls(python=f"{match[1]}.{match[2]}", platform=match[3])
@@ -281,6 +285,13 @@ def _download(pin: Pin, target: Target, folder: Path, deadline_s: float) -> Path
 def _pip_failure(pin: Pin, target: Target, stderr: str) -> str:
     if "No module named pip" in stderr:
         return NO_PIP
+    unreachable = next((line for line in stderr.splitlines() if _UNREACHABLE.search(line)), None)
+    if unreachable is not None:  # pip then says "no matching distribution": not the cause
+        return (
+            f"{pin.requirement}: could not reach the package index "
+            f"({quote_prefix(unreachable.strip(), 120)}) — check PIP_INDEX_URL or pip.conf, "
+            "and the network"
+        )
     if "No matching distribution" in stderr or "Could not find a version" in stderr:
         return f"{pin.requirement}: no wheel for {target.label} ({SDISTS_NEVER})"
     if "DO NOT MATCH THE HASHES" in stderr:

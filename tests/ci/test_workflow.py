@@ -68,7 +68,9 @@ def test_the_checks_run_lint_then_scan_then_smoke(workflow: dict[str, Any]) -> N
     wanted = [
         "python -m pip install -e .",
         "python ci/lint.py plugins/*",
-        "python ci/scan.py plugins/*",
+        "curl --fail --silent --show-error --location --retry 3 --max-time 300 --output "
+        '"$RUNNER_TEMP/osv-pypi.zip" https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip',
+        'python ci/scan.py --advisories "$RUNNER_TEMP/osv-pypi.zip" plugins/*',
         "python ci/smoke.py plugins/*",
     ]
     assert [c for c in commands if c] == wanted

@@ -5,6 +5,7 @@ local index on 127.0.0.1 (tests/wheel_index.py): wheels only, per target, one li
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,16 @@ def test_no_pip_is_said_in_one_line(
 def test_a_deadline_ends_pip(bare_wheel_index: str, tmp_path: Path) -> None:
     with pytest.raises(DependencyError, match=r"^tabulate==0.9.0: pip download took over"):
         fetch_wheels(pins("tabulate==0.9.0\n"), tmp_path, targets=[X86_312], deadline_s=0.01)
+
+
+def test_an_unreachable_index_is_said_as_such(
+    bare_wheel_index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple/")
+    monkeypatch.setenv("PIP_RETRIES", "1")  # pip says why only when it retries
+    message = fetch_refusal("tabulate==0.9.0\n", tmp_path / "w")
+    assert message.startswith("tabulate==0.9.0: could not reach the package index (")
+    assert message.endswith("— check PIP_INDEX_URL or pip.conf, and the network")
