@@ -103,7 +103,7 @@ async def _smoke_path(path: Path, network: bool = False) -> SmokeReport:
         else:
             root = path
         report = SmokeReport(path)
-        spec, report.problems = check_plugin(root)
+        spec, report.problems = check_plugin(root, layout="source" if root == path else "archive")
         if spec is None:
             report.problems.append(
                 Problem("", "", f"not a valid plugin — see: python ci/lint.py {path}")

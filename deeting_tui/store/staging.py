@@ -78,7 +78,7 @@ def stage_artifact(paths: Paths, artifact: Artifact, data: bytes) -> Path:
             root = extract_zip(archive, stage / "unpacked")
         except ArchiveError as exc:
             raise StagingError(f"{label}: archive refused: {exc}") from None
-        spec, problems = check_plugin(root)
+        spec, problems = check_plugin(root, layout="archive")
         if spec is None or problems:
             first = problems[0] if problems else "no manifest"
             raise StagingError(f"{label}: the archive is not a valid plugin ({first})")

@@ -272,7 +272,8 @@ async def test_a_wheel_of_another_version_than_its_pin_is_refused(
 ) -> None:
     wheel = make_wheel(tmp_path, "demolib", "1.1")
     folder = plugin_copy(tmp_path / "src", requirements="demolib==1.0\n")
-    await refused(kernel, zipped(folder, [wheel], tmp_path), "is demolib 1.1", "pins demolib==1.0")
+    line = await refused(kernel, zipped(folder, [wheel], tmp_path), "demolib 1.1 is not pinned")
+    assert "wheels/demolib-1.1-py3-none-any.whl" in line
 
 
 async def test_a_wheel_whose_metadata_names_another_version_is_refused(
@@ -324,7 +325,7 @@ async def test_an_archive_carrying_its_own_deps_folder_is_refused(
     folder = plugin_copy(tmp_path / "src", requirements="")
     (folder / "deps" / "yaml").mkdir(parents=True)
     (folder / "deps" / "yaml" / "__init__.py").write_text("planted = True\n")
-    await refused(kernel, zipped(folder, [], tmp_path), "deps/ folder", "reserved")
+    await refused(kernel, zipped(folder, [], tmp_path), "deps/: is reserved")
 
 
 async def test_a_folder_whose_pin_the_index_lacks_is_refused_and_nothing_installed(
@@ -368,7 +369,7 @@ async def test_a_registry_artifact_with_a_bad_wheel_is_refused_before_it_is_in_p
 
 def test_the_best_wheel_for_this_interpreter_is_picked(tmp_path: Path) -> None:
     from deeting_tui.plugin.requirements import Pin
-    from deeting_tui.plugin.wheel_install import pick_wheels
+    from deeting_tui.plugin.wheel_install import WheelInstallError, pick_wheels
 
     folder = tmp_path / "wheels"
     folder.mkdir()
@@ -379,6 +380,9 @@ def test_the_best_wheel_for_this_interpreter_is_picked(tmp_path: Path) -> None:
     assert pick_wheels([Pin("demolib", "1.0")], folder) == [native]
     native.unlink()
     assert pick_wheels([Pin("demolib", "1.0")], folder) == [pure]
+    # Past the checker (which refuses it first at install): still no wheel of another version.
+    with pytest.raises(WheelInstallError, match=r"is demolib 1\.0, but requirements\.txt pins"):
+        pick_wheels([Pin("demolib", "1.1")], folder)
 
 
 def test_a_wheel_zip_listing_is_checked_like_a_plugin_archive() -> None:
@@ -389,3 +393,13 @@ def test_a_wheel_zip_listing_is_checked_like_a_plugin_archive() -> None:
         archive.writestr("a/../../b.py", b"")
     with zipfile.ZipFile(buffer) as archive, pytest.raises(ArchiveError, match=r"'\.\.'"):
         check_entries(archive, ArchiveLimits())
+
+
+async def test_an_author_s_folder_carrying_wheels_is_refused(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """A folder install fetches its own wheels; ones lying in the source are not trusted."""
+    folder = plugin_copy(tmp_path, requirements="demolib==1.0\n")
+    (folder / "wheels").mkdir()
+    make_wheel(folder / "wheels", "demolib", "1.0")
+    await refused(kernel, folder, "wheels/: is reserved for the plugin's dependencies")

@@ -19,15 +19,10 @@ from typing import TYPE_CHECKING
 
 from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.checker import check_plugin, load_plugin
+from deeting_tui.plugin.checker import Layout, check_plugin, load_plugin
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
-from deeting_tui.plugin.wheel_install import (
-    DEPS_DIR,
-    WHEELS_DIR,
-    WheelInstallError,
-    prepare_dependencies,
-)
+from deeting_tui.plugin.wheel_install import WheelInstallError, prepare_dependencies
 
 from ...atomic import fsync_dir, fsync_tree
 from ..permissions import missing_scopes
@@ -50,19 +45,6 @@ if TYPE_CHECKING:
     from .lifecycle import PluginRuntime
 
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
-
-
-def _copy_ignore(root: Path, dev: bool) -> Callable[[str, list[str]], set[str]]:
-    """COPY_IGNORE, and for a folder install its own deps/ and wheels/ at the top: those
-    are made fresh in the copy from requirements.txt (a zip's wheels/ is its vendored set)."""
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        ignored = set(COPY_IGNORE(folder, names))
-        if dev and Path(folder) == root:
-            ignored |= {DEPS_DIR, WHEELS_DIR} & set(names)
-        return ignored
-
-    return ignore
 
 
 class Installs:
@@ -106,7 +88,7 @@ class Installs:
             steps("unpacking")
             root, dev = self._unpack(source, stage)
             steps("validating")
-            spec = self._validated(root, source)
+            spec = self._validated(root, source, "source" if dev else "archive")
             requested = self.requested_grants(spec, grant)
             report = await self._install_from(
                 spec, source, dev, requested, (yes, ask_all), force, stage, steps
@@ -174,8 +156,9 @@ class Installs:
         except ArchiveError as exc:
             raise PluginError(f"{source}: refused: {exc}") from None
 
-    def _validated(self, root: Path, source: Path) -> PluginSpec:
-        spec, problems = check_plugin(root)
+    def _validated(self, root: Path, source: Path, layout: Layout) -> PluginSpec:
+        """``layout``: an author's folder may not carry wheels/ or deps/, a zip only wheels/."""
+        spec, problems = check_plugin(root, layout=layout)
         if problems or spec is None:
             lines = "; ".join(str(p) for p in problems[:5])
             more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
@@ -221,7 +204,7 @@ class Installs:
         steps("copying")
         target = self.paths.plugin_code(spec.name, spec.version)
         copy = stage / "copy"
-        shutil.copytree(spec.root, copy, ignore=_copy_ignore(spec.root, dev), symlinks=False)
+        shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
         steps("dependencies")
         try:  # a folder's wheels are fetched now; a zip carries them: both into copy/deps
             await asyncio.to_thread(

@@ -142,7 +142,7 @@ class Loader(Installs, Upgrading):
                 "first (reinstall it)",
                 Hint(Fix.INSTALL, name, version),
             )
-        spec = self._validated(code, code)
+        spec = self._validated(code, code, "installed")
         if (spec.name, spec.version) != (name, version):
             raise PluginError(
                 f"{code}: its manifest says '{spec.name}' {spec.version}, not '{name}' "
