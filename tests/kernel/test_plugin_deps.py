@@ -403,3 +403,39 @@ async def test_an_author_s_folder_carrying_wheels_is_refused(
     (folder / "wheels").mkdir()
     make_wheel(folder / "wheels", "demolib", "1.0")
     await refused(kernel, folder, "wheels/: is reserved for the plugin's dependencies")
+
+
+def demolib_release(tmp_path: Path, version: str, demolib: str) -> bytes:
+    """deps-demo at ``version`` pinning demolib ``demolib``, its wheel vendored: a zip."""
+    folder = plugin_copy(
+        tmp_path / version, requirements=f"demolib=={demolib}\n", index=USES_DEMOLIB
+    )
+    for manifest in ("kimai.json", "package.json"):
+        data = orjson.loads((folder / manifest).read_bytes())
+        data["version"] = version
+        (folder / manifest).write_bytes(orjson.dumps(data))
+    (folder / "wheels").mkdir()
+    make_wheel(folder / "wheels", "demolib", demolib)
+    return zip_plugin(folder)
+
+
+async def test_a_registry_upgrade_installs_the_new_version_s_dependencies_and_rolls_back(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    registry = TestRegistry(tmp_path / "registry")
+    registry.add("1.0.0", name="deps-demo", data=demolib_release(tmp_path, "1.0.0", "1.0"))
+    registry.publish()
+    client = client_at(kernel.paths.config_dir)
+    plugins = plugins_with(kernel, client)
+    await client.sync(installed_of(kernel), registry.url, registry.root_file)
+    assert (await plugins.install("deps-demo")).enabled
+    session = kernel.open_session().id
+    assert (await kernel.call_tool(session, "table", {"rows": []})).text == "demolib 1.0"
+    registry.add("1.1.0", name="deps-demo", data=demolib_release(tmp_path, "1.1.0", "1.1"))
+    registry.publish()
+    await client.sync(installed_of(kernel), registry.url, registry.root_file)
+    report = await plugins.upgrade("deps-demo")
+    assert report is not None and report.new == "1.1.0", report
+    assert (await kernel.call_tool(session, "table", {"rows": []})).text == "demolib 1.1"
+    await plugins.rollback("deps-demo")
+    assert (await kernel.call_tool(session, "table", {"rows": []})).text == "demolib 1.0"
