@@ -37,7 +37,6 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from deeting_tui.atomic import fsync_tree
 from deeting_tui.errors import DeetingError
 
 from .archive import ArchiveError, ArchiveLimits, check_entries
@@ -152,7 +151,8 @@ def _refuse_deps_folder(root: Path, prefix: str) -> None:
 def install_wheels(pins: Sequence[PinLike], root: Path, *, label: str = "") -> list[Path]:
     """Install the wheels in ``root/wheels`` for ``pins`` into ``root/deps``; returns the
     wheels used. ``root`` is a staged copy, not yet in place: on error ``deps/`` is removed
-    and the caller drops the copy. No pins: nothing happens (no ``deps/`` either).
+    and the caller drops the copy; otherwise the caller fsyncs the whole copy, deps/ with
+    it, before renaming it into place. No pins: nothing happens (no ``deps/`` either).
     ``label`` (``NAME VERSION``) starts each error line."""
     prefix = f"{label}: " if label else ""
     deps = root / DEPS_DIR
@@ -164,7 +164,6 @@ def install_wheels(pins: Sequence[PinLike], root: Path, *, label: str = "") -> l
     try:
         for pin, wheel in zip(active, chosen, strict=True):
             _install_one(pin, wheel, deps, prefix)
-        fsync_tree(deps)
     except BaseException:
         shutil.rmtree(deps, ignore_errors=True)
         raise
