@@ -439,3 +439,34 @@ async def test_a_registry_upgrade_installs_the_new_version_s_dependencies_and_ro
     assert (await kernel.call_tool(session, "table", {"rows": []})).text == "demolib 1.1"
     await plugins.rollback("deps-demo")
     assert (await kernel.call_tool(session, "table", {"rows": []})).text == "demolib 1.0"
+
+
+async def test_a_cancelled_install_lets_the_dependency_thread_end_before_its_stage_goes() -> None:
+    """pip runs in a thread, which a cancel cannot stop: the install waits for it to end
+    before it removes the stage it writes into (or a late write would leave debris)."""
+    import asyncio
+    import threading
+
+    from deeting_tui.kernel.plugins.install import _to_the_end
+
+    started, release = threading.Event(), threading.Event()
+    said: list[str] = []
+
+    def fetching() -> None:
+        started.set()
+        release.wait(30)
+        said.append("thread ended")
+
+    async def install() -> None:
+        try:
+            await _to_the_end(asyncio.to_thread(fetching))
+        finally:
+            said.append("stage removed")
+
+    task = asyncio.create_task(install())
+    await asyncio.to_thread(started.wait, 30)
+    task.cancel()
+    asyncio.get_running_loop().call_soon(release.set)  # runs after the task hears the cancel
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert said == ["thread ended", "stage removed"]

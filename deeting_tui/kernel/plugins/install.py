@@ -13,7 +13,7 @@ import contextlib
 import secrets
 import shutil
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,19 @@ if TYPE_CHECKING:
     from .lifecycle import PluginRuntime
 
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
+
+
+async def _to_the_end(work: Awaitable[object]) -> None:
+    """Await a thread's work; cancelled, still let it end (a thread cannot be stopped, and
+    pip may still be writing into the stage) before the caller removes the stage."""
+    job = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await asyncio.wait([job])
+        if not job.cancelled():
+            job.exception()  # retrieved: the cancel is what the caller hears
+        raise
 
 
 class Installs:
@@ -207,8 +220,10 @@ class Installs:
         shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
         steps("dependencies")
         try:  # a folder's wheels are fetched now; a zip carries them: both into copy/deps
-            await asyncio.to_thread(
-                prepare_dependencies, copy, label=f"{spec.name} {spec.version}", fetch=dev
+            await _to_the_end(
+                asyncio.to_thread(
+                    prepare_dependencies, copy, label=f"{spec.name} {spec.version}", fetch=dev
+                )
             )
         except WheelInstallError as exc:
             raise PluginError(exc.message) from None
