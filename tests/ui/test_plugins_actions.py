@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Input, ProgressBar, SelectionList
 from ui_support import Notes, app_with_plugins, record_notes, settled, until
 
 from deeting_tui.kernel.events import Event, PluginNotice
+from deeting_tui.kernel.plugins.loader import INSTALL_STEPS
 from deeting_tui.store.client import RegistryClient
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.screens.confirm import ConfirmDialog
@@ -166,7 +167,8 @@ async def test_install_a_folder_with_consent_enables_it(app: DeetingApp, notes: 
         assert isinstance(app.screen, PermissionDialog)
         assert [str(s) for s in app.screen.scopes] == ["filesystem:read:/proc"]
         progress = dialog.query_one("#progress", ProgressBar)
-        await until(pilot, lambda: progress.progress == pytest.approx(4 / 6), "the grant step")
+        grant_step = INSTALL_STEPS.index("permissions") / len(INSTALL_STEPS)
+        await until(pilot, lambda: progress.progress == pytest.approx(grant_step), "the grant step")
         await pilot.press("a")
         await until(pilot, lambda: app.screen is manager, "the manager")
         assert _states(manager)["sysinfo"] == "enabled"
