@@ -30,6 +30,7 @@ from deeting_tui.plugin.manifest import (
 from deeting_tui.plugin.requirements import REQUIREMENTS_FILE, RequirementsError, read_requirements
 from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
 from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
+from deeting_tui.plugin.wheel_fetch import WHEEL_FILE_NAME
 from deeting_tui.resources import core_renderer_names
 
 __all__ = ["DEPS_DIR", "WHEELS_DIR", "Layout", "check_plugin", "load_plugin"]
@@ -374,6 +375,8 @@ class _Checker:
                 self.add(rel, "", f"{WHEELS_DIR}/ holds only wheel files (*.whl)")
                 continue
             try:
+                if not WHEEL_FILE_NAME.fullmatch(entry.name):
+                    raise InvalidWheelFilename(entry.name)
                 name, version, _build, _tags = parse_wheel_filename(entry.name)
             except InvalidWheelFilename:
                 self.add(rel, "", "not a wheel's file name (NAME-VERSION-TAGS.whl)")

@@ -228,8 +228,8 @@ def _evaluate(marker: Marker, environment: Mapping[str, str], extra: str) -> boo
     env["extra"] = extra
     try:
         return marker.evaluate(env)
-    except (UndefinedComparison, UndefinedEnvironmentName):
-        return False
+    except (UndefinedComparison, UndefinedEnvironmentName, ValueError):
+        return False  # a comparison the marker language leaves undefined holds nowhere
 
 
 def requires_dist(metadata: str) -> list[str]:

@@ -42,6 +42,7 @@ from deeting_tui.terminal_text import quote_prefix
 
 __all__ = [
     "DEFAULT_TARGETS",
+    "WHEEL_FILE_NAME",
     "DependencyError",
     "Target",
     "fetch_wheels",
@@ -54,6 +55,8 @@ SDISTS_NEVER = "sdists are never used: a dependency must not run code at install
 NO_PIP = "pip is not available in this Python — install pip, or install the plugin from a registry"
 
 _TARGET = re.compile(r"(\d+)\.(\d+)-([a-z0-9_]+)")
+#: A wheel's file name as PyPI and pip write them: nothing else reaches a zip or a terminal.
+WHEEL_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.!+]*(-[A-Za-z0-9_.!+]+){4,5}\.whl")
 _UNREACHABLE = re.compile(
     r"connection broken by|Could not fetch URL|Failed to establish a new connection|"
     r"Name or service not known|Temporary failure in name resolution|ProxyError|SSLError"
@@ -217,7 +220,7 @@ def fetch_wheels(
                 if earlier is not None and earlier[1] != digest:
                     raise DependencyError(
                         f"{pin.requirement}: the package index served two different files "
-                        f"named {wheel.name}"
+                        f"named {quote_prefix(wheel.name, 120)}"
                     )
                 kept.setdefault(wheel.name, (wheel, digest))
             try:
@@ -279,6 +282,11 @@ def _download(pin: Pin, target: Target, folder: Path, deadline_s: float) -> Path
     wheels = [path for path in files if path.name.endswith(".whl")]
     if len(files) != 1 or len(wheels) != 1:
         raise DependencyError(f"{pin.requirement}: no wheel for {target.label} ({SDISTS_NEVER})")
+    if not WHEEL_FILE_NAME.fullmatch(wheels[0].name):
+        raise DependencyError(
+            f"{pin.requirement}: the package index served a wheel named "
+            f"{quote_prefix(wheels[0].name, 80)!r}, not NAME-VERSION-TAGS.whl"
+        )
     return wheels[0]
 
 
@@ -308,7 +316,7 @@ def _pip_failure(pin: Pin, target: Target, stderr: str) -> str:
 def wheel_metadata(wheel: Path, pin: Pin | None = None) -> str:
     """The METADATA text of ``wheel``, read from the zip (nothing is unpacked nor run). With
     ``pin``, the file must be that distribution at that version."""
-    label = pin.requirement if pin is not None else wheel.name
+    label = pin.requirement if pin is not None else quote_prefix(wheel.name, 120)
     try:
         name, _version, _build, _tags = parse_wheel_filename(wheel.name)
         with zipfile.ZipFile(wheel) as archive:
@@ -320,10 +328,14 @@ def wheel_metadata(wheel: Path, pin: Pin | None = None) -> str:
                 and canonicalize_name(info.filename.split("-", 1)[0]) == name
             ]
             if len(infos) != 1 or infos[0].file_size > METADATA_MAX_BYTES:
-                raise DependencyError(f"{label}: {wheel.name} has no readable METADATA")
+                raise DependencyError(
+                    f"{label}: {quote_prefix(wheel.name, 120)} has no readable METADATA"
+                )
             text = archive.read(infos[0]).decode("utf-8")
     except (InvalidWheelFilename, zipfile.BadZipFile, UnicodeDecodeError, OSError):
-        raise DependencyError(f"{label}: {wheel.name} is not a readable wheel") from None
+        raise DependencyError(
+            f"{label}: {quote_prefix(wheel.name, 120)} is not a readable wheel"
+        ) from None
     if pin is not None:
         message = HeaderParser().parsestr(text)
         meta_name = canonicalize_name(str(message.get("Name", "")))
@@ -333,7 +345,7 @@ def wheel_metadata(wheel: Path, pin: Pin | None = None) -> str:
             meta_version = None
         if name != pin.name or meta_name != pin.name or meta_version != Version(pin.version):
             raise DependencyError(
-                f"{label}: the package index served {wheel.name}, which is another "
-                "distribution or version"
+                f"{label}: the package index served {quote_prefix(wheel.name, 120)}, which is "
+                "another distribution or version"
             )
     return text

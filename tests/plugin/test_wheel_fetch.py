@@ -176,3 +176,13 @@ def test_an_unreachable_index_is_said_as_such(
     message = fetch_refusal("tabulate==0.9.0\n", tmp_path / "w")
     assert message.startswith("tabulate==0.9.0: could not reach the package index (")
     assert message.endswith("— check PIP_INDEX_URL or pip.conf, and the network")
+
+
+def test_a_wheel_name_with_control_characters_is_refused(
+    bare_wheel_index: str, wheel_index_extras: Path, tmp_path: Path
+) -> None:
+    wheel = make_wheel(wheel_index_extras, "evil", "1.0")
+    wheel.rename(wheel_index_extras / "evil-1.0-1\x1b]0;pwned\x07-py3-none-any.whl")
+    message = fetch_refusal("evil==1.0\n", tmp_path / "w")
+    assert message.startswith("evil==1.0: ")
+    assert "\x1b" not in message and "\x07" not in message
