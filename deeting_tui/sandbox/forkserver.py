@@ -102,10 +102,9 @@ def preload() -> None:
 
     probe()
     python_installation()  # sysconfig's first call is the slowest part of planning a sandbox
-    from deeting_tui.sandbox.plugin_path import deeting_libraries, stdlib_folders
+    from deeting_tui.sandbox import plugin_path
 
-    deeting_libraries()  # what a plugin may not import, for each worker's isolation
-    stdlib_folders()
+    plugin_path.warm()  # each worker's import isolation (plugin_path.py) starts warm
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["DeetingLibraryFinder", "deeting_libraries", "isolate", "stdlib_folders"]
+__all__ = ["DeetingLibraryFinder", "deeting_libraries", "isolate", "stdlib_folders", "warm"]
 
 SITE_FOLDERS = ("site-packages", "dist-packages")
 
@@ -156,8 +156,8 @@ def isolate(plugin: str, src: Path, deps: Path) -> None:
     """Narrow imports to ``src``, ``deps``, the standard library and deeting_tui (see the
     module docstring). Run once, in the worker, after its own imports, before plugin code."""
     libraries = deeting_libraries()
-    keep_roots = {os.path.realpath(folder) for folder in stdlib_folders()}
-    own = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    keep_roots = _keep_roots()
+    own = _own_folder()
     for name, module in list(sys.modules.items()):
         if not _keeps(name, module, keep_roots, own):
             del sys.modules[name]
@@ -186,10 +186,36 @@ def _keeps(name: str, module: ModuleType | None, stdlib: set[str], own: str) -> 
         if not locations:
             return spec is None  # a module made in memory (``__main__`` and the like)
         where = locations[0]
-    real = os.path.realpath(str(where))
+    return _file_keeps(str(where), frozenset(stdlib), own)
+
+
+@functools.cache
+def _file_keeps(where: str, stdlib: frozenset[str], own: str) -> bool:
+    """Whether a module loaded from ``where`` stays; cached, and warmed in the forkserver
+    (:func:`warm`), so a worker does not resolve two hundred paths as it starts."""
+    real = os.path.realpath(where)
     if _is_site(real):
         return False
-    return _under_any(real, stdlib) or real == own or real.startswith(own + os.sep)
+    return _under_any(real, set(stdlib)) or real == own or real.startswith(own + os.sep)
+
+
+def warm() -> None:
+    """Do the slow parts of :func:`isolate` ahead, in the forkserver: which libraries are
+    deeting's, the stdlib folders, and the verdict on every module loaded so far."""
+    deeting_libraries()
+    keep_roots = _keep_roots()
+    own = _own_folder()
+    for name, module in list(sys.modules.items()):
+        _keeps(name, module, keep_roots, own)
+
+
+def _keep_roots() -> set[str]:
+    return {os.path.realpath(folder) for folder in stdlib_folders()}
+
+
+@functools.cache
+def _own_folder() -> str:
+    return os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _is_stdlib_object(obj: object) -> bool:

@@ -62,7 +62,8 @@ from deeting_tui.rpc.protocol import (
 from deeting_tui.sandbox.guard import SandboxDenied
 from deeting_tui.sandbox.idle import _IdleWait, _loop_has_work, _next_timer_delay
 from deeting_tui.sandbox.plugin_import import import_plugin_module
-from deeting_tui.sandbox.plugin_path import deeting_libraries, isolate, stdlib_folders
+from deeting_tui.sandbox.plugin_path import isolate
+from deeting_tui.sandbox.plugin_path import warm as warm_isolation
 from deeting_tui.sandbox.process_limits import (
     CPU_LIMIT_S,
     FILE_SIZE_LIMIT_MB,
@@ -242,8 +243,7 @@ class WorkerServer:
             int(limits.get("cpu_s", CPU_LIMIT_S)),
         )
         # Read while the site folders are still readable (the forkserver did it already).
-        deeting_libraries()
-        stdlib_folders()
+        warm_isolation()
         sandbox = apply_os_sandbox(init, self._report_denial)
         _configure_logging()
         if tmp_dir is not None:
