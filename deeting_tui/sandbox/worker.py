@@ -2,10 +2,11 @@
 
 Order matters and is fixed here: the kernel's ``initialize`` request carries the limits, so the
 worker sets rlimits, then applies the OS sandbox (``apply_os_sandbox``: Landlock, seccomp and the
-guard, see sandbox/enforce.py), and only then imports plugin code — nothing the plugin runs ever
-executes unconfined. The plugin's stdout/stderr are the plugin's log file (set up by the launcher
-before this module runs), so a stray ``print`` can never corrupt the protocol, which lives on
-separate fds.
+guard, see sandbox/enforce.py), narrows what can be imported to the plugin's own ``src/`` and
+``deps/``, the standard library and deeting_tui (plugin_path.py), and only then imports plugin
+code — nothing the plugin runs ever executes unconfined, or on deeting's own libraries. The
+plugin's stdout/stderr are the plugin's log file (set up by the launcher before this module
+runs), so a stray ``print`` can never corrupt the protocol, which lives on separate fds.
 
 Sync plugin functions run inline (the cheapest path, and a hung one is the supervisor's job to
 kill); async ones run as tasks on the worker's event loop so they can be cancelled. The loop
