@@ -7,8 +7,8 @@ deeting drops or upgrades one, and a plugin that pins its OWN copy of one (an ol
 must get that copy. So, once the worker's own imports are done and before plugin code is
 imported, :func:`isolate` narrows the interpreter's import machinery:
 
-* ``sys.path`` becomes the plugin's ``src/`` and ``deps/`` and the standard library's folders
-  (never site-packages or dist-packages);
+* ``sys.path`` becomes the plugin's ``src/``, the standard library's folders and its ``deps/``
+  (in that order, as a venv has it; never site-packages or dist-packages);
 * every module loaded from anywhere else leaves ``sys.modules`` (the worker's code keeps the
   module objects it already bound, so the protocol keeps working), and so do the import
   finders and path hooks ``.pth`` files added (an editable install's, distutils' shim);
@@ -165,7 +165,8 @@ def isolate(plugin: str, src: Path, deps: Path) -> None:
         DeetingLibraryFinder(plugin, libraries)
     ]
     sys.path_hooks[:] = [hook for hook in sys.path_hooks if _is_stdlib_object(hook)]
-    sys.path[:] = [str(src), *([str(deps)] if deps.is_dir() else []), *stdlib_folders()]
+    # As in any environment, the stdlib before installed packages: a wheel cannot shadow it.
+    sys.path[:] = [str(src), *stdlib_folders(), *([str(deps)] if deps.is_dir() else [])]
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
 

@@ -470,3 +470,14 @@ async def test_a_cancelled_install_lets_the_dependency_thread_end_before_its_sta
     with pytest.raises(asyncio.CancelledError):
         await task
     assert said == ["thread ended", "stage removed"]
+
+
+async def test_a_wheel_cannot_shadow_the_standard_library(kernel: Kernel, tmp_path: Path) -> None:
+    """deps/ comes after the stdlib on the path, as site-packages does in any environment."""
+    wheel = make_wheel(tmp_path, "demolib", "1.0", files={"csv/__init__.py": b"HIJACKED = 1\n"})
+    index = "import csv\n\n\ndef invoke(ctx, tool, args):\n    return csv.__file__\n"
+    folder = plugin_copy(tmp_path / "src", requirements="demolib==1.0\n", index=index)
+    assert (await kernel.loader.install(zipped(folder, [wheel], tmp_path))).enabled
+    outcome = await kernel.call_tool(kernel.open_session().id, "table", {"rows": []})
+    assert outcome.ok and outcome.text is not None, outcome.error
+    assert "/deps/" not in outcome.text and outcome.text.endswith("csv.py"), outcome.text
