@@ -1,0 +1,62 @@
+"""A fresh home's first run: when it is one, and the marker that makes it happen once.
+
+A home is fresh when the bundle's marker is absent and nothing of a used home exists: no
+installed plugins (``plugins/state.json``), no grants, no sessions and no synced registry.
+That is decided before the kernel is built (the kernel makes the sessions database), and a
+fresh home gets the marker ``pending`` at once, so a second deeting starting a moment later
+takes part in the same first run (waiting for the first one under the updater lock) instead
+of judging the home used. A home that upgrades deeting is never fresh: it gets no plugins
+pushed into it, and sees the bundled ones as available.
+
+The marker becomes ``done`` when the first run has installed what it installs; from then on
+an uninstalled calc stays uninstalled. A first run that failed (a damaged bundle) stays
+``pending`` and is tried again at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from deeting_tui.atomic import write_bytes_atomic
+from deeting_tui.paths import Paths
+
+__all__ = ["MARKER", "first_run_pending", "mark_done", "marker_pending"]
+
+MARKER = ".first-run"
+PENDING, DONE = b"pending\n", b"done\n"
+
+
+def _marker(paths: Paths) -> bytes | None:
+    try:
+        return (paths.plugins_dir / MARKER).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return DONE  # unreadable: never push plugins into a home we cannot judge
+
+
+def marker_pending(paths: Paths) -> bool:
+    return _marker(paths) == PENDING
+
+
+def first_run_pending(paths: Paths) -> bool:
+    """Whether this start takes part in a first run (and marks a fresh home ``pending``)."""
+    marker = _marker(paths)
+    if marker is not None:
+        return marker == PENDING
+    used = (
+        paths.plugin_state_file,
+        paths.grants_file,
+        paths.sessions_db,
+        paths.data_dir / "registry",
+    )
+    if any(path.exists() for path in used):
+        return False
+    with contextlib.suppress(OSError):  # a read-only home: no first run, deeting still starts
+        write_bytes_atomic(paths.plugins_dir / MARKER, PENDING)
+        return True
+    return False
+
+
+def mark_done(paths: Paths) -> None:
+    write_bytes_atomic(paths.plugins_dir / MARKER, DONE)
