@@ -183,9 +183,8 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
         say(line)
     for plugin in available:
         needs = ", ".join(plugin.permissions) or "no permission"
-        say(
-            f"{plugin.name:<{width}}  {plugin.version:<10} {AVAILABLE:<12} {plugin.origin}  ({needs})"
-        )
+        row = f"{plugin.name:<{width}}  {plugin.version:<10} {AVAILABLE:<12} {plugin.origin}"
+        say(f"{row}  ({needs})")
     if available:
         say(f"install one with: deeting plugin install {available[0].name}")
     return 0

@@ -36,6 +36,10 @@ def _no_bundled_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     installed into every fresh test home and listed everywhere: tests that want them point
     DEETING_BUNDLE at a bundle they build (tests/bundle_support.py)."""
     monkeypatch.setenv("DEETING_BUNDLE", "")
+    # Never the real official registry from a test: a sync with no URL fails at once here.
+    monkeypatch.setenv(
+        "DEETING_OFFICIAL_REGISTRY_URL", "file:///nonexistent/deeting-official/registry.json"
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")
