@@ -54,16 +54,21 @@ class LazyRegistry:
         return await self.client.stage(name, version, **options)
 
     def _from_bundle(self, name: str, version: str | None) -> bool:
-        """The bundle has it and the synced registry (if any) does not offer it."""
+        """The synced registry (if any) does not offer it, and the bundle has it (or is
+        damaged, which the install then says)."""
         from .errors import StoreError
         from .trust import TrustError
 
-        if self.bundle is None or not self.bundle.bundle.has(name, version):
+        if self.bundle is None:
             return False
         try:
             self.client.registry().find(name, version)
         except (StoreError, TrustError):
-            return True
+            try:
+                self.bundle.bundle.verified()
+            except StoreError:
+                return True  # a damaged bundle: its install says so, rather than "sync"
+            return self.bundle.bundle.has(name, version)
         return False
 
 

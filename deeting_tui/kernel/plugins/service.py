@@ -398,7 +398,7 @@ class PluginService:
             if staged is None:
                 return None
             try:
-                return await self.kernel.upgrade_plugin(
+                report = await self.kernel.upgrade_plugin(
                     name,
                     staged.version,
                     grant=grant,
@@ -406,6 +406,9 @@ class PluginService:
                     ask_all=ask_all,
                     allow_downgrade=allow_downgrade,
                 )
+                # A bundled plugin upgraded from the registry now comes from the registry.
+                self.kernel.installed.set_source(name, staged.source)
+                return report
             except BaseException:
                 current = self.kernel.installed.get(name)
                 if current is None or current.version != staged.version:
