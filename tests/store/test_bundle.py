@@ -304,3 +304,39 @@ def test_plugin_list_and_info_show_the_available_ones(home: Path, bundle: Path) 
     installed = run_deeting("plugin", "install", "weather", "--yes", home=home, timeout=60)
     assert installed.returncode == 0, installed.stderr
     assert "installed weather 1.0.0 bundled with deeting (verified)" in installed.stdout
+
+
+@pytest.mark.parametrize("link", ["../outside.zip", "file:///etc/passwd", "/etc/passwd"])
+async def test_a_signed_link_out_of_the_bundle_is_refused(
+    home: Path,
+    composed: Callable[[], Kernel],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    link: str,
+) -> None:
+    """Even a correctly signed index may only name zips inside the bundle folder."""
+    made = TestRegistry(tmp_path / "bundled")
+    entry = made.add("1.0.0")
+    entry["url"] = link
+    (tmp_path / "outside.zip").write_bytes(
+        (made.folder / "artifacts" / "echo-fixture-1.0.0.zip").read_bytes()
+    )
+    made.publish()
+    monkeypatch.setenv("DEETING_BUNDLE", str(made.folder))
+    kernel = composed()
+    with pytest.raises(DeetingError, match="points outside the bundle"):
+        await kernel.plugins.install("echo-fixture")
+    assert kernel.installed.all() == []
+
+
+async def test_a_synced_registry_comes_first_and_the_bundle_fills_in(
+    home: Path, bundle: Path, composed: Callable[[], Kernel], tmp_path: Path
+) -> None:
+    site, root = _registry_with_calc(tmp_path, "1.1.0")
+    await client_at(home).sync([], (site / "registry.json").as_uri(), root)
+    kernel = composed()
+    calc = await kernel.plugins.install("calc")
+    notes = await kernel.plugins.install("notes")  # not in the synced registry
+    assert (calc.spec.version, notes.spec.version) == ("1.1.0", "1.0.0")
+    assert kernel.plugins.info("calc").origin is Origin.REGISTRY
+    assert kernel.plugins.info("notes").origin is Origin.BUNDLED
