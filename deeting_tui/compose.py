@@ -32,8 +32,7 @@ def make_kernel(provider: str | None = None, model: str | None = None) -> Kernel
 def fresh_home(paths: Paths) -> bool:
     """Whether this start takes part in a fresh home's first run (store/first_run.py): only
     where deeting carries plugins to install. Call it before building the kernel."""
-    from deeting_tui.store.bundle import bundle_folder
-    from deeting_tui.store.first_run import first_run_pending
+    from deeting_tui.store.first_run import bundle_folder, first_run_pending
 
     return bundle_folder() is not None and first_run_pending(paths)
 
@@ -44,7 +43,7 @@ def plug_ports(kernel: Kernel, *, first_run: bool = False) -> Kernel:
     installed when the kernel starts, or by :func:`settle_first_run`) and the sandbox's words
     for what a grant allows. Ports already plugged (a test's fake registry) are kept."""
     from deeting_tui.sandbox.policy import describe_grants
-    from deeting_tui.store.bundle import bundle_folder
+    from deeting_tui.store.first_run import bundle_folder
     from deeting_tui.store.lazy import LazyBundle, LazyRegistry
 
     service = kernel.plugins

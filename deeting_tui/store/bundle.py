@@ -17,8 +17,7 @@ supersedes it through the normal ``plugin upgrade``.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -28,6 +27,7 @@ from deeting_tui.errors import Fix, Hint
 from deeting_tui.paths import Paths
 
 from .errors import StoreError
+from .first_run import BUNDLE_ENV, bundle_folder
 from .limits import Limits
 from .staging import StagedPlugin, StagingError, stage_artifact
 from .trust import (
@@ -42,23 +42,11 @@ from .trust import (
 
 __all__ = ["BUNDLE_ENV", "Bundle", "BundledPlugin", "bundle_folder", "bundled_source"]
 
-BUNDLE_ENV = "DEETING_BUNDLE"
-PACKAGED = Path(__file__).resolve().parents[1] / "bundled"
 SOURCE_PREFIX = "bundled with deeting "
 
 
 def bundled_source() -> str:
     return f"{SOURCE_PREFIX}{__version__}"
-
-
-def bundle_folder(env: Mapping[str, str] | None = None) -> Path | None:
-    """The bundle to use: ``DEETING_BUNDLE`` (empty: none), else the package's own when it
-    was built (a checkout before ``./dev.sh`` has none)."""
-    env = os.environ if env is None else env
-    if BUNDLE_ENV in env:
-        chosen = env[BUNDLE_ENV]
-        return Path(chosen).expanduser() if chosen else None
-    return PACKAGED if (PACKAGED / "registry.json").is_file() else None
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,38 @@ an uninstalled calc stays uninstalled. A first run that failed (a damaged bundle
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
 
 from deeting_tui.atomic import write_bytes_atomic
 from deeting_tui.paths import Paths
 
-__all__ = ["MARKER", "first_run_pending", "mark_done", "marker_pending"]
+__all__ = [
+    "BUNDLE_ENV",
+    "MARKER",
+    "bundle_folder",
+    "first_run_pending",
+    "mark_done",
+    "marker_pending",
+]
+
+BUNDLE_ENV = "DEETING_BUNDLE"
+PACKAGED = Path(__file__).resolve().parents[1] / "bundled"
 
 MARKER = ".first-run"
 PENDING, DONE = b"pending\n", b"done\n"
+
+
+def bundle_folder(env: Mapping[str, str] | None = None) -> Path | None:
+    """The bundle to use: ``DEETING_BUNDLE`` (empty: none), else the package's own when it
+    was built (a checkout before ``./dev.sh`` has none). Here, not in bundle.py, so that a
+    start that only asks pays for no signature library."""
+    env = os.environ if env is None else env
+    if BUNDLE_ENV in env:
+        chosen = env[BUNDLE_ENV]
+        return Path(chosen).expanduser() if chosen else None
+    return PACKAGED if (PACKAGED / "registry.json").is_file() else None
 
 
 def _marker(paths: Paths) -> bytes | None:
