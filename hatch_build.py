@@ -48,7 +48,13 @@ class CustomBuildHook(BuildHookInterface):
         if self.target_name != "wheel":
             return
         root = Path(self.root)
-        build_bundle(root, self.app.display_info)
+        self._vendor(root, version)
+        if (root / "plugins").is_dir():
+            build_bundle(root, self.app.display_info)
+        else:
+            self.app.display_info("deeting wheel: no plugins/ here, so no bundled plugins")
+
+    def _vendor(self, root: Path, version: str) -> None:
         if version == "editable":
             return  # an editable install reads vendor/ from the checkout (dev.sh builds it)
         if vendor_is_current(root):
@@ -87,11 +93,17 @@ def build_bundle(root: Path, say: Any) -> None:
         )
     )
     env = {**os.environ, "PYTHONPATH": str(root)}
-    _run([sys.executable, "-m", "registry_tools.bundle", "--root-dir", str(root)], root, env)
+    command = [sys.executable, "-m", "registry_tools.bundle", "--root-dir", str(root)]
+    done = subprocess.run(command, cwd=root, stdin=subprocess.DEVNULL, check=False, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"deeting wheel: bundling the official plugins failed (exit {done.returncode}); "
+            "its output above says why"
+        )
 
 
-def _run(command: list[str], where: Path, env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(command, cwd=where, stdin=subprocess.DEVNULL, check=False, env=env)
+def _run(command: list[str], where: Path) -> None:
+    done = subprocess.run(command, cwd=where, stdin=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
         raise RuntimeError(
             f"deeting wheel: `{' '.join(command)}` in {where} failed (exit {done.returncode}); "

@@ -140,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ToolError as error:
         say(f"deeting bundle: error: {error}")
         return 1
+    except OSError as error:
+        say(f"deeting bundle: error: {error}")
+        return 1
     return 0
 
 
