@@ -102,3 +102,25 @@ async def test_denied_consent_installs_it_without_starting_it(app: DeetingApp) -
         await pilot.pause()
         assert _states(manager)["sysinfo"] == "needs consent"
         assert not app.kernel.grants.granted("sysinfo")
+
+
+async def test_the_chat_on_a_fresh_home_starts_with_the_bundled_plugins(
+    home: Path, tmp_path: Path, bundle_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chat's kernel starts after the first run: calc answers the first message."""
+    from support import FAST_POLICY
+
+    from deeting_tui.compose import fresh_home, plug_ports
+    from deeting_tui.kernel.kernel import Kernel
+    from deeting_tui.llm.offline import OfflineAssistant
+    from deeting_tui.paths import resolve_paths
+
+    monkeypatch.setenv("DEETING_BUNDLE", str(make_bundle(tmp_path / "bundled", bundle_cache)))
+    paths = resolve_paths()
+    first_run = fresh_home(paths)
+    kernel = Kernel(paths, assistant=OfflineAssistant(), policy=FAST_POLICY)
+    app = DeetingApp(plug_ports(kernel, first_run=first_run))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.kernel.loader.runtimes) == 3, "three plugins")
+        assert sorted(app.kernel.loader.runtimes) == ["calc", "clock", "notes"]
+        assert app.problems == []
