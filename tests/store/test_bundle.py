@@ -85,6 +85,7 @@ async def test_a_fresh_home_gets_the_plugins_that_need_no_consent(
     assert {i.origin for i in kernel.plugins.all()} == {Origin.BUNDLED}
     assert tuple(p.name for p in kernel.plugins.available()) == OTHERS
     assert marker(home) == "done"
+    assert not (home / "data" / "registry").exists()  # the user's registry state: untouched
     # They start with the kernel, like any enabled plugin.
     assert await kernel.start(ticker=False) == []
     assert sorted(kernel.loader.runtimes) == list(DEFAULTS)

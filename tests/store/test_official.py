@@ -96,3 +96,21 @@ async def test_switching_to_the_official_registry_uses_the_shipped_root(
     report = await client_at(home).sync([], official.url)
     assert report.official and not report.root_on_first_use
     assert stored(home)["root.json"] == official.root_bytes
+
+
+def test_the_cli_syncs_the_official_registry_with_no_url(
+    home: Path, official: TestRegistry
+) -> None:
+    from support import run_deeting
+
+    done = run_deeting("registry", "sync", home=home, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "trusting the registry's own root.json on first use" not in done.stderr
+    assert "the official registry, verified with the root of trust deeting ships" in done.stdout
+    mine = TestRegistry(home.parent / "mine")
+    mine.add("1.0.0")
+    mine.publish()
+    other = run_deeting("registry", "sync", "--url", mine.url, home=home, timeout=60)
+    assert other.returncode == 0, other.stderr
+    assert "on first use" in other.stderr  # another registry: today's --url/--root flow
+    assert f"now following {mine.url} instead of {official.url}" in other.stdout
