@@ -164,7 +164,7 @@ def test_a_fresh_venv_with_only_the_wheel_is_a_useful_shell(tmp_path: Path) -> N
     events = [orjson.loads(line) for line in scripted.stdout.splitlines()]
     results = [e for e in events if e.get("type") == "tool_result"]
     assert len(results) >= 3, scripted.stdout
-    assert not [e for e in events if "renderer_error" in e], scripted.stdout
+    assert not [e for e in events if e.get("renderer_error")], scripted.stdout
 
     weather = _run([*deeting, "plugin", "install", "weather", "--yes"], cwd=outside, env=env)
     assert weather.returncode == 0, weather.stderr
