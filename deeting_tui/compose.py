@@ -40,7 +40,7 @@ def fresh_home(paths: Paths) -> bool:
 def plug_ports(kernel: Kernel, *, first_run: bool = False) -> Kernel:
     """Give the kernel's plugin service what the kernel may not import: the registry (the
     store's client, loaded on first use), the plugins deeting carries (with ``first_run``,
-    installed when the kernel starts, or by :func:`settle_first_run`) and the sandbox's words
+    installed when the kernel starts, or by ``PluginService.first_run``) and the sandbox's words
     for what a grant allows. Ports already plugged (a test's fake registry) are kept."""
     from deeting_tui.sandbox.policy import describe_grants
     from deeting_tui.store.first_run import bundle_folder

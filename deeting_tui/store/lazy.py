@@ -105,12 +105,14 @@ class LazyBundle:
     def still_pending(self) -> bool:
         from .first_run import marker_pending
 
-        return marker_pending(self.paths)
+        self._first_run = marker_pending(self.paths)  # done elsewhere: not asked again
+        return self._first_run
 
     def mark_done(self) -> None:
         from .first_run import mark_done
 
         mark_done(self.paths)
+        self._first_run = False
 
     async def stage(
         self, name: str, version: str | None, *, kept: Sequence[tuple[str, str]]
