@@ -1,7 +1,8 @@
 """A fresh home's first run: when it is one, and the marker that makes it happen once.
 
 A home is fresh when the bundle's marker is absent and nothing of a used home exists: no
-installed plugins (``plugins/state.json``), no grants, no sessions and no synced registry.
+installed plugins (``plugins/state.json``), no grants, no stored conversation and no synced
+registry.
 That is decided before the kernel is built (the kernel makes the sessions database), and a
 fresh home gets the marker ``pending`` at once, so a second deeting starting a moment later
 takes part in the same first run (waiting for the first one under the updater lock) instead
@@ -68,18 +69,28 @@ def first_run_pending(paths: Paths) -> bool:
     marker = _marker(paths)
     if marker is not None:
         return marker == PENDING
-    used = (
-        paths.plugin_state_file,
-        paths.grants_file,
-        paths.sessions_db,
-        paths.data_dir / "registry",
-    )
-    if any(path.exists() for path in used):
+    used = (paths.plugin_state_file, paths.grants_file, paths.data_dir / "registry")
+    if any(path.exists() for path in used) or _has_sessions(paths.sessions_db):
         return False
     with contextlib.suppress(OSError):  # a read-only home: no first run, deeting still starts
         write_bytes_atomic(paths.plugins_dir / MARKER, PENDING)
         return True
     return False
+
+
+def _has_sessions(database: Path) -> bool:
+    """Whether the sessions database holds a conversation. An empty one is no sign of use:
+    ``deeting view`` or ``--session ID`` as the very first command creates it. Anything
+    unreadable counts as used (never push plugins into a home we cannot judge)."""
+    if not database.exists():
+        return False
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT 1 FROM sessions LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return True
 
 
 def mark_done(paths: Paths) -> None:

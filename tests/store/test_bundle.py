@@ -120,8 +120,10 @@ async def test_a_used_home_gets_no_plugins_pushed_into_it(
         path.write_bytes(b'{"plugins": {}}')
     elif used.endswith("grants.json"):
         path.write_bytes(b"{}")
-    else:
-        Kernel(resolve_paths()).sessions.close()  # a chat was opened here once
+    else:  # a chat was opened here once
+        kernel = Kernel(resolve_paths())
+        kernel.open_session()
+        kernel.sessions.close()
     kernel = composed()
     assert await kernel.plugins.first_run() is None
     assert kernel.installed.all() == []
@@ -341,3 +343,15 @@ async def test_a_synced_registry_comes_first_and_the_bundle_fills_in(
     assert (calc.spec.version, notes.spec.version) == ("1.1.0", "1.0.0")
     assert kernel.plugins.info("calc").origin is Origin.REGISTRY
     assert kernel.plugins.info("notes").origin is Origin.BUNDLED
+
+
+def test_an_empty_sessions_database_is_no_sign_of_use(home: Path, bundle: Path) -> None:
+    """``deeting --session ID`` or ``deeting view`` as the very first command makes an empty
+    sessions database; the next start is still the home's first run."""
+    refused = run_deeting("--session", "nosuch", home=home, stdin="", timeout=60)
+    assert refused.returncode == 2, refused.stderr
+    assert (home / "data" / "sessions.sqlite3").exists()
+    assert not (home / "data" / "plugins").exists()  # no first run took part yet
+    done = run_deeting("--script", "-", home=home, stdin="calc 2+3\n", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "2+3 = 5" in done.stdout
