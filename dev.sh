@@ -46,11 +46,24 @@ build_frontend() {
     touch "$stamp"
 }
 
+# The official plugins as the signed registry the wheel carries (deeting_tui/bundled, see
+# registry_tools/bundle.py): what a fresh home installs on its first run, and what plugin list
+# offers as available. Rebuilt only when a file under plugins/ changes.
+build_bundle() {
+    local stamp="deeting_tui/bundled/.dev-$(find plugins -type f ! -path '*/__pycache__/*' \
+        ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+    [ -e "$stamp" ] && return 0
+    "$VENV/bin/python" -m registry_tools.bundle 2>/dev/null </dev/null
+    touch "$stamp"
+}
+# ./dev.sh run keeps folder (dev) installs of plugins/, so an edit there is what runs (reinstall
+# with --force). DEETING_BUNDLE= keeps a fresh home's first run from installing the bundled
+# copies first; once these are installed the home is no longer fresh.
 install_official_plugins() {
     for plugin in plugins/*/; do
         name="$(basename "$plugin")"
-        if ! "$VENV/bin/deeting" plugin info "$name" >/dev/null 2>&1; then
-            "$VENV/bin/deeting" plugin install "$plugin" </dev/null || true
+        if ! DEETING_BUNDLE= "$VENV/bin/deeting" plugin info "$name" >/dev/null 2>&1; then
+            DEETING_BUNDLE= "$VENV/bin/deeting" plugin install "$plugin" </dev/null || true
         fi
     done
 }
@@ -210,6 +223,7 @@ case "$cmd" in
     run)
         setup dev
         build_frontend
+        build_bundle
         install_official_plugins
         exec "$VENV/bin/deeting" "$@"
         ;;

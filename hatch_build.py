@@ -13,8 +13,10 @@ is told so in one line when it is missing.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +45,18 @@ class CustomBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel" or version == "editable":
-            return  # an editable install reads vendor/ from the checkout (dev.sh builds it)
+        if self.target_name != "wheel":
+            return
         root = Path(self.root)
+        self._vendor(root, version)
+        if (root / "plugins").is_dir():
+            build_bundle(root, self.app.display_info)
+        else:
+            self.app.display_info("deeting wheel: no plugins/ here, so no bundled plugins")
+
+    def _vendor(self, root: Path, version: str) -> None:
+        if version == "editable":
+            return  # an editable install reads vendor/ from the checkout (dev.sh builds it)
         if vendor_is_current(root):
             return
         if shutil.which("npm") is None or shutil.which("node") is None:
@@ -64,6 +75,31 @@ class CustomBuildHook(BuildHookInterface):
             _run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], frontend)
         _run(["node", "build.mjs"], frontend)
         (root / VENDOR / inputs_stamp(root)).touch()
+
+
+def build_bundle(root: Path, say: Any) -> None:
+    """``deeting_tui/bundled``: the official plugins as a signed registry the wheel carries
+    (registry_tools/bundle.py says how it is signed and why that is sound). It runs in a
+    subprocess with this build's Python, which has deeting's libraries from
+    ``[build-system] requires``, and the checkout on its path (the package is not installed
+    here). ``DEETING_BUNDLE_KEY=FILE`` signs with the official registry's key."""
+    key = os.environ.get("DEETING_BUNDLE_KEY")
+    say(
+        "deeting wheel: bundling the official plugins, signed with "
+        + (
+            f"{key} (the official registry's key)"
+            if key
+            else "a one-off key; the bundle's trust is the wheel's own"
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    command = [sys.executable, "-m", "registry_tools.bundle", "--root-dir", str(root)]
+    done = subprocess.run(command, cwd=root, stdin=subprocess.DEVNULL, check=False, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"deeting wheel: bundling the official plugins failed (exit {done.returncode}); "
+            "its output above says why"
+        )
 
 
 def _run(command: list[str], where: Path) -> None:

@@ -73,6 +73,7 @@ def _run(args: list[str], home: Path, *, timeout: float = 300.0) -> float:
     """Run a deeting command in ``home``; return its wall time; raise with stderr on failure."""
     env = dict(os.environ)
     env["DEETING_HOME"] = str(home)
+    env["DEETING_BUNDLE"] = ""  # only the plugin measured, not a first run's bundled ones
     env.pop("DEETING_DEBUG", None)
     began = time.perf_counter()
     process = spawn_child(

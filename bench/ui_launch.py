@@ -96,7 +96,9 @@ def terminal_env(home: Path) -> dict[str, str]:
         if not k.startswith(("ANTHROPIC_", "OPENAI_", "TEXTUAL", "DEETING_", "TMUX"))
         and k not in ("COLUMNS", "LINES")
     }
-    env.update(DEETING_HOME=str(home), TERM="xterm-256color")
+    # DEETING_BUNDLE empty: the homes get exactly the plugins a benchmark installs, not the
+    # bundled ones a fresh home's first run would add.
+    env.update(DEETING_HOME=str(home), DEETING_BUNDLE="", TERM="xterm-256color")
     return env
 
 

@@ -109,7 +109,12 @@ def _add_registry_commands(commands: Any) -> None:
         description="Conditional GET of registry.json; checks signatures against the pinned "
         "root (following key rotations), expiry, and that the version never goes back.",
     )
-    sync.add_argument("--url", metavar="URL", help="registry.json URL (http(s) or file://)")
+    sync.add_argument(
+        "--url",
+        metavar="URL",
+        help="registry.json URL (http(s) or file://); default: the registry this home "
+        "follows, at first the official one (whose root deeting ships)",
+    )
     sync.add_argument(
         "--root",
         metavar="FILE",

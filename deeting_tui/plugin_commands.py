@@ -30,7 +30,7 @@ from deeting_tui.command_output import (
     tty_consent,
     with_cli_hint,
 )
-from deeting_tui.compose import plug_ports
+from deeting_tui.compose import fresh_home, plug_ports
 from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.paths import load_config, resolve_paths
@@ -57,9 +57,13 @@ async def with_kernel(
 ) -> int:
     """Run one command on a kernel that starts no plugin worker, and shut it down."""
     paths = resolve_paths()
-    kernel = plug_ports(Kernel(paths, config=load_config(paths)))
+    first_run = fresh_home(paths)
+    kernel = plug_ports(Kernel(paths, config=load_config(paths)), first_run=first_run)
     kernel.add_listener(NOTICES)
     try:
+        warning = await kernel.plugins.first_run()
+        if warning:
+            print(f"deeting: warning: {one_line(warning)}", file=sys.stderr)
         return await handler(kernel, args)
     finally:
         await kernel.shutdown()
@@ -128,6 +132,7 @@ async def _revoke(kernel: Kernel, args: argparse.Namespace) -> int:
 
 async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
     infos = kernel.plugins.all()
+    available = kernel.plugins.available()
     rows: list[dict[str, Any]] = [
         {
             "name": info.name,
@@ -137,8 +142,25 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
             "dev": info.dev,
             "source": info.source,
             "reason": info.reason,
+            "origin": str(info.origin),
         }
         for info in infos
+    ]
+    # Additive: the plugins deeting carries that are not installed, one install away.
+    rows += [
+        {
+            "name": plugin.name,
+            "version": plugin.version,
+            "state": AVAILABLE,
+            "enabled": False,
+            "dev": False,
+            "source": None,
+            "reason": None,
+            "origin": plugin.origin,
+            "description": plugin.description,
+            "permissions": list(plugin.permissions),
+        }
+        for plugin in available
     ]
     from deeting_tui.sandbox.probe import probe
 
@@ -152,7 +174,7 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
     if not rows:
         say("no plugins installed — install one with: deeting plugin install PATH")
         return 0
-    width = max(len(info.name) for info in infos)
+    width = max(len(str(row["name"])) for row in rows)
     for info in infos:
         line = f"{info.name:<{width}}  {info.version:<10} {info.state:<12} {info.origin}"
         if info.reason:
@@ -160,10 +182,48 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
         elif info.problem:
             line += f"  ({one_line(info.problem)})"
         say(line)
+    for plugin in available:
+        needs = ", ".join(plugin.permissions) or "no permission"
+        row = f"{plugin.name:<{width}}  {plugin.version:<10} {AVAILABLE:<12} {plugin.origin}"
+        say(f"{row}  ({needs})")
+    if available:
+        say(f"install one with: deeting plugin install {available[0].name}")
+    return 0
+
+
+AVAILABLE = "available"  # a bundled plugin not installed: the state `plugin list` shows
+
+
+def _available_info(kernel: Kernel, args: argparse.Namespace) -> int | None:
+    """``plugin info`` of a bundled plugin that is not installed: what it would need."""
+    plugin = kernel.plugins.available_one(args.name)
+    if plugin is None:
+        return None
+    if args.json:
+        document = {
+            "name": plugin.name,
+            "version": plugin.version,
+            "description": plugin.description,
+            "state": AVAILABLE,
+            "origin": plugin.origin,
+            "permissions": [{"scope": scope, "granted": False} for scope in plugin.permissions],
+        }
+        info_json = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+        sys.stdout.buffer.write(terminal_safe_json(info_json) + b"\n")
+        return 0
+    say(f"{plugin.name} {plugin.version} — {plugin.description}".rstrip(" —"))
+    say("  state:       available (bundled with deeting, not installed)")
+    needs = ", ".join(plugin.permissions)
+    say(f"  permissions: {needs + ' (asked when you install it)' if needs else 'none'}")
+    say(f"  install:     deeting plugin install {plugin.name}")
     return 0
 
 
 async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
+    if kernel.installed.get(args.name) is None:
+        said = _available_info(kernel, args)
+        if said is not None:
+            return said
     plugin = kernel.plugins.info(args.name)
     spec = kernel.plugins.spec(args.name)  # a damaged copy: its error, with the fix
     missing = plugin.missing

@@ -60,6 +60,10 @@ def _print_sync(report: SyncReport) -> None:
         )
     elif report.root_pinned:
         say("pinned the registry root given with --root")
+    if report.switched_from is not None:
+        say(f"now following {report.url} instead of {report.switched_from}")
+    if report.official:
+        say("the official registry, verified with the root of trust deeting ships")
     if report.rotated_to is not None:
         say(f"the registry rotated its keys: now trusting root version {report.rotated_to}")
     state = "not modified" if report.not_modified else "verified"

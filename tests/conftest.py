@@ -33,6 +33,18 @@ def _no_model_provider_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_bundled_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugins deeting carries (deeting_tui/bundled, once ./dev.sh built it) would be
+    installed into every fresh test home and listed everywhere: tests that want them point
+    DEETING_BUNDLE at a bundle they build (tests/bundle_support.py)."""
+    monkeypatch.setenv("DEETING_BUNDLE", "")
+    # Never the real official registry from a test: a sync with no URL fails at once here.
+    monkeypatch.setenv(
+        "DEETING_OFFICIAL_REGISTRY_URL", "file:///nonexistent/deeting-official/registry.json"
+    )
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_cgroups_left_behind() -> Iterator[None]:
     """Tests that SIGKILL a kernel leave its cgroups to the next kernel's sweep; the last

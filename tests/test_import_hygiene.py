@@ -4,8 +4,10 @@ source, is tests/test_import_rules.py."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +69,26 @@ def test_the_kernel_loads_ctypes_only_to_watch_folders() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_composing_a_kernel_with_a_bundle_loads_no_signature_library(tmp_path: Path) -> None:
+    """Every chat and script start asks whether this is a first run and plugs the bundle;
+    only a first run or a listing pays for PyNaCl."""
+    code = (
+        "import sys\n"
+        "from deeting_tui.compose import fresh_home, plug_ports\n"
+        "from deeting_tui.kernel.kernel import Kernel\n"
+        "from deeting_tui.paths import resolve_paths\n"
+        "paths = resolve_paths()\n"
+        "kernel = plug_ports(Kernel(paths), first_run=fresh_home(paths))\n"
+        "assert kernel.plugins.bundled is not None\n"
+        "heavy = ('httpx', 'nacl', 'deeting_tui.store.client', 'deeting_tui.store.bundle')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    bundle = tmp_path / "bundled"
+    bundle.mkdir()
+    env = {**os.environ, "DEETING_HOME": str(tmp_path / "home"), "DEETING_BUNDLE": str(bundle)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == ""

@@ -6,6 +6,9 @@ the configuration and drive the hook itself with hatchling's interface stubbed."
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -113,3 +116,66 @@ def test_a_stale_vendor_is_rebuilt_and_a_current_one_left_alone(
     hook.initialize("editable", {})
     hook_module.CustomBuildHook(str(root), "sdist").initialize("standard", {})
     assert ran == []
+
+
+def test_the_hook_bundles_the_official_plugins_for_wheels_and_editables(
+    hook_module: Any, tmp_path: Path
+) -> None:
+    """The wheel's deeting_tui/bundled: built from plugins/ by registry_tools.bundle in a
+    subprocess (the build environment has deeting's libraries, not deeting), stamped so a
+    repeat is free, for an editable install too."""
+    root = _source_tree(tmp_path)
+    ignore = shutil.ignore_patterns("__pycache__", "bundled", ".bundled*", "vendor")
+    for folder in ("plugins", "deeting_tui", "registry_tools", "renderers"):
+        shutil.copytree(REPO / folder, root / folder, ignore=ignore)
+    vendor = root / "deeting_tui" / "web" / "vendor"
+    vendor.mkdir(parents=True)
+    (vendor / "NOTICE.txt").write_text("built")
+    (vendor / hook_module.inputs_stamp(root)).touch()
+    hook = hook_module.CustomBuildHook(str(root), "wheel")
+    hook.initialize("editable", {})
+    bundled = root / "deeting_tui" / "bundled"
+    zips = sorted(p.name for p in (bundled / "artifacts").iterdir())
+    assert zips == [
+        f"{name}-1.0.0.zip" for name in ("calc", "clock", "notes", "sysinfo", "weather")
+    ]
+    built = (bundled / "registry.json").stat().st_mtime_ns
+    hook.initialize("standard", {})
+    assert (bundled / "registry.json").stat().st_mtime_ns == built  # current: left alone
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    assert "deeting_tui/bundled/" in config["targets"]["wheel"]["artifacts"]
+    assert "/deeting_tui/bundled" in config["targets"]["sdist"]["exclude"]
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~ ;(\[]", name, maxsplit=1)[0]).lower()
+
+
+def test_the_build_requires_what_the_bundle_tool_imports() -> None:
+    """hatchling's isolated build environment has only [build-system] requires (and what
+    they require): every distribution registry_tools.bundle imports must come from there."""
+    import importlib.metadata as metadata
+
+    from packaging.requirements import Requirement
+
+    code = "import sys, registry_tools.bundle; print(' '.join(sys.modules))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    modules = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
+    owners = metadata.packages_distributions()
+    used = {_norm(d) for module in modules for d in owners.get(module.split(".")[0], [])}
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    todo, closure = [_norm(r) for r in requires], set()
+    while todo:
+        name = todo.pop()
+        if name not in closure:
+            closure.add(name)
+            for text in metadata.requires(name) or []:
+                requirement = Requirement(text)
+                marker = requirement.marker
+                if marker is None or marker.evaluate({"extra": ""}):
+                    todo.append(_norm(requirement.name))
+    # setuptools: its _distutils_hack, which a .pth loads into every interpreter; idna:
+    # jsonschema's optional format check, imported only when present.
+    assert used - closure - {"deeting", "setuptools", "idna"} == set()

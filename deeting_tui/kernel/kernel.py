@@ -163,7 +163,11 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
         loop = asyncio.get_running_loop()
         self._watchdog = loop.create_task(self.confinement.run())
         self.runs_plugins = self.runs_plugins or plugins
-        problems = await self.loader.start_enabled() if plugins else []
+        problems: list[str] = []
+        if plugins:  # a fresh home's first run installs the bundled plugins, before they start
+            first_run = await self.plugins.first_run()
+            problems += [first_run] if first_run else []
+            problems += await self.loader.start_enabled()
         if ticker:
             self._ticker = loop.create_task(self._tick_forever())
         if plugins and follow:

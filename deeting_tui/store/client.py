@@ -76,10 +76,7 @@ class RegistryClient(Syncs):
         raw = self._stored_registry()
         pinned = self._read_pinned()
         if raw is None or pinned is None:
-            raise StoreError(
-                "no registry synced yet",
-                Hint(Fix.SYNC, flags=("--url", "URL", "--root", "root.json")),
-            )
+            raise StoreError("no registry synced yet", Hint(Fix.SYNC))
         now = self.clock()
         try:
             root = verify_root(pinned, now=now, what=str(self.files.root_file))

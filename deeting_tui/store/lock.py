@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +21,19 @@ from .errors import UpdaterBusy
 __all__ = ["updater_lock"]
 
 
+#: How often a waiting updater (a first run) tries the lock again.
+WAIT_STEP_S = 0.02
+
+
 @contextlib.contextmanager
-def updater_lock(path: Path) -> Iterator[None]:
+def updater_lock(path: Path, *, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold the lock; with ``wait_s``, wait that long for another updater first (a first
+    run waits for another process's first run rather than failing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd, wait_s)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
             raise UpdaterBusy(
@@ -41,3 +48,15 @@ def updater_lock(path: Path) -> Iterator[None]:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the flock
+
+
+def _lock(fd: int, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(WAIT_STEP_S)

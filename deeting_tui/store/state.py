@@ -2,7 +2,9 @@
 
 - ``root.json``: the pinned root (after rotations, the newest one the chain verified);
 - ``registry.json``: the last registry that verified, byte for byte;
-- ``state.json``: the registry's URL, its ETag, and the highest registry version ever seen.
+- ``state.json``: the registry's URL, its ETag, and the highest registry version ever seen;
+  under ``others``, the highest version seen of each registry this home followed before
+  (a switch back must not reset its rollback protection).
 
 The highest version is kept apart from the registry copy on purpose: it must survive the
 copy expiring or being removed, or an attacker could replay an older (still validly signed)
@@ -36,6 +38,14 @@ class RegistryMeta:
     url: str | None = None
     etag: str | None = None
     seen_version: int = 0
+    #: (url, highest version seen) of the registries followed before this one.
+    others: tuple[tuple[str, int], ...] = ()
+
+    def seen_of(self, url: str) -> int:
+        """The highest version seen of ``url``, whether it is followed now or was before."""
+        if url == self.url:
+            return self.seen_version
+        return dict(self.others).get(url, 0)
 
 
 class RegistryStateFiles:
@@ -58,21 +68,22 @@ class RegistryStateFiles:
         try:
             data: Any = orjson.loads(raw)
             url, etag, seen = data["url"], data.get("etag"), data["seen_version"]
+            others = data.get("others", {})
             valid = (
                 (url is None or isinstance(url, str))
                 and (etag is None or isinstance(etag, str))
-                and isinstance(seen, int)
-                and not isinstance(seen, bool)
-                and seen >= 0
+                and _counter(seen)
+                and isinstance(others, dict)
+                and all(isinstance(k, str) and _counter(v) for k, v in others.items())
             )
-        except (orjson.JSONDecodeError, TypeError, KeyError):
+        except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
             valid = False
         if not valid:
             raise RegistryStateError(
                 f"{self.state_file} is damaged — remove the folder {self.folder} and sync "
                 "again with --url and --root"
             )
-        return RegistryMeta(url, etag, seen)
+        return RegistryMeta(url, etag, seen, tuple(sorted(others.items())))
 
     def save(self, *, root: bytes | None, registry: bytes | None, meta: RegistryMeta) -> None:
         """Root first, then the registry, then the meta (see the module's docstring); None
@@ -83,10 +94,14 @@ class RegistryStateFiles:
             write_bytes_atomic(self.registry_file, registry)
         if meta == self.meta():
             return
-        write_json_atomic(
-            self.state_file,
-            {"url": meta.url, "etag": meta.etag, "seen_version": meta.seen_version},
-        )
+        document: dict[str, Any] = {
+            "url": meta.url,
+            "etag": meta.etag,
+            "seen_version": meta.seen_version,
+        }
+        if meta.others:
+            document["others"] = dict(meta.others)
+        write_json_atomic(self.state_file, document)
 
     def _read(self, path: Path) -> bytes | None:
         try:
@@ -97,3 +112,7 @@ class RegistryStateFiles:
             return None
         except OSError as exc:
             raise RegistryStateError(f"{path}: unreadable ({exc.strerror})") from None
+
+
+def _counter(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -21,12 +21,14 @@ from deeting_tui.errors import Fix, Hint
 from .errors import StoreError
 from .fetch import FetchError, fetch
 from .limits import Limits, Progress
+from .official import official_root, official_url
 from .state import RegistryMeta, RegistryStateFiles
 from .trust import (
     Registry,
     Root,
     TrustError,
     format_time,
+    parse_root,
     verify_new_root,
     verify_registry,
     verify_root,
@@ -56,6 +58,8 @@ class SyncReport:
     root_pinned: bool = False
     root_on_first_use: bool = False  # pinned from the registry's own server, not --root
     updates: list[Update] = field(default_factory=list)
+    official: bool = False  # the official registry, trusted through the root deeting ships
+    switched_from: str | None = None  # the registry this home followed until now
 
 
 class Syncs:
@@ -93,21 +97,35 @@ class Syncs:
         root_file: Path | None = None,
         on_progress: Progress | None = None,
     ) -> SyncReport:
+        """Sync ``url``, else the registry this home follows, else the official one.
+
+        The official registry's root is the one deeting ships (never trusted on first use);
+        another registry's is ``root_file`` or, the first time, its own root.json (on first
+        use, said so). Switching to another registry starts from nothing of the old one's
+        (its pinned root, copy and ETag); the highest version seen of each is kept."""
         with self._locked():
             now = self.clock()  # one reading for every expiry check of this sync
             meta = self._meta()
-            url = url or meta.url
-            if url is None:
-                raise StoreError(
-                    "no registry URL yet — pass it once", Hint(Fix.SYNC, flags=("--url", "URL"))
-                )
-            new_root_bytes = self._read_root_file(root_file) if root_file else None
-            first_use = new_root_bytes is None and self._read_pinned() is None
-            if first_use:
+            official = official_url()
+            url = url or meta.url or official
+            switching = meta.url is not None and meta.url != url
+            pinned = None if switching else self._read_pinned()
+            stored = None if switching else self._stored_registry()
+            first_use = False
+            if root_file is not None:
+                new_root_bytes: bytes | None = self._read_root_file(root_file)
+                what = "--root"
+            elif url == official and self._shipped_is_newer(pinned):
+                new_root_bytes = self._shipped_root()
+                what = official_root()[1]
+            elif pinned is None:
+                first_use = True
                 new_root_bytes = await self._root_on_first_use(url)
-            trusted = self._trusted_root(new_root_bytes)
-            stored = self._stored_registry()
-            etag = meta.etag if (meta.url == url and stored is not None) else None
+                what = "root.json"
+            else:
+                new_root_bytes, what = None, str(self.files.root_file)
+            trusted = self._trusted_root(new_root_bytes if new_root_bytes else pinned, what)
+            etag = meta.etag if stored is not None else None
             fetched = await self._fetch(
                 url, "registry.json", self.limits.registry_max_bytes, etag, on_progress
             )
@@ -122,7 +140,7 @@ class Syncs:
                     "and pass it with --root"
                 )
             stored_version = _peek_version(stored)
-            seen = max(meta.seen_version, stored_version)
+            seen = max(meta.seen_of(url), stored_version)
             try:
                 registry = verify_registry(
                     raw,
@@ -134,10 +152,16 @@ class Syncs:
             except TrustError as exc:
                 raise StoreError(f"{url}: {exc}") from None
             root_to_save = final.raw if (chain or new_root_bytes is not None) else None
+            others = dict(meta.others)
+            if switching and meta.url is not None:
+                others[meta.url] = max(others.get(meta.url, 0), meta.seen_version)
+            others.pop(url, None)
             self.files.save(
                 root=root_to_save,
                 registry=None if raw == stored else raw,
-                meta=RegistryMeta(url, fetched.etag or etag, registry.version),
+                meta=RegistryMeta(
+                    url, fetched.etag or etag, registry.version, tuple(sorted(others.items()))
+                ),
             )
             return SyncReport(
                 url=url,
@@ -146,10 +170,35 @@ class Syncs:
                 plugins=len(registry.plugins),
                 not_modified=fetched.not_modified,
                 rotated_to=chain[-1].version if chain else None,
-                root_pinned=new_root_bytes is not None,
+                root_pinned=root_file is not None,
                 root_on_first_use=first_use,
                 updates=self.updates(installed, registry),
+                official=url == official,
+                switched_from=meta.url if switching else None,
             )
+
+    def _shipped_root(self) -> bytes:
+        path, what = official_root()
+        try:
+            if path.stat().st_size > self.limits.root_max_bytes:
+                raise StoreError(f"{what}: too large for a root file")
+            return path.read_bytes()
+        except OSError as exc:
+            raise StoreError(
+                f"{what}: cannot read it ({exc.strerror}) — reinstall deeting"
+            ) from None
+
+    def _shipped_is_newer(self, pinned: bytes | None) -> bool:
+        """Whether to start from the shipped official root: nothing is pinned, or deeting
+        now ships a later root than the one pinned (a release after a key rotation)."""
+        if pinned is None:
+            return True
+        try:
+            shipped, _s, _sigs = parse_root(self._shipped_root(), official_root()[1])
+            mine, _s, _sigs = parse_root(pinned, str(self.files.root_file))
+        except TrustError:
+            return True
+        return shipped.version > mine.version
 
     def _read_root_file(self, root_file: Path) -> bytes:
         try:
@@ -180,11 +229,10 @@ class Syncs:
         assert fetched.body is not None
         return fetched.body
 
-    def _trusted_root(self, new_root: bytes | None) -> Root:
-        """The root to start from: the one passed with --root (the user pins it now), else
-        the pinned one. Expiry is judged on the end of the rotation chain, not here."""
-        raw = new_root if new_root is not None else self._read_pinned()
-        what = "--root" if new_root is not None else str(self.files.root_file)
+    def _trusted_root(self, raw: bytes | None, what: str) -> Root:
+        """The root to start from: the one given (--root, the shipped official one, or on
+        first use), else the pinned one. Expiry is judged on the end of the rotation chain,
+        not here."""
         if raw is None:
             raise StoreError(
                 "no registry root is pinned yet — get the registry's root.json from its "

@@ -4,6 +4,7 @@ only a push to main signs and publishes, and every third-party action is pinned.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,8 @@ def test_the_key_lives_in_a_private_temp_file_for_one_step(workflow: dict[str, A
     assert script.index("chmod 600") < script.index('> "$KEY_FILE"')  # private before written
     command = " ".join(script.split("python -m registry_tools.gen_registry", 1)[1].split())
     assert command.replace("\\ ", "").startswith(
-        'plugins --out site --root registry/root.json --key "$KEY_FILE" --base-url'
+        'plugins --out site --root deeting_tui/store/official/root.json --key "$KEY_FILE" '
+        "--base-url"
     )
 
 
@@ -127,3 +129,23 @@ def test_actions_are_pinned_by_commit(workflow: dict[str, Any]) -> None:
                 uses = step.get("uses")
                 if uses is not None and not uses.startswith("./"):
                     assert PINNED.match(uses), f"{path.name}: {uses} is not pinned to a commit"
+
+
+def test_the_workflow_publishes_where_deeting_syncs_by_default(workflow: dict[str, Any]) -> None:
+    """The official registry's URL (a constant in the package) and root (shipped in it) are
+    the ones the publish job signs under and publishes to, for the deeting/deeting repo."""
+    from deeting_tui.store.official import OFFICIAL_ROOT, OFFICIAL_URL
+    from deeting_tui.store.trust import verify_root
+
+    steps = workflow["jobs"]["publish"]["steps"]
+    script = next(s["run"] for s in steps if "registry_tools.gen_registry" in s.get("run", ""))
+    command = " ".join(script.split())
+    root = OFFICIAL_ROOT.relative_to(REPO).as_posix()
+    assert f"--root {root}" in command
+    check = next(s["run"] for s in steps if "root.json is missing" in s.get("run", ""))
+    assert f"[ ! -f {root} ]" in check and "exit 1" in check
+    assert '--base-url "https://${REPO%%/*}.github.io/${REPO#*/}"' in command
+    repo = "deeting/deeting"
+    owner, name = repo.split("/")
+    assert f"https://{owner}.github.io/{name}/registry.json" == OFFICIAL_URL
+    verify_root(OFFICIAL_ROOT.read_bytes(), now=datetime.now(UTC))

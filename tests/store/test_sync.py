@@ -83,7 +83,8 @@ async def test_a_sync_pins_the_root_and_stores_what_verified(
 
 
 async def test_no_url_ever_given(cli_kernel: Kernel, registry: TestRegistry) -> None:
-    with pytest.raises(StoreError, match="no registry URL yet"):
+    # No URL given or followed: the official registry (tests point it at a missing file).
+    with pytest.raises(StoreError, match="nonexistent/deeting-official"):
         await client_at(cli_kernel.paths.config_dir).sync(
             installed_of(cli_kernel), None, registry.root_file
         )

@@ -46,6 +46,7 @@ class Origin(StrEnum):
     FOLDER = "dev"  # a local dev install from a folder
     ZIP = "zip"
     REGISTRY = "registry"
+    BUNDLED = "bundled"  # one of the official plugins deeting carries
 
     @property
     def said(self) -> str:
@@ -54,20 +55,24 @@ class Origin(StrEnum):
             Origin.FOLDER: "a local dev install from a folder",
             Origin.ZIP: "from an archive",
             Origin.REGISTRY: "from the registry (verified)",
+            Origin.BUNDLED: "bundled with deeting (verified)",
         }[self]
 
     @property
     def words(self) -> str:
         """The same, as the end of ``installed NAME VERSION …``."""
-        return self.said if self is Origin.REGISTRY else f"({self.said})"
+        return self.said if self in (Origin.REGISTRY, Origin.BUNDLED) else f"({self.said})"
 
 
 REGISTRY_SOURCE = "registry "  # an install's recorded source: "registry URL"
+BUNDLED_SOURCE = "bundled with deeting "  # "bundled with deeting VERSION" (store/bundle.py)
 
 
 def origin_of(record: InstalledPlugin) -> Origin:
     if record.dev:
         return Origin.FOLDER
+    if record.source.startswith(BUNDLED_SOURCE):
+        return Origin.BUNDLED
     return Origin.REGISTRY if record.source.startswith(REGISTRY_SOURCE) else Origin.ZIP
 
 

@@ -122,11 +122,14 @@ class Installs:
         ask: AskGrant | None = None,
         ask_all: AskGrants | None = None,
         on_step: OnStep | None = None,
+        start: bool = True,
     ) -> InstallReport:
         """Install code the registry client already verified, extracted and fsynced at
         ``versions/NAME/VERSION``: validate, postinstall, grants (as :meth:`install`), record,
         enable. On PluginError nothing is recorded and the folder is left to the caller;
-        an installed ``name`` is refused (that is an upgrade).
+        an installed ``name`` is refused (that is an upgrade). Without ``start`` a plugin
+        that needs no grant is recorded enabled and starts with the next chat or script
+        (a first run, before the kernel starts its plugins).
         """
         steps = _progress(on_step)
         if ask_all is None and ask is not None:
@@ -149,6 +152,7 @@ class Installs:
             (yes, ask_all),
             steps,
             undo=lambda: self._remove_data(name),
+            start=start,
         )
         steps("done")
         return report
@@ -266,6 +270,7 @@ class Installs:
         steps: Callable[[str], None],
         undo: Callable[[], None],
         installed_at: float = 0.0,
+        start: bool = True,
     ) -> InstallReport:
         """The steps after the code is in place: postinstall (``undo`` on failure), grants,
         the record (``installed_at`` 0: now), and a start whose failure is reported, not
@@ -285,6 +290,10 @@ class Installs:
         )
         report = InstallReport(spec, dev, granted, enabled=False)
         report.awaiting = missing_scopes(spec.permissions, self.grants.granted(spec.name))
+        if not start and not report.awaiting:
+            self.installed.set_enabled(spec.name, True)
+            report.enabled = True
+            return report
         steps("starting")
         try:
             await self.enable(spec.name)

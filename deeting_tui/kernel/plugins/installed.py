@@ -206,5 +206,18 @@ class InstalledStore:
         self._change(change)
         return swapped[0]
 
+    def set_source(self, name: str, source: str) -> None:
+        """Record where the running version came from (an upgrade from the registry of a
+        plugin that came bundled with deeting); a no-op for one another process removed."""
+
+        def change(plugins: dict[str, InstalledPlugin]) -> bool:
+            plugin = plugins.get(name)
+            if plugin is None or plugin.source == source:
+                return False
+            plugins[name] = replace(plugin, source=source)
+            return True
+
+        self._change(change)
+
     def remove(self, name: str) -> None:
         self._change(lambda plugins: plugins.pop(name, None) is not None)

@@ -14,7 +14,14 @@ from typing import Protocol
 
 from deeting_tui.plugin.scopes import Scope
 
-__all__ = ["DescribeSandbox", "RegistryPort", "StagedPlugin", "Update"]
+__all__ = [
+    "AvailablePlugin",
+    "BundlePort",
+    "DescribeSandbox",
+    "RegistryPort",
+    "StagedPlugin",
+    "Update",
+]
 
 
 DescribeSandbox = Callable[[Sequence[Scope]], dict[str, str]]
@@ -72,4 +79,49 @@ class RegistryPort(Protocol):
         """Download, verify and stage ``name`` (``version``, or the newest) after removing
         leftovers no (name, version) in ``kept`` points to. For an upgrade from ``current``
         (``previous`` kept on disk): None when it is that version already."""
+        ...
+
+
+class AvailablePlugin(Protocol):
+    """A plugin that ships with deeting and is not installed: what it is and would need."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def permissions(self) -> tuple[str, ...]: ...
+    @property
+    def origin(self) -> str: ...
+
+
+class BundlePort(Protocol):
+    """The official plugins deeting carries (store/bundle.py), and a fresh home's first run."""
+
+    @property
+    def first_run(self) -> bool:
+        """Whether this start takes part in a fresh home's first run (decided, and marked,
+        before the kernel was built)."""
+        ...
+
+    def available(self) -> Sequence[AvailablePlugin]:
+        """Every bundled plugin (its newest version); a DeetingError when it is damaged."""
+        ...
+
+    def first_run_lock(self) -> AbstractContextManager[None]:
+        """The updater lock, waiting for another process's first run rather than failing."""
+        ...
+
+    def still_pending(self) -> bool:
+        """Under the lock: whether the first run is still to do (another process may have)."""
+        ...
+
+    def mark_done(self) -> None: ...
+
+    async def stage(
+        self, name: str, version: str | None, *, kept: Sequence[tuple[str, str]]
+    ) -> StagedPlugin:
+        """Verify the bundled ``name`` and stage it, as a registry download (under the lock)."""
         ...

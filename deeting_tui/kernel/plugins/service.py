@@ -16,7 +16,7 @@ from typing import Protocol
 from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.names import split_source
-from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
+from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope, reads_user_input
 
 from ..permissions import GrantStore, missing_scopes
 from .info import COUNTED, PluginInfo, PluginState, origin_of
@@ -32,7 +32,7 @@ from .loader import (
     UpgradeReport,
     check_name_and_version,
 )
-from .ports import DescribeSandbox, RegistryPort, Update
+from .ports import AvailablePlugin, BundlePort, DescribeSandbox, RegistryPort, Update
 
 __all__ = ["PluginHost", "PluginService"]
 
@@ -76,6 +76,8 @@ class PluginService:
         self.kernel = kernel
         self.registry: RegistryPort | None = None
         self.describe_sandbox: DescribeSandbox | None = None
+        #: The plugins deeting carries (store/bundle.py); None: no bundle here.
+        self.bundled: BundlePort | None = None
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -112,6 +114,60 @@ class PluginService:
             )
             for r in self.kernel.installed.all()
         ]
+
+    def available(self) -> list[AvailablePlugin]:
+        """The bundled plugins that are not installed, for listings: none without a bundle
+        or when it does not verify (installing one then says why)."""
+        from deeting_tui.errors import DeetingError
+
+        if self.bundled is None:
+            return []
+        try:
+            bundled = self.bundled.available()
+        except DeetingError:
+            return []
+        return [p for p in bundled if self.kernel.installed.get(p.name) is None]
+
+    def available_one(self, name: str) -> AvailablePlugin | None:
+        return next((p for p in self.available() if p.name == name), None)
+
+    async def first_run(self) -> str | None:
+        """A fresh home's first run: install and enable the bundled plugins that need no
+        consent (no permission, no subscription to what the user types), once. Returns a
+        warning line when it failed (deeting starts anyway; the next start tries again)."""
+        from deeting_tui.errors import DeetingError
+
+        port = self.bundled
+        if port is None or not port.first_run:
+            return None
+        try:
+            with port.first_run_lock():
+                self.kernel.installed.reload()  # another process may have done it already
+                if not port.still_pending():
+                    return None
+                for plugin in port.available():
+                    if plugin.permissions or self.kernel.installed.get(plugin.name) is not None:
+                        continue
+                    await self._install_bundled(port, plugin.name)
+                port.mark_done()
+        except DeetingError as exc:
+            return f"the plugins bundled with deeting were not installed: {exc.message}"
+        return None
+
+    async def _install_bundled(self, port: BundlePort, name: str) -> None:
+        staged = await port.stage(name, None, kept=self._kept())
+        try:
+            spec = self.kernel.loader.code_spec(staged.name, staged.version)
+            if any(reads_user_input(event.topic) for event in spec.events):
+                staged.discard()  # reading what the user types needs their consent
+                return
+            await self.kernel.loader.install_prepared(
+                staged.name, staged.version, staged.source, start=False
+            )
+        except BaseException:
+            if self.kernel.installed.get(name) is None:
+                staged.discard()
+            raise
 
     def state(self, name: str) -> PluginState:
         return self.info(name).state
@@ -342,7 +398,7 @@ class PluginService:
             if staged is None:
                 return None
             try:
-                return await self.kernel.upgrade_plugin(
+                report = await self.kernel.upgrade_plugin(
                     name,
                     staged.version,
                     grant=grant,
@@ -350,6 +406,9 @@ class PluginService:
                     ask_all=ask_all,
                     allow_downgrade=allow_downgrade,
                 )
+                # A bundled plugin upgraded from the registry now comes from the registry.
+                self.kernel.installed.set_source(name, staged.source)
+                return report
             except BaseException:
                 current = self.kernel.installed.get(name)
                 if current is None or current.version != staged.version:

@@ -35,6 +35,7 @@ from .permission import scope_line
 
 if TYPE_CHECKING:
     from deeting_tui.kernel.kernel import Kernel
+    from deeting_tui.kernel.plugins.ports import AvailablePlugin
 
 LOG_LINES = 20
 README_LIMIT = 200_000  # characters; a README is documentation, not a data dump
@@ -46,6 +47,25 @@ STATE_STYLE = {
     PluginState.DAMAGED: "bold red",
     PluginState.DISABLED: "dim",
 }
+
+
+#: A bundled plugin that is not installed: its state word and style in the table.
+AVAILABLE, AVAILABLE_STYLE = "available", "bold cyan"
+
+
+def available_summary(plugin: AvailablePlugin) -> RenderableType:
+    """What an available plugin is and would need, and the key that installs it."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("plugin", Text(f"{one_line(plugin.name)} {one_line(plugin.version)}"))
+    grid.add_row("about", Text(one_line(plugin.description)))
+    grid.add_row("state", Text(AVAILABLE, style=AVAILABLE_STYLE))
+    grid.add_row("installed", Text("not yet: it ships with deeting (signed, verified at install)"))
+    needs = ", ".join(one_line(p) for p in plugin.permissions)
+    grid.add_row("permissions", Text(f"{needs} (you are asked first)" if needs else "none"))
+    grid.add_row("install", Text("press e or Enter"))
+    return grid
 
 
 def summary(info: PluginInfo, spec: PluginSpec) -> RenderableType:
@@ -199,6 +219,15 @@ class PluginDetails(VerticalScroll, can_focus=True):
                 "No plugins installed. Press i to install one from a folder or a .zip "
                 "(or run: deeting plugin install PATH)."
             )
+            self._set_readme(None)
+            self._show_files(None)
+            self._show_log(None)
+            return
+        available = None
+        if self.kernel.installed.get(name) is None:
+            available = self.kernel.plugins.available_one(name)
+        if available is not None:  # bundled with deeting, not installed: what it would need
+            summary_widget.update(available_summary(available))
             self._set_readme(None)
             self._show_files(None)
             self._show_log(None)

@@ -32,7 +32,7 @@ from .confirm import ConfirmDialog
 from .grants import GrantsDialog
 from .install import InstallDialog, install_summary
 from .permission import PermissionDialog
-from .plugin_details import STATE_STYLE, PluginDetails
+from .plugin_details import AVAILABLE, AVAILABLE_STYLE, STATE_STYLE, PluginDetails
 from .plugin_table import PluginTable, Row
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class PluginManager(Screen[None]):
         self.busy = False  # a lifecycle step is running: no second one on top of it
         self._seen: Any = None  # what the table last showed, to redraw only on change
         self.updates: dict[str, str] = {}  # plugin → newer version in the synced registry
+        self.available: set[str] = set()  # bundled plugins not installed (rows too)
         self._width = 0  # the table width the rows were laid out for
 
     def compose(self) -> ComposeResult:
@@ -148,6 +149,19 @@ class PluginManager(Screen[None]):
             if info.name in self.updates:
                 version.append(f" → {one_line(self.updates[info.name])}", style="bold cyan")
             rows.append((info.name, name, version, state_text, perms))
+        # The plugins deeting carries that are not installed: one key from installed.
+        self.available = {plugin.name for plugin in self.plugins.available()}
+        for plugin in self.plugins.available():
+            perms = Text(",\n".join(one_line(p) for p in plugin.permissions) or "none")
+            rows.append(
+                (
+                    plugin.name,
+                    Text(one_line(plugin.name)),
+                    Text(one_line(plugin.version)),
+                    Text(AVAILABLE, style=AVAILABLE_STYLE),
+                    perms,
+                )
+            )
         self._width = table.fill(rows, table.size.width or self.app.size.width)
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected))
@@ -198,6 +212,8 @@ class PluginManager(Screen[None]):
         name = self._selected()
         if name is None:
             return False
+        if name in self.available:  # e (or Enter) installs it; nothing else applies yet
+            return (None if self.busy else True) if action == "enable" else False
         running = self.plugins.running(name)
         if (action == "enable" and running) or (action == "disable" and not running):
             return False
@@ -234,10 +250,19 @@ class PluginManager(Screen[None]):
             if self.is_attached:
                 self.refresh_table()
 
+    @on(DataTable.RowSelected)
+    def _row_chosen(self) -> None:
+        """Enter on an available plugin installs it (as e does)."""
+        if self._selected() in self.available and not self.busy:
+            self.action_enable()
+
     @work(group="plugins", exit_on_error=False)
     async def action_enable(self) -> None:
         name = self._selected()
         if name is None:
+            return
+        if name in self.available:
+            await self._install_available(name)
             return
         async with self._working():
             await self.plugins.enable(name, ask_all=self._enable_consent)
@@ -309,6 +334,23 @@ class PluginManager(Screen[None]):
             "run `deeting registry sync` to fetch the latest list, then press u again",
             markup=False,
         )
+
+    async def _install_available(self, name: str) -> None:
+        """Install a plugin deeting carries: verified as a download is, through the consent
+        dialog for what it asks."""
+        async with self._working():
+            report = await self.plugins.install(name, ask_all=self._install_consent)
+            self.available.discard(name)
+            info = self.plugins.info(name)
+            message, warn = install_summary(report, info, list(info.missing))
+            self.notify(
+                message, severity="warning" if warn else "information", timeout=10, markup=False
+            )
+
+    async def _install_consent(self, name: str, scopes: list[Scope]) -> list[Scope]:
+        intro = "Deny installs it without starting it; grant later with g."
+        allowed = await self.app.push_screen_wait(PermissionDialog(name, scopes, intro=intro))
+        return scopes if allowed else []
 
     async def _enable_consent(self, name: str, scopes: list[Scope]) -> list[Scope]:
         allowed = await self.app.push_screen_wait(PermissionDialog(name, scopes))
