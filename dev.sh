@@ -16,12 +16,16 @@ need_python() {
     fi
 }
 
+# A repeat run starts no Python here: the stamp says the venv holds this pyproject's packages.
 setup() {  # $1: extras, e.g. "dev" or "dev,bench"
+    local stamp="$VENV/.deeting-$1-$(sha256sum pyproject.toml | cut -c1-16)"
+    if [ -x "$VENV/bin/python" ] && [ -e "$stamp" ]; then
+        return 0
+    fi
     need_python
     if [ ! -x "$VENV/bin/python" ]; then
         "$PY" -m venv "$VENV"
     fi
-    local stamp="$VENV/.deeting-$1-$(sha256sum pyproject.toml | cut -c1-16)"
     if [ ! -e "$stamp" ]; then
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$1]"
