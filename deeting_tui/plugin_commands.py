@@ -82,13 +82,11 @@ async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
         for source in sources:
             try:
                 report = await _install_one(kernel, args, source, progress)
-            except (DeetingError, OSError) as exc:
+            except DeetingError as exc:  # a refusal; anything else stops them all, said once
                 if args.missing and isinstance(exc, AlreadyInstalled):
                     kept.append(f"{exc.name} {exc.version}")
                     continue
-                from deeting_tui.cli import error_text  # the line main() says for one SOURCE
-
-                fail(error_text(exc))
+                fail(error_line(exc))
                 failed = True
                 continue
             say(kernel.plugins.info(report.spec.name).installed_words)
