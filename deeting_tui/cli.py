@@ -146,9 +146,11 @@ def _add_plugin_commands(commands: Any) -> None:
     )
     install.add_argument(
         "source",
+        nargs="+",
         metavar="SOURCE",
         help="a registry name (weather, weather@1.2.0; after `deeting registry sync`), "
-        "a plugin folder, or a .zip",
+        "a plugin folder, or a .zip; several are installed in turn (a failed one is said "
+        "and the rest still install; the exit status is 1 if any failed)",
     )
     install.add_argument(
         "--grant",
@@ -158,8 +160,15 @@ def _add_plugin_commands(commands: Any) -> None:
         help="grant one declared permission (repeatable)",
     )
     install.add_argument("--yes", "-y", action="store_true", help="grant every declared permission")
-    install.add_argument(
+    again = install.add_mutually_exclusive_group()
+    again.add_argument(
         "--force", action="store_true", help="reinstall even if this version is installed"
+    )
+    again.add_argument(
+        "--missing",
+        action="store_true",
+        help="install only the SOURCEs whose plugin is not installed yet; one installed at "
+        "any version is left alone (said in one line), not an error",
     )
     for action, text in (
         ("enable", "start a plugin and route to it (checks grants, runs activate)"),
@@ -259,6 +268,11 @@ def os_error_line(exc: OSError) -> str:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plugin":
+        if args.action == "install" and args.grant and len(args.source) > 1:
+            raise UsageError(
+                "--grant names one plugin's permissions: use it with one SOURCE "
+                "(or --yes to grant each plugin what it declares)"
+            )
         from deeting_tui.plugin_commands import run_plugin_command
 
         return asyncio.run(run_plugin_command(args))

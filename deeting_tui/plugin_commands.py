@@ -33,6 +33,7 @@ from deeting_tui.command_output import (
 from deeting_tui.compose import fresh_home, plug_ports
 from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.kernel.plugins import AlreadyInstalled, InstallReport
 from deeting_tui.paths import load_config, resolve_paths
 from deeting_tui.plugin.manifest import Limits
 from deeting_tui.plugin.scopes import reads_user_input
@@ -70,17 +71,50 @@ async def with_kernel(
 
 
 async def _install(kernel: Kernel, args: argparse.Namespace) -> int:
+    """One SOURCE: installed, or its refusal raised (said once by the caller). Several, or
+    ``--missing``: each in turn, a refusal said as its own error line while the rest still
+    install (exit 1 if any failed, as a script with a failed line); with ``--missing`` a
+    plugin installed at any version is left alone, all of them named in one line."""
+    sources: list[str] = args.source
+    if len(sources) == 1 and not args.missing:
+        async with download_bar() as progress:
+            report = await _install_one(kernel, args, sources[0], progress)
+        say(kernel.plugins.info(report.spec.name).installed_words)
+        return settled(report)
+    failed = False
+    kept: list[str] = []
     async with download_bar() as progress:
-        report = await kernel.plugins.install(
-            args.source,
-            grant=args.grant,
-            yes=args.yes,
-            force=args.force,
-            ask_all=tty_consent(args.yes),
-            on_progress=progress,
-        )
-    say(kernel.plugins.info(report.spec.name).installed_words)
-    return settled(report)
+        for source in sources:
+            try:
+                report = await _install_one(kernel, args, source, progress)
+            except DeetingError as exc:  # a refusal; anything else stops them all, said once
+                if args.missing and isinstance(exc, AlreadyInstalled):
+                    kept.append(f"{exc.name} {exc.version}")
+                    continue
+                fail(error_line(exc))
+                failed = True
+                continue
+            say(kernel.plugins.info(report.spec.name).installed_words)
+            failed = settled(report) != 0 or failed
+    if kept:
+        say("already installed, left alone: " + ", ".join(kept))
+    return 1 if failed else 0
+
+
+async def _install_one(
+    kernel: Kernel,
+    args: argparse.Namespace,
+    source: str,
+    progress: Callable[[str, int, int | None], None],
+) -> InstallReport:
+    return await kernel.plugins.install(
+        source,
+        grant=args.grant,
+        yes=args.yes,
+        force=args.force,
+        ask_all=tty_consent(args.yes),
+        on_progress=progress,
+    )
 
 
 async def _enable(kernel: Kernel, args: argparse.Namespace) -> int:

@@ -368,6 +368,23 @@ def test_chat_first_start(pinned: _Clock, snap_compare: SnapCompare) -> None:
     assert snap_compare(make_app(), terminal_size=SMALL, run_before=steady())
 
 
+async def _install_official_plugins(kernel: Kernel) -> None:
+    """calc, clock, notes enabled; sysinfo, weather waiting for consent (as ./dev.sh run)."""
+    sources = Path.home() / "plugins"
+    for folder in sorted(OFFICIAL.iterdir()):
+        if (folder / "kimai.json").is_file():
+            shutil.copytree(
+                folder, sources / folder.name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+            await kernel.loader.install(sources / folder.name)
+
+
+def test_chat_first_start_official_plugins(pinned: _Clock, snap_compare: SnapCompare) -> None:
+    """A new session's first screen: an example per enabled plugin, consent, keys, provider."""
+    app = make_app(_install_official_plugins)
+    assert snap_compare(app, terminal_size=SMALL, run_before=steady())
+
+
 def test_chat_conversation(pinned: _Clock, snap_compare: SnapCompare) -> None:
     """A user line, a tool call with its result card, the reply, an error line."""
     assert snap_compare(make_app(), terminal_size=SMALL, run_before=steady(_conversation))

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from .info import COUNTED, Origin, PluginInfo, PluginState, origin_of
 from .installed import Cause
-from .loader import InstallReport
+from .loader import AlreadyInstalled, InstallReport
 from .ports import DescribeSandbox, RegistryPort, StagedPlugin, Update
 from .service import PluginService
 
 __all__ = [
     "COUNTED",
+    "AlreadyInstalled",
     "Cause",
     "DescribeSandbox",
     "InstallReport",

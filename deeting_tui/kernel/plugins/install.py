@@ -28,6 +28,7 @@ from ...atomic import fsync_dir, fsync_tree
 from ..permissions import missing_scopes
 from .installed import InstalledPlugin
 from .lifecycle import (
+    AlreadyInstalled,
     AskGrant,
     AskGrants,
     InstallReport,
@@ -137,9 +138,11 @@ class Installs:
         check_name_and_version(name, version)
         existing = self.installed.get(name)
         if existing is not None:
-            raise PluginError(
+            raise AlreadyInstalled(
                 f"'{name}' {existing.version} is already installed",
                 Hint(Fix.UPGRADE, name),
+                name,
+                existing.version,
             )
         steps("validating")
         spec = self.code_spec(name, version)
@@ -214,9 +217,12 @@ class Installs:
         existing = self.installed.get(spec.name)
         if existing is not None and not force:
             same = existing.version == spec.version
-            raise PluginError(
+            raise AlreadyInstalled(
                 f"'{spec.name}' {existing.version} is already installed"
-                + (" — pass --force to reinstall it" if same else " — uninstall it first")
+                + (" — pass --force to reinstall it" if same else " — uninstall it first"),
+                None,
+                spec.name,
+                existing.version,
             )
         steps("copying")
         target = self.paths.plugin_code(spec.name, spec.version)

@@ -24,6 +24,17 @@ class PluginError(DeetingError):
     """A lifecycle step failed: one line saying what, and the fix as a hint."""
 
 
+class AlreadyInstalled(PluginError):
+    """An install found a plugin of that name installed (any version): the same one line
+    as any refusal, and the name and installed version as data, so that
+    ``deeting plugin install --missing`` can leave it alone instead of failing."""
+
+    def __init__(self, message: str, hint: Hint | None, name: str, version: str) -> None:
+        super().__init__(message, hint)
+        self.name = name
+        self.version = version
+
+
 @dataclass
 class PluginRuntime:
     """An enabled plugin: its spec and the supervisor of its worker."""

@@ -37,6 +37,7 @@ from .install import COPY_IGNORE, Installs
 from .installed import Cause, InstalledPlugin, InstalledStore
 from .lifecycle import (
     INSTALL_STEPS,
+    AlreadyInstalled,
     AskGrant,
     AskGrants,
     GrantReport,
@@ -62,6 +63,7 @@ log = logging.getLogger("deeting.loader")
 __all__ = [
     "COPY_IGNORE",
     "INSTALL_STEPS",
+    "AlreadyInstalled",
     "AskGrant",
     "AskGrants",
     "GrantReport",

@@ -22,6 +22,7 @@ from ..permissions import GrantStore, missing_scopes
 from .info import COUNTED, PluginInfo, PluginState, origin_of
 from .installed import Cause, InstalledPlugin, InstalledStore
 from .loader import (
+    AlreadyInstalled,
     AskGrants,
     GrantReport,
     InstallReport,
@@ -259,9 +260,11 @@ class PluginService:
         existing = self.kernel.installed.get(name)
         if existing is not None:  # a registry copy changes by upgrade, a folder's by reinstall
             again = Hint(Fix.INSTALL, argument=existing.source, flags=("--force",))
-            raise PluginError(
+            raise AlreadyInstalled(
                 f"'{name}' {existing.version} is already installed",
                 again if existing.dev else Hint(Fix.UPGRADE, name),
+                name,
+                existing.version,
             )
         registry = self._registry()
         with registry.updating():

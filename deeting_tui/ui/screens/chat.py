@@ -7,7 +7,7 @@ every pending tool call). Plugin streams are coalesced to at most 30 redraws a s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from textual import on, work
@@ -35,6 +35,7 @@ from deeting_tui.kernel.plugins import PluginState
 from deeting_tui.terminal_text import one_line
 
 from ..completion import SlashSuggester, ToolParameters
+from ..first_screen import Available, FirstScreen, first_screen
 from ..help_text import HELP
 from ..hints import chat_event_line
 from ..host import ChatHost
@@ -144,25 +145,26 @@ class ChatScreen(Screen[None]):
         await transcript.remove_children()
         self._echo = None
         if not events:
-            waiting = self.deeting.kernel.plugins.health()[PluginState.NEEDS_CONSENT]
-            await transcript.mount(Welcome(self._example_call(), waiting))
+            await transcript.mount(Welcome(self.first_screen()))
         self._earlier = list(events)
         await self._show_earlier()
 
-    def _example_call(self) -> tuple[str, str] | None:
-        """Something to type, and what it does: a plugin's trigger example where one is
-        enabled (it works as typed), else a direct call to the first enabled tool with its
-        first argument (required ones first), the value left for the user to fill in."""
-        infos = self.deeting.kernel.tool_infos()
-        for info in infos:
-            for example in info.trigger_examples:
-                if one_line(example) == example:
-                    return example, f"goes straight to {one_line(info.plugin)}'s {info.name} tool"
-        for name, parameters in self._tool_parameters().items():
-            if one_line(name) == name:
-                call = f"/{name} {parameters[0]}=…" if parameters else f"/{name}"
-                return call, "call a plugin's tool directly (→ or Tab completes)"
-        return None
+    def first_screen(self, available: Sequence[Available] = ()) -> FirstScreen:
+        """What a new session's first screen says: a line for each enabled plugin (an example
+        that works as typed), then for each ``available`` plugin (not installed; shown with its
+        description), the keys, and who answers."""
+        kernel = self.deeting.kernel
+        health = kernel.plugins.health()
+        assistant = kernel.assistant
+        return first_screen(
+            kernel.tool_infos(),
+            self._tool_parameters(),
+            installed=sum(health.values()),
+            awaiting_consent=health[PluginState.NEEDS_CONSENT],
+            provider=getattr(assistant, "name", "offline"),
+            model=getattr(assistant, "model", None),
+            available=available,
+        )
 
     @on(EarlierEvents.Wanted)
     async def _show_earlier(self) -> None:

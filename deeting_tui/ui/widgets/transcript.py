@@ -24,6 +24,7 @@ from textual.widgets import Collapsible, Markdown, ProgressBar, Static
 from deeting_tui.kernel.events import ToolResult
 from deeting_tui.render import render
 
+from ..first_screen import KEYS, FirstScreen, Thing, no_plugin_lines, provider_lines
 from ..messages import CardPageWanted
 
 #: How much of one message the transcript lays out; the rest is a click away (MoreText).
@@ -119,30 +120,41 @@ class UserLine(Static):
 
 
 class Welcome(Static):
-    """The first screen of an empty session: three things to try. Shown, never stored; it
+    """The first screen of an empty session (``first_screen.py`` gathers what it says): what
+    to try, plugin by plugin, the keys that matter, and who answers. Shown, never stored; it
     goes when the first message is sent."""
 
     DEFAULT_CSS = """
     Welcome { color: $text-muted; padding: 0 1; margin: 1 0 0 0; }
     """
 
-    def __init__(self, example: tuple[str, str] | None, awaiting_consent: int = 0) -> None:
-        text = Text("Welcome to Deeting. Three things to try:\n", style="bold")
-        things = [("help", "the assistant says what it can do")]
-        if example is not None:  # (what to type, what it does)
-            things.append(example)
-        else:
-            things.append(("F1", "the commands and keys of the chat"))
-        if awaiting_consent:
-            some = f"{awaiting_consent} plugin{'s' if awaiting_consent > 1 else ''}"
-            things.append(("F2", f"{some} awaiting consent: move to one, e allows what it asks"))
-        else:
-            things.append(("F2", "the plugins: install, enable, grant permissions"))
-        for thing, what in things:
+    def __init__(self, screen: FirstScreen) -> None:
+        text = Text("Welcome to Deeting. Things to try — type one, then Enter:\n", style="bold")
+        things = list(screen.plugins) or ([] if screen.installed else no_plugin_lines())
+        if screen.more:
+            things.append(
+                Thing(f"…and {screen.more} more", "help lists every tool, F2 every plugin")
+            )
+        things.append(Thing("help", "the assistant says what it can do"))
+        if screen.awaiting_consent:
+            count = screen.awaiting_consent
+            some = f"{count} plugin{'s' if count > 1 else ''}"
+            things.append(
+                Thing("F2", f"{some} awaiting consent: move to one, e allows what it asks")
+            )
+        elif screen.installed:
+            things.append(Thing("F2", "the plugins: install, enable, grant permissions"))
+        for thing in things:
             text.append("  ")
-            text.append(thing, style="bold cyan")
-            text.append(f" — {what}\n", style="not bold")
-        text.rstrip()
+            text.append(thing.thing, style="bold cyan")
+            text.append(f" — {thing.what}\n", style="not bold")
+        text.append("Keys:", style="not bold")
+        for index, (key, what) in enumerate(KEYS):
+            text.append(" · " if index else " ", style="not bold")
+            text.append(key, style="bold cyan")
+            text.append(f" {what}", style="not bold")
+        text.append("\n")
+        text.append("\n".join(provider_lines(screen)), style="not bold")
         super().__init__(text)
 
 
