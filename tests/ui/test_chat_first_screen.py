@@ -224,3 +224,29 @@ async def test_available_plugins_are_offered_with_their_description_when_none_is
         assert line in shown, shown  # the description cut to the line, never the key
         assert "F2, then i" not in shown
         _welcome_fits(app)
+
+
+@pytest.fixture(scope="session")
+def bundle_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bundle-cache")
+
+
+async def test_a_fresh_home_offers_the_bundled_plugins_it_did_not_install(
+    home: Path, tmp_path: Path, bundle_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pip-installed deeting on a fresh home: the first run installed calc, clock and notes
+    from the bundle, so the welcome shows what to type for them, and, once the bundle is read
+    (after the first paint), sysinfo and weather as one key away."""
+    from bundle_support import make_bundle
+
+    from deeting_tui.compose import make_kernel
+
+    monkeypatch.setenv("DEETING_BUNDLE", str(make_bundle(tmp_path / "bundled", bundle_cache)))
+    app = DeetingApp(make_kernel("offline"))  # as `deeting` composes it: the first run included
+    async with app.run_test(size=SMALL) as pilot:
+        await _ready(pilot, app)
+        await until(pilot, lambda: "weather — not installed" in screen_text(app), "the offers")
+        shown = screen_text(app)
+        assert "calc 2+3" in shown and "sysinfo — not installed, F2 adds it" in shown, shown
+        assert "F2, then i" not in shown
+        _welcome_fits(app)

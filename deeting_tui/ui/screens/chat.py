@@ -7,6 +7,7 @@ every pending tool call). Plugin streams are coalesced to at most 30 redraws a s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -145,7 +146,9 @@ class ChatScreen(Screen[None]):
         await transcript.remove_children()
         self._echo = None
         if not events:
-            await transcript.mount(Welcome(self.first_screen()))
+            welcome = Welcome(self.first_screen())
+            await transcript.mount(welcome)
+            self.run_worker(self._offer_available(welcome), group="welcome", exclusive=True)
         self._earlier = list(events)
         await self._show_earlier()
 
@@ -165,6 +168,14 @@ class ChatScreen(Screen[None]):
             model=getattr(assistant, "model", None),
             available=available,
         )
+
+    async def _offer_available(self, welcome: Welcome) -> None:
+        """Add the official plugins that are not installed to the first screen, once read:
+        reading the bundle verifies its signatures, which the first paint does not wait for."""
+        plugins = self.deeting.kernel.plugins
+        found = await asyncio.to_thread(plugins.available)
+        if found and welcome.is_mounted:
+            welcome.show(self.first_screen([Available(p.name, p.description) for p in found]))
 
     @on(EarlierEvents.Wanted)
     async def _show_earlier(self) -> None:

@@ -129,33 +129,37 @@ class Welcome(Static):
     """
 
     def __init__(self, screen: FirstScreen) -> None:
-        text = Text("Welcome to Deeting. Things to try — type one, then Enter:\n", style="bold")
-        things = list(screen.plugins) or ([] if screen.installed else no_plugin_lines())
-        if screen.more:
-            things.append(
-                Thing(f"…and {screen.more} more", "help lists every tool, F2 every plugin")
-            )
-        things.append(Thing("help", "the assistant says what it can do"))
-        if screen.awaiting_consent:
-            count = screen.awaiting_consent
-            some = f"{count} plugin{'s' if count > 1 else ''}"
-            things.append(
-                Thing("F2", f"{some} awaiting consent: move to one, e allows what it asks")
-            )
-        elif screen.installed:
-            things.append(Thing("F2", "the plugins: install, enable, grant permissions"))
-        for thing in things:
-            text.append("  ")
-            text.append(thing.thing, style="bold cyan")
-            text.append(f" — {thing.what}\n", style="not bold")
-        text.append("Keys:", style="not bold")
-        for index, (key, what) in enumerate(KEYS):
-            text.append(" · " if index else " ", style="not bold")
-            text.append(key, style="bold cyan")
-            text.append(f" {what}", style="not bold")
-        text.append("\n")
-        text.append("\n".join(provider_lines(screen)), style="not bold")
-        super().__init__(text)
+        super().__init__(welcome_text(screen))
+
+    def show(self, screen: FirstScreen) -> None:
+        """Say it again with more known (the available plugins, read after the first paint)."""
+        self.update(welcome_text(screen))
+
+
+def welcome_text(screen: FirstScreen) -> Text:
+    text = Text("Welcome to Deeting. Things to try — type one, then Enter:\n", style="bold")
+    things = list(screen.plugins) or ([] if screen.installed else no_plugin_lines())
+    if screen.more:
+        things.append(Thing(f"…and {screen.more} more", "help lists every tool, F2 every plugin"))
+    things.append(Thing("help", "the assistant says what it can do"))
+    if screen.awaiting_consent:
+        count = screen.awaiting_consent
+        some = f"{count} plugin{'s' if count > 1 else ''}"
+        things.append(Thing("F2", f"{some} awaiting consent: move to one, e allows what it asks"))
+    elif screen.installed:
+        things.append(Thing("F2", "the plugins: install, enable, grant permissions"))
+    for thing in things:
+        text.append("  ")
+        text.append(thing.thing, style="bold cyan")
+        text.append(f" — {thing.what}\n", style="not bold")
+    text.append("Keys:", style="not bold")
+    for index, (key, what) in enumerate(KEYS):
+        text.append(" · " if index else " ", style="not bold")
+        text.append(key, style="bold cyan")
+        text.append(f" {what}", style="not bold")
+    text.append("\n")
+    text.append("\n".join(provider_lines(screen)), style="not bold")
+    return text
 
 
 class AssistantReply(Markdown):
