@@ -92,7 +92,10 @@ def build_bundle(root: Path, say: Any) -> None:
             else "a one-off key; the bundle's trust is the wheel's own"
         )
     )
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    # The checkout first, then whatever the build's Python was given: pip's isolated build
+    # environment reaches its own libraries (the ones requires names) through PYTHONPATH.
+    inherited = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), inherited]))}
     command = [sys.executable, "-m", "registry_tools.bundle", "--root-dir", str(root)]
     done = subprocess.run(command, cwd=root, stdin=subprocess.DEVNULL, check=False, env=env)
     if done.returncode != 0:

@@ -147,6 +147,25 @@ def test_the_hook_bundles_the_official_plugins_for_wheels_and_editables(
     assert "/deeting_tui/bundled" in config["targets"]["sdist"]["exclude"]
 
 
+def test_the_bundle_tool_keeps_the_build_environments_path(
+    hook_module: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip's isolated build environment hands its libraries (PyNaCl and the rest of
+    [build-system] requires) to the build's Python through PYTHONPATH: the bundle tool's
+    subprocess puts the checkout first and keeps that, or `pip wheel .` fails on `import nacl`."""
+    seen: list[dict[str, str]] = []
+
+    def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        seen.append(kwargs["env"])
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setenv("PYTHONPATH", "/tmp/pip-build-env/site")
+    monkeypatch.setattr(hook_module.subprocess, "run", run)
+    hook_module.build_bundle(tmp_path, lambda message: None)
+    (env,) = seen
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path), "/tmp/pip-build-env/site"]
+
+
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~ ;(\[]", name, maxsplit=1)[0]).lower()
 
