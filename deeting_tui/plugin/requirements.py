@@ -42,6 +42,7 @@ __all__ = [
     "check_closure",
     "parse_requirements",
     "read_requirements",
+    "unpinned_needs",
 ]
 
 REQUIREMENTS_FILE = "requirements.txt"
@@ -291,3 +292,50 @@ def check_closure(
                 )
             for wanted_extra in sorted(needed.extras):
                 wanted.append((canonicalize_name(wanted_extra), dep))
+
+
+def unpinned_needs(
+    pins: Iterable[Pin],
+    wheel_metadata_by_pin: Mapping[Pin, str],
+    environment: Mapping[str, str],
+) -> dict[str, tuple[Requirement, Pin]]:
+    """What the pins' wheels need that no pin names, in ``environment``: canonical name → the
+    requirement to fetch (every asker's specifiers together, their extras too, no marker) and
+    the first pin that asked. A folder install resolves these (wheel_fetch); a registry build
+    refuses them (:func:`check_closure`). Version clashes with pins are check_closure's."""
+    active = {pin.name: pin for pin in pins if pin.applies_to(environment)}
+    wanted: list[tuple[str, str]] = [("", name) for name in active]
+    wanted += [(extra, pin.name) for pin in active.values() for extra in sorted(pin.extras)]
+    done: set[tuple[str, str]] = set()
+    needs: dict[str, tuple[Requirement, Pin]] = {}
+    while wanted:
+        extra, name = wanted.pop(0)
+        if (extra, name) in done:
+            continue
+        done.add((extra, name))
+        pin = active[name]
+        metadata = wheel_metadata_by_pin.get(pin)
+        if metadata is None:
+            continue
+        for raw in requires_dist(metadata):
+            try:
+                needed = Requirement(raw)
+            except InvalidRequirement:
+                continue  # check_closure names it
+            if needed.marker is not None and not _evaluate(needed.marker, environment, extra):
+                continue
+            dep = canonicalize_name(needed.name)
+            if dep in active:
+                for wanted_extra in sorted(needed.extras):
+                    wanted.append((canonicalize_name(wanted_extra), dep))
+                continue
+            earlier = needs.get(dep)
+            if earlier is None:
+                combined = Requirement(dep)
+                asker = pin
+            else:
+                combined, asker = earlier
+            combined.specifier &= needed.specifier
+            combined.extras |= {canonicalize_name(e) for e in needed.extras}
+            needs[dep] = (combined, asker)
+    return needs

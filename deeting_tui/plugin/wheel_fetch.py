@@ -8,7 +8,9 @@ running interpreter). Nothing from a dependency runs, whatever the index serves:
 code), and ``--no-deps`` means pip resolves nothing, so it never reads a dependency's metadata
 by building it either; a wheel is only downloaded, then read here as a zip (its METADATA), never
 imported nor installed. The lock's completeness is checked from those METADATA files
-(requirements.check_closure), since ``--no-deps`` fetches exactly the pins.
+(requirements.check_closure), since ``--no-deps`` fetches exactly the pins. A folder install
+also resolves what the lock leaves out (``resolved``), one ``--no-deps`` download per missing
+distribution, by specifier, still wheels only.
 
 pip's own configuration applies (PIP_INDEX_URL, pip.conf), so a user behind a mirror is served
 as pip serves them. pip runs with stdin closed, a deadline per call, an argument list (never a
@@ -37,7 +39,12 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from deeting_tui.errors import DeetingError
-from deeting_tui.plugin.requirements import Pin, RequirementsError, check_closure
+from deeting_tui.plugin.requirements import (
+    Pin,
+    RequirementsError,
+    check_closure,
+    unpinned_needs,
+)
 from deeting_tui.terminal_text import quote_prefix
 
 __all__ = [
@@ -50,6 +57,8 @@ __all__ = [
 ]
 
 PIP_DEADLINE_S = 300.0
+#: Dependencies a folder install resolves that requirements.txt does not pin, at most.
+MAX_RESOLVED = 100
 METADATA_MAX_BYTES = 4 * 2**20
 SDISTS_NEVER = "sdists are never used: a dependency must not run code at install"
 NO_PIP = "pip is not available in this Python — install pip, or install the plugin from a registry"
@@ -193,11 +202,19 @@ def fetch_wheels(
     targets: Iterable[Target],
     on_progress: Progress | None = None,
     deadline_s: float = PIP_DEADLINE_S,
+    resolved: list[Pin] | None = None,
 ) -> list[Path]:
     """Fetch every pin's wheel for every target into ``dest`` (created) and return the wheels'
     paths there, sorted by name. A pin whose marker is false on a target is not fetched for it.
     Raise DependencyError (pip failed, no wheel) or RequirementsError (the lock is not closed),
-    leaving ``dest`` as it was."""
+    leaving ``dest`` as it was.
+
+    With ``resolved`` (a folder install, for the running Python: its author's loop), what the
+    pins' wheels need and requirements.txt does not pin is resolved too, as pip would: the
+    newest wheel inside every asker's specifiers, then what that one needs, and so on; the
+    pins made are appended to ``resolved``. A registry build passes none, so its lock must be
+    complete: a rebuild then fetches the very same files, which gen_registry requires of a
+    published version."""
     dest = Path(dest)
     targets = list(dict.fromkeys(targets))
     dest.mkdir(parents=True, exist_ok=True)
@@ -223,8 +240,19 @@ def fetch_wheels(
                         f"named {quote_prefix(wheel.name, 120)}"
                     )
                 kept.setdefault(wheel.name, (wheel, digest))
+            if resolved is not None:
+                folder = Path(tmp) / f"{index}-resolved"
+                folder.mkdir()
+                found = _resolve(pins, metadata, environment, target, folder, deadline_s)
+                for pin, wheel in found:
+                    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+                    kept.setdefault(wheel.name, (wheel, digest))
+                    resolved.append(pin)
+                closed = [*pins, *(pin for pin, _wheel in found)]
+            else:
+                closed = list(pins)
             try:
-                check_closure(pins, metadata, environment)
+                check_closure(closed, metadata, environment)
             except RequirementsError as exc:
                 raise RequirementsError(f"{exc} (for {target.label})") from None
         placed = []
@@ -235,7 +263,50 @@ def fetch_wheels(
     return placed
 
 
-def _download(pin: Pin, target: Target, folder: Path, deadline_s: float) -> Path:
+def _resolve(
+    pins: Sequence[Pin],
+    metadata: dict[Pin, str],
+    environment: dict[str, str],
+    target: Target,
+    folder: Path,
+    deadline_s: float,
+) -> list[tuple[Pin, Path]]:
+    """Pins (and their wheels, in ``folder``) for what ``pins`` need and do not pin; each
+    one's METADATA goes into ``metadata``. Pinned at the version pip chose; its line is the
+    asker's, so an error about it points where it came from."""
+    found: list[tuple[Pin, Path]] = []
+    every = list(pins)
+    for _round in range(MAX_RESOLVED + 1):
+        needs = unpinned_needs(every, metadata, environment)
+        if not needs:
+            return found
+        if len(found) + len(needs) > MAX_RESOLVED:
+            break
+        for name, (requirement, asker) in sorted(needs.items()):
+            wanted = _Wanted(str(requirement))
+            into = folder / f"{len(found)}-{name}"
+            into.mkdir()
+            wheel = _download(wanted, target, into, deadline_s)
+            version = str(parse_wheel_filename(wheel.name)[1])
+            pin = Pin(name, version, frozenset(requirement.extras), None, (), asker.line)
+            metadata[pin] = wheel_metadata(wheel, pin)
+            found.append((pin, wheel))
+            every.append(pin)
+    raise DependencyError(
+        f"more than {MAX_RESOLVED} dependencies are not pinned in requirements.txt — pin them "
+        "(pip-compile writes a complete lock)"
+    )
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """A requirement to resolve (``NAME[extras]SPECIFIERS``), not a pin of the lock."""
+
+    requirement: str
+    hashes: tuple[str, ...] = ()
+
+
+def _download(pin: Pin | _Wanted, target: Target, folder: Path, deadline_s: float) -> Path:
     command = [
         sys.executable,
         "-m",
@@ -290,7 +361,7 @@ def _download(pin: Pin, target: Target, folder: Path, deadline_s: float) -> Path
     return wheels[0]
 
 
-def _pip_failure(pin: Pin, target: Target, stderr: str) -> str:
+def _pip_failure(pin: Pin | _Wanted, target: Target, stderr: str) -> str:
     if "No module named pip" in stderr:
         return NO_PIP
     unreachable = next((line for line in stderr.splitlines() if _UNREACHABLE.search(line)), None)

@@ -116,27 +116,32 @@ def prepare_dependencies(root: Path, *, label: str, fetch: bool = False) -> list
     """Install the dependencies ``root/requirements.txt`` pins into ``root/deps`` — ``root``
     being a staged copy of a plugin, not yet renamed into place. With ``fetch`` (a folder
     install), first download their wheels for this Python into ``root/wheels`` with pip
-    (wheels only; wheel_fetch.py). Without a requirements.txt nothing happens. Every
+    (wheels only; wheel_fetch.py), resolving what they need that the file does not pin
+    (installed too, and shown by plugin info). Without a requirements.txt nothing happens. Every
     refusal is a :class:`WheelInstallError` whose one line starts with ``label``."""
     if not (root / REQUIREMENTS).exists():
         _refuse_deps_folder(root, f"{label}: ")
         return []
-    from .requirements import RequirementsError, read_requirements
+    from .requirements import Pin, RequirementsError, read_requirements
 
     try:
-        pins = read_requirements(root)
+        locked = read_requirements(root)
     except RequirementsError as exc:
         raise WheelInstallError(f"{label}: {exc}") from None
     if fetch:
         from .wheel_fetch import DependencyError, Target, fetch_wheels
 
-        wanted = [pin for pin in pins if applies(pin)]
+        wanted = [pin for pin in locked if applies(pin)]
+        resolved: list[Pin] = []
         if wanted:
             try:
-                fetch_wheels(wanted, root / WHEELS_DIR, targets=[Target.current()])
+                fetch_wheels(
+                    wanted, root / WHEELS_DIR, targets=[Target.current()], resolved=resolved
+                )
             except (DependencyError, RequirementsError) as exc:
                 raise WheelInstallError(f"{label}: {exc}") from None
-    return install_wheels(pins, root, label=label)
+        locked = [*locked, *resolved]
+    return install_wheels(locked, root, label=label)
 
 
 def _refuse_deps_folder(root: Path, prefix: str) -> None:

@@ -128,6 +128,32 @@ async def test_a_folder_install_fetches_its_wheels_and_its_tool_uses_them(
     await assert_uses_its_own_copies(kernel)
 
 
+async def test_a_folder_install_resolves_what_its_requirements_leave_unpinned(
+    kernel: Kernel, tmp_path: Path, wheel_index: str, wheel_index_extras: Path
+) -> None:
+    """An author who pins only what the plugin imports (helperlib, which needs leaflib)
+    gets a working folder install, as pip would resolve it: leaflib's newest wheel inside
+    the specifier is installed too, and the worker imports both from deps/."""
+    make_wheel(wheel_index_extras, "helperlib", "1.0", requires=["leaflib>=0.2,<1"])
+    make_wheel(wheel_index_extras, "leaflib", "0.3")
+    make_wheel(wheel_index_extras, "leaflib", "1.0")
+    index = (DEMO / "src" / "index.py").read_text() + (
+        "\n\nimport helperlib, leaflib  # noqa: E401\n"
+        "VERSIONS = (helperlib.VERSION, leaflib.VERSION)\n"
+    )
+    folder = plugin_copy(
+        tmp_path, requirements="tabulate==0.9.0\norjson==3.11.4\nhelperlib==1.0\n", index=index
+    )
+    report = await kernel.loader.install(folder)
+    assert report.enabled, report.problem
+    deps = kernel.paths.plugin_code("deps-demo", "1.0.0") / "deps"
+    assert sorted(p.name for p in deps.glob("*lib-*.dist-info")) == [
+        "helperlib-1.0.dist-info",
+        "leaflib-0.3.dist-info",
+    ]
+    await assert_uses_its_own_copies(kernel)
+
+
 async def test_a_zip_carrying_its_wheels_installs_without_an_index(
     kernel: Kernel, tmp_path: Path
 ) -> None:

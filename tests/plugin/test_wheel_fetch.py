@@ -14,7 +14,7 @@ import pytest
 from wheel_index import WHEELHOUSE, make_sdist, make_wheel
 
 from deeting_tui.errors import is_known
-from deeting_tui.plugin.requirements import RequirementsError, parse_requirements
+from deeting_tui.plugin.requirements import Pin, RequirementsError, parse_requirements
 from deeting_tui.plugin.wheel_fetch import (
     DEFAULT_TARGETS,
     NO_PIP,
@@ -135,6 +135,41 @@ def test_an_unpinned_dependency_is_named_and_nothing_is_placed(
     assert "helper==1.5 does not meet app==1.0's helper>=2" in fetch_refusal(
         "app==1.0\nhelper==1.5\n", tmp_path / "w"
     )
+
+
+def test_a_folder_install_resolves_what_the_lock_leaves_out(
+    bare_wheel_index: str, wheel_index_extras: Path, tmp_path: Path
+) -> None:
+    """With ``resolved`` (a folder install), an unpinned dependency is fetched as pip would:
+    the newest wheel inside every asker's specifiers, then what it needs in turn; the pins
+    made are handed back, each pointing at the line of the pin that asked."""
+    make_wheel(wheel_index_extras, "app", "1.0", requires=["helper>=2", "other<3"])
+    make_wheel(wheel_index_extras, "helper", "1.5")
+    make_wheel(wheel_index_extras, "helper", "2.1", requires=["leaf"])
+    make_wheel(wheel_index_extras, "other", "2.0", requires=["helper<3"])
+    make_wheel(wheel_index_extras, "other", "3.0")
+    make_wheel(wheel_index_extras, "leaf", "0.4")
+    resolved: list[Pin] = []
+    got = fetch_wheels(
+        pins("# the app\napp==1.0\n"), tmp_path / "w", targets=[X86_312], resolved=resolved
+    )
+    assert sorted((pin.name, pin.version, pin.line) for pin in resolved) == [
+        ("helper", "2.1", 2),
+        ("leaf", "0.4", 2),
+        ("other", "2.0", 2),
+    ]
+    assert sorted(p.name.split("-")[0] for p in got) == ["app", "helper", "leaf", "other"]
+
+
+def test_a_dependency_nothing_fits_is_refused_even_when_resolving(
+    bare_wheel_index: str, wheel_index_extras: Path, tmp_path: Path
+) -> None:
+    make_wheel(wheel_index_extras, "app", "1.0", requires=["helper>=2"])
+    make_wheel(wheel_index_extras, "helper", "1.5")
+    with pytest.raises(DependencyError) as caught:
+        fetch_wheels(pins("app==1.0\n"), tmp_path / "w", targets=[X86_312], resolved=[])
+    assert str(caught.value).startswith("helper>=2: no wheel for cp312-manylinux_2_17_x86_64")
+    assert not (tmp_path / "w").exists() or list((tmp_path / "w").iterdir()) == []
 
 
 def test_a_hash_mismatch_is_refused(
