@@ -168,4 +168,4 @@ def test_a_fresh_venv_with_only_the_wheel_is_a_useful_shell(tmp_path: Path) -> N
 
     weather = _run([*deeting, "plugin", "install", "weather", "--yes"], cwd=outside, env=env)
     assert weather.returncode == 0, weather.stderr
-    assert "installed weather 1.0.0 bundled with deeting (verified)" in weather.stdout
+    assert "installed weather 1.0.0 from the plugins deeting carries (verified)" in weather.stdout

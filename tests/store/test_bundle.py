@@ -306,7 +306,7 @@ def test_plugin_list_and_info_show_the_available_ones(home: Path, bundle: Path) 
     assert (document["state"], document["origin"]) == ("available", "bundled")
     installed = run_deeting("plugin", "install", "weather", "--yes", home=home, timeout=60)
     assert installed.returncode == 0, installed.stderr
-    assert "installed weather 1.0.0 bundled with deeting (verified)" in installed.stdout
+    assert "installed weather 1.0.0 from the plugins deeting carries (verified)" in installed.stdout
 
 
 @pytest.mark.parametrize("link", ["../outside.zip", "file:///etc/passwd", "/etc/passwd"])

@@ -55,7 +55,7 @@ class Origin(StrEnum):
             Origin.FOLDER: "a local dev install from a folder",
             Origin.ZIP: "from an archive",
             Origin.REGISTRY: "from the registry (verified)",
-            Origin.BUNDLED: "bundled with deeting (verified)",
+            Origin.BUNDLED: "from the plugins deeting carries (verified)",
         }[self]
 
     @property
