@@ -28,6 +28,18 @@ def test_damaged_state_file_is_reported(tmp_path: Path, content: bytes) -> None:
         InstalledStore(tmp_path / "state.json")
 
 
+def test_a_key_a_newer_deeting_wrote_is_left_out_not_refused(tmp_path: Path) -> None:
+    """Two deeting versions may share a home: an entry with a field this one does not know
+    still loads (the field is dropped), where it made the whole state file 'malformed'."""
+    path = tmp_path / "state.json"
+    path.write_bytes(
+        b'{"plugins": {"calc": {"name": "calc", "version": "1.0.0", "source": "x", '
+        b'"dev": false, "enabled": true, "added_later": [1, 2]}}}'
+    )
+    record = InstalledStore(path).get("calc")
+    assert record is not None and (record.version, record.enabled) == ("1.0.0", True)
+
+
 def test_deeting_home_holds_everything(tmp_path: Path) -> None:
     paths = resolve_paths({"DEETING_HOME": str(tmp_path)})
     assert paths.config_file == tmp_path / "config.toml"

@@ -286,6 +286,14 @@ async def test_a_newer_registry_version_supersedes_the_bundled_one(
     assert record is not None and record.source == f"registry {url}"
     assert record.previous == "1.0.0"
     assert kernel.plugins.info("calc").origin is Origin.REGISTRY
+    rolled = await kernel.plugins.rollback("calc")  # to the bundled copy it kept
+    assert (rolled.old, rolled.new) == ("1.1.0", "1.0.0")
+    record = kernel.installed.get("calc")
+    assert record is not None and record.source.startswith("bundled with deeting ")
+    assert kernel.plugins.info("calc").origin is Origin.BUNDLED
+    rolled = await kernel.plugins.rollback("calc")  # and forward again: from the registry
+    record = kernel.installed.get("calc")
+    assert record is not None and (record.version, record.source) == ("1.1.0", f"registry {url}")
 
 
 def test_plugin_list_and_info_show_the_available_ones(home: Path, bundle: Path) -> None:

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,9 @@ class InstalledPlugin:
     installed_at: float = 0.0
     disabled_reason: str | None = None  # why the kernel disabled it (crash loop, grants)
     previous: str | None = None  # the version kept on disk for rollback
+    #: Where ``previous`` came from, when not from ``source`` (a bundled plugin upgraded from
+    #: a registry keeps its bundled copy): a rollback makes it the source again.
+    previous_source: str | None = None
     #: What ``disabled_reason`` is about (a :class:`Cause` value); None: the user disabled it.
     disabled_cause: str | None = None
 
@@ -70,6 +73,12 @@ class InstalledPlugin:
             return Cause(self.disabled_cause) if self.disabled_cause else None
         except ValueError:
             return None
+
+
+def _record(entry: dict[str, Any]) -> InstalledPlugin:
+    """One stored entry; keys a newer deeting added are left out rather than refused."""
+    known = {f.name for f in fields(InstalledPlugin)}
+    return InstalledPlugin(**{key: value for key, value in entry.items() if key in known})
 
 
 def file_signature(path: Path) -> FileSignature | None:
@@ -104,7 +113,7 @@ class InstalledStore:
             ) from None
         try:
             entries: dict[str, Any] = raw["plugins"]
-            return {name: InstalledPlugin(**entry) for name, entry in entries.items()}
+            return {name: _record(entry) for name, entry in entries.items()}
         except (TypeError, KeyError) as exc:
             raise StateFileError(f"{self.path}: malformed ({exc})") from None
 
@@ -206,15 +215,31 @@ class InstalledStore:
         self._change(change)
         return swapped[0]
 
-    def set_source(self, name: str, source: str) -> None:
-        """Record where the running version came from (an upgrade from the registry of a
-        plugin that came bundled with deeting); a no-op for one another process removed."""
+    def set_source(self, name: str, source: str, *, previous_source: str) -> None:
+        """Record where the running version came from after an upgrade (from the registry,
+        of a plugin that came bundled with deeting), and where the kept one did; a no-op for
+        one another process removed."""
 
         def change(plugins: dict[str, InstalledPlugin]) -> bool:
             plugin = plugins.get(name)
-            if plugin is None or plugin.source == source:
+            if plugin is None:
                 return False
-            plugins[name] = replace(plugin, source=source)
+            kept = previous_source if previous_source != source else None
+            plugins[name] = replace(plugin, source=source, previous_source=kept)
+            return plugins[name] != plugin
+
+        self._change(change)
+
+    def swap_sources(self, name: str) -> None:
+        """After a rollback: the version now running came from where the kept one did."""
+
+        def change(plugins: dict[str, InstalledPlugin]) -> bool:
+            plugin = plugins.get(name)
+            if plugin is None or plugin.previous_source is None:
+                return False
+            plugins[name] = replace(
+                plugin, source=plugin.previous_source, previous_source=plugin.source
+            )
             return True
 
         self._change(change)

@@ -409,8 +409,9 @@ class PluginService:
                     ask_all=ask_all,
                     allow_downgrade=allow_downgrade,
                 )
-                # A bundled plugin upgraded from the registry now comes from the registry.
-                self.kernel.installed.set_source(name, staged.source)
+                # A bundled plugin upgraded from the registry now comes from the registry; the
+                # copy kept for rollback still came from where it did.
+                self.kernel.installed.set_source(name, staged.source, previous_source=record.source)
                 return report
             except BaseException:
                 current = self.kernel.installed.get(name)
@@ -422,7 +423,9 @@ class PluginService:
         """Back to the version the last upgrade kept; told as a ``plugin_notice``."""
         lock = self.registry.updating() if self.registry is not None else nullcontext()
         with lock:
-            return await self.kernel.rollback_plugin(name, ask_all=ask_all)
+            report = await self.kernel.rollback_plugin(name, ask_all=ask_all)
+            self.kernel.installed.swap_sources(name)
+            return report
 
     # -- helpers -----------------------------------------------------------------------------
 
