@@ -19,7 +19,7 @@ Pure parsing: no network, no pip, nothing from a dependency runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
@@ -251,47 +251,22 @@ def check_closure(
     they neither need nor provide anything. A dependency is met when it is pinned, at a
     version inside the dependency's specifier; extras a requirement asks for add that
     distribution's extra dependencies."""
-    active = {pin.name: pin for pin in pins if pin.applies_to(environment)}
-    wanted: list[tuple[str, str]] = [("", name) for name in active]
-    wanted += [(extra, pin.name) for pin in active.values() for extra in sorted(pin.extras)]
-    done: set[tuple[str, str]] = set()
-    while wanted:
-        extra, name = wanted.pop(0)
-        if (extra, name) in done:
-            continue
-        done.add((extra, name))
-        pin = active[name]
-        metadata = wheel_metadata_by_pin.get(pin)
-        if metadata is None:
-            raise _error(pin.line, f"no wheel metadata for {pin.requirement}", "fetch its wheel")
-        for raw in requires_dist(metadata):
-            try:
-                needed = Requirement(raw)
-            except InvalidRequirement:
-                raise _error(
-                    pin.line,
-                    f"{pin.requirement} has an unreadable Requires-Dist: {quote_prefix(raw, 60)}",
-                    "pin another version of it",
-                ) from None
-            if needed.marker is not None and not _evaluate(needed.marker, environment, extra):
-                continue
-            dep = canonicalize_name(needed.name)
-            found = active.get(dep)
-            if found is None:
-                raise _error(
-                    pin.line,
-                    f"{pin.requirement} needs {quote_prefix(str(needed), 60)}, which is not pinned",
-                    f"add {dep}==VERSION ({_LOCK_HINT})",
-                )
-            if not needed.specifier.contains(found.version, prereleases=True):
-                raise _error(
-                    found.line,
-                    f"{found.requirement} does not meet {pin.requirement}'s "
-                    f"{quote_prefix(str(needed), 60)}",
-                    f"pin a version of {dep} inside {needed.specifier}",
-                )
-            for wanted_extra in sorted(needed.extras):
-                wanted.append((canonicalize_name(wanted_extra), dep))
+    for pin, needed, dep, found in _dependencies(
+        pins, wheel_metadata_by_pin, environment, strict=True
+    ):
+        if found is None:
+            raise _error(
+                pin.line,
+                f"{pin.requirement} needs {quote_prefix(str(needed), 60)}, which is not pinned",
+                f"add {dep}==VERSION ({_LOCK_HINT})",
+            )
+        if not needed.specifier.contains(found.version, prereleases=True):
+            raise _error(
+                found.line,
+                f"{found.requirement} does not meet {pin.requirement}'s "
+                f"{quote_prefix(str(needed), 60)}",
+                f"pin a version of {dep} inside {needed.specifier}",
+            )
 
 
 def unpinned_needs(
@@ -303,11 +278,35 @@ def unpinned_needs(
     requirement to fetch (every asker's specifiers together, their extras too, no marker) and
     the first pin that asked. A folder install resolves these (wheel_fetch); a registry build
     refuses them (:func:`check_closure`). Version clashes with pins are check_closure's."""
+    needs: dict[str, tuple[Requirement, Pin]] = {}
+    for pin, needed, dep, found in _dependencies(
+        pins, wheel_metadata_by_pin, environment, strict=False
+    ):
+        if found is not None:
+            continue
+        combined, asker = needs.get(dep) or (Requirement(dep), pin)
+        combined.specifier &= needed.specifier
+        combined.extras |= {canonicalize_name(e) for e in needed.extras}
+        needs[dep] = (combined, asker)
+    return needs
+
+
+def _dependencies(
+    pins: Iterable[Pin],
+    wheel_metadata_by_pin: Mapping[Pin, str],
+    environment: Mapping[str, str],
+    *,
+    strict: bool,
+) -> Iterator[tuple[Pin, Requirement, str, Pin | None]]:
+    """Walk what the pins active in ``environment`` need, extras included: each dependency as
+    (the pin asking, its requirement, the canonical name, the pin naming it or None). The
+    extras a requirement asks of a pinned dependency are walked once that one is yielded.
+    ``strict``: a pin without metadata or with an unreadable Requires-Dist is an error;
+    otherwise it is passed over (the check that follows names it)."""
     active = {pin.name: pin for pin in pins if pin.applies_to(environment)}
     wanted: list[tuple[str, str]] = [("", name) for name in active]
     wanted += [(extra, pin.name) for pin in active.values() for extra in sorted(pin.extras)]
     done: set[tuple[str, str]] = set()
-    needs: dict[str, tuple[Requirement, Pin]] = {}
     while wanted:
         extra, name = wanted.pop(0)
         if (extra, name) in done:
@@ -316,26 +315,27 @@ def unpinned_needs(
         pin = active[name]
         metadata = wheel_metadata_by_pin.get(pin)
         if metadata is None:
+            if strict:
+                raise _error(
+                    pin.line, f"no wheel metadata for {pin.requirement}", "fetch its wheel"
+                )
             continue
         for raw in requires_dist(metadata):
             try:
                 needed = Requirement(raw)
             except InvalidRequirement:
-                continue  # check_closure names it
+                if not strict:
+                    continue
+                raise _error(
+                    pin.line,
+                    f"{pin.requirement} has an unreadable Requires-Dist: {quote_prefix(raw, 60)}",
+                    "pin another version of it",
+                ) from None
             if needed.marker is not None and not _evaluate(needed.marker, environment, extra):
                 continue
             dep = canonicalize_name(needed.name)
-            if dep in active:
+            found = active.get(dep)
+            yield pin, needed, dep, found
+            if found is not None:
                 for wanted_extra in sorted(needed.extras):
                     wanted.append((canonicalize_name(wanted_extra), dep))
-                continue
-            earlier = needs.get(dep)
-            if earlier is None:
-                combined = Requirement(dep)
-                asker = pin
-            else:
-                combined, asker = earlier
-            combined.specifier &= needed.specifier
-            combined.extras |= {canonicalize_name(e) for e in needed.extras}
-            needs[dep] = (combined, asker)
-    return needs
