@@ -11,6 +11,8 @@ import hashlib
 import io
 import json
 import shutil
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nacl.signing import SigningKey
-from support import FIXTURES
+from support import FIXTURES, REPO
 
 from deeting_tui.paths import resolve_paths
 from deeting_tui.store.client import Limits, RegistryClient
@@ -211,3 +213,23 @@ class TestRegistry:
         raw = envelope(document, signers or self.keys)
         (self.folder / "registry.json").write_bytes(raw)
         return raw
+
+
+def registry_tool(*args: str, timeout: float = 120) -> str:
+    """``python -m ARGS`` from the checkout (a registry_tools command, as a maintainer runs
+    it); its stdout, after asserting it succeeded."""
+    done = subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def maintainer_keys(keys: Path) -> None:
+    """A maintainer's key ``maintainer.key`` and the root it signs (one key, threshold 1) in
+    ``keys``, made with the CLI the README shows."""
+    registry_tool("registry_tools.keys", "new", "maintainer", "--dir", str(keys))
+    registry_tool(
+        "registry_tools.keys", "root", "--key", str(keys / "maintainer.pub"),
+        "--threshold", "1", "--sign", str(keys / "maintainer.key"), "--out", str(keys),
+    )  # fmt: skip

@@ -6,22 +6,18 @@ runs in the sandbox on its own tabulate and its own (older) orjson."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
-from support import FIXTURES, REPO, run_deeting
+from registry_support import maintainer_keys, registry_tool
+from support import FIXTURES, run_deeting
 
 PINS = {"tabulate": "0.9.0", "orjson": "3.11.4"}
 
 
 def tool(*args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
+    registry_tool(*args, timeout=300)  # gen_registry fetches wheels with pip
 
 
 def probe(home: Path) -> dict[str, Any]:
@@ -48,11 +44,7 @@ def test_from_a_gen_registry_registry(tmp_path: Path, home: Path, wheel_index: s
     sources = tmp_path / "plugins"
     shutil.copytree(FIXTURES / "deps-demo", sources / "deps-demo")
     keys = tmp_path / "keys"
-    tool("registry_tools.keys", "new", "maintainer", "--dir", str(keys))
-    tool(
-        "registry_tools.keys", "root", "--key", str(keys / "maintainer.pub"),
-        "--threshold", "1", "--sign", str(keys / "maintainer.key"), "--out", str(keys),
-    )  # fmt: skip
+    maintainer_keys(keys)
     site = tmp_path / "site"
     tool(
         "registry_tools.gen_registry", str(sources), "--out", str(site),

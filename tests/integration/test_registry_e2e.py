@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,19 +20,10 @@ from pathlib import Path
 import orjson
 import pytest
 from nacl.signing import SigningKey
+from registry_support import maintainer_keys, registry_tool
 from support import DEETING, OFFICIAL, REPO, run_deeting
 
 from deeting_tui.store.signing import envelope
-
-REGISTRY_TOOLS = [sys.executable, "-m"]
-
-
-def tool(*args: str) -> str:
-    done = subprocess.run(
-        [*REGISTRY_TOOLS, *args], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @dataclass
@@ -51,7 +41,7 @@ class Published:
         return self.url + "registry.json"
 
     def build(self) -> None:
-        tool(
+        registry_tool(
             "registry_tools.gen_registry",
             str(self.sources),
             "--out",
@@ -87,11 +77,7 @@ def published(tmp_path: Path) -> Iterator[Published]:
     for name in ("calc", "notes"):
         shutil.copytree(OFFICIAL / name, sources / name, ignore=shutil.ignore_patterns("__py*"))
     keys = tmp_path / "keys"
-    tool("registry_tools.keys", "new", "maintainer", "--dir", str(keys))
-    tool(
-        "registry_tools.keys", "root", "--key", str(keys / "maintainer.pub"),
-        "--threshold", "1", "--sign", str(keys / "maintainer.key"), "--out", str(keys),
-    )  # fmt: skip
+    maintainer_keys(keys)
     site = tmp_path / "site"
     made = Published(sources, keys, site, "")
     made.build()
