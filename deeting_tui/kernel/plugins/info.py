@@ -24,6 +24,7 @@ class PluginState(StrEnum):
     """A plugin's state in one word (healthiest first); the words the CLI and chat show."""
 
     ENABLED = "enabled"
+    READY = "ready"  # enabled; its worker starts when the plugin is first used
     RESTARTING = "restarting"
     NEEDS_CONSENT = "needs consent"
     CRASHED = "crashed"
@@ -87,7 +88,7 @@ class PluginInfo:
     origin: Origin
     source: str
     enabled: bool  # recorded as enabled (it starts with the next chat)
-    running: bool  # a worker serves it in this process
+    running: bool  # a worker serves it in this process (started, or starting on first use)
     reason: str | None  # why it is disabled, in words
     cause: Cause | None  # what the kernel stored with the reason
     previous: str | None

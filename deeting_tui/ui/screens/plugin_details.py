@@ -41,6 +41,7 @@ LOG_LINES = 20
 README_LIMIT = 200_000  # characters; a README is documentation, not a data dump
 STATE_STYLE = {
     PluginState.ENABLED: "bold green",
+    PluginState.READY: "green",
     PluginState.RESTARTING: "bold yellow",
     PluginState.NEEDS_CONSENT: "bold yellow",
     PluginState.CRASHED: "bold red",
