@@ -122,6 +122,14 @@ class PluginWiring(KernelState):
         self.triggers = self.triggers.without(runtime.spec.name)
         self.tools.remove_plugin(runtime.spec.name)
 
+    def detach_all(self, runtimes: Sequence[PluginRuntime]) -> None:
+        names = {runtime.spec.name for runtime in runtimes}
+        for name in names:
+            self.bus.unsubscribe_owner(name)
+            self.tools.remove_plugin(name)
+        if names & set(self.triggers.plugins()):
+            self.triggers = TriggerTable(t for t in self.triggers.triggers if t.plugin not in names)
+
     def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
         """A hot upgrade's switch: no await, so no call or publish sees neither version."""
         name = new.spec.name

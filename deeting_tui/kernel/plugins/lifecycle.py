@@ -73,6 +73,10 @@ class Wiring(Protocol):
 
     def detach(self, runtime: PluginRuntime) -> None: ...
 
+    def detach_all(self, runtimes: Sequence[PluginRuntime]) -> None:
+        """Detach many at once (a shutdown): the trigger table is rebuilt once."""
+        ...
+
     def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
         """Move routes and subscriptions from ``old`` to ``new`` in one synchronous step
         (a hot upgrade); raises PluginError, with ``old`` still wired, if ``new`` cannot be."""

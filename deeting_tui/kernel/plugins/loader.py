@@ -463,8 +463,7 @@ class Loader(Installs, Upgrading):
         deactivate hook and stop); one still running then is killed. The persisted enabled
         state is kept for the next start."""
         runtimes = [self.runtimes.pop(name) for name in list(self.runtimes)]
-        for runtime in runtimes:
-            self.wiring.detach(runtime)
+        self.wiring.detach_all(runtimes)
         runtimes += self.retiring  # an upgrade cut short while its old version was draining
         self.retiring = []
         if not runtimes:

@@ -9,10 +9,10 @@ So a validated spec is kept twice:
 
 - **In memory**, per code folder, while the stat of its manifest files and entry point is
   unchanged (a stat is not a read: a refresh costs no parsing at all).
-- **On disk**, in the cache folder, named by a digest of the manifest files' *content* (with
-  the names, sizes and times of the plugin's Python sources, and this deeting's version, whose
-  checks may differ). A new kernel reads three small files per plugin and rebuilds the spec
-  from the kept document, without validating or importing the checker.
+- **On disk**, in the cache folder, named by a digest of the manifest files' *content* (and
+  this deeting's version, whose checks may differ). A new kernel reads three small files per
+  plugin and rebuilds the spec from the kept document, without validating or importing the
+  checker. An install or upgrade, which validates in full, rewrites the document.
 
 Any change to a manifest gives another digest, so it is validated again; a kept document that
 does not read back (damaged, from another format) is ignored and rewritten. Code put in place
@@ -134,7 +134,8 @@ class SpecCache:
     def validated(self, code: Path, spec: PluginSpec) -> None:
         """Keep a spec just validated in full by an install or upgrade."""
         with contextlib.suppress(OSError):
-            self._keep(code, spec, _stamp(code))
+            # Rewritten even when kept: a reinstall of the same manifests may bring other code.
+            self._keep(code, spec, _stamp(code), replace=True)
 
     def forget(self, code: Path) -> None:
         self._memory.pop(code, None)
@@ -147,9 +148,9 @@ class SpecCache:
         if entry is not None and entry.stamp == stamp:
             return entry
         try:
-            digest, sources = self._digest(code)
+            digest: str | None = self._digest(code)
         except OSError:
-            digest, sources = None, []
+            digest = None
         if digest is not None:
             kept = self._read(digest, code)
             if kept is not None:
@@ -158,7 +159,7 @@ class SpecCache:
                 return entry
         self.validations += 1
         spec = validate(code)  # ManifestError: damaged, and nothing is kept
-        return self._keep(code, spec, stamp, digest, sources)
+        return self._keep(code, spec, stamp, digest)
 
     def _keep(
         self,
@@ -166,18 +167,16 @@ class SpecCache:
         spec: PluginSpec,
         stamp: Stamp,
         digest: str | None = None,
-        sources: list[Path] | None = None,
+        *,
+        replace: bool = False,
     ) -> _Entry:
-        if digest is None or sources is None:
-            digest, sources = self._digest(code)
-        facts = _scan(code, sources)
-        entry = _Entry(stamp, spec, facts)
+        entry = _Entry(stamp, spec, _scan(code))
         self._memory[code] = entry
-        self._write(digest, spec, facts)
+        self._write(digest or self._digest(code), spec, entry.facts, replace=replace)
         return entry
 
-    def _digest(self, code: Path) -> tuple[str, list[Path]]:
-        """The content the spec depends on: manifests' bytes, sources' names, sizes, times."""
+    def _digest(self, code: Path) -> str:
+        """The content the spec depends on: the manifest files' bytes (and this deeting)."""
         h = hashlib.sha256(f"deeting-spec {FORMAT} {self.version}\n".encode())
         for name in MANIFEST_FILES:
             try:
@@ -186,11 +185,7 @@ class SpecCache:
                 data = b"\0missing"
             h.update(f"{name} {len(data)}\n".encode())
             h.update(data)
-        sources = _sources(code)
-        for path in sources:
-            st = path.stat()
-            h.update(f"{path.relative_to(code)} {st.st_size} {st.st_mtime_ns}\n".encode())
-        return h.hexdigest(), sources
+        return h.hexdigest()
 
     # -- the kept documents ------------------------------------------------------------------
 
@@ -206,13 +201,15 @@ class SpecCache:
             log.info("kept spec %s unreadable (%s): validating again", digest[:12], exc)
             return None
 
-    def _write(self, digest: str, spec: PluginSpec, facts: SourceFacts) -> None:
+    def _write(
+        self, digest: str, spec: PluginSpec, facts: SourceFacts, *, replace: bool = False
+    ) -> None:
         if self.folder is None:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / f"{digest}.json"
-            if not path.exists():
+            if replace or not path.exists():
                 # Renamed into place, not fsynced: a copy lost to a crash is validated again.
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
                 tmp.write_bytes(orjson.dumps(_to_document(spec, facts)))
@@ -252,9 +249,9 @@ def _sources(code: Path) -> list[Path]:
     return sorted(path for path in src.rglob("*.py") if path.is_file() and not path.is_symlink())
 
 
-def _scan(code: Path, sources: list[Path]) -> SourceFacts:
+def _scan(code: Path) -> SourceFacts:
     activates = streams = False
-    for path in sources:
+    for path in _sources(code):
         try:
             if path.stat().st_size > MAX_SCANNED_SOURCE:
                 streams = True
