@@ -17,7 +17,7 @@ from deeting_tui.plugin.scopes import Scope
 
 from .installed import Cause, InstalledPlugin
 
-__all__ = ["COUNTED", "Origin", "PluginInfo", "PluginState", "origin_of"]
+__all__ = ["COUNTED", "READY_SAID", "Origin", "PluginInfo", "PluginState", "origin_of"]
 
 
 class PluginState(StrEnum):
@@ -31,6 +31,9 @@ class PluginState(StrEnum):
     DAMAGED = "damaged"
     DISABLED = "disabled"
 
+
+#: What "ready" means, where a listing says it once.
+READY_SAID = "enabled; its worker starts when the plugin is first used"
 
 #: How the chat's header counts the states it mentions (disabled ones go unsaid).
 COUNTED = {
