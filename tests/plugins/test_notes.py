@@ -101,7 +101,7 @@ def test_notes_persist_across_contexts_and_restarts(load_plugin: Any, make_ctx: 
     assert not (folder / "notes.json").exists()
 
 
-def test_the_store_is_sqlite_in_wal_mode_with_full_sync(notes: Any) -> None:
+def test_the_store_is_sqlite_in_wal_mode(notes: Any) -> None:
     notes("note_add", text="hello")
     folder: Path = notes.ctx.data_dir
     assert {p.name for p in folder.iterdir()} <= {"notes.db", "notes.db-wal", "notes.db-shm"}
