@@ -252,6 +252,7 @@ def test_a_json_written_after_the_import_is_merged_without_loss(notes: Any) -> N
 @pytest.mark.parametrize(
     "content",
     [b"{not json", b"[1, 2]", b'{"notes": [{"id": "x"}]}', b"\xff\xfe", b"[" * 100_000],
+    ids=["not-json", "wrong-shape", "bad-id", "not-utf8", "nested-too-deep"],
 )
 def test_an_unreadable_v1_file_is_kept_aside_once(notes: Any, content: bytes) -> None:
     folder: Path = notes.ctx.data_dir
