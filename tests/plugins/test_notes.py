@@ -312,6 +312,8 @@ def test_validation_happens_before_touching_the_file(notes: Any) -> None:
         ("note_add", {"text": "   "}, "text is empty"),
         ("note_add", {"text": "x" * 5001}, "too long (5001 characters, at most 5000)"),
         ("note_add", {"text": "a", "tags": []}, "unknown argument(s) tags"),
+        ("note_add", {"text": "a\ud800b"}, "text is not valid text (a lone surrogate)"),
+        ("note_search", {"query": "\udcff"}, "query is not valid text (a lone surrogate)"),
         ("note_list", {"limit": 0}, "between 1 and 500"),
         ("note_list", {"limit": 501}, "between 1 and 500"),
         ("note_list", {"limit": "10"}, "whole number"),
@@ -352,3 +354,14 @@ def test_trigger() -> None:
     assert match is not None and match.groupdict() == {"text": "buy oat milk"}
     assert spec["tool"] == "note_add"
     assert pattern.match("notes are nice") is None
+
+
+def test_a_damaged_database_is_reported_and_left_as_it_is(notes: Any) -> None:
+    folder: Path = notes.ctx.data_dir
+    folder.mkdir(parents=True)
+    (folder / "notes.db").write_bytes(b"this is not a database" * 100)
+    for tool, args in (("note_add", {"text": "x"}), ("note_list", {})):
+        with pytest.raises(ValueError, match=r"notes\.db: file is not a database") as caught:
+            notes(tool, **args)
+        assert len(str(caught.value).splitlines()) == 1
+    assert (folder / "notes.db").read_bytes() == b"this is not a database" * 100

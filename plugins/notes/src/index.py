@@ -112,6 +112,11 @@ def _text(tool: str, args: dict[str, Any], name: str, longest: int) -> str:
         raise ValueError(f"{tool}: missing argument {name!r}")
     if not isinstance(value, str):
         raise ValueError(f"{tool}: {name} must be a string, not {type(value).__name__}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{tool}: {name} is not valid text (a lone surrogate)") from None
     value = value.strip()
     if not value:
         raise ValueError(f"{tool}: {name} is empty")
