@@ -2,8 +2,10 @@
 
 Why SQLite: 1.0.0 kept every note in one JSON file and rewrote (and fsynced) all of it on every
 note, so adding the n-th note cost O(n) and a notebook of thousands crawled. Here adding a note
-is one indexed insert, listing reads the newest rows by primary key, and nothing grows with
-the notebook but the search's scan (a substring search must look at every note's text).
+is one indexed insert and listing reads the newest rows by primary key; what grows with the
+notebook is the search's scan (a substring search must look at every note's text) and the
+total a listing shows (``count(*)`` walks the table's pages: well under a millisecond for
+10,000 notes).
 
 Durability: WAL journal with ``synchronous=NORMAL``, as deeting's session store: the note is
 committed before ``note_add`` answers and survives the worker (or deeting) being killed right
@@ -123,8 +125,8 @@ class Note:
 
 
 class NoteBook:
-    """The notes of one data folder. The connection stays open for the worker's life (WAL
-    needs that to pay one append and one fsync per note rather than a checkpoint per call);
+    """The notes of one data folder. The connection stays open for the worker's life (so a
+    note costs one WAL append, not a checkpoint and its fsyncs as the last connection closes);
     it is opened anew when the database file was replaced or removed meanwhile."""
 
     def __init__(self, data_dir: Path) -> None:
