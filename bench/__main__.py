@@ -22,6 +22,7 @@ from .browser import BrowserSizes, browser_figures
 from .chat_input import ChatInputSizes, chat_input_figures
 from .common import REPO_ROOT, Sizes, reap_children
 from .confinement import confinement_cost
+from .notes import NotesSizes, notes_figures
 from .ready import ready_times
 from .registry import RegistrySizes, registry_figures
 from .report import (
@@ -112,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
             "throughput",
             f"deeting --script, {sizes.script_messages} messages",
             lambda: script_throughput(sizes.script_messages, sizes.startup_runs),
+        )
+        notes_sizes = NotesSizes.quick() if options.quick else NotesSizes()
+        run(
+            "notes",
+            f"deeting --script adding {' and '.join(f'{n:,}' for n in notes_sizes.sizes)} notes, "
+            "against as many calc messages",
+            lambda: notes_figures(notes_sizes),
         )
         run(
             "ui",

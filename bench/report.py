@@ -18,6 +18,7 @@ from .browser_figures import BrowserFigures
 from .chat_input import ChatInputFigures
 from .common import Latency, percentile
 from .confinement import ConfinementCost
+from .notes import NotesFigures
 from .ready import Ready
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
@@ -160,6 +161,10 @@ def results_table(results: dict[str, Any]) -> str:
             ("messages/s excluding start-up", f"{throughput.steady_per_s:.0f}/s", "", "", "")
         )
         rows.append(("user events in the session DB", str(throughput.user_events), "", "", ""))
+    notes: NotesFigures | None = results.get("notes")
+    if notes:
+        rows.append(("", "", "", "", ""))
+        rows += notes.rows()
     ui: UiFigures | None = results.get("ui")
     if ui:
         rows.append(("", "", "", "", ""))

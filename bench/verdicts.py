@@ -14,6 +14,7 @@ from .browser_figures import BrowserFigures
 from .chat_input import ChatInputFigures
 from .common import Latency
 from .launchers import default_launcher_name
+from .notes import NotesFigures
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
 from .throughput import Throughput
@@ -132,6 +133,9 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
                 stored,
             )
         )
+    notes: NotesFigures | None = results.get("notes")
+    if notes:
+        verdicts += [Verdict(*verdict) for verdict in notes.verdicts()]
     ui: UiFigures | None = results.get("ui")
     if ui:
         verdicts += [Verdict(*verdict) for verdict in ui.verdicts()]

@@ -8,6 +8,7 @@ they may damage.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from functools import cache
@@ -21,6 +22,12 @@ from registry_tools.keys import build_root, write_root
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = ("calc", "clock", "notes")  # no permission, nothing that needs consent
 OTHERS = ("sysinfo", "weather")
+
+
+def official_version(name: str) -> str:
+    """The version of an official plugin as its manifest says (what the bundle carries)."""
+    manifest = json.loads((REPO / "plugins" / name / "kimai.json").read_text())
+    return str(manifest["version"])
 
 
 @cache

@@ -61,6 +61,9 @@ def test_bench_quick_json_reports_every_figure() -> None:
         "user_events_stored",
     ):
         assert key in results["throughput"]
+    notes = results["notes"]
+    assert set(notes["notes"]) == set(notes["calc"]) == {"200", "1000"}
+    assert notes["notes_stored"] == 1200  # every note added is in the notebook
     assert {"launch", "launch_baseline_textual", "flood"} <= results["ui"].keys()
     assert {"verify", "floor", "floor_with_parse", "ratio_to_floor"} <= results["registry"].keys()
     sandbox = results["sandbox"]

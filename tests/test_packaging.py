@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundle_support import DEFAULTS, OTHERS, official_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,9 +137,7 @@ def test_the_hook_bundles_the_official_plugins_for_wheels_and_editables(
     hook.initialize("editable", {})
     bundled = root / "deeting_tui" / "bundled"
     zips = sorted(p.name for p in (bundled / "artifacts").iterdir())
-    assert zips == [
-        f"{name}-1.0.0.zip" for name in ("calc", "clock", "notes", "sysinfo", "weather")
-    ]
+    assert zips == [f"{name}-{official_version(name)}.zip" for name in (*DEFAULTS, *OTHERS)]
     built = (bundled / "registry.json").stat().st_mtime_ns
     hook.initialize("standard", {})
     assert (bundled / "registry.json").stat().st_mtime_ns == built  # current: left alone

@@ -179,7 +179,7 @@ def _truncate(published: Published) -> None:
 
 def _serve_notes_as_calc(published: Published) -> None:
     shutil.copy(
-        published.site / "artifacts" / "notes-1.0.0.zip",
+        published.site / "artifacts" / "notes-1.1.0.zip",
         published.site / "artifacts" / "calc-1.1.0.zip",
     )
 

@@ -38,6 +38,10 @@ def tools(name: str) -> list[dict[str, Any]]:
     return document
 
 
+#: Official plugins released past 1.0.0 (notes 1.1.0: SQLite instead of a JSON file).
+VERSIONS = {"notes": "1.1.0"}
+
+
 @pytest.mark.parametrize("name", OFFICIAL)
 def test_layout(name: str) -> None:
     for rel in (*FILES, "README.md"):
@@ -49,7 +53,7 @@ def test_package_and_manifest_agree(name: str) -> None:
     package = read_json(PLUGINS / name / "package.json")
     kimai = read_json(PLUGINS / name / "kimai.json")
     assert package["name"] == kimai["name"] == name
-    assert package["version"] == kimai["version"] == "1.0.0"
+    assert package["version"] == kimai["version"] == VERSIONS.get(name, "1.0.0")
     assert package["author"] == "Deeting" and package["license"] == "MIT"
     assert package["description"] and package["description"] == kimai["description"]
     assert kimai.get("permissions", []) == PERMISSIONS.get(name, [])

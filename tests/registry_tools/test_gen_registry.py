@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundle_support import official_version
 
 from deeting_tui.kernel.plugins.loader import COPY_IGNORE
 from deeting_tui.plugin.archive import extract_zip
@@ -58,8 +59,9 @@ def test_every_artifact_and_the_registry_verify_with_the_client_rules(
     assert registry.root_version == trusted.version == 1
     assert set(registry.plugins) == OFFICIAL_NAMES
     for name in OFFICIAL_NAMES:
-        artifact = registry.find(name, "1.0.0")
-        assert artifact.url == f"artifacts/{name}-1.0.0.zip"
+        version = official_version(name)
+        artifact = registry.find(name, version)
+        assert artifact.url == f"artifacts/{name}-{version}.zip"
         data = (out / artifact.url).read_bytes()
         trust.verify_artifact(data, artifact, trusted)
         assert stat.S_IMODE((out / artifact.url).stat().st_mode) == 0o644
@@ -77,7 +79,8 @@ def test_every_artifact_and_the_registry_verify_with_the_client_rules(
 def test_each_zip_installs_through_the_clients_extractor(tmp_path: Path, build: Build) -> None:
     build()
     for name in OFFICIAL_NAMES:
-        root = extract_zip(tmp_path / "out" / "artifacts" / f"{name}-1.0.0.zip", tmp_path / name)
+        zipped = tmp_path / "out" / "artifacts" / f"{name}-{official_version(name)}.zip"
+        root = extract_zip(zipped, tmp_path / name)
         assert root == tmp_path / name / name  # one top folder, named after the plugin
         spec, problems = check_plugin(root)
         assert problems == [] and spec is not None and spec.name == name

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from bundle_support import DEFAULTS, OTHERS, REPO, make_bundle
+from bundle_support import DEFAULTS, OTHERS, REPO, make_bundle, official_version
 from registry_support import TestRegistry, client_at
 from support import DEETING, FAST_POLICY, run_deeting
 
@@ -199,7 +199,8 @@ def test_two_first_runs_at_once_install_once(home: Path, bundle: Path) -> None:
         }
     versions = home / "data" / "plugins" / "versions"
     assert sorted(p.name for p in versions.iterdir()) == list(DEFAULTS)
-    assert all([v.name for v in (versions / n).iterdir()] == ["1.0.0"] for n in DEFAULTS)
+    for name in DEFAULTS:
+        assert [v.name for v in (versions / name).iterdir()] == [official_version(name)]
     assert marker(home) == "done"
 
 
@@ -301,9 +302,10 @@ def test_plugin_list_and_info_show_the_available_ones(home: Path, bundle: Path) 
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     for name in DEFAULTS:
-        assert any(line.split()[:3] == [name, "1.0.0", "enabled"] for line in lines)
+        assert any(line.split()[:3] == [name, official_version(name), "enabled"] for line in lines)
     for name in OTHERS:
-        assert any(line.split()[:3] == [name, "1.0.0", "available"] for line in lines)
+        expected = [name, official_version(name), "available"]
+        assert any(line.split()[:3] == expected for line in lines)
     assert "install one with: deeting plugin install sysinfo" in lines
     info = run_deeting("plugin", "info", "weather", home=home, timeout=60)
     assert info.returncode == 0, info.stderr
@@ -348,7 +350,7 @@ async def test_a_synced_registry_comes_first_and_the_bundle_fills_in(
     kernel = composed()
     calc = await kernel.plugins.install("calc")
     notes = await kernel.plugins.install("notes")  # not in the synced registry
-    assert (calc.spec.version, notes.spec.version) == ("1.1.0", "1.0.0")
+    assert (calc.spec.version, notes.spec.version) == ("1.1.0", "1.1.0")
     assert kernel.plugins.info("calc").origin is Origin.REGISTRY
     assert kernel.plugins.info("notes").origin is Origin.BUNDLED
 

@@ -1,4 +1,5 @@
-"""notes: save, list and search short notes (storage in handler.py)."""
+"""notes: save, list and search short notes (storage in handler.py: SQLite, with 1.0.0's JSON
+notebook imported on the first open after the upgrade, or by ``postupgrade`` when hot)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ try:
         MAX_QUERY,
         MAX_TEXT,
         NoteBook,
+        NotesError,
+        close_all,
         preview,
         summary,
         table,
@@ -25,6 +28,8 @@ except ImportError:  # imported as a plain module, with src/ on sys.path
         MAX_QUERY,
         MAX_TEXT,
         NoteBook,
+        NotesError,
+        close_all,
         preview,
         summary,
         table,
@@ -38,6 +43,22 @@ TOOLS: dict[str, tuple[str, ...]] = {
 }
 
 
+def deactivate(ctx: Context) -> None:
+    """Close the notebook: the last connection checkpoints the WAL into notes.db."""
+    close_all()
+
+
+def postupgrade(ctx: Context, state: dict[str, Any]) -> None:
+    """Import 1.0.0's notes now, in the new worker, before it takes over: the first call
+    after a hot upgrade then pays nothing, and a file that cannot be imported is reported in
+    the log at upgrade time. Never fails the upgrade: the next call imports (or reports)
+    again."""
+    try:
+        NoteBook(ctx.data_dir).migrate()
+    except NotesError as error:
+        ctx.log.warning("%s", error)
+
+
 def invoke(ctx: Context, tool: str, args: dict[str, Any]) -> Result:
     _check_args(tool, args)
     if tool == "note_add":
@@ -48,7 +69,7 @@ def invoke(ctx: Context, tool: str, args: dict[str, Any]) -> Result:
 
 
 def _add(book: NoteBook, text: str) -> Result:
-    note = book.load().add(text, time.time())
+    note = book.add(text, time.time())
     return Result(
         data=note.as_dict(),
         text=f"Saved note #{note.id}: {preview(note.text)}",
@@ -57,8 +78,7 @@ def _add(book: NoteBook, text: str) -> Result:
 
 
 def _list(book: NoteBook, limit: int) -> Result:
-    notes = book.load().recent(limit)
-    total = len(book.notes)
+    notes, total = book.recent(limit)
     if not notes:
         return Result(data=table([]), text="No notes yet.", renderer="table")
     shown = f", newest {len(notes)} shown" if len(notes) < total else ""
@@ -67,11 +87,9 @@ def _list(book: NoteBook, limit: int) -> Result:
 
 
 def _search(book: NoteBook, query: str) -> Result:
-    matches = book.load().search(query)
+    matches, total = book.search(query, MAX_LIMIT)
     if not matches:
         return Result(data=table([]), text=f"No notes match {query!r}.", renderer="table")
-    total = len(matches)
-    matches = matches[:MAX_LIMIT]
     shown = f", newest {len(matches)} shown" if len(matches) < total else ""
     heading = f"{total} note{'s' * (total != 1)} match {query!r}{shown}:"
     return Result(data=table(matches), text=f"{heading}\n{summary(matches)}", renderer="table")
@@ -94,6 +112,11 @@ def _text(tool: str, args: dict[str, Any], name: str, longest: int) -> str:
         raise ValueError(f"{tool}: missing argument {name!r}")
     if not isinstance(value, str):
         raise ValueError(f"{tool}: {name} must be a string, not {type(value).__name__}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{tool}: {name} is not valid text (a lone surrogate)") from None
     value = value.strip()
     if not value:
         raise ValueError(f"{tool}: {name} is empty")
