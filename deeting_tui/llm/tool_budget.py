@@ -65,10 +65,10 @@ __all__ = [
 FIND_TOOLS = "find_tools"
 ALL_TOOLS_MAX = 24
 ALL_TOKENS_MAX = 4000
-RELEVANT_TOOLS = 6
+RELEVANT_TOOLS = 8
 RECENT_TOOLS = 4
 SELECTED_TOKENS = 1500
-FIND_RESULTS = 6
+FIND_RESULTS = 8
 #: What of a tool's text is indexed: a huge description neither slows the ranker down nor
 #: (with BM25's length normalisation) ranks first for every query.
 INDEX_CHARS = 4000
@@ -100,130 +100,159 @@ def spec_tokens(spec: ToolSpec) -> int:
 
 # -- the ranker ------------------------------------------------------------------------------
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[a-z]+|[0-9]+")  # "sha256" and "SHA-256" meet as sha, 256
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _STOP = frozenset(
     str.split(
         "a an the and or of to in on at for from by with into is are be was were it its this that "
         "these those my me i you your we our can could would should will please what which who "
         "how when where do does did get give show tell make let about as if than then so just "
-        "some any all up out there here have has had now want need like"
+        "some any all out there here have has had now want need like whats s t"
     )
 )
-#: Everyday words for the same thing, folded onto one stem on both sides (query and tool).
+#: Everyday words for the same thing, folded onto one term on both sides (query and tool).
+#: General vocabulary, not the names of particular plugins: units, currencies, file kinds.
 _SYNONYMS = {
-    "forecast": "weather",
-    "rain": "weather",
-    "temperature": "weather",
-    "umbrella": "weather",
-    "sunny": "weather",
-    "money": "currency",
-    "dollar": "currency",
-    "euro": "currency",
-    "yen": "currency",
-    "pound": "currency",
-    "exchange": "currency",
-    "fx": "currency",
-    "alarm": "timer",
-    "countdown": "timer",
-    "remind": "reminder",
-    "meeting": "event",
-    "appointment": "event",
-    "schedule": "calendar",
-    "agenda": "calendar",
-    "delete": "remove",
-    "erase": "remove",
-    "rm": "remove",
-    "trash": "remove",
-    "find": "search",
-    "lookup": "search",
-    "look": "search",
-    "locate": "search",
-    "grep": "search",
-    "directory": "folder",
-    "dir": "folder",
-    "doc": "document",
-    "memo": "note",
-    "jot": "note",
-    "todo": "task",
-    "chore": "task",
-    "calculate": "math",
-    "compute": "math",
-    "arithmetic": "math",
-    "equation": "math",
-    "sum": "math",
-    "cpu": "processor",
-    "ram": "memory",
-    "disk": "storage",
-    "space": "storage",
-    "web": "http",
-    "url": "http",
-    "website": "http",
-    "download": "fetch",
-    "translate": "translation",
-    "language": "translation",
-    "spanish": "translation",
-    "french": "translation",
-    "german": "translation",
-    "japanese": "translation",
-    "commit": "git",
-    "branch": "git",
-    "repo": "git",
-    "repository": "git",
-    "mail": "email",
-    "inbox": "email",
-    "song": "music",
-    "track": "music",
-    "playlist": "music",
-    "photo": "image",
-    "picture": "image",
-    "pic": "image",
-    "mile": "unit",
-    "kilometer": "unit",
-    "celsius": "unit",
-    "fahrenheit": "unit",
-    "inch": "unit",
-    "kg": "unit",
-    "ping": "network",
-    "ip": "network",
-    "dns": "network",
-    "wifi": "network",
-    "password": "secret",
-    "passphrase": "secret",
-    "stock": "market",
-    "ticker": "market",
-    "crypto": "cryptocurrency",
-    "bitcoin": "cryptocurrency",
-    "btc": "cryptocurrency",
-    "eth": "cryptocurrency",
-    "zip": "archive",
-    "tar": "archive",
-    "compress": "archive",
-    "unzip": "archive",
-    "extract": "archive",
-    "clock": "time",
-    "timezone": "time",
-    "tz": "time",
-    "hour": "time",
-}
+    # weather
+    "forecast": "weather", "rain": "weather", "temperature": "weather", "umbrella": "weather",
+    "sunny": "weather", "cold": "weather", "hot": "weather", "warm": "weather",
+    "snow": "weather", "wind": "weather", "sun": "sunrise", "sunset": "sunrise",
+    # money
+    "money": "currency", "dollar": "currency", "euro": "currency", "yen": "currency",
+    "pound": "currency", "exchange": "currency", "fx": "currency", "usd": "currency",
+    "eur": "currency", "gbp": "currency", "jpy": "currency", "chf": "currency",
+    "cad": "currency", "aud": "currency", "cny": "currency", "inr": "currency",
+    "spent": "expense", "spend": "expense", "cost": "expense", "paid": "expense",
+    "mortgage": "loan", "saving": "save", "crypto": "cryptocurrency",
+    "bitcoin": "cryptocurrency", "btc": "cryptocurrency", "eth": "cryptocurrency",
+    "ether": "cryptocurrency", "stock": "market", "ticker": "market",
+    # time
+    "alarm": "timer", "countdown": "timer", "remind": "reminder", "clock": "time",
+    "timezone": "time", "tz": "time", "hour": "time", "until": "between",
+    "meeting": "event", "appointment": "event", "lunch": "event", "dinner": "event",
+    "schedule": "calendar", "agenda": "calendar", "reschedule": "move", "postpone": "move",
+    "finish": "complete", "done": "complete", "tick": "complete",
+    "todo": "task", "chore": "task",
+    # files and text
+    "delete": "remove", "erase": "remove", "rm": "remove", "trash": "remove", "rid": "remove",
+    "duplicate": "copy", "rename": "move", "big": "size", "large": "size",
+    "find": "search", "lookup": "search", "look": "search", "locate": "search",
+    "grep": "search", "mention": "search", "directory": "folder", "dir": "folder",
+    "doc": "document", "memo": "note", "jot": "note", "caps": "upper", "uppercase": "upper",
+    "lowercase": "lower", "tldr": "summarize", "summarise": "summarize",
+    "summary": "summarize", "zip": "archive", "tar": "archive", "compress": "archive",
+    "unzip": "archive", "unpack": "archive", "extract": "archive",
+    # maths
+    "calculate": "math", "compute": "math", "arithmetic": "math", "equation": "math",
+    "integral": "integrate", "differentiate": "derivative", "factor": "factors",
+    "average": "mean", "far": "distance",
+    # computers
+    "cpu": "processor", "ram": "memory", "disk": "storage", "space": "storage",
+    "web": "http", "url": "http", "website": "http", "site": "http", "download": "fetch",
+    "ping": "network", "ip": "network", "dns": "network", "wifi": "network",
+    "reach": "ping", "down": "up", "outage": "up", "offline": "up",
+    "db": "database", "sql": "database", "upgrade": "outdated", "tidy": "format",
+    "javascript": "code", "python": "code", "js": "code", "script": "code",
+    "crash": "error", "fault": "error", "exception": "error", "traceback": "error",
+    "password": "secret", "passphrase": "secret", "login": "secret",
+    "commit": "git", "branch": "git", "repo": "git", "repository": "git", "origin": "remote",
+    "bug": "issue", "pr": "pull", "prs": "pull",
+    # language, media, places
+    "translate": "translation", "language": "translation", "spanish": "translation",
+    "french": "translation", "german": "translation", "japanese": "translation",
+    "mail": "email", "inbox": "email",
+    "song": "music", "track": "music", "playlist": "music", "album": "music",
+    "photo": "image", "picture": "image", "pic": "image", "screenshot": "screen",
+    "film": "movie", "star": "cast", "actor": "cast", "cinema": "showtime",
+    "funny": "joke", "laugh": "joke", "readable": "accessibility", "legible": "accessibility",
+    "colour": "color", "white": "color", "black": "color", "grey": "color", "gray": "color",
+    "licence": "license", "gpl": "license", "mit": "license", "apache": "license",
+    "bus": "transit", "train": "transit", "tram": "transit", "subway": "transit",
+    "metro": "transit", "package": "parcel", "delivery": "parcel",
+    "km": "unit", "mile": "unit", "kilometer": "unit", "kilometre": "unit", "meter": "unit",
+    "metre": "unit", "feet": "unit", "foot": "unit", "inch": "unit", "celsius": "unit",
+    "fahrenheit": "unit", "kg": "unit", "lb": "unit", "oz": "unit", "ounce": "unit",
+    "gallon": "unit", "liter": "unit", "litre": "unit", "mph": "unit",
+    # a terminal user's verbs
+    "cat": "read", "less": "read", "ls": "list", "curl": "http", "https": "http", "wget": "http",
+    "df": "storage", "du": "storage", "drive": "storage", "ssd": "storage", "full": "storage",
+    "top": "process", "htop": "process", "ps": "process", "mv": "move", "cp": "copy",
+    "mkdir": "folder", "google": "search", "bing": "search", "online": "web",
+    # everyday words
+    "busy": "calendar", "headline": "news", "happening": "news", "listen": "music",
+    "trading": "market", "nasdaq": "market", "nyse": "market", "shares": "market",
+    "ethereum": "cryptocurrency", "solana": "cryptocurrency", "dogecoin": "cryptocurrency",
+    "pharmacy": "place", "restaurant": "place", "cafe": "place", "coffee": "place",
+    "bar": "place", "atm": "place", "supermarket": "place", "hospital": "place",
+    "close": "near", "nearest": "near", "nearby": "near",
+    "bundesliga": "league", "nba": "league", "nfl": "league", "mlb": "league",
+    "standing": "league", "fixture": "schedule",
+}  # fmt: skip
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ers", "er", "ed", "es", "ly", "s")
+#: What a word's shape says: a file name's extension, an address, a flight number, a
+#: cron line. Each match adds its terms to the text's.
+_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\w\.(?:txt|md|py|js|ts|c|h|rs|go|json|ya?ml|toml|ini|cfg|log|docx?)\b"), "file"),
+    (re.compile(r"\w\.(?:csv|tsv|xlsx?)\b"), "file csv"),
+    (re.compile(r"\w\.pdf\b"), "file pdf"),
+    (re.compile(r"\w\.(?:jpe?g|png|gif|webp|heic|bmp|tiff?)\b"), "file image"),
+    (re.compile(r"\w\.(?:mp4|mov|mkv|avi|webm)\b"), "file video"),
+    (re.compile(r"\w\.(?:mp3|m4a|wav|flac|ogg|opus)\b"), "file audio"),
+    (re.compile(r"\w\.(?:zip|tar|gz|tgz|7z|rar|xz)\b"), "file archive"),
+    (re.compile(r"(?:^|\s)(?:~|\.{1,2})?/\w"), "path"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "ip network host"),
+    (re.compile(r"\b[a-z0-9-]+\.(?:com|org|net|io|dev|local|co|uk|de|fr)\b"), "domain host"),
+    (re.compile(r"\b[A-Z]{2}\d{2,4}\b"), "flight"),
+    (re.compile(r"(?:\*|\d+)(?:/\d+)?(?:\s+(?:\*|\d+)(?:/\d+)?){4}"), "cron"),
+    (re.compile(r"\d\s*%"), "percentage math"),
+    (re.compile(r"[\w)]\s*(?:[-+*/^]|\*\*)\s*[\w(]"), "math"),
+    (re.compile(r"\b[a-z]\s*(?:\^\s*\d+)?\s*[-+*/]?[^=\n]*=\s*-?\d"), "equation"),
+)
+#: Phrases that mean one thing (before stop words take their pieces).
+_PHRASES = (
+    (re.compile(r"\bto[ -]?dos?\b"), " todo "),
+    (re.compile(r"\btl;?dr\b"), " summarize "),
+    (re.compile(r"\bsun ?(?:set|rise)s?\b"), " sunrise "),
+    (re.compile(r"\bhow (?:far|long to drive)\b"), " distance "),
+    (re.compile(r"\bheads or tails\b"), " coin flip "),
+)
+
+
+def _strip(word: str) -> str:
+    """A light stemmer: "converting", "converts", "converted" and "convert" meet on "convert",
+    "scores" and "score" on "scor" (a final e goes: "change" and "changed" meet too)."""
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            if suffix == "es" and not word.endswith(("sses", "xes", "zes", "ches", "shes")):
+                suffix = "s"
+            if suffix == "s" and word.endswith("ss"):
+                break
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+_FOLD = {_strip(word): _strip(same) for word, same in _SYNONYMS.items()}
 
 
 def _stem(word: str) -> str:
-    """A light stemmer: enough to meet "converting"/"converts"/"convert" on one stem."""
-    word = _SYNONYMS.get(word, word)
-    for suffix in _SUFFIXES:
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-            break
-    return _SYNONYMS.get(word, word)
+    """The term of a word: stemmed, then its synonym's term, if it has one."""
+    stem = _strip(word)
+    return _FOLD.get(word) or _FOLD.get(stem, stem)
 
 
 def terms(text: str) -> list[str]:
-    """The ranker's terms of a text: words split at ``_``, ``-``, case changes and
-    punctuation, lower-cased, stop words out, stemmed, synonyms folded."""
-    text = _CAMEL.sub(" ", text[:INDEX_CHARS]).lower()
-    return [_stem(w) for w in _WORD.findall(text) if w not in _STOP]
+    """The ranker's terms of a text: words split at ``_``, ``-``, case changes, digits and
+    punctuation, lower-cased, stop words out, stemmed, synonyms folded; plus what the
+    shapes of its words say (:data:`_SHAPES`)."""
+    text = text[:INDEX_CHARS]
+    extra = [words for shape, words in _SHAPES if shape.search(text)]
+    text = _CAMEL.sub(" ", text).lower()
+    for phrase, replacement in _PHRASES:
+        text = phrase.sub(replacement, text)
+    words = [w for w in _WORD.findall(text) if w not in _STOP]
+    words += " ".join(extra).split()
+    return [_stem(w) for w in words]
 
 
 def _tool_text(tool: ToolInfo) -> tuple[str, str]:
