@@ -408,9 +408,16 @@ class Budget:
 
     def find(self, query: str) -> str:
         """Answer a ``find_tools`` call: search the tools not sent yet, add the best
-        :data:`FIND_RESULTS` to the toolbox, and say which they are."""
+        :data:`FIND_RESULTS` (within :data:`SELECTED_TOKENS`) to the toolbox, and say which
+        they are. The query is cut to :data:`INDEX_CHARS` like any text the ranker reads."""
         sent = {t.name for t in self.chosen}
-        found = index_for(self.tools).rank(query, exclude=sent)[:FIND_RESULTS]
+        found: list[ToolInfo] = []
+        spent = 0
+        for tool in index_for(self.tools).rank(query, exclude=sent)[: FIND_RESULTS * 3]:
+            cost = _info_tokens(tool)  # a spec too big for the budget is never added
+            if len(found) < FIND_RESULTS and spent + cost <= SELECTED_TOKENS:
+                found.append(tool)
+                spent += cost
         if not found:
             return (
                 f"no other installed tool matches {query[:FIND_LINE_CHARS]!r}; try other "
