@@ -17,6 +17,7 @@ from .launchers import default_launcher_name
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
 from .throughput import Throughput
+from .tool_budget import ToolBudgetFigures
 from .triggers import TriggerFigures
 from .ui import UiFigures
 
@@ -147,4 +148,7 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     browser: BrowserFigures | None = results.get("browser")
     if browser:
         verdicts += [Verdict(*verdict) for verdict in browser.verdicts()]
+    budget: ToolBudgetFigures | None = results.get("tool_budget")
+    if budget:
+        verdicts += [Verdict(*verdict) for verdict in budget.verdicts()]
     return verdicts

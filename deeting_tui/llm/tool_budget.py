@@ -282,10 +282,14 @@ class ToolIndex:
 
     tools: tuple[ToolInfo, ...]
     postings: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    #: Every spec as sent without a budget (tools.py), and their estimated tokens.
+    everything: Toolbox = field(default_factory=lambda: Toolbox((), {}))
+    all_tokens: int = 0
 
     @classmethod
     def build(cls, tools: Sequence[ToolInfo]) -> ToolIndex:
-        index = cls(tuple(tools))
+        index = cls(tuple(tools), everything=build_toolbox(tools))
+        index.all_tokens = sum(spec_tokens(s) for s in index.everything.specs)
         counts: list[Counter[str]] = []
         for tool in index.tools:
             head, body = _tool_text(tool)
@@ -318,14 +322,17 @@ class ToolIndex:
         return [self.tools[i] for i in ranked if self.tools[i].name not in skip]
 
 
-_cache: tuple[tuple[tuple[str, str, str], ...], ToolIndex] | None = None
+_cache: tuple[list[tuple[Any, ...]], ToolIndex] | None = None
 
 
 def index_for(tools: Sequence[ToolInfo]) -> ToolIndex:
     """The index of ``tools``, rebuilt only when the set changes (one entry: the kernel's
     tools change on install, not per turn)."""
     global _cache
-    key = tuple((t.name, t.plugin, t.description) for t in tools)
+    key = [
+        (t.name, t.plugin, t.description, t.parameters, t.plugin_description, t.trigger_examples)
+        for t in tools
+    ]
     if _cache is None or _cache[0] != key:
         _cache = (key, ToolIndex.build(tools))
     return _cache[1]
@@ -359,7 +366,10 @@ class Budget:
     toolbox: Toolbox = field(init=False)
 
     def __post_init__(self) -> None:
-        self.toolbox = _toolbox(self.chosen, meta=self.budgeted)
+        if self.budgeted:
+            self.toolbox = _toolbox(self.chosen, meta=True)
+        else:
+            self.toolbox = index_for(self.tools).everything
 
     @classmethod
     def select(
@@ -369,9 +379,9 @@ class Budget:
         history: Iterable[tuple[str, dict[str, Any]]] = (),
     ) -> Budget:
         """The specs for a turn on ``text``: every one when they fit, else a bounded set."""
-        everything = _toolbox(tools, meta=False)
-        all_tokens = sum(spec_tokens(s) for s in everything.specs)
-        if len(everything.specs) <= ALL_TOOLS_MAX and all_tokens <= ALL_TOKENS_MAX:
+        index = index_for(tools)
+        all_tokens = index.all_tokens
+        if len(tools) <= ALL_TOOLS_MAX and all_tokens <= ALL_TOKENS_MAX:
             return cls(tools, list(tools), False, all_tokens)
         by_name = {t.name: t for t in tools}
         chosen: list[ToolInfo] = []
@@ -390,7 +400,7 @@ class Budget:
             if name in by_name:
                 take(by_name[name])
         taken = 0
-        for tool in index_for(tools).rank(text)[: RELEVANT_TOOLS * 3]:
+        for tool in index.rank(text)[: RELEVANT_TOOLS * 3]:
             if taken == RELEVANT_TOOLS:
                 break
             taken += take(tool)
