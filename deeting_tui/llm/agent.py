@@ -8,6 +8,9 @@ data when the plugin gave none. A user message costs at most MAX_MODEL_CALLS mod
 the last one may not call tools, so the turn always ends in words. A provider failure is
 retried only before its first byte (after that, output has been shown and a retry would
 repeat it), then reported as one line.
+
+Which tool specs a model call carries is the tool budget's (tool_budget.py): all of them with
+a handful of plugins, else a bounded set and ``find_tools``, which this loop answers itself.
 """
 
 from __future__ import annotations
