@@ -36,6 +36,7 @@ from .report import (
 from .roundtrip import roundtrips
 from .sandbox import sandbox_cost
 from .throughput import script_throughput
+from .tool_budget import tool_budget_figures
 from .triggers import TriggerSizes, trigger_figures
 from .ui import UiSizes, ui_figures
 from .verdicts import judge
@@ -143,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             "triggers",
             "matching a message against 200 plugins' triggers (RE2 set), against str/re",
             lambda: trigger_figures(TriggerSizes.quick() if options.quick else TriggerSizes()),
+        )
+        run(
+            "tool_budget",
+            "the tool budget at 200 tools: tokens per turn, recall on labelled queries",
+            tool_budget_figures,
         )
         run(
             "browser",

@@ -23,6 +23,7 @@ from .ready import Ready
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
 from .throughput import Throughput
+from .tool_budget import ToolBudgetFigures
 from .triggers import TriggerFigures
 from .ui import UiFigures
 from .verdicts import Verdict
@@ -185,6 +186,10 @@ def results_table(results: dict[str, Any]) -> str:
     if browser:
         rows.append(("", "", "", "", ""))
         rows += browser.rows()
+    budget: ToolBudgetFigures | None = results.get("tool_budget")
+    if budget:
+        rows.append(("", "", "", "", ""))
+        rows += budget.rows()
     return _table(rows)
 
 

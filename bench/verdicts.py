@@ -18,6 +18,7 @@ from .notes import NotesFigures
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
 from .throughput import Throughput
+from .tool_budget import ToolBudgetFigures
 from .triggers import TriggerFigures
 from .ui import UiFigures
 
@@ -151,4 +152,7 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     browser: BrowserFigures | None = results.get("browser")
     if browser:
         verdicts += [Verdict(*verdict) for verdict in browser.verdicts()]
+    budget: ToolBudgetFigures | None = results.get("tool_budget")
+    if budget:
+        verdicts += [Verdict(*verdict) for verdict in budget.verdicts()]
     return verdicts

@@ -66,6 +66,7 @@ def test_bench_quick_json_reports_every_figure() -> None:
     assert notes["notes_stored"] == 1200  # every note added is in the notebook
     assert {"launch", "launch_baseline_textual", "flood"} <= results["ui"].keys()
     assert {"verify", "floor", "floor_with_parse", "ratio_to_floor"} <= results["registry"].keys()
+    assert {"recall", "tokens_ratio_max", "timings"} <= results["tool_budget"].keys()
     sandbox = results["sandbox"]
     assert sandbox.pop("level").startswith(("enforced", "partial", "guard-rail"))
     for key in ("sandboxed", "unsandboxed", "overhead", "apply_ms"):
@@ -227,3 +228,21 @@ def test_bench_browser_quick_json_reports_every_figure() -> None:
     for path, value in figures:
         assert isinstance(value, int | float) and not isinstance(value, bool), path
         assert value > 0, f"{path} = {value}"
+
+
+def test_bench_tool_budget_json_reports_its_figures() -> None:
+    """``python -m bench.tool_budget``: tokens, recall and selection time at 200 tools."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.tool_budget", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+    assert report["tools"] == 200 and report["queries"] >= 100
+    assert 0 < report["tokens_ratio_mean"] <= report["tokens_ratio_max"] < 1
+    assert 0 < report["recall"] <= 1 and report["fresh_queries"] > 0
+    assert list(report["timings"]) == ["200", "1000"]
+    for timing in report["timings"].values():
+        assert 0 < timing["select_p50_ms"] <= timing["select_max_ms"]

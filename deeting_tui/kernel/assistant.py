@@ -24,6 +24,7 @@ class ToolInfo:
     parameters: dict[str, Any] = field(compare=False)
     trigger: str | None = None  # the plugin's trigger regex, when it routes to this tool
     trigger_examples: tuple[str, ...] = ()  # messages that trigger routes, for help texts
+    plugin_description: str = ""  # the plugin's own description (the tool budget ranks on it)
 
 
 @dataclass
@@ -54,9 +55,12 @@ class ToolOutcome:
 
 class Reply(Protocol):
     """Answer the turn with ``text``; ``hint``: a fix the answer points to (the offline
-    assistant's "install a plugin"), which each front end phrases its own way."""
+    assistant's "install a plugin"), which each front end phrases its own way;
+    ``tool_specs``: a model's tool-spec figures for the call that gave the text."""
 
-    def __call__(self, text: str, hint: Hint | None = None) -> None: ...
+    def __call__(
+        self, text: str, hint: Hint | None = None, tool_specs: dict[str, int] | None = None
+    ) -> None: ...
 
 
 @dataclass

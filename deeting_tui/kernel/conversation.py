@@ -40,8 +40,8 @@ class Conversation(KernelState):
             text=payload["text"],
             tools=self.tool_infos(),
             call_tool=call,
-            reply=lambda text, hint=None: self.reply(
-                session_id, text, provider=provider, model=model, hint=hint
+            reply=lambda text, hint=None, tool_specs=None: self.reply(
+                session_id, text, provider=provider, model=model, hint=hint, tool_specs=tool_specs
             ),
             fail=lambda message: self.error(session_id, message),
             history=self._history_before_this_message(session_id),

@@ -110,6 +110,9 @@ class Reply(Event):
     provider: str | None = field(default=None, metadata=_json(str, omit=True))
     model: str | None = field(default=None, metadata=_json(str, omit=True))
     hint: Hint | None = field(default=None, metadata=_json(dict, omit=True, read=Hint.from_data))
+    #: A model's reply: the tool specs its model call carried (``sent`` of ``total``) and
+    #: their estimated tokens against those of every spec (llm/tool_budget.py).
+    tool_specs: dict[str, int] | None = field(default=None, metadata=_json(dict, omit=True))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -294,10 +294,19 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
         provider: str | None = None,
         model: str | None = None,
         hint: Hint | None = None,
+        tool_specs: dict[str, int] | None = None,
     ) -> None:
-        """Record a reply; ``hint``: a fix it points to, as data for each front end to phrase."""
+        """Record a reply; ``hint``: a fix it points to, as data for each front end to phrase;
+        ``tool_specs``: the model call's tool-spec figures (llm/tool_budget.py)."""
         self._emit(
-            Reply(session_id=session_id, text=text, provider=provider, model=model, hint=hint)
+            Reply(
+                session_id=session_id,
+                text=text,
+                provider=provider,
+                model=model,
+                hint=hint,
+                tool_specs=tool_specs,
+            )
         )
 
     def error(

@@ -87,6 +87,7 @@ class KernelState:
             provider: str | None = None,
             model: str | None = None,
             hint: Hint | None = None,
+            tool_specs: dict[str, int] | None = None,
         ) -> None: ...
 
         def _emit(

@@ -67,6 +67,7 @@ class ToolIndex:
                 parameters=tool.parameters,
                 trigger=routed.regex if routed else None,
                 trigger_examples=routed.examples if routed else (),
+                plugin_description=spec.description,
             )
             self._tools[tool.name] = ToolEntry(spec.name, tool, info)
 

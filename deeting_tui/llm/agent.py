@@ -8,6 +8,9 @@ data when the plugin gave none. A user message costs at most MAX_MODEL_CALLS mod
 the last one may not call tools, so the turn always ends in words. A provider failure is
 retried only before its first byte (after that, output has been shown and a retry would
 repeat it), then reported as one line.
+
+Which tool specs a model call carries is the tool budget's (tool_budget.py): all of them with
+a handful of plugins, else a bounded set and ``find_tools``, which this loop answers itself.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from .model import (
     ToolResult,
     TurnDone,
 )
-from .tools import Toolbox, build_toolbox, safe_name, system_prompt
+from .tool_budget import FIND_TOOLS, Budget
+from .tools import Toolbox, safe_name, system_prompt
 
 MAX_MODEL_CALLS = 8
 RETRY_DELAYS_S = (0.5, 1.0, 2.0)
@@ -58,11 +62,14 @@ class LLMAssistant:
             await close()
 
     async def respond(self, turn: AssistantTurn) -> None:
-        toolbox = build_toolbox(turn.tools)
+        # Every spec with a handful of plugins; past that a bounded set and find_tools.
+        budget = Budget.select(turn.tools, turn.text, turn.history)
         system = system_prompt(turn.tools)
         messages = [*history_messages(turn.history), Message("user", turn.text)]
         ids = _CallIds(c.id for m in messages for c in m.tool_calls)
         for number in range(1, MAX_MODEL_CALLS + 1):
+            toolbox = budget.toolbox  # find_tools may have added to it in the last round
+            figures = budget.figures
             last = number == MAX_MODEL_CALLS or not toolbox.specs
             try:
                 done = await self._complete(system, messages, toolbox, last, turn)
@@ -70,7 +77,7 @@ class LLMAssistant:
                 turn.fail(f"{self.name} ({self.model}): {exc.message}")
                 return
             if done.text:
-                turn.reply(done.text)
+                turn.reply(done.text, tool_specs=figures)
             if not done.tool_calls:
                 if not done.text:
                     turn.fail(f"{self.name} ({self.model}) gave an empty answer")
@@ -85,7 +92,7 @@ class LLMAssistant:
             # round: the conversation sent back must still have each id once.
             asked = tuple(replace(c, id=ids.new(c.id)) for c in done.tool_calls)
             messages.append(Message("assistant", done.text, tool_calls=asked))
-            results = await asyncio.gather(*(self._run(call, toolbox, turn) for call in asked))
+            results = await asyncio.gather(*(self._run(call, budget, turn) for call in asked))
             messages.append(Message("user", tool_results=tuple(results)))
 
     async def _complete(
@@ -118,9 +125,15 @@ class LLMAssistant:
             await asyncio.sleep(self.retry_delays[attempt])  # backoff before a retry
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _run(self, call: ToolCall, toolbox: Toolbox, turn: AssistantTurn) -> ToolResult:
+    async def _run(self, call: ToolCall, budget: Budget, turn: AssistantTurn) -> ToolResult:
         if call.arguments_error:
             return ToolResult(call.id, f"error: invalid arguments: {call.arguments_error}", True)
+        if budget.budgeted and call.name == FIND_TOOLS:  # ours: never a plugin's (reserved)
+            query = call.arguments.get("query")
+            if not isinstance(query, str) or not query.strip():
+                return ToolResult(call.id, "error: find_tools needs a 'query' string", True)
+            return ToolResult(call.id, budget.find(query))
+        toolbox = budget.toolbox
         name = toolbox.kernel_name(call.name) or call.name  # the kernel names unknown tools
         outcome = await turn.call_tool(name, call.arguments)
         if not outcome.ok:

@@ -36,13 +36,16 @@ def safe_name(name: str) -> str:
     return cleaned[:MAX_NAME]
 
 
-def build_toolbox(tools: Iterable[ToolInfo]) -> Toolbox:
+def build_toolbox(tools: Iterable[ToolInfo], *, reserved: frozenset[str] = frozenset()) -> Toolbox:
+    """The specs of ``tools`` sorted by name; ``reserved``: model-facing names no plugin
+    tool may take (tool_budget.py's ``find_tools``), so a clash gets a suffix instead."""
     specs: list[ToolSpec] = []
     kernel_names: dict[str, str] = {}
     for tool in sorted(tools, key=lambda t: t.name):
         base = safe_name(tool.name)
         name, n = base, 2
-        while name in kernel_names:  # two names that clean up the same: keep both reachable
+        # two names that clean up the same (or to a reserved one): keep both reachable
+        while name in kernel_names or name in reserved:
             suffix = f"_{n}"
             name, n = base[: MAX_NAME - len(suffix)] + suffix, n + 1
         kernel_names[name] = tool.name

@@ -115,6 +115,8 @@ async def test_a_tool_round_trip(llm_kernel: tuple[Kernel, Scripted]) -> None:
         "text": "2 + 3 = 5.",
         "provider": "scripted",
         "model": "test-model",
+        # every spec sent (two tools: under the budget), with their estimated tokens
+        "tool_specs": {"sent": 2, "total": 2, "tokens": 110, "all_tokens": 110},
     }
     first, second = provider.requests
     assert [t.name for t in first["tools"]] == ["add", "echo"]  # sorted: stable prefix

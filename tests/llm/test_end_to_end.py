@@ -155,3 +155,54 @@ def test_ctrl_c_stops_a_waiting_model_call_cleanly(installed: Path) -> None:
         assert [e.payload["text"] for e in store.events(latest.id, kinds=["user"])] == [
             "tell me something"
         ]
+
+
+def test_json_reply_events_carry_the_tool_spec_figures(installed: Path) -> None:
+    fake = FakeOpenAI([Reply.text("Hello.")])
+    with fake.running_in_thread() as server:
+        env = {"OPENAI_BASE_URL": server.base_url}
+        done = run_deeting("--script", "-", "--json", home=installed, stdin="hi\n", env=env)
+    assert done.returncode == 0, done.stderr
+    (reply,) = [json.loads(line) for line in done.stdout.splitlines()]
+    # Two tools: under the budget, every spec is sent; tokens are the estimate of both.
+    figures = reply["tool_specs"]
+    assert figures["sent"] == figures["total"] == 2
+    assert figures["tokens"] == figures["all_tokens"] > 0
+
+
+def test_a_budgeted_turn_finds_a_tool_and_a_resumed_session_keeps_it(installed: Path) -> None:
+    """With 32 tools installed, find_tools brings `add` into the turn; resumed in a new
+    process, the session's stored call makes `add` a recent tool, sent without a search."""
+    from support import HOSTILE
+
+    done = run_deeting("plugin", "install", str(HOSTILE / "crowder"), "--yes", home=installed)
+    assert done.returncode == 0, done.stderr
+    fake = FakeOpenAI(
+        [
+            Reply.tool_calls(FakeCall("find_tools", {"query": "add numbers"}, id="c1")),
+            Reply.tool_calls(FakeCall("add", {"a": 2, "b": 3}, id="c2")),
+            Reply.text("It is 5."),
+            Reply.text("You asked for 2 + 3."),
+        ]
+    )
+    with fake.running_in_thread() as server:
+        env = {"OPENAI_BASE_URL": server.base_url}
+        first = run_deeting("--script", "-", "--json", home=installed, stdin="hi there\n", env=env)
+        assert first.returncode == 0, first.stderr
+        events = [json.loads(line) for line in first.stdout.splitlines()]
+        assert [e["type"] for e in events] == ["tool_call", "tool_result", "reply"]
+        assert events[0]["tool"] == "add"  # find_tools is the agent's: not a stored call
+        session = events[0]["session_id"]
+        again = run_deeting(
+            "--script", "-", "--json", "--session", session,
+            home=installed, stdin="what did I ask?\n", env=env,
+        )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    names = [[t["function"]["name"] for t in r["tools"]] for r in fake.requests]
+    assert names[0][0] == "find_tools" and "add" not in names[0]
+    assert "add" in names[1] and "add" in names[3]  # found, then recent from the stored session
+    replay = fake.requests[3]["messages"]
+    assert any(m.get("tool_calls") for m in replay)  # the history replays the stored call
+    reply = json.loads(again.stdout.splitlines()[-1])
+    assert reply["text"] == "You asked for 2 + 3."
+    assert reply["tool_specs"]["sent"] < reply["tool_specs"]["total"] == 32
