@@ -250,6 +250,7 @@ class FallbackLauncher:
     def __init__(self, primary: Launcher, fallback: Launcher) -> None:
         self._primary: Launcher | None = primary
         self._fallback = fallback
+        self._closed = False
 
     @property
     def active(self) -> Launcher:
@@ -261,6 +262,8 @@ class FallbackLauncher:
             try:
                 return await primary.spawn(log_fd, env)
             except OSError as exc:
+                if self._closed:  # shutting down: a spawn cut short is not a failed forkserver
+                    raise
                 self._primary = None
                 primary.close()
                 log.warning(
@@ -271,6 +274,7 @@ class FallbackLauncher:
         return await self._fallback.spawn(log_fd, env)
 
     def close(self) -> None:
+        self._closed = True
         if self._primary is not None:
             self._primary.close()
         self._fallback.close()

@@ -142,7 +142,7 @@ def test_an_upgrade_is_said_once(user: Path, published: Published) -> None:
 def test_install_upgrade_rollback_through_deeting(user: Path, published: Published) -> None:
     assert calc_says(user) == "2+3 = 5"
     listed = deeting(user, "plugin", "list").stdout
-    assert re.search(r"^calc\s+1\.0\.0\s+enabled\s+registry$", listed, re.MULTILINE), listed
+    assert re.search(r"^calc\s+1\.0\.0\s+ready\s+registry$", listed, re.MULTILINE), listed
     # Nothing new: the sync is one conditional request, answered 304.
     published.served.clear()
     done = deeting(user, "registry", "sync")

@@ -151,9 +151,9 @@ def test_a_fresh_venv_with_only_the_wheel_is_a_useful_shell(tmp_path: Path) -> N
     assert listed.returncode == 0, listed.stderr
     states = {line.split()[0]: line.split()[2] for line in listed.stdout.splitlines()[1:-1]}
     assert states == {
-        "calc": "enabled",
+        "calc": "ready",
         "clock": "enabled",
-        "notes": "enabled",
+        "notes": "ready",
         "sysinfo": "available",
         "weather": "available",
     }

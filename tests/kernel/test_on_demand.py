@@ -363,3 +363,20 @@ async def test_plugins_whose_tools_clash_at_start_are_refused_and_the_rest_are_w
         assert len(kernel.triggers) == 1
     finally:
         await kernel.shutdown()
+
+
+async def test_a_shutdown_while_a_worker_starts_for_its_first_use_leaves_no_worker(
+    home_with_lazy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kernel = Kernel(resolve_paths(), assistant=OfflineAssistant(), policy=FAST_POLICY)
+    await kernel.start(ticker=False)
+    runtime = kernel.loader.runtimes[NAME]
+    session = kernel.open_session().id
+    call = asyncio.ensure_future(kernel.call_tool(session, "recall", {}))
+    await until(lambda: runtime.waking is not None or call.done())
+    call.cancel()  # Ctrl-C: the caller goes, then the kernel shuts down at once
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await kernel.shutdown()
+    assert runtime.supervisor.pid is None and runtime.supervisor.state == "stopped"
+    assert "forkserver failed" not in caplog.text  # a cut-short start is not its failure

@@ -264,7 +264,7 @@ async def test_plugin_notices_are_notified_and_the_header_counts_plugins(
     app, _provider = setup
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert app.sub_title.endswith(" · 1 running")
+        assert app.sub_title.endswith(" · 1 ready")  # its worker starts when first used
         _post(
             app,
             {

@@ -116,7 +116,7 @@ async def test_denying_a_grant_changes_nothing(app: DeetingApp, notes: Notes) ->
         assert notes[-1] == ("information", f"did not grant '{API}' to weather")
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is manager, "the manager")
-        assert _states(manager) == {"echo-fixture": "enabled", "weather": "needs consent"}
+        assert _states(manager) == {"echo-fixture": "ready", "weather": "needs consent"}
 
 
 # -- uninstall --------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ async def test_bad_paths_and_invalid_plugins_change_nothing(
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is manager, "the manager")
         assert _installed(app) == before
-        assert _states(manager) == {"echo-fixture": "enabled", "weather": "needs consent"}
+        assert _states(manager) == {"echo-fixture": "ready", "weather": "needs consent"}
         assert not list((app.kernel.paths.plugins_dir / ".staging").iterdir())
 
 

@@ -60,7 +60,7 @@ async def test_available_plugins_are_rows_and_e_installs_one_after_consent(
     async with app.run_test(size=SIZE) as pilot:
         manager = await _manager(pilot, app, "weather")
         assert _states(manager) == {
-            "echo-fixture": "enabled",
+            "echo-fixture": "ready",
             **dict.fromkeys(("calc", "clock", "notes", "sysinfo", "weather"), "available"),
         }
         console = Console(file=StringIO(), width=200, color_system=None)

@@ -66,7 +66,7 @@ def _plain(widget: Static) -> str:
 async def test_enabling_asks_for_consent_and_deny_changes_nothing(app: DeetingApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         manager = await _open_manager(pilot, app)
-        assert _states(manager) == {"echo-fixture": "enabled", "weather": "needs consent"}
+        assert _states(manager) == {"echo-fixture": "ready", "weather": "needs consent"}
         await pilot.press("down")  # weather
         await pilot.press("e")
         await pilot.pause()
@@ -220,7 +220,7 @@ async def test_the_cli_and_the_chat_name_states_and_origins_alike(
     async with app.run_test(size=SIZE) as pilot:
         manager = await _open_manager(pilot, app)
         assert {n: p["state"] for n, p in listed.items()} == _states(manager)
-        assert _states(manager) == {"echo-fixture": "enabled", "weather": "needs consent"}
+        assert _states(manager) == {"echo-fixture": "ready", "weather": "needs consent"}
         for name in listed:
             details = manager.query_one("#details", PluginDetails)
             details.show(name)

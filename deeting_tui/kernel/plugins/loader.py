@@ -462,6 +462,12 @@ class Loader(Installs, Upgrading):
         """Stop every worker, all at once, within ``policy.shutdown_deadline`` (each one's
         deactivate hook and stop); one still running then is killed. The persisted enabled
         state is kept for the next start."""
+        # A start for a first use that nobody waits for any more (the caller gave up, Ctrl-C)
+        # ends first: the worker it would bring up is stopped with the others.
+        wakes = [r.waking for r in self.runtimes.values() if r.waking and not r.waking.done()]
+        for wake in wakes:
+            wake.cancel()
+        await asyncio.gather(*wakes, return_exceptions=True)
         runtimes = [self.runtimes.pop(name) for name in list(self.runtimes)]
         self.wiring.detach_all(runtimes)
         runtimes += self.retiring  # an upgrade cut short while its old version was draining

@@ -111,6 +111,7 @@ class PluginService:
                 r.enabled,
                 r.disabled_reason,
                 r.name in running,
+                r.name in running and running[r.name].waiting,  # started on first use
                 tuple(grants.granted(r.name)),
             )
             for r in self.kernel.installed.all()
@@ -177,12 +178,13 @@ class PluginService:
         return Counter(info.state for info in self.all())
 
     def health_line(self) -> str:
-        """E.g. ``3 running · 40 ready · 1 crashed``; disabled ones go unsaid, and ready ones
-        (they start when first used) only when there are some."""
+        """E.g. ``3 running · 40 ready · 1 crashed``; disabled ones go unsaid, ready ones
+        (they start when first used) only when there are some, and "0 running" beside them."""
         counts = self.health()
-        parts = [f"{counts[PluginState.ENABLED]} running"]
-        if counts[PluginState.READY]:
-            parts.append(f"{counts[PluginState.READY]} ready")
+        running, ready = counts[PluginState.ENABLED], counts[PluginState.READY]
+        parts = [f"{running} running"] if running or not ready else []
+        if ready:
+            parts.append(f"{ready} ready")
         parts += [f"{counts[state]} {said}" for state, said in COUNTED.items() if counts[state]]
         return " · ".join(parts)
 

@@ -363,6 +363,7 @@ class ChatScreen(Screen[None]):
         if called is not None and not called.done:
             await called.finish(event)
             self._echo = echo_of(event)
+        self.post_message(StatusChanged())  # its plugin may have just started (first use)
 
     async def _on_progress(self, event: Progress) -> None:
         running = self._calls.get(event.call_id)
