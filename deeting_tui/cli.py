@@ -304,9 +304,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run_chat(args: argparse.Namespace) -> int:
+    from deeting_tui.llm.select import choose
+    from deeting_tui.paths import load_config, resolve_paths
     from deeting_tui.ui.app import DeetingApp
 
-    app = DeetingApp(make_kernel(args.provider, args.model), session_id=args.session, new=args.new)
+    # A damaged config or an unknown provider is said before the chat takes the terminal;
+    # the kernel itself is composed and started by the chat after its first frame.
+    config = load_config(resolve_paths())
+    choose(args.provider, args.model, config.provider, config.model)
+    app = DeetingApp(
+        session_id=args.session, new=args.new, provider=args.provider, model=args.model
+    )
     app.run()
     if app.return_code or app.crash is not None:  # Textual gives 1 for an uncaught exception
         crash = app.crash
