@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from deeting_tui import __version__
-from deeting_tui.command_output import error_line
 from deeting_tui.compose import make_kernel
 from deeting_tui.errors import DeetingError, is_known
 from deeting_tui.paths import PROVIDERS
@@ -250,6 +249,8 @@ def error_text(exc: BaseException) -> str:
     message and the command that fixes it; an OS error says the file and the reason; anything
     else is a bug, named as such, with the way to see its traceback."""
     if isinstance(exc, DeetingError):
+        from deeting_tui.command_output import error_line
+
         return one_line(error_line(exc)) or type(exc).__name__
     if isinstance(exc, OSError) and exc.strerror:
         return one_line(os_error_line(exc))

@@ -30,12 +30,11 @@ from textual.binding import Binding
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.worker import WorkerFailed
 
-from deeting_tui.kernel.events import Event
 from deeting_tui.terminal_text import neutralise, one_line
 
 from .browser import CardBrowser
-from .hints import chat_error
 from .messages import (
     CardPageWanted,
     KernelEvent,
@@ -47,6 +46,7 @@ from .screens.chat import ChatScreen
 from .terminal_guard import TerminalGuard
 
 if TYPE_CHECKING:
+    from deeting_tui.kernel.events import Event
     from deeting_tui.kernel.kernel import Kernel
 
 #: How often the header re-reads plugin health (a restart that succeeds sends no event).
@@ -212,6 +212,8 @@ class DeetingApp(App[None]):
         except Exception as exc:
             if session_id is None:
                 raise
+            from .hints import chat_error
+
             await self._show_session(None)
             self.notify(
                 f"session {session_id} could not be shown ({chat_error(exc)}); "
@@ -231,8 +233,8 @@ class DeetingApp(App[None]):
     def _handle_exception(self, error: Exception) -> None:
         """An exception nothing caught: Textual ends the app with return code 1. The error
         is kept so that the CLI can say it in one line and exit non-zero."""
-        if self.crash is None:
-            self.crash = error
+        if self.crash is None:  # the kernel's start fails in a worker: its own error
+            self.crash = error.error if isinstance(error, WorkerFailed) else error
         super()._handle_exception(error)
 
     def _fatal_error(self) -> None:
@@ -293,6 +295,8 @@ class DeetingApp(App[None]):
         try:
             url = await self.browser.url(self.session_id, card_id)
         except Exception as exc:  # a taken port, a damaged session: said, never a crash
+            from .hints import chat_error
+
             self.notify(f"the card page could not be served: {chat_error(exc)}", severity="error")
             return
         opened = await self.browser.opener(url)

@@ -17,9 +17,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from deeting_tui.kernel.events import Event
-
 if TYPE_CHECKING:
+    from deeting_tui.kernel.events import Event
     from deeting_tui.kernel.sessions.store import SessionStore
     from deeting_tui.web.opening import Opened
     from deeting_tui.web.server import CardServer

@@ -27,18 +27,6 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Input
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from deeting_tui.kernel.events import (
-    ErrorEvent,
-    Event,
-    PluginNotice,
-    Progress,
-    Reply,
-    ReplyDelta,
-    StreamFrame,
-    ToolCall,
-    ToolResult,
-    UserMessage,
-)
 from deeting_tui.kernel.limits import message_problem
 from deeting_tui.terminal_text import one_line
 
@@ -57,6 +45,19 @@ from ..messages import (
 from ..widgets.prompt import PromptInput, as_line
 
 if TYPE_CHECKING:
+    from deeting_tui.kernel.events import (
+        ErrorEvent,
+        Event,
+        PluginNotice,
+        Progress,
+        Reply,
+        ReplyDelta,
+        StreamFrame,
+        ToolCall,
+        ToolResult,
+        UserMessage,
+    )
+
     from ..widgets.transcript import AssistantReply, LiveCard, ToolCallBlock, Welcome
     from .replay import Echo
 
@@ -101,17 +102,9 @@ class ChatScreen(Screen[None]):
         #: sent in turn once it is; each is drawn as waiting meanwhile.
         self._waiting: list[tuple[str, list[Widget]]] = []
         #: How each kind of kernel event is drawn; kinds not in it (none today) are ignored.
-        self._handlers: dict[type[Event], Callable[[Any], Awaitable[None]]] = {
-            UserMessage: self._on_user,
-            ReplyDelta: self._on_reply_delta,
-            Reply: self._on_reply,
-            ToolCall: self._on_tool_call,
-            ToolResult: self._on_tool_result,
-            Progress: self._on_progress,
-            PluginNotice: self._on_plugin_notice,
-            ErrorEvent: self._on_error,
-            StreamFrame: self._on_stream,
-        }
+        #: How each kind of kernel event is drawn (filled at the first event: the kernel's
+        #: event classes are imported after the first frame); kinds not in it are ignored.
+        self._handlers: dict[type[Event], Callable[[Any], Awaitable[None]]] = {}
 
     @property
     def deeting(self) -> ChatHost:
@@ -399,8 +392,32 @@ class ChatScreen(Screen[None]):
 
     async def _show(self, event: Event) -> None:
         """Draw one kernel event (neutralised already) with the handler for its class."""
+        from deeting_tui.kernel.events import (
+            ErrorEvent,
+            PluginNotice,
+            Progress,
+            Reply,
+            ReplyDelta,
+            StreamFrame,
+            ToolCall,
+            ToolResult,
+            UserMessage,
+        )
+
         from .replay import repeats
 
+        if not self._handlers:
+            self._handlers = {
+                UserMessage: self._on_user,
+                ReplyDelta: self._on_reply_delta,
+                Reply: self._on_reply,
+                ToolCall: self._on_tool_call,
+                ToolResult: self._on_tool_result,
+                Progress: self._on_progress,
+                PluginNotice: self._on_plugin_notice,
+                ErrorEvent: self._on_error,
+                StreamFrame: self._on_stream,
+            }
         if isinstance(event, UserMessage | Reply | ReplyDelta | ToolCall | ToolResult | ErrorEvent):
             echo, self._echo = self._echo, None
             if repeats(echo, event):
