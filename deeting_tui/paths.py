@@ -96,6 +96,8 @@ class Config:
     tick_interval: float = 1.0
     provider: str | None = None
     model: str | None = None
+    #: Seconds an on-demand plugin's worker may sit unused before it is stopped (0: never).
+    idle_stop: float = 300.0
 
 
 def load_config(paths: Paths) -> Config:
@@ -111,7 +113,7 @@ def load_config(paths: Paths) -> Config:
         data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    known = {"tick_interval", "provider", "model"}
+    known = {"tick_interval", "provider", "model", "idle_stop"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -125,4 +127,9 @@ def load_config(paths: Paths) -> Config:
         raise ConfigError(
             f"{path}: provider {data['provider']!r} is not one of {', '.join(PROVIDERS)}"
         )
-    return Config(float(tick), data.get("provider"), data.get("model"))
+    idle = data.get("idle_stop", Config.idle_stop)
+    if isinstance(idle, bool) or not isinstance(idle, int | float) or not 0 <= idle <= 86400:
+        raise ConfigError(
+            f"{path}: idle_stop must be a number of seconds in 0..86400 (0: never stop)"
+        )
+    return Config(float(tick), data.get("provider"), data.get("model"), float(idle))

@@ -33,7 +33,7 @@ from deeting_tui.command_output import (
 from deeting_tui.compose import fresh_home, plug_ports
 from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.kernel import Kernel
-from deeting_tui.kernel.plugins import AlreadyInstalled, InstallReport
+from deeting_tui.kernel.plugins import READY_SAID, AlreadyInstalled, InstallReport, PluginState
 from deeting_tui.paths import load_config, resolve_paths
 from deeting_tui.plugin.manifest import Limits
 from deeting_tui.plugin.scopes import reads_user_input
@@ -220,6 +220,8 @@ async def _list(kernel: Kernel, args: argparse.Namespace) -> int:
         needs = ", ".join(plugin.permissions) or "no permission"
         row = f"{plugin.name:<{width}}  {plugin.version:<10} {AVAILABLE:<12} {plugin.origin}"
         say(f"{row}  ({needs})")
+    if any(info.state is PluginState.READY for info in infos):
+        say(f"ready: {READY_SAID}")
     if available:
         say(f"install one with: deeting plugin install {available[0].name}")
     return 0
@@ -304,6 +306,8 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         return 0
     say(f"{spec.name} {spec.version} — {spec.description}".rstrip(" —"))
     reason = with_cli_hint(plugin.reason, plugin.fix) if plugin.reason else None
+    if plugin.state is PluginState.READY and not reason:
+        reason = READY_SAID
     say(f"  state:       {plugin.state}" + (f" ({reason})" if reason else ""))
     say(f"  source:      {plugin.source} ({plugin.origin.said})")
     perms = ", ".join(

@@ -23,6 +23,7 @@ from .events import (
     ToolCall,
     ToolResult,
 )
+from .plugins.lifecycle import PluginError
 from .state import KernelState
 from .tools import ToolEntry, argument_problems
 
@@ -116,16 +117,20 @@ class ToolCalls(KernelState):
             return ToolOutcome(
                 False, tool, plugin, error="invalid arguments: " + "; ".join(problems)
             )
-        runtime = self.loader.runtimes.get(plugin)
-        if runtime is None:
-            return ToolOutcome(False, tool, plugin, error=f"plugin '{plugin}' is not running")
         try:
+            runtime = await self.loader.awake(plugin)  # a plugin's first use starts its worker
+            if runtime is None:
+                return ToolOutcome(False, tool, plugin, error=f"plugin '{plugin}' is not running")
             outcome = await self._invoke(runtime.supervisor, tool, args, self._progress_of(call))
+        except PluginError as exc:
+            return ToolOutcome(False, tool, plugin, error=exc.message)
         except asyncio.CancelledError:
             # The call's block ends now, marked cancelled, whatever the worker still does
             # (the supervisor stops it, and restarts it if it must).
             self._cancelled_call(call)
             raise
+        finally:
+            self.loader.touch(plugin)  # idle counts from the end of its last call
         if outcome.ok and outcome.renderer is None:
             outcome.renderer = runtime.spec.renderer
         return outcome

@@ -137,6 +137,7 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
         self._calls_running: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._idler: asyncio.Task[None] | None = None
         self.follower: PointerFollower | None = None
         self._following: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -167,7 +168,11 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
         if plugins:  # a fresh home's first run installs the bundled plugins, before they start
             first_run = await self.plugins.first_run()
             problems += [first_run] if first_run else []
-            problems += await self.loader.start_enabled()
+            # Workers start as their plugins are used (a trigger, a tool call, an event),
+            # except those that must run from the start (the tick's, a live feed's).
+            problems += await self.loader.start_enabled(on_demand=True)
+            if self.config.idle_stop:
+                self._idler = loop.create_task(self._stop_idle_forever(self.config.idle_stop))
         if ticker:
             self._ticker = loop.create_task(self._tick_forever())
         if plugins and follow:
@@ -198,12 +203,12 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
         if self.follower is not None:
             self.follower.close()
             self.follower = None
-        for task in (self._following, self._ticker, self._watchdog):
+        for task in (self._following, self._ticker, self._watchdog, self._idler):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._following = self._ticker = self._watchdog = None
+        self._following = self._ticker = self._watchdog = self._idler = None
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -363,3 +368,14 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
             next_at += interval
             if self.bus.has_subscribers("system.tick"):
                 await self.bus.publish("system.tick", {"ts": time.time()})
+
+    async def _stop_idle_forever(self, idle_after: float) -> None:
+        """Stop on-demand workers unused for ``idle_after`` seconds (loader.stop_idle),
+        looking a few times per period: a worker stops at most a quarter period late."""
+        interval = min(max(idle_after / 4, 0.25), 30.0)
+        while True:
+            await asyncio.sleep(interval)  # a period, not synchronisation
+            try:
+                await self.loader.stop_idle(idle_after)
+            except Exception:  # one failed stop must not end the others' for the session
+                log.exception("stopping idle plugins failed")

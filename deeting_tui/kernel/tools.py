@@ -6,16 +6,17 @@ brings an existing name is refused at enable time instead of shadowing the first
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from jsonschema import Draft202012Validator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.manifest import PluginSpec, ToolSpec
 from deeting_tui.terminal_text import quote_prefix
 
 from .assistant import ToolInfo
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 #: How much of one schema violation's wording an error line keeps.
 PROBLEM_CHARS = 200
@@ -29,8 +30,18 @@ class ToolConflict(DeetingError):
 class ToolEntry:
     plugin: str
     spec: ToolSpec
-    validator: Draft202012Validator
     info: ToolInfo
+    _validator: Draft202012Validator | None = field(default=None, repr=False)
+
+    @property
+    def validator(self) -> Draft202012Validator:
+        """Made at the tool's first call: jsonschema and a validator per tool are not what a
+        start with hundreds of plugins should wait for."""
+        if self._validator is None:
+            from jsonschema import Draft202012Validator
+
+            self._validator = Draft202012Validator(self.spec.parameters)
+        return self._validator
 
 
 class ToolIndex:
@@ -57,9 +68,7 @@ class ToolIndex:
                 trigger=routed.regex if routed else None,
                 trigger_examples=routed.examples if routed else (),
             )
-            self._tools[tool.name] = ToolEntry(
-                spec.name, tool, Draft202012Validator(tool.parameters), info
-            )
+            self._tools[tool.name] = ToolEntry(spec.name, tool, info)
 
     def remove_plugin(self, name: str) -> None:
         for tool in [t for t, e in self._tools.items() if e.plugin == name]:

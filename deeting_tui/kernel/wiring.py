@@ -67,10 +67,68 @@ class PluginWiring(KernelState):
                 pattern, handler, priority=priority, owner=spec.name, order=self._installed_at(spec)
             )
 
+    def attach_all(
+        self, runtimes: Sequence[PluginRuntime]
+    ) -> list[tuple[PluginRuntime, PluginError | None]]:
+        """:meth:`attach` for many plugins (a start): their triggers go into the table in one
+        build, where attaching one by one built it (and compiled every RE2 set) per plugin."""
+        outcomes: dict[str, tuple[PluginRuntime, PluginError | None]] = {}
+        added: list[tuple[PluginRuntime, Trigger | None]] = []
+        for runtime in runtimes:
+            spec = runtime.spec
+            try:
+                trigger = self._trigger_of(spec)
+                self.tools.add_plugin(spec)
+            except ToolConflict as exc:
+                outcomes[spec.name] = (runtime, ToolClash(exc.message, exc.hint))
+                continue
+            except PluginError as exc:
+                outcomes[spec.name] = (runtime, exc)
+                continue
+            added.append((runtime, trigger))
+        mine = {runtime.spec.name for runtime, _ in added}
+        table = self.triggers
+        try:
+            others = [t for t in table.triggers if t.plugin not in mine]
+            table = TriggerTable([*others, *(t for _, t in added if t is not None)])
+        except TriggerRegexError:  # too many for one set: as many as fit, one at a time
+            for runtime, trigger in added:
+                if trigger is None:
+                    continue
+                try:
+                    table = table.with_trigger(trigger)
+                except TriggerRegexError as exc:
+                    name = runtime.spec.name
+                    self.tools.remove_plugin(name)
+                    problem = PluginError(f"'{name}': its trigger cannot be used: {exc}")
+                    outcomes[name] = (runtime, problem)
+        self.triggers = table
+        for runtime, _ in added:
+            if runtime.spec.name in outcomes:
+                continue
+            for pattern, handler, priority in self._subscriptions(runtime):
+                self.bus.subscribe(
+                    pattern,
+                    handler,
+                    priority=priority,
+                    owner=runtime.spec.name,
+                    order=self._installed_at(runtime.spec),
+                )
+            outcomes[runtime.spec.name] = (runtime, None)
+        return [outcomes[runtime.spec.name] for runtime in runtimes]
+
     def detach(self, runtime: PluginRuntime) -> None:
         self.bus.unsubscribe_owner(runtime.spec.name)
         self.triggers = self.triggers.without(runtime.spec.name)
         self.tools.remove_plugin(runtime.spec.name)
+
+    def detach_all(self, runtimes: Sequence[PluginRuntime]) -> None:
+        names = {runtime.spec.name for runtime in runtimes}
+        for name in names:
+            self.bus.unsubscribe_owner(name)
+            self.tools.remove_plugin(name)
+        if names & set(self.triggers.plugins()):
+            self.triggers = TriggerTable(t for t in self.triggers.triggers if t.plugin not in names)
 
     def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
         """A hot upgrade's switch: no await, so no call or publish sees neither version."""
@@ -94,17 +152,26 @@ class PluginWiring(KernelState):
     def _triggers_with(self, spec: PluginSpec) -> TriggerTable:
         """The trigger table with ``spec``'s trigger (or without any of ``spec``'s)."""
         table = self.triggers.without(spec.name)
-        if spec.trigger is None:
+        trigger = self._trigger_of(spec)
+        if trigger is None:
             return table
         try:
-            trigger = Trigger(
+            return table.with_trigger(trigger)
+        except TriggerRegexError as exc:
+            raise PluginError(f"'{spec.name}': its trigger cannot be used: {exc}") from None
+
+    def _trigger_of(self, spec: PluginSpec) -> Trigger | None:
+        """``spec``'s trigger, compiled (PluginError when RE2 cannot run it)."""
+        if spec.trigger is None:
+            return None
+        try:
+            return Trigger(
                 spec.name,
                 spec.trigger.tool,
                 spec.trigger.pattern,
                 clamp_priority(spec.trigger.priority, TRIGGER_PRIORITY),
                 self._installed_at(spec),
             )
-            return table.with_trigger(trigger)
         except TriggerRegexError as exc:
             raise PluginError(f"'{spec.name}': its trigger cannot be used: {exc}") from None
 
@@ -155,7 +222,15 @@ class PluginWiring(KernelState):
         """Delivers to whichever worker serves ``plugin`` now (an upgrade may switch it)."""
 
         async def handle(topic: str, payload: dict[str, Any]) -> bool | None:
-            runtime = self.loader.runtimes.get(plugin)
+            waiting = self.loader.runtimes.get(plugin)
+            if waiting is not None and waiting.waiting and payload.get("plugin") == plugin:
+                # News of its own failed start must not start it again (and fail again).
+                return None
+            try:
+                runtime = await self.loader.awake(plugin)  # its first use starts it
+            except PluginError as exc:
+                log.warning("plugin %s: not started for %s: %s", plugin, topic, exc.message)
+                return False
             if runtime is None:
                 return False
             supervisor = runtime.supervisor
@@ -224,6 +299,7 @@ class PluginWiring(KernelState):
         """A frame from a worker: checked (a bad one is dropped and said once, see
         streams.py), then shown, stored as the stream's latest state, and published."""
         runtime = self.loader.runtimes.get(plugin)
+        self.loader.touch(plugin)  # a plugin streaming is not idle
         frame = self.streams.admit(plugin, params, runtime.spec.renderer if runtime else None)
         if frame is None:
             return

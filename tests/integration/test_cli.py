@@ -96,8 +96,13 @@ def test_install_list_info_disable_enable_uninstall(
     code, out, _ = cli(capsys, "plugin", "list", "--json")
     (row,) = orjson.loads(out)["plugins"]
     assert row["name"] == "echo-fixture" and row["enabled"] and row["dev"]
+    assert row["state"] == "ready"  # enabled: its worker starts when it is first used
+    code, out, _ = cli(capsys, "plugin", "list")
+    assert "echo-fixture  1.0.0      ready" in out
+    assert "ready: enabled; its worker starts when the plugin is first used" in out
     code, out, _ = cli(capsys, "plugin", "info", "echo-fixture")
     assert "tool:        echo" in out and "trigger:     ^echo" in out
+    assert "state:       ready (enabled; its worker starts when" in out
     code, out, _ = cli(capsys, "plugin", "info", "echo-fixture", "--json")
     assert orjson.loads(out)["tools"][1]["name"] == "add"
     assert cli(capsys, "plugin", "disable", "echo-fixture")[0] == 0

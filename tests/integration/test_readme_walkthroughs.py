@@ -61,7 +61,7 @@ def test_the_short_tour_runs_as_written(tmp_path: Path, bundle_cache: Path) -> N
     done = _run(_first_sh_block("A short tour"), tmp_path, bundle_cache)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for line in ("calc     1.0.0      enabled      bundled", "installed weather 1.0.0"):
+    for line in ("calc     1.0.0      ready        bundled", "installed weather 1.0.0"):
         assert line in out, out
     assert "2**10 = 1024" in out and "buy milk" in out, out
     assert '"type":"tool_result"' in out.replace(" ", ""), out

@@ -57,12 +57,18 @@ def test_config_values_and_errors(tmp_path: Path) -> None:
     assert load_config(paths).tick_interval == 1.0
     paths.config_file.write_text('tick_interval = 0.5\nprovider = "offline"\n')
     assert load_config(paths).tick_interval == 0.5
+    assert load_config(paths).idle_stop == 300.0  # on-demand workers stop after 5 minutes
+    paths.config_file.write_text("idle_stop = 0\n")
+    assert load_config(paths).idle_stop == 0.0  # never
     for bad, message in [
         ("tick_interval = 'fast'", "tick_interval"),
         ("colour = 1", "unknown key 'colour'"),
         ("tick_interval = ", "not valid TOML"),
         ("provider = 3", "provider must be a string"),
         ('provider = "gpt"', "provider 'gpt' is not one of offline, anthropic, openai"),
+        ("idle_stop = -1", "idle_stop must be a number of seconds in 0..86400"),
+        ("idle_stop = 'never'", "idle_stop must be a number"),
+        ("idle_stop = true", "idle_stop must be a number"),
     ]:
         paths.config_file.write_text(bad)
         with pytest.raises(ConfigError, match=message):

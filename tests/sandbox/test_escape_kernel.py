@@ -141,7 +141,9 @@ async def test_an_installed_copy_changed_behind_the_installers_back_is_not_enabl
 # -- lifecycle hooks ----------------------------------------------------------------------
 
 
-async def test_an_activate_that_never_ends_cannot_hold_start_up(home: Path) -> None:
+async def test_an_activate_that_never_ends_cannot_hold_start_up_or_its_first_use(
+    home: Path,
+) -> None:
     first = _new_kernel()
     await first.start(ticker=False, follow=False)
     assert (await first.loader.install(HOLDOUT)).enabled
@@ -152,15 +154,24 @@ async def test_an_activate_that_never_ends_cannot_hold_start_up(home: Path) -> N
     notices = events_of(second)
     started = time.monotonic()
     try:
+        # Its worker waits for its first use: start-up does not even run activate.
         problems = await asyncio.wait_for(second.start(ticker=False, follow=False), NEVER)
+        assert problems == []
+        assert second.loader.runtimes["holdout"].waiting
+        # The first use runs it, and waits no longer than its hard deadline.
+        session = second.open_session()
+        outcome = await asyncio.wait_for(second.call_tool(session.id, "ping", {}), NEVER)
         took = time.monotonic() - started
         assert took < HOOK_DEADLINE + POLICY.stop_deadline + 1.0, took
-        assert problems == [f"could not enable 'holdout': {_missed('activate')}"]
+        assert not outcome.ok
+        assert outcome.error == f"could not start 'holdout': {_missed('activate')}"
         assert (second.paths.plugin_data("holdout") / "activate.held").exists()
         assert _missed("activate") in second.paths.plugin_log("holdout").read_text()
-        assert "holdout" not in second.loader.runtimes
+        assert second.loader.runtimes["holdout"].waiting  # stopped again: no worker left
+        assert second.loader.runtimes["holdout"].supervisor.pid is None
         await _answered_at_once(second)
-        assert not [e for e in notices if e["type"] == "error"]
+        told = [e["message"] for e in notices if e["type"] == "plugin_notice"]
+        assert told == [f"could not start 'holdout': {_missed('activate')}"]
     finally:
         await asyncio.wait_for(second.shutdown(), NEVER)
 

@@ -19,7 +19,7 @@ The registry and the sandbox's description of a grant are reached through ports
 
 from __future__ import annotations
 
-from .info import COUNTED, Origin, PluginInfo, PluginState, origin_of
+from .info import COUNTED, READY_SAID, Origin, PluginInfo, PluginState, origin_of
 from .installed import Cause
 from .loader import AlreadyInstalled, InstallReport
 from .ports import DescribeSandbox, RegistryPort, StagedPlugin, Update
@@ -27,6 +27,7 @@ from .service import PluginService
 
 __all__ = [
     "COUNTED",
+    "READY_SAID",
     "AlreadyInstalled",
     "Cause",
     "DescribeSandbox",

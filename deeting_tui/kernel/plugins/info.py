@@ -17,19 +17,23 @@ from deeting_tui.plugin.scopes import Scope
 
 from .installed import Cause, InstalledPlugin
 
-__all__ = ["COUNTED", "Origin", "PluginInfo", "PluginState", "origin_of"]
+__all__ = ["COUNTED", "READY_SAID", "Origin", "PluginInfo", "PluginState", "origin_of"]
 
 
 class PluginState(StrEnum):
     """A plugin's state in one word (healthiest first); the words the CLI and chat show."""
 
     ENABLED = "enabled"
+    READY = "ready"  # enabled; its worker starts when the plugin is first used
     RESTARTING = "restarting"
     NEEDS_CONSENT = "needs consent"
     CRASHED = "crashed"
     DAMAGED = "damaged"
     DISABLED = "disabled"
 
+
+#: What "ready" means, where a listing says it once.
+READY_SAID = "enabled; its worker starts when the plugin is first used"
 
 #: How the chat's header counts the states it mentions (disabled ones go unsaid).
 COUNTED = {
@@ -87,7 +91,7 @@ class PluginInfo:
     origin: Origin
     source: str
     enabled: bool  # recorded as enabled (it starts with the next chat)
-    running: bool  # a worker serves it in this process
+    running: bool  # a worker serves it in this process (started, or starting on first use)
     reason: str | None  # why it is disabled, in words
     cause: Cause | None  # what the kernel stored with the reason
     previous: str | None

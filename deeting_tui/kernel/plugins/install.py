@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING
 
 from deeting_tui.errors import Fix, Hint
 from deeting_tui.plugin.archive import ArchiveError, extract_zip
-from deeting_tui.plugin.checker import Layout, check_plugin, load_plugin
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
-from deeting_tui.plugin.wheel_install import WheelInstallError, prepare_dependencies
 
 from ...atomic import fsync_dir, fsync_tree
 from ..permissions import missing_scopes
@@ -38,12 +36,16 @@ from .lifecycle import (
     _progress,
     check_name_and_version,
 )
+from .specs import validate_plugin
 
 if TYPE_CHECKING:
+    from deeting_tui.plugin.checker import Layout
+
     from ...paths import Paths
     from ..permissions import GrantStore
     from .installed import InstalledStore
     from .lifecycle import PluginRuntime
+    from .specs import SpecCache
 
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".DS_Store")
 
@@ -68,9 +70,10 @@ class Installs:
         paths: Paths
         installed: InstalledStore
         grants: GrantStore
+        specs: SpecCache
 
         def code_spec(self, name: str, version: str) -> PluginSpec: ...
-        async def enable(self, name: str) -> PluginRuntime: ...
+        async def enable(self, name: str, *, on_demand: bool = False) -> PluginRuntime: ...
         async def uninstall(self, name: str, *, keep_data: bool = False) -> InstalledPlugin: ...
         async def _run_hook(self, spec: PluginSpec, hook: str) -> None: ...
         def _remove_data(self, name: str) -> None: ...
@@ -178,6 +181,8 @@ class Installs:
 
     def _validated(self, root: Path, source: Path, layout: Layout) -> PluginSpec:
         """``layout``: an author's folder may not carry wheels/ or deps/, a zip only wheels/."""
+        from deeting_tui.plugin.checker import check_plugin  # jsonschema: when installing
+
         spec, problems = check_plugin(root, layout=layout)
         if problems or spec is None:
             lines = "; ".join(str(p) for p in problems[:5])
@@ -229,6 +234,8 @@ class Installs:
         copy = stage / "copy"
         shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
         steps("dependencies")
+        from deeting_tui.plugin.wheel_install import WheelInstallError, prepare_dependencies
+
         try:  # a folder's wheels are fetched now; a zip carries them: both into copy/deps
             await _to_the_end(
                 asyncio.to_thread(
@@ -254,8 +261,10 @@ class Installs:
             if existing is None:
                 self._remove_data(spec.name)
 
+        installed = validate_plugin(target)
+        self.specs.validated(target, installed)  # its first start reads no manifest again
         return await self._settle_install(
-            load_plugin(target),
+            installed,
             str(source.resolve()),
             dev,
             requested,

@@ -7,7 +7,8 @@ kept below all three so none has to import another for a name.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,12 +36,27 @@ class AlreadyInstalled(PluginError):
         self.version = version
 
 
-@dataclass
+@dataclass(eq=False)
 class PluginRuntime:
-    """An enabled plugin: its spec and the supervisor of its worker."""
+    """An enabled plugin: its spec and the supervisor of its worker.
+
+    ``on_demand``: its worker starts at its first use (a trigger, a tool call, a subscribed
+    event) rather than with the kernel, and stops again after a while unused (the loader's
+    ``awake`` and ``stop_idle``); until then the supervisor is ``stopped`` while the plugin's
+    tools, trigger and subscriptions are wired all the same."""
 
     spec: PluginSpec
     supervisor: Supervisor
+    on_demand: bool = False
+    #: When it was last used (the loader's clock): a call, an event, a stream frame.
+    last_active: float = 0.0
+    #: The start under way for its first use, which every caller waiting for it shares.
+    waking: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    @property
+    def waiting(self) -> bool:
+        """Enabled, and its worker not started: it starts when it is first used."""
+        return self.on_demand and self.supervisor.state == "stopped"
 
 
 class Wiring(Protocol):
@@ -48,7 +64,18 @@ class Wiring(Protocol):
 
     def attach(self, runtime: PluginRuntime) -> None: ...
 
+    def attach_all(
+        self, runtimes: Sequence[PluginRuntime]
+    ) -> list[tuple[PluginRuntime, PluginError | None]]:
+        """Attach many at once (a kernel's start): the trigger table is built once, not once
+        per plugin. Each runtime comes back with the refusal that left it out, if any."""
+        ...
+
     def detach(self, runtime: PluginRuntime) -> None: ...
+
+    def detach_all(self, runtimes: Sequence[PluginRuntime]) -> None:
+        """Detach many at once (a shutdown): the trigger table is rebuilt once."""
+        ...
 
     def swap(self, old: PluginRuntime, new: PluginRuntime) -> None:
         """Move routes and subscriptions from ``old`` to ``new`` in one synchronous step

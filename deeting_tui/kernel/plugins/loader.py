@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from deeting_tui import __version__
 from deeting_tui.errors import Fix, Hint
-from deeting_tui.plugin.checker import load_plugin
 from deeting_tui.plugin.manifest import ManifestError, PluginSpec
 from deeting_tui.plugin.scopes import Scope
 from deeting_tui.rpc.errors import RpcError
@@ -51,6 +52,7 @@ from .lifecycle import (
     check_name_and_version,
     start_hint,
 )
+from .specs import SourceFacts, SpecCache, starts_at_launch, validate_plugin
 from .upgrading import Upgrades, Upgrading
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ __all__ = [
     "PluginError",
     "PluginRuntime",
     "RevokeReport",
+    "SourceFacts",
     "UpgradeReport",
     "Wiring",
     "check_name_and_version",
@@ -93,6 +96,7 @@ class Loader(Installs, Upgrading):
         confinement: Confinement | None = None,
         *,
         upgrader: Callable[[Loader], Upgrades],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.paths = paths
         self.confinement = confinement  # cgroups and the watchdog, for every worker
@@ -112,6 +116,10 @@ class Loader(Installs, Upgrading):
         #: Old versions a hot upgrade replaced, finishing their calls before they stop.
         self.retiring: list[PluginRuntime] = []
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Validated manifests, kept by content (specs.py): read once, not on every refresh.
+        self.specs = SpecCache(paths.cache_dir / "plugin-specs", __version__)
+        #: Measures idleness (see :meth:`stop_idle`); the tests' own clock replaces it.
+        self.clock = clock
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -124,7 +132,7 @@ class Loader(Installs, Upgrading):
     def spec(self, name: str) -> PluginSpec:
         plugin = self.record(name)
         try:
-            return load_plugin(self.paths.plugin_code(name, plugin.version))
+            return self.specs.spec(self.paths.plugin_code(name, plugin.version), validate_plugin)
         except ManifestError as exc:
             first = exc.problems[0] if exc.problems else "unknown problem"
             raise PluginError(
@@ -150,7 +158,19 @@ class Loader(Installs, Upgrading):
                 f"{code}: its manifest says '{spec.name}' {spec.version}, not '{name}' "
                 f"{version} — the code does not match what was asked for; download it again"
             )
+        self.specs.validated(code, spec)
         return spec
+
+    def facts(self, spec: PluginSpec) -> SourceFacts:
+        """What ``spec``'s source says about when it must run (kept with the spec)."""
+        return self.specs.facts(spec.root, validate_plugin)
+
+    def waits_for_use(self, spec: PluginSpec) -> bool:
+        """Whether the plugin's worker may wait for its first use (see specs.py)."""
+        try:
+            return not starts_at_launch(spec, self.facts(spec))
+        except ManifestError:
+            return False  # its start will say what is wrong
 
     def lock(self, name: str) -> asyncio.Lock:
         """One lifecycle change at a time per plugin (an upgrade, a follow, a stop)."""
@@ -183,9 +203,32 @@ class Loader(Installs, Upgrading):
 
     # -- enable / disable --------------------------------------------------------------------
 
-    async def enable(self, name: str) -> PluginRuntime:
+    async def enable(self, name: str, *, on_demand: bool = False) -> PluginRuntime:
+        """Start the plugin and wire it in. With ``on_demand``, a plugin that may wait for
+        its first use (see :meth:`waits_for_use`) is wired in without starting its worker:
+        :meth:`awake` starts it when something uses it."""
         if name in self.runtimes:
             return self.runtimes[name]
+        return await self._enable(await self._runtime(name, on_demand=on_demand))
+
+    async def _enable(self, runtime: PluginRuntime) -> PluginRuntime:
+        name = runtime.spec.name
+        if not runtime.on_demand:
+            await self._start(runtime, "enable")
+        try:
+            self.wiring.attach(runtime)
+        except PluginError:
+            await self.deactivate(runtime)
+            raise
+        self.runtimes[name] = runtime
+        record = self.installed.get(name)
+        if record is None or not record.enabled:  # not a write per plugin at every start
+            self.installed.set_enabled(name, True)
+        return runtime
+
+    async def _runtime(self, name: str, *, on_demand: bool) -> PluginRuntime:
+        """A runtime for ``name``, its worker not started: the checks every start makes
+        first (a damaged copy, a missing grant, a full disk) raise PluginError."""
         spec = self.spec(name)
         try:
             self.grants.check(name, spec.permissions)
@@ -193,7 +236,13 @@ class Loader(Installs, Upgrading):
             self.installed.set_enabled(name, False, exc.message, Cause.NOT_GRANTED)
             raise PluginError(exc.message, exc.hint) from None
         await self._check_disk(spec)
-        supervisor = self.supervisor_for(spec)
+        lazy = on_demand and self.waits_for_use(spec)
+        return PluginRuntime(spec, self.supervisor_for(spec), on_demand=lazy)
+
+    async def _start(self, runtime: PluginRuntime, verb: str) -> None:
+        """Start the worker and run ``activate``; a failure stops it again and raises
+        PluginError saying what went wrong (``could not VERB 'NAME': …``)."""
+        supervisor = runtime.supervisor
         try:
             await supervisor.start()
             if "activate" in supervisor.hooks_defined:
@@ -201,16 +250,96 @@ class Loader(Installs, Upgrading):
         except (WorkerStartError, RpcError) as exc:
             await supervisor.stop()
             message = exc.message if isinstance(exc, RpcError) else str(exc)
-            raise PluginError(f"could not enable '{name}': {one_line(message)}") from None
-        runtime = PluginRuntime(spec, supervisor)
-        try:
-            self.wiring.attach(runtime)
-        except PluginError:
-            await self.deactivate(runtime)
+            raise PluginError(
+                f"could not {verb} '{runtime.spec.name}': {one_line(message)}"
+            ) from None
+        except BaseException:
+            await supervisor.stop()
             raise
-        self.runtimes[name] = runtime
-        self.installed.set_enabled(name, True)
+        runtime.last_active = self.clock()
+
+    # -- on demand ---------------------------------------------------------------------------
+
+    async def awake(self, name: str) -> PluginRuntime | None:
+        """The runtime serving ``name`` (None: not enabled here), its worker started first
+        if it was waiting for its first use. Every caller shares one start; one that gives
+        up (Esc) leaves it to finish for the others. A start that fails counts as a crash
+        (a notice; a crash loop disables the plugin) and raises PluginError."""
+        runtime = self.runtimes.get(name)
+        if runtime is None:
+            return None
+        if runtime.waiting:
+            if runtime.waking is None or runtime.waking.done():
+                runtime.waking = asyncio.ensure_future(self._wake(runtime))
+                runtime.waking.add_done_callback(_retrieved)
+            await asyncio.shield(runtime.waking)
+            runtime = self.runtimes.get(name)  # an upgrade may have replaced it meanwhile
+        if runtime is not None:
+            runtime.last_active = self.clock()
         return runtime
+
+    def touch(self, name: str) -> None:
+        """The plugin did something (a stream frame): it is not idle."""
+        runtime = self.runtimes.get(name)
+        if runtime is not None:
+            runtime.last_active = self.clock()
+
+    async def _wake(self, runtime: PluginRuntime) -> None:
+        name = runtime.spec.name
+        async with self.lock(name):
+            if self.runtimes.get(name) is not runtime or not runtime.waiting:
+                return  # replaced, disabled or started meanwhile
+            try:
+                await self._start(runtime, "start")
+            except PluginError as exc:
+                self._start_failed(runtime, exc.message)
+                raise
+
+    def _start_failed(self, runtime: PluginRuntime, message: str) -> None:
+        """A worker that fails to start for its first use is a crash like any other: said
+        to the front ends, and the third within the crash window disables the plugin."""
+        supervisor, name = runtime.supervisor, runtime.spec.name
+        count = supervisor.guard.record()
+        hooks = supervisor.hooks
+        if supervisor.guard.tripped:
+            minutes = supervisor.policy.crash_window / 60
+            reason = (
+                f"plugin '{name}' failed to start {count} times in {minutes:g} minutes and was "
+                f"disabled (last: {message}) — fix it, then enable it again"
+            )
+            if hooks.on_disabled is not None:
+                hooks.on_disabled(name, reason)
+            else:
+                self.forget_runtime(name)
+                self.installed.set_enabled(name, False, reason, Cause.CRASHED)
+        elif hooks.on_notice is not None:
+            hooks.on_notice(name, message)
+
+    async def stop_idle(self, idle_after: float) -> list[str]:
+        """Stop the workers of on-demand plugins unused for ``idle_after`` seconds (no call
+        in flight, no call, event or stream frame since): ``deactivate``, then the worker
+        ends; the plugin stays enabled and wired, and its next use starts it again. Its
+        folders keep its state. Returns the names stopped."""
+        stopped = []
+        for name, runtime in list(self.runtimes.items()):
+            if not self._idle(runtime, idle_after):
+                continue
+            async with self.lock(name):
+                if self.runtimes.get(name) is not runtime or not self._idle(runtime, idle_after):
+                    continue  # used, replaced or stopped while we waited
+                log.info("plugin %s: stopping its worker, unused for %g s", name, idle_after)
+                await self.deactivate(runtime)
+                stopped.append(name)
+        return stopped
+
+    def _idle(self, runtime: PluginRuntime, idle_after: float) -> bool:
+        supervisor = runtime.supervisor
+        return (
+            runtime.on_demand
+            and supervisor.state == "ready"
+            and supervisor.activity[1] == 0  # no request of ours it has yet to answer
+            and self.clock() - runtime.last_active >= idle_after
+        )
 
     async def _check_disk(self, spec: PluginSpec) -> None:
         """A plugin stopped for filling its disk quota stays stopped until it is back under.
@@ -305,16 +434,28 @@ class Loader(Installs, Upgrading):
 
     # -- start-up and shutdown ---------------------------------------------------------------
 
-    async def start_enabled(self) -> list[str]:
-        """Start every plugin recorded as enabled; returns one message per failure."""
-        problems = []
+    async def start_enabled(self, *, on_demand: bool = False) -> list[str]:
+        """Start every plugin recorded as enabled; returns one message per failure. With
+        ``on_demand``, the plugins that may wait for their first use are wired in, all at
+        once, without a worker (their workers start as they are used)."""
+        problems: list[str] = []
+        waiting: list[PluginRuntime] = []
         for record in self.installed.all():
-            if not record.enabled:
+            if not record.enabled or record.name in self.runtimes:
                 continue
             try:
-                await self.enable(record.name)
+                runtime = await self._runtime(record.name, on_demand=on_demand)
+                if runtime.on_demand:
+                    waiting.append(runtime)
+                else:
+                    await self._enable(runtime)
             except PluginError as exc:
                 problems.append(str(exc))
+        for runtime, problem in self.wiring.attach_all(waiting):
+            if problem is None:
+                self.runtimes[runtime.spec.name] = runtime
+            else:
+                problems.append(str(problem))
         return problems
 
     async def shutdown(self) -> None:
@@ -322,8 +463,7 @@ class Loader(Installs, Upgrading):
         deactivate hook and stop); one still running then is killed. The persisted enabled
         state is kept for the next start."""
         runtimes = [self.runtimes.pop(name) for name in list(self.runtimes)]
-        for runtime in runtimes:
-            self.wiring.detach(runtime)
+        self.wiring.detach_all(runtimes)
         runtimes += self.retiring  # an upgrade cut short while its old version was draining
         self.retiring = []
         if not runtimes:
@@ -391,3 +531,10 @@ class Loader(Installs, Upgrading):
             raise PluginError(f"'{spec.name}' {hook} failed: {one_line(exc.message)}") from None
         finally:
             await supervisor.stop()
+
+
+def _retrieved(waking: asyncio.Future[None]) -> None:
+    """A shared start's failure is told to every caller waiting for it (and as a notice):
+    retrieved here too, so one nobody waited for (all gave up) is not logged as lost."""
+    if not waking.cancelled():
+        waking.exception()

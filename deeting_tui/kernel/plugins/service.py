@@ -177,9 +177,12 @@ class PluginService:
         return Counter(info.state for info in self.all())
 
     def health_line(self) -> str:
-        """E.g. ``3 running · 1 crashed · 2 awaiting consent``; disabled ones go unsaid."""
+        """E.g. ``3 running · 40 ready · 1 crashed``; disabled ones go unsaid, and ready ones
+        (they start when first used) only when there are some."""
         counts = self.health()
         parts = [f"{counts[PluginState.ENABLED]} running"]
+        if counts[PluginState.READY]:
+            parts.append(f"{counts[PluginState.READY]} ready")
         parts += [f"{counts[state]} {said}" for state, said in COUNTED.items() if counts[state]]
         return " · ".join(parts)
 
@@ -205,7 +208,9 @@ class PluginService:
             return replace(info, problem=exc.message)
         granted = kernel.grants.granted(record.name)
         missing = missing_scopes(spec.permissions, granted)
-        if runtime is not None:
+        if runtime is not None and runtime.waiting:
+            state = PluginState.READY
+        elif runtime is not None:
             ready = runtime.supervisor.state in ("ready", "cancelling")
             state = PluginState.ENABLED if ready else PluginState.RESTARTING
         elif missing:
@@ -213,7 +218,9 @@ class PluginService:
         elif info.cause is Cause.CRASHED:
             state = PluginState.CRASHED
         elif record.enabled and not kernel.runs_plugins:
-            state = PluginState.ENABLED  # it starts with the next chat or script
+            # It starts with the next chat or script: at once, or when it is first used.
+            waits = kernel.loader.waits_for_use(spec)
+            state = PluginState.READY if waits else PluginState.ENABLED
         else:
             state = PluginState.DISABLED
         describe = self.describe_sandbox

@@ -219,7 +219,9 @@ class Upgrader:
         except BaseException:
             await candidate.stop()
             raise
-        new = PluginRuntime(spec, candidate)
+        # Started for the switch; it may stop again once idle, as the old one could.
+        lazy = runtime.on_demand and loader.waits_for_use(spec)
+        new = PluginRuntime(spec, candidate, on_demand=lazy, last_active=loader.clock())
         # The switch: nothing is awaited from here until the old runtime is retiring, so
         # every call and publish sees exactly one version of the plugin.
         problem = self._switch(runtime, new, commit)
@@ -243,8 +245,8 @@ class Upgrader:
 
     async def _preupgrade(self, runtime: PluginRuntime) -> dict[str, Any]:
         supervisor = runtime.supervisor
-        if "preupgrade" not in supervisor.hooks_defined:
-            return {}
+        if runtime.waiting or "preupgrade" not in supervisor.hooks_defined:
+            return {}  # a worker waiting for its first use holds no state but its folders
         try:
             reply = await supervisor.run_hook("preupgrade")
         except RpcError as exc:

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.widgets import Markdown, Static
 
 from deeting_tui.errors import DeetingError
-from deeting_tui.kernel.plugins import PluginInfo, PluginState
+from deeting_tui.kernel.plugins import READY_SAID, PluginInfo, PluginState
 from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.scopes import explain, reads_user_input
 from deeting_tui.terminal_text import neutralise, neutralise_line, one_line
@@ -41,6 +41,7 @@ LOG_LINES = 20
 README_LIMIT = 200_000  # characters; a README is documentation, not a data dump
 STATE_STYLE = {
     PluginState.ENABLED: "bold green",
+    PluginState.READY: "green",
     PluginState.RESTARTING: "bold yellow",
     PluginState.NEEDS_CONSENT: "bold yellow",
     PluginState.CRASHED: "bold red",
@@ -87,6 +88,8 @@ def summary(info: PluginInfo, spec: PluginSpec) -> RenderableType:
         state_text.append(f" ({reason})", style="dim")
     if state is PluginState.NEEDS_CONSENT:
         state_text.append(" — press e to allow all and start it, g to choose", style="dim")
+    if state is PluginState.READY:
+        state_text.append(f" — {READY_SAID}", style="dim")
     grid.add_row("state", state_text)
     grid.add_row("permissions", _scopes(info))
     box = dict(info.sandbox)
