@@ -182,7 +182,7 @@ async def _child(home: Path, sizes: ChatInputSizes) -> dict[str, Any]:
     app = DeetingApp(Kernel(resolve_paths(), assistant=OfflineAssistant()))
     opened: dict[str, list[float]] = {name: [] for name in sessions}
     async with app.run_test(size=(80, 24)) as pilot:
-        while getattr(app, "chat", None) is None:
+        while not app.started.is_set():  # the kernel starts after the first frame
             await pilot.pause()
         for _ in range(sizes.open_runs):
             for name, session_id in sessions.items():

@@ -195,7 +195,7 @@ async def flood_child(home: Path, updates: int, seconds: float, interval: float)
     count = max(2, 2 * round(seconds / interval / 2))  # even: the prompt ends empty
     async with app.run_test(headless=False, size=(COLUMNS, ROWS)) as pilot:
         deadline = time.perf_counter() + 30
-        while not isinstance(app.focused, Input):
+        while not (app.started.is_set() and isinstance(app.focused, Input)):
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"the chat's prompt never had the focus ({app.focused!r})")
             await pilot.pause(0.01)

@@ -5,10 +5,15 @@ installed and granted; the clock runs from just before the exec until the pty ou
 the chat's header text (terminal-title sequences are ignored). A minimal Textual app timed
 the same way, taking turns with it, is the baseline: the difference is ours. The pty
 helpers here (a clean environment, reading until a condition) serve ``ui_flood.py`` too.
+
+With ``copies``, the home also holds that many renamed copies of calc (``plugin_copies.py``):
+the first frame must not grow with the number of installed plugins.
+``python -m bench.ui_launch --copies N [--runs R]`` runs this half alone and prints JSON.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import os
@@ -28,6 +33,7 @@ from typing import Any
 import orjson
 
 from .common import REPO_ROOT, closing_fds, percentile_ms, reap, spawn_child
+from .plugin_copies import calc_copies
 from .throughput import deeting_executable
 
 __all__ = [
@@ -154,9 +160,9 @@ def read_until(
     return time.perf_counter()
 
 
-def install_plugin(home: Path, plugin: Path) -> None:
+def install_plugin(home: Path, *plugins: Path) -> None:
     done = subprocess.run(
-        [deeting_executable(), "plugin", "install", str(plugin), "--yes"],
+        [deeting_executable(), "plugin", "install", *map(str, plugins), "--yes"],
         env=terminal_env(home),
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -164,14 +170,19 @@ def install_plugin(home: Path, plugin: Path) -> None:
         timeout=120,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"installing {plugin.name}: {done.stderr.strip()}")
+        names = ", ".join(plugin.name for plugin in plugins)
+        raise RuntimeError(f"installing {names}: {done.stderr.strip()}")
 
 
-def launch_times(runs: int) -> tuple[Launch, Launch]:
+def launch_times(runs: int, copies: int = 0) -> tuple[Launch, Launch]:
+    """The chat's and the baseline's first frames, ``runs`` each, in a home with every
+    official plugin and ``copies`` copies of calc."""
     with tempfile.TemporaryDirectory(prefix="deeting-bench-ui-") as tmp:
         home = Path(tmp) / "home"
         for plugin in sorted(p for p in OFFICIAL_PLUGINS.iterdir() if (p / "kimai.json").exists()):
             install_plugin(home, plugin)
+        if copies:
+            install_plugin(home, *calc_copies(Path(tmp), copies))
         baseline = Path(tmp) / "baseline_app.py"
         baseline.write_text(BASELINE_APP)
         env = terminal_env(home)
@@ -204,3 +215,20 @@ def _count_plugins(home: Path) -> int:
     if done.returncode != 0:
         raise RuntimeError(f"deeting plugin list: {done.stderr.decode().strip()}")
     return sum(1 for item in orjson.loads(done.stdout)["plugins"] if item["enabled"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ui_launch", description=__doc__)
+    parser.add_argument("--runs", type=int, default=10, help="launches of each (default 10)")
+    parser.add_argument("--copies", type=int, default=0, help="copies of calc to install too")
+    options = parser.parse_args(argv)
+    deeting, textual = launch_times(options.runs, options.copies)
+    chat, alone = deeting.as_json(), textual.as_json()
+    ratio = chat["first_frame_p50_ms"] / alone["first_frame_p50_ms"]
+    report = {deeting.name: chat, textual.name: alone, "first_frame_ratio": round(ratio, 2)}
+    sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from deeting_tui import __version__
-from deeting_tui.command_output import error_line
 from deeting_tui.compose import make_kernel
 from deeting_tui.errors import DeetingError, is_known
 from deeting_tui.paths import PROVIDERS
@@ -250,6 +249,8 @@ def error_text(exc: BaseException) -> str:
     message and the command that fixes it; an OS error says the file and the reason; anything
     else is a bug, named as such, with the way to see its traceback."""
     if isinstance(exc, DeetingError):
+        from deeting_tui.command_output import error_line
+
         return one_line(error_line(exc)) or type(exc).__name__
     if isinstance(exc, OSError) and exc.strerror:
         return one_line(os_error_line(exc))
@@ -304,9 +305,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run_chat(args: argparse.Namespace) -> int:
+    from deeting_tui.llm.select import choose
+    from deeting_tui.paths import load_config, resolve_paths
     from deeting_tui.ui.app import DeetingApp
 
-    app = DeetingApp(make_kernel(args.provider, args.model), session_id=args.session, new=args.new)
+    # A damaged config or an unknown provider is said before the chat takes the terminal;
+    # the kernel itself is composed and started by the chat after its first frame.
+    config = load_config(resolve_paths())
+    choose(args.provider, args.model, config.provider, config.model)
+    app = DeetingApp(
+        session_id=args.session, new=args.new, provider=args.provider, model=args.model
+    )
     app.run()
     if app.return_code or app.crash is not None:  # Textual gives 1 for an uncaught exception
         crash = app.crash

@@ -59,6 +59,17 @@ def choose(
     return Choice(provider, model, reason)
 
 
+def import_provider(choice: Choice) -> None:
+    """Import what :func:`build_assistant` will for ``choice``, without building anything:
+    the chat does it in a thread after its first frame (an SDK takes a few hundred ms)."""
+    if choice.provider == "offline":
+        from . import offline  # noqa: F401
+    elif choice.provider == "anthropic":
+        from . import agent, anthropic_provider  # noqa: F401
+    else:
+        from . import agent, openai_provider  # noqa: F401
+
+
 def build_assistant(choice: Choice) -> Any:
     """The kernel's Assistant for this choice (providers imported only now)."""
     if choice.provider == "offline":

@@ -9,14 +9,20 @@ Plugin text reaches the terminal only neutralised (``deeting_tui.terminal_text``
 events as they become ``KernelEvent`` messages, toasts in :meth:`DeetingApp.notify`, manifest
 strings and logs in the plugin manager, and under all of them the ``TerminalGuard`` line
 filter over everything any widget draws.
+
+First frame first: the chat screen is composed and painted before the kernel exists. The
+kernel (and with it the model provider's SDK) is imported, composed and started by a worker
+after the first paint, while the input already takes keys; the header says that plugins are
+starting, and a message sent meanwhile waits for the kernel (``ChatScreen``), then goes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -24,13 +30,11 @@ from textual.binding import Binding
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.worker import WorkerFailed
 
-from deeting_tui.kernel.events import Event
-from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.terminal_text import neutralise, one_line
 
 from .browser import CardBrowser
-from .hints import chat_error
 from .messages import (
     CardPageWanted,
     KernelEvent,
@@ -41,11 +45,17 @@ from .messages import (
 from .screens.chat import ChatScreen
 from .terminal_guard import TerminalGuard
 
+if TYPE_CHECKING:
+    from deeting_tui.kernel.events import Event
+    from deeting_tui.kernel.kernel import Kernel
+
 #: How often the header re-reads plugin health (a restart that succeeds sends no event).
 STATUS_REFRESH_S = 2.0
 #: The header's title has the width less its icon (8 columns) and clock space (10); longer,
 #: Textual cuts it with an ellipsis.
 HEADER_SIDES = 18
+#: The header while the kernel starts (before it, nothing is known of the plugins).
+STARTING = "starting plugins…"
 #: After "N awaiting consent", the longest of these that fits.
 CONSENT_HINTS = (": F2, then e to allow", ": F2, then e", " — F2, e", " (F2)")
 
@@ -61,17 +71,30 @@ class DeetingApp(App[None]):
     ]
 
     def __init__(
-        self, kernel: Kernel | None = None, *, session_id: str | None = None, new: bool = False
+        self,
+        kernel: Kernel | None = None,
+        *,
+        session_id: str | None = None,
+        new: bool = False,
+        provider: str | None = None,
+        model: str | None = None,
     ) -> None:
-        """Without a kernel, one is composed as the CLI does (config, provider from the
-        environment): that is what ``textual run --dev deeting_tui.ui.app:DeetingApp`` uses.
-        Without ``session_id``, the latest session is resumed, or with ``new`` a new one."""
+        """Without a kernel, one is composed as the CLI does (config, ``provider`` and
+        ``model``, else the environment's), after the first frame: that is what ``deeting``
+        and ``textual run --dev deeting_tui.ui.app:DeetingApp`` use. Without ``session_id``,
+        the latest session is resumed, or with ``new`` a new one."""
         super().__init__()
-        from deeting_tui.compose import make_kernel, plug_ports
+        self._kernel: Kernel | None = None
+        if kernel is not None:
+            from deeting_tui.compose import plug_ports
 
-        # The plugin manager renders the kernel's plugin service; its registry and sandbox
-        # ports are plugged here for a kernel handed in (as the tests do).
-        self.kernel = plug_ports(kernel) if kernel is not None else make_kernel()
+            # The plugin manager renders the kernel's plugin service; its registry and
+            # sandbox ports are plugged here for a kernel handed in (as the tests do).
+            self._kernel = plug_ports(kernel)
+        self._choice = (provider, model)
+        #: Set once the kernel has started and the session is shown: until then the screens
+        #: use no kernel (a message sent waits for this).
+        self.started = asyncio.Event()
         self.session_id = session_id
         self.new = new
         self.problems: list[str] = []
@@ -80,8 +103,22 @@ class DeetingApp(App[None]):
         self._remove_listener: Any = None
         self._guard = TerminalGuard()
         self.chat: ChatScreen
-        #: The card pages (``deeting view``'s server, for this chat): started on first use.
-        self.browser = CardBrowser(self.kernel.sessions, theme=_terminal_theme())
+        #: The card pages (``deeting view``'s server, for this chat): started on first use;
+        #: it reads the kernel's session store, given once the kernel is composed.
+        self.browser = CardBrowser(None, theme=_terminal_theme())
+
+    @property
+    def has_kernel(self) -> bool:
+        """Whether the kernel is composed (it may be starting still)."""
+        return self._kernel is not None
+
+    @property
+    def kernel(self) -> Kernel:
+        """The kernel; before it is composed (the first moments of ``deeting``), an error:
+        what runs before ``started`` is set must not need it."""
+        if self._kernel is None:
+            raise RuntimeError("the kernel is not composed yet (wait for app.started)")
+        return self._kernel
 
     async def on_mount(self) -> None:
         # Pages start with the terminal's theme (COLORFGBG, else the browser's own choice);
@@ -89,23 +126,44 @@ class DeetingApp(App[None]):
         self.theme_changed_signal.subscribe(
             self, lambda theme: self.browser.set_theme("dark" if theme.dark else "light")
         )
-        self.problems = await self.kernel.start()
+        # The chat screen first, with nothing of the kernel: painted at once, input usable.
+        self.chat = ChatScreen()
+        await self.push_screen(self.chat)
+        self.sub_title = STARTING
+        # After the first frame is on the terminal: the imports would compete with it.
+        self.call_after_refresh(self.start_kernel)
+
+    @work(group="start", exclusive=True)
+    async def start_kernel(self) -> None:
+        """Compose (the imports in a thread) and start the kernel, show the session, then say
+        the chat is ready. An error here ends the app with it (the CLI says it in one line),
+        as it did when the kernel was composed before the chat took the terminal."""
+        if self._kernel is None:
+            provider, model = self._choice
+            await asyncio.to_thread(_import_kernel, provider, model)
+            from deeting_tui.compose import make_kernel
+
+            self._kernel = make_kernel(provider, model)
+        kernel = self._kernel
+        self.browser.sessions = kernel.sessions
+        self.problems = await kernel.start()
         if self.session_id is None and not self.new:
-            latest = self.kernel.sessions.latest()
+            latest = kernel.sessions.latest()
             self.session_id = latest.id if latest else None
-        chat = ChatScreen()
+        chat = self.chat
 
         def forward(event: Event) -> None:
             chat.post_message(KernelEvent(event))
             self.browser.feed(event)
 
-        self._remove_listener = self.kernel.add_listener(forward)
-        await self.push_screen(chat)
-        self.chat = chat
+        self._remove_listener = kernel.add_listener(forward)
         await self.open_session(self.session_id)
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
         self.set_interval(STATUS_REFRESH_S, self.update_status)  # restarts end silently
+        self.started.set()
+        self.update_status()
+        self.refresh_bindings()
 
     def get_line_filters(self) -> list[LineFilter]:
         """Textual's filters, then the guard: it sees the lines as they go to the terminal."""
@@ -135,7 +193,8 @@ class DeetingApp(App[None]):
         if self._remove_listener is not None:
             self._remove_listener()
         await self.browser.stop()
-        await self.kernel.shutdown()
+        if self._kernel is not None:
+            await self._kernel.shutdown()
 
     async def submit(self, text: str) -> None:
         assert self.session_id is not None
@@ -153,6 +212,8 @@ class DeetingApp(App[None]):
         except Exception as exc:
             if session_id is None:
                 raise
+            from .hints import chat_error
+
             await self._show_session(None)
             self.notify(
                 f"session {session_id} could not be shown ({chat_error(exc)}); "
@@ -172,8 +233,8 @@ class DeetingApp(App[None]):
     def _handle_exception(self, error: Exception) -> None:
         """An exception nothing caught: Textual ends the app with return code 1. The error
         is kept so that the CLI can say it in one line and exit non-zero."""
-        if self.crash is None:
-            self.crash = error
+        if self.crash is None:  # the kernel's start fails in a worker: its own error
+            self.crash = error.error if isinstance(error, WorkerFailed) else error
         super()._handle_exception(error)
 
     def _fatal_error(self) -> None:
@@ -234,6 +295,8 @@ class DeetingApp(App[None]):
         try:
             url = await self.browser.url(self.session_id, card_id)
         except Exception as exc:  # a taken port, a damaged session: said, never a crash
+            from .hints import chat_error
+
             self.notify(f"the card page could not be served: {chat_error(exc)}", severity="error")
             return
         opened = await self.browser.opener(url)
@@ -267,13 +330,16 @@ class DeetingApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Screen switches only from the chat: not over a dialog, nor twice."""
-        if action in ("help", "plugins", "sessions", "new_session"):
+        if action in ("plugins", "sessions", "new_session", "open_card_page"):
+            # Not before the kernel has started: they show what it holds.
+            return isinstance(self.screen, ChatScreen) and self.started.is_set()
+        if action == "help":
             return isinstance(self.screen, ChatScreen)
         return True
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        if isinstance(screen, ChatScreen):
+        if isinstance(screen, ChatScreen) and self.started.is_set():
             yield SystemCommand(
                 "New session", "Start an empty conversation", self.action_new_session
             )
@@ -302,6 +368,9 @@ class DeetingApp(App[None]):
         The header has room for ~58 characters at 80 columns, so the session id (needed
         for ``--session``) sits in the input's frame instead of crowding plugin health out.
         """
+        if not self.started.is_set():
+            self.sub_title = STARTING
+            return
         assistant = self.kernel.assistant
         who = getattr(assistant, "name", "offline")
         model = getattr(assistant, "model", None)
@@ -335,6 +404,18 @@ def screen_commands(screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield SystemCommand(
             binding.description, help_text, partial(screen.run_action, binding.action)
         )
+
+
+def _import_kernel(provider: str | None, model: str | None) -> None:
+    """What composing the kernel imports, done in a thread so that the chat keeps taking
+    keys meanwhile (the kernel's modules, the model provider's SDK); the kernel itself is
+    then built in the event loop (its session store is tied to that thread)."""
+    import deeting_tui.kernel.kernel  # noqa: F401
+    from deeting_tui.llm.select import choose, import_provider
+    from deeting_tui.paths import load_config, resolve_paths
+
+    config = load_config(resolve_paths())
+    import_provider(choose(provider, model, config.provider, config.model))
 
 
 def _terminal_theme() -> str | None:

@@ -17,9 +17,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from deeting_tui.kernel.events import Event
-
 if TYPE_CHECKING:
+    from deeting_tui.kernel.events import Event
     from deeting_tui.kernel.sessions.store import SessionStore
     from deeting_tui.web.opening import Opened
     from deeting_tui.web.server import CardServer
@@ -37,7 +36,9 @@ async def _system_browser(url: str) -> Opened:
 class CardBrowser:
     """The app's card server and what it shows (see the module's docstring)."""
 
-    def __init__(self, sessions: SessionStore, theme: str | None = None) -> None:
+    def __init__(self, sessions: SessionStore | None, theme: str | None = None) -> None:
+        """``sessions`` is the kernel's store; None until the kernel is composed (the app
+        sets it then, before any page can be wanted)."""
         self.sessions = sessions
         self.theme = theme
         self.opener: Opener = _system_browser
@@ -102,6 +103,7 @@ class CardBrowser:
         self._session_id = session_id
         self._held = []
         try:
+            assert self.sessions is not None, "no page before the kernel is composed"
             info = self.sessions.get(session_id)
             events, _last = await asyncio.to_thread(stored_events, self.sessions, session_id)
             title = info.title or self.sessions.first_message(session_id)

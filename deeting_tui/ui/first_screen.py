@@ -24,9 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from deeting_tui.kernel.assistant import ToolInfo
 from deeting_tui.terminal_text import one_line
+
+if TYPE_CHECKING:
+    from deeting_tui.kernel.assistant import ToolInfo
 
 #: The columns a line may take in an 80-column terminal: the transcript's and the welcome's
 #: padding (1 + 1 each side) and the scrollbar's gutter (2) take the rest.

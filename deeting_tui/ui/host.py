@@ -9,16 +9,29 @@ session, the session list, the header redrawn) by posting one of the messages in
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from typing import TYPE_CHECKING, Protocol
 
-from deeting_tui.kernel.kernel import Kernel
+if TYPE_CHECKING:
+    from deeting_tui.kernel.kernel import Kernel
 
 
 class ChatHost(Protocol):
     """The app as a screen sees it."""
 
-    kernel: Kernel
     session_id: str | None
+    #: Set once the kernel has started and the session is shown (the chat paints before).
+    started: asyncio.Event
+
+    @property
+    def has_kernel(self) -> bool:
+        """Whether the kernel is composed (it may be starting still)."""
+        ...
+
+    @property
+    def kernel(self) -> Kernel:
+        """The kernel: only once ``started`` is set."""
+        ...
 
     async def submit(self, text: str) -> None:
         """Send ``text`` to the kernel in the open session; returns when the turn is over."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from deeting_tui.kernel.events import Event, from_json
+if TYPE_CHECKING:
+    from deeting_tui.kernel.events import Event
 from deeting_tui.terminal_text import neutralise_tree
 
 
@@ -25,6 +26,8 @@ class KernelEvent(Message):
     """
 
     def __init__(self, event: Event | Mapping[str, Any]) -> None:
+        from deeting_tui.kernel.events import Event, from_json  # after the first frame
+
         super().__init__()
         self.event: Event = neutralised(event if isinstance(event, Event) else from_json(event))
 

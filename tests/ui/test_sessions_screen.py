@@ -128,10 +128,10 @@ async def test_new_help_and_the_command_palette(app: DeetingApp) -> None:
 
 async def test_the_app_composes_its_own_kernel_for_textual_run(home: Path) -> None:
     """`textual run --dev deeting_tui.ui.app:DeetingApp` constructs the class bare."""
-    bare = DeetingApp()
-    assert bare.kernel.paths.data_dir.is_relative_to(home)
+    bare = DeetingApp()  # its kernel is composed after the first frame
     async with bare.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        assert bare.kernel.paths.data_dir.is_relative_to(home)
         assert bare.session_id is not None and "offline" in bare.sub_title
 
 

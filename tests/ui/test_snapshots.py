@@ -51,7 +51,6 @@ from deeting_tui.llm.offline import OfflineAssistant
 from deeting_tui.paths import resolve_paths
 from deeting_tui.ui.app import DeetingApp
 from deeting_tui.ui.messages import KernelEvent
-from deeting_tui.ui.screens.chat import ChatScreen
 from deeting_tui.ui.screens.confirm import ConfirmDialog
 from deeting_tui.ui.screens.grants import GrantsDialog
 from deeting_tui.ui.screens.install import InstallDialog
@@ -208,7 +207,7 @@ def steady(steps: Steps | None = None) -> Steps:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, DeetingApp)
-        await until(pilot, lambda: isinstance(getattr(app, "chat", None), ChatScreen), "chat")
+        await until(pilot, app.started.is_set, "the chat, its kernel started")
         if steps is not None:
             await steps(pilot)
         _stop_blinking(app)
