@@ -21,6 +21,7 @@ from .confinement import ConfinementCost
 from .ready import Ready
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
+from .scale import ScaleFigures
 from .throughput import Throughput
 from .triggers import TriggerFigures
 from .ui import UiFigures
@@ -176,6 +177,10 @@ def results_table(results: dict[str, Any]) -> str:
     if triggers:
         rows.append(("", "", "", "", ""))
         rows += triggers.result_rows()
+    scale: ScaleFigures | None = results.get("scale")
+    if scale:
+        rows.append(("", "", "", "", ""))
+        rows += scale.rows()
     browser: BrowserFigures | None = results.get("browser")
     if browser:
         rows.append(("", "", "", "", ""))

@@ -16,6 +16,7 @@ from .common import Latency
 from .launchers import default_launcher_name
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
+from .scale import ScaleFigures
 from .throughput import Throughput
 from .triggers import TriggerFigures
 from .ui import UiFigures
@@ -144,6 +145,9 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     triggers: TriggerFigures | None = results.get("triggers")
     if triggers:
         verdicts += [Verdict(*verdict) for verdict in triggers.verdicts()]
+    scale: ScaleFigures | None = results.get("scale")
+    if scale:
+        verdicts += [Verdict(*verdict) for verdict in scale.verdicts()]
     browser: BrowserFigures | None = results.get("browser")
     if browser:
         verdicts += [Verdict(*verdict) for verdict in browser.verdicts()]
