@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -338,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON document only")
     options = parser.parse_args(argv)
     os.chdir(REPO_ROOT)
+    # SIGTERM cleans up like Ctrl-C: every deeting reaped, the homes removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         figures = scale_figures(ScaleSizes.quick() if options.quick else ScaleSizes())
     finally:
