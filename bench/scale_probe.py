@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -70,53 +71,84 @@ class TreeMemory:
     pss_kib: int
 
 
-def _script(home: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return spawn_child(
-        [deeting_executable(), "--script", "-", *extra],
-        env=env or terminal_env(home),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+@dataclass
+class _Run:
+    """A ``deeting --script -`` child; its stderr goes to a file, not a pipe nobody reads
+    while we wait on stdout (a chatty run must not block on a full pipe)."""
+
+    process: subprocess.Popen[bytes]
+    stderr: IO[bytes]
 
 
-def _finish(process: subprocess.Popen[bytes], what: str) -> None:
-    """Close stdin, let it exit (0), and say why not with its stderr."""
-    assert process.stdin is not None and process.stderr is not None
-    with contextlib.suppress(BrokenPipeError):
-        process.stdin.close()
+def _script(home: Path, *extra: str, env: dict[str, str] | None = None) -> _Run:
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _finish or _abandon)
     try:
-        process.wait(120)
+        process = spawn_child(
+            [deeting_executable(), "--script", "-", *extra],
+            env=env or terminal_env(home),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    except BaseException:
+        stderr.close()
+        raise
+    return _Run(process, stderr)
+
+
+def _finish(run: _Run, what: str, output: bytearray) -> None:
+    """Close stdin, read stdout to its end, let it exit (0), and say why not."""
+    process = run.process
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+        try:
+            with contextlib.suppress(EOFError):
+                read_until(process.stdout.fileno(), output, lambda: False, 120)
+        except TimeoutError:
+            raise RuntimeError(f"{what}: deeting --script still running 120 s after EOF") from None
+        finally:
+            reap(process)
+            process.stdout.close()
+        if process.returncode != 0:
+            run.stderr.seek(0)
+            err = run.stderr.read().decode(errors="replace").strip()[-600:]
+            raise RuntimeError(f"{what}: deeting --script exited {process.returncode}: {err}")
     finally:
-        reap(process)
-    if process.returncode != 0:
-        err = process.stderr.read().decode(errors="replace").strip()[-600:]
-        raise RuntimeError(f"{what}: deeting --script exited {process.returncode}: {err}")
-    process.stderr.close()
+        run.stderr.close()
 
 
-def _send(process: subprocess.Popen[bytes], line: str) -> None:
-    assert process.stdin is not None
-    process.stdin.write(line.encode() + b"\n")
-    process.stdin.flush()
+def _abandon(run: _Run) -> None:
+    reap(run.process, timeout=0)
+    run.stderr.close()
+
+
+def _send(run: _Run, line: str) -> None:
+    assert run.process.stdin is not None
+    run.process.stdin.write(line.encode() + b"\n")
+    run.process.stdin.flush()
+
+
+def _stdout(run: _Run) -> int:
+    assert run.process.stdout is not None
+    return run.process.stdout.fileno()
 
 
 def cold_start(home: Path) -> ColdStart:
     """``printf 'calc 2+3\\n' | deeting --script -``, timed from just before the exec."""
     began = time.perf_counter()
-    process = _script(home)
-    assert process.stdout is not None
-    _send(process, MESSAGE)
-    assert process.stdin is not None
-    process.stdin.close()
+    run = _script(home)
+    _send(run, MESSAGE)
+    assert run.process.stdin is not None
+    run.process.stdin.close()
     output = bytearray()
     try:
-        replied = read_until(process.stdout.fileno(), output, lambda: REPLY in output, 120)
+        replied = read_until(_stdout(run), output, lambda: REPLY in output, 120)
     except (TimeoutError, EOFError) as exc:
-        reap(process, timeout=0)
+        _abandon(run)
         raise RuntimeError(f"cold start: no reply ({exc}); stdout: {bytes(output)!r}") from None
-    process.stdout.read()
-    _finish(process, "cold start")
+    _finish(run, "cold start", output)
     return ColdStart(replied - began, time.perf_counter() - began)
 
 
@@ -124,18 +156,17 @@ def tree_memory(home: Path) -> TreeMemory:
     """One message through ``deeting --script -`` with stdin kept open; once the reply is
     out, the process and every descendant (forkserver, workers) are sampled, then stdin is
     closed and it must exit 0."""
-    process = _script(home)
-    assert process.stdout is not None
-    _send(process, MESSAGE)
+    run = _script(home)
+    _send(run, MESSAGE)
     output = bytearray()
     try:
-        read_until(process.stdout.fileno(), output, lambda: REPLY in output, 120)
-        tree = descendants(process.pid)
+        read_until(_stdout(run), output, lambda: REPLY in output, 120)
+        tree = descendants(run.process.pid)
         pss = sum(_pss_kib(pid) for pid in tree)
     except (TimeoutError, EOFError) as exc:
-        reap(process, timeout=0)
+        _abandon(run)
         raise RuntimeError(f"memory: no reply ({exc}); stdout: {bytes(output)!r}") from None
-    _finish(process, "memory")
+    _finish(run, "memory", output)
     return TreeMemory(len(tree), pss)
 
 
@@ -261,18 +292,15 @@ def tool_spec_turn(home: Path) -> SpecTurn:
     with recorder.running() as base_url:
         env = terminal_env(home)
         env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-bench")
-        process = _script(home, "--json", "--provider", "openai", "--model", "bench-model", env=env)
-        assert process.stdout is not None
-        _send(process, MODEL_MESSAGE)
-        assert process.stdin is not None
-        process.stdin.close()
-        out = process.stdout.read()
-        _finish(process, "tool specs")
+        run = _script(home, "--json", "--provider", "openai", "--model", "bench-model", env=env)
+        _send(run, MODEL_MESSAGE)
+        output = bytearray()
+        _finish(run, "tool specs", output)
     if len(recorder.bodies) != 1:
         raise RuntimeError(f"tool specs: {len(recorder.bodies)} model calls, expected 1")
     sent = [tool.get("function") or tool for tool in recorder.bodies[0].get("tools") or []]
     reported = None
-    for line in out.splitlines():
+    for line in output.splitlines():
         event = orjson.loads(line)
         if event.get("type") == "reply" and isinstance(event.get("tool_specs"), dict):
             reported = event["tool_specs"]
@@ -288,9 +316,8 @@ def first_and_warm_calls(home: Path, warm: int) -> tuple[float, list[float]]:
     ``1 + warm`` times, one at a time; seconds from each write to its reply event. Where
     workers start on demand the first of these starts calc's worker; where they start with
     the kernel it is already up."""
-    process = _script(home, "--json")
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
+    run = _script(home, "--json")
+    fd = _stdout(run)
     output = bytearray()
 
     def answered() -> int:
@@ -298,18 +325,18 @@ def first_and_warm_calls(home: Path, warm: int) -> tuple[float, list[float]]:
 
     samples = []
     try:
-        _send(process, PRIMER)
+        _send(run, PRIMER)
         read_until(fd, output, lambda: answered() >= 1, 120)
         for n in range(2, warm + 3):
             began = time.perf_counter()
-            _send(process, CALL)
+            _send(run, CALL)
             samples.append(read_until(fd, output, _at_least(answered, n), 60) - began)
     except (TimeoutError, EOFError) as exc:
-        reap(process, timeout=0)
+        _abandon(run)
         raise RuntimeError(
             f"first call: no reply ({exc}); stdout: {bytes(output)[-600:]!r}"
         ) from None
-    _finish(process, "first call")
+    _finish(run, "first call", output)
     if b'{"type":"error"' in output:
         raise RuntimeError(f"first call: an error event: {bytes(output)[-600:]!r}")
     return samples[0], samples[1:]
