@@ -35,6 +35,7 @@ from .report import (
 )
 from .roundtrip import roundtrips
 from .sandbox import sandbox_cost
+from .scale import ScaleSizes, scale_figures
 from .throughput import script_throughput
 from .tool_budget import tool_budget_figures
 from .triggers import TriggerSizes, trigger_figures
@@ -144,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
             "triggers",
             "matching a message against 200 plugins' triggers (RE2 set), against str/re",
             lambda: trigger_figures(TriggerSizes.quick() if options.quick else TriggerSizes()),
+        )
+        scale_sizes = ScaleSizes.quick() if options.quick else ScaleSizes()
+        run(
+            "scale",
+            "scale: cold start, first frame, memory, tool specs at "
+            + "/".join(str(n) for n in scale_sizes.plugins)
+            + " installed plugins",
+            lambda: scale_figures(scale_sizes),
         )
         run(
             "tool_budget",

@@ -22,6 +22,7 @@ from .notes import NotesFigures
 from .ready import Ready
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
+from .scale import ScaleFigures
 from .throughput import Throughput
 from .tool_budget import ToolBudgetFigures
 from .triggers import TriggerFigures
@@ -182,6 +183,10 @@ def results_table(results: dict[str, Any]) -> str:
     if triggers:
         rows.append(("", "", "", "", ""))
         rows += triggers.result_rows()
+    scale: ScaleFigures | None = results.get("scale")
+    if scale:
+        rows.append(("", "", "", "", ""))
+        rows += scale.rows()
     browser: BrowserFigures | None = results.get("browser")
     if browser:
         rows.append(("", "", "", "", ""))

@@ -108,9 +108,11 @@ def terminal_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _first_frame(args: list[str], env: dict[str, str], marker: bytes) -> tuple[float, float]:
+def _first_frame(
+    args: list[str], env: dict[str, str], marker: bytes, timeout: float = 30.0
+) -> tuple[float, float]:
     """Run ``args`` on a fresh 80x24 pty; seconds to the alternate screen and to ``marker``
-    drawn; then ctrl+q, and the program must exit 0."""
+    drawn (each within ``timeout``); then ctrl+q, and the program must exit 0."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     with closing_fds(master):
@@ -121,8 +123,10 @@ def _first_frame(args: list[str], env: dict[str, str], marker: bytes) -> tuple[f
             os.close(slave)
         output = bytearray()
         try:
-            started = read_until(master, output, lambda: ALT_SCREEN in output) - began
-            painted = read_until(master, output, lambda: marker in _OSC.sub(b"", output)) - began
+            started = read_until(master, output, lambda: ALT_SCREEN in output, timeout) - began
+            painted = (
+                read_until(master, output, lambda: marker in _OSC.sub(b"", output), timeout) - began
+            )
             os.write(master, CTRL_Q)
             with contextlib.suppress(TimeoutError, EOFError):
                 read_until(master, output, lambda: False, timeout=15.0)

@@ -17,6 +17,7 @@ from .launchers import default_launcher_name
 from .notes import NotesFigures
 from .registry import RegistryFigures
 from .sandbox import SandboxCost
+from .scale import ScaleFigures
 from .throughput import Throughput
 from .tool_budget import ToolBudgetFigures
 from .triggers import TriggerFigures
@@ -149,6 +150,9 @@ def judge(results: dict[str, Any]) -> list[Verdict]:
     triggers: TriggerFigures | None = results.get("triggers")
     if triggers:
         verdicts += [Verdict(*verdict) for verdict in triggers.verdicts()]
+    scale: ScaleFigures | None = results.get("scale")
+    if scale:
+        verdicts += [Verdict(*verdict) for verdict in scale.verdicts()]
     browser: BrowserFigures | None = results.get("browser")
     if browser:
         verdicts += [Verdict(*verdict) for verdict in browser.verdicts()]

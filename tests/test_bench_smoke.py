@@ -34,8 +34,18 @@ def _numbers(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 @needs_mcp
 def test_bench_quick_json_reports_every_figure() -> None:
     process = subprocess.run(
-        # The browser section has its own smoke test below (bench.browser): run once, not twice.
-        [sys.executable, "-m", "bench", "--quick", "--json", "--skip", "browser"],
+        # The browser and scale sections have their own smoke tests below: run once, not twice.
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--json",
+            "--skip",
+            "browser",
+            "--skip",
+            "scale",
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         timeout=300,
@@ -170,6 +180,40 @@ def test_bench_triggers_quick_json_reports_every_figure() -> None:
     assert "hostile-freezer, 41 chars" in report["rows"]
     assert report["old_engine_41_chars_s_extrapolated"] > 0
     assert report["loop_worst_ms"] > 0 and report["loop_ms_max"] == 10.0
+
+
+def test_bench_scale_quick_json_reports_every_figure() -> None:
+    """``python -m bench.scale``: at each number of installed plugins, cold start, first
+    frame against bare Textual, the process tree's memory, tool-spec tokens and a first call
+    against warm ones, as positive numbers; the homes hold exactly the plugins asked for."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--quick", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=240,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+    sizes = report["sizes"]
+    assert list(sizes) == ["3", "20"]
+    for count, at in sizes.items():
+        assert at["plugins"] == int(count), at
+        assert at["cold_start_to_reply_median_ms"] <= at["cold_start_to_exit_median_ms"]
+        # The kernel and at least the worker that answered the message, all sampled.
+        assert at["processes_after_one_message"] >= 2
+        # Every installed tool is counted, and no model turn carries more than all of them
+        # plus the budget's own find_tools.
+        assert at["tool_specs_all"] >= at["plugins"]
+        assert at["tool_specs_sent"] <= at["tool_specs_all"] + 1
+        assert at["first_call_n"] >= 1
+    assert sizes["20"]["tool_specs_all"] == sizes["3"]["tool_specs_all"] + 17
+    targets = report.pop("targets")
+    assert len(targets) == 5 and all(isinstance(t["pass"], bool) for t in targets)
+    figures = list(_numbers(report))
+    assert len(figures) >= 2 * 18 + 1
+    for path, value in figures:
+        assert isinstance(value, int | float) and not isinstance(value, bool), path
+        assert value > 0, f"{path} = {value}"
 
 
 def test_bench_diskquota_reports_its_figures() -> None:
