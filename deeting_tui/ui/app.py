@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,7 @@ HEADER_SIDES = 18
 #: The header while the kernel starts (before it, nothing is known of the plugins).
 STARTING = "starting plugins…"
 #: After "N awaiting consent", the longest of these that fits.
+READY_PART = re.compile(r" · \d+ ready")
 CONSENT_HINTS = (": F2, then e to allow", ": F2, then e", " — F2, e", " (F2)")
 
 
@@ -380,6 +382,9 @@ class DeetingApp(App[None]):
         if "awaiting consent" in line:  # say how to give it, as far as the header has room
             room = self.size.width - HEADER_SIDES - len(f"{self.title} — ")
             hint = next((h for h in CONSENT_HINTS if len(line + h) <= room), "")
+            if not hint:  # what to do matters more than how many wait for their first use
+                line = READY_PART.sub("", line)
+                hint = next((h for h in CONSENT_HINTS if len(line + h) <= room), "")
             line += hint
         self.sub_title = line
         if self.session_id is not None and hasattr(self, "chat"):

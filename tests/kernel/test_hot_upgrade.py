@@ -585,9 +585,11 @@ async def test_the_kernel_stops_and_starts_what_another_process_changed(
     await wait_until(lambda: stopped in notices(seen), "the plugin to stop")
     assert NAME not in kernel.loader.runtimes
     other.set_enabled(NAME, True)
-    await wait_until(lambda: "started upgrade-fixture 1.0.0" in notices(seen), "a start")
-    assert NAME in kernel.loader.runtimes
+    # Enabled as at a start: its worker waits for the plugin's first use.
+    await wait_until(lambda: "enabled upgrade-fixture 1.0.0" in notices(seen), "an enable")
+    assert kernel.loader.runtimes[NAME].waiting
     assert (await kernel.call_tool(kernel.open_session().id, "count", {})).ok
+    assert not kernel.loader.runtimes[NAME].waiting
     other.remove(NAME)
     removed = "stopped upgrade-fixture: it was uninstalled elsewhere"
     await wait_until(lambda: removed in notices(seen), "the plugin to stop again")

@@ -108,11 +108,12 @@ class PointerFollower:
         for name, record in records.items():
             if record.enabled and not was_enabled.get(name) and name not in loader.runtimes:
                 try:
-                    await loader.enable(name)
+                    runtime = await loader.enable(name, on_demand=True)
                 except PluginError as exc:
                     self.notify(name, str(exc))
-                else:
-                    self.notify(name, f"started {name} {record.version}")
+                else:  # its worker starts now, or when it is first used, as at a start
+                    verb = "enabled" if runtime.waiting else "started"
+                    self.notify(name, f"{verb} {name} {record.version}")
 
     async def _follow(self, name: str, version: str) -> None:
         try:
