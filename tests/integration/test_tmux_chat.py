@@ -314,8 +314,8 @@ def test_a_hostile_plugin_cannot_retitle_the_terminal_or_set_the_clipboard(
         pane.press("F2")
         page = ("termjack 1.0.0 —", "sandbox")  # the README is further down the pane
         pane.wait_for("its page", intact(lambda s: all(t in s for t in page)))
-        pane.press("Tab", "End")  # the details pane, scrolled to its log tail
-        tail = ("Log — its last", f"activate: {VISIBLE}")
+        pane.press("Tab", "End")  # the details pane, kept at its log's last line
+        tail = (f"activate: {VISIBLE}", "ERROR deeting.worker: invoke raised")
         pane.wait_for("its log", intact(lambda s: all(t in s for t in tail)), shows_a_log=True)
         pane.press("Escape")
         back = re.compile(r"^\W*Message, or /TOOL", re.MULTILINE)

@@ -14,6 +14,7 @@ ignored), and the test proves ``deeting_tui`` is the new venv's. Where the machi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,7 +150,8 @@ def test_a_fresh_venv_with_only_the_wheel_is_a_useful_shell(tmp_path: Path) -> N
 
     listed = _run([*deeting, "plugin", "list"], cwd=outside, env=env)
     assert listed.returncode == 0, listed.stderr
-    states = {line.split()[0]: line.split()[2] for line in listed.stdout.splitlines()[1:-1]}
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    states = {r[0]: r[2] for r in rows if len(r) > 3 and re.fullmatch(r"\d+\.\d+\.\d+", r[1])}
     assert states == {
         "calc": "ready",
         "clock": "enabled",

@@ -136,6 +136,33 @@ async def test_details_follow_the_cursor_with_readme_tools_and_log(app: DeetingA
         assert _plain(details.query_one("#log", Static)) == "the log is empty\n"  # its own log
 
 
+async def test_end_keeps_the_details_at_the_log_tail_as_it_grows(app: DeetingApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        manager = await _open_manager(pilot, app)
+        details = manager.query_one("#details", PluginDetails)
+        readme = details.query_one("#readme", Markdown)
+        await until(pilot, lambda: "known-good plugin" in readme.source, "echo's README")
+        details.focus()
+        await pilot.press("end")
+        await pilot.pause()
+        before = details.max_scroll_y
+        log = app.kernel.paths.plugin_log("echo-fixture")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as out:  # a crash logged while the user reads the tail
+            out.writelines(f"late line {i}\n" for i in range(30))
+        details.refresh_log()  # what the screen's poll does when the log changed
+        await until(pilot, lambda: details.max_scroll_y > before, "the longer log laid out")
+        await pilot.pause()
+        assert details.scroll_y == details.max_scroll_y  # followed it to its last line
+        await pilot.press("home")  # the user scrolls away: it stays where they put it
+        await pilot.pause()
+        with log.open("a") as out:
+            out.writelines(f"later line {i}\n" for i in range(5))
+        details.refresh_log()
+        await pilot.pause()
+        assert details.scroll_y == 0
+
+
 async def test_the_footer_offers_only_what_applies(app: DeetingApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         manager = await _open_manager(pilot, app)

@@ -252,8 +252,14 @@ class PluginDetails(VerticalScroll, can_focus=True):
             self._set_readme(read_readme(info.spec))
         self._show_files(info)
         if changed:
+            self.anchor(False)
             self.scroll_home(animate=False)
         self.refresh_log()
+
+    def action_scroll_end(self) -> None:
+        """End goes to the log's last line and stays there as the page grows (the README
+        drawn after it, a crash logged while it is read), until the user scrolls."""
+        self.anchor()
 
     def refresh_log(self) -> None:
         """Re-read the log tail if the file changed since it was last shown."""
