@@ -19,9 +19,10 @@ one unmeasured run per home first):
   installed tool's spec (tokens estimated as the tool budget does); the ``--json`` reply
   event's own ``tool_specs`` figure too, where this build reports one;
 * a tool's first call vs its warm calls: in a fresh ``deeting --script - --json`` brought up
-  by a message that calls no tool, ``/calc expr=1+1`` and then the same again; p50 of the
-  first calls (one per process) and of the warm ones. Where workers start on demand, the
-  first call pays calc's worker start.
+  by a message the offline assistant answers and a call of clock's ``/now`` (its worker
+  starts with the kernel; the call loads what the kernel loads once per process),
+  ``/calc expr=1+1`` and then the same again; p50 of the first calls (one per process) and
+  of the warm ones. Where workers start on demand, the first call pays calc's worker start.
 
 **Targets** (issue 17): cold start and PSS at the largest size within 1.2x of the smallest;
 first frame <= 1.5x bare Textual at every size; tokens at the largest size <= 10 % of

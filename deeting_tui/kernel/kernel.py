@@ -62,7 +62,7 @@ from .routing import (
 from .sessions.journal import SessionJournal
 from .sessions.store import SessionInfo, SessionStore
 from .streams import StreamGate
-from .tools import ToolIndex
+from .tools import ToolIndex, warm_validation
 from .wiring import PluginWiring
 
 log = logging.getLogger("deeting.kernel")
@@ -171,6 +171,9 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
             # Workers start as their plugins are used (a trigger, a tool call, an event),
             # except those that must run from the start (the tick's, a live feed's).
             problems += await self.loader.start_enabled(on_demand=True)
+            warming = loop.create_task(asyncio.to_thread(warm_validation))
+            self._background.add(warming)
+            warming.add_done_callback(self._background.discard)
             if self.config.idle_stop:
                 self._idler = loop.create_task(self._stop_idle_forever(self.config.idle_stop))
         if ticker:
