@@ -190,6 +190,23 @@ async def test_an_unused_worker_stops_and_the_next_use_starts_it_with_its_state_
         assert again["activations"] == first["activations"] + 1
 
 
+async def test_a_plugin_being_changed_is_left_alone_and_the_others_still_stop(
+    home: Path,
+) -> None:
+    await install(LAZY, FIXTURES / "good_plugin")
+    async with reopened() as kernel:
+        clock = FakeClock()
+        kernel.loader.clock = clock
+        session = kernel.open_session().id
+        await recall(kernel, session)
+        assert (await kernel.call_tool(session, "echo", {"text": "hi"})).ok
+        clock.now += 3600
+        async with kernel.loader.lock(NAME):  # an upgrade waiting for the user's consent
+            stopped = await asyncio.wait_for(kernel.loader.stop_idle(60), 10)
+        assert stopped == ["echo-fixture"]
+        assert await kernel.loader.stop_idle(60) == [NAME]  # once it is free
+
+
 async def test_a_call_in_flight_keeps_the_worker_from_stopping(home: Path) -> None:
     await install(FIXTURES / "blocking_plugin")
     async with reopened() as kernel:

@@ -322,8 +322,8 @@ class Loader(Installs, Upgrading):
         folders keep its state. Returns the names stopped."""
         stopped = []
         for name, runtime in list(self.runtimes.items()):
-            if not self._idle(runtime, idle_after):
-                continue
+            if not self._idle(runtime, idle_after) or self.lock(name).locked():
+                continue  # in use, or changing (an upgrade may be waiting for consent)
             async with self.lock(name):
                 if self.runtimes.get(name) is not runtime or not self._idle(runtime, idle_after):
                     continue  # used, replaced or stopped while we waited
