@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .common import percentile
+from .common import percentile, table_lines, verdict_lines
 
 #: The targets.
 START_MS_MAX = 50.0
@@ -294,21 +294,8 @@ def _mb(value: int) -> str:
 
 
 def report(figures: BrowserFigures) -> str:
-    rows = figures.rows()
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
-    for row in rows:
-        if not any(row):
-            lines.append("")
-            continue
-        cells = [row[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-        if row[1] in ("n", "value"):
-            lines.append("-" * len(lines[-1]))
+    lines = table_lines(figures.rows())
     for part, reason in figures.missing.items():
         lines.append(f"not measured: {part}: {reason}")
-    lines.append("")
-    for target, measured, limit, passed, _value in figures.verdicts():
-        lines.append(f"{target}: {measured} (target {limit}) {'PASS' if passed else 'FAIL'}")
+    lines += ["", *verdict_lines(figures.verdicts())]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,3 +140,33 @@ def closing_fds(*fds: int) -> Iterator[None]:
 
 def python() -> str:
     return sys.executable
+
+
+#: A row whose second cell is one of these is a table's heading, underlined.
+HEADING_CELLS = ("n", "value", "measured")
+
+
+def table_lines(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Rows as columns: the first left-aligned, the others right-aligned; an empty row stays
+    an empty line, and a heading row (see :data:`HEADING_CELLS`) is underlined. Every
+    section's text report lays its figures out with this."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines: list[str] = []
+    for row in rows:
+        if not any(row):
+            lines.append("")
+            continue
+        cells = [row[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+        if row[1] in HEADING_CELLS:
+            lines.append("-" * len(lines[-1]))
+    return lines
+
+
+def verdict_lines(verdicts: Iterable[tuple[str, str, str, bool, Any]]) -> list[str]:
+    """A section's verdicts, one line each: ``target: measured (target limit) PASS``."""
+    return [
+        f"{target}: {measured} (target {limit}) {'PASS' if passed else 'FAIL'}"
+        for target, measured, limit, passed, _value in verdicts
+    ]

@@ -40,7 +40,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from deeting_tui.store import signing, trust
 
-from .common import percentile_ms
+from .common import percentile_ms, table_lines, verdict_lines
 
 #: Target (issue 6, point 7).
 VERIFY_MS_MAX = 100.0
@@ -359,19 +359,9 @@ async def _no_change_sync(figures: RegistryFigures, raw: bytes, key: SigningKey,
 
 
 def _report(figures: RegistryFigures) -> str:
-    rows = figures.rows()
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-        if row[1] == "n":
-            lines.append("-" * len(lines[-1]))
+    lines = table_lines(figures.rows())
     lines.append(f"built and signed in {figures.build_s:.2f} s (not timed above)")
-    lines.append("")
-    for target, measured, limit, passed, _value in figures.verdicts():
-        lines.append(f"{target}: {measured} (target {limit}) {'PASS' if passed else 'FAIL'}")
+    lines += ["", *verdict_lines(figures.verdicts())]
     return "\n".join(lines)
 
 

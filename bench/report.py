@@ -16,7 +16,7 @@ from typing import Any
 
 from .browser_figures import BrowserFigures
 from .chat_input import ChatInputFigures
-from .common import Latency, percentile
+from .common import Latency, percentile, table_lines
 from .confinement import ConfinementCost
 from .notes import NotesFigures
 from .ready import Ready
@@ -215,16 +215,4 @@ def verdict_table(verdicts: list[Verdict]) -> str:
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        if not any(row):
-            lines.append("")
-            continue
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if row[1] in ("n", "value", "measured"):
-            lines.append("-" * len(lines[-1]))
-    return "\n".join(lines)
+    return "\n".join(table_lines(rows))

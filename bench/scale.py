@@ -52,8 +52,9 @@ from deeting_tui.kernel.assistant import ToolInfo
 from deeting_tui.llm.tools import build_toolbox
 from deeting_tui.plugin.checker import load_plugin
 
-from .common import REPO_ROOT, percentile_ms, reap_children
-from .scale_home import FRESH_INSTALL, OFFICIAL, build_home, generate_copies, installed_count
+from .common import REPO_ROOT, percentile_ms, reap_children, table_lines, verdict_lines
+from .plugin_copies import OFFICIAL, generate_copies
+from .scale_home import FRESH_INSTALL, build_home
 from .scale_probe import (
     approx_tokens,
     cold_start,
@@ -62,7 +63,14 @@ from .scale_probe import (
     tree_memory,
 )
 from .throughput import deeting_executable
-from .ui_launch import BASELINE_APP, BASELINE_MARKER, CHAT_MARKER, _first_frame, terminal_env
+from .ui_launch import (
+    BASELINE_APP,
+    BASELINE_MARKER,
+    CHAT_MARKER,
+    _first_frame,
+    installed_count,
+    terminal_env,
+)
 
 #: Targets (issue 17, point 7).
 COLD_RATIO_MAX = 1.2
@@ -321,18 +329,7 @@ def all_specs(folders: list[Path]) -> list[dict[str, Any]]:
 
 
 def _report(figures: ScaleFigures) -> str:
-    rows = figures.rows()
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-        if row[1] == "value":
-            lines.append("-" * len(lines[-1]))
-    lines.append("")
-    for target, measured, limit, passed, _value in figures.verdicts():
-        lines.append(f"{target}: {measured} (target {limit}) {'PASS' if passed else 'FAIL'}")
+    lines = [*table_lines(figures.rows()), "", *verdict_lines(figures.verdicts())]
     lines.append(f"(the section took {figures.seconds:.0f} s)")
     return "\n".join(lines)
 

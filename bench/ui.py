@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from .common import REPO_ROOT, percentile_ms
+from .common import REPO_ROOT, percentile_ms, table_lines, verdict_lines
 from .ui_flood import Flood, flood_child, flood_figures
 from .ui_launch import Launch, launch_times
 
@@ -165,22 +165,7 @@ def ui_figures(sizes: UiSizes) -> UiFigures:
 
 
 def _report(figures: UiFigures) -> str:
-    rows = figures.rows()
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
-    for row in rows:
-        if not any(row):
-            lines.append("")
-            continue
-        cells = [row[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-        if row[1] == "n":
-            lines.append("-" * len(lines[-1]))
-    lines.append("")
-    for target, measured, limit, passed, _value in figures.verdicts():
-        lines.append(f"{target}: {measured} (target {limit}) {'PASS' if passed else 'FAIL'}")
-    return "\n".join(lines)
+    return "\n".join([*table_lines(figures.rows()), "", *verdict_lines(figures.verdicts())])
 
 
 def main(argv: list[str] | None = None) -> int:

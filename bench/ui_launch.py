@@ -6,7 +6,7 @@ the chat's header text (terminal-title sequences are ignored). A minimal Textual
 the same way, taking turns with it, is the baseline: the difference is ours. The pty
 helpers here (a clean environment, reading until a condition) serve ``ui_flood.py`` too.
 
-With ``copies``, the home also holds that many renamed copies of calc (``plugin_copies.py``):
+With ``copies``, the home also holds that many copies of calc (``plugin_copies.py``):
 the first frame must not grow with the number of installed plugins.
 ``python -m bench.ui_launch --copies N [--runs R]`` runs this half alone and prints JSON.
 """
@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from .common import REPO_ROOT, closing_fds, percentile_ms, reap, spawn_child
-from .plugin_copies import calc_copies
+from .plugin_copies import generate_copies
 from .throughput import deeting_executable
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "ROWS",
     "Launch",
     "install_plugin",
+    "installed_count",
     "launch_times",
     "read_until",
     "terminal_env",
@@ -186,13 +187,13 @@ def launch_times(runs: int, copies: int = 0) -> tuple[Launch, Launch]:
         for plugin in sorted(p for p in OFFICIAL_PLUGINS.iterdir() if (p / "kimai.json").exists()):
             install_plugin(home, plugin)
         if copies:
-            install_plugin(home, *calc_copies(Path(tmp), copies))
+            install_plugin(home, *generate_copies(Path(tmp), copies))
         baseline = Path(tmp) / "baseline_app.py"
         baseline.write_text(BASELINE_APP)
         env = terminal_env(home)
         chat_args = [deeting_executable()]
         baseline_args = [sys.executable, str(baseline)]
-        deeting = Launch(f"deeting ({_count_plugins(home)} plugins)", [], [])
+        deeting = Launch(f"deeting ({installed_count(home)} plugins)", [], [])
         textual = Launch("textual, minimal app (baseline)", [], [])
         # A warm-up each (page cache, bytecode, the first session), then turns.
         _first_frame(chat_args, env, CHAT_MARKER)
@@ -208,13 +209,14 @@ def launch_times(runs: int, copies: int = 0) -> tuple[Launch, Launch]:
     return deeting, textual
 
 
-def _count_plugins(home: Path) -> int:
+def installed_count(home: Path) -> int:
+    """Enabled plugins, as ``deeting plugin list --json`` sees them."""
     done = subprocess.run(
         [deeting_executable(), "plugin", "list", "--json"],
         env=terminal_env(home),
         stdin=subprocess.DEVNULL,
         capture_output=True,
-        timeout=60,
+        timeout=120,
     )
     if done.returncode != 0:
         raise RuntimeError(f"deeting plugin list: {done.stderr.decode().strip()}")
