@@ -55,23 +55,18 @@ class PluginWiring(KernelState):
     # -- wiring enabled plugins (the Loader calls these) -------------------------------------
 
     def attach(self, runtime: PluginRuntime) -> None:
-        spec = runtime.spec
-        triggers = self._triggers_with(spec)  # before anything changes: it may refuse
-        try:
-            self.tools.add_plugin(spec)
-        except ToolConflict as exc:
-            raise ToolClash(exc.message, exc.hint) from None
-        self.triggers = triggers
-        for pattern, handler, priority in self._subscriptions(runtime):
-            self.bus.subscribe(
-                pattern, handler, priority=priority, owner=spec.name, order=self._installed_at(spec)
-            )
+        """Wire one plugin in; a refusal (a tool taken, a trigger RE2 cannot run) raises
+        PluginError and changes nothing."""
+        ((_, problem),) = self.attach_all([runtime])
+        if problem is not None:
+            raise problem
 
     def attach_all(
         self, runtimes: Sequence[PluginRuntime]
     ) -> list[tuple[PluginRuntime, PluginError | None]]:
-        """:meth:`attach` for many plugins (a start): their triggers go into the table in one
-        build, where attaching one by one built it (and compiled every RE2 set) per plugin."""
+        """Wire plugins in (all the enabled ones at a start): their triggers go into the table
+        in one build, not one build per plugin (each compiles the whole RE2 set). Each runtime
+        comes back with the refusal that left it out, if any; a refused one changes nothing."""
         outcomes: dict[str, tuple[PluginRuntime, PluginError | None]] = {}
         added: list[tuple[PluginRuntime, Trigger | None]] = []
         for runtime in runtimes:
@@ -98,10 +93,8 @@ class PluginWiring(KernelState):
                 try:
                     table = table.with_trigger(trigger)
                 except TriggerRegexError as exc:
-                    name = runtime.spec.name
-                    self.tools.remove_plugin(name)
-                    problem = PluginError(f"'{name}': its trigger cannot be used: {exc}")
-                    outcomes[name] = (runtime, problem)
+                    self.tools.remove_plugin(runtime.spec.name)
+                    outcomes[runtime.spec.name] = (runtime, _unusable(runtime.spec, exc))
         self.triggers = table
         for runtime, _ in added:
             if runtime.spec.name in outcomes:
@@ -158,7 +151,7 @@ class PluginWiring(KernelState):
         try:
             return table.with_trigger(trigger)
         except TriggerRegexError as exc:
-            raise PluginError(f"'{spec.name}': its trigger cannot be used: {exc}") from None
+            raise _unusable(spec, exc) from None
 
     def _trigger_of(self, spec: PluginSpec) -> Trigger | None:
         """``spec``'s trigger, compiled (PluginError when RE2 cannot run it)."""
@@ -173,7 +166,7 @@ class PluginWiring(KernelState):
                 self._installed_at(spec),
             )
         except TriggerRegexError as exc:
-            raise PluginError(f"'{spec.name}': its trigger cannot be used: {exc}") from None
+            raise _unusable(spec, exc) from None
 
     def _subscriptions(self, runtime: PluginRuntime) -> list[tuple[str, Any, int]]:
         """The plugin's ``events``, priorities clamped; those that would deliver what the
@@ -347,3 +340,7 @@ class PluginWiring(KernelState):
         task = asyncio.get_running_loop().create_task(self.bus.publish(topic, payload))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _unusable(spec: PluginSpec, exc: TriggerRegexError) -> PluginError:
+    return PluginError(f"'{spec.name}': its trigger cannot be used: {exc}")
