@@ -52,7 +52,7 @@ from .lifecycle import (
     check_name_and_version,
     start_hint,
 )
-from .specs import SourceFacts, SpecCache, starts_at_launch, validate_plugin
+from .specs import SourceFacts, SpecCache, starts_at_launch
 from .upgrading import Upgrades, Upgrading
 
 if TYPE_CHECKING:
@@ -75,7 +75,6 @@ __all__ = [
     "PluginError",
     "PluginRuntime",
     "RevokeReport",
-    "SourceFacts",
     "UpgradeReport",
     "Wiring",
     "check_name_and_version",
@@ -132,7 +131,7 @@ class Loader(Installs, Upgrading):
     def spec(self, name: str) -> PluginSpec:
         plugin = self.record(name)
         try:
-            return self.specs.spec(self.paths.plugin_code(name, plugin.version), validate_plugin)
+            return self.specs.spec(self.paths.plugin_code(name, plugin.version))
         except ManifestError as exc:
             first = exc.problems[0] if exc.problems else "unknown problem"
             raise PluginError(
@@ -163,7 +162,7 @@ class Loader(Installs, Upgrading):
 
     def facts(self, spec: PluginSpec) -> SourceFacts:
         """What ``spec``'s source says about when it must run (kept with the spec)."""
-        return self.specs.facts(spec.root, validate_plugin)
+        return self.specs.facts(spec.root)
 
     def waits_for_use(self, spec: PluginSpec) -> bool:
         """Whether the plugin's worker may wait for its first use (see specs.py)."""

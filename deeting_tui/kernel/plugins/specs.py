@@ -115,22 +115,28 @@ class _Entry:
 class SpecCache:
     """Validated specs by code folder (memory) and content digest (``folder``, on disk).
 
-    ``validate`` is the full check (the checker's ``load_plugin``), called only when neither
-    copy holds the content; it raises ManifestError for a damaged plugin, which is never kept.
+    ``validate`` is the full check (the checker's, by default), called only when neither copy
+    holds the content; it raises ManifestError for a damaged plugin, which is never kept.
     """
 
-    def __init__(self, folder: Path | None, version: str) -> None:
+    def __init__(
+        self,
+        folder: Path | None,
+        version: str,
+        validate: Callable[[Path], PluginSpec] = validate_plugin,
+    ) -> None:
         self.folder = folder
         self.version = version
+        self.validate = validate
         self._memory: dict[Path, _Entry] = {}
         #: How many validations ran (the tests' and the bench's way to see the cache work).
         self.validations = 0
 
-    def spec(self, code: Path, validate: Callable[[Path], PluginSpec]) -> PluginSpec:
-        return self._entry(code, validate).spec
+    def spec(self, code: Path) -> PluginSpec:
+        return self._entry(code).spec
 
-    def facts(self, code: Path, validate: Callable[[Path], PluginSpec]) -> SourceFacts:
-        return self._entry(code, validate).facts
+    def facts(self, code: Path) -> SourceFacts:
+        return self._entry(code).facts
 
     def validated(self, code: Path, spec: PluginSpec) -> None:
         """Keep a spec just validated in full by an install or upgrade."""
@@ -138,12 +144,9 @@ class SpecCache:
             # Rewritten even when kept: a reinstall of the same manifests may bring other code.
             self._keep(code, spec, _stamp(code), replace=True)
 
-    def forget(self, code: Path) -> None:
-        self._memory.pop(code, None)
-
     # -- lookup ------------------------------------------------------------------------------
 
-    def _entry(self, code: Path, validate: Callable[[Path], PluginSpec]) -> _Entry:
+    def _entry(self, code: Path) -> _Entry:
         stamp = _stamp(code)
         entry = self._memory.get(code)
         if entry is not None and entry.stamp == stamp:
@@ -159,7 +162,7 @@ class SpecCache:
                 self._memory[code] = entry
                 return entry
         self.validations += 1
-        spec = validate(code)  # ManifestError: damaged, and nothing is kept
+        spec = self.validate(code)  # ManifestError: damaged, and nothing is kept
         return self._keep(code, spec, stamp, digest)
 
     def _keep(
