@@ -154,6 +154,9 @@ async def test_end_keeps_the_details_at_the_log_tail_as_it_grows(app: DeetingApp
         await until(pilot, lambda: details.max_scroll_y > before, "the longer log laid out")
         await pilot.pause()
         assert details.scroll_y == details.max_scroll_y  # followed it to its last line
+        manager.refresh_table()  # the table rebuilt (a resize, a change elsewhere): same page
+        await pilot.pause()
+        assert details.max_scroll_y > 0 and details.scroll_y == details.max_scroll_y
         await pilot.press("home")  # the user scrolls away: it stays where they put it
         await pilot.pause()
         with log.open("a") as out:
