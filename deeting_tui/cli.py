@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     from deeting_tui.view_command import add_view_command
 
     add_view_command(commands)
+    from deeting_tui.mcp.commands import add_mcp_commands
+
+    add_mcp_commands(commands)
     return parser
 
 
@@ -225,7 +228,12 @@ def _add_plugin_commands(commands: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.lastResort = TerminalSafeLastResort()
+    from deeting_tui.mcp.commands import split_server_args
+
+    argv, server_args = split_server_args(sys.argv[1:] if argv is None else list(argv))
     args = build_parser().parse_args(argv)
+    if server_args is not None:
+        args.args = server_args
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
@@ -282,6 +290,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from deeting_tui.registry_commands import run_registry_command
 
         return asyncio.run(with_kernel(run_registry_command, args))
+    if args.command == "mcp":
+        from deeting_tui.mcp.commands import run_mcp_command
+
+        return run_mcp_command(args)
     if args.command == "view":
         from deeting_tui.view_command import ViewUsageError, run_view_command
 
