@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import signal
+import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -74,6 +75,8 @@ STDERR_TAIL = 40
 MAX_STDERR_LINE = 2000
 #: How long the server gets to exit after its stdin is closed, then after SIGTERM.
 EXIT_GRACE_S = 1.0
+#: After its server died, how long the worker lets its last answers reach the kernel.
+EXIT_FLUSH_S = 0.05
 #: The fields of a tool the user approves; anything else (``_meta`` bookkeeping) may change.
 PINNED_FIELDS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 
@@ -108,6 +111,9 @@ class ServerBridge:
         self._server_info: dict[str, Any] = {}
         self._stopping = False
         self._ctx: Context | None = None
+        self._inflight = 0
+        self._answered = asyncio.Event()
+        self._exiting: asyncio.Task[None] | None = None
 
     # -- lifecycle (the worker's hooks) -----------------------------------------------------
 
@@ -154,16 +160,36 @@ class ServerBridge:
                 current_call_id.reset(token)
 
         before = self._stderr_seen
+        self._inflight += 1
         try:
             result = await session.call_tool(tool, args, progress_callback=report)
         except ServerGone as exc:
             raise RpcError(PLUGIN_ERROR, str(exc)) from None
-        except RuntimeError as exc:  # the SDK: structured content against the outputSchema
-            raise RpcError(PLUGIN_ERROR, f"the server's result was refused: {exc}") from None
-        except Exception as exc:  # McpError: a JSON-RPC error from the server
-            message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
-            raise RpcError(PLUGIN_ERROR, self._explained(one_line(message), before)) from None
+        except Exception as exc:
+            if await self._server_exited():
+                raise RpcError(PLUGIN_ERROR, self._exit_reason()) from None
+            raise self._call_error(exc, before) from None
+        finally:
+            self._inflight -= 1
+            self._answered.set()
         return self._result(result, before)
+
+    async def _server_exited(self) -> bool:
+        """Whether the server is gone (a call failing as its pipe closes races its exit)."""
+        process = self._process
+        if process is None:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), EXIT_GRACE_S)
+        return process.returncode is not None
+
+    def _call_error(self, exc: Exception, before: int) -> RpcError:
+        if isinstance(exc, RuntimeError):  # the SDK: structured content vs the outputSchema
+            return RpcError(PLUGIN_ERROR, f"the server's result was refused: {exc}")
+        # McpError: a JSON-RPC error from the server
+        message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
+        return RpcError(PLUGIN_ERROR, self._explained(one_line(message), before))
+
 
     def listing(self) -> dict[str, Any]:
         """The live tools (whole), the server's name and version, and what changed."""
@@ -200,16 +226,23 @@ class ServerBridge:
 
     def _held(self, task: asyncio.Task[None]) -> None:
         """The session ended. Unless the worker is stopping, the server died on its own:
-        the worker ends too, so the supervisor sees (and counts) a crash."""
+        the worker ends too, once the calls in flight have their answer (the server's exit
+        and its last words), so the supervisor sees — and counts — a crash."""
         if self._stopping or task.cancelled():
             return
         if self._ready is not None and self._ready.done() and self._ready.exception() is None:
-            reason = self._exit_reason()
-            log.error("the MCP server stopped: %s", reason)
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
-            os._exit(70)
+            log.error("the MCP server stopped: %s", self._exit_reason())
+            self._exiting = asyncio.get_running_loop().create_task(self._exit_when_answered())
+
+    async def _exit_when_answered(self) -> None:
+        while self._inflight:
+            await self._answered.wait()
+            self._answered.clear()
+        await asyncio.sleep(EXIT_FLUSH_S)  # the last answers are written after their tasks
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(70)
 
     async def _refresh_tools(self, session: ClientSession) -> None:
         tools: list[dict[str, Any]] = []
@@ -301,10 +334,16 @@ class ServerBridge:
                     except (ConnectionError, OSError):
                         return
 
+        async def watch_exit() -> None:
+            await process.wait()
+            if self._closing is not None:
+                self._closing.set()  # the session ends; _held decides what that means
+
         async with anyio.create_task_group() as group:
             group.start_soon(read_stdout)
             group.start_soon(write_stdin)
             group.start_soon(self._read_stderr, process)
+            group.start_soon(watch_exit)
             try:
                 yield incoming, outgoing
             finally:
@@ -421,11 +460,23 @@ def _scope_hint(line: str) -> str:
     path = _PATH_IN_DENIAL.search(line)
     if any(word in lowered for word in ("spawn", "exec", "subprocess", "'node'", "'npm'")):
         return "starting programs needs the shell scope"
-    if path is not None and not any(w in lowered for w in ("spawn", "exec")):
-        return f"it needs filesystem:read:{path[1]} (or write)"
+    if path is not None and "open" not in lowered and _is_program(path[1]):
+        return "starting programs needs the shell scope"
+    if path is not None:
+        return f"it needs filesystem:read:{path[1]} (or filesystem:write: to change it)"
     if any(word in lowered for word in ("connect", "socket", "network")):
         return "it needs a network:HOST scope"
     return "it needs a scope it was not granted (see deeting plugin info)"
+
+
+def _is_program(path: str) -> bool:
+    """An executable file (stat is not filtered by the sandbox): what a refused exec names,
+    where Python's error reads the same for a refused open."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) and bool(mode & 0o111)
 
 
 def _content_text(block: Any) -> str:
