@@ -22,6 +22,7 @@ from deeting_tui.mcp.add import AddError, AddRequest, add_server
 from deeting_tui.mcp.server_env import ServerEnvError, ServerEnvStore
 
 FAKE = FIXTURES / "mcp" / "fake_server.py"
+REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 30.0
 
 
@@ -187,7 +188,8 @@ async def test_the_server_gets_a_scrubbed_environment_with_only_its_own_values(
         "FAKE_TOKEN": "for-fake-only"
     }
     assert os.stat(kernel.paths.mcp_env_file).st_mode & 0o077 == 0
-    assert "for-fake-only" not in (kernel.loader.runtimes["fake"].spec.root / "kimai.json").read_text()
+    kimai = kernel.loader.runtimes["fake"].spec.root / "kimai.json"
+    assert "for-fake-only" not in kimai.read_text()
 
 
 async def test_a_server_that_exits_is_a_crash_said_with_its_last_words(
@@ -241,7 +243,8 @@ async def test_a_changed_tool_is_refused_until_reviewed_and_the_user_is_told(
     assert not result["ok"]
     assert "changed the tool 'echo'" in result["error"]
     assert "deeting mcp review fake" in result["error"]
-    assert any("deeting mcp review fake" in json.dumps(e) for e in seen if e["type"] != "tool_result")
+    told = [e for e in seen if e["type"] != "tool_result"]
+    assert any("deeting mcp review fake" in json.dumps(e) for e in told)
     # Tools it did not change still work, and the model still sees the approved spec.
     assert (await _call(kernel, "/fail"))["error"]
     spec = kernel.loader.runtimes["fake"].spec
@@ -276,13 +279,15 @@ async def test_a_name_already_installed_is_refused(kernel: Kernel, fake_program:
         await _add(kernel, fake_program)
 
 
-async def test_an_authors_folder_may_not_carry_an_mcp_object(kernel: Kernel, tmp_path: Path) -> None:
+async def test_an_authors_folder_may_not_carry_an_mcp_object(
+    kernel: Kernel, tmp_path: Path
+) -> None:
     import shutil
 
     from deeting_tui.kernel.plugins.lifecycle import PluginError
 
     folder = tmp_path / "calc"
-    shutil.copytree(FIXTURES / "calc_plugin" if (FIXTURES / "calc_plugin").exists() else FIXTURES.parent.parent / "plugins" / "calc", folder)
+    shutil.copytree(REPO / "plugins" / "calc", folder)
     kimai = json.loads((folder / "kimai.json").read_text())
     kimai["mcp"] = {"runtime": "command", "entry": "/bin/sh"}
     (folder / "kimai.json").write_text(json.dumps(kimai))
