@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from deeting_tui.atomic import write_bytes_atomic
 from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.mcp_server import LIST_TOOLS, MCP_KEY, PINS_FILE
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from deeting_tui.kernel.plugins.lifecycle import AskGrants, InstallReport
     from deeting_tui.plugin.manifest import PluginSpec
 
-__all__ = ["AddError", "AddRequest", "add_server", "pinned_tools", "run_add"]
+__all__ = ["AddError", "AddRequest", "add_server", "pinned_tools", "run_add", "write_pins"]
 
 #: What a model reads of one tool's description, at most (a server can say a lot).
 MAX_DESCRIPTION = 4000
@@ -157,13 +158,12 @@ async def add_server(
     try:
         on_line(f"installing {request.label} …")
         installed = await asyncio.to_thread(_install_runtime, request, root, on_line)
-        _write_manifests(root, request, installed, granted, tools=None)
+        _write_manifests(root, request, installed, granted)
         on_line("starting it in its sandbox to read its tools …")
         env_store.put(request.name, request.env)
         listing = await read_tools(kernel, root, granted)
         tools = pinned_tools(listing["tools"], on_line)
-        _write_manifests(root, request, installed, granted, tools=tools)
-        _write_pins(root, listing)
+        write_pins(root, listing, tools)
         return await loader.install(
             root,
             grant=[str(s) for s in granted],
@@ -251,7 +251,6 @@ def _write_manifests(
     request: AddRequest,
     runtime: _Runtime,
     granted: list[Scope],
-    tools: list[dict[str, Any]] | None,
 ) -> None:
     description = one_line(runtime.description)[:300] or f"the MCP server {request.label}"
     kimai = {
@@ -275,18 +274,21 @@ def _write_manifests(
     }
     (root / "kimai.json").write_text(json.dumps(kimai, indent=2) + "\n", "utf-8")
     (root / "package.json").write_text(json.dumps(package, indent=2) + "\n", "utf-8")
-    if tools is not None:
-        text = yaml.safe_dump(tools, sort_keys=False, allow_unicode=True, width=100)
-        (root / "llm-tool.yaml").write_text(text, "utf-8")
 
 
-def _write_pins(root: Path, listing: dict[str, Any]) -> None:
+def write_pins(root: Path, listing: dict[str, Any], tools: list[dict[str, Any]]) -> None:
+    """What the user approved: ``tools`` (llm-tool.yaml, what the model sees) and the
+    server's ``listing``, its tools whole (mcp-tools.json, what the bridge compares with).
+    Each file is replaced atomically: a crash leaves the old approval or the new one."""
+    text = yaml.safe_dump(tools, sort_keys=False, allow_unicode=True, width=100)
+    write_bytes_atomic(root / "llm-tool.yaml", text.encode("utf-8"), mode=0o644)
     pins = {
         "server": listing.get("server", {}),
         "approved": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "tools": listing["tools"],
     }
-    (root / PINS_FILE).write_text(json.dumps(pins, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    body = json.dumps(pins, indent=2, ensure_ascii=False) + "\n"
+    write_bytes_atomic(root / PINS_FILE, body.encode("utf-8"), mode=0o644)
 
 
 def pinned_tools(

@@ -57,7 +57,7 @@ import jsonschema.validators  # noqa: F401
 from mcp import ClientSession, types
 from mcp.shared.message import SessionMessage
 
-from deeting_tui.plugin.mcp_server import LIST_TOOLS
+from deeting_tui.plugin.mcp_server import LIST_TOOLS, tool_changes
 from deeting_tui.rpc.errors import PLUGIN_ERROR, RpcError
 from deeting_tui.sdk import Context, current_call_id
 from deeting_tui.terminal_text import one_line
@@ -77,8 +77,6 @@ MAX_STDERR_LINE = 2000
 EXIT_GRACE_S = 1.0
 #: After its server died, how long the worker lets its last answers reach the kernel.
 EXIT_FLUSH_S = 0.05
-#: The fields of a tool the user approves; anything else (``_meta`` bookkeeping) may change.
-PINNED_FIELDS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 
 _DENIED = re.compile(
     r"(PermissionError|EACCES|Permission denied|Operation not permitted|EPERM)", re.IGNORECASE
@@ -189,7 +187,6 @@ class ServerBridge:
         # McpError: a JSON-RPC error from the server
         message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
         return RpcError(PLUGIN_ERROR, self._explained(one_line(message), before))
-
 
     def listing(self) -> dict[str, Any]:
         """The live tools (whole), the server's name and version, and what changed."""
@@ -425,12 +422,12 @@ class ServerBridge:
         stderr tells it) and the scope that would allow it, or else the last thing the
         server said."""
         if _DENIED.search(message):
-            return f"{message} — the sandbox refused it: {_scope_hint(message)}"
+            return f"{message} — the sandbox refused it: {_scope_hint(message, self.name)}"
         new = list(self._stderr)[max(0, len(self._stderr) - (self._stderr_seen - since)) :]
         denial = next((line for line in reversed(new) if _DENIED.search(line)), None)
         if denial is not None:
             said = one_line(denial)[:300]
-            return f"{message}: the sandbox refused it: {said} — {_scope_hint(denial)}"
+            return f"{message}: the sandbox refused it: {said} — {_scope_hint(denial, self.name)}"
         last = next((line for line in reversed(new) if line.strip()), None)
         if last is not None and "exit" in message:
             return f"{message}: {one_line(last)[:300]}"
@@ -454,19 +451,21 @@ def _tell(ctx: Context, message: str) -> None:
         ctx._channel.notify(DENIED, DeniedParams(message, None).to_json())
 
 
-def _scope_hint(line: str) -> str:
-    """Which grant would have allowed what a refused server's stderr line describes."""
+def _scope_hint(line: str, name: str) -> str:
+    """Which grant would have allowed what a refused server's line describes, as the
+    command that grants it."""
     lowered = line.lower()
     path = _PATH_IN_DENIAL.search(line)
-    if any(word in lowered for word in ("spawn", "exec", "subprocess", "'node'", "'npm'")):
-        return "starting programs needs the shell scope"
-    if path is not None and "open" not in lowered and _is_program(path[1]):
-        return "starting programs needs the shell scope"
+    grant = f"deeting plugin grant {name}"
+    programs = any(word in lowered for word in ("spawn", "exec", "subprocess", "'node'", "'npm'"))
+    if programs or (path is not None and "open" not in lowered and _is_program(path[1])):
+        return f"starting programs needs the shell scope: {grant} shell"
     if path is not None:
-        return f"it needs filesystem:read:{path[1]} (or filesystem:write: to change it)"
+        folder = os.path.dirname(path[1]) or path[1]
+        return f"reading it needs a grant: {grant} filesystem:read:{folder}"
     if any(word in lowered for word in ("connect", "socket", "network")):
-        return "it needs a network:HOST scope"
-    return "it needs a scope it was not granted (see deeting plugin info)"
+        return f"the network needs a grant: {grant} network:HOST"
+    return f"it needs a scope it was not granted (see: deeting plugin info {name})"
 
 
 def _is_program(path: str) -> bool:
@@ -506,26 +505,6 @@ def _load_pins(path: Path) -> list[dict[str, Any]] | None:
         return None
     tools = document.get("tools") if isinstance(document, dict) else None
     return [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else None
-
-
-def tool_changes(pinned: list[dict[str, Any]], live: list[dict[str, Any]]) -> dict[str, str]:
-    """Pinned tools the live list changed: name → which fields (or "removed")."""
-    now = {str(t.get("name")): t for t in live}
-    changes: dict[str, str] = {}
-    for tool in pinned:
-        name = str(tool.get("name"))
-        current = now.get(name)
-        if current is None:
-            changes[name] = "removed"
-            continue
-        fields = [f for f in PINNED_FIELDS if _canonical(tool.get(f)) != _canonical(current.get(f))]
-        if fields:
-            changes[name] = ", ".join(fields) + " changed"
-    return changes
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def bridge_for(init: dict[str, Any]) -> ServerBridge:

@@ -21,17 +21,20 @@ writes these: an author's folder or an archive carrying an ``mcp`` object is ref
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "LIST_TOOLS",
     "MCP_KEY",
+    "PINNED_FIELDS",
     "PINS_FILE",
     "RUNTIMES",
     "SERVER_DIR",
     "McpServer",
     "mcp_server",
+    "tool_changes",
 ]
 
 MCP_KEY = "mcp"
@@ -78,3 +81,27 @@ def mcp_server(kimai: dict[str, Any]) -> McpServer | None:
         package=str(section.get("package", "")),
         env=tuple(str(k) for k in section.get("env", ())),
     )
+
+
+#: The fields of a tool the user approves; anything else (``_meta`` bookkeeping) may change.
+PINNED_FIELDS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+
+
+def tool_changes(pinned: list[dict[str, Any]], live: list[dict[str, Any]]) -> dict[str, str]:
+    """Pinned tools the live list changed: name → which fields changed (or "removed")."""
+    now = {str(t.get("name")): t for t in live}
+    changes: dict[str, str] = {}
+    for tool in pinned:
+        name = str(tool.get("name"))
+        current = now.get(name)
+        if current is None:
+            changes[name] = "removed"
+            continue
+        fields = [f for f in PINNED_FIELDS if _canonical(tool.get(f)) != _canonical(current.get(f))]
+        if fields:
+            changes[name] = ", ".join(fields) + " changed"
+    return changes
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -151,7 +151,7 @@ async def test_the_os_refuses_files_outside_the_grants_and_says_which_scope(
     refused = await _call(kernel, f"/read path={other / 'note.txt'}")
     assert not refused["ok"]
     assert "Permission denied" in refused["error"]
-    assert f"filesystem:read:{other / 'note.txt'}" in refused["error"]
+    assert f"deeting plugin grant fake filesystem:read:{other}" in refused["error"]
     secret = await _call(kernel, "/read path=/etc/shadow")
     assert not secret["ok"] and "Permission denied" in secret["error"]
 
@@ -161,7 +161,7 @@ async def test_starting_a_program_needs_shell(kernel: Kernel, fake_program: Path
     result = await _call(kernel, "/spawn program=/usr/bin/env")
     assert not result["ok"]
     assert "Permission denied" in result["error"]
-    assert "shell" in result["error"]
+    assert "deeting plugin grant fake shell" in result["error"]
 
 
 async def test_no_network_without_a_grant(kernel: Kernel, fake_program: Path) -> None:
@@ -222,7 +222,7 @@ async def test_a_server_that_cannot_start_installs_nothing_and_says_why(
         await _add(kernel, fake_program, args=["--start-fail"])
     message = refused.value.message
     assert "did not start" in message and "/etc/shadow" in message
-    assert "filesystem:read:/etc/shadow" in message
+    assert "deeting plugin grant fake filesystem:read:/etc" in message
     assert kernel.loader.installed.get("fake") is None
     assert not kernel.paths.plugin_data("fake").exists()
     staging = kernel.paths.plugins_dir / ".staging"
@@ -293,3 +293,54 @@ async def test_an_authors_folder_may_not_carry_an_mcp_object(
     (folder / "kimai.json").write_text(json.dumps(kimai))
     with pytest.raises(PluginError, match="only `deeting mcp add` writes an mcp object"):
         await kernel.loader.install(folder)
+
+
+async def test_review_shows_the_change_and_approval_lets_the_new_tool_through(
+    kernel: Kernel, fake_program: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deeting_tui.mcp.review import review_changes
+
+    await _add(kernel, fake_program)
+    assert await review_changes(kernel, "fake", yes=False) == 0
+    assert "as you approved them" in capsys.readouterr().out
+    (kernel.paths.plugin_data("fake") / "variant.txt").write_text("rugpull")
+    # Without a terminal and without --yes nothing is approved.
+    assert await review_changes(kernel, "fake", yes=False) == 1
+    shown = capsys.readouterr()
+    assert "changed: echo" in shown.out
+    assert '-  "description": "Echo the message back.",' in shown.out
+    assert "+" in shown.out and "id_rsa" in shown.out
+    assert "deeting mcp review fake --yes" in shown.err
+    assert await review_changes(kernel, "fake", yes=True) == 0
+    await kernel.loader.disable("fake")
+    await kernel.loader.enable("fake")
+    result = await _call(kernel, "/echo message=approved")
+    assert result["ok"], result
+    tool = kernel.loader.runtimes["fake"].spec.tool("echo")
+    assert tool is not None and "id_rsa" in tool.description
+
+
+async def test_review_refuses_a_plugin_that_is_not_an_mcp_server(kernel: Kernel) -> None:
+    from deeting_tui.mcp.review import ReviewError, review_changes
+
+    await kernel.loader.install(REPO / "plugins" / "calc")
+    with pytest.raises(ReviewError, match="not an MCP server"):
+        await review_changes(kernel, "calc", yes=True)
+    with pytest.raises(ReviewError, match="no plugin 'nope'"):
+        await review_changes(kernel, "nope", yes=True)
+
+
+async def test_granting_an_mcp_server_more_lets_the_os_allow_it(
+    kernel: Kernel, fake_program: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "note.txt").write_text("later\n")
+    await _add(kernel, fake_program)
+    refused = await _call(kernel, f"/read path={other / 'note.txt'}")
+    assert f"deeting plugin grant fake filesystem:read:{other}" in refused["error"]
+    await kernel.plugins.grant("fake", f"filesystem:read:{other}")
+    allowed = await _call(kernel, f"/read path={other / 'note.txt'}")
+    assert allowed["ok"] and allowed["text"] == "later", allowed
+    spec = kernel.loader.spec("fake")
+    assert [str(s) for s in spec.permissions] == [f"filesystem:read:{other}"]

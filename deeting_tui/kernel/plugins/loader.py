@@ -23,6 +23,7 @@ from deeting_tui.plugin.scopes import Scope
 from deeting_tui.rpc.errors import RpcError
 from deeting_tui.terminal_text import one_line
 
+from ...atomic import write_json_atomic
 from ...paths import Paths
 from ...quota.usage import disk_problem
 from ...workers.launcher import Launcher
@@ -184,6 +185,12 @@ class Loader(Installs, Upgrading):
         added = self.grants.grant(name, scopes)
         spec = self.spec(name)
         report = GrantReport(added, missing_scopes(spec.permissions, self.grants.granted(name)))
+        if added and spec.mcp is not None and name in self.runtimes:
+            # More for a running MCP server (its user granted what it was refused): its
+            # sandbox is built at start, so it starts again, on demand, holding the grant.
+            await self.disable(name, persist=False)
+            await self.enable(name, on_demand=True)
+            return report
         if not report.missing and not record.enabled and name not in self.runtimes:
             await self.enable(name)
             report.enabled = True
@@ -518,6 +525,20 @@ class Loader(Installs, Upgrading):
         )
         hooks = self.hooks_for(spec.name) if hooks is None else hooks
         return Supervisor(config, self.launcher, hooks, self.policy, confinement=self.confinement)
+
+    def declare(self, name: str, scope: Scope) -> None:
+        """Add ``scope`` to an MCP plugin's declared permissions (its kimai.json, which
+        ``deeting mcp add`` wrote from the user's grants), so the user can grant it."""
+        spec = self.spec(name)
+        if spec.mcp is None:
+            raise PluginError(f"'{name}' declares its own permissions: it is not an MCP server")
+        manifest = dict(spec.manifest)
+        manifest["permissions"] = [*manifest.get("permissions", []), str(scope)]
+        write_json_atomic(spec.root / "kimai.json", manifest)
+        fresh = self.code_spec(name, spec.version)
+        runtime = self.runtimes.get(name)
+        if runtime is not None:
+            runtime.spec = fresh
 
     def _server_launch(
         self, spec: PluginSpec, granted: Sequence[Scope]

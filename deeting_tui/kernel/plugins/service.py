@@ -334,6 +334,10 @@ class PluginService:
                 scope = parse_scope(scope)
             except ScopeError as exc:
                 raise PluginError(f"{scope}: {exc}") from None
+        if scope not in spec.permissions and spec.mcp is not None:
+            # A stock MCP server declares what its user granted: the user may grant more.
+            self.kernel.loader.declare(name, scope)
+            return scope
         if scope not in spec.permissions:
             declared = ", ".join(str(s) for s in spec.permissions) or "nothing"
             raise PluginError(f"'{name}' does not ask for '{scope}' (it declares: {declared})")
