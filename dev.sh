@@ -121,7 +121,7 @@ ensure_chromium() {
 # with the libraries that suite needs pinned to the versions in $VENV. Built as root on Linux only.
 KIT="${DEETING_UNPRIV_KIT:-/var/tmp/deeting-unpriv-kit}"
 # rich: test_escape_terminal.py draws script mode's cards on a pseudo-terminal, as a user sees them.
-KIT_PACKAGES=(orjson pyyaml jsonschema jsonschema-rs pynacl platformdirs httpx cffi google-re2 rich packaging installer pytest pytest-asyncio)
+KIT_PACKAGES=(orjson pyyaml jsonschema jsonschema-rs pynacl platformdirs httpx cffi google-re2 rich packaging installer mcp pytest pytest-asyncio)
 # Exits 0 if this Python is 3.11+, can make venvs, and others can run it and read its stdlib.
 KIT_PYTHON_CHECK='
 import os, sys, sysconfig

@@ -344,3 +344,11 @@ async def test_granting_an_mcp_server_more_lets_the_os_allow_it(
     assert allowed["ok"] and allowed["text"] == "later", allowed
     spec = kernel.loader.spec("fake")
     assert [str(s) for s in spec.permissions] == [f"filesystem:read:{other}"]
+
+
+async def test_uninstalling_forgets_the_servers_env_values(
+    kernel: Kernel, fake_program: Path
+) -> None:
+    await _add(kernel, fake_program, env={"FAKE_TOKEN": "x"})
+    await kernel.loader.uninstall("fake")
+    assert ServerEnvStore(kernel.paths.mcp_env_file).values("fake") == {}

@@ -425,8 +425,16 @@ class Loader(Installs, Upgrading):
         if not keep_data:
             self._remove_data(name)
             self.grants.forget(name)
+            self._forget_server_env(name)
         self.installed.remove(name)
         return record
+
+    def _forget_server_env(self, name: str) -> None:
+        """An MCP server's ``--env`` values go with its grants (a missing file: none)."""
+        from deeting_tui.mcp.server_env import ServerEnvError, ServerEnvStore
+
+        with contextlib.suppress(ServerEnvError, OSError):
+            ServerEnvStore(self.paths.mcp_env_file).put(name, {})
 
     def _remove_data(self, name: str) -> None:
         for folder in (
