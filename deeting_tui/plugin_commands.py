@@ -35,7 +35,8 @@ from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.plugins import READY_SAID, AlreadyInstalled, InstallReport, PluginState
 from deeting_tui.paths import load_config, resolve_paths
-from deeting_tui.plugin.manifest import Limits
+from deeting_tui.plugin.manifest import Limits, PluginSpec
+from deeting_tui.plugin.mcp_server import PINS_FILE
 from deeting_tui.plugin.scopes import reads_user_input
 from deeting_tui.plugin.wheel_install import DEPS_DIR, installed_dependencies
 from deeting_tui.quota.diskwatch import walked_instead
@@ -299,7 +300,14 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "log": str(paths.plugin_log(spec.name)),
         "sandbox": dict(plugin.sandbox),
         "limits": _limits(kernel, spec.limits, paths.plugin_folders(spec.name)),
+        "mcp": _mcp_info(spec),
     }
+    if spec.mcp is not None:
+        info["sandbox"]["programs"] = f"its runtime only ({spec.mcp.runtime}); " + (
+            "and programs (shell)"
+            if "shell" in {s.kind for s in spec.permissions}
+            else "starting any other program needs shell"
+        )
     if args.json:
         info_json = orjson.dumps(info, option=orjson.OPT_INDENT_2)
         sys.stdout.buffer.write(terminal_safe_json(info_json) + b"\n")
@@ -319,6 +327,15 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     for layer in SANDBOX_LINES:
         say(f"    {layer + ':':<14}{box[layer]}")
     _say_limits(info["limits"])
+    if info["mcp"] is not None:
+        server = info["mcp"]
+        say(f"  mcp server:  {server['package'] or server['entry']} ({server['runtime']})")
+        if server["args"]:
+            say(f"    {'arguments:':<14}{' '.join(server['args'])}")
+        if server["env"]:
+            say(f"    {'environment:':<14}{', '.join(server['env'])} (values kept private)")
+        review = f"deeting mcp review {spec.name}"
+        say(f"    {'tools pinned:':<14}{server['approved']} (to see changes: {review})")
     if info["dependencies"]:
         pins = ", ".join(f"{d['name']}=={d['version']}" for d in info["dependencies"])
         say(f"  dependencies: {pins}")
@@ -342,6 +359,18 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
     say(f"  data:        {info['data_dir']}")
     say(f"  log:         {info['log']}")
     return 0
+
+
+def _mcp_info(spec: PluginSpec) -> dict[str, Any] | None:
+    """What an MCP plugin runs, and when its tools were approved (mcp-tools.json)."""
+    server = spec.mcp
+    if server is None:
+        return None
+    try:
+        approved = str(orjson.loads((spec.root / PINS_FILE).read_bytes()).get("approved", "?"))
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        approved = "unknown (mcp-tools.json is unreadable)"
+    return {**server.to_json(), "approved": approved}
 
 
 def _limits(kernel: Kernel, limits: Limits, folders: Sequence[Path]) -> dict[str, str]:

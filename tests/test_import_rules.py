@@ -58,6 +58,8 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
             "deeting_tui.llm",
             "anthropic",
             "openai",
+            "mcp",
+            "deeting_tui.mcp.bridge",
             "deeting_tui.sandbox",
             "textual",
             "deeting_tui.web",
