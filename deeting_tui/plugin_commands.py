@@ -302,12 +302,6 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "limits": _limits(kernel, spec.limits, paths.plugin_folders(spec.name)),
         "mcp": _mcp_info(spec),
     }
-    if spec.mcp is not None:
-        info["sandbox"]["programs"] = f"its runtime only ({spec.mcp.runtime}); " + (
-            "and programs (shell)"
-            if "shell" in {s.kind for s in spec.permissions}
-            else "starting any other program needs shell"
-        )
     if args.json:
         info_json = orjson.dumps(info, option=orjson.OPT_INDENT_2)
         sys.stdout.buffer.write(terminal_safe_json(info_json) + b"\n")

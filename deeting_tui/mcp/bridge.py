@@ -70,6 +70,8 @@ log = logging.getLogger("deeting.mcp")
 
 #: The longest line the server may send (one JSON-RPC message); more is a broken server.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: The most keys a flat structured result may have to be drawn as key-value lines.
+MAX_KEY_VALUE_KEYS = 40
 #: Lines of the server's stderr kept to explain a failure.
 STDERR_TAIL = 40
 MAX_STDERR_LINE = 2000
@@ -440,7 +442,20 @@ class ServerBridge:
                 PLUGIN_ERROR, self._explained(one_line(text)[:2000] or "the tool failed", before)
             )
         data = result.structured_content
-        return {"data": data, "text": text or None, "renderer": None}
+        return {"data": data, "text": text or None, "renderer": _renderer_for(data)}
+
+
+def _renderer_for(data: Any) -> str | None:
+    """A flat object (what most servers' structuredContent is) reads best as key-value
+    lines; anything else is drawn as JSON."""
+    if (
+        isinstance(data, dict)
+        and 0 < len(data) <= MAX_KEY_VALUE_KEYS
+        and "items" not in data  # key-value would take it for its own list of pairs
+        and all(isinstance(v, str | int | float | bool) or v is None for v in data.values())
+    ):
+        return "key-value"
+    return None
 
 
 def _tell(ctx: Context, message: str) -> None:

@@ -59,6 +59,13 @@ class McpServer:
     package: str = ""
     env: tuple[str, ...] = ()
 
+    def programs_words(self, shell: bool) -> str:
+        """What its sandbox lets it run, in words (the "programs" line of a listing)."""
+        runtime = {"python": "its venv's Python", "node": "node"}.get(self.runtime, self.entry)
+        if shell:
+            return f"{runtime}, and the system's programs (shell)"
+        return f"{runtime} only (its server); any other program needs shell"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "runtime": self.runtime,

@@ -88,6 +88,7 @@ async def test_structured_content_is_the_cards_data_and_text_goes_to_the_model(
     result = await _call(kernel, "/echo message=hello")
     assert result["ok"], result
     assert result["data"] == {"echo": "hello", "length": 5}
+    assert result["renderer"] == "key-value"  # a flat object reads best as lines
     assert result["text"] == "hello"
     assert result["plugin"] == "fake"
 
@@ -352,3 +353,14 @@ async def test_uninstalling_forgets_the_servers_env_values(
     await _add(kernel, fake_program, env={"FAKE_TOKEN": "x"})
     await kernel.loader.uninstall("fake")
     assert ServerEnvStore(kernel.paths.mcp_env_file).values("fake") == {}
+
+
+async def test_the_plugins_details_say_what_it_may_run(kernel: Kernel, fake_program: Path) -> None:
+    from deeting_tui.sandbox.policy import describe_grants
+
+    kernel.plugins.describe_sandbox = describe_grants  # as compose.py wires it
+    await _add(kernel, fake_program)
+    info = kernel.plugins.info("fake")
+    assert info.sandbox["programs"] == (
+        f"{fake_program.resolve()} only (its server); any other program needs shell"
+    )

@@ -226,6 +226,10 @@ class PluginService:
         else:
             state = PluginState.DISABLED
         describe = self.describe_sandbox
+        sandbox = describe(granted) if describe is not None else {}
+        if spec.mcp is not None and "programs" in sandbox:
+            shell = any(scope.kind == "shell" for scope in granted)
+            sandbox = {**sandbox, "programs": spec.mcp.programs_words(shell)}
         return replace(
             info,
             state=state,
@@ -233,7 +237,7 @@ class PluginService:
             permissions=tuple(spec.permissions),
             granted=tuple(granted),
             missing=tuple(missing),
-            sandbox=describe(granted) if describe is not None else {},
+            sandbox=sandbox,
         )
 
     # -- install -----------------------------------------------------------------------------
