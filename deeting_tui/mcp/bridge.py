@@ -57,6 +57,8 @@ import jsonschema.validators  # noqa: F401
 from mcp import ClientSession, types
 from mcp.shared.message import SessionMessage
 
+from deeting_tui.mcp.apps import AppProblem, app_html, app_payload, app_uris
+from deeting_tui.mcp.apps import RENDERER as APP_RENDERER
 from deeting_tui.plugin.mcp_server import LIST_TOOLS, tool_changes
 from deeting_tui.rpc.errors import PLUGIN_ERROR, RpcError
 from deeting_tui.sdk import Context, current_call_id
@@ -79,6 +81,9 @@ MAX_STDERR_LINE = 2000
 EXIT_GRACE_S = 1.0
 #: After its server died, how long the worker lets its last answers reach the kernel.
 EXIT_FLUSH_S = 0.05
+#: How long reading a tool's app (``resources/read``) may take before the call is drawn
+#: without it.
+APP_READ_S = 10.0
 
 _DENIED = re.compile(
     r"(PermissionError|EACCES|Permission denied|Operation not permitted|EPERM)", re.IGNORECASE
@@ -108,6 +113,7 @@ class ServerBridge:
         self._changed: dict[str, str] = {}  # tool -> how it changed
         self._told: frozenset[str] = frozenset()
         self._live: list[dict[str, Any]] = []
+        self._apps: dict[str, str] = {}  # tool -> its app's ui:// resource (MCP Apps)
         self._server_info: dict[str, Any] = {}
         self._stopping = False
         self._ctx: Context | None = None
@@ -162,17 +168,60 @@ class ServerBridge:
         before = self._stderr_seen
         self._inflight += 1
         try:
-            result = await session.call_tool(tool, args, progress_callback=report)
-        except ServerGone as exc:
-            raise RpcError(PLUGIN_ERROR, str(exc)) from None
-        except Exception as exc:
-            if await self._server_exited():
-                raise RpcError(PLUGIN_ERROR, self._exit_reason()) from None
-            raise self._call_error(exc, before) from None
+            try:
+                result = await session.call_tool(tool, args, progress_callback=report)
+            except ServerGone as exc:
+                raise RpcError(PLUGIN_ERROR, str(exc)) from None
+            except Exception as exc:
+                if await self._server_exited():
+                    raise RpcError(PLUGIN_ERROR, self._exit_reason()) from None
+                raise self._call_error(exc, before) from None
+            answer = self._result(result, before)
+            if tool in self._apps:
+                answer = await self._with_app(session, self._apps[tool], result, answer)
         finally:
             self._inflight -= 1
             self._answered.set()
-        return self._result(result, before)
+        return answer
+
+    async def _with_app(
+        self,
+        session: ClientSession,
+        uri: str,
+        result: types.CallToolResult,
+        answer: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The answer drawn by the tool's MCP App: its ``ui://`` resource read now, checked
+        (apps.py) and sent with the call's result. An app that cannot be shown leaves the
+        answer as it was, with a line in its text saying why."""
+        try:
+            read = await asyncio.wait_for(session.read_resource(uri), APP_READ_S)
+            if not isinstance(read, types.ReadResourceResult):
+                raise AppProblem("the server asked for input to read it")
+            contents = [
+                c.model_dump(by_alias=True, exclude_none=True, mode="json") for c in read.contents
+            ]
+            html, csp = app_html(uri, contents)
+        except AppProblem as exc:
+            reason = str(exc)
+        except TimeoutError:
+            reason = f"reading it took over {APP_READ_S:g} s"
+        except ServerGone as exc:
+            reason = str(exc)
+        except Exception as exc:  # McpError: the server refused to read it
+            message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
+            reason = one_line(message)[:300] or type(exc).__name__
+        else:
+            dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+            text = answer["text"] or f"(the result is shown by the app {uri})"
+            return {
+                "data": app_payload(uri, html, csp, dumped),
+                "text": text,
+                "renderer": APP_RENDERER,
+            }
+        note = f"(the tool's app {one_line(uri)[:200]} is not shown: {reason})"
+        text = f"{answer['text']}\n{note}" if answer["text"] else note
+        return dict(answer, text=text)
 
     async def _server_exited(self) -> bool:
         """Whether the server is gone (a call failing as its pipe closes races its exit)."""
@@ -254,6 +303,7 @@ class ServerBridge:
             if not cursor or len(tools) > 10_000:
                 break
         self._live = tools
+        self._apps = app_uris(self._pins if self._pins is not None else tools)
         self._changed = tool_changes(self._pins, tools) if self._pins is not None else {}
         changed = frozenset(self._changed)
         if changed - self._told and self._ctx is not None:
