@@ -57,8 +57,8 @@ import jsonschema.validators  # noqa: F401
 from mcp import ClientSession, types
 from mcp.shared.message import SessionMessage
 
-from deeting_tui.mcp.apps import AppProblem, app_html, app_payload, app_uris
 from deeting_tui.mcp.apps import RENDERER as APP_RENDERER
+from deeting_tui.mcp.apps import AppProblem, app_html, app_payload, app_uris
 from deeting_tui.plugin.mcp_server import LIST_TOOLS, tool_changes
 from deeting_tui.rpc.errors import PLUGIN_ERROR, RpcError
 from deeting_tui.sdk import Context, current_call_id

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from deeting_tui.resources import core_renderers_dir
 
+from .apps import app_face
 from .base import PayloadError, clean
 from .basic import error_face, markdown_face, notice_face, progress_face, text_face
 from .charts import chart_face
@@ -64,6 +65,7 @@ FACES: Mapping[str, Face] = MappingProxyType(
             Face("progress", progress_face, "a progress bar with a message"),
             Face("error", error_face, "what failed and what to do"),
             Face("notice", notice_face, "a one-line notice (a timer rang)"),
+            Face("mcp-app", app_face, "an MCP server's interactive app (opens in the browser)"),
         )
     }
 )

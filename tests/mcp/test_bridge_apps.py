@@ -18,7 +18,6 @@ from support import FIXTURES, events_of
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.mcp.add import AddRequest, add_server
 from deeting_tui.mcp.apps import AppProblem, app_html, app_uri, is_app_mime
-from deeting_tui.render import render
 
 FAKE = FIXTURES / "mcp" / "fake_server.py"
 DEADLINE_S = 30.0

@@ -39,6 +39,12 @@ EXPECTED = {
     "progress": ["42%", "Downloading weather 1.2.3"],
     "error": ["permission 'network' not granted", "deeting plugin grant weather network"],
     "notice": ["Timer #1 (tea) is done"],
+    "mcp-app": [
+        "interactive app",
+        "ui://clock/app.html",
+        "Europe/Berlin: 2026-12-08",
+        "deeting view",
+    ],
 }
 
 #: For each renderer, a payload its schema must reject (and the kernel with it).
@@ -53,6 +59,7 @@ WRONG = {
     "progress": {"fraction": 1.5},
     "error": {"hint": "no message"},
     "notice": {"level": "info"},
+    "mcp-app": {"uri": "https://x", "html": "", "result": {}},
 }
 
 

@@ -173,3 +173,25 @@ def test_error_and_notice(draw: Draw) -> None:
     assert "╭" not in draw(render("error", {"message": "boom"}), width=20)
     assert draw(render("notice", {"text": "saved", "level": "success"})).strip() == "✓ saved"
     assert draw(render("notice", {"text": "hm", "level": "odd"})).strip().endswith("hm")
+
+
+def test_an_mcp_app_card_says_it_is_an_app_shows_its_text_and_how_to_open_it() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from deeting_tui.render import render
+
+    data = {
+        "uri": "ui://clock/app.html",
+        "html": "<script>alert(1)</script>",
+        "result": {"content": [{"type": "text", "text": "it is \x1b[31mnoon\x1b[0m"}]},
+    }
+    out = StringIO()
+    Console(file=out, width=80, color_system=None).print(render("mcp-app", data))
+    text = out.getvalue()
+    assert "interactive app ui://clock/app.html" in text
+    assert "noon" in text and "\x1b" not in text  # the server's escape is neutralised
+    assert "alert" not in text  # the HTML is for the browser only
+    assert "deeting view" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
