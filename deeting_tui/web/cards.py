@@ -12,6 +12,7 @@ written down in ``deeting_tui/web/page/host.js``'s header and kept by tests/web.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import OrderedDict
 from typing import Any
@@ -34,6 +35,9 @@ MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 UNREADABLE_KEY = "deeting/unreadable_seq"
 #: The face for data whose renderer has no folder (or that names none): escaped JSON.
 FALLBACK = "_fallback"
+#: The renderer of an MCP server's app: its HTML is served as a document of its own, at
+#: ``/app/NONCE`` (the card's ``app``), and left out of the card the page gets.
+APP = "mcp-app"
 
 Op = dict[str, Any]
 Card = dict[str, Any]
@@ -68,6 +72,7 @@ class Board:
         self.theme: str | None = None
         self.cards: OrderedDict[str, Card] = OrderedDict()
         self.older = 0
+        self._apps: dict[str, tuple[str, str]] = {}  # nonce -> (card id, the app's HTML)
 
     # -- the board as a page first sees it ------------------------------------------------
 
@@ -85,6 +90,7 @@ class Board:
         """Start over for a session (a first load, or the chat switching sessions)."""
         self.session = {"id": session_id, "title": title}
         self.cards.clear()
+        self._apps.clear()
         self.older = 0
         for event in events:
             self.apply(event)
@@ -184,7 +190,11 @@ class Board:
     ) -> list[Op]:
         """A call's final result: the card is sent whole (its renderer may change)."""
         renderer, payload, failed = self._checked(renderer, payload, card["title"])
+        self._forget_app(card)
         card = dict(card, renderer=renderer, frames=card["frames"] + 1)
+        card.pop("app", None)
+        if renderer == APP:
+            card["app"], payload = self._app(card["id"], payload)
         card["result"] = self._result_of(
             card["id"], renderer, payload, text=text, frame=card["frames"]
         )
@@ -266,11 +276,32 @@ class Board:
             "_meta": meta,
         }
 
+    def _app(self, ident: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The path of an app's document (a random name of its own, so the document needs
+        and learns no token) and the payload the page gets: all but the HTML."""
+        nonce = secrets.token_urlsafe(18)
+        self._apps[nonce] = (ident, str(payload["html"]))
+        return f"/app/{nonce}", {k: v for k, v in payload.items() if k != "html"}
+
+    def app_html(self, nonce: str) -> str | None:
+        """The HTML of the app card whose document is ``/app/NONCE``, while it is on the
+        board."""
+        found = self._apps.get(nonce)
+        if found is None or self.cards.get(found[0], {}).get("app") != f"/app/{nonce}":
+            return None
+        return found[1]
+
+    def _forget_app(self, card: Card) -> None:
+        path = card.get("app")
+        if isinstance(path, str):
+            self._apps.pop(path.rpartition("/")[2], None)
+
     def _put(self, card: Card) -> Op:
         """Add or replace a card (a replaced one keeps its place); let the oldest go."""
         self.cards[card["id"]] = card
         while len(self.cards) > MAX_CARDS:
-            self.cards.popitem(last=False)
+            _, gone = self.cards.popitem(last=False)
+            self._forget_app(gone)
             self.older += 1
         return {"op": "card", "card": card}
 

@@ -26,6 +26,26 @@ _HOST = (
 )
 
 
+#: An MCP server's app (its own HTML, served at ``/app/NONCE``): its inline scripts and
+#: styles run, and images, fonts and media may be inline (``data:``/``blob:``), but it may
+#: load nothing from anywhere, connect nowhere (this server included), embed nothing, submit
+#: no form; the ``sandbox`` directive keeps it in an opaque origin even opened on its own,
+#: and only the host page may frame it. The CSP a resource declares is not honoured (yet):
+#: the browser is outside the plugin's sandbox, so a server with no network grant could
+#: send what it read to anywhere through it (docs/browser.md#mcp-app-cards).
+_APP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:; media-src data: blob:; connect-src 'none'; "
+    "frame-src 'none'; worker-src 'none'; object-src 'none'; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors {origin}; sandbox allow-scripts"
+)
+
+
+def app_policy(origin: str) -> str:
+    """The CSP of an MCP server's app document, framed by the host page at ``origin``."""
+    return _APP.format(origin=origin)
+
+
 def renderer_policy(origin: str) -> str:
     """The CSP of a renderer document served from ``origin`` (``http://127.0.0.1:PORT``)."""
     return _RENDERER.format(origin=origin)

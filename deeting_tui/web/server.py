@@ -38,7 +38,7 @@ from deeting_tui.kernel.events import Event
 from .backlog import WRITE_BATCH, StreamClient
 from .cards import Board
 from .files import FaceFiles, content_type, missing_libraries, segments
-from .policy import COMMON_HEADERS, FACE_FILE_RESOURCE_POLICY, host_policy
+from .policy import COMMON_HEADERS, FACE_FILE_RESOURCE_POLICY, app_policy, host_policy
 
 __all__ = ["MAX_HEADER_BYTES", "CardServer"]
 
@@ -240,6 +240,13 @@ class CardServer:
         path, _, query = target.partition("?")
         parts = segments(path)
         if (
+            parts is not None
+            and len(parts) == 2
+            and parts[0] == "app"
+            and method in ("GET", "HEAD")
+        ):
+            return await self._app(conn, writer, parts[1], method)
+        if (
             parts is None
             or not parts
             or not hmac.compare_digest(parts[0].encode(), self.token.encode())
@@ -274,6 +281,22 @@ class CardServer:
         face_file = rest[0] in ("renderers", "vendor")
         await self._send_response(
             conn, writer, 200, content_type(file), body, method, policy, face_file=face_file
+        )
+        return True
+
+    async def _app(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, nonce: str, method: str
+    ) -> bool:
+        """An MCP server's app as a document of its own: ``/app/NONCE``, a random name the
+        board made for that card (no token: the app can read its own address)."""
+        html = self.board.app_html(nonce) if nonce else None
+        if html is None:
+            await self._plain(conn, writer, 404, "not found", method)
+            return False
+        body = html.encode("utf-8", "surrogatepass")
+        policy = app_policy(self.origin)
+        await self._send_response(
+            conn, writer, 200, "text/html; charset=utf-8", body, method, policy
         )
         return True
 

@@ -13,7 +13,13 @@
 //   {op:"cancelled", id, reason}      the call was cancelled
 //   {op:"theme", theme}               "light" | "dark" | null (null: the system's)
 // CARD = {id, kind, renderer, title, plugin, tool, ts, input, result (null: running), frames,
-//         cancelled? (the reason)}
+//         cancelled? (the reason), app? (an mcp-app card: the path of its app's document)}
+//
+// An mcp-app card is an MCP server's own app (docs/browser.md#mcp-app-cards): its iframe
+// loads the app's document (/app/NONCE, under a CSP that lets it reach nothing), is sent the
+// server's own CallToolResult, and has every request it makes toward the server refused:
+// it is display-only. The app's document is not ours, so the host counts the results it
+// delivered on the iframe (data-updates) where a core face counts on its own body.
 (function () {
   "use strict";
 
@@ -25,6 +31,9 @@
   // The newest cards get their iframe at once, wherever they are on the page (what a reader
   // or a test asks for first); older ones only as they scroll near (see nearby).
   const EAGER_CARDS = 24;
+  const APP = "mcp-app";
+  const DISPLAY_ONLY =
+    "this app is display-only in Deeting: its requests to the server or the chat are not routed (yet)";
 
   const only = new URLSearchParams(location.search).get("card");
   const list = document.getElementById("cards");
@@ -125,6 +134,7 @@
     const iframe = document.createElement("iframe");
     iframe.setAttribute("sandbox", "allow-scripts");
     iframe.setAttribute("referrerpolicy", "no-referrer");
+    const app = isApp(card);
     iframe.dataset.renderer = card.renderer;
     iframe.dataset.card = card.id;
     iframe.title = clean(`${card.title || card.id} (${card.renderer})`);
@@ -149,9 +159,10 @@
       if (!Number.isFinite(height)) return;
       iframe.style.height = `${Math.round(Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, height)))}px`;
     };
+    if (app) refuseRequests(bridge);
     // Links a face asks to open (search results, Markdown): http(s) and mailto only, in a new
     // tab with no opener and no referrer (the token is in this page's path).
-    bridge.onopenlink = async (params) => {
+    if (!app) bridge.onopenlink = async (params) => {
       let url;
       try {
         url = new URL(String(params && params.url));
@@ -165,7 +176,50 @@
     // The transport only hears messages whose source is this iframe's window.
     const transport = new PostMessageTransport(iframe.contentWindow, iframe.contentWindow);
     bridge.connect(transport).catch(() => {});
-    iframe.src = `renderers/${encodeURIComponent(view.card.renderer)}/index.html`;
+    iframe.src = app
+      ? card.app
+      : `renderers/${encodeURIComponent(app === null ? "_fallback" : view.card.renderer)}/index.html`;
+  }
+
+  // true: an MCP server's app with its document; null: an mcp-app card without one (drawn
+  // by the fallback face); false: any other card.
+  function isApp(card) {
+    if (card.renderer !== APP) return false;
+    return typeof card.app === "string" && /^\/app\/[A-Za-z0-9_-]+$/.test(card.app) ? true : null;
+  }
+
+  // An app may ask the host for what MCP Apps offers (call a tool, read a resource, send the
+  // chat a message, open a link, …): each is answered with a JSON-RPC error for now.
+  function refuseRequests(bridge) {
+    const refuse = async () => {
+      throw new Error(DISPLAY_ONLY);
+    };
+    for (const name of [
+      "oncalltool",
+      "onreadresource",
+      "onlistresources",
+      "onlistresourcetemplates",
+      "onlistprompts",
+      "oncreatesamplingmessage",
+      "onmessage",
+      "onupdatemodelcontext",
+      "onopenlink",
+      "ondownloadfile",
+      "onrequestdisplaymode",
+    ]) {
+      if (name in bridge) bridge[name] = refuse;
+    }
+  }
+
+  // What a card's face is sent: the card's result, or, for an app, the server's own result.
+  function resultFor(card) {
+    if (isApp(card) !== true) return card.result;
+    const payload = card.result.structuredContent || {};
+    const own = payload.result && typeof payload.result === "object" ? payload.result : {};
+    const content = Array.isArray(own.content) ? own.content : [];
+    const result = { content, isError: false, _meta: Object.assign({}, card.result._meta) };
+    if (own.structuredContent !== undefined) result.structuredContent = own.structuredContent;
+    return result;
   }
 
   // Sends the card's latest result if the face has not drawn it yet.
@@ -173,7 +227,15 @@
     const { card } = view;
     if (!view.ready || card.result === null || view.sent === card.frames) return;
     view.sent = card.frames;
-    view.bridge.sendToolResult(card.result);
+    const sent = view.bridge.sendToolResult(resultFor(card));
+    if (isApp(card) === true) {
+      Promise.resolve(sent)
+        .then(() => {
+          const iframe = view.iframe;
+          if (iframe) iframe.dataset.updates = String(Number(iframe.dataset.updates || 0) + 1);
+        })
+        .catch(() => {});
+    }
   }
 
   function showState(view) {
@@ -224,6 +286,11 @@
       .catch(() => {});
   }
 
+  // Whether a card's new state can be drawn by its view's iframe (else a new one is made).
+  function same(old, card) {
+    return old.renderer === card.renderer && old.app === card.app;
+  }
+
   // The list's cards, skipping ones on their way out.
   function live(el) {
     while (el && !el.dataset.card) el = el.nextElementSibling;
@@ -235,7 +302,7 @@
   function put(card, before, eager = true) {
     if (!wanted(card)) return;
     const view = views.get(card.id);
-    if (view && view.card.renderer === card.renderer) {
+    if (view && same(view.card, card)) {
       update(view, card);
       return;
     }
@@ -290,7 +357,7 @@
     for (let i = cards.length - 1; i >= 0; i -= 1) {
       const card = cards[i];
       const view = views.get(card.id);
-      if (view && view.card.renderer === card.renderer && view.el === cursor) {
+      if (view && same(view.card, card) && view.el === cursor) {
         update(view, card);
         cursor = live(cursor.nextElementSibling);
         continue;
