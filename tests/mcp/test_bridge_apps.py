@@ -83,6 +83,19 @@ async def test_the_declared_csp_is_kept_with_the_card(kernel: Kernel, fake_progr
     assert result["data"]["csp"] == {"connectDomains": ["https://api.example.com"]}
 
 
+async def test_the_app_is_the_one_the_user_approved_not_one_the_server_names_later(
+    kernel: Kernel, fake_program: Path
+) -> None:
+    await _add(kernel, fake_program)
+    (kernel.paths.plugin_data("fake") / "variant.txt").write_text("app-moved")
+    await kernel.loader.disable("fake")
+    await kernel.loader.enable("fake")
+    result = await _call(kernel, "/show message=hello")
+    assert result["ok"] and result["renderer"] == "mcp-app"
+    assert result["data"]["uri"] == "ui://fake/app.html"
+    assert "another app" not in result["data"]["html"]
+
+
 @pytest.mark.parametrize(
     ("how", "reason"),
     [
