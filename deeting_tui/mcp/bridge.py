@@ -102,7 +102,6 @@ class ServerBridge:
         self._closing: asyncio.Event | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
-        self._stderr_mark = 0  # lines seen so far, to find those a call caused
         self._stderr_seen = 0
         self._pins = _load_pins(Path(str(launch.get("pins", ""))))
         self._changed: dict[str, str] = {}  # tool -> how it changed
@@ -400,7 +399,7 @@ class ServerBridge:
 
     # -- explaining -------------------------------------------------------------------------
 
-    def _exit_reason(self) -> str:
+    def _exit_reason(self, when: str = "") -> str:
         process = self._process
         code = process.returncode if process is not None else None
         how = "exited" if code is None or code >= 0 else "was killed by a signal"
@@ -408,14 +407,14 @@ class ServerBridge:
             how = f"exited with status {code}"
         elif code is not None:
             how = f"was killed by signal {-code}"
-        return self._explained(f"the MCP server {how}", self._stderr_mark)
+        return self._explained(f"the MCP server {how}{when}", 0)
 
     def _start_failure(self, exc: BaseException) -> str:
         if isinstance(exc, FileNotFoundError | PermissionError):
             program = self.launch["argv"][0]
             return f"could not start the MCP server {program}: {exc.strerror or exc}"
         if self._process is not None and self._process.returncode is not None:
-            return self._exit_reason() + " during start-up"
+            return self._exit_reason(" during start-up")
         detail = one_line(str(exc)) or type(exc).__name__
         return self._explained(f"the MCP server did not start: {detail}", 0)
 
