@@ -150,14 +150,18 @@ async def add_server(
             Hint(Fix.UNINSTALL, request.name),
         )
     scopes = _scopes(request.grants)
+    command = _command_runtime(request) if request.source == "command" else None
     granted = await _consent(request, scopes, ask_all)
     env_store = ServerEnvStore(loader.paths.mcp_env_file)
     staging = loader.paths.plugins_dir / ".staging" / f"mcp-{secrets.token_hex(6)}"
     root = staging / request.name
     root.mkdir(parents=True)
     try:
-        on_line(f"installing {request.label} …")
-        installed = await asyncio.to_thread(_install_runtime, request, root, on_line)
+        if command is not None:
+            installed = command
+        else:
+            on_line(f"installing {request.label} …")
+            installed = await asyncio.to_thread(_install_runtime, request, root, on_line)
         _write_manifests(root, request, installed, granted)
         on_line("starting it in its sandbox to read its tools …")
         env_store.put(request.name, request.env)
@@ -214,8 +218,6 @@ class _Runtime:
 
 def _install_runtime(request: AddRequest, root: Path, on_line: Callable[[str], None]) -> _Runtime:
     """The package manager's part (in a thread: it runs for seconds)."""
-    if request.source == "command":
-        return _command_runtime(request)
     from deeting_tui.mcp import installers
 
     assert request.package is not None

@@ -98,16 +98,17 @@ class ServerGone(Exception):
 class ServerBridge:
     """What the worker calls instead of a plugin module: activate, deactivate, invoke."""
 
-    def __init__(self, launch: dict[str, Any], name: str) -> None:
+    def __init__(self, launch: dict[str, Any], name: str, shell: bool = False) -> None:
         self.launch = launch
         self.name = name
+        #: It may run programs already: a refused one is outside even that.
+        self.shell = shell
         self.session: ClientSession | None = None
         self._holder: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._closing: asyncio.Event | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
-        self._stderr_mark = 0  # lines seen so far, to find those a call caused
         self._stderr_seen = 0
         self._pins = _load_pins(Path(str(launch.get("pins", ""))))
         self._changed: dict[str, str] = {}  # tool -> how it changed
@@ -450,7 +451,7 @@ class ServerBridge:
 
     # -- explaining -------------------------------------------------------------------------
 
-    def _exit_reason(self) -> str:
+    def _exit_reason(self, when: str = "") -> str:
         process = self._process
         code = process.returncode if process is not None else None
         how = "exited" if code is None or code >= 0 else "was killed by a signal"
@@ -458,14 +459,14 @@ class ServerBridge:
             how = f"exited with status {code}"
         elif code is not None:
             how = f"was killed by signal {-code}"
-        return self._explained(f"the MCP server {how}", self._stderr_mark)
+        return self._explained(f"the MCP server {how}{when}", 0)
 
     def _start_failure(self, exc: BaseException) -> str:
         if isinstance(exc, FileNotFoundError | PermissionError):
             program = self.launch["argv"][0]
             return f"could not start the MCP server {program}: {exc.strerror or exc}"
         if self._process is not None and self._process.returncode is not None:
-            return self._exit_reason() + " during start-up"
+            return self._exit_reason(" during start-up")
         detail = one_line(str(exc)) or type(exc).__name__
         return self._explained(f"the MCP server did not start: {detail}", 0)
 
@@ -474,16 +475,19 @@ class ServerBridge:
         stderr tells it) and the scope that would allow it, or else the last thing the
         server said."""
         if _DENIED.search(message):
-            return f"{message} — the sandbox refused it: {_scope_hint(message, self.name)}"
+            return f"{message} — the sandbox refused it: {self._hint(message)}"
         new = list(self._stderr)[max(0, len(self._stderr) - (self._stderr_seen - since)) :]
         denial = next((line for line in reversed(new) if _DENIED.search(line)), None)
         if denial is not None:
             said = one_line(denial)[:300]
-            return f"{message}: the sandbox refused it: {said} — {_scope_hint(denial, self.name)}"
+            return f"{message}: the sandbox refused it: {said} — {self._hint(denial)}"
         last = next((line for line in reversed(new) if line.strip()), None)
         if last is not None and "exit" in message:
             return f"{message}: {one_line(last)[:300]}"
         return message
+
+    def _hint(self, line: str) -> str:
+        return _scope_hint(line, self.name, self.shell)
 
     def _result(self, result: types.CallToolResult, before: int) -> dict[str, Any]:
         text = "\n".join(_content_text(block) for block in result.content).strip()
@@ -516,7 +520,7 @@ def _tell(ctx: Context, message: str) -> None:
         ctx._channel.notify(DENIED, DeniedParams(message, None).to_json())
 
 
-def _scope_hint(line: str, name: str) -> str:
+def _scope_hint(line: str, name: str, shell: bool = False) -> str:
     """Which grant would have allowed what a refused server's line describes, as the
     command that grants it."""
     lowered = line.lower()
@@ -524,6 +528,8 @@ def _scope_hint(line: str, name: str) -> str:
     grant = f"deeting plugin grant {name}"
     programs = any(word in lowered for word in ("spawn", "exec", "subprocess", "'node'", "'npm'"))
     if programs or (path is not None and "open" not in lowered and _is_program(path[1])):
+        if shell:
+            return "it tried a program or a file outside the system's folders and its grants"
         return f"starting programs needs the shell scope: {grant} shell"
     if path is not None:
         folder = os.path.dirname(path[1]) or path[1]
@@ -573,4 +579,6 @@ def _load_pins(path: Path) -> list[dict[str, Any]] | None:
 
 
 def bridge_for(init: dict[str, Any]) -> ServerBridge:
-    return ServerBridge(dict(init["mcp"]), str(init.get("name", "plugin")))
+    scopes = init.get("scopes") if isinstance(init.get("scopes"), list) else []
+    shell = any(scope == "shell" for scope in scopes)
+    return ServerBridge(dict(init["mcp"]), str(init.get("name", "plugin")), shell)

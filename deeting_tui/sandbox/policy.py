@@ -190,6 +190,8 @@ def plan_sandbox(
     if exec_allowed:
         # System programs, and the interpreter itself (a plugin may start Python again).
         read_exec.extend((*SYSTEM_BINARIES, sys.prefix, sys.base_prefix))
+        if runtime is not None:  # programs there too (npm is a script under /usr/lib)
+            read_exec.extend((*SYSTEM_LIBRARIES, *python_installation()))
         read_exec.append(str(Path(sys.executable).resolve().parent))
         read.append("/etc")
     if "gpu" in kinds:

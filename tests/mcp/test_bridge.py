@@ -364,3 +364,37 @@ async def test_the_plugins_details_say_what_it_may_run(kernel: Kernel, fake_prog
     assert info.sandbox["programs"] == (
         f"{fake_program.resolve()} only (its server); any other program needs shell"
     )
+
+
+async def test_a_call_past_its_deadline_ends_and_the_next_is_served(
+    kernel: Kernel, fake_program: Path
+) -> None:
+    report = await _add(kernel, fake_program)
+    kimai = report.spec.root / "kimai.json"
+    manifest = json.loads(kimai.read_text())
+    manifest["limits"] = {"call_timeout": 1}
+    kimai.write_text(json.dumps(manifest))
+    await kernel.loader.disable("fake")
+    await kernel.loader.enable("fake")
+    result = await _call(kernel, "/hang")
+    assert not result["ok"] and "1 s" in result["error"], result
+    assert (await _call(kernel, "/echo message=next"))["ok"]
+
+
+async def test_a_server_that_keeps_dying_at_start_is_disabled_as_crashed(
+    kernel: Kernel, fake_program: Path
+) -> None:
+    from deeting_tui.kernel.plugins.installed import Cause
+
+    await _add(kernel, fake_program)
+    (kernel.paths.plugin_data("fake") / "variant.txt").write_text("die-at-start")
+    await kernel.loader.disable("fake")
+    await kernel.loader.enable("fake", on_demand=True)
+    errors = []
+    for _ in range(kernel.loader.policy.crash_limit):
+        result = await _call(kernel, "/echo message=x")
+        errors.append(result["error"])
+    assert "the MCP server exited with status 1 during start-up" in errors[0]
+    assert "/etc/shadow" in errors[0]  # its last words, with the grant that would allow them
+    record = kernel.loader.installed.get("fake")
+    assert record is not None and not record.enabled and record.cause is Cause.CRASHED
