@@ -24,7 +24,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,7 @@ def _document(data: bytes, source: str) -> dict[str, Any]:
 
 
 def _servers(document: dict[str, Any], source: str) -> tuple[dict[str, Any], str]:
+    where: str
     for key in ("mcpServers", "servers"):
         if key in document:
             found, where = document[key], key
@@ -224,15 +225,7 @@ def _problem(base: Proposal, problem: str, *, unsupported: bool = False) -> Prop
 
 
 def _with(base: Proposal, **changes: Any) -> Proposal:
-    fields = {
-        "server": base.server,
-        "name": base.name,
-        "source": base.source,
-        "env": base.env,
-        "renamed": base.renamed,
-    }
-    fields.update(changes)
-    return Proposal(**fields)
+    return replace(base, **changes)
 
 
 def _launch(

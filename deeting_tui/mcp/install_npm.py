@@ -47,7 +47,7 @@ __all__ = [
 PROXY_DIR = "proxy"
 #: The undici majors a lock file ships for (node 20/22 bundle 6.x, node 24 7.x).
 _NPM_FLAGS = ("--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier")
-_SCOPE_NAME = re.compile(r"(?:@([a-z0-9~-][a-z0-9._~-]*)/)?([a-z0-9~-][a-z0-9._~-]*)")
+_SCOPE_NAME = re.compile(r"(?:@([a-z0-9._~-]+)/)?([a-z0-9._~-]+)")
 #: A version, a range (``^1.2``, ``>=1 <2``, ``1.x``) or a dist-tag (``latest``).
 _VERSION = re.compile(r"[0-9A-Za-z.^~<>=*|+ x-]+")
 _TAKES = "--npm takes a package name from the npm registry, PKG or PKG@VERSION"

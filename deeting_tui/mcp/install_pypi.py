@@ -55,7 +55,8 @@ _UNREACHABLE = re.compile(
     r"Network is unreachable|SSLError"
 )
 _NOT_FOUND = re.compile(
-    r"Could not find a version that satisfies the requirement (\S+) \(from versions: ([^)]*)\)"
+    r"Could not find a version that satisfies the requirement (\S+)"
+    r"(?: \(from [^)]*\))? \(from versions: ([^)]*)\)"
 )
 _SCRIPT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
