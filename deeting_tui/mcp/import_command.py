@@ -19,34 +19,24 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from deeting_tui.command_output import error_line, fail, say
+from deeting_tui.command_output import error_line, fail, say, settled
 from deeting_tui.errors import DeetingError
+from deeting_tui.mcp.add import AddRequest, _dim_line, add_server
 from deeting_tui.mcp.imports import MAX_FILE_BYTES, ImportFileError, Proposal, parse_mcp_servers
 from deeting_tui.plugin.scopes import Scope, ScopeError, parse_scope
 from deeting_tui.terminal_text import one_line, quote_prefix
 
-__all__ = ["add_server", "run_import"]
+if TYPE_CHECKING:
+    from deeting_tui.kernel.kernel import Kernel
+
+__all__ = ["run_import"]
 
 SCOPE_QUESTION = (
     "  scopes for {name} (e.g. network:api.example.com filesystem:read:~/Documents; "
     "Enter for none, 'skip' to leave it out): "
 )
-
-
-async def add_server(kernel: Any, request: Any) -> Any:
-    """``deeting mcp add``'s install of one server (deeting_tui/mcp/add.py), imported when an
-    import gets that far: reading and checking the file needs none of it."""
-    from deeting_tui.mcp.add import add_server as add
-
-    return await add(kernel, request)
-
-
-def _request(**fields: Any) -> Any:
-    from deeting_tui.mcp.add import AddRequest
-
-    return AddRequest(**fields)
 
 
 @dataclass
@@ -188,11 +178,11 @@ async def _add_all(planned: list[_Planned], args: argparse.Namespace) -> bool:
 
     failed = False
 
-    async def handler(kernel: Any, _args: argparse.Namespace) -> int:
+    async def handler(kernel: Kernel, _args: argparse.Namespace) -> int:
         nonlocal failed
         for plan in planned:
             proposal = plan.proposal
-            request = _request(
+            request = AddRequest(
                 name=proposal.name,
                 source=proposal.source,
                 package=proposal.package,
@@ -203,10 +193,14 @@ async def _add_all(planned: list[_Planned], args: argparse.Namespace) -> bool:
                 bin=proposal.bin,
                 yes=True,
             )
+            say(f"adding {proposal.name} …")
             try:
-                await add_server(kernel, request)
+                report = await add_server(kernel, request, on_line=_dim_line)
             except DeetingError as exc:  # this server; the rest still go in
                 fail(f"{proposal.name}: {error_line(exc)}")
+                failed = True
+                continue
+            if settled(report) != 0:
                 failed = True
         return 0
 
