@@ -121,7 +121,7 @@ def _tree_key(stock: Stock) -> str:
 
 
 def _registry_name(stock: Stock) -> str:
-    return "PyPI" if stock.registry == "pypi" else "the npm registry"
+    return "PyPI" if stock.registry == "pypi" else "npm registry"
 
 
 def cached_tree(name: str) -> tuple[Path, StockServer]:

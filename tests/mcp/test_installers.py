@@ -30,6 +30,7 @@ import pytest
 from mcp_support import REPO, StockServer, stock_server
 from wheel_index import make_sdist, make_wheel
 
+import deeting_tui.mcp.install_pypi as install_pypi_module
 from deeting_tui.mcp.install_npm import unverified_lock_entries
 from deeting_tui.mcp.install_run import run_tool
 from deeting_tui.mcp.installers import (
@@ -177,6 +178,23 @@ def test_the_console_script_is_chosen_by_bin_name_or_alone(
     assert install_pypi("two-bins", root, bin="b-cli").entry == "server/venv/bin/b-cli"
     shutil.rmtree(root)
     assert install_pypi("other-name==2.1", root).entry == "server/venv/bin/srv"
+
+
+def test_without_a_pip_of_our_own_the_venv_gets_its_own_pip(
+    bare_wheel_index: str,
+    wheel_index_extras: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deeting installed without pip (``uv tool install``): the server's venv is made with
+    ensurepip and its own pip installs the wheel; the result is the same."""
+    monkeypatch.setattr(install_pypi_module, "_pip_command", lambda python: None)
+    _toy_wheel(wheel_index_extras, "toy-mcp", "1.0", {"toy-mcp": "toy_mcp.server:main"})
+    root = tmp_path / "p"
+    installed = install_pypi("toy-mcp==1.0", root)
+    assert installed.entry == "server/venv/bin/toy-mcp" and installed.package == "toy-mcp==1.0"
+    site = next((root / "server" / "venv").glob("lib/python*/site-packages"))
+    assert (site / "pip").is_dir() and (site / "toy_mcp").is_dir()
 
 
 def test_an_sdist_only_package_is_refused_and_its_setup_py_never_runs(
@@ -629,6 +647,22 @@ async def test_server_filesystem_from_npm_runs_after_its_folder_moves(tmp_path: 
     command = [*server.command(), str(tmp_path)]
     tools = await _tools(command, tmp_path)
     assert {"read_text_file", "list_directory", "write_file"} <= set(tools)
+
+
+@pytest.mark.parametrize(
+    ("name", "tools"),
+    [
+        ("fetch", {"fetch"}),
+        pytest.param(
+            "everything", {"echo", "get-sum", "trigger-long-running-operation"}, marks=needs_npm
+        ),
+    ],
+)
+async def test_the_other_stock_servers_answer(
+    name: str, tools: set[str], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    server: StockServer = request.getfixturevalue(f"stock_{name}")
+    assert tools <= set(await _tools(server.command(), tmp_path))
 
 
 class _Proxy:
