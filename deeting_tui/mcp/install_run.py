@@ -32,6 +32,7 @@ __all__ = [
     "quiet",
     "run_tool",
     "server_folder",
+    "stop_installs",
     "tool_env",
 ]
 
@@ -41,6 +42,11 @@ INSTALL_TIMEOUT = 600.0
 _TAIL_LINES = 200
 #: One output line is cut here: a package can make its manager print anything.
 _LINE_BYTES = 16 * 1024
+
+#: The package managers running now, for :func:`stop_installs`.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+_STOPPED: set[int] = set()
 
 
 class InstallError(DeetingError):
@@ -130,6 +136,8 @@ def run_tool(
     timer.daemon = True
     timer.start()
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
     try:
         assert process.stdout is not None
         while raw := process.stdout.readline(_LINE_BYTES):
@@ -144,9 +152,15 @@ def run_tool(
         raise
     finally:
         timer.cancel()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
+            stopped = process.pid in _STOPPED
+            _STOPPED.discard(process.pid)
         if process.stdout is not None:
             process.stdout.close()
     _kill_group(process)  # anything it left running in its group (it is reaped: pid not reused)
+    if stopped:
+        raise InstallError(f"{what} was stopped before it finished: nothing was installed")
     if timed_out.is_set():
         minutes = f"{timeout / 60:g} minutes" if timeout >= 60 else f"{timeout:g} seconds"
         raise InstallError(
@@ -154,6 +168,21 @@ def run_tool(
             "slow or unreachable — check the network and try again"
         )
     return Ran(returncode, tuple(tail))
+
+
+def stop_installs() -> None:
+    """Kill every package manager running now (with its process group); each run ends in an
+    :class:`InstallError` ("... was stopped") that removes its half-made folder.
+
+    Why: the installers block, so ``mcp add`` runs them in a thread, and a cancelled asyncio
+    task cannot stop a thread; without this a Ctrl-C would wait for pip or npm to finish
+    (up to :data:`INSTALL_TIMEOUT`). Call it when the task awaiting the thread is cancelled,
+    then let the thread end."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+        _STOPPED.update(process.pid for process in running)
+    for process in running:
+        _kill_group(process)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -9,14 +9,20 @@
 
 Installing runs the package manager only: never the server, never an install script. The
 server first starts in the plugin's sandbox. Every failure is an :class:`InstallError`, one
-line a person can act on, and leaves nothing behind in ``server/``.
+line a person can act on, and leaves nothing behind in ``server/``. The installers block:
+run them in a thread, and call :func:`stop_installs` when the caller is cancelled (Ctrl-C).
 """
 
 from __future__ import annotations
 
 from deeting_tui.mcp.install_npm import install_node_proxy_shim, install_npm, parse_npm_spec
 from deeting_tui.mcp.install_pypi import install_pypi, parse_pypi_requirement
-from deeting_tui.mcp.install_run import INSTALL_TIMEOUT, InstalledServer, InstallError
+from deeting_tui.mcp.install_run import (
+    INSTALL_TIMEOUT,
+    InstalledServer,
+    InstallError,
+    stop_installs,
+)
 
 __all__ = [
     "INSTALL_TIMEOUT",
@@ -27,4 +33,5 @@ __all__ = [
     "install_pypi",
     "parse_npm_spec",
     "parse_pypi_requirement",
+    "stop_installs",
 ]

@@ -32,13 +32,14 @@ from wheel_index import make_sdist, make_wheel
 
 import deeting_tui.mcp.install_pypi as install_pypi_module
 from deeting_tui.mcp.install_npm import unverified_lock_entries
-from deeting_tui.mcp.install_run import run_tool
+from deeting_tui.mcp.install_run import run_tool, stop_installs
 from deeting_tui.mcp.installers import (
     InstalledServer,
     InstallError,
     install_npm,
     install_pypi,
 )
+from deeting_tui.procgroup import wait_exited
 
 PLATFORM = f"Python {sys.version_info.major}.{sys.version_info.minor} on {sys.platform}/"
 NPM = shutil.which("npm")
@@ -278,15 +279,50 @@ def test_a_run_past_its_timeout_is_killed_with_its_children(tmp_path: Path) -> N
         )
     assert time.monotonic() - started < 30
     assert caught.value.message.startswith("the stuck tool did not finish in 1.5 seconds")
-    child = int(pid_file.read_text())
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
-        state = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()[0]
-        if state == "Z":
-            break
-        time.sleep(0.05)
-    else:
-        assert not Path(f"/proc/{child}").exists(), "the tool's child outlived the timeout"
+    _assert_dead(int(pid_file.read_text()))
+
+
+def _assert_dead(child: int) -> None:
+    """The tool's child was killed with its group (pidfds: no polling)."""
+    assert wait_exited([child], time.monotonic() + 10) == [], "the tool's child outlived it"
+
+
+def test_stop_installs_ends_a_run_in_another_thread_with_its_children(tmp_path: Path) -> None:
+    """What ``mcp add`` does on Ctrl-C: the install runs in a thread, which a cancelled task
+    cannot stop; stop_installs kills pip/npm and the thread ends at once."""
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    started = threading.Event()
+    outcome: list[BaseException] = []
+
+    def install() -> None:
+        try:
+            run_tool(
+                [sys.executable, "-c", script],
+                cwd=tmp_path,
+                env=os.environ,
+                on_line=lambda line: started.set(),
+                what="npm install x",
+            )
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=install)
+    thread.start()
+    assert started.wait(30)
+    stop_installs()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [str(exc) for exc in outcome] == [
+        "npm install x was stopped before it finished: nothing was installed"
+    ]
+    _assert_dead(int(pid_file.read_text()))
 
 
 def test_a_tool_reads_no_stdin_and_its_lines_are_neutralised(tmp_path: Path) -> None:
