@@ -127,6 +127,13 @@ def parse_npm_spec(text: str) -> NpmSpec:
     return NpmSpec(name, version)
 
 
+def _here(folder: Path) -> tuple[str, ...]:
+    """npm's flags that keep it in ``folder``: without them, npm 8+ walks up from the folder
+    and, when a parent's package.json declares workspaces that cover it, installs into that
+    parent instead (its node_modules and lock file, outside the plugin)."""
+    return ("--prefix", str(folder), "--no-workspaces")
+
+
 def _npm(env: Mapping[str, str]) -> str:
     npm = shutil.which("npm", path=env.get("PATH"))
     if npm is None:
@@ -165,7 +172,7 @@ def install_npm(
             + "\n"
         )
         ran = run_tool(
-            [npm, "install", *_NPM_FLAGS, "--save-exact", "--", wanted.spec()],
+            [npm, "install", *_NPM_FLAGS, *_here(server), "--save-exact", "--", wanted.spec()],
             cwd=server,
             env=tool_environment,
             on_line=on_line,
@@ -358,7 +365,7 @@ def install_node_proxy_shim(
         (folder / "preload.cjs").write_bytes((shipped / "preload.cjs").read_bytes())
         _check_lock(folder / "package-lock.json", "the proxy preload")
         ran = run_tool(
-            [npm, "ci", *_NPM_FLAGS],
+            [npm, "ci", *_NPM_FLAGS, *_here(folder)],
             cwd=folder,
             env=tool_environment,
             on_line=on_line,

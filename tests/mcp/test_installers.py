@@ -552,6 +552,25 @@ def test_npm_runs_no_install_script_and_pins_the_exact_version(
     ]
 
 
+def test_npm_stays_in_server_under_a_parent_workspace(
+    npm_registry: tuple[LocalRegistry, dict[str, str]], tmp_path: Path
+) -> None:
+    """A folder above the plugin whose package.json declares workspaces covering it must not
+    receive the install (npm 8+ would install there by default)."""
+    registry, env = npm_registry
+    _scripted(registry)
+    parent = tmp_path / "home"
+    parent.mkdir()
+    manifest = '{"name": "top", "private": true, "workspaces": ["plugins/*/server"]}'
+    (parent / "package.json").write_text(manifest)
+    root = parent / "plugins" / "p"
+    installed = install_npm("scripted", root, env=env)
+    assert (root / installed.entry).is_file()
+    assert (root / "server" / "package-lock.json").is_file()
+    assert sorted(p.name for p in parent.iterdir()) == ["package.json", "plugins"]
+    assert (parent / "package.json").read_text() == manifest
+
+
 def test_npm_bin_rules(npm_registry: tuple[LocalRegistry, dict[str, str]], tmp_path: Path) -> None:
     registry, env = npm_registry
     registry.publish(
