@@ -157,6 +157,9 @@ def cached_tree(name: str) -> tuple[Path, StockServer]:
             os.rename(staging, tree)
         except OSError:  # another session made it first: theirs is as good
             shutil.rmtree(staging, ignore_errors=True)
+        for old in TREES.glob(f"{name}-*"):  # built by an older installer: never used again
+            if old != tree:
+                shutil.rmtree(old, ignore_errors=True)
     data = json.loads(record.read_text())
     return tree, StockServer(tree, InstalledServer(**data["installed"]), data["preload"])
 

@@ -46,7 +46,25 @@ __all__ = [
 #: Where the proxy preload lives, below the plugin's ``server/``.
 PROXY_DIR = "proxy"
 #: The undici majors a lock file ships for (node 20/22 bundle 6.x, node 24 7.x).
-_NPM_FLAGS = ("--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier")
+_NPM_FLAGS = (
+    "--ignore-scripts",
+    "--no-audit",
+    "--no-fund",
+    "--no-update-notifier",
+    # Only registry packages anywhere in the tree (npm 11.8+; an older npm warns and goes on,
+    # and the lock check below still refuses such a package). A git dependency matters most:
+    # pacote prepares it by running `npm install` in the clone, whatever --ignore-scripts says.
+    "--allow-git=none",
+    "--allow-remote=none",
+    "--allow-file=none",
+    "--allow-directory=none",
+)
+_NOT_REGISTRY = {
+    "EALLOWGIT": "git",
+    "EALLOWREMOTE": "a tarball URL",
+    "EALLOWFILE": "a local file",
+    "EALLOWDIRECTORY": "a local folder",
+}
 _SCOPE_NAME = re.compile(r"(?:@([a-z0-9._~-]+)/)?([a-z0-9._~-]+)")
 #: A version, a range (``^1.2``, ``>=1 <2``, ``1.x``) or a dist-tag (``latest``).
 _VERSION = re.compile(r"[0-9A-Za-z.^~<>=*|+ x-]+")
@@ -206,6 +224,12 @@ def _npm_failure(wanted: NpmSpec, ran: Ran) -> InstallError:
             "): check the network (and a proxy or registry in your npm configuration), then "
             "try again",
             unreachable=True,
+        )
+    if code in _NOT_REGISTRY:
+        return InstallError(
+            f"{wanted.spec()} depends on a package from {_NOT_REGISTRY[code]}, which `mcp add` "
+            "does not install (only registry packages, pinned by their integrity): install it "
+            "yourself and use --command"
         )
     if code == "E404":
         return InstallError(

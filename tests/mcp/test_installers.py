@@ -571,6 +571,40 @@ def test_npm_stays_in_server_under_a_parent_workspace(
     assert (parent / "package.json").read_text() == manifest
 
 
+@pytest.mark.parametrize(
+    ("dependency", "said"),
+    [
+        ("git+http://127.0.0.1:9/evil.git", "git"),
+        ("http://127.0.0.1:9/evil.tgz", "a tarball URL"),
+        ("file:../evil", "a local folder"),
+    ],
+)
+def test_a_dependency_from_outside_the_registry_is_refused_before_it_is_fetched(
+    dependency: str,
+    said: str,
+    npm_registry: tuple[LocalRegistry, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    """A git dependency would be prepared by running npm install in its clone (its scripts
+    too); npm refuses it (--allow-git=none) before any fetch, as it does tarball URLs and
+    local paths, which no lock integrity could pin."""
+    registry, env = npm_registry
+    registry.publish(
+        {
+            "name": "outside",
+            "version": "1.0.0",
+            "bin": "s.js",
+            "dependencies": {"evil": dependency},
+        },
+        {"s.js": ""},
+    )
+    root = tmp_path / "p"
+    assert _refused(lambda: install_npm("outside", root, env=env), root) == (
+        f"outside depends on a package from {said}, which `mcp add` does not install (only "
+        "registry packages, pinned by their integrity): install it yourself and use --command"
+    )
+
+
 def test_npm_bin_rules(npm_registry: tuple[LocalRegistry, dict[str, str]], tmp_path: Path) -> None:
     registry, env = npm_registry
     registry.publish(
