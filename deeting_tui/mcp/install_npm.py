@@ -51,7 +51,7 @@ _NPM_FLAGS = (
     "--no-audit",
     "--no-fund",
     "--no-update-notifier",
-    # Only registry packages anywhere in the tree (npm 11.8+; an older npm warns and goes on,
+    # Only registry packages anywhere in the tree (a recent npm 11; an older one warns and goes on,
     # and the lock check below still refuses such a package). A git dependency matters most:
     # pacote prepares it by running `npm install` in the clone, whatever --ignore-scripts says.
     "--allow-git=none",
