@@ -42,6 +42,8 @@ MAX_FILE_BYTES = 1024 * 1024
 _MAX_NAME = 64
 _REMOTE_TYPES = ("http", "sse", "streamable-http", "streamablehttp", "ws", "websocket")
 _NPX = ("npx", "bunx")
+#: VS Code's ``${input:x}``, ``${workspaceFolder}``, ``${env:X}``: filled by the editor only.
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 _NPX_QUIET = ("-y", "--yes", "-q", "--quiet", "--silent", "--prefer-online", "--prefer-offline")
 
 
@@ -214,6 +216,15 @@ def _proposal(
             f"{where}.env: {quote_prefix(bad_key)!r} is not an environment variable name"
         )
     base = Proposal(server=server, name=name, source="command", renamed=renamed, env=dict(env))
+    placeholder = next(
+        (f"env {k}" for k, v in env.items() if _PLACEHOLDER.search(v)), None
+    ) or next((f"its args ({a})" for a in args if _PLACEHOLDER.search(a)), None)
+    if placeholder is not None:
+        return _problem(
+            base,
+            f"{quote_prefix(placeholder)} holds an editor's ${{...}} placeholder, which deeting "
+            "cannot fill: add this server with `deeting mcp add` and the real value",
+        )
     try:
         return _launch(base, command.strip(), list(args), which)
     except InstallError as exc:  # a launcher's package that is not a registry package

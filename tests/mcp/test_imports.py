@@ -328,6 +328,24 @@ def test_a_hostile_key_reaches_the_line_neutralised_and_cut() -> None:
     assert proposal.name.startswith("31mred-0-title")
 
 
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ({"command": "npx", "args": ["p"], "env": {"KEY": "${input:api-key}"}}, "env KEY"),
+        ({"command": "npx", "args": ["p", "${workspaceFolder}"]}, "its args (${workspaceFolder})"),
+    ],
+)
+def test_an_editors_placeholder_is_a_problem_not_a_literal_value(
+    entry: dict[str, Any], said: str
+) -> None:
+    proposal = _one(entry)
+    assert proposal.problem == (
+        f"{said} holds an editor's ${{...}} placeholder, which deeting cannot fill: add this "
+        "server with `deeting mcp add` and the real value"
+    )
+    assert "api-key" not in proposal.line
+
+
 def test_the_utf8_bom_of_a_windows_editor_is_accepted() -> None:
     data = (
         b"\xef\xbb\xbf"
