@@ -175,7 +175,7 @@ def install_npm(
     wanted = parse_npm_spec(spec)
     tool_environment = tool_env(env)
     npm = _npm(tool_environment)
-    with server_folder(plugin_root) as server:
+    with server_folder(plugin_root.absolute()) as server:
         (server / "package.json").write_text(
             json.dumps(
                 {
@@ -383,7 +383,7 @@ def install_node_proxy_shim(
             f"this node bundles undici {major}.x, and Deeting ships its proxy preload for "
             "undici 6 and 7 (Node 20 to 24): install one of those Node.js versions"
         )
-    with server_folder(plugin_root, PROXY_DIR) as folder:
+    with server_folder(plugin_root.absolute(), PROXY_DIR) as folder:
         for name in ("package.json", "package-lock.json"):
             (folder / name).write_bytes((locked / name).read_bytes())
         (folder / "preload.cjs").write_bytes((shipped / "preload.cjs").read_bytes())

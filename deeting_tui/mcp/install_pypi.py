@@ -159,7 +159,7 @@ def install_pypi(
     and an :class:`InstallError` says why in one line."""
     wanted = parse_pypi_requirement(requirement)
     tool_environment = tool_env(env, drop=_PIP_ELSEWHERE)
-    with server_folder(plugin_root) as server:
+    with server_folder(plugin_root.absolute()) as server:
         venv = server / VENV
         python = venv / "bin" / "python"
         pip = _pip_command(python)

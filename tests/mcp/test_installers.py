@@ -155,6 +155,19 @@ def test_a_wheel_installs_into_its_own_venv_and_runs_after_the_folder_moves(
     assert ran.stdout.splitlines() == [f"prefix={moved / 'server' / 'venv'}", "hello from toy-mcp"]
 
 
+def test_a_relative_plugin_root_is_the_same_folder(
+    bare_wheel_index: str,
+    wheel_index_extras: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _toy_wheel(wheel_index_extras, "toy-mcp", "1.0", {"toy-mcp": "toy_mcp.server:main"})
+    monkeypatch.chdir(tmp_path)
+    installed = install_pypi("toy-mcp", Path("rel"))
+    assert (tmp_path / "rel" / installed.entry).is_file()
+    assert sorted(p.name for p in (tmp_path / "rel").iterdir()) == ["server"]
+
+
 def test_the_console_script_is_chosen_by_bin_name_or_alone(
     bare_wheel_index: str, wheel_index_extras: Path, tmp_path: Path
 ) -> None:
