@@ -1,0 +1,345 @@
+"""``deeting mcp serve [--plugin NAME]...``: the enabled plugins' tools as an MCP server on stdio.
+
+Any MCP client (a desktop assistant, an IDE) lists and calls our plugins' tools; every call
+goes through the same kernel the chat and ``deeting --script`` use, to the plugin's sandboxed
+worker, under the grants the user gave (headless: nothing is ever asked; a missing grant is
+the call's error, saying the command that grants it).
+
+- The plugins are wired in without their workers: a worker starts at its tool's first call
+  (``tools/list`` starts none), even a plugin that would start with the chat (a tick's, a live
+  feed's), since this process has no clock and nobody watching a feed.
+- The calls are recorded in a session of their own, made at the first call and titled with
+  the client's name ("MCP: Claude Desktop"), so the chat's sessions (F3) and ``deeting view``
+  show them, card and all.
+- stdout is the protocol's alone (see wire.py); notices and errors go to stderr, one
+  neutralised line each.
+- EOF on stdin, SIGTERM or SIGINT: the kernel shuts down (every worker stops), exit 0.
+
+How a kernel outcome becomes a ``CallToolResult`` is :func:`call_result`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import contextvars
+import logging
+import math
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+
+from deeting_tui import __version__
+from deeting_tui.command_output import event_line
+from deeting_tui.compose import fresh_home, plug_ports
+from deeting_tui.kernel.assistant import ToolInfo, ToolOutcome
+from deeting_tui.kernel.events import ErrorEvent, Event, PluginNotice, Progress, ToolCall
+from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.paths import load_config, resolve_paths
+from deeting_tui.terminal_text import neutralise, one_line, quote_prefix
+
+from .wire import LineReader, LineWriter, claim_stdio
+
+log = logging.getLogger("deeting.mcp.serve")
+
+#: Our keys in a result's ``_meta`` (MCP: a prefix, then a slash, then the name).
+META_PLUGIN = "deeting/plugin"
+META_RENDERER = "deeting/renderer"
+META_SESSION = "deeting/session"
+META_CALL = "deeting/call"
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """The command: 0 at a clean end (EOF, SIGTERM, SIGINT), 2 for a --plugin it cannot serve."""
+    return asyncio.run(serve(list(args.plugin)))
+
+
+async def serve(names: Sequence[str]) -> int:
+    paths = resolve_paths()
+    first_run = fresh_home(paths)
+    kernel = plug_ports(Kernel(paths, config=load_config(paths)), first_run=first_run)
+    remove = kernel.add_listener(_say_on_stderr)
+    try:
+        warning = await kernel.plugins.first_run()  # a fresh home's bundled plugins first
+        if warning:
+            _stderr(f"deeting: warning: {one_line(warning)}")
+        refusal = _refusal(kernel, names)
+        if refusal is not None:
+            _stderr(f"deeting: error: mcp serve: {one_line(refusal)}")
+            return 2
+        served = set(names) or {r.name for r in kernel.installed.all() if r.enabled}
+        for problem in await kernel.start(ticker=False, only=served):
+            _stderr(f"deeting: warning: {one_line(problem)}")
+        bridge = ToolServer(kernel, served if names else None)
+        await _serve_until_stopped(bridge)
+        return 0
+    finally:
+        remove()
+        await kernel.shutdown()
+
+
+def _refusal(kernel: Kernel, names: Sequence[str]) -> str | None:
+    """Why a --plugin NAME cannot be served (not installed, not enabled), or None."""
+    for name in names:
+        record = kernel.installed.get(name)
+        if record is None:
+            return (
+                f"--plugin {quote_prefix(name)}: no plugin of that name is installed — "
+                "see: deeting plugin list"
+            )
+        if not record.enabled:
+            why = f" ({record.disabled_reason})" if record.disabled_reason else ""
+            return f"--plugin {name}: it is disabled{why} — run: deeting plugin enable {name}"
+    return None
+
+
+async def _serve_until_stopped(bridge: ToolServer) -> None:
+    """Serve on the claimed stdio until EOF, or until SIGTERM or SIGINT ends the serving."""
+    loop = asyncio.get_running_loop()
+    with claim_stdio() as wire:
+        serving = asyncio.ensure_future(
+            bridge.run(LineReader(wire.reader), LineWriter(wire.writer))
+        )
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, serving.cancel)
+        try:
+            await serving
+        except asyncio.CancelledError:
+            if not serving.cancelled():
+                raise  # we were cancelled, not the serving by a signal
+        finally:
+            for number in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(number)
+
+
+def _stderr(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # a client that closed our stderr
+        print(line, file=sys.stderr, flush=True)
+
+
+def _say_on_stderr(event: Event) -> None:
+    """The kernel's notices and errors, for the client's log of our stderr."""
+    if isinstance(event, PluginNotice):
+        _stderr(f"deeting: {one_line(event_line(event))}")
+    elif isinstance(event, ErrorEvent):
+        _stderr(f"deeting: error: {one_line(event_line(event))}")
+
+
+# -- the MCP side ------------------------------------------------------------------------------
+
+
+def tool_entry(info: ToolInfo) -> types.Tool:
+    """A kernel tool as ``tools/list`` shows it: its name exactly as the kernel knows it, its
+    description and its parameters' JSON Schema (llm-tool.yaml); the plugin in ``_meta``."""
+    return types.Tool(
+        name=info.name,
+        description=info.description,
+        input_schema=info.parameters,
+        _meta={META_PLUGIN: info.plugin},
+    )
+
+
+def call_result(
+    outcome: ToolOutcome, *, session_id: str | None = None, call_id: str | None = None
+) -> types.CallToolResult:
+    """A kernel outcome as MCP's ``CallToolResult``.
+
+    - Success: the text summary (the plugin's text, else its data as JSON) as one
+      ``TextContent``, and the plugin's result data (its renderer's payload) as
+      ``structuredContent``: as it is when it is a JSON object, else wrapped as
+      ``{"result": DATA}`` (MCP wants an object); none when the plugin returned no data.
+    - Failure (a plugin error, a crash, a timeout, a sandbox's refusal, bad arguments, a
+      cancelled call): ``isError`` with the kernel's one-line message as the text.
+    - ``_meta`` says which plugin answered, its renderer, and the session and call that
+      recorded it (to find its card with ``deeting view``).
+    """
+    meta: dict[str, Any] = {}
+    if outcome.plugin:
+        meta[META_PLUGIN] = outcome.plugin
+    if outcome.ok and outcome.renderer:
+        meta[META_RENDERER] = outcome.renderer
+    if session_id:
+        meta[META_SESSION] = session_id
+    if call_id:
+        meta[META_CALL] = call_id
+    if not outcome.ok:
+        text = "cancelled" if outcome.cancelled else (outcome.error or "the call failed")
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text)],
+            is_error=True,
+            _meta=meta or None,
+        )
+    data = outcome.data
+    structured = None if data is None else data if isinstance(data, dict) else {"result": data}
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=outcome.summary())],
+        structured_content=structured,
+        is_error=False,
+        _meta=meta or None,
+    )
+
+
+def failed(message: str) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=message)], is_error=True
+    )
+
+
+@dataclass
+class _Running:
+    """One ``tools/call`` on its way through the kernel: its call id (learnt from the
+    kernel's ``ToolCall`` event, emitted in the call's own task) and its progress reports."""
+
+    call_id: str | None = None
+    reports: asyncio.Queue[Progress] = field(default_factory=asyncio.Queue)
+    scale: ProgressScale = field(default_factory=lambda: ProgressScale())
+
+
+#: The ``tools/call`` the current task is running (read by the kernel listener).
+_running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar(
+    "deeting_mcp_call", default=None
+)
+
+
+class ProgressScale:
+    """Kernel progress (a fraction, or none, and a message) as MCP's ``progress``, which must
+    never go down: the fraction of 1, or the last one again when a report has none or a
+    smaller one (its message still says what is going on)."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def value(self, fraction: float | None) -> float:
+        if fraction is not None and math.isfinite(fraction):
+            self.last = max(self.last, min(1.0, fraction))
+        return self.last
+
+
+class ToolServer:
+    """The MCP server: ``tools/list`` and ``tools/call`` over one kernel."""
+
+    def __init__(self, kernel: Kernel, only: set[str] | None) -> None:
+        self.kernel = kernel
+        self.only = only
+        self.session_id: str | None = None
+        self._calls: dict[str, _Running] = {}
+        kernel.add_listener(self._hear)
+        self.server: Server[Any] = Server(
+            "deeting",
+            version=__version__,
+            title="Deeting",
+            description="Deeting's plugins, each in its own sandbox",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
+
+    async def run(self, reader: LineReader, writer: LineWriter) -> None:
+        streams = stdio_server(stdin=cast(Any, reader), stdout=cast(Any, writer))
+        async with streams as (read_stream, write_stream):
+            await self.server.run(
+                read_stream, write_stream, self.server.create_initialization_options()
+            )
+
+    def tools(self) -> list[ToolInfo]:
+        """The tools served now (the kernel's, less those of plugins not asked for)."""
+        infos = self.kernel.tool_infos()
+        return [i for i in infos if self.only is None or i.plugin in self.only]
+
+    async def _list_tools(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[tool_entry(info) for info in self.tools()])
+
+    async def _call_tool(
+        self, ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        served = {info.name for info in self.tools()}
+        if params.name not in served:
+            known = ", ".join(sorted(served)) or "none"
+            return failed(f"unknown tool '{quote_prefix(params.name)}' — known tools: {known}")
+        arguments = dict(params.arguments or {})
+        session_id = self._session(ctx)
+        running = _Running()
+        call = asyncio.ensure_future(
+            self._through_kernel(running, session_id, params.name, arguments)
+        )
+        pump = asyncio.ensure_future(self._report(ctx, running))
+        try:
+            outcome = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # notifications/cancelled (or the end of the run): the kernel's call is cancelled
+            # as Esc cancels it in the chat (recorded as cancelled; the worker gets its
+            # cancel), and this request ends without an answer, as MCP wants.
+            call.cancel()
+            pump.cancel()
+            await asyncio.gather(call, pump, return_exceptions=True)
+            raise
+        except Exception as exc:  # a bug of ours: the client gets an error, not a dead server
+            pump.cancel()
+            log.error("tools/call %s failed: %s", params.name, exc)
+            if os.environ.get("DEETING_DEBUG") == "1":
+                sys.stderr.write(neutralise(traceback.format_exc()))
+            return failed(f"{params.name}: deeting failed: {type(exc).__name__}: {exc}")
+        finally:
+            if running.call_id is not None:
+                self._calls.pop(running.call_id, None)
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+        await self._drain(ctx, running)
+        return call_result(outcome, session_id=session_id, call_id=running.call_id)
+
+    async def _through_kernel(
+        self, running: _Running, session_id: str, tool: str, arguments: dict[str, Any]
+    ) -> ToolOutcome:
+        _running.set(running)  # this task's own context: the kernel's ToolCall is heard in it
+        return await self.kernel.call_tool(session_id, tool, arguments)
+
+    def _session(self, ctx: Any) -> str:
+        """This run's session, made at its first call, titled with the client's name."""
+        if self.session_id is None:
+            info = self.kernel.open_session()
+            self.kernel.sessions.rename(info.id, f"MCP: {_client_name(ctx)}")
+            self.session_id = info.id
+        return self.session_id
+
+    def _hear(self, event: Event) -> None:
+        if isinstance(event, ToolCall):
+            running = _running.get()
+            if running is not None and running.call_id is None:
+                running.call_id = event.call_id
+                self._calls[event.call_id] = running
+        elif isinstance(event, Progress):
+            running = self._calls.get(event.call_id)
+            if running is not None:
+                running.reports.put_nowait(event)
+
+    async def _report(self, ctx: Any, running: _Running) -> None:
+        """Send the call's progress as it comes (nothing when the client gave no token)."""
+        while True:
+            report = await running.reports.get()
+            await self._progress(ctx, running.scale, report)
+
+    async def _drain(self, ctx: Any, running: _Running) -> None:
+        """Reports that came in with the answer go before it."""
+        while not running.reports.empty():
+            await self._progress(ctx, running.scale, running.reports.get_nowait())
+
+    async def _progress(self, ctx: Any, scale: ProgressScale, report: Progress) -> None:
+        await ctx.session.report_progress(scale.value(report.fraction), 1.0, report.message or None)
+
+
+def _client_name(ctx: Any) -> str:
+    """The client's name as it introduced itself (``initialize``), or a plain word."""
+    with contextlib.suppress(AttributeError):
+        info = ctx.session.client_params.client_info
+        return str(info.title or info.name) or "a client"
+    return "a client"
