@@ -331,8 +331,12 @@ def test_eof_shuts_the_kernel_down_and_leaves_no_worker(served_home: Path) -> No
     assert all(orjson.loads(line)["jsonrpc"] == "2.0" for line in server.lines)
 
 
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_mid_call_ends_it_cleanly(served_home: Path, number: int) -> None:
+@pytest.mark.parametrize(
+    "number", [signal.SIGTERM, signal.SIGINT, None], ids=["TERM", "INT", "EOF"]
+)
+def test_an_end_mid_call_stops_the_call_and_leaves_no_worker(
+    served_home: Path, number: int | None
+) -> None:
     server = RawServer(served_home)
     try:
         server.start()
@@ -352,8 +356,11 @@ def test_a_signal_mid_call_ends_it_cleanly(served_home: Path, number: int) -> No
         progress = orjson.loads(server.process.stdout.readline())  # the call is running
         assert progress["method"] == "notifications/progress"
         assert progress["params"]["progressToken"] == "p"
-        server.process.send_signal(number)
-        code, _, err = server.finish(eof=False)
+        if number is None:
+            code, _, err = server.finish()
+        else:
+            server.process.send_signal(number)
+            code, _, err = server.finish(eof=False)
     finally:
         if server.process.poll() is None:
             server.process.kill()
