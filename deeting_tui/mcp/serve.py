@@ -39,11 +39,13 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from deeting_tui import __version__
-from deeting_tui.command_output import event_line
+from deeting_tui.command_output import error_line, event_line
 from deeting_tui.compose import fresh_home, plug_ports
+from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.assistant import ToolInfo, ToolOutcome
 from deeting_tui.kernel.events import ErrorEvent, Event, PluginNotice, Progress, ToolCall
 from deeting_tui.kernel.kernel import Kernel
+from deeting_tui.kernel.permissions import PermissionMissing
 from deeting_tui.paths import load_config, resolve_paths
 from deeting_tui.terminal_text import neutralise, one_line, quote_prefix
 
@@ -97,8 +99,22 @@ def _refusal(kernel: Kernel, names: Sequence[str]) -> str | None:
                 "see: deeting plugin list"
             )
         if not record.enabled:
+            missing = _missing_grant(kernel, name)
+            if missing is not None:  # enabling alone would not do: the grant is the fix
+                return f"--plugin {name}: it is disabled: {error_line(missing)}"
             why = f" ({record.disabled_reason})" if record.disabled_reason else ""
             return f"--plugin {name}: it is disabled{why} — run: deeting plugin enable {name}"
+    return None
+
+
+def _missing_grant(kernel: Kernel, name: str) -> PermissionMissing | None:
+    """What the plugin still needs granted, if anything (its start would be refused)."""
+    try:
+        kernel.grants.check(name, kernel.loader.spec(name).permissions)
+    except PermissionMissing as exc:
+        return exc
+    except DeetingError:
+        return None  # a damaged copy: its start says so
     return None
 
 

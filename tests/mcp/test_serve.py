@@ -209,13 +209,18 @@ async def test_cancel_mid_call_stops_it_and_the_next_call_answers(served_home: P
             "--plugin no-such: no plugin of that name is installed — see: deeting plugin list",
         ),
         ("sleeper", "--plugin sleeper: it is disabled — run: deeting plugin enable sleeper"),
+        (
+            "fetch-fixture",  # installed without its grant: granting is the fix, not enabling
+            "--plugin fetch-fixture: it is disabled: permission 'network:127.0.0.1' not granted "
+            "to 'fetch-fixture' — run: deeting plugin grant fetch-fixture network:127.0.0.1",
+        ),
     ],
 )
 def test_a_plugin_flag_it_cannot_serve_is_one_line_and_exit_2(
     tmp_path: Path, flag: str, words: str
 ) -> None:
     home = tmp_path / "home"
-    for plugin in ("good_plugin", "blocking_plugin"):
+    for plugin in ("good_plugin", "blocking_plugin", "fetch_plugin"):
         assert run_deeting("plugin", "install", str(FIXTURES / plugin), home=home).returncode == 0
     assert run_deeting("plugin", "disable", "sleeper", home=home).returncode == 0
     done = run_deeting("mcp", "serve", "--plugin", "echo-fixture", "--plugin", flag, home=home)
