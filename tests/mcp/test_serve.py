@@ -391,3 +391,27 @@ def test_stderr_lines_pass_the_neutraliser(served_home: Path) -> None:
     assert reply["result"]["isError"] is True and hostile in reply["result"]["content"][0]["text"]
     assert b"\x1b" not in err and b"\x07" not in err
     assert b"deeting: error: fail: boom\n" in err
+
+
+def test_serving_imports_no_model_sdk_and_no_textual(served_home: Path) -> None:
+    """A whole run (start, an immediate EOF, shutdown) loads neither the chat nor a model SDK:
+    an MCP client starts this command often, and waits for it."""
+    code = (
+        "import atexit, sys\n"
+        "heavy = ('textual', 'anthropic', 'openai', 'deeting_tui.ui')\n"
+        "atexit.register(lambda: print('loaded:', *[m for m in heavy if m in sys.modules], "
+        "file=sys.stderr))\n"
+        "from deeting_tui.cli import main\n"
+        "sys.exit(main(['mcp', 'serve']))\n"
+    )
+    done = subprocess.run(
+        [DEETING[0], "-c", code],
+        input=b"",
+        capture_output=True,
+        env=_env(served_home),
+        cwd=REPO,
+        timeout=DEADLINE,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b""
+    assert done.stderr.decode().splitlines()[-1] == "loaded:"
