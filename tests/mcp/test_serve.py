@@ -415,3 +415,26 @@ def test_serving_imports_no_model_sdk_and_no_textual(served_home: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == b""
     assert done.stderr.decode().splitlines()[-1] == "loaded:"
+
+
+def test_a_call_beyond_its_grants_says_which_scope_would_allow_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    installed = run_deeting(
+        "plugin",
+        "install",
+        str(FIXTURES / "fetch_plugin"),
+        "--grant",
+        "network:127.0.0.1",
+        "--yes",
+        home=home,
+    )
+    assert installed.returncode == 0, installed.stderr
+
+    async def fetch() -> Any:
+        async with client(home) as session:
+            return await session.call_tool("fetch", {"url": "http://example.com/"})
+
+    result = asyncio.run(fetch())
+    assert result.is_error
+    assert "may not connect to example.com:80" in _text(result)
+    assert "network:example.com:80 would allow it" in _text(result)
