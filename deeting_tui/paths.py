@@ -44,6 +44,11 @@ class Paths:
         return self.data_dir / "grants.json"
 
     @property
+    def mcp_env_file(self) -> Path:
+        """The values users gave MCP servers (``mcp add --env``): private, like grants."""
+        return self.data_dir / "mcp-env.json"
+
+    @property
     def sessions_db(self) -> Path:
         return self.data_dir / "sessions.sqlite3"
 

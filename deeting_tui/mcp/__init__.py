@@ -7,6 +7,7 @@ official ``mcp`` SDK. ``deeting mcp serve`` is the other direction: an MCP serve
 whose tools are the enabled plugins' tools, each call going through the kernel to the plugin's
 sandboxed worker.
 
-The kernel imports nothing from here but :mod:`deeting_tui.mcp.manifest` (plain data); the SDK
-is imported only by the worker's bridge and by ``mcp serve``.
+The plugin format's side (kimai.json's ``mcp`` object) is :mod:`deeting_tui.plugin.mcp_server`;
+the kernel imports only :mod:`deeting_tui.mcp.launch` from here (plain data, no SDK). The SDK is
+imported only by the worker's bridge, ``mcp add`` and ``mcp serve``.
 """

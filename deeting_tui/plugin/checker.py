@@ -27,6 +27,7 @@ from deeting_tui.plugin.manifest import (
     TriggerSpec,
     build_spec,
 )
+from deeting_tui.plugin.mcp_server import MCP_KEY, SERVER_DIR
 from deeting_tui.plugin.requirements import REQUIREMENTS_FILE, RequirementsError, read_requirements
 from deeting_tui.plugin.scopes import MESSAGES, Scope, ScopeError, parse_scope, reads_user_input
 from deeting_tui.plugin.triggers import TriggerPattern, TriggerRegexError, compile_trigger
@@ -34,6 +35,7 @@ from deeting_tui.plugin.wheel_fetch import WHEEL_FILE_NAME
 from deeting_tui.resources import core_renderer_names
 
 __all__ = ["DEPS_DIR", "WHEELS_DIR", "Layout", "check_plugin", "load_plugin"]
+
 
 KIMAI, PACKAGE, TOOLS, ENTRY = "kimai.json", "package.json", "llm-tool.yaml", "src/index.py"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -46,8 +48,10 @@ WHEELS_DIR, DEPS_DIR = "wheels", "deps"
 #: Where a plugin folder comes from, which decides what its dependency folders may hold:
 #: an author's ``source`` has neither; an ``archive`` (a registry zip) may carry ``wheels/``
 #: (only ``*.whl`` files of pinned distributions) but not ``deps/``; an ``installed`` copy
-#: may have both.
-Layout = Literal["source", "archive", "installed"]
+#: may have both. A ``generated`` folder is one ``deeting mcp add`` wrote: only it (and its
+#: installed copy) may carry kimai.json's ``mcp`` object and the server's installation in
+#: ``server/``, whose venv links to the machine's Python and is never walked for links.
+Layout = Literal["source", "archive", "installed", "generated"]
 _REQUIREMENTS_LINE = re.compile(r"requirements\.txt(:\d+)?: (.*)", re.DOTALL)
 
 
@@ -79,6 +83,16 @@ def check_plugin(
     return _Checker(root, layout).run()
 
 
+def _declares_mcp(root: Path) -> bool:
+    """Whether kimai.json has an ``mcp`` object (read before the walk; the real check of the
+    file comes later, this only decides whether ``server/`` is walked)."""
+    try:
+        kimai = json.loads((root / KIMAI).read_bytes()[:MAX_MANIFEST_BYTES])
+    except (OSError, ValueError):
+        return False
+    return isinstance(kimai, dict) and isinstance(kimai.get(MCP_KEY), dict)
+
+
 def _exists(path: Path) -> bool:
     try:
         return path.exists() or path.is_symlink()
@@ -94,6 +108,8 @@ class _Checker:
         self.layout = layout
         self.problems: list[Problem] = []
         self.escaped: set[str] = set()
+        #: An MCP plugin of ours: its ``server/`` is the package manager's, not an author's.
+        self.mcp = layout in ("generated", "installed") and _declares_mcp(root)
 
     def add(self, file: str, where: str, message: str) -> None:
         self.problems.append(Problem(file, where, message))
@@ -115,6 +131,8 @@ class _Checker:
         """A link out of the folder would let a plugin ship (or read at install) foreign files."""
         real_root = self.root.resolve()
         for dirpath, dirnames, filenames in os.walk(self.root):
+            if self.mcp and Path(dirpath) == self.root and SERVER_DIR in dirnames:
+                dirnames.remove(SERVER_DIR)
             for name in [*dirnames, *filenames]:
                 entry = Path(dirpath, name)
                 try:
@@ -182,7 +200,36 @@ class _Checker:
         self.check_permissions(kimai.get("permissions"))
         self.check_events(kimai.get("events"), kimai.get("permissions"))
         self.check_renderer(kimai.get("renderer"))
+        self.check_mcp(kimai.get(MCP_KEY))
         return kimai
+
+    def check_mcp(self, section: object) -> None:
+        """Only ``deeting mcp add`` writes an ``mcp`` object: from an author's folder or an
+        archive it would make Deeting run a program the user never chose."""
+        if section is None:
+            return
+        if not self.mcp:
+            self.add(
+                KIMAI,
+                MCP_KEY,
+                "only `deeting mcp add` writes an mcp object (to run an MCP server as a "
+                "plugin: deeting mcp add NAME --pypi PKG | --npm PKG | --command -- PROGRAM)",
+            )
+            return
+        if not isinstance(section, dict):
+            return  # the schema said so
+        entry, runtime = section.get("entry"), section.get("runtime")
+        if not isinstance(entry, str):
+            return
+        if runtime == "command":
+            if not entry.startswith("/"):
+                self.add(KIMAI, "mcp.entry", f"{entry!r} must be an absolute path")
+            return
+        parts = Path(entry).parts
+        if entry.startswith("/") or ".." in parts or not parts or parts[0] != SERVER_DIR:
+            self.add(KIMAI, "mcp.entry", f"{entry!r} must be a path inside {SERVER_DIR}/")
+        elif not (self.root / entry).is_file():
+            self.add(KIMAI, "mcp.entry", f"{entry!r} is missing: reinstall with deeting mcp add")
 
     def check_renderer(self, renderer: object) -> None:
         """The core owns the renderers (docs/plugins.md#results-and-renderers): a name it does not
@@ -325,7 +372,7 @@ class _Checker:
                 self.add(KIMAI, "trigger.regex", message)
 
     def check_entry(self) -> None:
-        if ENTRY in self.escaped:
+        if ENTRY in self.escaped or self.mcp:
             return
         if not (self.root / ENTRY).is_file():
             self.add(ENTRY, "", "missing — the plugin's entry point")

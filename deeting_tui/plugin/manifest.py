@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deeting_tui.errors import DeetingError
+from deeting_tui.plugin.mcp_server import McpServer, mcp_server
 from deeting_tui.plugin.scopes import Scope, parse_scope
 from deeting_tui.plugin.triggers import TriggerPattern, compile_trigger
 
@@ -117,6 +118,11 @@ class PluginSpec:
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((tool for tool in self.tools if tool.name == name), None)
+
+    @cached_property
+    def mcp(self) -> McpServer | None:
+        """The stock MCP server this plugin runs instead of its own code, if it is one."""
+        return mcp_server(self.manifest)
 
 
 def build_spec(

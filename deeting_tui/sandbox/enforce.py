@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from .guard import Guard
-from .policy import NETWORK_ANY, NETWORK_NONE, NETWORK_PROXY, SandboxPlan, plan_sandbox
+from .policy import (
+    NETWORK_ANY,
+    NETWORK_NONE,
+    NETWORK_PROXY,
+    SandboxPlan,
+    ServerRuntime,
+    plan_sandbox,
+)
 from .probe import Capabilities, probe
 from .tunnel import install_tunnels
 
@@ -74,6 +81,7 @@ def plan_for(init: dict[str, Any]) -> SandboxPlan:
     kernel_pid = init.get("kernel_pid")
     return plan_sandbox(
         [s for s in scopes if isinstance(s, str)],
+        runtime=server_runtime(init.get("mcp")),
         root=Path(init["root"]),
         data_dir=Path(init["data_dir"]),
         cache_dir=Path(init["cache_dir"]),
@@ -82,6 +90,20 @@ def plan_for(init: dict[str, Any]) -> SandboxPlan:
         pid=os.getpid(),
         proxy_port=proxy_port if isinstance(proxy_port, int) else None,
         kernel_pid=kernel_pid if isinstance(kernel_pid, int) else None,
+    )
+
+
+def server_runtime(launch: object) -> ServerRuntime | None:
+    """The runtime allowance of an MCP server's launch (``initialize``'s ``mcp``), if any."""
+    if not isinstance(launch, dict):
+        return None
+    executables = launch.get("executables")
+    read = launch.get("read")
+    if not isinstance(executables, list) or not isinstance(read, list):
+        raise SandboxError("the MCP server's launch names no runtime to allow")
+    return ServerRuntime(
+        tuple(str(p) for p in executables if isinstance(p, str) and p.startswith("/")),
+        tuple(str(p) for p in read if isinstance(p, str) and p.startswith("/")),
     )
 
 
@@ -206,7 +228,7 @@ def _seccomp_policy(plan: SandboxPlan, seccomp_rules: Any) -> Any:
     network = {NETWORK_NONE: "none", NETWORK_ANY: "any"}.get(plan.network, "proxy")
     return seccomp_rules.SeccompPolicy(
         network=network,
-        exec_allowed=plan.exec_allowed,
+        exec_allowed=plan.may_execute,
         own_pid=os.getpid(),
         watch_files=plan.watch_files,
     )

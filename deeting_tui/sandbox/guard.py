@@ -147,9 +147,21 @@ class Guard:
     # -- programs ----------------------------------------------------------------------------
 
     def _exec(self, args: tuple[Any, ...]) -> None:
-        if not self.plan.exec_allowed:
-            program = args[0] if args and isinstance(args[0], str | bytes) else "a program"
-            self._deny("shell", f"running {os.fsdecode(program)!r}")
+        if self.plan.exec_allowed:
+            return
+        program = _program(args)
+        if program is not None and self._is_runtime(os.fsdecode(program)):
+            return  # an MCP worker starting its server (Landlock still decides what runs)
+        self._deny("shell", f"running {os.fsdecode(program or 'a program')!r}")
+
+    def _is_runtime(self, program: str) -> bool:
+        if not self.plan.runtime_exec:
+            return False
+        try:
+            resolved = os.path.realpath(program)
+        except (OSError, ValueError):
+            return False
+        return resolved in self.plan.runtime_exec
 
     # -- files -------------------------------------------------------------------------------
 
@@ -189,3 +201,15 @@ class Guard:
         target = args[0]
         if isinstance(target, int) and target in (self.plan.kernel_pid, 1, -1):
             self._deny(None, f"sending a signal to process {target}, outside the plugin")
+
+
+def _program(args: tuple[Any, ...]) -> str | bytes | None:
+    """The program an exec audit event names: its first argument, or for
+    ``subprocess.Popen`` (executable, args, cwd, env) with no executable, args' first."""
+    if args and isinstance(args[0], str | bytes):
+        return args[0]
+    if len(args) > 1 and isinstance(args[1], list | tuple) and args[1]:
+        first = args[1][0]
+        if isinstance(first, str | bytes):
+            return first
+    return None

@@ -9,6 +9,12 @@ The baseline (no scope at all) is what the interpreter needs to run and import: 
 installation and system libraries (read + execute), the plugin's own code, its data, cache
 and private temp folders (read + write), a few harmless device files, time-zone data, and
 a few of its own ``/proc`` entries. Everything else is a scope.
+
+A worker that runs a stock MCP server (:class:`ServerRuntime`) starts one program, its
+server, and nothing else: execve is allowed, but Landlock lets it execute only the runtime's
+own files (the interpreter or node, the dynamic loader); the system libraries, the Python
+installation and the plugin's folder are readable, not executable. What the runtime needs to
+start (the TLS configuration, besides the baseline's time zones and locales) is read-only.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "NETWORK_PROXY",
     "SANDBOX_LINES",
     "SandboxPlan",
+    "ServerRuntime",
     "describe_grants",
     "plan_sandbox",
 ]
@@ -87,6 +94,20 @@ GPU_DEVICE_PATTERNS = ("/dev/nvidia*", "/dev/dri")
 GPU_READ = ("/sys/class/drm", "/sys/devices", "/sys/bus/pci", "/proc/driver/nvidia")
 
 
+#: Read-only files every MCP server's runtime may need to start: OpenSSL's configuration
+#: (node aborts at start-up when it cannot read it; Python's ssl module reads it too).
+RUNTIME_READ = ("/etc/ssl/openssl.cnf", "/usr/lib/ssl/openssl.cnf")
+
+
+@dataclass(frozen=True)
+class ServerRuntime:
+    """What a stock MCP server's runtime may execute and read beyond the baseline: absolute
+    paths, files (resolved, since Landlock checks the file a link leads to) or folders."""
+
+    executables: tuple[str, ...]
+    read: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class SandboxPlan:
     """The concrete allowances for one worker; paths are absolute strings."""
@@ -102,6 +123,13 @@ class SandboxPlan:
     kernel_pid: int | None = None
     #: Some filesystem scope is granted, so the plugin may watch files (inotify).
     watch_files: bool = False
+    #: The programs an MCP server's worker may start without ``shell`` (its runtime).
+    runtime_exec: tuple[str, ...] = ()
+
+    @property
+    def may_execute(self) -> bool:
+        """Whether execve is let through at all (Landlock then decides what may run)."""
+        return self.exec_allowed or bool(self.runtime_exec)
 
     def allows_read(self, path: str) -> bool:
         return _under(path, (*self.read, *self.read_exec, *self.write, *self.devices))
@@ -121,14 +149,19 @@ def plan_sandbox(
     pid: int,
     proxy_port: int | None = None,
     kernel_pid: int | None = None,
+    runtime: ServerRuntime | None = None,
 ) -> SandboxPlan:
-    """The allowances the granted ``scopes`` give a worker whose process id is ``pid``."""
+    """The allowances the granted ``scopes`` give a worker whose process id is ``pid``;
+    ``runtime``: the worker runs a stock MCP server (see the module's docstring)."""
     parsed = parsed_scopes(scopes)
     kinds = {scope.kind for scope in parsed}
     # Both spellings: Landlock resolves /proc/self once, the guard compares text.
     own_proc = [f"/proc/{who}/{entry}" for who in (pid, "self") for entry in PROC_SELF_ENTRIES]
     read: list[str] = [*BASE_READ, *own_proc]
     read_exec: list[str] = [*python_installation(), *SYSTEM_LIBRARIES, str(root)]
+    if runtime is not None:
+        read, read_exec = [*read, *read_exec, *RUNTIME_READ, *runtime.read], []
+        read_exec.extend(runtime.executables)
     write: list[str] = [str(data_dir), str(cache_dir)]
     if tmp_dir is not None:
         write.append(str(tmp_dir))
@@ -175,6 +208,7 @@ def plan_sandbox(
         exec_allowed=exec_allowed,
         kernel_pid=kernel_pid,
         watch_files="filesystem" in kinds,
+        runtime_exec=_unique(runtime.executables) if runtime is not None else (),
     )
 
 

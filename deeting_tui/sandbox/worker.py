@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeting_tui.rpc.errors import (
     INVALID_PARAMS,
@@ -61,6 +61,9 @@ from deeting_tui.rpc.protocol import (
     UpgradeState,
 )
 from deeting_tui.sandbox.guard import SandboxDenied
+
+if TYPE_CHECKING:
+    from deeting_tui.mcp.bridge import ServerBridge
 from deeting_tui.sandbox.idle import _IdleWait, _loop_has_work, _next_timer_delay
 from deeting_tui.sandbox.plugin_import import import_plugin_module
 from deeting_tui.sandbox.plugin_path import isolate
@@ -116,7 +119,8 @@ class WorkerServer:
             request_id_var=current_call_id,
         )
         self.read_fd = read_fd
-        self.module: ModuleType | None = None
+        #: The plugin's src/index.py, or for a stock MCP server the bridge to it.
+        self.module: ModuleType | ServerBridge | None = None
         self.ctx: Context | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -245,6 +249,12 @@ class WorkerServer:
         )
         # Read while the site folders are still readable (the forkserver did it already).
         warm_isolation()
+        bridge = None
+        if isinstance(init.get("mcp"), dict):
+            # The MCP SDK is imported now: after the sandbox deeting's libraries are unreadable.
+            from deeting_tui.mcp.bridge import bridge_for
+
+            bridge = bridge_for(init)
         sandbox = apply_os_sandbox(init, self._report_denial)
         _configure_logging()
         if tmp_dir is not None:
@@ -259,6 +269,12 @@ class WorkerServer:
             channel=self.peer,
             log=logging.getLogger(f"plugin.{name}"),
         )
+        if bridge is not None:
+            # No plugin code runs in this process: the server is a child, started by the
+            # bridge's activate under this sandbox.
+            self.module = bridge
+            hooks = [f for f in OPTIONAL_FUNCTIONS if callable(getattr(bridge, f, None))]
+            return InitializeResult(os.getpid(), tuple(hooks), sandbox).to_json()
         # From here on plugin code may run: it imports only its own src/ and deps/, the
         # standard library and deeting_tui (plugin_path.py); the worker's own imports are
         # all done above (none of its modules imports a library lazily).

@@ -49,6 +49,11 @@ class WorkerConfig:
     disk_mb: int = 512
     cpu_percent: int = 100
     idle_cpu_percent: int = 25
+    #: For a plugin that is a stock MCP server: how its worker starts the server
+    #: (deeting_tui/mcp/launch.py), sent in ``initialize`` as ``mcp``. Asked at each start,
+    #: so a runtime installed or removed since, or new ``--env`` values, count; it raises
+    #: WorkerStartError saying what is missing.
+    mcp: Callable[[], dict[str, Any]] | None = None
 
     def limits(self) -> dict[str, Any]:
         """The ``initialize`` request's limits: the worker sets its rlimits from these."""

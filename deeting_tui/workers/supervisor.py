@@ -240,6 +240,8 @@ class Supervisor(SupervisedCalls, WorkerEndings):
             "sandbox": c.sandbox,
             "proxy_port": await self._proxy_port(),
         }
+        if c.mcp is not None:
+            params["mcp"] = c.mcp()
         reply = await asyncio.wait_for(
             peer.request(protocol.INITIALIZE, params), self.policy.start_timeout
         )

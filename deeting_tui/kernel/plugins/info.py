@@ -51,6 +51,7 @@ class Origin(StrEnum):
     ZIP = "zip"
     REGISTRY = "registry"
     BUNDLED = "bundled"  # one of the official plugins deeting carries
+    MCP = "mcp"  # a stock MCP server (deeting mcp add)
 
     @property
     def said(self) -> str:
@@ -60,6 +61,7 @@ class Origin(StrEnum):
             Origin.ZIP: "from an archive",
             Origin.REGISTRY: "from the registry (verified)",
             Origin.BUNDLED: "from the plugins deeting carries (verified)",
+            Origin.MCP: "a stock MCP server, added with deeting mcp add",
         }[self]
 
     @property
@@ -70,6 +72,7 @@ class Origin(StrEnum):
 
 REGISTRY_SOURCE = "registry "  # an install's recorded source: "registry URL"
 BUNDLED_SOURCE = "bundled with deeting "  # "bundled with deeting VERSION" (store/bundle.py)
+MCP_SOURCE = "mcp server "  # "mcp server pypi:mcp-server-time==2026.10.19" (mcp/add.py)
 
 
 def origin_of(record: InstalledPlugin) -> Origin:
@@ -77,6 +80,8 @@ def origin_of(record: InstalledPlugin) -> Origin:
         return Origin.FOLDER
     if record.source.startswith(BUNDLED_SOURCE):
         return Origin.BUNDLED
+    if record.source.startswith(MCP_SOURCE):
+        return Origin.MCP
     return Origin.REGISTRY if record.source.startswith(REGISTRY_SOURCE) else Origin.ZIP
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import zipfile
@@ -88,8 +89,14 @@ class Installs:
         ask: AskGrant | None = None,
         ask_all: AskGrants | None = None,
         on_step: OnStep | None = None,
+        generated: str | None = None,
     ) -> InstallReport:
         """Install from a folder (a dev install) or a zip, grant, and start.
+
+        ``generated``: ``source`` is a folder ``deeting mcp add`` wrote in the staging area
+        (an MCP server's plugin, its installation inside), and this is the source recorded
+        for it: validated as such, and moved into place rather than copied (a venv keeps its
+        links to the machine's Python).
 
         Consent comes from ``--grant``/``yes``, then from ``ask`` (the CLI: one scope at a
         time) or ``ask_all`` (a dialog: every missing scope at once). ``on_step`` hears each
@@ -104,11 +111,13 @@ class Installs:
         try:
             steps("unpacking")
             root, dev = self._unpack(source, stage)
+            dev = dev and not generated  # ours, not an author's work in progress
             steps("validating")
-            spec = self._validated(root, source, "source" if dev else "archive")
+            layout: Layout = "generated" if generated else "source" if dev else "archive"
+            spec = self._validated(root, source, layout)
             requested = self.requested_grants(spec, grant)
             report = await self._install_from(
-                spec, source, dev, requested, (yes, ask_all), force, stage, steps
+                spec, source, dev, requested, (yes, ask_all), force, stage, steps, generated
             )
             steps("done")
             return report
@@ -218,6 +227,7 @@ class Installs:
         force: bool,
         stage: Path,
         steps: Callable[[str], None],
+        generated: str | None = None,
     ) -> InstallReport:
         existing = self.installed.get(spec.name)
         if existing is not None and not force:
@@ -232,22 +242,30 @@ class Installs:
         steps("copying")
         target = self.paths.plugin_code(spec.name, spec.version)
         copy = stage / "copy"
-        shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
+        if generated:
+            stage.mkdir(parents=True, exist_ok=True)
+            spec.root.rename(copy)  # ours, in the same staging area: nothing to copy or fetch
+        else:
+            shutil.copytree(spec.root, copy, ignore=COPY_IGNORE, symlinks=False)
         steps("dependencies")
         from deeting_tui.plugin.wheel_install import WheelInstallError, prepare_dependencies
 
         try:  # a folder's wheels are fetched now; a zip carries them: both into copy/deps
-            await _to_the_end(
-                asyncio.to_thread(
-                    prepare_dependencies, copy, label=f"{spec.name} {spec.version}", fetch=dev
+            if not generated:
+                await _to_the_end(
+                    asyncio.to_thread(
+                        prepare_dependencies, copy, label=f"{spec.name} {spec.version}", fetch=dev
+                    )
                 )
-            )
         except WheelInstallError as exc:
             raise PluginError(exc.message) from None
         if existing is not None:  # only now: a refused dependency leaves the old copy installed
             await self.uninstall(spec.name, keep_data=True)
         # As durable as a registry install (store/staging.py): synced, then renamed in place.
-        fsync_tree(copy)
+        if generated:
+            os.sync()  # thousands of files a package manager just wrote: one flush, not each
+        else:
+            fsync_tree(copy)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():  # debris of an interrupted earlier install
             shutil.rmtree(target)
@@ -265,7 +283,7 @@ class Installs:
         self.specs.validated(target, installed)  # its first start reads no manifest again
         return await self._settle_install(
             installed,
-            str(source.resolve()),
+            generated or str(source.resolve()),
             dev,
             requested,
             consent,

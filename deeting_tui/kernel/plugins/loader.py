@@ -14,10 +14,10 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deeting_tui import __version__
-from deeting_tui.errors import Fix, Hint
+from deeting_tui.errors import DeetingError, Fix, Hint
 from deeting_tui.plugin.manifest import ManifestError, PluginSpec
 from deeting_tui.plugin.scopes import Scope
 from deeting_tui.rpc.errors import RpcError
@@ -525,9 +525,38 @@ class Loader(Installs, Upgrading):
             disk_mb=spec.limits.disk_mb,
             cpu_percent=spec.limits.cpu_percent,
             idle_cpu_percent=spec.limits.idle_cpu_percent,
+            mcp=self._server_launch(spec, granted) if spec.mcp is not None else None,
         )
         hooks = self.hooks_for(spec.name) if hooks is None else hooks
         return Supervisor(config, self.launcher, hooks, self.policy, confinement=self.confinement)
+
+    def _server_launch(
+        self, spec: PluginSpec, granted: Sequence[Scope]
+    ) -> Callable[[], dict[str, Any]]:
+        """How the worker of an MCP plugin starts its server (asked at each start)."""
+        from deeting_tui.mcp.launch import launch_for
+        from deeting_tui.mcp.server_env import ServerEnvStore
+
+        server = spec.mcp
+        assert server is not None
+        kinds = {scope.kind for scope in granted}
+
+        def launch() -> dict[str, Any]:
+            try:
+                return launch_for(
+                    spec.root,
+                    server,
+                    name=spec.name,
+                    data_dir=self.paths.plugin_data(spec.name),
+                    cache_dir=self.paths.plugin_cache(spec.name),
+                    env_values=ServerEnvStore(self.paths.mcp_env_file).values(spec.name),
+                    network="network" in kinds,
+                    shell="shell" in kinds,
+                )
+            except DeetingError as exc:
+                raise WorkerStartError(exc.message) from None
+
+        return launch
 
     async def _run_hook(self, spec: PluginSpec, hook: str) -> None:
         """Run a one-off lifecycle hook in a short-lived worker, if the plugin defines it,

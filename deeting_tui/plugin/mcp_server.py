@@ -2,7 +2,7 @@
 
 A stock MCP server installed as plugin NAME is an ordinary plugin folder (kimai.json,
 package.json, llm-tool.yaml) with no ``src/``: its worker runs Deeting's bridge
-(:mod:`deeting_tui.mcp.bridge`) instead of plugin code. What the bridge starts is said here:
+(``deeting_tui.mcp.bridge``) instead of plugin code. What the bridge starts is said here:
 
 ``"mcp": {"runtime": "python", "entry": "server/venv/bin/mcp-server-time", "args": [],
 "package": "mcp-server-time==2026.10.19", "env": ["API_KEY"]}``
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "LIST_TOOLS",
     "MCP_KEY",
     "PINS_FILE",
     "RUNTIMES",
@@ -38,6 +39,10 @@ PINS_FILE = "mcp-tools.json"
 #: Where the server's installation lives inside the plugin's code folder.
 SERVER_DIR = "server"
 RUNTIMES = ("python", "node", "command")
+#: The reserved tool name ``mcp add`` and ``mcp review`` call to read the server's live tool
+#: list through the worker's bridge: no llm-tool.yaml can hold it (tool names have no '/'),
+#: so no model and no ``/TOOL`` line can call it.
+LIST_TOOLS = "mcp/tools"
 
 
 @dataclass(frozen=True)
