@@ -190,7 +190,6 @@ class ServerBridge:
         message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
         return RpcError(PLUGIN_ERROR, self._explained(one_line(message), before))
 
-
     def listing(self) -> dict[str, Any]:
         """The live tools (whole), the server's name and version, and what changed."""
         return {"tools": self._live, "server": self._server_info, "changed": self._changed}

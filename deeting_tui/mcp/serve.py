@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import mcp_types as types
@@ -47,6 +49,8 @@ from deeting_tui.kernel.events import ErrorEvent, Event, PluginNotice, Progress,
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.permissions import PermissionMissing
 from deeting_tui.paths import load_config, resolve_paths
+from deeting_tui.plugin.manifest import PluginSpec
+from deeting_tui.plugin.mcp_server import PINS_FILE
 from deeting_tui.terminal_text import neutralise, one_line, quote_prefix
 
 from .wire import LineReader, LineWriter, claim_stdio
@@ -153,15 +157,55 @@ def _say_on_stderr(event: Event) -> None:
 # -- the MCP side ------------------------------------------------------------------------------
 
 
-def tool_entry(info: ToolInfo) -> types.Tool:
+def tool_entry(info: ToolInfo, pinned: Pinned | None = None) -> types.Tool:
     """A kernel tool as ``tools/list`` shows it: its name exactly as the kernel knows it, its
-    description and its parameters' JSON Schema (llm-tool.yaml); the plugin in ``_meta``."""
+    description and its parameters' JSON Schema (llm-tool.yaml); the plugin in ``_meta``.
+    A stock MCP server's tool (``deeting mcp add``) also has the title and annotations its
+    server gave it, as the user approved them (the pins)."""
     return types.Tool(
         name=info.name,
+        title=pinned.title if pinned else None,
         description=info.description,
         input_schema=info.parameters,
+        annotations=pinned.annotations if pinned else None,
         _meta={META_PLUGIN: info.plugin},
     )
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """What a stock MCP server said of one tool besides its schema, as pinned at ``mcp add``:
+    its hints (read-only, destructive …) are the server's claims, passed on as such."""
+
+    title: str | None
+    annotations: types.ToolAnnotations | None
+
+
+def read_pins(spec: PluginSpec) -> dict[str, Pinned]:
+    """The pinned titles and annotations of an MCP plugin's tools, by name; none for any
+    other plugin (an author's folder cannot carry pins: only ``mcp add`` writes them) or for
+    pins that cannot be read (the bridge refuses to start on those anyway)."""
+    if spec.mcp is None:
+        return {}
+    try:
+        pins = json.loads((spec.root / PINS_FILE).read_text("utf-8"))
+        tools = pins["tools"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    found: dict[str, Pinned] = {}
+    for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            continue
+        annotations = None
+        if isinstance(tool.get("annotations"), dict):
+            with contextlib.suppress(ValueError):  # pydantic's ValidationError
+                annotations = types.ToolAnnotations.model_validate(tool["annotations"])
+        title = tool.get("title")
+        if not isinstance(title, str):
+            title = annotations.title if annotations and annotations.title else None
+        if title is not None or annotations is not None:
+            found[tool["name"]] = Pinned(title, annotations)
+    return found
 
 
 def call_result(
@@ -248,6 +292,7 @@ class ToolServer:
         self.only = only
         self.session_id: str | None = None
         self._calls: dict[str, _Running] = {}
+        self._pinned: dict[Path, dict[str, Pinned]] = {}
         kernel.add_listener(self._hear)
         self.server: Server[Any] = Server(
             "deeting",
@@ -273,7 +318,17 @@ class ToolServer:
     async def _list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[tool_entry(info) for info in self.tools()])
+        entries = [tool_entry(info, self._pins(info)) for info in self.tools()]
+        return types.ListToolsResult(tools=entries)
+
+    def _pins(self, info: ToolInfo) -> Pinned | None:
+        runtime = self.kernel.loader.runtimes.get(info.plugin)
+        if runtime is None:
+            return None
+        root = runtime.spec.root  # a version's own folder: an upgrade reads its own pins
+        if root not in self._pinned:
+            self._pinned[root] = read_pins(runtime.spec)
+        return self._pinned[root].get(info.name)
 
     async def _call_tool(
         self, ctx: Any, params: types.CallToolRequestParams

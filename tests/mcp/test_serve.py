@@ -14,6 +14,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -438,3 +439,48 @@ def test_a_call_beyond_its_grants_says_which_scope_would_allow_it(tmp_path: Path
     assert result.is_error
     assert "may not connect to example.com:80" in _text(result)
     assert "network:example.com:80 would allow it" in _text(result)
+
+
+def test_a_stock_mcp_servers_tools_are_served_with_its_pinned_annotations(
+    tmp_path: Path,
+) -> None:
+    """A server added with ``deeting mcp add`` (our own fake, standard library only) served
+    back out: its annotations as pinned, its structured result, its progress, a cancel."""
+    program = tmp_path / "bin" / "fake-mcp"
+    program.parent.mkdir()
+    interpreter = getattr(sys, "_base_executable", sys.executable)
+    fake = FIXTURES / "mcp" / "fake_server.py"
+    program.write_text(f"#!{interpreter} -I\n" + fake.read_text("utf-8"), "utf-8")
+    program.chmod(0o755)
+    home = tmp_path / "home"
+    added = run_deeting("mcp", "add", "fake", "--command", "--yes", "--", str(program), home=home)
+    assert added.returncode == 0, added.stderr
+
+    async def drive() -> tuple[dict[str, Any], Any, Any, list[float]]:
+        reported = asyncio.Event()
+        seen: list[float] = []
+
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            seen.append(value)
+            reported.set()
+
+        async with client(home) as session:
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            echoed = await session.call_tool("echo", {"message": "hi"})
+            slow = asyncio.ensure_future(
+                session.call_tool("slow", {"steps": 100000}, progress_callback=progress)
+            )
+            await reported.wait()
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            again = await session.call_tool("echo", {"message": "again"})
+        return tools, echoed, again, seen
+
+    tools, echoed, again, seen = asyncio.run(drive())
+    assert tools["echo"].annotations is not None and tools["echo"].annotations.read_only_hint
+    assert tools["slow"].annotations is None
+    assert tools["echo"].meta == {"deeting/plugin": "fake"}
+    assert not echoed.is_error and echoed.structured_content == {"echo": "hi", "length": 2}
+    assert 0 < seen[0] <= 1
+    assert not again.is_error and _text(again) == "again"
