@@ -53,7 +53,7 @@ from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.mcp_server import PINS_FILE
 from deeting_tui.terminal_text import neutralise, one_line, quote_prefix
 
-from .wire import LineReader, LineWriter, claim_stdio
+from .wire import LineReader, LineWriter, Wire, claim_stdio
 
 log = logging.getLogger("deeting.mcp.serve")
 
@@ -70,27 +70,30 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 async def serve(names: Sequence[str]) -> int:
-    paths = resolve_paths()
-    first_run = fresh_home(paths)
-    kernel = plug_ports(Kernel(paths, config=load_config(paths)), first_run=first_run)
-    remove = kernel.add_listener(_say_on_stderr)
-    try:
-        warning = await kernel.plugins.first_run()  # a fresh home's bundled plugins first
-        if warning:
-            _stderr(f"deeting: warning: {one_line(warning)}")
-        refusal = _refusal(kernel, names)
-        if refusal is not None:
-            _stderr(f"deeting: error: mcp serve: {one_line(refusal)}")
-            return 2
-        served = set(names) or {r.name for r in kernel.installed.all() if r.enabled}
-        for problem in await kernel.start(ticker=False, only=served):
-            _stderr(f"deeting: warning: {one_line(problem)}")
-        bridge = ToolServer(kernel, served if names else None)
-        await _serve_until_stopped(bridge)
-        return 0
-    finally:
-        remove()
-        await kernel.shutdown()
+    # The wire is claimed before anything else exists: no process the kernel starts (the
+    # forkserver, a worker, a stock server under its bridge) ever holds the protocol's fds.
+    with claim_stdio() as wire:
+        paths = resolve_paths()
+        first_run = fresh_home(paths)
+        kernel = plug_ports(Kernel(paths, config=load_config(paths)), first_run=first_run)
+        remove = kernel.add_listener(_say_on_stderr)
+        try:
+            warning = await kernel.plugins.first_run()  # a fresh home's bundled plugins first
+            if warning:
+                _stderr(f"deeting: warning: {one_line(warning)}")
+            refusal = _refusal(kernel, names)
+            if refusal is not None:
+                _stderr(f"deeting: error: mcp serve: {one_line(refusal)}")
+                return 2
+            served = set(names) or {r.name for r in kernel.installed.all() if r.enabled}
+            for problem in await kernel.start(ticker=False, only=served):
+                _stderr(f"deeting: warning: {one_line(problem)}")
+            bridge = ToolServer(kernel, served if names else None)
+            await _serve_until_stopped(bridge, wire)
+            return 0
+        finally:
+            remove()
+            await kernel.shutdown()
 
 
 def _refusal(kernel: Kernel, names: Sequence[str]) -> str | None:
@@ -122,23 +125,20 @@ def _missing_grant(kernel: Kernel, name: str) -> PermissionMissing | None:
     return None
 
 
-async def _serve_until_stopped(bridge: ToolServer) -> None:
+async def _serve_until_stopped(bridge: ToolServer, wire: Wire) -> None:
     """Serve on the claimed stdio until EOF, or until SIGTERM or SIGINT ends the serving."""
     loop = asyncio.get_running_loop()
-    with claim_stdio() as wire:
-        serving = asyncio.ensure_future(
-            bridge.run(LineReader(wire.reader), LineWriter(wire.writer))
-        )
+    serving = asyncio.ensure_future(bridge.run(LineReader(wire.reader), LineWriter(wire.writer)))
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, serving.cancel)
+    try:
+        await serving
+    except asyncio.CancelledError:
+        if not serving.cancelled():
+            raise  # we were cancelled, not the serving by a signal
+    finally:
         for number in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(number, serving.cancel)
-        try:
-            await serving
-        except asyncio.CancelledError:
-            if not serving.cancelled():
-                raise  # we were cancelled, not the serving by a signal
-        finally:
-            for number in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(number)
+            loop.remove_signal_handler(number)
 
 
 def _stderr(line: str) -> None:
