@@ -260,7 +260,8 @@ class _Running:
     kernel's ``ToolCall`` event, emitted in the call's own task) and its progress reports."""
 
     call_id: str | None = None
-    reports: asyncio.Queue[Progress] = field(default_factory=asyncio.Queue)
+    #: Its progress reports, in order; None ends them (the call has its answer).
+    reports: asyncio.Queue[Progress | None] = field(default_factory=asyncio.Queue)
     scale: ProgressScale = field(default_factory=lambda: ProgressScale())
 
 
@@ -363,9 +364,8 @@ class ToolServer:
         finally:
             if running.call_id is not None:
                 self._calls.pop(running.call_id, None)
-        pump.cancel()
-        await asyncio.gather(pump, return_exceptions=True)
-        await self._drain(ctx, running)
+        running.reports.put_nowait(None)  # every report sent, in order, before the answer
+        await pump
         return call_result(outcome, session_id=session_id, call_id=running.call_id)
 
     async def _through_kernel(
@@ -394,18 +394,17 @@ class ToolServer:
                 running.reports.put_nowait(event)
 
     async def _report(self, ctx: Any, running: _Running) -> None:
-        """Send the call's progress as it comes (nothing when the client gave no token)."""
-        while True:
-            report = await running.reports.get()
+        """Send the call's progress as it comes (nothing when the client gave no token),
+        until the call's end says there is no more."""
+        while (report := await running.reports.get()) is not None:
             await self._progress(ctx, running.scale, report)
 
-    async def _drain(self, ctx: Any, running: _Running) -> None:
-        """Reports that came in with the answer go before it."""
-        while not running.reports.empty():
-            await self._progress(ctx, running.scale, running.reports.get_nowait())
-
     async def _progress(self, ctx: Any, scale: ProgressScale, report: Progress) -> None:
-        await ctx.session.report_progress(scale.value(report.fraction), 1.0, report.message or None)
+        value = scale.value(report.fraction)
+        try:
+            await ctx.session.report_progress(value, 1.0, report.message or None)
+        except Exception as exc:  # a report that cannot go out must not cost the answer
+            log.warning("a progress report could not be sent: %s", exc)
 
 
 def _client_name(ctx: Any) -> str:

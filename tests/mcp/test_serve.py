@@ -179,6 +179,25 @@ async def test_progress_reports_become_progress_notifications(served_home: Path)
     ]
 
 
+async def test_concurrent_calls_each_hear_only_their_own_progress(served_home: Path) -> None:
+    heard: dict[int, list[str | None]] = {0: [], 1: [], 2: []}
+
+    def listener(index: int) -> Any:
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            heard[index].append(message)
+
+        return progress
+
+    async with client(served_home) as session:
+        results = await asyncio.gather(
+            *(session.call_tool("steps", {}, progress_callback=listener(i)) for i in heard)
+        )
+    assert all(not result.is_error for result in results)
+    assert len({result.meta["deeting/call"] for result in results}) == 3
+    for messages in heard.values():
+        assert messages == ["a quarter", "no idea how far", "went back", "done"]
+
+
 async def test_cancel_mid_call_stops_it_and_the_next_call_answers(served_home: Path) -> None:
     reported = asyncio.Event()
 
