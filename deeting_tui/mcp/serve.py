@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import math
 import os
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import mcp_types as types
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
 
 from deeting_tui import __version__
@@ -189,6 +190,11 @@ class ToolServer:
         self.session_id: str | None = None
         self._calls: dict[str, _Running] = {}
         self._pinned: dict[Path, dict[str, Pinned]] = {}
+        #: The client's connection, once it asked something: where a changed list is said.
+        self._client: Any = None
+        #: The tools as the client last listed them (see :meth:`_say_if_changed`).
+        self._listed: tuple[tuple[str, str, str], ...] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         kernel.add_listener(self._hear)
         self.server: Server[Any] = Server(
             "deeting",
@@ -202,9 +208,10 @@ class ToolServer:
     async def run(self, reader: LineReader, writer: LineWriter) -> None:
         streams = stdio_server(stdin=cast(Any, reader), stdout=cast(Any, writer))
         async with streams as (read_stream, write_stream):
-            await self.server.run(
-                read_stream, write_stream, self.server.create_initialization_options()
+            options = self.server.create_initialization_options(
+                NotificationOptions(tools_changed=True)
             )
+            await self.server.run(read_stream, write_stream, options)
 
     def tools(self) -> list[ToolInfo]:
         """The tools served now (the kernel's, less those of plugins not asked for)."""
@@ -214,8 +221,24 @@ class ToolServer:
     async def _list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        entries = [tool_entry(info, self._pins(info)) for info in self.tools()]
-        return types.ListToolsResult(tools=entries)
+        self._client = ctx.session
+        tools = self.tools()
+        self._listed = _fingerprint(tools)
+        return types.ListToolsResult(tools=[tool_entry(info, self._pins(info)) for info in tools])
+
+    async def _say_if_changed(self) -> None:
+        """``notifications/tools/list_changed`` when the tools differ from those the client
+        last listed: a plugin enabled, disabled, upgraded or revoked elsewhere (the kernel
+        follows state.json, and tells each change as a notice). Said once per listing."""
+        if self._client is None or self._listed is None:
+            return
+        if _fingerprint(self.tools()) == self._listed:
+            return
+        self._listed = None  # the client lists again to see them; until then, nothing more
+        try:
+            await self._client.send_tool_list_changed()
+        except Exception as exc:  # the client has gone: its end of input ends the run
+            log.warning("could not tell the client its tools changed: %s", exc)
 
     def _pins(self, info: ToolInfo) -> Pinned | None:
         runtime = self.kernel.loader.runtimes.get(info.plugin)
@@ -278,7 +301,11 @@ class ToolServer:
         return self.session_id
 
     def _hear(self, event: Event) -> None:
-        if isinstance(event, ToolCall):
+        if isinstance(event, PluginNotice):
+            task = asyncio.ensure_future(self._say_if_changed())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        elif isinstance(event, ToolCall):
             running = _running.get()
             if running is not None and running.call_id is None:
                 running.call_id = event.call_id
@@ -300,6 +327,13 @@ class ToolServer:
             await ctx.session.report_progress(value, 1.0, report.message or None)
         except Exception as exc:  # a report that cannot go out must not cost the answer
             log.warning("a progress report could not be sent: %s", exc)
+
+
+def _fingerprint(tools: list[ToolInfo]) -> tuple[tuple[str, str, str], ...]:
+    """What a client sees of the tools, to tell whether it changed."""
+    return tuple(
+        (info.name, info.description, json.dumps(info.parameters, sort_keys=True)) for info in tools
+    )
 
 
 def _client_name(ctx: Any) -> str:

@@ -51,8 +51,9 @@ def _env(home: Path) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def client(home: Path, *plugins: str) -> AsyncIterator[Any]:
-    """An initialised ClientSession to ``deeting mcp serve [--plugin P]...`` in ``home``."""
+async def client(home: Path, *plugins: str, on_message: Any = None) -> AsyncIterator[Any]:
+    """An initialised ClientSession to ``deeting mcp serve [--plugin P]...`` in ``home``;
+    ``on_message``: the SDK's message handler (notifications the client is sent)."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -63,7 +64,7 @@ async def client(home: Path, *plugins: str) -> AsyncIterator[Any]:
     with open(os.devnull, "w") as errlog:
         async with (
             stdio_client(params, errlog=errlog) as (read, write),
-            ClientSession(read, write) as session,
+            ClientSession(read, write, message_handler=on_message) as session,
         ):
             async with asyncio.timeout(DEADLINE):
                 await session.initialize()
@@ -503,3 +504,28 @@ def test_a_stock_mcp_servers_tools_are_served_with_its_pinned_annotations(
     assert not echoed.is_error and echoed.structured_content == {"echo": "hi", "length": 2}
     assert 0 < seen[0] <= 1
     assert not again.is_error and _text(again) == "again"
+
+
+def test_a_plugin_disabled_elsewhere_is_announced_as_a_changed_tool_list(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for plugin in ("good_plugin", "blocking_plugin"):
+        assert run_deeting("plugin", "install", str(FIXTURES / plugin), home=home).returncode == 0
+
+    async def drive() -> tuple[list[str], list[str]]:
+        changed = asyncio.Event()
+
+        async def on_message(message: Any) -> None:
+            if getattr(message, "method", None) == "notifications/tools/list_changed":
+                changed.set()
+
+        async with client(home, on_message=on_message) as session:
+            before = sorted(tool.name for tool in (await session.list_tools()).tools)
+            done = await asyncio.to_thread(run_deeting, "plugin", "disable", "sleeper", home=home)
+            assert done.returncode == 0, done.stderr
+            await changed.wait()  # the kernel follows state.json, and the client is told
+            after = sorted(tool.name for tool in (await session.list_tools()).tools)
+        return before, after
+
+    before, after = asyncio.run(drive())
+    assert before == sorted(ECHO_TOOLS + SLEEPER_TOOLS)
+    assert after == ECHO_TOOLS
