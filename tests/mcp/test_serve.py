@@ -412,6 +412,10 @@ def test_stderr_lines_pass_the_neutraliser(served_home: Path) -> None:
     assert reply["result"]["isError"] is True and hostile in reply["result"]["content"][0]["text"]
     assert b"\x1b" not in err and b"\x07" not in err
     assert b"deeting: error: fail: boom\n" in err
+    # The client's name (it sent an escape sequence in it) titles the session, neutralised:
+    # the chat's session list (F3) is a terminal too.
+    with SessionStore(_db(served_home)) as store:
+        assert store.get(reply["result"]["_meta"]["deeting/session"]).title == "MCP: raw"
 
 
 def test_serving_imports_no_model_sdk_and_no_textual(served_home: Path) -> None:
