@@ -39,13 +39,19 @@ def served_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     steps, stray output)."""
     home = tmp_path_factory.mktemp("serve") / "home"
     for plugin in ("good_plugin", "blocking_plugin", "serve_plugin"):
-        done = run_deeting("plugin", "install", str(FIXTURES / plugin), home=home)
+        # Module-scoped, so the autouse fixture that keeps the bundled plugins out (a
+        # function's monkeypatch) is not in force yet: say it here.
+        done = run_deeting("plugin", "install", str(FIXTURES / plugin), home=home, env=NO_BUNDLE)
         assert done.returncode == 0, done.stderr
     return home
 
 
+#: The plugins deeting carries stay out of these homes (see tests/conftest.py).
+NO_BUNDLE = {"DEETING_BUNDLE": ""}
+
+
 def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, "DEETING_HOME": str(home)}
+    env = {**os.environ, **NO_BUNDLE, "DEETING_HOME": str(home)}
     env.pop("DEETING_DEBUG", None)
     return env
 
