@@ -201,3 +201,20 @@ def test_add_time_from_pypi_then_ask_it_from_a_script(tmp_path: Path) -> None:
     )
     assert asked.returncode == 0, asked.stderr
     assert '"timezone": "UTC"' in asked.stdout
+
+
+async def test_a_node_servers_fetch_goes_through_the_proxy_to_the_granted_port_only(
+    kernel: Kernel, from_cache: Any, web: tuple[int, int]
+) -> None:
+    """Node 20's fetch ignores HTTPS_PROXY: the preload mcp add installs makes it use the
+    proxy, whose port is the only one the plugin's network namespace can reach."""
+    from_cache("everything")
+    granted, other = web
+    await _add(kernel, "everything", f"network:127.0.0.1:{granted}")
+    line = "/gzip-file-as-resource name=page.gz outputType=resource data={url}"
+    fetched, _ = await _call(kernel, line.format(url=f"http://127.0.0.1:{granted}/page"))
+    assert fetched["ok"], fetched
+    assert "page.gz" in fetched["text"]
+    refused, _ = await _call(kernel, line.format(url=f"http://127.0.0.1:{other}/page"))
+    assert not refused["ok"]
+    assert f"network:127.0.0.1:{other} would allow it" in refused["error"]
