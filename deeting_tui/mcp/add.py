@@ -146,7 +146,7 @@ async def add_server(
     if existing is not None:
         raise AddError(
             f"'{request.name}' is already installed ({existing.version}): choose another name, "
-            f"or remove it first with: deeting plugin uninstall {request.name}",
+            "or remove it first",
             Hint(Fix.UNINSTALL, request.name),
         )
     scopes = _scopes(request.grants)
