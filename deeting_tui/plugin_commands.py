@@ -35,7 +35,7 @@ from deeting_tui.errors import DeetingError
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.kernel.plugins import READY_SAID, AlreadyInstalled, InstallReport, PluginState
 from deeting_tui.paths import load_config, resolve_paths
-from deeting_tui.plugin.manifest import Limits, PluginSpec
+from deeting_tui.plugin.manifest import PluginSpec
 from deeting_tui.plugin.mcp_server import PINS_FILE
 from deeting_tui.plugin.scopes import reads_user_input
 from deeting_tui.plugin.wheel_install import DEPS_DIR, installed_dependencies
@@ -299,7 +299,7 @@ async def _info(kernel: Kernel, args: argparse.Namespace) -> int:
         "cache_dir": str(paths.plugin_cache(spec.name)),
         "log": str(paths.plugin_log(spec.name)),
         "sandbox": dict(plugin.sandbox),
-        "limits": _limits(kernel, spec.limits, paths.plugin_folders(spec.name)),
+        "limits": _limits(kernel, spec, paths.plugin_folders(spec.name)),
         "mcp": _mcp_info(spec),
     }
     if args.json:
@@ -367,16 +367,22 @@ def _mcp_info(spec: PluginSpec) -> dict[str, Any] | None:
     return {**server.to_json(), "approved": approved}
 
 
-def _limits(kernel: Kernel, limits: Limits, folders: Sequence[Path]) -> dict[str, str]:
+def _limits(kernel: Kernel, spec: PluginSpec, folders: Sequence[Path]) -> dict[str, str]:
     from deeting_tui.sandbox.probe import probe
 
     cgroups = kernel.confinement.cgroups
-    return describe_limits(
-        limits,
+    described = describe_limits(
+        spec.limits,
         cgroups,
         user_namespaces=probe().user_namespaces,
         disk_walked=walked_instead(folders, kernel.confinement.disk),
     )
+    if spec.mcp is not None and spec.mcp.runtime == "node":
+        # V8's WebAssembly reservations rule out an address-space limit (process_limits.py).
+        described["memory_mb"] = described["memory_mb"].replace(
+            "RLIMIT_AS per process", "RLIMIT_DATA per process"
+        )
+    return described
 
 
 def _say_limits(limits: dict[str, str]) -> None:

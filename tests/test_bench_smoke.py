@@ -290,3 +290,21 @@ def test_bench_tool_budget_json_reports_its_figures() -> None:
     assert list(report["timings"]) == ["200", "1000"]
     for timing in report["timings"].values():
         assert 0 < timing["select_p50_ms"] <= timing["select_max_ms"]
+
+
+@needs_mcp
+def test_bench_mcp_serve_quick_json_reports_every_figure() -> None:
+    """``python -m bench.mcp_serve``: one tools/call through deeting mcp serve, the kernel
+    call it wraps, and the SDK's own server, each as positive p50 and p95."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.mcp_serve", "--quick", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    report = json.loads(process.stdout)
+    assert sorted(report) == ["kernel", "peer", "serve"]
+    for name, row in report.items():
+        assert row["n"] >= 1, name
+        assert 0 < row["p50_ms"] <= row["p95_ms"], name

@@ -26,6 +26,7 @@ SKIP_DIRS = frozenset(
         ".mypy_cache",
         ".ruff_cache",
         ".pytest_cache",
+        ".cache",  # tests/mcp_support.py's stock MCP servers and their pip/npm caches
         "build",
         "dist",
     }

@@ -30,6 +30,11 @@ FRONT_ENDS = (
     "deeting_tui.plugin_commands",
     "deeting_tui.registry_commands",
     "deeting_tui.view_command",
+    "deeting_tui.mcp.commands",
+    "deeting_tui.mcp.add",
+    "deeting_tui.mcp.review",
+    "deeting_tui.mcp.import_command",
+    "deeting_tui.mcp.serve",
 )
 
 # (importing package, packages it must never import, why). A name is a package or a module;

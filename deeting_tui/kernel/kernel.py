@@ -19,7 +19,7 @@ import contextvars
 import logging
 import mimetypes
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,12 +150,19 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(
-        self, *, plugins: bool = True, ticker: bool = True, follow: bool = True
+        self,
+        *,
+        plugins: bool = True,
+        ticker: bool = True,
+        follow: bool = True,
+        only: Collection[str] | None = None,
     ) -> list[str]:
         """Restore enabled plugins; returns one message per plugin that failed to start.
 
         With ``follow`` (and ``plugins``), the kernel then keeps its running plugins on
         what state.json says as other processes change it (see :class:`PointerFollower`).
+        ``only``: restore only these of the enabled plugins, each waiting for its first use
+        (``deeting mcp serve``; see :meth:`Loader.start_enabled`).
         """
         # Started before (tests and the CLI install with one kernel, then run it): the old
         # follower's idea of what is enabled is stale, and it would start a plugin a second
@@ -170,7 +177,7 @@ class Kernel(ToolCalls, Conversation, PluginWiring):
             problems += [first_run] if first_run else []
             # Workers start as their plugins are used (a trigger, a tool call, an event),
             # except those that must run from the start (the tick's, a live feed's).
-            problems += await self.loader.start_enabled(on_demand=True)
+            problems += await self.loader.start_enabled(on_demand=True, only=only)
             warming = loop.create_task(asyncio.to_thread(warm_validation))
             self._background.add(warming)
             warming.add_done_callback(self._background.discard)

@@ -146,10 +146,11 @@ async def add_server(
     if existing is not None:
         raise AddError(
             f"'{request.name}' is already installed ({existing.version}): choose another name, "
-            f"or remove it first with: deeting plugin uninstall {request.name}",
+            "or remove it first",
             Hint(Fix.UNINSTALL, request.name),
         )
     scopes = _scopes(request.grants)
+    _check_package(request)
     command = _command_runtime(request) if request.source == "command" else None
     granted = await _consent(request, scopes, ask_all)
     env_store = ServerEnvStore(loader.paths.mcp_env_file)
@@ -161,7 +162,7 @@ async def add_server(
             installed = command
         else:
             on_line(f"installing {request.label} …")
-            installed = await asyncio.to_thread(_install_runtime, request, root, on_line)
+            installed = await _installed(request, root, on_line)
         _write_manifests(root, request, installed, granted)
         on_line("starting it in its sandbox to read its tools …")
         env_store.put(request.name, request.env)
@@ -182,6 +183,23 @@ async def add_server(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_package(request: AddRequest) -> None:
+    """A package name the registry could take, checked before anything is made."""
+    if request.source == "command":
+        return
+    from deeting_tui.mcp.installers import InstallError, parse_npm_spec, parse_pypi_requirement
+
+    if request.source not in ("pypi", "npm") or not request.package:
+        raise AddError(f"{request.source!r}: a server comes from pypi, npm or a command")
+    try:
+        if request.source == "pypi":
+            parse_pypi_requirement(request.package)
+        else:
+            parse_npm_spec(request.package)
+    except InstallError as exc:
+        raise AddError(exc.message, exc.hint) from None
 
 
 def _scopes(grants: list[str]) -> list[Scope]:
@@ -216,6 +234,21 @@ class _Runtime:
     description: str
 
 
+async def _installed(request: AddRequest, root: Path, on_line: Callable[[str], None]) -> _Runtime:
+    """The installer in a thread; a cancel (Ctrl-C) stops the package manager at once
+    rather than waiting for the thread, which nothing else could stop."""
+    work = asyncio.ensure_future(asyncio.to_thread(_install_runtime, request, root, on_line))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        from deeting_tui.mcp.installers import stop_installs
+
+        stop_installs()
+        with contextlib.suppress(BaseException):
+            await work  # the thread ends (its folder removed) before the stage is
+        raise
+
+
 def _install_runtime(request: AddRequest, root: Path, on_line: Callable[[str], None]) -> _Runtime:
     """The package manager's part (in a thread: it runs for seconds)."""
     from deeting_tui.mcp import installers
@@ -226,8 +259,10 @@ def _install_runtime(request: AddRequest, root: Path, on_line: Callable[[str], N
             done = installers.install_pypi(request.package, root, bin=request.bin, on_line=on_line)
         else:
             done = installers.install_npm(request.package, root, bin=request.bin, on_line=on_line)
-            with contextlib.suppress(installers.InstallError):
+            try:
                 installers.install_node_proxy_shim(root, on_line=on_line)
+            except installers.InstallError as exc:  # it runs; only host-limited fetch won't
+                on_line(f"note: {exc.message} — with a network:HOST grant its fetch fails")
     except installers.InstallError as exc:
         raise AddError(exc.message, exc.hint) from None
     return _Runtime(done.runtime, done.entry, done.package, done.version, done.description)

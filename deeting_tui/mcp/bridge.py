@@ -579,6 +579,6 @@ def _load_pins(path: Path) -> list[dict[str, Any]] | None:
 
 
 def bridge_for(init: dict[str, Any]) -> ServerBridge:
-    scopes = init.get("scopes") if isinstance(init.get("scopes"), list) else []
-    shell = any(scope == "shell" for scope in scopes)
+    scopes = init.get("scopes")
+    shell = isinstance(scopes, list) and "shell" in scopes
     return ServerBridge(dict(init["mcp"]), str(init.get("name", "plugin")), shell)

@@ -84,6 +84,7 @@ def launch_for(
         )
     env.update({k: env_values[k] for k in server.env})
     return {
+        "runtime": server.runtime,
         "argv": argv,
         "env": env,
         "cwd": str(data_dir),

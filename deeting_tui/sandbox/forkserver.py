@@ -107,6 +107,22 @@ def preload() -> None:
     plugin_path.warm()  # each worker's import isolation (plugin_path.py) starts warm
 
 
+#: Set in a spawn's environment for a worker that will run a stock MCP server.
+WORKER_KIND = "DEETING_WORKER_KIND"
+
+
+def warm_mcp() -> None:
+    """Import the MCP bridge (the SDK: about a second of pydantic models) here, once, the
+    first time an MCP plugin's worker is asked for: its first worker pays that as it would
+    anyway, every later one (a restart, another server, each test) forks from a warm
+    parent. Never at start: a home without MCP plugins never pays for it. The import starts
+    no thread (checked by the worker before its sandbox, as always)."""
+    if "deeting_tui.mcp.bridge" in sys.modules:
+        return
+    with contextlib.suppress(ImportError):
+        importlib.import_module("deeting_tui.mcp.bridge")
+
+
 def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
@@ -173,6 +189,8 @@ class ForkServer:
         except (ValueError, orjson.JSONDecodeError) as exc:
             _close_all(fds)
             return self._send({"op": "error", "id": request_id, "message": str(exc)})
+        if env.get(WORKER_KIND) == "mcp":
+            warm_mcp()
         try:
             pid, pidfd = self._spawn(fds[0], fds[1], fds[2], env)
         except OSError as exc:

@@ -46,6 +46,8 @@ def set_rlimits(
     open_files: int = OPEN_FILES_LIMIT,
     file_size_mb: int = FILE_SIZE_LIMIT_MB,
     cpu_seconds: int = CPU_LIMIT_S,
+    *,
+    address_space: bool = True,
 ) -> None:
     """Soft = hard so plugin code cannot raise them back.
 
@@ -55,6 +57,12 @@ def set_rlimits(
     threads still start under an address-space limit, glibc keeps one malloc arena (each
     extra one reserves 64 MiB) and thread stacks are THREAD_STACK_BYTES. Every process the
     plugin starts inherits these; the kernel bounds their sum (cgroup or watchdog).
+
+    Without ``address_space`` (a worker whose MCP server is a Node program: V8 reserves
+    gigabytes of untouched address space for each WebAssembly memory, which fetch's HTTP
+    parser is, so any address-space limit a person would set breaks it), RLIMIT_DATA and the
+    kernel's bound on the sum still hold memory: a reservation nothing writes counts in
+    neither, memory used does.
 
     ``file_size_mb`` is the plugin's disk quota: no single file may outgrow it (EFBIG), the
     kernel's watchdog bounds the folders' total. RLIMIT_CPU counts the worker's whole life,
@@ -68,7 +76,8 @@ def set_rlimits(
         resource.setrlimit(which, (value, value))
 
     limit_threads_address_space()
-    cap(resource.RLIMIT_AS, memory_mb * MIB + address_space_in_use())
+    if address_space:
+        cap(resource.RLIMIT_AS, memory_mb * MIB + address_space_in_use())
     cap(resource.RLIMIT_DATA, memory_mb * MIB)
     cap(resource.RLIMIT_NOFILE, open_files)
     cap(resource.RLIMIT_FSIZE, file_size_mb * MIB)

@@ -241,11 +241,13 @@ class WorkerServer:
         for folder in (data_dir, cache_dir, tmp_dir):
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
+        launch = init.get("mcp")
         set_rlimits(
             int(limits.get("memory_mb", 1024)),
             int(limits.get("open_files", OPEN_FILES_LIMIT)),
             int(limits.get("disk_mb", FILE_SIZE_LIMIT_MB)),
             int(limits.get("cpu_s", CPU_LIMIT_S)),
+            address_space=not (isinstance(launch, dict) and launch.get("runtime") == "node"),
         )
         # Read while the site folders are still readable (the forkserver did it already).
         warm_isolation()

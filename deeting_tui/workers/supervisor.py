@@ -144,7 +144,10 @@ class Supervisor(SupervisedCalls, WorkerEndings):
             folder.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(self.config.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            process = await self.launcher.spawn(log_fd, worker_environment())
+            env = worker_environment()
+            if c.mcp is not None:
+                env["DEETING_WORKER_KIND"] = "mcp"  # the forkserver warms the MCP SDK for it
+            process = await self.launcher.spawn(log_fd, env)
         except OSError as exc:
             self.state = "stopped"
             raise WorkerStartError(f"could not start a worker for '{self.name}': {exc}") from None

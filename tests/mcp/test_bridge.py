@@ -388,13 +388,23 @@ async def test_a_server_that_keeps_dying_at_start_is_disabled_as_crashed(
 
     await _add(kernel, fake_program)
     (kernel.paths.plugin_data("fake") / "variant.txt").write_text("die-at-start")
-    await kernel.loader.disable("fake")
+    await kernel.loader.disable("fake", persist=False)  # still recorded enabled
     await kernel.loader.enable("fake", on_demand=True)
-    errors = []
+    first = await _call(kernel, "/echo message=x")
+    assert "the MCP server exited with status 1 during start-up" in first["error"]
+    assert "/etc/shadow" in first["error"]  # its last words, with the grant that would allow them
+    # Each use is one more failed start (a restart may add its own) until the crash rule trips.
     for _ in range(kernel.loader.policy.crash_limit):
-        result = await _call(kernel, "/echo message=x")
-        errors.append(result["error"])
-    assert "the MCP server exited with status 1 during start-up" in errors[0]
-    assert "/etc/shadow" in errors[0]  # its last words, with the grant that would allow them
-    record = kernel.loader.installed.get("fake")
-    assert record is not None and not record.enabled and record.cause is Cause.CRASHED
+        if "fake" not in kernel.loader.runtimes:
+            break
+        await asyncio.wait_for(
+            kernel.submit(kernel.open_session().id, "/echo message=x"), DEADLINE_S
+        )
+
+    async def disabled_as_crashed() -> None:
+        while (record := kernel.loader.installed.get("fake")) is None or record.enabled:
+            await asyncio.sleep(0.01)  # polling the kernel's own record
+        assert record.cause is Cause.CRASHED
+
+    await asyncio.wait_for(disabled_as_crashed(), DEADLINE_S)
+    assert "fake" not in kernel.loader.runtimes

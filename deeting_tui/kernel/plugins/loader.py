@@ -13,7 +13,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deeting_tui import __version__
@@ -232,9 +232,10 @@ class Loader(Installs, Upgrading):
             self.installed.set_enabled(name, True)
         return runtime
 
-    async def _runtime(self, name: str, *, on_demand: bool) -> PluginRuntime:
+    async def _runtime(self, name: str, *, on_demand: bool, always: bool = False) -> PluginRuntime:
         """A runtime for ``name``, its worker not started: the checks every start makes
-        first (a damaged copy, a missing grant, a full disk) raise PluginError."""
+        first (a damaged copy, a missing grant, a full disk) raise PluginError. ``always``:
+        with ``on_demand``, it waits for its first use whatever it is."""
         spec = self.spec(name)
         try:
             self.grants.check(name, spec.permissions)
@@ -242,7 +243,7 @@ class Loader(Installs, Upgrading):
             self.installed.set_enabled(name, False, exc.message, Cause.NOT_GRANTED)
             raise PluginError(exc.message, exc.hint) from None
         await self._check_disk(spec)
-        lazy = on_demand and self.waits_for_use(spec)
+        lazy = on_demand and (always or self.waits_for_use(spec))
         return PluginRuntime(spec, self.supervisor_for(spec), on_demand=lazy)
 
     async def _start(self, runtime: PluginRuntime, verb: str) -> None:
@@ -448,17 +449,27 @@ class Loader(Installs, Upgrading):
 
     # -- start-up and shutdown ---------------------------------------------------------------
 
-    async def start_enabled(self, *, on_demand: bool = False) -> list[str]:
+    async def start_enabled(
+        self, *, on_demand: bool = False, only: Collection[str] | None = None
+    ) -> list[str]:
         """Start every plugin recorded as enabled; returns one message per failure. With
         ``on_demand``, the plugins that may wait for their first use are wired in, all at
-        once, without a worker (their workers start as they are used)."""
+        once, without a worker (their workers start as they are used).
+
+        ``only`` (``deeting mcp serve``): wire in only these of the enabled plugins, and every
+        one of them waits for its first use, even one that would start at launch (a tick's,
+        a live feed's): that process has no clock and nobody watching a feed."""
         problems: list[str] = []
         waiting: list[PluginRuntime] = []
         for record in self.installed.all():
             if not record.enabled or record.name in self.runtimes:
                 continue
+            if only is not None and record.name not in only:
+                continue
             try:
-                runtime = await self._runtime(record.name, on_demand=on_demand)
+                runtime = await self._runtime(
+                    record.name, on_demand=on_demand, always=only is not None
+                )
                 if runtime.on_demand:
                     waiting.append(runtime)
                 else:
