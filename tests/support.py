@@ -37,6 +37,28 @@ def events_of(k: Kernel) -> list[dict[str, Any]]:
     return seen
 
 
+def fake_mcp_program(folder: Path, name: str = "fake-mcp") -> Path:
+    """tests/fixtures/mcp/fake_server.py as a program on this machine: a script whose #! is
+    the base Python, isolated (what ``mcp add --command`` takes), in ``folder``/bin."""
+    program = folder / "bin" / name
+    program.parent.mkdir(parents=True)
+    interpreter = getattr(sys, "_base_executable", sys.executable)
+    source = (FIXTURES / "mcp" / "fake_server.py").read_text("utf-8")
+    program.write_text(f"#!{interpreter} -I\n{source}", "utf-8")
+    program.chmod(0o755)
+    return program
+
+
+async def call_line(
+    kernel: Kernel, line: str, deadline: float = 30.0
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Submit ``line`` in a new session; its one tool result, and every event it caused."""
+    seen = events_of(kernel)
+    await asyncio.wait_for(kernel.submit(kernel.open_session().id, line), deadline)
+    (result,) = [e for e in seen if e["type"] == "tool_result"]
+    return result, seen
+
+
 def run_deeting(
     *args: str,
     home: Path,

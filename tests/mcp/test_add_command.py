@@ -4,22 +4,15 @@ fresh home, then the server's tools from ``deeting --script``; bad usage gets on
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from support import FIXTURES, run_deeting
+from support import fake_mcp_program, run_deeting
 
 
 @pytest.fixture
 def program(tmp_path: Path) -> Path:
-    script = tmp_path / "bin" / "fake-mcp"
-    script.parent.mkdir()
-    interpreter = getattr(sys, "_base_executable", sys.executable)
-    source = (FIXTURES / "mcp" / "fake_server.py").read_text("utf-8")
-    script.write_text(f"#!{interpreter} -I\n{source}", "utf-8")
-    script.chmod(0o755)
-    return script
+    return fake_mcp_program(tmp_path)
 
 
 def test_add_then_call_from_a_script(tmp_path: Path, program: Path) -> None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from support import FIXTURES, events_of
+from support import FIXTURES, call_line, events_of, fake_mcp_program
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.mcp.add import AddError, AddRequest, add_server
@@ -28,14 +27,7 @@ DEADLINE_S = 30.0
 
 @pytest.fixture
 def fake_program(tmp_path: Path) -> Path:
-    """The fake server as a program on this machine (a script whose #! is the base Python,
-    isolated), which is what ``mcp add --command`` takes."""
-    program = tmp_path / "bin" / "fake-mcp"
-    program.parent.mkdir()
-    interpreter = getattr(sys, "_base_executable", sys.executable)
-    program.write_text(f"#!{interpreter} -I\n" + FAKE.read_text("utf-8"), "utf-8")
-    program.chmod(0o755)
-    return program
+    return fake_mcp_program(tmp_path)
 
 
 async def _add(kernel: Kernel, program: Path, *grants: str, **extra: Any) -> Any:
@@ -52,10 +44,7 @@ async def _add(kernel: Kernel, program: Path, *grants: str, **extra: Any) -> Any
 
 
 async def _call(kernel: Kernel, line: str) -> dict[str, Any]:
-    seen = events_of(kernel)
-    await asyncio.wait_for(kernel.submit(kernel.open_session().id, line), DEADLINE_S)
-    (result,) = [e for e in seen if e["type"] == "tool_result"]
-    return result
+    return (await call_line(kernel, line, DEADLINE_S))[0]
 
 
 async def test_add_pins_the_servers_tools_and_installs_it_as_a_plugin(

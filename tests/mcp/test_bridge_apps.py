@@ -6,14 +6,12 @@ tests/fixtures/mcp/fake_server.py started with ``--app[=HOW]``."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FIXTURES, events_of
+from support import FIXTURES, call_line, fake_mcp_program
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.mcp.add import AddRequest, add_server
@@ -25,12 +23,7 @@ DEADLINE_S = 30.0
 
 @pytest.fixture
 def fake_program(tmp_path: Path) -> Path:
-    program = tmp_path / "bin" / "fake-mcp"
-    program.parent.mkdir()
-    interpreter = getattr(sys, "_base_executable", sys.executable)
-    program.write_text(f"#!{interpreter} -I\n" + FAKE.read_text("utf-8"), "utf-8")
-    program.chmod(0o755)
-    return program
+    return fake_mcp_program(tmp_path)
 
 
 async def _add(kernel: Kernel, program: Path, how: str = "") -> Any:
@@ -48,10 +41,7 @@ async def _add(kernel: Kernel, program: Path, how: str = "") -> Any:
 
 
 async def _call(kernel: Kernel, line: str) -> dict[str, Any]:
-    seen = events_of(kernel)
-    await asyncio.wait_for(kernel.submit(kernel.open_session().id, line), DEADLINE_S)
-    (result,) = [e for e in seen if e["type"] == "tool_result"]
-    return result
+    return (await call_line(kernel, line, DEADLINE_S))[0]
 
 
 async def test_a_tool_with_an_app_is_drawn_by_the_app_with_its_result(

@@ -14,14 +14,13 @@ import os
 import select
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from support import DEETING, FIXTURES, REPO, run_deeting
+from support import DEETING, FIXTURES, REPO, fake_mcp_program, run_deeting
 
 from deeting_tui.kernel.sessions.store import SessionStore
 from deeting_tui.paths import resolve_paths
@@ -476,12 +475,7 @@ def test_a_stock_mcp_servers_tools_are_served_with_its_pinned_annotations(
 ) -> None:
     """A server added with ``deeting mcp add`` (our own fake, standard library only) served
     back out: its annotations as pinned, its structured result, its progress, a cancel."""
-    program = tmp_path / "bin" / "fake-mcp"
-    program.parent.mkdir()
-    interpreter = getattr(sys, "_base_executable", sys.executable)
-    fake = FIXTURES / "mcp" / "fake_server.py"
-    program.write_text(f"#!{interpreter} -I\n" + fake.read_text("utf-8"), "utf-8")
-    program.chmod(0o755)
+    program = fake_mcp_program(tmp_path)
     home = tmp_path / "home"
     added = run_deeting("mcp", "add", "fake", "--command", "--yes", "--", str(program), home=home)
     assert added.returncode == 0, added.stderr

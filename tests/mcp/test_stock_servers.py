@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from mcp_support import STOCK, cached_tree, tool_cache_env
-from support import events_of, run_deeting
+from support import call_line, run_deeting
 
 import deeting_tui.mcp.add as add_module
 from deeting_tui.kernel.kernel import Kernel
@@ -63,10 +63,7 @@ async def _add(
 
 
 async def _call(kernel: Kernel, line: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    seen = events_of(kernel)
-    await asyncio.wait_for(kernel.submit(kernel.open_session().id, line), DEADLINE_S)
-    (result,) = [e for e in seen if e["type"] == "tool_result"]
-    return result, seen
+    return await call_line(kernel, line, DEADLINE_S)
 
 
 @pytest.fixture

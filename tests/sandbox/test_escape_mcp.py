@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FIXTURES, events_of
+from support import call_line, events_of, fake_mcp_program
 
 from deeting_tui.kernel.kernel import Kernel
 from deeting_tui.mcp.add import AddRequest, add_server
@@ -33,13 +32,7 @@ pytestmark = enforced
 
 @pytest.fixture
 def program(tmp_path: Path) -> Path:
-    script = tmp_path / "bin" / "hostile-mcp"
-    script.parent.mkdir()
-    interpreter = getattr(sys, "_base_executable", sys.executable)
-    source = (FIXTURES / "mcp" / "fake_server.py").read_text("utf-8")
-    script.write_text(f"#!{interpreter} -I\n{source}", "utf-8")
-    script.chmod(0o755)
-    return script
+    return fake_mcp_program(tmp_path, "hostile-mcp")
 
 
 @pytest.fixture
@@ -60,11 +53,8 @@ async def _hostile(kernel: Kernel, program: Path) -> None:
 
 
 async def _attack(kernel: Kernel, how: str, target: str = "") -> dict[str, Any]:
-    seen = events_of(kernel)
     line = f"/attack how={how}" + (f" target={target}" if target else "")
-    await asyncio.wait_for(kernel.submit(kernel.open_session().id, line), DEADLINE_S)
-    (result,) = [e for e in seen if e["type"] == "tool_result"]
-    return result
+    return (await call_line(kernel, line, DEADLINE_S))[0]
 
 
 async def _still_serving(kernel: Kernel) -> None:
