@@ -308,15 +308,7 @@ def _uvx(base: Proposal, args: list[str]) -> Proposal:
                 f"uvx's option {quote_prefix(flag)!r} is not understood here; add the server "
                 "with `deeting mcp add NAME --pypi PKG -- ARGS`"
             )
-    if not rest:
-        raise InstallError("uvx names no package to run; add it with `deeting mcp add --pypi`")
-    target = rest.pop(0)
-    program = None
-    if package is None:
-        package = target
-    else:
-        program = target
-    return _pypi(base, package, program, rest)
+    return _launched(base, package, rest, "uvx names no package to run")
 
 
 def _pipx(base: Proposal, args: list[str]) -> Proposal:
@@ -335,15 +327,18 @@ def _pipx(base: Proposal, args: list[str]) -> Proposal:
                 f"pipx's option {quote_prefix(flag)!r} is not understood here; add the server "
                 "with `deeting mcp add NAME --pypi PKG -- ARGS`"
             )
+    return _launched(base, package, rest, "pipx run names no package")
+
+
+def _launched(base: Proposal, package: str | None, rest: list[str], missing: str) -> Proposal:
+    """What uvx or pipx runs once its options are read: the package (``--from``/``--spec``,
+    the next word then being the program), else the next word is the package itself."""
     if not rest:
-        raise InstallError("pipx run names no package; add it with `deeting mcp add --pypi`")
+        raise InstallError(f"{missing}; add it with `deeting mcp add --pypi`")
     target = rest.pop(0)
-    program = None
     if package is None:
-        package = target
-    else:
-        program = target
-    return _pypi(base, package, program, rest)
+        return _pypi(base, target, None, rest)
+    return _pypi(base, package, target, rest)
 
 
 def _pypi(base: Proposal, package: str, program: str | None, args: list[str]) -> Proposal:

@@ -5,8 +5,8 @@ sandboxed; the worker is, the moment it has read this).
 It says what to run (``argv``: the runtime and the server's entry, never a shell), with which
 environment (``env``: built from nothing — the locale and time zone, HOME, a PATH of the
 runtime's own folder only, the server's folders, the user's ``--env`` values; the worker adds
-the proxy variables and TMPDIR), and what the sandbox must let that runtime execute and read
-beyond the baseline (``executables``, ``read``; see sandbox/policy.py ServerRuntime). So the
+the proxy variables and TMPDIR), and what the sandbox must let that runtime execute
+beyond the baseline (``executables``; see sandbox/policy.py ServerRuntime). So the
 server holds exactly the plugin's grants plus its runtime, and a program it tries to start
 (``node -v``, ``npm install``) is refused by the OS unless ``shell`` is granted.
 """
@@ -69,7 +69,6 @@ def launch_for(
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # its folder is read-only to it
     if server.runtime == "node":
         env["npm_config_cache"] = str(cache_dir / "npm")
-    read: list[str] = []
     if network:
         bundle = next((b for b in CA_BUNDLES if os.path.isfile(b)), None)
         if bundle is not None:
@@ -89,7 +88,6 @@ def launch_for(
         "env": env,
         "cwd": str(data_dir),
         "executables": executables,
-        "read": read,
         "pins": str(spec_root / PINS_FILE),
         "node_preload": str(preload) if server.runtime == "node" and preload.is_file() else None,
     }

@@ -98,12 +98,10 @@ def server_runtime(launch: object) -> ServerRuntime | None:
     if not isinstance(launch, dict):
         return None
     executables = launch.get("executables")
-    read = launch.get("read")
-    if not isinstance(executables, list) or not isinstance(read, list):
+    if not isinstance(executables, list):
         raise SandboxError("the MCP server's launch names no runtime to allow")
     return ServerRuntime(
-        tuple(str(p) for p in executables if isinstance(p, str) and p.startswith("/")),
-        tuple(str(p) for p in read if isinstance(p, str) and p.startswith("/")),
+        tuple(str(p) for p in executables if isinstance(p, str) and p.startswith("/"))
     )
 
 

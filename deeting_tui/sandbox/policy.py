@@ -101,11 +101,11 @@ RUNTIME_READ = ("/etc/ssl/openssl.cnf", "/usr/lib/ssl/openssl.cnf")
 
 @dataclass(frozen=True)
 class ServerRuntime:
-    """What a stock MCP server's runtime may execute and read beyond the baseline: absolute
-    paths, files (resolved, since Landlock checks the file a link leads to) or folders."""
+    """What a stock MCP server's runtime may execute beyond the baseline: absolute paths of
+    files, resolved (Landlock checks the file a link leads to). What it may read is the
+    baseline's plus :data:`RUNTIME_READ`."""
 
     executables: tuple[str, ...]
-    read: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def plan_sandbox(
     read: list[str] = [*BASE_READ, *own_proc]
     read_exec: list[str] = [*python_installation(), *SYSTEM_LIBRARIES, str(root)]
     if runtime is not None:
-        read, read_exec = [*read, *read_exec, *RUNTIME_READ, *runtime.read], []
+        read, read_exec = [*read, *read_exec, *RUNTIME_READ], []
         read_exec.extend(runtime.executables)
     write: list[str] = [str(data_dir), str(cache_dir)]
     if tmp_dir is not None:
